@@ -1,0 +1,132 @@
+//! Command-line arguments.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "wasmflow",
+    version,
+    about = "Run automation actions as sandboxed WebAssembly components, and see what ran.",
+    after_help = "Exit status: 0 succeeded, 1 the action failed, 2 usage or input error.\n\
+                  Docs: README.md (grant flags, the JSON <-> WIT mapping, writing actions)."
+)]
+pub struct Cli {
+    /// Store directory [default: $XDG_DATA_HOME/wasmflow or ~/.local/share/wasmflow]
+    #[arg(long, env = "WASMFLOW_HOME", global = true, value_name = "DIR")]
+    pub home: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run one action with typed input, in a deny-by-default sandbox.
+    Run(RunArgs),
+    /// Show an action's signature (WIT), input JSON Schema and imports.
+    Inspect(InspectArgs),
+    /// List and look at recorded executions.
+    Execution {
+        #[command(subcommand)]
+        command: ExecutionCommand,
+    },
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// The action: a component file (.wasm, or .wat text).
+    pub component: PathBuf,
+
+    /// Input JSON file (an object keyed by parameter name); `-` reads stdin.
+    #[arg(long, short = 'i', value_name = "FILE")]
+    pub input: Option<PathBuf>,
+
+    /// Set one input field: `-p spec.name=web01` (typed by the WIT).
+    #[arg(short = 'p', long = "param", value_name = "PATH=VALUE")]
+    pub params: Vec<String>,
+
+    #[command(flatten)]
+    pub grants: GrantArgs,
+
+    /// Wall-time limit, e.g. `30s`, `2m`, `500ms`.
+    #[arg(long, default_value = "60s", value_name = "DURATION")]
+    pub timeout: String,
+
+    /// Memory limit for all of the action's memories, e.g. `128MiB`.
+    #[arg(long, default_value = "256MiB", value_name = "SIZE")]
+    pub memory: String,
+
+    /// Limit on captured stdout and on captured stderr, each.
+    #[arg(long, default_value = "1MiB", value_name = "SIZE")]
+    pub max_output: String,
+
+    /// Limit on the action's log lines, all together.
+    #[arg(long, default_value = "1MiB", value_name = "SIZE")]
+    pub max_log: String,
+
+    /// Print the whole execution record as JSON instead of the result.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Capabilities. Nothing is granted unless named here.
+#[derive(Args, Default)]
+pub struct GrantArgs {
+    /// Read-only directory: HOST_DIR[::GUEST_DIR] (guest path defaults to the host path).
+    #[arg(long = "allow-read", value_name = "HOST_DIR[::GUEST_DIR]")]
+    pub read: Vec<String>,
+
+    /// Read-write directory: HOST_DIR[::GUEST_DIR].
+    #[arg(long = "allow-write", value_name = "HOST_DIR[::GUEST_DIR]")]
+    pub write: Vec<String>,
+
+    /// One environment variable: NAME (the host's value) or NAME=VALUE.
+    #[arg(long = "allow-env", value_name = "NAME[=VALUE]")]
+    pub env: Vec<String>,
+
+    /// Outgoing HTTP and sockets to one host: HOST or HOST:PORT.
+    #[arg(long = "allow-net", value_name = "HOST[:PORT]")]
+    pub net: Vec<String>,
+
+    /// A host program the action may run through `wasmflow:action/process`.
+    #[arg(long = "allow-exec", value_name = "PROGRAM")]
+    pub exec: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct InspectArgs {
+    /// The action: a component file (.wasm or .wat).
+    pub component: PathBuf,
+
+    /// Print everything as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Subcommand)]
+pub enum ExecutionCommand {
+    /// Recorded executions, newest first.
+    List {
+        /// How many to show.
+        #[arg(short = 'n', long, default_value_t = 20)]
+        limit: usize,
+        /// Only executions with this status (pending, running, succeeded, failed, timed_out, canceled).
+        #[arg(long)]
+        status: Option<String>,
+        /// Print records as a JSON array.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One execution: status, input, result or error.
+    Get {
+        /// Execution id, or a unique prefix of it.
+        id: String,
+        /// Also show grants, limits, digest, logs, output and timings.
+        #[arg(long)]
+        detail: bool,
+        /// Print the record as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}

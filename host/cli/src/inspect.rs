@@ -1,0 +1,52 @@
+//! `wasmflow inspect`.
+
+use crate::args::InspectArgs;
+use crate::{print, CmdResult, Fail};
+use anyhow::anyhow;
+use std::path::Path;
+use std::process::ExitCode;
+
+pub fn inspect(home: &Path, args: InspectArgs) -> CmdResult {
+    let rt = crate::runtime_for(home)?;
+    // Loading validates and links the component the same way `run` does, so
+    // `inspect` says no to exactly what `run` would refuse.
+    let action = rt.load(&args.component)?;
+    let info = wasmflow_runtime::inspect::inspect(&action.bytes).map_err(|e| Fail::usage(anyhow!("{}: {e}", args.component.display())))?;
+    if args.json {
+        let mut v = serde_json::to_value(&info).expect("inspection serializes");
+        v["digest"] = action.digest.to_string().into();
+        print::json(&v);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{}  {}", args.component.display(), action.digest);
+    if let Some(d) = &info.docs {
+        println!("\n{}", d.trim());
+    }
+    println!("\n# Signature (WIT)\n");
+    print!("{}", info.wit);
+    println!("\n# Input (JSON Schema)\n");
+    print::json(&info.input_schema);
+    println!("\n# Imports\n");
+    for i in &info.imports {
+        let note = capability_note(i);
+        if note.is_empty() {
+            println!("  {i}");
+        } else {
+            println!("  {i:<44} {note}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Which grant flag makes an import do anything.
+fn capability_note(import: &str) -> &'static str {
+    let name = import.split('@').next().unwrap_or(import);
+    match name {
+        "wasi:filesystem/preopens" => "(files: --allow-read / --allow-write)",
+        "wasi:cli/environment" => "(env: --allow-env)",
+        "wasi:http/outgoing-handler" => "(net: --allow-net)",
+        "wasi:sockets/tcp" | "wasi:sockets/udp" | "wasi:sockets/ip-name-lookup" => "(net: --allow-net)",
+        "wasmflow:action/process" => "(exec: --allow-exec)",
+        _ => "",
+    }
+}

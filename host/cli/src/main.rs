@@ -1,0 +1,93 @@
+//! The `wasmflow` command: parses arguments, calls the libraries, prints.
+//!
+//! No logic lives here beyond turning flags into library calls and records
+//! into text. Exit status: 0 succeeded, 1 the action failed, 2 usage or
+//! input error caught before anything ran.
+
+mod args;
+mod execution;
+mod inspect;
+mod print;
+mod run;
+mod units;
+
+use clap::Parser;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// An error that stops the command, with the exit status it maps to.
+pub(crate) struct Fail {
+    code: u8,
+    error: anyhow::Error,
+}
+
+impl Fail {
+    pub fn usage(error: impl Into<anyhow::Error>) -> Self {
+        Self { code: 2, error: error.into() }
+    }
+
+}
+
+impl From<wasmflow_runtime::RuntimeError> for Fail {
+    fn from(e: wasmflow_runtime::RuntimeError) -> Self {
+        let code = if e.is_usage() { 2 } else { 1 };
+        Self { code, error: e.into() }
+    }
+}
+
+impl From<wasmflow_store::StoreError> for Fail {
+    fn from(e: wasmflow_store::StoreError) -> Self {
+        use wasmflow_store::StoreError::*;
+        let code = match e {
+            NotFound(_) | Ambiguous { .. } | Locked { .. } => 2,
+            _ => 1,
+        };
+        Self { code, error: e.into() }
+    }
+}
+
+pub(crate) type CmdResult = Result<ExitCode, Fail>;
+
+fn main() -> ExitCode {
+    let cli = args::Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("WASMFLOW_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let home = cli.home.clone().unwrap_or_else(default_home);
+    let result = match cli.command {
+        args::Command::Run(a) => run::run(&home, a),
+        args::Command::Inspect(a) => inspect::inspect(&home, a),
+        args::Command::Execution { command } => execution::execution(&home, command),
+    };
+    match result {
+        Ok(code) => code,
+        Err(Fail { code, error }) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+/// `$XDG_DATA_HOME/wasmflow`, else `~/.local/share/wasmflow`.
+fn default_home() -> PathBuf {
+    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|x| !x.is_empty()) {
+        return PathBuf::from(x).join("wasmflow");
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    home.join(".local/share/wasmflow")
+}
+
+pub(crate) fn runtime_for(home: &std::path::Path) -> Result<wasmflow_runtime::Runtime, Fail> {
+    Ok(wasmflow_runtime::Runtime::open(home)?)
+}
+
+pub(crate) fn tokio() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("starting the tokio runtime")
+}

@@ -1,0 +1,99 @@
+//! `wasmflow run`.
+
+use crate::args::{GrantArgs, RunArgs};
+use crate::units::{parse_duration, parse_size};
+use crate::{print, CmdResult, Fail};
+use anyhow::anyhow;
+use serde_json::Value;
+use std::io::Read;
+use std::path::Path;
+use std::process::ExitCode;
+use wasmflow_runtime::{grants, overrides, RunOptions};
+use wasmflow_store::{Grants, Limits, Status};
+
+pub fn run(home: &Path, args: RunArgs) -> CmdResult {
+    // Everything the user typed is checked before the store is opened or
+    // the component compiled.
+    let mut input = match &args.input {
+        Some(path) => read_input(path)?,
+        None => Value::Object(Default::default()),
+    };
+    let grants = grants_from(&args.grants).map_err(Fail::usage)?;
+    let limits = Limits {
+        memory_bytes: parse_size("--memory", &args.memory).map_err(|e| Fail::usage(anyhow!(e)))?,
+        timeout_ms: parse_duration("--timeout", &args.timeout)
+            .map_err(|e| Fail::usage(anyhow!(e)))?
+            .as_millis() as u64,
+        output_bytes: parse_size("--max-output", &args.max_output).map_err(|e| Fail::usage(anyhow!(e)))?,
+        log_bytes: parse_size("--max-log", &args.max_log).map_err(|e| Fail::usage(anyhow!(e)))?,
+    };
+
+    let rt = crate::runtime_for(home)?;
+    let action = rt.load(&args.component)?;
+    for p in &args.params {
+        overrides::apply(&action, &mut input, p).map_err(|e| Fail::usage(anyhow!("-p {p}: {e}")))?;
+    }
+    let options = RunOptions {
+        grants,
+        limits,
+        ..Default::default()
+    };
+    let record = crate::tokio().block_on(rt.run(&action, input, options))?;
+
+    if args.json {
+        print::json(&record);
+    } else if let Some(result) = &record.result {
+        print::json(result);
+    }
+    print::summary(&record);
+    Ok(match record.status {
+        Status::Succeeded => ExitCode::SUCCESS,
+        _ => ExitCode::from(1),
+    })
+}
+
+fn read_input(path: &Path) -> Result<Value, Fail> {
+    let (name, text) = if path == Path::new("-") {
+        let mut s = String::new();
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .map_err(|e| Fail::usage(anyhow!("reading input from stdin: {e}")))?;
+        ("<stdin>".to_owned(), s)
+    } else {
+        let s = std::fs::read_to_string(path)
+            .map_err(|e| Fail::usage(anyhow!("cannot read input file {}: {e}", path.display())))?;
+        (path.display().to_string(), s)
+    };
+    serde_json::from_str(&text).map_err(|e| {
+        Fail::usage(anyhow!(
+            "{name}:{}:{}: invalid JSON: {}",
+            e.line(),
+            e.column(),
+            strip_position(&e.to_string())
+        ))
+    })
+}
+
+/// serde_json appends " at line L column C"; we print it up front instead.
+fn strip_position(msg: &str) -> &str {
+    msg.rsplit_once(" at line ").map(|(m, _)| m).unwrap_or(msg)
+}
+
+fn grants_from(args: &GrantArgs) -> Result<Grants, wasmflow_runtime::GrantError> {
+    Ok(Grants {
+        read: args
+            .read
+            .iter()
+            .map(|v| grants::parse_mount("--allow-read", v))
+            .collect::<Result<_, _>>()?,
+        write: args
+            .write
+            .iter()
+            .map(|v| grants::parse_mount("--allow-write", v))
+            .collect::<Result<_, _>>()?,
+        env: args.env.iter().map(|v| grants::parse_env(v)).collect::<Result<_, _>>()?,
+        net: args.net.iter().map(|v| grants::parse_net(v)).collect::<Result<_, _>>()?,
+        exec: args.exec.iter().map(|v| grants::parse_exec(v)).collect::<Result<_, _>>()?,
+        secrets: Vec::new(),
+    })
+}

@@ -1,0 +1,130 @@
+//! A loaded action: its digest, compiled component, and `run` signature.
+
+use crate::cache::ComponentCache;
+use crate::sandbox::Sandbox;
+use crate::value::{self, InputError, Path};
+use crate::RuntimeError;
+use serde_json::Value;
+use wasmflow_store::Digest;
+use wasmtime::component::types::ComponentItem;
+use wasmtime::component::{Component, InstancePre, Linker, Type, Val};
+use wasmtime::Engine;
+
+/// The parameter and result types of an action's exported `run`.
+#[derive(Clone)]
+pub struct RunSignature {
+    pub params: Vec<(String, Type)>,
+    pub result: Option<Type>,
+}
+
+/// A component ready to run: compiled, linked, its signature known.
+#[derive(Clone)]
+pub struct Action {
+    /// How the user named it (a path, later a registry reference).
+    pub reference: String,
+    pub digest: Digest,
+    /// The component binary (after `.wat` conversion).
+    pub bytes: std::sync::Arc<Vec<u8>>,
+    pub signature: RunSignature,
+    pub(crate) pre: InstancePre<Sandbox>,
+    pub(crate) component: Component,
+}
+
+impl Action {
+    /// Check `input` against the signature and convert it, naming the JSON
+    /// path and WIT type of the first problem.
+    pub fn check_input(&self, input: &Value) -> Result<Vec<Val>, InputError> {
+        let obj = input.as_object().ok_or_else(|| InputError {
+            path: "input".into(),
+            problem: format!(
+                "expected a JSON object keyed by parameter name ({}), got {}",
+                self.param_names().join(", "),
+                value::describe(input)
+            ),
+        })?;
+        value::check_keys(obj, self.signature.params.iter().map(|(n, _)| n.as_str()), &Path::default())?;
+        self.signature
+            .params
+            .iter()
+            .map(|(name, ty)| {
+                let v = obj.get(name).or_else(|| obj.get(&name.replace('-', "_")));
+                match v {
+                    Some(v) => value::json_to_val(ty, v, &Path::root(name)),
+                    None if matches!(ty, Type::Option(_)) => Ok(Val::Option(None)),
+                    None => Err(InputError {
+                        path: name.clone(),
+                        problem: format!("missing parameter of type {}", value::type_name(ty)),
+                    }),
+                }
+            })
+            .collect()
+    }
+
+    pub fn param_names(&self) -> Vec<&str> {
+        self.signature.params.iter().map(|(n, _)| n.as_str()).collect()
+    }
+
+    pub fn component(&self) -> &Component {
+        &self.component
+    }
+}
+
+pub(crate) fn load(
+    engine: &Engine,
+    linker: &Linker<Sandbox>,
+    cache: &ComponentCache,
+    reference: &str,
+    bytes: Vec<u8>,
+) -> Result<Action, RuntimeError> {
+    let invalid = |message: String| RuntimeError::InvalidComponent {
+        path: reference.to_owned(),
+        message,
+    };
+    let bytes = if reference.ends_with(".wat") {
+        wat::parse_bytes(&bytes).map_err(|e| invalid(e.to_string()))?.into_owned()
+    } else {
+        bytes
+    };
+    if !wasmparser_is_component(&bytes) {
+        return Err(invalid(
+            "it is not a component (a core module or another file); build it with componentize-py, \
+             componentize-js or `wasm-tools component new`"
+                .into(),
+        ));
+    }
+    let digest = Digest::of(&bytes);
+    let component = cache
+        .get_or_compile(engine, &digest, &bytes)
+        .map_err(|e| invalid(format!("{e:#}")))?;
+    let signature = signature(engine, &component).ok_or_else(|| RuntimeError::NoRunExport {
+        path: reference.to_owned(),
+    })?;
+    let pre = linker.instantiate_pre(&component).map_err(|e| RuntimeError::Unlinkable {
+        path: reference.to_owned(),
+        message: format!("{e:#}"),
+    })?;
+    Ok(Action {
+        reference: reference.to_owned(),
+        digest,
+        bytes: std::sync::Arc::new(bytes),
+        signature,
+        pre,
+        component,
+    })
+}
+
+/// A component's preamble: magic, then the component-model layer tag.
+fn wasmparser_is_component(bytes: &[u8]) -> bool {
+    bytes.len() >= 8 && bytes[..4] == *b"\0asm" && bytes[6..8] == [0x01, 0x00]
+}
+
+fn signature(engine: &Engine, component: &Component) -> Option<RunSignature> {
+    let ty = component.component_type();
+    let run = ty.get_export(engine, "run")?;
+    let ComponentItem::ComponentFunc(func) = run.ty else {
+        return None;
+    };
+    let params = func.params().map(|(n, t)| (n.to_owned(), t)).collect();
+    let result = func.results().next();
+    Some(RunSignature { params, result })
+}

@@ -1,0 +1,147 @@
+//! Runs wasmflow actions.
+//!
+//! This crate owns the wasmtime engine, the compiled-component cache, the
+//! JSON <-> WIT mapping, the sandbox built from grants, the limits, and the
+//! writing of one [`ExecutionRecord`] per run. It knows nothing of workflows
+//! or of how results are printed: the workflow scheduler and the CLI call
+//! [`Runtime::load`] and [`Runtime::run`].
+
+mod action;
+mod cache;
+mod engine;
+pub mod grants;
+pub mod inspect;
+mod limits;
+mod output;
+pub mod overrides;
+mod process;
+mod run;
+mod sandbox;
+pub mod value;
+
+pub use action::{Action, RunSignature};
+pub use grants::GrantError;
+pub use run::RunOptions;
+pub use value::InputError;
+pub use wasmflow_store as store;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use wasmflow_store::{ExecutionRecord, Store, StoreError};
+
+/// Why a run could not start. Once an action is running, its failures are
+/// written to its [`ExecutionRecord`] instead.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is not a valid WebAssembly component: {message}")]
+    InvalidComponent { path: String, message: String },
+    #[error("{path} does not export a `run` function (an action's world must `export run: func(...)`)")]
+    NoRunExport { path: String },
+    #[error("{path} cannot be linked: {message}")]
+    Unlinkable { path: String, message: String },
+    #[error("invalid input: {0}")]
+    Input(#[from] InputError),
+    #[error("invalid grant: {0}")]
+    Grant(#[from] GrantError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot set up the runtime in {path}: {message}")]
+    Setup { path: PathBuf, message: String },
+}
+
+impl RuntimeError {
+    /// Whether the error is the caller's (bad file, input or grant) rather
+    /// than the host's: the CLI maps these to exit status 2.
+    pub fn is_usage(&self) -> bool {
+        !matches!(self, RuntimeError::Store(StoreError::Sled(_)) | RuntimeError::Setup { .. })
+    }
+}
+
+/// The engine, the component cache and the store, shared by every run.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    engine: wasmtime::Engine,
+    linker: wasmtime::component::Linker<sandbox::Sandbox>,
+    cache: cache::ComponentCache,
+    store: Store,
+    _ticker: engine::EpochTicker,
+}
+
+impl Runtime {
+    /// Open the runtime rooted at `home` (`WASMFLOW_HOME`): the store lives
+    /// in `home/store`, compiled components in `home/cache`.
+    pub fn open(home: &Path) -> Result<Self, RuntimeError> {
+        let store = Store::open(&home.join("store"))?;
+        Self::with_store(home, store)
+    }
+
+    /// Like [`Runtime::open`], with a store the caller already opened.
+    pub fn with_store(home: &Path, store: Store) -> Result<Self, RuntimeError> {
+        let setup = |message: String| RuntimeError::Setup {
+            path: home.to_owned(),
+            message,
+        };
+        let engine = engine::new_engine().map_err(|e| setup(format!("{e:#}")))?;
+        let linker = run::linker(&engine).map_err(|e| setup(format!("{e:#}")))?;
+        let cache = cache::ComponentCache::new(&home.join("cache"), &engine)
+            .map_err(|e| setup(format!("component cache: {e}")))?;
+        let ticker = engine::EpochTicker::start(&engine);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                engine,
+                linker,
+                cache,
+                store,
+                _ticker: ticker,
+            }),
+        })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// Read, compile (or load from the cache) and link a component file.
+    /// `.wat` text is accepted and converted to binary first.
+    pub fn load(&self, path: &Path) -> Result<Action, RuntimeError> {
+        let bytes = std::fs::read(path).map_err(|source| RuntimeError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        self.load_bytes(&path.display().to_string(), bytes)
+    }
+
+    /// Like [`Runtime::load`], for bytes from elsewhere (a registry, a blob).
+    pub fn load_bytes(&self, reference: &str, bytes: Vec<u8>) -> Result<Action, RuntimeError> {
+        action::load(&self.inner.engine, &self.inner.linker, &self.inner.cache, reference, bytes)
+    }
+
+    /// Run `action` with `input`, record the execution, and return its record.
+    ///
+    /// Input is checked against the action's WIT types before anything is
+    /// instantiated; an [`InputError`] leaves no record behind. Everything
+    /// after that (traps, timeouts, limits, the action's own `err`) ends up
+    /// in the returned record's status.
+    pub async fn run(
+        &self,
+        action: &Action,
+        input: serde_json::Value,
+        options: RunOptions,
+    ) -> Result<ExecutionRecord, RuntimeError> {
+        run::run(self, action, input, options).await
+    }
+
+    pub(crate) fn engine(&self) -> &wasmtime::Engine {
+        &self.inner.engine
+    }
+}

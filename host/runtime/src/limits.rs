@@ -1,0 +1,56 @@
+//! The memory budget of one execution.
+
+use wasmtime::ResourceLimiter;
+
+/// Caps the linear memory of all of a component's memories together.
+///
+/// Growing past the budget traps (rather than making `memory.grow` return
+/// -1), so a memory bomb always ends its execution with a clear reason even
+/// when the guest's allocator would have swallowed the failure.
+pub(crate) struct MemoryBudget {
+    limit: usize,
+    used: usize,
+    pub peak: usize,
+    pub exceeded: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("memory limit of {limit} bytes exceeded (the guest asked for {wanted} bytes)")]
+pub(crate) struct MemoryLimitExceeded {
+    pub limit: usize,
+    pub wanted: usize,
+}
+
+/// Tables hold function references, not data; this is only a backstop.
+const MAX_TABLE_ELEMENTS: usize = 1 << 20;
+
+impl MemoryBudget {
+    pub fn new(limit: u64) -> Self {
+        Self {
+            limit: usize::try_from(limit).unwrap_or(usize::MAX),
+            used: 0,
+            peak: 0,
+            exceeded: false,
+        }
+    }
+}
+
+impl ResourceLimiter for MemoryBudget {
+    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let wanted = self.used + desired.saturating_sub(current);
+        if wanted > self.limit {
+            self.exceeded = true;
+            return Err(wasmtime::Error::new(MemoryLimitExceeded {
+                limit: self.limit,
+                wanted,
+            }));
+        }
+        self.used = wanted;
+        self.peak = self.peak.max(wanted);
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+}

@@ -1,0 +1,232 @@
+//! One execution: check input, record `running`, instantiate in a fresh
+//! sandbox, call `run` under the limits, record the outcome.
+
+use crate::action::Action;
+use crate::engine::EPOCH_TICK;
+use crate::limits::MemoryLimitExceeded;
+use crate::output::OutputLimitExceeded;
+use crate::sandbox::{bindings, LogLimitExceeded, Sandbox};
+use crate::value::val_to_json;
+use crate::{Runtime, RuntimeError};
+use serde_json::{json, Value};
+use std::time::Duration;
+use wasmflow_store::{now, ExecutionId, ExecutionRecord, Failure, Grants, Limits, Status};
+use wasmtime::component::{HasSelf, Linker, Type, Val};
+use wasmtime::Trap;
+
+/// How to run: the grants and limits, and where the execution sits.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    pub grants: Grants,
+    pub limits: Limits,
+    pub parent: Option<ExecutionId>,
+    pub root: Option<ExecutionId>,
+    pub rerun_of: Option<ExecutionId>,
+    pub worker: Option<String>,
+}
+
+pub(crate) fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<Sandbox>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    bindings::Imports::add_to_linker::<_, HasSelf<Sandbox>>(&mut linker, |s| s)?;
+    Ok(linker)
+}
+
+pub(crate) async fn run(
+    rt: &Runtime,
+    action: &Action,
+    input: Value,
+    options: RunOptions,
+) -> Result<ExecutionRecord, RuntimeError> {
+    let params = action.check_input(&input)?;
+
+    let mut record = ExecutionRecord::new_action(action.reference.clone(), action.digest.to_string(), input);
+    record.grants = options.grants;
+    record.limits = options.limits;
+    record.parent = options.parent;
+    record.root = options.root;
+    record.rerun_of = options.rerun_of;
+    record.worker = options.worker;
+    record.status = Status::Running;
+    record.started_at = Some(now());
+    // Durable before the guest runs: a crash mid-run leaves a visible
+    // `running` record rather than nothing.
+    rt.store().put(&record)?;
+
+    let name = action_name(&action.reference);
+    let sandbox = match Sandbox::new(&name, &record.grants, &record.limits) {
+        Ok(s) => s,
+        Err(e) => {
+            finish(&mut record, Status::Failed, None, Some(failure("sandbox", format!("{e:#}"))));
+            rt.store().put(&record)?;
+            return Ok(record);
+        }
+    };
+    let mut store = wasmtime::Store::new(rt.engine(), sandbox);
+    store.limiter(|s| &mut s.memory);
+    let timeout = Duration::from_millis(record.limits.timeout_ms);
+    store.set_epoch_deadline(timeout.as_millis().div_ceil(EPOCH_TICK.as_millis()) as u64 + 1);
+    store.epoch_deadline_trap();
+
+    let call = async {
+        let instance = action.pre.instantiate_async(&mut store).await?;
+        let func = instance
+            .get_func(&mut store, "run")
+            .ok_or_else(|| wasmtime::format_err!("the instance has no `run` export"))?;
+        let mut results = vec![Val::Bool(false); func.ty(&store).results().len()];
+        func.call_async(&mut store, &params, &mut results).await?;
+        wasmtime::Result::Ok(results)
+    };
+    // Epoch interruption stops a guest that computes; this stops one that
+    // waits in a host call (a sleep, a slow socket) past its time.
+    let outcome = tokio::time::timeout(timeout + 2 * EPOCH_TICK, call).await;
+
+    let (status, result, error) = match outcome {
+        Err(_elapsed) => (Status::TimedOut, None, Some(timed_out(timeout))),
+        Ok(Err(e)) => classify_trap(&e, store.data(), timeout),
+        Ok(Ok(results)) => outcome_of(action.signature.result.as_ref(), results.first()),
+    };
+
+    let data = store.data();
+    record.stdout = String::from_utf8_lossy(&data.stdout.contents()).into_owned();
+    record.stderr = String::from_utf8_lossy(&data.stderr.contents()).into_owned();
+    record.logs = data.journal.take();
+    finish(&mut record, status, result, error);
+    rt.store().put(&record)?;
+    Ok(record)
+}
+
+fn finish(record: &mut ExecutionRecord, status: Status, result: Option<Value>, error: Option<Failure>) {
+    record.status = status;
+    record.result = result;
+    record.error = error;
+    record.ended_at = Some(now());
+}
+
+/// The file name without directories and the `.wasm` extension: what the
+/// guest sees as `argv[0]`.
+fn action_name(reference: &str) -> String {
+    let base = reference.rsplit('/').next().unwrap_or(reference);
+    base.strip_suffix(".wasm").or_else(|| base.strip_suffix(".wat")).unwrap_or(base).to_owned()
+}
+
+fn failure(code: &str, message: String) -> Failure {
+    Failure {
+        code: code.to_owned(),
+        message,
+        retryable: false,
+        details: None,
+    }
+}
+
+fn timed_out(timeout: Duration) -> Failure {
+    Failure {
+        code: "timeout".into(),
+        message: format!("the action ran longer than its {} limit", humanize(timeout)),
+        retryable: true,
+        details: None,
+    }
+}
+
+fn humanize(d: Duration) -> String {
+    if d.as_millis() % 1000 == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
+/// Name what stopped the guest: a limit, the clock, or a trap of its own.
+fn classify_trap(e: &wasmtime::Error, sandbox: &Sandbox, timeout: Duration) -> (Status, Option<Value>, Option<Failure>) {
+    let trace = format!("{e:?}");
+    let with_trace = |mut f: Failure| {
+        f.details = Some(json!({ "trace": trace }));
+        f
+    };
+    if let Some(m) = e.downcast_ref::<MemoryLimitExceeded>() {
+        return (Status::Failed, None, Some(with_trace(failure("memory-limit", m.to_string()))));
+    }
+    if sandbox.memory.exceeded {
+        let msg = format!("memory limit exceeded: {}", e.root_cause());
+        return (Status::Failed, None, Some(with_trace(failure("memory-limit", msg))));
+    }
+    if let Some(o) = e.downcast_ref::<OutputLimitExceeded>() {
+        return (Status::Failed, None, Some(with_trace(failure("output-limit", o.to_string()))));
+    }
+    for stream in [&sandbox.stdout, &sandbox.stderr] {
+        if stream.exceeded() {
+            let msg = format!("{} (the guest stopped with: {})", stream.limit_message(), e.root_cause());
+            return (Status::Failed, None, Some(with_trace(failure("output-limit", msg))));
+        }
+    }
+    if let Some(l) = e.downcast_ref::<LogLimitExceeded>() {
+        return (Status::Failed, None, Some(with_trace(failure("log-limit", l.to_string()))));
+    }
+    if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+        return (Status::TimedOut, None, Some(timed_out(timeout)));
+    }
+    let code = match e.downcast_ref::<Trap>() {
+        Some(Trap::StackOverflow) => "stack-overflow",
+        Some(_) => "trap",
+        None => "host-error",
+    };
+    (Status::Failed, None, Some(with_trace(failure(code, e.root_cause().to_string()))))
+}
+
+/// Map `run`'s return value to the record: `result<T, E>` decides success
+/// by its case; any other return type is a success carrying the value.
+fn outcome_of(ty: Option<&Type>, val: Option<&Val>) -> (Status, Option<Value>, Option<Failure>) {
+    let (Some(ty), Some(val)) = (ty, val) else {
+        return (Status::Succeeded, Some(Value::Null), None);
+    };
+    match (ty, val) {
+        (Type::Result(rt), Val::Result(r)) => match r {
+            Ok(v) => {
+                let json = match (rt.ok(), v) {
+                    (Some(t), Some(v)) => val_to_json(&t, v),
+                    _ => Value::Null,
+                };
+                (Status::Succeeded, Some(json), None)
+            }
+            Err(v) => {
+                let json = match (rt.err(), v) {
+                    (Some(t), Some(v)) => val_to_json(&t, v),
+                    _ => Value::Null,
+                };
+                (Status::Failed, None, Some(action_failure(json)))
+            }
+        },
+        (ty, v) => (Status::Succeeded, Some(val_to_json(ty, v)), None),
+    }
+}
+
+/// An action's `err` payload as a [`Failure`]: the `wasmflow:action/types`
+/// `error` record maps field for field; any other type is kept as details.
+fn action_failure(err: Value) -> Failure {
+    if let Some(obj) = err.as_object() {
+        if let (Some(code), Some(message)) = (obj.get("code").and_then(Value::as_str), obj.get("message").and_then(Value::as_str)) {
+            let details = obj.get("details").and_then(|d| match d {
+                Value::Null => None,
+                // `details` is JSON text in WIT; show it as JSON when it is.
+                Value::String(s) => Some(serde_json::from_str(s).unwrap_or_else(|_| Value::String(s.clone()))),
+                other => Some(other.clone()),
+            });
+            return Failure {
+                code: code.to_owned(),
+                message: message.to_owned(),
+                retryable: obj.get("retryable").and_then(Value::as_bool).unwrap_or(false),
+                details,
+            };
+        }
+    }
+    Failure {
+        code: "action-error".into(),
+        message: match &err {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        },
+        retryable: false,
+        details: Some(err),
+    }
+}

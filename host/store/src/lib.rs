@@ -1,0 +1,20 @@
+//! Durable execution records for wasmflow.
+//!
+//! This crate owns the on-disk store (sled) and the data model of what ran:
+//! [`ExecutionRecord`], its [`Status`], the [`Grants`] and [`Limits`] it ran
+//! under, and content-addressed blobs. It knows nothing of wasmtime,
+//! workflows or the CLI: the runtime fills records in, front ends read them.
+//!
+//! Trees and keys (big-endian so scans come out in time order):
+//! - `executions`: ULID (16 bytes) -> JSON record
+//! - `by_status`: status byte + ULID -> ()
+//! - `blobs`: sha256 (32 bytes) -> bytes
+
+mod record;
+mod store;
+
+pub use record::{
+    EnvGrant, ExecutionId, ExecutionRecord, Failure, Grants, Kind, Limits, LogLevel, LogLine,
+    Mount, NetGrant, Progress, Status, now,
+};
+pub use store::{Digest, ListFilter, Store, StoreError};

@@ -1,0 +1,375 @@
+//! What one execution was: its input, grants, outcome, logs and timings.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::fmt;
+use std::str::FromStr;
+use std::time::SystemTime;
+
+/// Time-sortable execution id (a ULID), printed in Crockford base32.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ExecutionId(pub ulid::Ulid);
+
+impl ExecutionId {
+    pub fn new() -> Self {
+        Self(ulid::Ulid::new())
+    }
+
+    /// Big-endian key bytes: sorting keys sorts by creation time.
+    pub fn key(&self) -> [u8; 16] {
+        self.0 .0.to_be_bytes()
+    }
+
+    pub fn from_key(key: &[u8]) -> Option<Self> {
+        let bytes: [u8; 16] = key.try_into().ok()?;
+        Some(Self(ulid::Ulid(u128::from_be_bytes(bytes))))
+    }
+}
+
+impl Default for ExecutionId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for ExecutionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl fmt::Debug for ExecutionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ExecutionId({})", self.0)
+    }
+}
+
+impl FromStr for ExecutionId {
+    type Err = ulid::DecodeError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ulid::Ulid::from_string(s).map(Self)
+    }
+}
+
+/// Whether the execution ran one action or a workflow of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Action,
+    Workflow,
+}
+
+/// Lifecycle of an execution. Terminal states never change again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+    TimedOut,
+    Canceled,
+}
+
+impl Status {
+    pub const ALL: [Status; 6] = [
+        Status::Pending,
+        Status::Running,
+        Status::Succeeded,
+        Status::Failed,
+        Status::TimedOut,
+        Status::Canceled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Running => "running",
+            Status::Succeeded => "succeeded",
+            Status::Failed => "failed",
+            Status::TimedOut => "timed_out",
+            Status::Canceled => "canceled",
+        }
+    }
+
+    /// One byte per status, used as the prefix of `by_status` keys.
+    pub(crate) fn tag(self) -> u8 {
+        self as u8
+    }
+
+    pub fn is_terminal(self) -> bool {
+        !matches!(self, Status::Pending | Status::Running)
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Status {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.replace('-', "_");
+        Status::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| {
+                let names: Vec<_> = Status::ALL.iter().map(|s| s.as_str()).collect();
+                format!("unknown status `{s}` (expected one of: {})", names.join(", "))
+            })
+    }
+}
+
+/// A host directory made visible to the guest.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mount {
+    /// Absolute host path.
+    pub host: String,
+    /// Path the guest sees.
+    pub guest: String,
+}
+
+/// One environment variable given to the guest.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvGrant {
+    pub name: String,
+    /// Explicit value; `None` means "take the host's value at run time".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+}
+
+/// One host (and optionally one port) the guest may connect to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetGrant {
+    pub host: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+}
+
+impl fmt::Display for NetGrant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.port {
+            Some(p) => write!(f, "{}:{p}", self.host),
+            None => f.write_str(&self.host),
+        }
+    }
+}
+
+/// Everything a sandbox may touch. Empty means nothing (deny by default).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grants {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub read: Vec<Mount>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub write: Vec<Mount>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<EnvGrant>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub net: Vec<NetGrant>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exec: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<String>,
+}
+
+impl Grants {
+    pub fn is_empty(&self) -> bool {
+        *self == Grants::default()
+    }
+}
+
+/// Resource limits of one execution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// Total linear memory, all memories of the component together.
+    pub memory_bytes: u64,
+    /// Wall-clock time from instantiation to the end of `run`.
+    pub timeout_ms: u64,
+    /// Captured stdout and stderr, each.
+    pub output_bytes: u64,
+    /// Captured log lines, all together.
+    pub log_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            memory_bytes: 256 << 20,
+            timeout_ms: 60_000,
+            output_bytes: 1 << 20,
+            log_bytes: 1 << 20,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogLevel {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+impl LogLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Trace => "trace",
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+        }
+    }
+}
+
+/// One line the action logged (or the host logged about it, e.g. a denial).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LogLine {
+    /// Milliseconds since the execution started.
+    pub at_ms: u64,
+    pub level: LogLevel,
+    pub message: String,
+    /// Progress report, when the line is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<Progress>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Progress {
+    pub done: u64,
+    pub total: u64,
+}
+
+/// Why an execution did not succeed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Failure {
+    /// Stable code: the action's own (`invalid-spec`) or the host's
+    /// (`trap`, `timeout`, `memory-limit`, `output-limit`, `instantiate`).
+    pub code: String,
+    pub message: String,
+    #[serde(default)]
+    pub retryable: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<Value>,
+}
+
+/// Everything wasmflow knows about one execution.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExecutionRecord {
+    pub id: ExecutionId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<ExecutionId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<ExecutionId>,
+    pub kind: Kind,
+    /// The action as the user named it (path or reference).
+    pub action: String,
+    /// `sha256:<hex>` of the component bytes that ran.
+    pub component_digest: String,
+    pub input: Value,
+    pub grants: Grants,
+    pub limits: Limits,
+    pub status: Status,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<Failure>,
+    #[serde(default)]
+    pub logs: Vec<LogLine>,
+    #[serde(default)]
+    pub stdout: String,
+    #[serde(default)]
+    pub stderr: String,
+    #[serde(with = "humantime_serde_compat")]
+    pub created_at: SystemTime,
+    #[serde(default, with = "humantime_serde_compat::option")]
+    pub started_at: Option<SystemTime>,
+    #[serde(default, with = "humantime_serde_compat::option")]
+    pub ended_at: Option<SystemTime>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay_of: Option<ExecutionId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rerun_of: Option<ExecutionId>,
+}
+
+impl ExecutionRecord {
+    /// A fresh, pending record for one action.
+    pub fn new_action(action: String, component_digest: String, input: Value) -> Self {
+        Self {
+            id: ExecutionId::new(),
+            parent: None,
+            root: None,
+            kind: Kind::Action,
+            action,
+            component_digest,
+            input,
+            grants: Grants::default(),
+            limits: Limits::default(),
+            status: Status::Pending,
+            result: None,
+            error: None,
+            logs: Vec::new(),
+            stdout: String::new(),
+            stderr: String::new(),
+            created_at: now(),
+            started_at: None,
+            ended_at: None,
+            worker: None,
+            replay_of: None,
+            rerun_of: None,
+        }
+    }
+
+    /// Wall time from start to end, when both are known.
+    pub fn elapsed(&self) -> Option<std::time::Duration> {
+        self.ended_at?.duration_since(self.started_at?).ok()
+    }
+}
+
+/// The current time at the precision records keep (microseconds), so a
+/// record read back compares equal to the one written.
+pub fn now() -> SystemTime {
+    let since = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    SystemTime::UNIX_EPOCH + std::time::Duration::from_micros(since.as_micros() as u64)
+}
+
+/// RFC 3339 timestamps in JSON, so records read well with `jq`.
+mod humantime_serde_compat {
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+    use std::time::SystemTime;
+
+    pub fn serialize<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&humantime::format_rfc3339_micros(*t))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_rfc3339(&s).map_err(D::Error::custom)
+    }
+
+    pub mod option {
+        use super::*;
+
+        pub fn serialize<S: Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
+            match t {
+                Some(t) => super::serialize(t, s),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SystemTime>, D::Error> {
+            let s = Option::<String>::deserialize(d)?;
+            s.map(|s| humantime::parse_rfc3339(&s).map_err(D::Error::custom))
+                .transpose()
+        }
+    }
+}

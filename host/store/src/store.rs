@@ -1,0 +1,353 @@
+//! The sled database: executions, their status index, and blobs.
+
+use crate::record::{ExecutionId, ExecutionRecord, Status};
+use sha2::{Digest as _, Sha256};
+use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "the store at {path} is in use by another wasmflow process (sled allows one process at a time); \
+         stop it, or point WASMFLOW_HOME elsewhere"
+    )]
+    Locked { path: PathBuf },
+    #[error("cannot open the store at {path}: {source}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: sled::Error,
+    },
+    #[error("store I/O error: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("execution record {key} is corrupt: {source}")]
+    Corrupt {
+        key: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("no execution matches `{0}`")]
+    NotFound(String),
+    #[error("`{prefix}` matches {count} executions; give more of the id")]
+    Ambiguous { prefix: String, count: usize },
+}
+
+/// A `sha256:<hex>` content digest.
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub struct Digest(pub [u8; 32]);
+
+impl Digest {
+    pub fn of(bytes: &[u8]) -> Self {
+        Digest(Sha256::digest(bytes).into())
+    }
+
+    pub fn hex(&self) -> String {
+        hex::encode(self.0)
+    }
+}
+
+impl fmt::Display for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "sha256:{}", self.hex())
+    }
+}
+
+/// Which executions `list` returns.
+#[derive(Clone, Debug)]
+pub struct ListFilter {
+    pub status: Option<Status>,
+    pub limit: usize,
+}
+
+impl Default for ListFilter {
+    fn default() -> Self {
+        Self {
+            status: None,
+            limit: 20,
+        }
+    }
+}
+
+/// The execution store. Cheap to clone; all clones share one database.
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    executions: sled::Tree,
+    by_status: sled::Tree,
+    blobs: sled::Tree,
+}
+
+impl Store {
+    /// Open (creating if needed) the store in `dir`.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::Open {
+            path: dir.to_owned(),
+            source: e.into(),
+        })?;
+        let db = sled::Config::new()
+            .path(dir)
+            .open()
+            .map_err(|source| match &source {
+                // sled reports the advisory lock held by another process as WouldBlock.
+                sled::Error::Io(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    StoreError::Locked {
+                        path: dir.to_owned(),
+                    }
+                }
+                _ => StoreError::Open {
+                    path: dir.to_owned(),
+                    source,
+                },
+            })?;
+        Ok(Self {
+            executions: db.open_tree("executions")?,
+            by_status: db.open_tree("by_status")?,
+            blobs: db.open_tree("blobs")?,
+            db,
+        })
+    }
+
+    /// Insert or update a record, keeping the status index in step, and
+    /// flush: a record that was written is on disk when this returns.
+    pub fn put(&self, record: &ExecutionRecord) -> Result<(), StoreError> {
+        let key = record.id.key();
+        let bytes = serde_json::to_vec(record).expect("records always serialize");
+        let new_index = status_key(record.status, &key);
+        (&self.executions, &self.by_status)
+            .transaction(|(executions, by_status)| {
+                if let Some(old) = executions.insert(&key[..], bytes.as_slice())? {
+                    // Only the status byte is needed to drop the old index entry.
+                    if let Ok(old) = serde_json::from_slice::<StatusOnly>(&old) {
+                        by_status.remove(&status_key(old.status, &key)[..])?;
+                    }
+                }
+                by_status.insert(&new_index[..], &[])?;
+                Ok::<_, ConflictableTransactionError<()>>(())
+            })
+            .map_err(|e| match e {
+                TransactionError::Storage(e) => StoreError::Sled(e),
+                TransactionError::Abort(()) => unreachable!("the transaction never aborts"),
+            })?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    pub fn get(&self, id: ExecutionId) -> Result<Option<ExecutionRecord>, StoreError> {
+        self.executions
+            .get(id.key())?
+            .map(|bytes| decode(&id.key(), &bytes))
+            .transpose()
+    }
+
+    /// Find one execution by its full id or a unique prefix of it
+    /// (case-insensitive, as ULIDs are).
+    pub fn find(&self, id_or_prefix: &str) -> Result<ExecutionRecord, StoreError> {
+        if let Ok(id) = id_or_prefix.parse::<ExecutionId>() {
+            return self
+                .get(id)?
+                .ok_or_else(|| StoreError::NotFound(id_or_prefix.to_owned()));
+        }
+        let wanted = id_or_prefix.to_ascii_uppercase();
+        if wanted.is_empty() || wanted.len() > 26 {
+            return Err(StoreError::NotFound(id_or_prefix.to_owned()));
+        }
+        // ULID text order is key order, so the matches are one contiguous
+        // range; scanning keys is enough without decoding records.
+        let mut found = None;
+        let mut count = 0;
+        for item in self.executions.iter() {
+            let (key, value) = item?;
+            let Some(id) = ExecutionId::from_key(&key) else {
+                continue;
+            };
+            if id.to_string().starts_with(&wanted) {
+                count += 1;
+                found = Some((key, value));
+            } else if count > 0 {
+                break;
+            }
+        }
+        match (count, found) {
+            (1, Some((key, value))) => decode(&key, &value),
+            (0, _) | (_, None) => Err(StoreError::NotFound(id_or_prefix.to_owned())),
+            (count, _) => Err(StoreError::Ambiguous {
+                prefix: id_or_prefix.to_owned(),
+                count,
+            }),
+        }
+    }
+
+    /// Executions, newest first.
+    pub fn list(&self, filter: &ListFilter) -> Result<Vec<ExecutionRecord>, StoreError> {
+        let mut out = Vec::new();
+        match filter.status {
+            None => {
+                for item in self.executions.iter().rev().take(filter.limit) {
+                    let (key, value) = item?;
+                    out.push(decode(&key, &value)?);
+                }
+            }
+            Some(status) => {
+                for item in self.by_status.scan_prefix([status.tag()]).rev() {
+                    if out.len() >= filter.limit {
+                        break;
+                    }
+                    let (key, _) = item?;
+                    if let Some(id) = ExecutionId::from_key(&key[1..]) {
+                        if let Some(rec) = self.get(id)? {
+                            out.push(rec);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Number of executions in the store.
+    pub fn len(&self) -> usize {
+        self.executions.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.executions.is_empty()
+    }
+
+    /// Store bytes under their sha256; storing the same bytes twice is free.
+    pub fn put_blob(&self, bytes: &[u8]) -> Result<Digest, StoreError> {
+        let digest = Digest::of(bytes);
+        if !self.blobs.contains_key(digest.0)? {
+            self.blobs.insert(digest.0, bytes)?;
+        }
+        Ok(digest)
+    }
+
+    pub fn get_blob(&self, digest: &Digest) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.blobs.get(digest.0)?.map(|v| v.to_vec()))
+    }
+
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct StatusOnly {
+    status: Status,
+}
+
+fn status_key(status: Status, key: &[u8; 16]) -> [u8; 17] {
+    let mut out = [0u8; 17];
+    out[0] = status.tag();
+    out[1..].copy_from_slice(key);
+    out
+}
+
+fn decode(key: &[u8], bytes: &[u8]) -> Result<ExecutionRecord, StoreError> {
+    serde_json::from_slice(bytes).map_err(|source| StoreError::Corrupt {
+        key: ExecutionId::from_key(key)
+            .map(|id| id.to_string())
+            .unwrap_or_else(|| hex::encode(key)),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn record(n: u64) -> ExecutionRecord {
+        ExecutionRecord::new_action(format!("a{n}"), "sha256:00".into(), json!({ "n": n }))
+    }
+
+    #[test]
+    fn list_is_newest_first_and_filters_by_status() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut ids = Vec::new();
+        for n in 0..5 {
+            let mut r = record(n);
+            r.status = if n % 2 == 0 { Status::Succeeded } else { Status::Failed };
+            store.put(&r).unwrap();
+            ids.push(r.id);
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        let all = store.list(&ListFilter { status: None, limit: 10 }).unwrap();
+        let got: Vec<_> = all.iter().map(|r| r.id).collect();
+        let mut want = ids.clone();
+        want.reverse();
+        assert_eq!(got, want);
+
+        let failed = store
+            .list(&ListFilter { status: Some(Status::Failed), limit: 10 })
+            .unwrap();
+        assert_eq!(failed.iter().map(|r| r.id).collect::<Vec<_>>(), vec![ids[3], ids[1]]);
+
+        let two = store.list(&ListFilter { status: None, limit: 2 }).unwrap();
+        assert_eq!(two.len(), 2);
+    }
+
+    #[test]
+    fn status_change_moves_the_index_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut r = record(1);
+        r.status = Status::Running;
+        store.put(&r).unwrap();
+        r.status = Status::Succeeded;
+        store.put(&r).unwrap();
+        let running = store
+            .list(&ListFilter { status: Some(Status::Running), limit: 10 })
+            .unwrap();
+        assert!(running.is_empty());
+        let done = store
+            .list(&ListFilter { status: Some(Status::Succeeded), limit: 10 })
+            .unwrap();
+        assert_eq!(done, vec![r]);
+    }
+
+    #[test]
+    fn find_by_unique_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let r = record(1);
+        store.put(&r).unwrap();
+        let id = r.id.to_string();
+        assert_eq!(store.find(&id).unwrap().id, r.id);
+        assert_eq!(store.find(&id[..20].to_lowercase()).unwrap().id, r.id);
+        assert!(matches!(store.find("ZZZZ"), Err(StoreError::NotFound(_))));
+        let r2 = record(2);
+        store.put(&r2).unwrap();
+        // Both share the timestamp's leading characters.
+        assert!(matches!(store.find(&id[..2]), Err(StoreError::Ambiguous { count: 2, .. })));
+    }
+
+    #[test]
+    fn records_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = record(7);
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store.put(&r).unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.get(r.id).unwrap(), Some(r));
+    }
+
+    #[test]
+    fn blobs_are_content_addressed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let a = store.put_blob(b"hello").unwrap();
+        let b = store.put_blob(b"hello").unwrap();
+        assert_eq!(a, b);
+        assert_eq!(
+            a.to_string(),
+            "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+        );
+        assert_eq!(store.get_blob(&a).unwrap().as_deref(), Some(&b"hello"[..]));
+    }
+}
