@@ -49,6 +49,12 @@ impl From<wasmflow_store::StoreError> for Fail {
 pub(crate) type CmdResult = Result<ExitCode, Fail>;
 
 fn main() -> ExitCode {
+    // Like other Unix filters: `wasmflow inspect x.wasm | head` ends quietly.
+    // SAFETY: restoring the default disposition of one signal before any
+    // thread is started.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = args::Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

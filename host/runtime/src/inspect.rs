@@ -90,8 +90,11 @@ impl Printer<'_> {
         }
         let mut out = String::new();
         for id in order {
+            let before = out.len();
             self.typedef(&mut out, id);
-            out.push('\n');
+            if out.len() > before {
+                out.push('\n');
+            }
         }
         docs(&mut out, &run.docs, "");
         let params: Vec<_> = run
@@ -138,6 +141,13 @@ impl Printer<'_> {
     fn typedef(&self, out: &mut String, id: TypeId) {
         let def = &self.resolve.types[id];
         let name = def.name.as_deref().unwrap_or("_");
+        // `use iface.{t}` shows up as an alias of the same name; the
+        // original definition is printed already.
+        if let TypeDefKind::Type(Type::Id(target)) = def.kind {
+            if self.resolve.types[target].name.as_deref() == Some(name) {
+                return;
+            }
+        }
         docs(out, &def.docs, "");
         if let TypeOwner::Interface(i) = def.owner {
             if let Some(iface) = self.resolve.interfaces[i].name.as_deref() {
