@@ -16,6 +16,10 @@ pub struct Cli {
     #[arg(long, env = "WASMFLOW_HOME", global = true, value_name = "DIR")]
     pub home: Option<PathBuf>,
 
+    /// Compiled-component cache [default: <home>/cache]
+    #[arg(long, env = "WASMFLOW_CACHE_DIR", global = true, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+
     #[command(subcommand)]
     pub command: Command,
 }

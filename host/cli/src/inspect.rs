@@ -1,12 +1,11 @@
 //! `wasmflow inspect`.
 
 use crate::args::InspectArgs;
-use crate::{print, CmdResult, Fail};
+use crate::{print, CmdResult, Fail, Home};
 use anyhow::anyhow;
-use std::path::Path;
 use std::process::ExitCode;
 
-pub fn inspect(home: &Path, args: InspectArgs) -> CmdResult {
+pub fn inspect(home: &Home, args: InspectArgs) -> CmdResult {
     let rt = crate::runtime_for(home)?;
     // Loading validates and links the component the same way `run` does, so
     // `inspect` says no to exactly what `run` would refuse.

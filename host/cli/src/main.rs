@@ -62,11 +62,14 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let home = cli.home.clone().unwrap_or_else(default_home);
+    let home = Home {
+        dir: cli.home.clone().unwrap_or_else(default_home),
+        cache: cli.cache_dir.clone(),
+    };
     let result = match cli.command {
         args::Command::Run(a) => run::run(&home, a),
         args::Command::Inspect(a) => inspect::inspect(&home, a),
-        args::Command::Execution { command } => execution::execution(&home, command),
+        args::Command::Execution { command } => execution::execution(&home.dir, command),
     };
     match result {
         Ok(code) => code,
@@ -86,8 +89,14 @@ fn default_home() -> PathBuf {
     home.join(".local/share/wasmflow")
 }
 
-pub(crate) fn runtime_for(home: &std::path::Path) -> Result<wasmflow_runtime::Runtime, Fail> {
-    Ok(wasmflow_runtime::Runtime::open(home)?)
+/// Where this invocation keeps its store and its compiled components.
+pub(crate) struct Home {
+    pub dir: PathBuf,
+    pub cache: Option<PathBuf>,
+}
+
+pub(crate) fn runtime_for(home: &Home) -> Result<wasmflow_runtime::Runtime, Fail> {
+    Ok(wasmflow_runtime::Runtime::open(&home.dir, home.cache.as_deref())?)
 }
 
 pub(crate) fn tokio() -> tokio::runtime::Runtime {

@@ -2,7 +2,7 @@
 
 use crate::args::{GrantArgs, RunArgs};
 use crate::units::{parse_duration, parse_size};
-use crate::{print, CmdResult, Fail};
+use crate::{print, CmdResult, Fail, Home};
 use anyhow::anyhow;
 use serde_json::Value;
 use std::io::Read;
@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use wasmflow_runtime::{grants, overrides, RunOptions};
 use wasmflow_store::{Grants, Limits, Status};
 
-pub fn run(home: &Path, args: RunArgs) -> CmdResult {
+pub fn run(home: &Home, args: RunArgs) -> CmdResult {
     // Everything the user typed is checked before the store is opened or
     // the component compiled.
     let mut input = match &args.input {

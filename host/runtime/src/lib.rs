@@ -79,21 +79,23 @@ struct Inner {
 
 impl Runtime {
     /// Open the runtime rooted at `home` (`WASMFLOW_HOME`): the store lives
-    /// in `home/store`, compiled components in `home/cache`.
-    pub fn open(home: &Path) -> Result<Self, RuntimeError> {
+    /// in `home/store`, compiled components in `home/cache` unless
+    /// `cache_dir` puts them elsewhere (several homes can share one cache).
+    pub fn open(home: &Path, cache_dir: Option<&Path>) -> Result<Self, RuntimeError> {
         let store = Store::open(&home.join("store"))?;
-        Self::with_store(home, store)
+        Self::with_store(home, cache_dir, store)
     }
 
     /// Like [`Runtime::open`], with a store the caller already opened.
-    pub fn with_store(home: &Path, store: Store) -> Result<Self, RuntimeError> {
+    pub fn with_store(home: &Path, cache_dir: Option<&Path>, store: Store) -> Result<Self, RuntimeError> {
         let setup = |message: String| RuntimeError::Setup {
             path: home.to_owned(),
             message,
         };
         let engine = engine::new_engine().map_err(|e| setup(format!("{e:#}")))?;
         let linker = run::linker(&engine).map_err(|e| setup(format!("{e:#}")))?;
-        let cache = cache::ComponentCache::new(&home.join("cache"), &engine)
+        let cache_root = cache_dir.map(Path::to_owned).unwrap_or_else(|| home.join("cache"));
+        let cache = cache::ComponentCache::new(&cache_root, &engine)
             .map_err(|e| setup(format!("component cache: {e}")))?;
         let ticker = engine::EpochTicker::start(&engine);
         Ok(Self {

@@ -89,8 +89,12 @@ impl Store {
             .path(dir)
             .open()
             .map_err(|source| match &source {
-                // sled reports the advisory lock held by another process as WouldBlock.
-                sled::Error::Io(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                // sled reports the advisory lock held by another process as
+                // an I/O error wrapping WouldBlock.
+                sled::Error::Io(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.to_string().contains("could not acquire lock") =>
+                {
                     StoreError::Locked {
                         path: dir.to_owned(),
                     }

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Build every action and test fixture that has a build.sh, from source.
+# Needs componentize-py (pip) and componentize-js (npm install at the repo
+# root); scripts/install-toolchains.sh installs both.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+for script in "$root"/actions/*/build.sh "$root"/tests/fixtures/*/build.sh; do
+  dir="$(dirname "$script")"
+  echo "building ${dir#"$root"/}" >&2
+  "$script"
+done
