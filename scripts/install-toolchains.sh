@@ -7,4 +7,4 @@ if ! command -v qemu-img >/dev/null; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-utils
 fi
 python3 -m pip install --quiet --disable-pip-version-check componentize-py==0.25.1
-(cd "$root" && npm install --no-audit --no-fund --loglevel=error)
+(cd "$root" && npm ci --no-audit --no-fund --loglevel=error)

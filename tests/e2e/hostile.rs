@@ -10,17 +10,40 @@ fn expect<S: AsRef<str>>(home: &Home, args: &[S], status: &str, code: &str, mess
     assert_eq!(rec["status"], status, "{args:?}: {rec:#}");
     assert_eq!(rec["error"]["code"], code, "{args:?}: {rec:#}");
     let got = rec["error"]["message"].as_str().unwrap();
-    assert!(got.contains(message), "{args:?}: message {got:?} lacks {message:?}");
+    assert!(
+        got.contains(message),
+        "{args:?}: message {got:?} lacks {message:?}"
+    );
 }
 
 #[test]
 fn wat_guests_loop_bomb_trap_and_overflow() {
     let home = Home::new();
-    let run = |name: &str| ["run", s(&wat(name)), "--timeout", "1s", "--memory", "32MiB"].map(str::to_owned);
-    expect(&home, &run("loop"), "timed_out", "timeout", "longer than its 1s limit");
-    expect(&home, &run("bomb"), "failed", "memory-limit", "memory limit of 33554432 bytes exceeded");
+    let run = |name: &str| {
+        ["run", s(&wat(name)), "--timeout", "1s", "--memory", "32MiB"].map(str::to_owned)
+    };
+    expect(
+        &home,
+        &run("loop"),
+        "timed_out",
+        "timeout",
+        "longer than its 1s limit",
+    );
+    expect(
+        &home,
+        &run("bomb"),
+        "failed",
+        "memory-limit",
+        "memory limit of 33554432 bytes exceeded",
+    );
     expect(&home, &run("trap"), "failed", "trap", "unreachable");
-    expect(&home, &run("stack"), "failed", "stack-overflow", "call stack exhausted");
+    expect(
+        &home,
+        &run("stack"),
+        "failed",
+        "stack-overflow",
+        "call stack exhausted",
+    );
     // The host is fine: a normal action right after succeeds.
     let ok = home.run(&["run", s(&wat("add")), "-p", "a=40", "-p", "b=2"]);
     ok.ok();
@@ -34,22 +57,87 @@ fn python_guest_spins_hogs_shouts_floods_and_crashes() {
     let h = s(&wasm);
     let base = |mode: &str| {
         let mode = format!("mode={mode}");
-        ["run", h, "-p", &mode, "-p", "target=", "--timeout", "3s", "--memory", "64MiB", "--max-output", "64KiB", "--max-log", "64KiB"]
-            .map(str::to_owned)
+        [
+            "run",
+            h,
+            "-p",
+            &mode,
+            "-p",
+            "target=",
+            "--timeout",
+            "3s",
+            "--memory",
+            "64MiB",
+            "--max-output",
+            "64KiB",
+            "--max-log",
+            "64KiB",
+        ]
+        .map(str::to_owned)
     };
     expect(&home, &base("spin"), "timed_out", "timeout", "3s");
-    expect(&home, &base("hog"), "failed", "memory-limit", "memory limit of 67108864 bytes exceeded");
-    expect(&home, &base("shout"), "failed", "output-limit", "stdout exceeded the output limit of 65536 bytes");
-    expect(&home, &base("flood"), "failed", "log-limit", "log exceeded the limit of 65536 bytes");
+    expect(
+        &home,
+        &base("hog"),
+        "failed",
+        "memory-limit",
+        "memory limit of 67108864 bytes exceeded",
+    );
+    expect(
+        &home,
+        &base("shout"),
+        "failed",
+        "output-limit",
+        "stdout exceeded the output limit of 65536 bytes",
+    );
+    expect(
+        &home,
+        &base("flood"),
+        "failed",
+        "log-limit",
+        "log exceeded the limit of 65536 bytes",
+    );
     expect(&home, &base("crash"), "failed", "trap", "unreachable");
     let rec = home.last_record();
-    assert!(rec["stderr"].as_str().unwrap().contains("crashed on purpose"), "the traceback is kept: {}", rec["stderr"]);
+    assert!(
+        rec["stderr"]
+            .as_str()
+            .unwrap()
+            .contains("crashed on purpose"),
+        "the traceback is kept: {}",
+        rec["stderr"]
+    );
 
     // Captured output is capped at the limit, not lost.
-    let list = home.run(&["execution", "list", "--status", "failed", "--json", "-n", "10"]);
-    let shout = list.json().as_array().unwrap().iter().find(|r| r["error"]["code"] == "output-limit").cloned().unwrap();
+    let list = home.run(&[
+        "execution",
+        "list",
+        "--status",
+        "failed",
+        "--json",
+        "-n",
+        "10",
+    ]);
+    let shout = list
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["error"]["code"] == "output-limit")
+        .cloned()
+        .unwrap();
     assert_eq!(shout["stdout"].as_str().unwrap().len(), 65536);
 
     // And the host is fine afterwards.
-    home.run(&["run", h, "-p", "mode=env", "-p", "target=X", "--allow-env", "X=fine"]).ok();
+    home.run(&[
+        "run",
+        h,
+        "-p",
+        "mode=env",
+        "-p",
+        "target=X",
+        "--allow-env",
+        "X=fine",
+    ])
+    .ok();
 }

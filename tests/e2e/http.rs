@@ -38,13 +38,30 @@ fn http_check_reaches_only_granted_hosts() {
     let home = Home::new();
     let url = format!("probe.url=http://127.0.0.1:{port}/healthz");
     let w = wasm.to_str().unwrap();
-    let base = ["run", w, "-p", &url, "-p", "probe.method=get", "-p", "probe.expect-status=[200]", "-p", "probe.contains=go"];
+    let base = [
+        "run",
+        w,
+        "-p",
+        &url,
+        "-p",
+        "probe.method=get",
+        "-p",
+        "probe.expect-status=[200]",
+        "-p",
+        "probe.contains=go",
+    ];
 
     let denied = home.run(&base);
     denied.code(1).stderr_has("[http-denied-or-unreachable]");
     assert_eq!(hits.load(Ordering::SeqCst), 0, "nothing reached the server");
     let rec = home.last_record();
-    assert!(rec["logs"].to_string().contains(&format!("denied: net GET http://127.0.0.1:{port}/healthz")), "{}", rec["logs"]);
+    assert!(
+        rec["logs"]
+            .to_string()
+            .contains(&format!("denied: net GET http://127.0.0.1:{port}/healthz")),
+        "{}",
+        rec["logs"]
+    );
 
     // A grant for another port is no grant for this one.
     let mut other = base.to_vec();

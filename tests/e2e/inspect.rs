@@ -17,13 +17,20 @@ fn inspect_vm_clone() {
         "wasmflow:action/process@0.1.0",
         "(exec: --allow-exec)",
     ] {
-        assert!(out.stdout.contains(needle), "inspect lacks {needle:?}:\n{}", out.stdout);
+        assert!(
+            out.stdout.contains(needle),
+            "inspect lacks {needle:?}:\n{}",
+            out.stdout
+        );
     }
     let j = home.run(&["inspect", s(&wasm), "--json"]).json();
     let spec = &j["input_schema"]["properties"]["spec"];
     assert_eq!(spec["properties"]["cpus"]["maximum"], u32::MAX);
     assert_eq!(spec["required"].as_array().unwrap().len(), 6);
-    assert_eq!(j["output_schema"]["properties"]["size-bytes"]["x-wit-type"], "u64");
+    assert_eq!(
+        j["output_schema"]["properties"]["size-bytes"]["x-wit-type"],
+        "u64"
+    );
     assert!(j["digest"].as_str().unwrap().starts_with("sha256:"));
 }
 
@@ -33,15 +40,29 @@ fn inspect_rejects_what_is_not_an_action() {
     let dir = tempfile::tempdir().unwrap();
     let core = dir.path().join("core.wat");
     std::fs::write(&core, "(module)").unwrap();
-    home.run(&["inspect", s(&core)]).code(2).stderr_has("is not a component");
+    home.run(&["inspect", s(&core)])
+        .code(2)
+        .stderr_has("is not a component");
     let junk = dir.path().join("junk.wasm");
     std::fs::write(&junk, "hello").unwrap();
-    home.run(&["run", s(&junk)]).code(2).stderr_has("not a valid WebAssembly component");
-    home.run(&["inspect", "/no/such/file.wasm"]).code(2).stderr_has("cannot read /no/such/file.wasm");
+    home.run(&["run", s(&junk)])
+        .code(2)
+        .stderr_has("not a valid WebAssembly component");
+    home.run(&["inspect", "/no/such/file.wasm"])
+        .code(2)
+        .stderr_has("cannot read /no/such/file.wasm");
     let no_run = dir.path().join("norun.wat");
     std::fs::write(&no_run, "(component)").unwrap();
-    home.run(&["run", s(&no_run)]).code(2).stderr_has("does not export a `run` function");
+    home.run(&["run", s(&no_run)])
+        .code(2)
+        .stderr_has("does not export a `run` function");
     // The WAT fixture has no WIT names, but still a signature.
     let add = home.run(&["inspect", s(&wat("add"))]);
-    assert!(add.ok().stdout.contains("run: func(a: u32, b: u32) -> u32;"), "{}", add.stdout);
+    assert!(
+        add.ok()
+            .stdout
+            .contains("run: func(a: u32, b: u32) -> u32;"),
+        "{}",
+        add.stdout
+    );
 }

@@ -9,7 +9,15 @@ fn list_shows_every_run_newest_first_and_get_returns_it_exactly() {
     let add = wat("add");
     let mut ids = Vec::new();
     for n in 0..5u32 {
-        let run = home.run(&["run", s(&add), "-p", &format!("a={n}"), "-p", "b=100", "--json"]);
+        let run = home.run(&[
+            "run",
+            s(&add),
+            "-p",
+            &format!("a={n}"),
+            "-p",
+            "b=100",
+            "--json",
+        ]);
         let rec = run.ok().json();
         assert_eq!(rec["result"], 100 + n);
         ids.push(rec["id"].as_str().unwrap().to_owned());
@@ -21,7 +29,10 @@ fn list_shows_every_run_newest_first_and_get_returns_it_exactly() {
     let rows = list.ok().json();
     let rows = rows.as_array().unwrap();
     assert_eq!(rows.len(), 6);
-    let listed: Vec<&str> = rows[1..].iter().map(|r| r["id"].as_str().unwrap()).collect();
+    let listed: Vec<&str> = rows[1..]
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
     let mut want: Vec<&str> = ids.iter().map(String::as_str).collect();
     want.reverse();
     assert_eq!(listed, want, "newest first");
@@ -29,9 +40,13 @@ fn list_shows_every_run_newest_first_and_get_returns_it_exactly() {
 
     let two = home.run(&["execution", "list", "-n", "2", "--json"]).json();
     assert_eq!(two.as_array().unwrap().len(), 2);
-    let failed = home.run(&["execution", "list", "--status", "failed", "--json"]).json();
+    let failed = home
+        .run(&["execution", "list", "--status", "failed", "--json"])
+        .json();
     assert_eq!(failed.as_array().unwrap().len(), 1);
-    let ok = home.run(&["execution", "list", "--status", "succeeded", "--json"]).json();
+    let ok = home
+        .run(&["execution", "list", "--status", "succeeded", "--json"])
+        .json();
     assert_eq!(ok.as_array().unwrap().len(), 5);
 
     for (n, id) in ids.iter().enumerate() {
@@ -39,7 +54,10 @@ fn list_shows_every_run_newest_first_and_get_returns_it_exactly() {
         assert_eq!(rec["input"], json!({ "a": n, "b": 100 }));
         assert_eq!(rec["result"], json!(100 + n));
         assert_eq!(rec["status"], "succeeded");
-        assert!(rec["component_digest"].as_str().unwrap().starts_with("sha256:"));
+        assert!(rec["component_digest"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256:"));
         assert!(rec["started_at"].is_string() && rec["ended_at"].is_string());
     }
 
@@ -52,26 +70,48 @@ fn list_shows_every_run_newest_first_and_get_returns_it_exactly() {
     assert!(first < last, "the table is newest first too");
     let detail = home.run(&["execution", "get", &ids[0][..24].to_lowercase(), "--detail"]);
     detail.ok();
-    for needle in ["status     succeeded", "digest     sha256:", "grants", "none (deny by default)", "limits", "memory 256MiB", "timings"] {
-        assert!(detail.stdout.contains(needle), "detail lacks {needle:?}:\n{}", detail.stdout);
+    for needle in [
+        "status     succeeded",
+        "digest     sha256:",
+        "grants",
+        "none (deny by default)",
+        "limits",
+        "memory 256MiB",
+        "timings",
+    ] {
+        assert!(
+            detail.stdout.contains(needle),
+            "detail lacks {needle:?}:\n{}",
+            detail.stdout
+        );
     }
 }
 
 #[test]
 fn unknown_ids_and_statuses_are_usage_errors() {
     let home = Home::new();
-    home.run(&["execution", "get", "01ARZ3NDEKTSV4RRFFQ69G5FAV"]).code(2).stderr_has("no execution matches");
-    home.run(&["execution", "list", "--status", "exploded"]).code(2).stderr_has("unknown status `exploded`");
+    home.run(&["execution", "get", "01ARZ3NDEKTSV4RRFFQ69G5FAV"])
+        .code(2)
+        .stderr_has("no execution matches");
+    home.run(&["execution", "list", "--status", "exploded"])
+        .code(2)
+        .stderr_has("unknown status `exploded`");
 }
 
 #[test]
 fn the_store_is_locked_while_another_process_runs() {
     let home = Home::new();
-    let mut child = home.cmd().args(["run", s(&wat("loop")), "--timeout", "3s"]).spawn().unwrap();
+    let mut child = home
+        .cmd()
+        .args(["run", s(&wat("loop")), "--timeout", "3s"])
+        .spawn()
+        .unwrap();
     // Wait until the running record is on disk, i.e. the store is open.
     std::thread::sleep(std::time::Duration::from_millis(800));
     let blocked = home.run(&["execution", "list"]);
-    blocked.code(2).stderr_has("in use by another wasmflow process");
+    blocked
+        .code(2)
+        .stderr_has("in use by another wasmflow process");
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(1));
     let rec = home.last_record();

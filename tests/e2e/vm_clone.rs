@@ -44,7 +44,14 @@ fn creates_a_linked_clone_backed_by_the_template() {
     let home = Home::new();
     let disks = Disks::new();
     let spec = disks.spec("web01");
-    let run = home.run(&["run", s(&wasm), "--input", s(&spec), "--allow-exec", "qemu-img"]);
+    let run = home.run(&[
+        "run",
+        s(&wasm),
+        "--input",
+        s(&spec),
+        "--allow-exec",
+        "qemu-img",
+    ]);
     run.ok();
     let vm = run.json();
     let disk = disks.dir.path().join("disks/web01.qcow2");
@@ -52,17 +59,33 @@ fn creates_a_linked_clone_backed_by_the_template() {
     assert_eq!(vm["disk"], s(&disk));
     assert_eq!(vm["size-bytes"], 32 << 20);
 
-    let info = Command::new("qemu-img").args(["info", "--output", "json"]).arg(&disk).output().unwrap();
+    let info = Command::new("qemu-img")
+        .args(["info", "--output", "json"])
+        .arg(&disk)
+        .output()
+        .unwrap();
     let info: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
     assert_eq!(info["format"], "qcow2");
-    assert_eq!(info["backing-filename"], s(&disks.dir.path().join("tpl/base.qcow2")));
+    assert_eq!(
+        info["backing-filename"],
+        s(&disks.dir.path().join("tpl/base.qcow2"))
+    );
 
     let rec = home.last_record();
     assert_eq!(rec["status"], "succeeded");
     assert_eq!(rec["grants"]["exec"], json!(["qemu-img"]));
-    let logs: Vec<String> = rec["logs"].as_array().unwrap().iter().map(|l| l["message"].as_str().unwrap().to_owned()).collect();
+    let logs: Vec<String> = rec["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["message"].as_str().unwrap().to_owned())
+        .collect();
     assert!(logs.iter().any(|m| m.starts_with("cloning ")), "{logs:?}");
-    assert!(rec["logs"].as_array().unwrap().iter().any(|l| l["progress"]["done"] == 3));
+    assert!(rec["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|l| l["progress"]["done"] == 3));
 }
 
 #[test]
@@ -72,13 +95,28 @@ fn without_the_exec_grant_it_is_denied_and_creates_nothing() {
     let disks = Disks::new();
     let spec = disks.spec("web02");
     let run = home.run(&["run", s(&wasm), "--input", s(&spec)]);
-    run.code(1).stderr_has("[qemu-img-denied]").stderr_has("--allow-exec qemu-img");
-    assert!(run.stdout.is_empty(), "no result on failure: {}", run.stdout);
-    assert_eq!(std::fs::read_dir(disks.dir.path().join("disks")).unwrap().count(), 0);
+    run.code(1)
+        .stderr_has("[qemu-img-denied]")
+        .stderr_has("--allow-exec qemu-img");
+    assert!(
+        run.stdout.is_empty(),
+        "no result on failure: {}",
+        run.stdout
+    );
+    assert_eq!(
+        std::fs::read_dir(disks.dir.path().join("disks"))
+            .unwrap()
+            .count(),
+        0
+    );
     let rec = home.last_record();
     assert_eq!(rec["status"], "failed");
     assert_eq!(rec["error"]["code"], "qemu-img-denied");
-    assert!(rec["logs"].to_string().contains("denied: exec qemu-img"), "{}", rec["logs"]);
+    assert!(
+        rec["logs"].to_string().contains("denied: exec qemu-img"),
+        "{}",
+        rec["logs"]
+    );
 }
 
 #[test]
@@ -88,17 +126,30 @@ fn params_override_input_fields_typed_by_wit() {
     let disks = Disks::new();
     let spec = disks.spec("web03");
     // A string field takes the text as is; a number field parses it.
-    home.run(&["run", s(&wasm), "--input", s(&spec), "-p", "spec.name=db01", "-p", "spec.cpus=8", "--allow-exec", "qemu-img"])
-        .ok();
+    home.run(&[
+        "run",
+        s(&wasm),
+        "--input",
+        s(&spec),
+        "-p",
+        "spec.name=db01",
+        "-p",
+        "spec.cpus=8",
+        "--allow-exec",
+        "qemu-img",
+    ])
+    .ok();
     let rec = home.last_record();
     assert_eq!(rec["input"]["spec"]["name"], "db01");
     assert_eq!(rec["input"]["spec"]["cpus"], 8);
     assert!(disks.dir.path().join("disks/db01.qcow2").exists());
 
     let bad = home.run(&["run", s(&wasm), "--input", s(&spec), "-p", "spec.cpus=four"]);
-    bad.code(2).stderr_has(r#"spec.cpus: expected u32, got "four""#);
+    bad.code(2)
+        .stderr_has(r#"spec.cpus: expected u32, got "four""#);
     let bad = home.run(&["run", s(&wasm), "--input", s(&spec), "-p", "spec.cores=4"]);
-    bad.code(2).stderr_has("spec.cores: no such parameter or field");
+    bad.code(2)
+        .stderr_has("spec.cores: no such parameter or field");
 }
 
 #[test]
@@ -107,9 +158,24 @@ fn a_bad_spec_is_the_actions_own_error() {
     let home = Home::new();
     let disks = Disks::new();
     let spec = disks.spec("web04");
-    let run = home.run(&["run", s(&wasm), "--input", s(&spec), "-p", "spec.cpus=0", "--allow-exec", "qemu-img"]);
-    run.code(1).stderr_has("[invalid-spec] cpus must be between 1 and 256, got 0");
+    let run = home.run(&[
+        "run",
+        s(&wasm),
+        "--input",
+        s(&spec),
+        "-p",
+        "spec.cpus=0",
+        "--allow-exec",
+        "qemu-img",
+    ]);
+    run.code(1)
+        .stderr_has("[invalid-spec] cpus must be between 1 and 256, got 0");
     let rec = home.last_record();
     assert_eq!(rec["error"]["details"], json!({ "field": "cpus" }));
-    assert_eq!(std::fs::read_dir(disks.dir.path().join("disks")).unwrap().count(), 0);
+    assert_eq!(
+        std::fs::read_dir(disks.dir.path().join("disks"))
+            .unwrap()
+            .count(),
+        0
+    );
 }

@@ -11,7 +11,10 @@ use std::sync::Mutex;
 use std::time::SystemTime;
 
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 /// One compiled-component cache for every test: a Python component is
@@ -34,9 +37,9 @@ pub fn built(dir: &str) -> PathBuf {
         return wasm;
     }
     if stale(&dir, &wasm) {
-        let out = Command::new(dir.join("build.sh")).output().unwrap_or_else(|e| {
-            panic!("cannot run {}/build.sh: {e}", dir.display())
-        });
+        let out = Command::new(dir.join("build.sh"))
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {}/build.sh: {e}", dir.display()));
         assert!(
             out.status.success(),
             "building {} failed (scripts/install-toolchains.sh installs the toolchains):\n{}\n{}",
@@ -59,7 +62,11 @@ fn stale(dir: &Path, wasm: &Path) -> bool {
             newest = newest.max(t);
         }
     }
-    if let Ok(t) = root().join("wit/action.wit").metadata().and_then(|m| m.modified()) {
+    if let Ok(t) = root()
+        .join("wit/action.wit")
+        .metadata()
+        .and_then(|m| m.modified())
+    {
         newest = newest.max(t);
     }
     newest > built

@@ -27,7 +27,7 @@ pub struct Cli {
 #[derive(Subcommand)]
 pub enum Command {
     /// Run one action with typed input, in a deny-by-default sandbox.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Show an action's signature (WIT), input JSON Schema and imports.
     Inspect(InspectArgs),
     /// List and look at recorded executions.

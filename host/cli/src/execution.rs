@@ -10,9 +10,16 @@ use wasmflow_store::{ListFilter, Status, Store};
 pub fn execution(home: &Path, command: ExecutionCommand) -> CmdResult {
     let store = Store::open(&home.join("store"))?;
     match command {
-        ExecutionCommand::List { limit, status, json } => {
+        ExecutionCommand::List {
+            limit,
+            status,
+            json,
+        } => {
             let status = status
-                .map(|s| s.parse::<Status>().map_err(|e| Fail::usage(anyhow!("--status: {e}"))))
+                .map(|s| {
+                    s.parse::<Status>()
+                        .map_err(|e| Fail::usage(anyhow!("--status: {e}")))
+                })
                 .transpose()?;
             let records = store.list(&ListFilter { status, limit })?;
             if json {

@@ -10,7 +10,8 @@ pub fn inspect(home: &Home, args: InspectArgs) -> CmdResult {
     // Loading validates and links the component the same way `run` does, so
     // `inspect` says no to exactly what `run` would refuse.
     let action = rt.load(&args.component)?;
-    let info = wasmflow_runtime::inspect::inspect(&action.bytes).map_err(|e| Fail::usage(anyhow!("{}: {e}", args.component.display())))?;
+    let info = wasmflow_runtime::inspect::inspect(&action.bytes)
+        .map_err(|e| Fail::usage(anyhow!("{}: {e}", args.component.display())))?;
     if args.json {
         let mut v = serde_json::to_value(&info).expect("inspection serializes");
         v["digest"] = action.digest.to_string().into();
@@ -44,7 +45,9 @@ fn capability_note(import: &str) -> &'static str {
         "wasi:filesystem/preopens" => "(files: --allow-read / --allow-write)",
         "wasi:cli/environment" => "(env: --allow-env)",
         "wasi:http/outgoing-handler" => "(net: --allow-net)",
-        "wasi:sockets/tcp" | "wasi:sockets/udp" | "wasi:sockets/ip-name-lookup" => "(net: --allow-net)",
+        "wasi:sockets/tcp" | "wasi:sockets/udp" | "wasi:sockets/ip-name-lookup" => {
+            "(net: --allow-net)"
+        }
         "wasmflow:action/process" => "(exec: --allow-exec)",
         _ => "",
     }

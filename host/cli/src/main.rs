@@ -23,15 +23,20 @@ pub(crate) struct Fail {
 
 impl Fail {
     pub fn usage(error: impl Into<anyhow::Error>) -> Self {
-        Self { code: 2, error: error.into() }
+        Self {
+            code: 2,
+            error: error.into(),
+        }
     }
-
 }
 
 impl From<wasmflow_runtime::RuntimeError> for Fail {
     fn from(e: wasmflow_runtime::RuntimeError) -> Self {
         let code = if e.is_usage() { 2 } else { 1 };
-        Self { code, error: e.into() }
+        Self {
+            code,
+            error: e.into(),
+        }
     }
 }
 
@@ -42,7 +47,10 @@ impl From<wasmflow_store::StoreError> for Fail {
             NotFound(_) | Ambiguous { .. } | Locked { .. } => 2,
             _ => 1,
         };
-        Self { code, error: e.into() }
+        Self {
+            code,
+            error: e.into(),
+        }
     }
 }
 
@@ -58,7 +66,8 @@ fn main() -> ExitCode {
     let cli = args::Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("WASMFLOW_LOG").unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_env("WASMFLOW_LOG")
+                .unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -67,7 +76,7 @@ fn main() -> ExitCode {
         cache: cli.cache_dir.clone(),
     };
     let result = match cli.command {
-        args::Command::Run(a) => run::run(&home, a),
+        args::Command::Run(a) => run::run(&home, *a),
         args::Command::Inspect(a) => inspect::inspect(&home, a),
         args::Command::Execution { command } => execution::execution(&home.dir, command),
     };
@@ -85,7 +94,9 @@ fn default_home() -> PathBuf {
     if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|x| !x.is_empty()) {
         return PathBuf::from(x).join("wasmflow");
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
     home.join(".local/share/wasmflow")
 }
 
@@ -96,7 +107,10 @@ pub(crate) struct Home {
 }
 
 pub(crate) fn runtime_for(home: &Home) -> Result<wasmflow_runtime::Runtime, Fail> {
-    Ok(wasmflow_runtime::Runtime::open(&home.dir, home.cache.as_deref())?)
+    Ok(wasmflow_runtime::Runtime::open(
+        &home.dir,
+        home.cache.as_deref(),
+    )?)
 }
 
 pub(crate) fn tokio() -> tokio::runtime::Runtime {

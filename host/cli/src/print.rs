@@ -6,7 +6,10 @@ use std::time::{Duration, SystemTime};
 use wasmflow_store::{ExecutionRecord, Status};
 
 pub fn json<T: Serialize + ?Sized>(v: &T) {
-    println!("{}", serde_json::to_string_pretty(v).expect("values serialize"));
+    println!(
+        "{}",
+        serde_json::to_string_pretty(v).expect("values serialize")
+    );
 }
 
 /// One line on stderr after a run: what happened, and the id to look it up.
@@ -14,7 +17,10 @@ pub fn summary(r: &ExecutionRecord) {
     let took = r.elapsed().map(elapsed).unwrap_or_default();
     match &r.error {
         None => eprintln!("execution {} {} in {took}", r.id, r.status),
-        Some(e) => eprintln!("execution {} {} in {took}: [{}] {}", r.id, r.status, e.code, e.message),
+        Some(e) => eprintln!(
+            "execution {} {} in {took}: [{}] {}",
+            r.id, r.status, e.code, e.message
+        ),
     }
 }
 
@@ -64,7 +70,12 @@ pub fn record(r: &ExecutionRecord, detail: bool) {
         indent(&serde_json::to_string_pretty(res).unwrap_or_default());
     }
     if let Some(e) = &r.error {
-        println!("error      [{}] {}{}", e.code, e.message, if e.retryable { " (retryable)" } else { "" });
+        println!(
+            "error      [{}] {}{}",
+            e.code,
+            e.message,
+            if e.retryable { " (retryable)" } else { "" }
+        );
         if let Some(d) = e.details.as_ref().filter(|_| detail) {
             indent(&serde_json::to_string_pretty(d).unwrap_or_default());
         }
@@ -103,8 +114,16 @@ pub fn record(r: &ExecutionRecord, detail: bool) {
         indent("(none)");
     }
     for l in &r.logs {
-        let progress = l.progress.map(|p| format!(" [{}/{}]", p.done, p.total)).unwrap_or_default();
-        indent(&format!("+{:>6}ms {:<5}{progress} {}", l.at_ms, l.level.as_str(), l.message));
+        let progress = l
+            .progress
+            .map(|p| format!(" [{}/{}]", p.done, p.total))
+            .unwrap_or_default();
+        indent(&format!(
+            "+{:>6}ms {:<5}{progress} {}",
+            l.at_ms,
+            l.level.as_str(),
+            l.message
+        ));
     }
     for (name, text) in [("stdout", &r.stdout), ("stderr", &r.stderr)] {
         if !text.is_empty() {

@@ -24,14 +24,16 @@ pub fn run(home: &Home, args: RunArgs) -> CmdResult {
         timeout_ms: parse_duration("--timeout", &args.timeout)
             .map_err(|e| Fail::usage(anyhow!(e)))?
             .as_millis() as u64,
-        output_bytes: parse_size("--max-output", &args.max_output).map_err(|e| Fail::usage(anyhow!(e)))?,
+        output_bytes: parse_size("--max-output", &args.max_output)
+            .map_err(|e| Fail::usage(anyhow!(e)))?,
         log_bytes: parse_size("--max-log", &args.max_log).map_err(|e| Fail::usage(anyhow!(e)))?,
     };
 
     let rt = crate::runtime_for(home)?;
     let action = rt.load(&args.component)?;
     for p in &args.params {
-        overrides::apply(&action, &mut input, p).map_err(|e| Fail::usage(anyhow!("-p {p}: {e}")))?;
+        overrides::apply(&action, &mut input, p)
+            .map_err(|e| Fail::usage(anyhow!("-p {p}: {e}")))?;
     }
     let options = RunOptions {
         grants,
@@ -91,9 +93,21 @@ fn grants_from(args: &GrantArgs) -> Result<Grants, wasmflow_runtime::GrantError>
             .iter()
             .map(|v| grants::parse_mount("--allow-write", v))
             .collect::<Result<_, _>>()?,
-        env: args.env.iter().map(|v| grants::parse_env(v)).collect::<Result<_, _>>()?,
-        net: args.net.iter().map(|v| grants::parse_net(v)).collect::<Result<_, _>>()?,
-        exec: args.exec.iter().map(|v| grants::parse_exec(v)).collect::<Result<_, _>>()?,
+        env: args
+            .env
+            .iter()
+            .map(|v| grants::parse_env(v))
+            .collect::<Result<_, _>>()?,
+        net: args
+            .net
+            .iter()
+            .map(|v| grants::parse_net(v))
+            .collect::<Result<_, _>>()?,
+        exec: args
+            .exec
+            .iter()
+            .map(|v| grants::parse_exec(v))
+            .collect::<Result<_, _>>()?,
         secrets: Vec::new(),
     })
 }

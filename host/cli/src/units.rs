@@ -17,7 +17,11 @@ pub fn parse_size(flag: &str, s: &str) -> Result<u64, String> {
         "mib" => 1 << 20,
         "g" | "gb" => 1_000_000_000,
         "gib" => 1 << 30,
-        other => return Err(format!("{flag} {s}: unknown unit `{other}` (use B, KiB, MiB, GiB, KB, MB, GB)")),
+        other => {
+            return Err(format!(
+                "{flag} {s}: unknown unit `{other}` (use B, KiB, MiB, GiB, KB, MB, GB)"
+            ))
+        }
     };
     n.checked_mul(mult)
         .filter(|v| *v > 0)
@@ -25,7 +29,8 @@ pub fn parse_size(flag: &str, s: &str) -> Result<u64, String> {
 }
 
 pub fn parse_duration(flag: &str, s: &str) -> Result<std::time::Duration, String> {
-    let d = humantime::parse_duration(s).map_err(|e| format!("{flag} {s}: {e} (e.g. 30s, 2m, 500ms)"))?;
+    let d = humantime::parse_duration(s)
+        .map_err(|e| format!("{flag} {s}: {e} (e.g. 30s, 2m, 500ms)"))?;
     if d.is_zero() {
         return Err(format!("{flag} {s}: must be greater than zero"));
     }
@@ -41,14 +46,19 @@ mod tests {
         assert_eq!(parse_size("--memory", "128MiB").unwrap(), 128 << 20);
         assert_eq!(parse_size("--memory", "1GB").unwrap(), 1_000_000_000);
         assert_eq!(parse_size("--memory", "4096").unwrap(), 4096);
-        assert!(parse_size("--memory", "lots").unwrap_err().contains("--memory lots"));
+        assert!(parse_size("--memory", "lots")
+            .unwrap_err()
+            .contains("--memory lots"));
         assert!(parse_size("--memory", "12XB").is_err());
         assert!(parse_size("--memory", "0").is_err());
     }
 
     #[test]
     fn durations() {
-        assert_eq!(parse_duration("--timeout", "1500ms").unwrap().as_millis(), 1500);
+        assert_eq!(
+            parse_duration("--timeout", "1500ms").unwrap().as_millis(),
+            1500
+        );
         assert!(parse_duration("--timeout", "soon").is_err());
     }
 }

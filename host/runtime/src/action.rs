@@ -42,7 +42,11 @@ impl Action {
                 value::describe(input)
             ),
         })?;
-        value::check_keys(obj, self.signature.params.iter().map(|(n, _)| n.as_str()), &Path::default())?;
+        value::check_keys(
+            obj,
+            self.signature.params.iter().map(|(n, _)| n.as_str()),
+            &Path::default(),
+        )?;
         self.signature
             .params
             .iter()
@@ -61,7 +65,11 @@ impl Action {
     }
 
     pub fn param_names(&self) -> Vec<&str> {
-        self.signature.params.iter().map(|(n, _)| n.as_str()).collect()
+        self.signature
+            .params
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect()
     }
 
     pub fn component(&self) -> &Component {
@@ -81,7 +89,9 @@ pub(crate) fn load(
         message,
     };
     let bytes = if reference.ends_with(".wat") {
-        wat::parse_bytes(&bytes).map_err(|e| invalid(e.to_string()))?.into_owned()
+        wat::parse_bytes(&bytes)
+            .map_err(|e| invalid(e.to_string()))?
+            .into_owned()
     } else {
         bytes
     };
@@ -99,10 +109,12 @@ pub(crate) fn load(
     let signature = signature(engine, &component).ok_or_else(|| RuntimeError::NoRunExport {
         path: reference.to_owned(),
     })?;
-    let pre = linker.instantiate_pre(&component).map_err(|e| RuntimeError::Unlinkable {
-        path: reference.to_owned(),
-        message: format!("{e:#}"),
-    })?;
+    let pre = linker
+        .instantiate_pre(&component)
+        .map_err(|e| RuntimeError::Unlinkable {
+            path: reference.to_owned(),
+            message: format!("{e:#}"),
+        })?;
     Ok(Action {
         reference: reference.to_owned(),
         digest,

@@ -27,7 +27,12 @@ impl ComponentCache {
     }
 
     /// Load the compiled form of `bytes`, compiling and storing it on a miss.
-    pub fn get_or_compile(&self, engine: &Engine, digest: &Digest, bytes: &[u8]) -> wasmtime::Result<Component> {
+    pub fn get_or_compile(
+        &self,
+        engine: &Engine,
+        digest: &Digest,
+        bytes: &[u8],
+    ) -> wasmtime::Result<Component> {
         let path = self.path(digest);
         if path.is_file() {
             // SAFETY: files in this directory are written only by

@@ -35,9 +35,13 @@ pub fn parse_mount(flag: &'static str, value: &str) -> Result<Mount, GrantError>
     if host.is_empty() {
         return Err(err(flag, value, "the host directory is empty"));
     }
-    let canonical = Path::new(host)
-        .canonicalize()
-        .map_err(|e| err(flag, value, format!("cannot use host directory `{host}`: {e}")))?;
+    let canonical = Path::new(host).canonicalize().map_err(|e| {
+        err(
+            flag,
+            value,
+            format!("cannot use host directory `{host}`: {e}"),
+        )
+    })?;
     if !canonical.is_dir() {
         return Err(err(flag, value, format!("`{host}` is not a directory")));
     }
@@ -72,10 +76,15 @@ pub fn parse_env(value: &str) -> Result<EnvGrant, GrantError> {
 pub fn parse_net(value: &str) -> Result<NetGrant, GrantError> {
     let bad = |p: &str| err("--allow-net", value, p.to_owned());
     let (host, port) = if let Some(rest) = value.strip_prefix('[') {
-        let (h, after) = rest.split_once(']').ok_or_else(|| bad("unclosed `[` in IPv6 address"))?;
+        let (h, after) = rest
+            .split_once(']')
+            .ok_or_else(|| bad("unclosed `[` in IPv6 address"))?;
         let port = match after {
             "" => None,
-            p => Some(p.strip_prefix(':').ok_or_else(|| bad("expected `:PORT` after `]`"))?),
+            p => Some(
+                p.strip_prefix(':')
+                    .ok_or_else(|| bad("expected `:PORT` after `]`"))?,
+            ),
         };
         (h, port)
     } else {
@@ -88,7 +97,12 @@ pub fn parse_net(value: &str) -> Result<NetGrant, GrantError> {
         return Err(bad("expected HOST or HOST:PORT (no scheme, no path)"));
     }
     let port = port
-        .map(|p| p.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(|| bad("the port must be 1-65535")))
+        .map(|p| {
+            p.parse::<u16>()
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or_else(|| bad("the port must be 1-65535"))
+        })
         .transpose()?;
     Ok(NetGrant {
         host: host.to_ascii_lowercase(),
@@ -118,9 +132,21 @@ mod tests {
 
     #[test]
     fn net_grants() {
-        assert_eq!(parse_net("example.com").unwrap(), NetGrant { host: "example.com".into(), port: None });
+        assert_eq!(
+            parse_net("example.com").unwrap(),
+            NetGrant {
+                host: "example.com".into(),
+                port: None
+            }
+        );
         assert_eq!(parse_net("127.0.0.1:8080").unwrap().port, Some(8080));
-        assert_eq!(parse_net("[::1]:80").unwrap(), NetGrant { host: "::1".into(), port: Some(80) });
+        assert_eq!(
+            parse_net("[::1]:80").unwrap(),
+            NetGrant {
+                host: "::1".into(),
+                port: Some(80)
+            }
+        );
         assert!(parse_net("http://x").is_err());
         assert!(parse_net("x:0").is_err());
         assert!(parse_net("x:99999").is_err());
@@ -134,7 +160,11 @@ mod tests {
         let m = parse_mount("--allow-write", &format!("{}::/data", dir.path().display())).unwrap();
         assert_eq!(m.guest, "/data");
         let e = parse_mount("--allow-read", "/definitely/not/here").unwrap_err();
-        assert!(e.to_string().starts_with("--allow-read /definitely/not/here: cannot use host directory"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("--allow-read /definitely/not/here: cannot use host directory"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -143,6 +173,9 @@ mod tests {
         assert_eq!(parse_env("HOME").unwrap().value, None);
         assert!(parse_env("=x").is_err());
         assert!(parse_exec("bin/sh").is_err());
-        assert_eq!(parse_exec("/usr/bin/qemu-img").unwrap(), "/usr/bin/qemu-img");
+        assert_eq!(
+            parse_exec("/usr/bin/qemu-img").unwrap(),
+            "/usr/bin/qemu-img"
+        );
     }
 }

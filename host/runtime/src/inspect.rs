@@ -5,7 +5,9 @@ use serde_json::{json, Map, Value};
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use wit_parser::decoding::{decode, DecodedWasm};
-use wit_parser::{Docs, Function, Resolve, Type, TypeDefKind, TypeId, TypeOwner, WorldItem, WorldKey};
+use wit_parser::{
+    Docs, Function, Resolve, Type, TypeDefKind, TypeId, TypeOwner, WorldItem, WorldKey,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum InspectError {
@@ -31,10 +33,15 @@ pub struct Inspection {
 }
 
 pub fn inspect(component: &[u8]) -> Result<Inspection, InspectError> {
-    let (resolve, world_id) = match decode(component).map_err(|e| InspectError::Decode(format!("{e:#}")))? {
-        DecodedWasm::Component(r, w) => (r, w),
-        DecodedWasm::WitPackage(..) => return Err(InspectError::Decode("this is a WIT package, not a component".into())),
-    };
+    let (resolve, world_id) =
+        match decode(component).map_err(|e| InspectError::Decode(format!("{e:#}")))? {
+            DecodedWasm::Component(r, w) => (r, w),
+            DecodedWasm::WitPackage(..) => {
+                return Err(InspectError::Decode(
+                    "this is a WIT package, not a component".into(),
+                ))
+            }
+        };
     let world = &resolve.worlds[world_id];
     let run = world
         .exports
@@ -58,7 +65,10 @@ pub fn inspect(component: &[u8]) -> Result<Inspection, InspectError> {
     let input_schema = printer.input_schema(run);
     let output_schema = match run.result {
         Some(Type::Id(id)) => match &resolve.types[id].kind {
-            TypeDefKind::Result(r) => r.ok.map(|t| printer.schema(&t)).unwrap_or(json!({ "type": "null" })),
+            TypeDefKind::Result(r) => {
+                r.ok.map(|t| printer.schema(&t))
+                    .unwrap_or(json!({ "type": "null" }))
+            }
             _ => printer.schema(&Type::Id(id)),
         },
         Some(t) => printer.schema(&t),
@@ -120,9 +130,16 @@ impl Printer<'_> {
         let mut inner = |t: &Type| self.collect(t, seen, order);
         match &def.kind {
             TypeDefKind::Record(r) => r.fields.iter().for_each(|f| inner(&f.ty)),
-            TypeDefKind::Variant(v) => v.cases.iter().filter_map(|c| c.ty.as_ref()).for_each(&mut inner),
+            TypeDefKind::Variant(v) => v
+                .cases
+                .iter()
+                .filter_map(|c| c.ty.as_ref())
+                .for_each(&mut inner),
             TypeDefKind::Tuple(t) => t.types.iter().for_each(&mut inner),
-            TypeDefKind::Option(t) | TypeDefKind::List(t) | TypeDefKind::FixedLengthList(t, _) | TypeDefKind::Type(t) => inner(t),
+            TypeDefKind::Option(t)
+            | TypeDefKind::List(t)
+            | TypeDefKind::FixedLengthList(t, _)
+            | TypeDefKind::Type(t) => inner(t),
             TypeDefKind::Map(k, v) => {
                 inner(k);
                 inner(v);
@@ -241,7 +258,11 @@ impl Printer<'_> {
             TypeDefKind::Map(k, v) => format!("map<{}, {}>", self.name(k), self.name(v)),
             TypeDefKind::Tuple(t) => format!(
                 "tuple<{}>",
-                t.types.iter().map(|t| self.name(t)).collect::<Vec<_>>().join(", ")
+                t.types
+                    .iter()
+                    .map(|t| self.name(t))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
             TypeDefKind::Result(r) => match (&r.ok, &r.err) {
                 (None, None) => "result".into(),
@@ -251,9 +272,15 @@ impl Printer<'_> {
             },
             TypeDefKind::Type(t) => self.name(t),
             TypeDefKind::Handle(wit_parser::Handle::Own(id)) => self.name(&Type::Id(*id)),
-            TypeDefKind::Handle(wit_parser::Handle::Borrow(id)) => format!("borrow<{}>", self.name(&Type::Id(*id))),
-            TypeDefKind::Future(t) => format!("future<{}>", t.map(|t| self.name(&t)).unwrap_or_default()),
-            TypeDefKind::Stream(t) => format!("stream<{}>", t.map(|t| self.name(&t)).unwrap_or_default()),
+            TypeDefKind::Handle(wit_parser::Handle::Borrow(id)) => {
+                format!("borrow<{}>", self.name(&Type::Id(*id)))
+            }
+            TypeDefKind::Future(t) => {
+                format!("future<{}>", t.map(|t| self.name(&t)).unwrap_or_default())
+            }
+            TypeDefKind::Stream(t) => {
+                format!("stream<{}>", t.map(|t| self.name(&t)).unwrap_or_default())
+            }
             _ => "_".into(),
         }
     }
@@ -293,7 +320,8 @@ impl Printer<'_> {
 
     /// JSON Schema of a WIT type under wasmflow's JSON mapping.
     fn schema(&self, ty: &Type) -> Value {
-        let int = |min: i128, max: i128| json!({ "type": "integer", "minimum": min, "maximum": max });
+        let int =
+            |min: i128, max: i128| json!({ "type": "integer", "minimum": min, "maximum": max });
         let mut s = match ty {
             Type::Bool => json!({ "type": "boolean" }),
             Type::U8 => int(0, u8::MAX.into()),
@@ -304,7 +332,9 @@ impl Printer<'_> {
             Type::S16 => int(i16::MIN.into(), i16::MAX.into()),
             Type::S32 => int(i32::MIN.into(), i32::MAX.into()),
             Type::S64 => int(i64::MIN.into(), i64::MAX.into()),
-            Type::F32 | Type::F64 => json!({ "oneOf": [{ "type": "number" }, { "enum": ["NaN", "Infinity", "-Infinity"] }] }),
+            Type::F32 | Type::F64 => {
+                json!({ "oneOf": [{ "type": "number" }, { "enum": ["NaN", "Infinity", "-Infinity"] }] })
+            }
             Type::Char => json!({ "type": "string", "minLength": 1, "maxLength": 1 }),
             Type::String => json!({ "type": "string" }),
             Type::ErrorContext => json!({}),
@@ -332,7 +362,9 @@ impl Printer<'_> {
                 }
                 json!({ "type": "object", "properties": props, "required": required, "additionalProperties": false })
             }
-            TypeDefKind::Enum(e) => json!({ "enum": e.cases.iter().map(|c| c.name.clone()).collect::<Vec<_>>() }),
+            TypeDefKind::Enum(e) => {
+                json!({ "enum": e.cases.iter().map(|c| c.name.clone()).collect::<Vec<_>>() })
+            }
             TypeDefKind::Flags(f) => json!({
                 "type": "array", "uniqueItems": true,
                 "items": { "enum": f.flags.iter().map(|c| c.name.clone()).collect::<Vec<_>>() }
@@ -344,19 +376,27 @@ impl Printer<'_> {
             TypeDefKind::Option(t) => json!({ "oneOf": [{ "type": "null" }, self.schema(t)] }),
             TypeDefKind::List(Type::U8) => json!({ "type": "string", "contentEncoding": "base64" }),
             TypeDefKind::List(t) => json!({ "type": "array", "items": self.schema(t) }),
-            TypeDefKind::FixedLengthList(t, n) => json!({ "type": "array", "items": self.schema(t), "minItems": n, "maxItems": n }),
+            TypeDefKind::FixedLengthList(t, n) => {
+                json!({ "type": "array", "items": self.schema(t), "minItems": n, "maxItems": n })
+            }
             TypeDefKind::Tuple(t) => json!({
                 "type": "array", "prefixItems": t.types.iter().map(|t| self.schema(t)).collect::<Vec<_>>(),
                 "minItems": t.types.len(), "maxItems": t.types.len()
             }),
             TypeDefKind::Result(r) => {
-                let side = |t: &Option<Type>| t.as_ref().map(|t| self.schema(t)).unwrap_or(json!({ "type": "null" }));
+                let side = |t: &Option<Type>| {
+                    t.as_ref()
+                        .map(|t| self.schema(t))
+                        .unwrap_or(json!({ "type": "null" }))
+                };
                 json!({ "oneOf": [
                     { "type": "object", "properties": { "ok": side(&r.ok) }, "required": ["ok"], "additionalProperties": false },
                     { "type": "object", "properties": { "err": side(&r.err) }, "required": ["err"], "additionalProperties": false },
                 ] })
             }
-            TypeDefKind::Map(_, v) => json!({ "type": "object", "additionalProperties": self.schema(v) }),
+            TypeDefKind::Map(_, v) => {
+                json!({ "type": "object", "additionalProperties": self.schema(v) })
+            }
             TypeDefKind::Type(t) => self.schema(t),
             _ => json!({ "description": "not representable as JSON" }),
         };

@@ -41,7 +41,9 @@ pub enum RuntimeError {
     },
     #[error("{path} is not a valid WebAssembly component: {message}")]
     InvalidComponent { path: String, message: String },
-    #[error("{path} does not export a `run` function (an action's world must `export run: func(...)`)")]
+    #[error(
+        "{path} does not export a `run` function (an action's world must `export run: func(...)`)"
+    )]
     NoRunExport { path: String },
     #[error("{path} cannot be linked: {message}")]
     Unlinkable { path: String, message: String },
@@ -59,7 +61,10 @@ impl RuntimeError {
     /// Whether the error is the caller's (bad file, input or grant) rather
     /// than the host's: the CLI maps these to exit status 2.
     pub fn is_usage(&self) -> bool {
-        !matches!(self, RuntimeError::Store(StoreError::Sled(_)) | RuntimeError::Setup { .. })
+        !matches!(
+            self,
+            RuntimeError::Store(StoreError::Sled(_)) | RuntimeError::Setup { .. }
+        )
     }
 }
 
@@ -87,14 +92,20 @@ impl Runtime {
     }
 
     /// Like [`Runtime::open`], with a store the caller already opened.
-    pub fn with_store(home: &Path, cache_dir: Option<&Path>, store: Store) -> Result<Self, RuntimeError> {
+    pub fn with_store(
+        home: &Path,
+        cache_dir: Option<&Path>,
+        store: Store,
+    ) -> Result<Self, RuntimeError> {
         let setup = |message: String| RuntimeError::Setup {
             path: home.to_owned(),
             message,
         };
         let engine = engine::new_engine().map_err(|e| setup(format!("{e:#}")))?;
         let linker = run::linker(&engine).map_err(|e| setup(format!("{e:#}")))?;
-        let cache_root = cache_dir.map(Path::to_owned).unwrap_or_else(|| home.join("cache"));
+        let cache_root = cache_dir
+            .map(Path::to_owned)
+            .unwrap_or_else(|| home.join("cache"));
         let cache = cache::ComponentCache::new(&cache_root, &engine)
             .map_err(|e| setup(format!("component cache: {e}")))?;
         let ticker = engine::EpochTicker::start(&engine);
@@ -125,7 +136,13 @@ impl Runtime {
 
     /// Like [`Runtime::load`], for bytes from elsewhere (a registry, a blob).
     pub fn load_bytes(&self, reference: &str, bytes: Vec<u8>) -> Result<Action, RuntimeError> {
-        action::load(&self.inner.engine, &self.inner.linker, &self.inner.cache, reference, bytes)
+        action::load(
+            &self.inner.engine,
+            &self.inner.linker,
+            &self.inner.cache,
+            reference,
+            bytes,
+        )
     }
 
     /// Run `action` with `input`, record the execution, and return its record.

@@ -44,7 +44,9 @@ pub fn apply(action: &Action, input: &mut Value, assignment: &str) -> Result<(),
     let mut cur = input;
     for key in &keys[..keys.len() - 1] {
         let obj = cur.as_object_mut().expect("walked only through objects");
-        let next = obj.entry(key.to_string()).or_insert_with(|| Value::Object(Map::new()));
+        let next = obj
+            .entry(key.to_string())
+            .or_insert_with(|| Value::Object(Map::new()));
         if !next.is_object() {
             *next = Value::Object(Map::new());
         }

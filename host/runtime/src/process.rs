@@ -14,9 +14,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// A grant is a bare name (`qemu-img`, looked up on `PATH` now) or an
 /// absolute path; the guest may ask for either spelling of a granted program.
 pub(crate) fn resolve(grants: &[String], program: &str) -> Option<Result<PathBuf, String>> {
-    let grant = grants.iter().find(|g| {
-        *g == program || (g.starts_with('/') && g.rsplit('/').next() == Some(program))
-    })?;
+    let grant = grants
+        .iter()
+        .find(|g| *g == program || (g.starts_with('/') && g.rsplit('/').next() == Some(program)))?;
     if grant.starts_with('/') {
         return Some(Ok(PathBuf::from(grant)));
     }
@@ -36,11 +36,17 @@ pub(crate) async fn run(
     stdin: Option<Vec<u8>>,
     output_limit: usize,
 ) -> Result<Output, ProcessError> {
-    let path = path.as_ref().map_err(|e| ProcessError::NotFound(e.clone()))?;
+    let path = path
+        .as_ref()
+        .map_err(|e| ProcessError::NotFound(e.clone()))?;
     let mut cmd = tokio::process::Command::new(path);
     cmd.args(args)
         .env_clear()
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
@@ -69,8 +75,14 @@ pub(crate) async fn run(
         }
         buf
     };
-    let out = child.stdout.take().map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Unpin + Send>);
-    let err = child.stderr.take().map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Unpin + Send>);
+    let out = child
+        .stdout
+        .take()
+        .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Unpin + Send>);
+    let err = child
+        .stderr
+        .take()
+        .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Unpin + Send>);
     let ((), stdout, stderr) = tokio::join!(feed, read_capped(out), read_capped(err));
     let status = child
         .wait()

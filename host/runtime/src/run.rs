@@ -41,7 +41,8 @@ pub(crate) async fn run(
 ) -> Result<ExecutionRecord, RuntimeError> {
     let params = action.check_input(&input)?;
 
-    let mut record = ExecutionRecord::new_action(action.reference.clone(), action.digest.to_string(), input);
+    let mut record =
+        ExecutionRecord::new_action(action.reference.clone(), action.digest.to_string(), input);
     record.grants = options.grants;
     record.limits = options.limits;
     record.parent = options.parent;
@@ -58,7 +59,12 @@ pub(crate) async fn run(
     let sandbox = match Sandbox::new(&name, &record.grants, &record.limits) {
         Ok(s) => s,
         Err(e) => {
-            finish(&mut record, Status::Failed, None, Some(failure("sandbox", format!("{e:#}"))));
+            finish(
+                &mut record,
+                Status::Failed,
+                None,
+                Some(failure("sandbox", format!("{e:#}"))),
+            );
             rt.store().put(&record)?;
             return Ok(record);
         }
@@ -97,7 +103,12 @@ pub(crate) async fn run(
     Ok(record)
 }
 
-fn finish(record: &mut ExecutionRecord, status: Status, result: Option<Value>, error: Option<Failure>) {
+fn finish(
+    record: &mut ExecutionRecord,
+    status: Status,
+    result: Option<Value>,
+    error: Option<Failure>,
+) {
     record.status = status;
     record.result = result;
     record.error = error;
@@ -108,7 +119,10 @@ fn finish(record: &mut ExecutionRecord, status: Status, result: Option<Value>, e
 /// guest sees as `argv[0]`.
 fn action_name(reference: &str) -> String {
     let base = reference.rsplit('/').next().unwrap_or(reference);
-    base.strip_suffix(".wasm").or_else(|| base.strip_suffix(".wat")).unwrap_or(base).to_owned()
+    base.strip_suffix(".wasm")
+        .or_else(|| base.strip_suffix(".wat"))
+        .unwrap_or(base)
+        .to_owned()
 }
 
 fn failure(code: &str, message: String) -> Failure {
@@ -130,7 +144,7 @@ fn timed_out(timeout: Duration) -> Failure {
 }
 
 fn humanize(d: Duration) -> String {
-    if d.as_millis() % 1000 == 0 {
+    if d.as_millis().is_multiple_of(1000) {
         format!("{}s", d.as_secs())
     } else {
         format!("{}ms", d.as_millis())
@@ -138,30 +152,58 @@ fn humanize(d: Duration) -> String {
 }
 
 /// Name what stopped the guest: a limit, the clock, or a trap of its own.
-fn classify_trap(e: &wasmtime::Error, sandbox: &Sandbox, timeout: Duration) -> (Status, Option<Value>, Option<Failure>) {
+fn classify_trap(
+    e: &wasmtime::Error,
+    sandbox: &Sandbox,
+    timeout: Duration,
+) -> (Status, Option<Value>, Option<Failure>) {
     let trace = format!("{e:?}");
     let with_trace = |mut f: Failure| {
         f.details = Some(json!({ "trace": trace }));
         f
     };
     if let Some(m) = e.downcast_ref::<MemoryLimitExceeded>() {
-        return (Status::Failed, None, Some(with_trace(failure("memory-limit", m.to_string()))));
+        return (
+            Status::Failed,
+            None,
+            Some(with_trace(failure("memory-limit", m.to_string()))),
+        );
     }
     if sandbox.memory.exceeded {
         let msg = format!("memory limit exceeded: {}", e.root_cause());
-        return (Status::Failed, None, Some(with_trace(failure("memory-limit", msg))));
+        return (
+            Status::Failed,
+            None,
+            Some(with_trace(failure("memory-limit", msg))),
+        );
     }
     if let Some(o) = e.downcast_ref::<OutputLimitExceeded>() {
-        return (Status::Failed, None, Some(with_trace(failure("output-limit", o.to_string()))));
+        return (
+            Status::Failed,
+            None,
+            Some(with_trace(failure("output-limit", o.to_string()))),
+        );
     }
     for stream in [&sandbox.stdout, &sandbox.stderr] {
         if stream.exceeded() {
-            let msg = format!("{} (the guest stopped with: {})", stream.limit_message(), e.root_cause());
-            return (Status::Failed, None, Some(with_trace(failure("output-limit", msg))));
+            let msg = format!(
+                "{} (the guest stopped with: {})",
+                stream.limit_message(),
+                e.root_cause()
+            );
+            return (
+                Status::Failed,
+                None,
+                Some(with_trace(failure("output-limit", msg))),
+            );
         }
     }
     if let Some(l) = e.downcast_ref::<LogLimitExceeded>() {
-        return (Status::Failed, None, Some(with_trace(failure("log-limit", l.to_string()))));
+        return (
+            Status::Failed,
+            None,
+            Some(with_trace(failure("log-limit", l.to_string()))),
+        );
     }
     if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
         return (Status::TimedOut, None, Some(timed_out(timeout)));
@@ -171,7 +213,11 @@ fn classify_trap(e: &wasmtime::Error, sandbox: &Sandbox, timeout: Duration) -> (
         Some(_) => "trap",
         None => "host-error",
     };
-    (Status::Failed, None, Some(with_trace(failure(code, e.root_cause().to_string()))))
+    (
+        Status::Failed,
+        None,
+        Some(with_trace(failure(code, e.root_cause().to_string()))),
+    )
 }
 
 /// Map `run`'s return value to the record: `result<T, E>` decides success
@@ -205,17 +251,25 @@ fn outcome_of(ty: Option<&Type>, val: Option<&Val>) -> (Status, Option<Value>, O
 /// `error` record maps field for field; any other type is kept as details.
 fn action_failure(err: Value) -> Failure {
     if let Some(obj) = err.as_object() {
-        if let (Some(code), Some(message)) = (obj.get("code").and_then(Value::as_str), obj.get("message").and_then(Value::as_str)) {
+        if let (Some(code), Some(message)) = (
+            obj.get("code").and_then(Value::as_str),
+            obj.get("message").and_then(Value::as_str),
+        ) {
             let details = obj.get("details").and_then(|d| match d {
                 Value::Null => None,
                 // `details` is JSON text in WIT; show it as JSON when it is.
-                Value::String(s) => Some(serde_json::from_str(s).unwrap_or_else(|_| Value::String(s.clone()))),
+                Value::String(s) => {
+                    Some(serde_json::from_str(s).unwrap_or_else(|_| Value::String(s.clone())))
+                }
                 other => Some(other.clone()),
             });
             return Failure {
                 code: code.to_owned(),
                 message: message.to_owned(),
-                retryable: obj.get("retryable").and_then(Value::as_bool).unwrap_or(false),
+                retryable: obj
+                    .get("retryable")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false),
                 details,
             };
         }

@@ -64,11 +64,18 @@ impl SharedJournal {
         }
     }
 
-    fn push(&self, level: LogLevel, message: String, progress: Option<Progress>) -> Result<(), LogLimitExceeded> {
+    fn push(
+        &self,
+        level: LogLevel,
+        message: String,
+        progress: Option<Progress>,
+    ) -> Result<(), LogLimitExceeded> {
         let mut j = self.inner.lock().unwrap();
         j.log_bytes += message.len();
         if j.log_bytes > self.log_limit {
-            return Err(LogLimitExceeded { limit: self.log_limit });
+            return Err(LogLimitExceeded {
+                limit: self.log_limit,
+            });
         }
         j.logs.push(LogLine {
             at_ms: self.started.elapsed().as_millis() as u64,
@@ -118,7 +125,9 @@ impl Sandbox {
         let journal = SharedJournal::new(usize::try_from(limits.log_bytes).unwrap_or(usize::MAX));
 
         let mut wasi = WasiCtxBuilder::new();
-        wasi.stdout(stdout.clone()).stderr(stderr.clone()).arg(action_name);
+        wasi.stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .arg(action_name);
         for m in &grants.read {
             wasi.preopened_dir(&m.host, &m.guest, FsPerms::ReadOnly)?;
         }
@@ -127,11 +136,8 @@ impl Sandbox {
         }
         for e in &grants.env {
             // A grant without a value passes the host's value, if it has one.
-            match e.value.clone().or_else(|| std::env::var(&e.name).ok()) {
-                Some(v) => {
-                    wasi.env(&e.name, v);
-                }
-                None => {}
+            if let Some(v) = e.value.clone().or_else(|| std::env::var(&e.name).ok()) {
+                wasi.env(&e.name, v);
             }
         }
         let net = NetPolicy {
@@ -148,7 +154,9 @@ impl Sandbox {
                     Box::pin(async move { policy.allows_socket(addr, usage) })
                 });
         } else {
-            wasi.allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false);
+            wasi.allow_tcp(false)
+                .allow_udp(false)
+                .allow_ip_name_lookup(false);
         }
         Ok(Self {
             wasi: wasi.build(),
@@ -193,7 +201,10 @@ pub(crate) struct NetPolicy {
 
 impl NetPolicy {
     fn allows_host(&self, host: &str, port: u16) -> bool {
-        let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase();
         self.grants
             .iter()
             .any(|g| g.host == host && g.port.is_none_or(|p| p == port))
@@ -211,7 +222,11 @@ impl NetPolicy {
             g.port.is_none_or(|p| p == addr.port()) && host_addrs(&g.host).contains(&addr.ip())
         });
         if !ok {
-            self.journal.deny("net", &addr.to_string(), "not granted; use --allow-net HOST[:PORT]");
+            self.journal.deny(
+                "net",
+                &addr.to_string(),
+                "not granted; use --allow-net HOST[:PORT]",
+            );
         }
         ok
     }
@@ -245,7 +260,13 @@ impl WasiHttpHooks for NetPolicy {
         _ = fut;
         let uri = request.uri();
         let host = uri.host().unwrap_or_default().to_owned();
-        let port = uri.port_u16().unwrap_or(if uri.scheme_str() == Some("https") { 443 } else { 80 });
+        let port = uri
+            .port_u16()
+            .unwrap_or(if uri.scheme_str() == Some("https") {
+                443
+            } else {
+                80
+            });
         if !self.allows_host(&host, port) {
             let target = format!("{} {}", request.method(), uri);
             self.journal.deny(
@@ -277,7 +298,9 @@ impl log::Host for Sandbox {
             log::Level::Warn => LogLevel::Warn,
             log::Level::Error => LogLevel::Error,
         };
-        self.journal.push(level, message, None).map_err(wasmtime::Error::new)
+        self.journal
+            .push(level, message, None)
+            .map_err(wasmtime::Error::new)
     }
 
     fn progress(&mut self, done: u64, total: u64, message: String) -> wasmtime::Result<()> {

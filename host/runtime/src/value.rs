@@ -25,7 +25,10 @@ pub struct InputError {
 
 impl InputError {
     fn expected(path: &Path, ty: &Type, got: &Value) -> Self {
-        Self::new(path, format!("expected {}, got {}", type_name(ty), describe(got)))
+        Self::new(
+            path,
+            format!("expected {}, got {}", type_name(ty), describe(got)),
+        )
     }
 
     fn new(path: &Path, problem: impl Into<String>) -> Self {
@@ -110,7 +113,9 @@ pub fn json_to_val(ty: &Type, json: &Value, path: &Path) -> Result<Val, InputErr
                 if let Value::String(s) = json {
                     let bytes = base64::engine::general_purpose::STANDARD
                         .decode(s)
-                        .map_err(|e| InputError::new(path, format!("expected base64 for list<u8>: {e}")))?;
+                        .map_err(|e| {
+                            InputError::new(path, format!("expected base64 for list<u8>: {e}"))
+                        })?;
                     return Ok(Val::List(bytes.into_iter().map(Val::U8).collect()));
                 }
             }
@@ -191,13 +196,19 @@ pub fn json_to_val(ty: &Type, json: &Value, path: &Path) -> Result<Val, InputErr
             let payload = match (case_ty, payload) {
                 (None, None | Some(Value::Null)) => None,
                 (None, Some(_)) => {
-                    return Err(InputError::new(&path.key(case), "this case takes no payload"))
+                    return Err(InputError::new(
+                        &path.key(case),
+                        "this case takes no payload",
+                    ))
                 }
                 (Some(t), Some(v)) => Some(Box::new(json_to_val(t, v, &path.key(case))?)),
                 (Some(t), None) => {
                     return Err(InputError::new(
                         path,
-                        format!("case `{case}` needs a payload of type {}: write {{\"{case}\": ...}}", type_name(t)),
+                        format!(
+                            "case `{case}` needs a payload of type {}: write {{\"{case}\": ...}}",
+                            type_name(t)
+                        ),
                     ))
                 }
             };
@@ -212,7 +223,11 @@ pub fn json_to_val(ty: &Type, json: &Value, path: &Path) -> Result<Val, InputErr
                 .ok_or_else(|| {
                     InputError::new(
                         path,
-                        format!("expected one of {}, got {}", quoted(names.iter().copied()), describe(json)),
+                        format!(
+                            "expected one of {}, got {}",
+                            quoted(names.iter().copied()),
+                            describe(json)
+                        ),
                     )
                 })?;
             Val::Enum((*found).to_owned())
@@ -225,7 +240,11 @@ pub fn json_to_val(ty: &Type, json: &Value, path: &Path) -> Result<Val, InputErr
             let obj = json.as_object().filter(|o| o.len() == 1).ok_or_else(|| {
                 InputError::new(
                     path,
-                    format!("expected {} as {{\"ok\": ...}} or {{\"err\": ...}}, got {}", type_name(ty), describe(json)),
+                    format!(
+                        "expected {} as {{\"ok\": ...}} or {{\"err\": ...}}, got {}",
+                        type_name(ty),
+                        describe(json)
+                    ),
                 )
             })?;
             let (key, v) = obj.iter().next().expect("one entry");
@@ -250,7 +269,11 @@ pub fn json_to_val(ty: &Type, json: &Value, path: &Path) -> Result<Val, InputErr
                 let s = item.as_str().filter(|s| names.contains(s)).ok_or_else(|| {
                     InputError::new(
                         &path.index(i),
-                        format!("expected one of {}, got {}", quoted(names.iter().copied()), describe(item)),
+                        format!(
+                            "expected one of {}, got {}",
+                            quoted(names.iter().copied()),
+                            describe(item)
+                        ),
                     )
                 })?;
                 if !out.iter().any(|o| o == s) {
@@ -264,7 +287,9 @@ pub fn json_to_val(ty: &Type, json: &Value, path: &Path) -> Result<Val, InputErr
             match json {
                 Value::Object(obj) if matches!(kty, Type::String) => Val::Map(
                     obj.iter()
-                        .map(|(k, v)| Ok((Val::String(k.clone()), json_to_val(&vty, v, &path.key(k))?)))
+                        .map(|(k, v)| {
+                            Ok((Val::String(k.clone()), json_to_val(&vty, v, &path.key(k))?))
+                        })
                         .collect::<Result<_, InputError>>()?,
                 ),
                 Value::Array(pairs) => Val::Map(
@@ -274,8 +299,14 @@ pub fn json_to_val(ty: &Type, json: &Value, path: &Path) -> Result<Val, InputErr
                         .map(|(i, pair)| {
                             let p = path.index(i);
                             match pair.as_array().map(Vec::as_slice) {
-                                Some([k, v]) => Ok((json_to_val(&kty, k, &p.index(0))?, json_to_val(&vty, v, &p.index(1))?)),
-                                _ => Err(InputError::new(&p, format!("expected a [key, value] pair, got {}", describe(pair)))),
+                                Some([k, v]) => Ok((
+                                    json_to_val(&kty, k, &p.index(0))?,
+                                    json_to_val(&vty, v, &p.index(1))?,
+                                )),
+                                _ => Err(InputError::new(
+                                    &p,
+                                    format!("expected a [key, value] pair, got {}", describe(pair)),
+                                )),
                             }
                         })
                         .collect::<Result<_, _>>()?,
@@ -337,7 +368,11 @@ pub fn val_to_json(ty: &Type, val: &Val) -> Value {
             )
         }
         (Type::Tuple(tuple), Val::Tuple(items)) => Value::Array(
-            tuple.types().zip(items).map(|(t, v)| val_to_json(&t, v)).collect(),
+            tuple
+                .types()
+                .zip(items)
+                .map(|(t, v)| val_to_json(&t, v))
+                .collect(),
         ),
         (Type::Variant(variant), Val::Variant(case, payload)) => match payload {
             None => Value::String(case.clone()),
@@ -387,7 +422,9 @@ pub fn val_to_json(ty: &Type, val: &Val) -> Value {
                 Value::Array(
                     pairs
                         .iter()
-                        .map(|(k, v)| Value::Array(vec![val_to_json(&kty, k), val_to_json(&vty, v)]))
+                        .map(|(k, v)| {
+                            Value::Array(vec![val_to_json(&kty, k), val_to_json(&vty, v)])
+                        })
                         .collect(),
                 )
             }
@@ -524,12 +561,24 @@ pub fn describe(v: &Value) -> String {
 }
 
 fn quoted<'a>(names: impl Iterator<Item = &'a str>) -> String {
-    names.map(|n| format!("\"{n}\"")).collect::<Vec<_>>().join(", ")
+    names
+        .map(|n| format!("\"{n}\""))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Integers must be JSON numbers without a fraction, within the type's range.
-fn int<T: TryFrom<i64> + TryFrom<u64>>(json: &Value, ty: &Type, path: &Path) -> Result<T, InputError> {
-    let out_of_range = || InputError::new(path, format!("{} is out of range for {}", describe(json), type_name(ty)));
+fn int<T: TryFrom<i64> + TryFrom<u64>>(
+    json: &Value,
+    ty: &Type,
+    path: &Path,
+) -> Result<T, InputError> {
+    let out_of_range = || {
+        InputError::new(
+            path,
+            format!("{} is out of range for {}", describe(json), type_name(ty)),
+        )
+    };
     match json {
         Value::Number(n) => {
             if let Some(u) = n.as_u64() {
@@ -575,7 +624,9 @@ pub(crate) fn check_keys<'a>(
     path: &Path,
 ) -> Result<(), InputError> {
     for key in obj.keys() {
-        let known = fields.clone().any(|f| f == key || f.replace('-', "_") == *key);
+        let known = fields
+            .clone()
+            .any(|f| f == key || f.replace('-', "_") == *key);
         if !known {
             let expected: Vec<_> = fields.clone().collect();
             return Err(InputError::new(
@@ -588,7 +639,11 @@ pub(crate) fn check_keys<'a>(
 }
 
 /// `"case"` or `{"case": payload}`.
-fn single_case<'a>(json: &'a Value, path: &Path, ty: &Type) -> Result<(String, Option<&'a Value>), InputError> {
+fn single_case<'a>(
+    json: &'a Value,
+    path: &Path,
+    ty: &Type,
+) -> Result<(String, Option<&'a Value>), InputError> {
     match json {
         Value::String(s) => Ok((s.clone(), None)),
         Value::Object(o) if o.len() == 1 => {

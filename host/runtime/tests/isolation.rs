@@ -20,36 +20,99 @@ async fn hostile_guests_do_not_hurt_the_host() {
         output_bytes: 64 << 10,
         log_bytes: 64 << 10,
     };
-    let opts = RunOptions { limits, ..Default::default() };
+    let opts = RunOptions {
+        limits,
+        ..Default::default()
+    };
 
     let cases = [
-        (rt.load(&support::fixture("wat/loop.wat")).unwrap(), json!({}), Status::TimedOut, "timeout"),
-        (rt.load(&support::fixture("wat/bomb.wat")).unwrap(), json!({}), Status::Failed, "memory-limit"),
-        (rt.load(&support::fixture("wat/trap.wat")).unwrap(), json!({}), Status::Failed, "trap"),
-        (rt.load(&support::fixture("wat/stack.wat")).unwrap(), json!({}), Status::Failed, "stack-overflow"),
-        (hostile.clone(), json!({ "mode": "spin", "target": "" }), Status::TimedOut, "timeout"),
-        (hostile.clone(), json!({ "mode": "hog", "target": "" }), Status::Failed, "memory-limit"),
-        (hostile.clone(), json!({ "mode": "shout", "target": "" }), Status::Failed, "output-limit"),
-        (hostile.clone(), json!({ "mode": "flood", "target": "" }), Status::Failed, "log-limit"),
-        (hostile.clone(), json!({ "mode": "read-file", "target": "/etc/passwd" }), Status::Failed, "io"),
-        (hostile.clone(), json!({ "mode": "exec", "target": "sh" }), Status::Failed, "exec"),
+        (
+            rt.load(&support::fixture("wat/loop.wat")).unwrap(),
+            json!({}),
+            Status::TimedOut,
+            "timeout",
+        ),
+        (
+            rt.load(&support::fixture("wat/bomb.wat")).unwrap(),
+            json!({}),
+            Status::Failed,
+            "memory-limit",
+        ),
+        (
+            rt.load(&support::fixture("wat/trap.wat")).unwrap(),
+            json!({}),
+            Status::Failed,
+            "trap",
+        ),
+        (
+            rt.load(&support::fixture("wat/stack.wat")).unwrap(),
+            json!({}),
+            Status::Failed,
+            "stack-overflow",
+        ),
+        (
+            hostile.clone(),
+            json!({ "mode": "spin", "target": "" }),
+            Status::TimedOut,
+            "timeout",
+        ),
+        (
+            hostile.clone(),
+            json!({ "mode": "hog", "target": "" }),
+            Status::Failed,
+            "memory-limit",
+        ),
+        (
+            hostile.clone(),
+            json!({ "mode": "shout", "target": "" }),
+            Status::Failed,
+            "output-limit",
+        ),
+        (
+            hostile.clone(),
+            json!({ "mode": "flood", "target": "" }),
+            Status::Failed,
+            "log-limit",
+        ),
+        (
+            hostile.clone(),
+            json!({ "mode": "read-file", "target": "/etc/passwd" }),
+            Status::Failed,
+            "io",
+        ),
+        (
+            hostile.clone(),
+            json!({ "mode": "exec", "target": "sh" }),
+            Status::Failed,
+            "exec",
+        ),
     ];
     for (action, input, status, code) in cases {
         let rec = rt.run(&action, input.clone(), opts.clone()).await.unwrap();
         assert_eq!(rec.status, status, "{input}: {rec:#?}");
         assert_eq!(rec.error.as_ref().unwrap().code, code, "{input}");
         // Right after, in the same process and engine, a normal action works.
-        let ok = rt.run(&add, json!({ "a": 2, "b": 3 }), opts.clone()).await.unwrap();
+        let ok = rt
+            .run(&add, json!({ "a": 2, "b": 3 }), opts.clone())
+            .await
+            .unwrap();
         assert_eq!(ok.status, Status::Succeeded, "after {input}");
         assert_eq!(ok.result, Some(json!(5)));
     }
 
     // Concurrent executions are isolated from each other too.
-    let spin = rt.run(&hostile, json!({ "mode": "spin", "target": "" }), opts.clone());
+    let spin = rt.run(
+        &hostile,
+        json!({ "mode": "spin", "target": "" }),
+        opts.clone(),
+    );
     let fine = async {
         let mut n = 0;
         for _ in 0..20 {
-            let r = rt.run(&add, json!({ "a": 1, "b": 1 }), opts.clone()).await.unwrap();
+            let r = rt
+                .run(&add, json!({ "a": 1, "b": 1 }), opts.clone())
+                .await
+                .unwrap();
             n += (r.status == Status::Succeeded) as u32;
         }
         n

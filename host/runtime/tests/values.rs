@@ -21,7 +21,11 @@ fn fixture() -> &'static Fixture {
         let home = tempfile::tempdir().unwrap();
         let rt = Runtime::open(home.path(), Some(&support::shared_cache())).unwrap();
         let echo = rt.load(&support::built("tests/fixtures/echo")).unwrap();
-        Fixture { rt, echo, _home: home }
+        Fixture {
+            rt,
+            echo,
+            _home: home,
+        }
     })
 }
 
@@ -48,7 +52,10 @@ fn everything() -> Value {
 
 fn echo(value: Value) -> Value {
     let f = fixture();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let rec = rt
         .block_on(f.rt.run(&f.echo, json!({ "value": value }), RunOptions::default()))
         .unwrap();
@@ -92,13 +99,23 @@ fn snake_case_and_omitted_options_are_accepted_on_input() {
 #[test]
 fn the_actions_err_becomes_the_records_error() {
     let f = fixture();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let rec = rt
-        .block_on(f.rt.run(&f.echo, json!({ "value": everything(), "extra": "fail" }), RunOptions::default()))
+        .block_on(f.rt.run(
+            &f.echo,
+            json!({ "value": everything(), "extra": "fail" }),
+            RunOptions::default(),
+        ))
         .unwrap();
     assert_eq!(rec.status, Status::Failed);
     let e = rec.error.unwrap();
-    assert_eq!((e.code.as_str(), e.message.as_str(), e.retryable), ("asked-to-fail", "extra was 'fail'", true));
+    assert_eq!(
+        (e.code.as_str(), e.message.as_str(), e.retryable),
+        ("asked-to-fail", "extra was 'fail'", true)
+    );
     assert_eq!(e.details, Some(json!({ "why": "test" })));
 }
 

@@ -14,7 +14,7 @@ mod record;
 mod store;
 
 pub use record::{
-    EnvGrant, ExecutionId, ExecutionRecord, Failure, Grants, Kind, Limits, LogLevel, LogLine,
-    Mount, NetGrant, Progress, Status, now,
+    now, EnvGrant, ExecutionId, ExecutionRecord, Failure, Grants, Kind, Limits, LogLevel, LogLine,
+    Mount, NetGrant, Progress, Status,
 };
 pub use store::{Digest, ListFilter, Store, StoreError};

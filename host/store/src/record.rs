@@ -118,7 +118,10 @@ impl FromStr for Status {
             .find(|st| st.as_str() == s)
             .ok_or_else(|| {
                 let names: Vec<_> = Status::ALL.iter().map(|s| s.as_str()).collect();
-                format!("unknown status `{s}` (expected one of: {})", names.join(", "))
+                format!(
+                    "unknown status `{s}` (expected one of: {})",
+                    names.join(", ")
+                )
             })
     }
 }
@@ -366,7 +369,9 @@ mod humantime_serde_compat {
             }
         }
 
-        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SystemTime>, D::Error> {
+        pub fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<Option<SystemTime>, D::Error> {
             let s = Option::<String>::deserialize(d)?;
             s.map(|s| humantime::parse_rfc3339(&s).map_err(D::Error::custom))
                 .transpose()

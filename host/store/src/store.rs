@@ -274,23 +274,43 @@ mod tests {
         let mut ids = Vec::new();
         for n in 0..5 {
             let mut r = record(n);
-            r.status = if n % 2 == 0 { Status::Succeeded } else { Status::Failed };
+            r.status = if n % 2 == 0 {
+                Status::Succeeded
+            } else {
+                Status::Failed
+            };
             store.put(&r).unwrap();
             ids.push(r.id);
             std::thread::sleep(std::time::Duration::from_millis(2));
         }
-        let all = store.list(&ListFilter { status: None, limit: 10 }).unwrap();
+        let all = store
+            .list(&ListFilter {
+                status: None,
+                limit: 10,
+            })
+            .unwrap();
         let got: Vec<_> = all.iter().map(|r| r.id).collect();
         let mut want = ids.clone();
         want.reverse();
         assert_eq!(got, want);
 
         let failed = store
-            .list(&ListFilter { status: Some(Status::Failed), limit: 10 })
+            .list(&ListFilter {
+                status: Some(Status::Failed),
+                limit: 10,
+            })
             .unwrap();
-        assert_eq!(failed.iter().map(|r| r.id).collect::<Vec<_>>(), vec![ids[3], ids[1]]);
+        assert_eq!(
+            failed.iter().map(|r| r.id).collect::<Vec<_>>(),
+            vec![ids[3], ids[1]]
+        );
 
-        let two = store.list(&ListFilter { status: None, limit: 2 }).unwrap();
+        let two = store
+            .list(&ListFilter {
+                status: None,
+                limit: 2,
+            })
+            .unwrap();
         assert_eq!(two.len(), 2);
     }
 
@@ -304,11 +324,17 @@ mod tests {
         r.status = Status::Succeeded;
         store.put(&r).unwrap();
         let running = store
-            .list(&ListFilter { status: Some(Status::Running), limit: 10 })
+            .list(&ListFilter {
+                status: Some(Status::Running),
+                limit: 10,
+            })
             .unwrap();
         assert!(running.is_empty());
         let done = store
-            .list(&ListFilter { status: Some(Status::Succeeded), limit: 10 })
+            .list(&ListFilter {
+                status: Some(Status::Succeeded),
+                limit: 10,
+            })
             .unwrap();
         assert_eq!(done, vec![r]);
     }
@@ -326,7 +352,10 @@ mod tests {
         let r2 = record(2);
         store.put(&r2).unwrap();
         // Both share the timestamp's leading characters.
-        assert!(matches!(store.find(&id[..2]), Err(StoreError::Ambiguous { count: 2, .. })));
+        assert!(matches!(
+            store.find(&id[..2]),
+            Err(StoreError::Ambiguous { count: 2, .. })
+        ));
     }
 
     #[test]
