@@ -21,7 +21,7 @@ pub mod value;
 
 pub use action::{Action, RunSignature};
 pub use grants::GrantError;
-pub use run::RunOptions;
+pub use run::{Outcome, RunOptions};
 pub use value::InputError;
 pub use wasmflow_store as store;
 
@@ -158,6 +158,20 @@ impl Runtime {
         options: RunOptions,
     ) -> Result<ExecutionRecord, RuntimeError> {
         run::run(self, action, input, options).await
+    }
+
+    /// Like [`Runtime::run`] without recording anything: check the input,
+    /// instantiate, call, and return what happened. For dry runs, tests of
+    /// actions, and measuring the sandbox itself.
+    pub async fn execute(
+        &self,
+        action: &Action,
+        input: &serde_json::Value,
+        grants: &wasmflow_store::Grants,
+        limits: &wasmflow_store::Limits,
+    ) -> Result<Outcome, InputError> {
+        let params = action.check_input(input)?;
+        Ok(run::execute(self, action, params, grants, limits).await)
     }
 
     pub(crate) fn engine(&self) -> &wasmtime::Engine {

@@ -55,23 +55,46 @@ pub(crate) async fn run(
     // `running` record rather than nothing.
     rt.store().put(&record)?;
 
+    let outcome = execute(rt, action, params, &record.grants, &record.limits).await;
+    record.stdout = outcome.stdout;
+    record.stderr = outcome.stderr;
+    record.logs = outcome.logs;
+    finish(&mut record, outcome.status, outcome.result, outcome.error);
+    rt.store().put(&record)?;
+    Ok(record)
+}
+
+/// What one call of `run` produced, before it is recorded.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub status: Status,
+    pub result: Option<Value>,
+    pub error: Option<Failure>,
+    pub stdout: String,
+    pub stderr: String,
+    pub logs: Vec<wasmflow_store::LogLine>,
+}
+
+/// Instantiate `action` in a fresh sandbox and call `run` under the limits.
+/// Touches no store: recording is the caller's business.
+pub(crate) async fn execute(rt: &Runtime, action: &Action, params: Vec<Val>, grants: &Grants, limits: &Limits) -> Outcome {
     let name = action_name(&action.reference);
-    let sandbox = match Sandbox::new(&name, &record.grants, &record.limits) {
+    let sandbox = match Sandbox::new(&name, grants, limits) {
         Ok(s) => s,
         Err(e) => {
-            finish(
-                &mut record,
-                Status::Failed,
-                None,
-                Some(failure("sandbox", format!("{e:#}"))),
-            );
-            rt.store().put(&record)?;
-            return Ok(record);
+            return Outcome {
+                status: Status::Failed,
+                result: None,
+                error: Some(failure("sandbox", format!("{e:#}"))),
+                stdout: String::new(),
+                stderr: String::new(),
+                logs: Vec::new(),
+            }
         }
     };
     let mut store = wasmtime::Store::new(rt.engine(), sandbox);
     store.limiter(|s| &mut s.memory);
-    let timeout = Duration::from_millis(record.limits.timeout_ms);
+    let timeout = Duration::from_millis(limits.timeout_ms);
     store.set_epoch_deadline(timeout.as_millis().div_ceil(EPOCH_TICK.as_millis()) as u64 + 1);
     store.epoch_deadline_trap();
 
@@ -95,13 +118,16 @@ pub(crate) async fn run(
     };
 
     let data = store.data();
-    record.stdout = String::from_utf8_lossy(&data.stdout.contents()).into_owned();
-    record.stderr = String::from_utf8_lossy(&data.stderr.contents()).into_owned();
-    record.logs = data.journal.take();
-    finish(&mut record, status, result, error);
-    rt.store().put(&record)?;
-    Ok(record)
+    Outcome {
+        status,
+        result,
+        error,
+        stdout: String::from_utf8_lossy(&data.stdout.contents()).into_owned(),
+        stderr: String::from_utf8_lossy(&data.stderr.contents()).into_owned(),
+        logs: data.journal.take(),
+    }
 }
+
 
 fn finish(
     record: &mut ExecutionRecord,

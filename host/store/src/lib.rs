@@ -8,10 +8,16 @@
 //! Trees and keys (big-endian so scans come out in time order):
 //! - `executions`: ULID (16 bytes) -> JSON record
 //! - `by_status`: status byte + ULID -> ()
+//! - `events`: ULID + sequence (u32) -> JSON event
 //! - `blobs`: sha256 (32 bytes) -> bytes
 
+mod bundle;
+mod event;
 mod record;
 mod store;
+
+pub use bundle::{BundleError, ReplayBundle, BUNDLE_FORMAT, BUNDLE_VERSION};
+pub use event::{Event, HttpOutcome, ProcessOutcome, Question};
 
 pub use record::{
     now, EnvGrant, ExecutionId, ExecutionRecord, Failure, Grants, Kind, Limits, LogLevel, LogLine,

@@ -45,6 +45,14 @@ impl Digest {
     pub fn hex(&self) -> String {
         hex::encode(self.0)
     }
+
+    /// Parse `sha256:<64 hex digits>`.
+    pub fn parse(s: &str) -> Option<Self> {
+        let hex = s.strip_prefix("sha256:")?;
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(hex, &mut out).ok()?;
+        Some(Digest(out))
+    }
 }
 
 impl fmt::Display for Digest {
@@ -75,6 +83,7 @@ pub struct Store {
     db: sled::Db,
     executions: sled::Tree,
     by_status: sled::Tree,
+    events: sled::Tree,
     blobs: sled::Tree,
 }
 
@@ -107,6 +116,7 @@ impl Store {
         Ok(Self {
             executions: db.open_tree("executions")?,
             by_status: db.open_tree("by_status")?,
+            events: db.open_tree("events")?,
             blobs: db.open_tree("blobs")?,
             db,
         })
@@ -218,6 +228,42 @@ impl Store {
         self.executions.is_empty()
     }
 
+    /// Append the answers an execution received, in order, after any
+    /// already stored for it.
+    pub fn put_events(&self, id: ExecutionId, events: &[crate::Event]) -> Result<(), StoreError> {
+        let prefix = id.key();
+        let next = match self.events.scan_prefix(prefix).next_back() {
+            Some(item) => {
+                let (k, _) = item?;
+                u32::from_be_bytes(k[16..20].try_into().expect("event keys are 20 bytes")) + 1
+            }
+            None => 0,
+        };
+        let mut batch = sled::Batch::default();
+        for (i, e) in events.iter().enumerate() {
+            let mut key = [0u8; 20];
+            key[..16].copy_from_slice(&prefix);
+            key[16..].copy_from_slice(&(next + i as u32).to_be_bytes());
+            batch.insert(&key[..], serde_json::to_vec(e).expect("events always serialize"));
+        }
+        self.events.apply_batch(batch)?;
+        Ok(())
+    }
+
+    /// The answers an execution received, in the order the guest asked.
+    pub fn events(&self, id: ExecutionId) -> Result<Vec<crate::Event>, StoreError> {
+        self.events
+            .scan_prefix(id.key())
+            .map(|item| {
+                let (k, v) = item?;
+                serde_json::from_slice(&v).map_err(|source| StoreError::Corrupt {
+                    key: format!("{id} event {}", u32::from_be_bytes(k[16..20].try_into().unwrap_or([0; 4]))),
+                    source,
+                })
+            })
+            .collect()
+    }
+
     /// Store bytes under their sha256; storing the same bytes twice is free.
     pub fn put_blob(&self, bytes: &[u8]) -> Result<Digest, StoreError> {
         let digest = Digest::of(bytes);
@@ -229,6 +275,14 @@ impl Store {
 
     pub fn get_blob(&self, digest: &Digest) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.blobs.get(digest.0)?.map(|v| v.to_vec()))
+    }
+
+    /// A blob by its `sha256:<hex>` text form.
+    pub fn get_blob_str(&self, digest: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        match Digest::parse(digest) {
+            Some(d) => self.get_blob(&d),
+            None => Ok(None),
+        }
     }
 
     pub fn flush(&self) -> Result<(), StoreError> {
@@ -371,6 +425,21 @@ mod tests {
     }
 
     #[test]
+    fn events_append_in_order() {
+        use crate::Event;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let a = record(1);
+        let b = record(2);
+        let ev = |n| Event::MonotonicClock { nanoseconds: n };
+        store.put_events(a.id, &[ev(1), ev(2)]).unwrap();
+        store.put_events(b.id, &[ev(9)]).unwrap();
+        store.put_events(a.id, &[ev(3)]).unwrap();
+        assert_eq!(store.events(a.id).unwrap(), vec![ev(1), ev(2), ev(3)]);
+        assert_eq!(store.events(b.id).unwrap(), vec![ev(9)]);
+    }
+
+    #[test]
     fn blobs_are_content_addressed() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
@@ -382,5 +451,8 @@ mod tests {
             "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
         );
         assert_eq!(store.get_blob(&a).unwrap().as_deref(), Some(&b"hello"[..]));
+        assert_eq!(Digest::parse(&a.to_string()), Some(a.clone()));
+        assert_eq!(store.get_blob_str(&a.to_string()).unwrap().as_deref(), Some(&b"hello"[..]));
+        assert_eq!(Digest::parse("sha256:zz"), None);
     }
 }

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# wasmflow's benchmarks, with the peers measured in the same run.
+#   bench/run.sh            whole-process comparison + criterion hot paths
+#   N=50 bench/run.sh       more interleaved runs
+# Installs the wasmtime CLI (same version as the embedded engine) into
+# bench/out/tools the first time; that build takes several minutes.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+mkdir -p bench/out
+wasmtime_version=48.0.8
+wasmtime="bench/out/tools/bin/wasmtime"
+if ! "$wasmtime" --version 2>/dev/null | grep -q "$wasmtime_version"; then
+  cargo install --locked --quiet wasmtime-cli --version "$wasmtime_version" --root bench/out/tools
+fi
+cargo build --release --locked --quiet
+echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+echo "== one action as a process"
+python3 bench/process.py target/release/wasmflow "$wasmtime" tests/fixtures/wat/add.wat "${N:-30}"
+echo "== hot paths (criterion)"
+cargo bench -p wasmflow-runtime --bench runtime -- --noplot 2>&1 | grep -E "^[a-z].*|time:" 

@@ -1,0 +1,66 @@
+//! Hot paths of the runtime, for regressions in review:
+//! compile, cached load, instantiate+call, instantiate+call+record, and
+//! JSON -> WIT conversion.
+//!
+//! `cargo bench -p wasmflow-runtime` (bench/run.sh runs it with the rest).
+
+#[path = "../../../tests/support/mod.rs"]
+mod support;
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use serde_json::json;
+use wasmflow_runtime::Runtime;
+use wasmflow_store::{Grants, Limits};
+
+fn runtime_benches(c: &mut Criterion) {
+    let home = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let rt = Runtime::open(home.path(), Some(cache.path())).unwrap();
+    let add_path = support::fixture("wat/add.wat");
+    let add = rt.load(&add_path).unwrap();
+    let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let input = json!({ "a": 1, "b": 2 });
+    let (grants, limits) = (Grants::default(), Limits::default());
+
+    c.bench_function("compile add.wat (uncached)", |b| {
+        b.iter_batched(
+            || {
+                let fresh = tempfile::tempdir().unwrap();
+                let rt = Runtime::open(&fresh.path().join("h"), Some(&fresh.path().join("c"))).unwrap();
+                (fresh, rt)
+            },
+            |(_fresh, rt)| rt.load(&add_path).unwrap(),
+            BatchSize::PerIteration,
+        )
+    });
+    c.bench_function("load add.wat (cached)", |b| b.iter(|| rt.load(&add_path).unwrap()));
+    c.bench_function("instantiate+call add", |b| {
+        b.iter(|| tokio.block_on(rt.execute(&add, &input, &grants, &limits)).unwrap())
+    });
+    c.bench_function("instantiate+call+record add", |b| {
+        b.iter(|| {
+            tokio
+                .block_on(rt.run(&add, input.clone(), Default::default()))
+                .unwrap()
+        })
+    });
+
+    let echo = rt.load(&support::built("tests/fixtures/echo")).unwrap();
+    let everything = json!({ "value": {
+        "flag": true, "i8v": -1, "u8v": 2, "i16v": -3, "u16v": 4, "i32v": -5, "u32v": 6,
+        "i64v": -7, "u64v": 8, "f32v": 1.5, "f64v": 2.5, "letter": "x", "text": "hello",
+        "blob": "AAECAw==", "words": ["a", "b", "c"], "pair": [1, "one"], "maybe": 3,
+        "color": "green", "perms": ["read"], "shape": { "named": "hex" }, "outcome": { "ok": 1 },
+        "nested": [{ "label": "a", "weight": 1 }, { "label": "b", "weight": null }],
+    }});
+    c.bench_function("json->wit check_input (22-field record)", |b| {
+        b.iter(|| echo.check_input(&everything).unwrap())
+    });
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(30).measurement_time(std::time::Duration::from_secs(3));
+    targets = runtime_benches
+}
+criterion_main!(benches);

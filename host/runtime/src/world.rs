@@ -1,0 +1,244 @@
+//! The world as the sandbox sees it: every answer that could differ between
+//! two runs goes through here. Live, answers come from the host and are
+//! recorded; in replay they come from the recorded tape, and the guest must
+//! ask the same questions in the same order.
+
+use base64::Engine as _;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+use wasmflow_store::{Event, Question, ReplayBundle, Store};
+
+/// The first question a replayed guest asked differently.
+#[derive(Clone, Debug, PartialEq, thiserror::Error, serde::Serialize)]
+#[error("diverged at event {event}: guest asked {asked}, recorded {recorded}")]
+pub struct Divergence {
+    /// 1-based position in the recorded event log.
+    pub event: usize,
+    pub asked: String,
+    pub recorded: String,
+}
+
+enum Mode {
+    Live { recorded: Vec<Event> },
+    Replay { tape: Vec<Event>, cursor: usize },
+}
+
+struct State {
+    mode: Mode,
+    divergence: Option<Divergence>,
+}
+
+/// Shared by the sandbox and the hooks that live outside the store.
+#[derive(Clone)]
+pub(crate) struct World {
+    state: Arc<Mutex<State>>,
+    pub blobs: Blobs,
+}
+
+/// Where large answers (bodies, program output, file contents) live.
+#[derive(Clone)]
+pub(crate) enum Blobs {
+    Store(Store),
+    Bundle(Arc<ReplayBundle>),
+}
+
+impl Blobs {
+    pub fn put(&self, bytes: &[u8]) -> String {
+        match self {
+            // A blob that cannot be stored leaves the event pointing at
+            // nothing; replay then reports it missing rather than guessing.
+            Blobs::Store(s) => s
+                .put_blob(bytes)
+                .map(|d| d.to_string())
+                .unwrap_or_else(|_| wasmflow_store::Digest::of(bytes).to_string()),
+            Blobs::Bundle(_) => wasmflow_store::Digest::of(bytes).to_string(),
+        }
+    }
+
+    pub fn get(&self, digest: &str) -> Option<Vec<u8>> {
+        match self {
+            Blobs::Store(s) => s.get_blob_str(digest).ok().flatten(),
+            Blobs::Bundle(b) => b.blob(digest),
+        }
+    }
+}
+
+impl World {
+    pub fn live(blobs: Blobs) -> Self {
+        Self::new(Mode::Live { recorded: Vec::new() }, blobs)
+    }
+
+    pub fn replay(tape: Vec<Event>, blobs: Blobs) -> Self {
+        Self::new(Mode::Replay { tape, cursor: 0 }, blobs)
+    }
+
+    fn new(mode: Mode, blobs: Blobs) -> Self {
+        Self {
+            state: Arc::new(Mutex::new(State { mode, divergence: None })),
+            blobs,
+        }
+    }
+
+    pub fn is_replay(&self) -> bool {
+        matches!(self.state.lock().unwrap().mode, Mode::Replay { .. })
+    }
+
+    /// In replay, the recorded answer to `question`, or the divergence;
+    /// `None` when live (ask the world, then [`World::record`]).
+    pub fn replayed(&self, question: &Question) -> Option<Result<Event, Divergence>> {
+        let mut st = self.state.lock().unwrap();
+        if let Some(d) = &st.divergence {
+            return Some(Err(d.clone()));
+        }
+        let Mode::Replay { tape, cursor } = &mut st.mode else {
+            return None;
+        };
+        let answer = match tape.get(*cursor) {
+            Some(e) if e.question() == *question => Ok(e.clone()),
+            Some(e) => Err(Divergence {
+                event: *cursor + 1,
+                asked: question.to_string(),
+                recorded: e.question().to_string(),
+            }),
+            None => Err(Divergence {
+                event: *cursor + 1,
+                asked: question.to_string(),
+                recorded: "nothing (the recorded run had finished asking)".into(),
+            }),
+        };
+        *cursor += 1;
+        if let Err(d) = &answer {
+            st.divergence = Some(d.clone());
+        }
+        Some(answer)
+    }
+
+    pub fn record(&self, event: Event) {
+        if let Mode::Live { recorded } = &mut self.state.lock().unwrap().mode {
+            recorded.push(event);
+        }
+    }
+
+    /// The recorded events (live), leaving an empty log behind.
+    pub fn take_recorded(&self) -> Vec<Event> {
+        match &mut self.state.lock().unwrap().mode {
+            Mode::Live { recorded } => std::mem::take(recorded),
+            Mode::Replay { .. } => Vec::new(),
+        }
+    }
+
+    /// After the guest finished: the first divergence, including a guest
+    /// that stopped asking before the recorded run did.
+    pub fn finish(&self) -> Option<Divergence> {
+        let st = self.state.lock().unwrap();
+        if let Some(d) = &st.divergence {
+            return Some(d.clone());
+        }
+        match &st.mode {
+            Mode::Replay { tape, cursor } if *cursor < tape.len() => Some(Divergence {
+                event: cursor + 1,
+                asked: "nothing more (the guest finished)".into(),
+                recorded: tape[*cursor].question().to_string(),
+            }),
+            _ => None,
+        }
+    }
+
+    pub fn divergence(&self) -> Option<Divergence> {
+        self.state.lock().unwrap().divergence.clone()
+    }
+}
+
+/// `wasi:clocks/wall-clock`, recorded or replayed.
+pub(crate) struct WallClock(pub World);
+
+impl wasmtime_wasi::HostWallClock for WallClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_nanos(1)
+    }
+
+    fn now(&self) -> Duration {
+        if let Some(answer) = self.0.replayed(&Question::WallClock) {
+            return match answer {
+                Ok(Event::WallClock { seconds, nanoseconds }) => Duration::new(seconds, nanoseconds),
+                _ => Duration::ZERO,
+            };
+        }
+        let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+        self.0.record(Event::WallClock {
+            seconds: now.as_secs(),
+            nanoseconds: now.subsec_nanos(),
+        });
+        now
+    }
+}
+
+/// `wasi:clocks/monotonic-clock`, recorded or replayed.
+pub(crate) struct MonotonicClock {
+    pub world: World,
+    pub start: Instant,
+}
+
+impl wasmtime_wasi::HostMonotonicClock for MonotonicClock {
+    fn resolution(&self) -> u64 {
+        1
+    }
+
+    fn now(&self) -> u64 {
+        if let Some(answer) = self.world.replayed(&Question::MonotonicClock) {
+            return match answer {
+                Ok(Event::MonotonicClock { nanoseconds }) => nanoseconds,
+                _ => 0,
+            };
+        }
+        let n = self.start.elapsed().as_nanos() as u64;
+        self.world.record(Event::MonotonicClock { nanoseconds: n });
+        n
+    }
+}
+
+/// `wasi:random`, recorded or replayed. Every draw is one event, so a
+/// guest that draws differently diverges at that draw.
+pub(crate) struct RandomSource {
+    pub world: World,
+    pub secure: bool,
+    pub live: Box<dyn wasmtime_wasi::Rng + Send>,
+}
+
+impl rand_core::TryRng for RandomSource {
+    type Error = std::convert::Infallible;
+
+    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+        let mut b = [0u8; 4];
+        self.try_fill_bytes(&mut b)?;
+        Ok(u32::from_le_bytes(b))
+    }
+
+    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+        let mut b = [0u8; 8];
+        self.try_fill_bytes(&mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let q = Question::Random { secure: self.secure, len: dst.len() };
+        if let Some(answer) = self.world.replayed(&q) {
+            // On divergence the bytes are zeros; the run is reported as
+            // diverged whatever the guest does with them.
+            if let Ok(Event::Random { bytes, .. }) = answer {
+                if let Ok(v) = b64.decode(bytes) {
+                    if v.len() == dst.len() {
+                        dst.copy_from_slice(&v);
+                        return Ok(());
+                    }
+                }
+            }
+            dst.fill(0);
+            return Ok(());
+        }
+        self.live.fill_bytes(dst);
+        self.world.record(Event::Random { secure: self.secure, bytes: b64.encode(&*dst) });
+        Ok(())
+    }
+}

@@ -1,0 +1,158 @@
+//! What the world answered an execution: every answer that could differ
+//! between two runs, in the order the guest asked.
+//!
+//! Replay feeds these answers back instead of asking the world, and checks
+//! that the guest asks the same questions in the same order.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// One answer the sandbox gave the guest. Large payloads (HTTP bodies,
+/// program output, file snapshots) are blobs, referenced by digest.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Event {
+    /// The environment the grants produced, fixed at start.
+    Environment { vars: Vec<(String, String)> },
+    /// Seed of the guest's insecure random generator, fixed at start.
+    InsecureSeed { seed: String },
+    /// A snapshot of a granted directory, taken at start: `files` maps the
+    /// path below the mount to the blob digest of its content.
+    Directory {
+        guest: String,
+        files: Vec<(String, String)>,
+        /// False when the directory was larger than the snapshot budget and
+        /// only part of it was kept.
+        #[serde(default = "yes")]
+        complete: bool,
+    },
+    WallClock { seconds: u64, nanoseconds: u32 },
+    MonotonicClock { nanoseconds: u64 },
+    Random { secure: bool, bytes: String },
+    Process {
+        program: String,
+        args: Vec<String>,
+        outcome: ProcessOutcome,
+    },
+    Http {
+        method: String,
+        url: String,
+        outcome: HttpOutcome,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProcessOutcome {
+    Exited {
+        status: i32,
+        stdout: String,
+        stderr: String,
+    },
+    Denied(String),
+    NotFound(String),
+    Failed(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HttpOutcome {
+    Response {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: String,
+    },
+    /// The request did not produce a response (denied, refused, ...).
+    Error(String),
+}
+
+/// What the guest asked, without the answer: two runs agree when they ask
+/// the same questions in the same order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Question {
+    Setup(&'static str),
+    WallClock,
+    MonotonicClock,
+    Random { secure: bool, len: usize },
+    Process { program: String, args: Vec<String> },
+    Http { method: String, url: String },
+}
+
+impl Event {
+    pub fn question(&self) -> Question {
+        match self {
+            Event::Environment { .. } => Question::Setup("environment"),
+            Event::InsecureSeed { .. } => Question::Setup("insecure random seed"),
+            Event::Directory { .. } => Question::Setup("directory snapshot"),
+            Event::WallClock { .. } => Question::WallClock,
+            Event::MonotonicClock { .. } => Question::MonotonicClock,
+            Event::Random { secure, bytes } => Question::Random {
+                secure: *secure,
+                len: base64_len(bytes),
+            },
+            Event::Process { program, args, .. } => Question::Process {
+                program: program.clone(),
+                args: args.clone(),
+            },
+            Event::Http { method, url, .. } => Question::Http {
+                method: method.clone(),
+                url: url.clone(),
+            },
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn base64_len(s: &str) -> usize {
+    let pad = s.bytes().rev().take_while(|b| *b == b'=').count();
+    s.len() / 4 * 3 - pad
+}
+
+impl fmt::Display for Question {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Question::Setup(what) => f.write_str(what),
+            Question::WallClock => f.write_str("wall clock"),
+            Question::MonotonicClock => f.write_str("monotonic clock"),
+            Question::Random { secure, len } => {
+                write!(f, "{len} {} random bytes", if *secure { "secure" } else { "insecure" })
+            }
+            Question::Process { program, args } => {
+                write!(f, "process `{program}`")?;
+                for a in args {
+                    write!(f, " {a}")?;
+                }
+                Ok(())
+            }
+            Question::Http { method, url } => write!(f, "HTTP {method} {url}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn random_questions_know_their_length() {
+        for (b64, len) in [("", 0), ("AA==", 1), ("AAA=", 2), ("AAAA", 3), ("AAAAAA==", 4)] {
+            let e = Event::Random { secure: true, bytes: b64.into() };
+            assert_eq!(e.question(), Question::Random { secure: true, len });
+        }
+    }
+
+    #[test]
+    fn events_serialize_tagged() {
+        let e = Event::Http {
+            method: "GET".into(),
+            url: "http://h/x".into(),
+            outcome: HttpOutcome::Error("denied".into()),
+        };
+        let j = serde_json::to_value(&e).unwrap();
+        assert_eq!(j["kind"], "http");
+        assert_eq!(serde_json::from_value::<Event>(j).unwrap(), e);
+    }
+}

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The bundled example, end to end on a fresh machine: build wasmflow and the
+# vm.clone action from source, clone a qcow2 template, show the record.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+
+scripts/install-toolchains.sh
+cargo build --release --locked
+actions/vm.clone/build.sh
+
+work="$(mktemp -d)"
+export WASMFLOW_HOME="$work/home"
+mkdir -p "$work/templates" "$work/disks"
+qemu-img create -q -f qcow2 "$work/templates/debian-12.qcow2" 2G
+cat > "$work/spec.json" <<JSON
+{ "spec": { "source": "$work/templates/debian-12.qcow2", "name": "web01",
+            "dir": "$work/disks", "cpus": 2, "memory-mb": 2048, "linked": true } }
+JSON
+
+wasmflow=target/release/wasmflow
+set -x
+$wasmflow inspect actions/vm.clone/vm.clone.wasm
+$wasmflow run actions/vm.clone/vm.clone.wasm --input "$work/spec.json" --allow-exec qemu-img
+qemu-img info "$work/disks/web01.qcow2"
+# The same run without the grant is denied inside the sandbox (exit 1):
+$wasmflow run actions/vm.clone/vm.clone.wasm --input "$work/spec.json" -p spec.name=web02 || true
+$wasmflow execution list
+$wasmflow execution get "$($wasmflow execution list -n 2 --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[1]["id"])')" --detail
