@@ -9,6 +9,7 @@ mod hostile;
 mod http;
 mod inspect;
 mod records;
+mod replay;
 mod sandbox;
 mod vm_clone;
 

@@ -122,6 +122,44 @@ pub enum ExecutionCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Replay a recorded execution against its recorded world, bit for bit.
+    ///
+    /// Exit 0 only for a faithful reproduction; with --component, exit 0 when
+    /// the new build succeeds against the recorded world without diverging.
+    Replay {
+        /// Execution id, or a unique prefix of it (or use --bundle).
+        #[arg(required_unless_present = "bundle", conflicts_with = "bundle")]
+        id: Option<String>,
+        /// Replay from a bundle written by `execution export`.
+        #[arg(long, value_name = "FILE")]
+        bundle: Option<PathBuf>,
+        /// Run this build of the action instead of the recorded one.
+        #[arg(long, value_name = "COMPONENT")]
+        component: Option<PathBuf>,
+        /// Print the verdict and the replay's record as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a self-contained replay bundle (record, events, blobs).
+    Export {
+        /// Execution id, or a unique prefix of it.
+        id: String,
+        /// Write to FILE instead of stdout.
+        #[arg(short = 'o', long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Run a recorded execution again, live, with the same component,
+    /// input and grants, and fields overridden with -p.
+    ReRun {
+        /// Execution id, or a unique prefix of it.
+        id: String,
+        /// Override one input field: `-p spec.name=web02` (typed by the WIT).
+        #[arg(short = 'p', long = "param", value_name = "PATH=VALUE")]
+        params: Vec<String>,
+        /// Print the whole execution record as JSON instead of the result.
+        #[arg(long)]
+        json: bool,
+    },
     /// One execution: status, input, result or error.
     Get {
         /// Execution id, or a unique prefix of it.

@@ -1,20 +1,22 @@
-//! `wasmflow execution list|get`.
+//! `wasmflow execution list|get|replay|export|re-run`.
 
 use crate::args::ExecutionCommand;
-use crate::{print, CmdResult, Fail};
+use crate::{print, CmdResult, Fail, Home};
 use anyhow::anyhow;
+use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
-use wasmflow_store::{ListFilter, Status, Store};
+use wasmflow_runtime::{overrides, Recording, RunOptions};
+use wasmflow_store::{ListFilter, ReplayBundle, Status, Store};
 
-pub fn execution(home: &Path, command: ExecutionCommand) -> CmdResult {
-    let store = Store::open(&home.join("store"))?;
+pub fn execution(home: &Home, command: ExecutionCommand) -> CmdResult {
     match command {
         ExecutionCommand::List {
             limit,
             status,
             json,
         } => {
+            let store = open(home)?;
             let status = status
                 .map(|s| {
                     s.parse::<Status>()
@@ -29,13 +31,122 @@ pub fn execution(home: &Path, command: ExecutionCommand) -> CmdResult {
             }
         }
         ExecutionCommand::Get { id, detail, json } => {
-            let record = store.find(&id)?;
+            let record = open(home)?.find(&id)?;
             if json {
                 print::json(&record);
             } else {
                 print::record(&record, detail);
             }
         }
+        ExecutionCommand::Export { id, output } => {
+            let store = open(home)?;
+            let record = store.find(&id)?;
+            let bundle = ReplayBundle::export(&store, record)?;
+            let text = serde_json::to_string(&bundle).expect("bundles serialize");
+            match output {
+                Some(path) => std::fs::write(&path, text)
+                    .map_err(|e| Fail::usage(anyhow!("cannot write {}: {e}", path.display())))?,
+                None => {
+                    let mut out = std::io::stdout().lock();
+                    let _ = out
+                        .write_all(text.as_bytes())
+                        .and_then(|()| out.write_all(b"\n"));
+                }
+            }
+        }
+        ExecutionCommand::Replay {
+            id,
+            bundle,
+            component,
+            json,
+        } => {
+            return replay(home, id, bundle.as_deref(), component.as_deref(), json);
+        }
+        ExecutionCommand::ReRun { id, params, json } => return rerun(home, &id, &params, json),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn open(home: &Home) -> Result<Store, Fail> {
+    Ok(Store::open(&home.dir.join("store"))?)
+}
+
+fn replay(
+    home: &Home,
+    id: Option<String>,
+    bundle: Option<&Path>,
+    component: Option<&Path>,
+    json: bool,
+) -> CmdResult {
+    // Read and verify everything before the store is touched: a bad bundle
+    // or component changes nothing.
+    let bundle = bundle
+        .map(|path| {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| Fail::usage(anyhow!("cannot read bundle {}: {e}", path.display())))?;
+            ReplayBundle::parse(&text).map_err(|e| Fail::usage(anyhow!("{}: {e}", path.display())))
+        })
+        .transpose()?;
+    let rt = crate::runtime_for(home)?;
+    let recording = match (bundle, id) {
+        (Some(b), _) => Recording::from_bundle(b),
+        (None, Some(id)) => {
+            let record = rt.store().find(&id)?;
+            Recording::from_store(rt.store(), record)?
+        }
+        (None, None) => unreachable!("clap requires an id or --bundle"),
+    };
+    let other = component.map(|c| rt.load(c)).transpose()?;
+    let report = crate::tokio().block_on(rt.replay(&recording, other.as_ref()))?;
+    if json {
+        print::json(&serde_json::json!({ "verdict": report.verdict, "record": report.record }));
+    } else {
+        println!("{}", report.verdict);
+    }
+    print::summary(&report.record);
+    // Without --component the question is "does it reproduce?"; with one,
+    // "does this build pass against the recorded world?".
+    let ok = match other {
+        None => report.verdict.is_reproduced(),
+        Some(_) => {
+            !matches!(report.verdict, wasmflow_runtime::Verdict::Diverged(_))
+                && report.record.status == Status::Succeeded
+        }
+    };
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn rerun(home: &Home, id: &str, params: &[String], json: bool) -> CmdResult {
+    let rt = crate::runtime_for(home)?;
+    let original = rt.store().find(id)?;
+    let recording = Recording::from_store(rt.store(), original.clone())?;
+    let action = rt.load_recorded(&recording)?;
+    let mut input = original.input.clone();
+    for p in params {
+        overrides::apply(&action, &mut input, p)
+            .map_err(|e| Fail::usage(anyhow!("-p {p}: {e}")))?;
+    }
+    let options = RunOptions {
+        grants: original.grants.clone(),
+        limits: original.limits,
+        rerun_of: Some(original.id),
+        parent: original.parent,
+        root: original.root,
+        ..Default::default()
+    };
+    let record = crate::tokio().block_on(rt.run(&action, input, options))?;
+    if json {
+        print::json(&record);
+    } else if let Some(result) = &record.result {
+        print::json(result);
+    }
+    print::summary(&record);
+    Ok(match record.status {
+        Status::Succeeded => ExitCode::SUCCESS,
+        _ => ExitCode::from(1),
+    })
 }

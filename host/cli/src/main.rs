@@ -40,6 +40,12 @@ impl From<wasmflow_runtime::RuntimeError> for Fail {
     }
 }
 
+impl From<wasmflow_store::BundleError> for Fail {
+    fn from(e: wasmflow_store::BundleError) -> Self {
+        Self::usage(e)
+    }
+}
+
 impl From<wasmflow_store::StoreError> for Fail {
     fn from(e: wasmflow_store::StoreError) -> Self {
         use wasmflow_store::StoreError::*;
@@ -78,7 +84,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         args::Command::Run(a) => run::run(&home, *a),
         args::Command::Inspect(a) => inspect::inspect(&home, a),
-        args::Command::Execution { command } => execution::execution(&home.dir, command),
+        args::Command::Execution { command } => execution::execution(&home, command),
     };
     match result {
         Ok(code) => code,

@@ -18,7 +18,10 @@ fn runtime_benches(c: &mut Criterion) {
     let rt = Runtime::open(home.path(), Some(cache.path())).unwrap();
     let add_path = support::fixture("wat/add.wat");
     let add = rt.load(&add_path).unwrap();
-    let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let input = json!({ "a": 1, "b": 2 });
     let (grants, limits) = (Grants::default(), Limits::default());
 
@@ -26,16 +29,23 @@ fn runtime_benches(c: &mut Criterion) {
         b.iter_batched(
             || {
                 let fresh = tempfile::tempdir().unwrap();
-                let rt = Runtime::open(&fresh.path().join("h"), Some(&fresh.path().join("c"))).unwrap();
+                let rt =
+                    Runtime::open(&fresh.path().join("h"), Some(&fresh.path().join("c"))).unwrap();
                 (fresh, rt)
             },
             |(_fresh, rt)| rt.load(&add_path).unwrap(),
             BatchSize::PerIteration,
         )
     });
-    c.bench_function("load add.wat (cached)", |b| b.iter(|| rt.load(&add_path).unwrap()));
+    c.bench_function("load add.wat (cached)", |b| {
+        b.iter(|| rt.load(&add_path).unwrap())
+    });
     c.bench_function("instantiate+call add", |b| {
-        b.iter(|| tokio.block_on(rt.execute(&add, &input, &grants, &limits)).unwrap())
+        b.iter(|| {
+            tokio
+                .block_on(rt.execute(&add, &input, &grants, &limits))
+                .unwrap()
+        })
     });
     c.bench_function("instantiate+call+record add", |b| {
         b.iter(|| {

@@ -10,20 +10,26 @@ mod action;
 mod cache;
 mod engine;
 pub mod grants;
+mod http_replay;
 pub mod inspect;
 mod limits;
 mod output;
 pub mod overrides;
 mod process;
+mod replay;
 mod run;
 mod sandbox;
+mod setup;
 pub mod value;
+pub(crate) mod world;
 
 pub use action::{Action, RunSignature};
 pub use grants::GrantError;
+pub use replay::{Recording, ReplayReport, Verdict};
 pub use run::{Outcome, RunOptions};
 pub use value::InputError;
 pub use wasmflow_store as store;
+pub use world::Divergence;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -53,6 +59,8 @@ pub enum RuntimeError {
     Grant(#[from] GrantError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("{what} is not in the store")]
+    MissingBlob { what: String },
     #[error("cannot set up the runtime in {path}: {message}")]
     Setup { path: PathBuf, message: String },
 }
@@ -171,7 +179,8 @@ impl Runtime {
         limits: &wasmflow_store::Limits,
     ) -> Result<Outcome, InputError> {
         let params = action.check_input(input)?;
-        Ok(run::execute(self, action, params, grants, limits).await)
+        let world = world::World::live(world::Blobs::Store(self.store().clone()));
+        Ok(run::execute(self, action, params, grants, limits, world).await)
     }
 
     pub(crate) fn engine(&self) -> &wasmtime::Engine {

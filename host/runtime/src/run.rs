@@ -7,6 +7,7 @@ use crate::limits::MemoryLimitExceeded;
 use crate::output::OutputLimitExceeded;
 use crate::sandbox::{bindings, LogLimitExceeded, Sandbox};
 use crate::value::val_to_json;
+use crate::world::{Blobs, World};
 use crate::{Runtime, RuntimeError};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -55,7 +56,22 @@ pub(crate) async fn run(
     // `running` record rather than nothing.
     rt.store().put(&record)?;
 
-    let outcome = execute(rt, action, params, &record.grants, &record.limits).await;
+    // The component itself is kept, so a replay never depends on the file
+    // still being where it was.
+    if rt.store().get_blob(&action.digest)?.is_none() {
+        rt.store().put_blob(&action.bytes)?;
+    }
+    let world = World::live(Blobs::Store(rt.store().clone()));
+    let outcome = execute(
+        rt,
+        action,
+        params,
+        &record.grants,
+        &record.limits,
+        world.clone(),
+    )
+    .await;
+    rt.store().put_events(record.id, &world.take_recorded())?;
     record.stdout = outcome.stdout;
     record.stderr = outcome.stderr;
     record.logs = outcome.logs;
@@ -77,9 +93,16 @@ pub struct Outcome {
 
 /// Instantiate `action` in a fresh sandbox and call `run` under the limits.
 /// Touches no store: recording is the caller's business.
-pub(crate) async fn execute(rt: &Runtime, action: &Action, params: Vec<Val>, grants: &Grants, limits: &Limits) -> Outcome {
+pub(crate) async fn execute(
+    rt: &Runtime,
+    action: &Action,
+    params: Vec<Val>,
+    grants: &Grants,
+    limits: &Limits,
+    world: World,
+) -> Outcome {
     let name = action_name(&action.reference);
-    let sandbox = match Sandbox::new(&name, grants, limits) {
+    let sandbox = match Sandbox::new(&name, grants, limits, world) {
         Ok(s) => s,
         Err(e) => {
             return Outcome {
@@ -127,7 +150,6 @@ pub(crate) async fn execute(rt: &Runtime, action: &Action, params: Vec<Val>, gra
         logs: data.journal.take(),
     }
 }
-
 
 fn finish(
     record: &mut ExecutionRecord,
@@ -188,6 +210,13 @@ fn classify_trap(
         f.details = Some(json!({ "trace": trace }));
         f
     };
+    if let Some(d) = e.downcast_ref::<crate::world::Divergence>() {
+        return (
+            Status::Failed,
+            None,
+            Some(failure("replay-divergence", d.to_string())),
+        );
+    }
     if let Some(m) = e.downcast_ref::<MemoryLimitExceeded>() {
         return (
             Status::Failed,

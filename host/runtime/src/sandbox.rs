@@ -9,11 +9,16 @@
 
 use crate::limits::MemoryBudget;
 use crate::output::CapturedOutput;
+use crate::world::{MonotonicClock, RandomSource, WallClock, World};
+use crate::{http_replay, setup};
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-use wasmflow_store::{Grants, Limits, LogLevel, LogLine, NetGrant, Progress};
+use wasmflow_store::{
+    Event, Grants, HttpOutcome, Limits, LogLevel, LogLine, NetGrant, ProcessOutcome, Progress,
+    Question,
+};
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
@@ -98,6 +103,18 @@ impl SharedJournal {
         });
     }
 
+    /// A line from the host about the execution (not counted against the
+    /// guest's log budget).
+    pub fn note(&self, level: LogLevel, message: String) {
+        let mut j = self.inner.lock().unwrap();
+        j.logs.push(LogLine {
+            at_ms: self.started.elapsed().as_millis() as u64,
+            level,
+            message,
+            progress: None,
+        });
+    }
+
     pub fn take(&self) -> Vec<LogLine> {
         std::mem::take(&mut self.inner.lock().unwrap().logs)
     }
@@ -115,10 +132,23 @@ pub(crate) struct Sandbox {
     pub memory: MemoryBudget,
     pub stdout: CapturedOutput,
     pub stderr: CapturedOutput,
+    /// Kept for the host interfaces that answer from it (`process`).
+    world: World,
+    /// Replay only: recorded directory snapshots, materialized; removed
+    /// when the sandbox is dropped.
+    _snapshots: Vec<tempfile::TempDir>,
 }
 
 impl Sandbox {
-    pub fn new(action_name: &str, grants: &Grants, limits: &Limits) -> wasmtime::Result<Self> {
+    /// Build the sandbox for one execution. Every answer fixed at start
+    /// (environment, random seed, directory contents) goes through `world`:
+    /// recorded when live, taken from the tape in replay.
+    pub fn new(
+        action_name: &str,
+        grants: &Grants,
+        limits: &Limits,
+        world: World,
+    ) -> wasmtime::Result<Self> {
         let output_limit = usize::try_from(limits.output_bytes).unwrap_or(usize::MAX);
         let stdout = CapturedOutput::new("stdout", output_limit);
         let stderr = CapturedOutput::new("stderr", output_limit);
@@ -128,21 +158,49 @@ impl Sandbox {
         wasi.stdout(stdout.clone())
             .stderr(stderr.clone())
             .arg(action_name);
-        for m in &grants.read {
-            wasi.preopened_dir(&m.host, &m.guest, FsPerms::ReadOnly)?;
+
+        for (k, v) in setup::environment(&world, grants)? {
+            wasi.env(k, v);
         }
-        for m in &grants.write {
-            wasi.preopened_dir(&m.host, &m.guest, FsPerms::ReadWrite)?;
+        wasi.insecure_random_seed(setup::insecure_seed(&world)?);
+        let mut snapshots = Vec::new();
+        for (m, perms) in grants
+            .read
+            .iter()
+            .map(|m| (m, FsPerms::ReadOnly))
+            .chain(grants.write.iter().map(|m| (m, FsPerms::ReadWrite)))
+        {
+            let host = match setup::directory(&world, &m.host, &m.guest, &journal)? {
+                Some(materialized) => {
+                    let path = materialized.path().to_owned();
+                    snapshots.push(materialized);
+                    path
+                }
+                None => m.host.clone().into(),
+            };
+            wasi.preopened_dir(&host, &m.guest, perms)?;
         }
-        for e in &grants.env {
-            // A grant without a value passes the host's value, if it has one.
-            if let Some(v) = e.value.clone().or_else(|| std::env::var(&e.name).ok()) {
-                wasi.env(&e.name, v);
-            }
-        }
+        wasi.wall_clock(WallClock(world.clone()))
+            .monotonic_clock(MonotonicClock {
+                world: world.clone(),
+                start: std::time::Instant::now(),
+            });
+        wasi.secure_random(RandomSource {
+            world: world.clone(),
+            secure: true,
+            live: wasmtime_wasi::thread_rng(),
+        })
+        .insecure_random(RandomSource {
+            world: world.clone(),
+            secure: false,
+            live: wasmtime_wasi::thread_rng(),
+        });
+
         let net = NetPolicy {
             grants: grants.net.clone(),
             journal: journal.clone(),
+            world: world.clone(),
+            body_limit: output_limit.max(HTTP_BODY_MIN_LIMIT),
         };
         if !grants.net.is_empty() {
             let policy = net.clone();
@@ -169,9 +227,15 @@ impl Sandbox {
             memory: MemoryBudget::new(limits.memory_bytes),
             stdout,
             stderr,
+            world,
+            _snapshots: snapshots,
         })
     }
 }
+
+/// HTTP response bodies are buffered to be recorded; they may be larger
+/// than the stdout limit, up to this much at least.
+const HTTP_BODY_MIN_LIMIT: usize = 16 << 20;
 
 impl WasiView for Sandbox {
     fn ctx(&mut self) -> WasiCtxView<'_> {
@@ -197,6 +261,8 @@ impl WasiHttpView for Sandbox {
 pub(crate) struct NetPolicy {
     grants: Vec<NetGrant>,
     journal: SharedJournal,
+    world: World,
+    body_limit: usize,
 }
 
 impl NetPolicy {
@@ -258,6 +324,24 @@ impl WasiHttpHooks for NetPolicy {
             > + Send,
     > {
         _ = fut;
+        let method = request.method().to_string();
+        let url = request.uri().to_string();
+        let question = Question::Http {
+            method: method.clone(),
+            url: url.clone(),
+        };
+        if let Some(answer) = self.world.replayed(&question) {
+            let blobs = self.world.blobs.clone();
+            return Box::new(async move {
+                match answer {
+                    Ok(Event::Http { outcome, .. }) => http_replay::response(outcome, &blobs),
+                    Ok(_) => unreachable!("the tape answers the question asked"),
+                    Err(d) => Err(wasmtime_wasi_http::Error::InternalError(Some(
+                        d.to_string(),
+                    ))),
+                }
+            });
+        }
         let uri = request.uri();
         let host = uri.host().unwrap_or_default().to_owned();
         let port = uri
@@ -268,21 +352,46 @@ impl WasiHttpHooks for NetPolicy {
                 80
             });
         if !self.allows_host(&host, port) {
-            let target = format!("{} {}", request.method(), uri);
             self.journal.deny(
                 "net",
-                &target,
+                &format!("{method} {url}"),
                 &format!("not granted; use --allow-net {host}:{port}"),
             );
+            self.world.record(Event::Http {
+                method,
+                url,
+                outcome: HttpOutcome::Error(http_replay::DENIED.into()),
+            });
             return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
         }
+        let world = self.world.clone();
+        let limit = self.body_limit;
         Box::new(async move {
-            use http_body_util::BodyExt;
-            let (res, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
-            Ok((
-                res.map(BodyExt::boxed_unsync),
-                Box::new(io) as Box<dyn Future<Output = _> + Send>,
-            ))
+            let result = http_replay::send_buffered(request, options, limit).await;
+            let outcome = match &result {
+                Ok((parts, body)) => HttpOutcome::Response {
+                    status: parts.status.as_u16(),
+                    headers: parts
+                        .headers
+                        .iter()
+                        .map(|(k, v)| {
+                            (
+                                k.to_string(),
+                                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                            )
+                        })
+                        .collect(),
+                    body: world.blobs.put(body),
+                },
+                Err(e) => HttpOutcome::Error(http_replay::error_name(e)),
+            };
+            world.record(Event::Http {
+                method,
+                url,
+                outcome,
+            });
+            let (parts, body) = result?;
+            Ok(http_replay::rebuild(parts, body))
         })
     }
 }
@@ -317,16 +426,83 @@ impl process::Host for Sandbox {
         args: Vec<String>,
         stdin: Option<Vec<u8>>,
     ) -> wasmtime::Result<Result<process::Output, process::ProcessError>> {
-        let Some(path) = crate::process::resolve(&self.exec, &program) else {
-            self.journal.deny(
-                "exec",
-                &program,
-                &format!("not granted; use --allow-exec {program}"),
-            );
-            return Ok(Err(process::ProcessError::Denied(format!(
-                "`{program}` is not granted to this execution (grant it with --allow-exec {program})"
-            ))));
+        let question = Question::Process {
+            program: program.clone(),
+            args: args.clone(),
         };
-        Ok(crate::process::run(&path, &program, &args, stdin, self.output_limit).await)
+        if let Some(answer) = self.world.replayed(&question) {
+            // A divergence stops the guest here: nothing it does after a
+            // different question can be compared with the recording.
+            let Event::Process { outcome, .. } = answer.map_err(wasmtime::Error::new)? else {
+                unreachable!("the tape answers the question asked")
+            };
+            return from_outcome(outcome, &self.world)
+                .map(Ok)
+                .or_else(|e| match e {
+                    Replayed::Err(e) => Ok(Err(e)),
+                    Replayed::MissingBlob(d) => Err(wasmtime::format_err!(
+                        "recorded output {d} is missing from the store"
+                    )),
+                });
+        }
+        let result = match crate::process::resolve(&self.exec, &program) {
+            None => {
+                self.journal.deny(
+                    "exec",
+                    &program,
+                    &format!("not granted; use --allow-exec {program}"),
+                );
+                Err(process::ProcessError::Denied(format!(
+                    "`{program}` is not granted to this execution (grant it with --allow-exec {program})"
+                )))
+            }
+            Some(path) => {
+                crate::process::run(&path, &program, &args, stdin, self.output_limit).await
+            }
+        };
+        let outcome = match &result {
+            Ok(o) => ProcessOutcome::Exited {
+                status: o.status,
+                stdout: self.world.blobs.put(&o.stdout),
+                stderr: self.world.blobs.put(&o.stderr),
+            },
+            Err(process::ProcessError::Denied(m)) => ProcessOutcome::Denied(m.clone()),
+            Err(process::ProcessError::NotFound(m)) => ProcessOutcome::NotFound(m.clone()),
+            Err(process::ProcessError::Failed(m)) => ProcessOutcome::Failed(m.clone()),
+        };
+        self.world.record(Event::Process {
+            program,
+            args,
+            outcome,
+        });
+        Ok(result)
+    }
+}
+
+enum Replayed {
+    Err(process::ProcessError),
+    MissingBlob(String),
+}
+
+fn from_outcome(outcome: ProcessOutcome, world: &World) -> Result<process::Output, Replayed> {
+    match outcome {
+        ProcessOutcome::Exited {
+            status,
+            stdout,
+            stderr,
+        } => Ok(process::Output {
+            status,
+            stdout: world
+                .blobs
+                .get(&stdout)
+                .ok_or(Replayed::MissingBlob(stdout))?,
+            stderr: world
+                .blobs
+                .get(&stderr)
+                .ok_or(Replayed::MissingBlob(stderr))?,
+        }),
+        ProcessOutcome::Denied(m) => Err(Replayed::Err(process::ProcessError::Denied(m))),
+        ProcessOutcome::NotFound(m) => Err(Replayed::Err(process::ProcessError::NotFound(m))),
+        ProcessOutcome::Failed(m) => Err(Replayed::Err(process::ProcessError::Failed(m))),
     }
 }

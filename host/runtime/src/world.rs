@@ -26,6 +26,16 @@ enum Mode {
 struct State {
     mode: Mode,
     divergence: Option<Divergence>,
+    /// Consecutive random draws of one kind form one event: wasmtime-wasi
+    /// draws byte by byte, and a log entry per byte says nothing useful.
+    random_run: Option<RandomRun>,
+}
+
+struct RandomRun {
+    secure: bool,
+    bytes: Vec<u8>,
+    /// Replay: how much of `bytes` the guest has been given.
+    used: usize,
 }
 
 /// Shared by the sandbox and the hooks that live outside the store.
@@ -65,7 +75,12 @@ impl Blobs {
 
 impl World {
     pub fn live(blobs: Blobs) -> Self {
-        Self::new(Mode::Live { recorded: Vec::new() }, blobs)
+        Self::new(
+            Mode::Live {
+                recorded: Vec::new(),
+            },
+            blobs,
+        )
     }
 
     pub fn replay(tape: Vec<Event>, blobs: Blobs) -> Self {
@@ -74,7 +89,11 @@ impl World {
 
     fn new(mode: Mode, blobs: Blobs) -> Self {
         Self {
-            state: Arc::new(Mutex::new(State { mode, divergence: None })),
+            state: Arc::new(Mutex::new(State {
+                mode,
+                divergence: None,
+                random_run: None,
+            })),
             blobs,
         }
     }
@@ -90,8 +109,26 @@ impl World {
         if let Some(d) = &st.divergence {
             return Some(Err(d.clone()));
         }
-        let Mode::Replay { tape, cursor } = &mut st.mode else {
+        if !matches!(st.mode, Mode::Replay { .. }) {
             return None;
+        }
+        if let Some(run) = st.random_run.take() {
+            if run.used < run.bytes.len() {
+                let d = Divergence {
+                    event: st.cursor_position(),
+                    asked: question.to_string(),
+                    recorded: format!(
+                        "{} more {} random bytes",
+                        run.bytes.len() - run.used,
+                        if run.secure { "secure" } else { "insecure" }
+                    ),
+                };
+                st.divergence = Some(d.clone());
+                return Some(Err(d));
+            }
+        }
+        let Mode::Replay { tape, cursor } = &mut st.mode else {
+            unreachable!("checked above")
         };
         let answer = match tape.get(*cursor) {
             Some(e) if e.question() == *question => Ok(e.clone()),
@@ -114,14 +151,117 @@ impl World {
     }
 
     pub fn record(&self, event: Event) {
-        if let Mode::Live { recorded } = &mut self.state.lock().unwrap().mode {
+        let mut st = self.state.lock().unwrap();
+        st.flush_random();
+        if let Mode::Live { recorded } = &mut st.mode {
             recorded.push(event);
         }
     }
 
+    /// Live: append `bytes` to the current run of random draws.
+    fn record_random(&self, secure: bool, bytes: &[u8]) {
+        let mut st = self.state.lock().unwrap();
+        match &mut st.random_run {
+            Some(run) if run.secure == secure => run.bytes.extend_from_slice(bytes),
+            _ => {
+                st.flush_random();
+                st.random_run = Some(RandomRun {
+                    secure,
+                    bytes: bytes.to_vec(),
+                    used: 0,
+                });
+            }
+        }
+    }
+
+    /// Replay: fill `dst` from the recorded run of random draws. `None`
+    /// when live.
+    fn replay_random(&self, secure: bool, dst: &mut [u8]) -> Option<Result<(), Divergence>> {
+        let mut st = self.state.lock().unwrap();
+        if !matches!(st.mode, Mode::Replay { .. }) {
+            return None;
+        }
+        if let Some(d) = &st.divergence {
+            return Some(Err(d.clone()));
+        }
+        let asked = Question::Random {
+            secure,
+            len: dst.len(),
+        };
+        let needs_next = match &st.random_run {
+            Some(run) => run.secure != secure || run.used == run.bytes.len(),
+            None => true,
+        };
+        if needs_next {
+            if let Some(run) = st.random_run.as_ref().filter(|r| r.used < r.bytes.len()) {
+                // Leftover bytes of the other kind: the guest changed course.
+                let d = Divergence {
+                    event: st.cursor_position(),
+                    asked: asked.to_string(),
+                    recorded: format!(
+                        "{} more {} random bytes",
+                        run.bytes.len() - run.used,
+                        kind(run.secure)
+                    ),
+                };
+                st.divergence = Some(d.clone());
+                return Some(Err(d));
+            }
+            let Mode::Replay { tape, cursor } = &mut st.mode else {
+                unreachable!()
+            };
+            let next = match tape.get(*cursor) {
+                Some(Event::Random { secure: s, bytes }) if *s == secure => {
+                    base64::engine::general_purpose::STANDARD.decode(bytes).ok()
+                }
+                _ => None,
+            };
+            let position = *cursor + 1;
+            let recorded = tape
+                .get(*cursor)
+                .map(|e| e.question().to_string())
+                .unwrap_or_else(|| "nothing (the recorded run had finished asking)".into());
+            *cursor += 1;
+            match next {
+                Some(bytes) => {
+                    st.random_run = Some(RandomRun {
+                        secure,
+                        bytes,
+                        used: 0,
+                    })
+                }
+                None => {
+                    let d = Divergence {
+                        event: position,
+                        asked: asked.to_string(),
+                        recorded,
+                    };
+                    st.divergence = Some(d.clone());
+                    return Some(Err(d));
+                }
+            }
+        }
+        let run = st.random_run.as_mut().expect("a run is loaded");
+        let left = run.bytes.len() - run.used;
+        if left < dst.len() {
+            let d = Divergence {
+                event: st.cursor_position(),
+                asked: asked.to_string(),
+                recorded: format!("{left} more {} random bytes", kind(secure)),
+            };
+            st.divergence = Some(d.clone());
+            return Some(Err(d));
+        }
+        dst.copy_from_slice(&run.bytes[run.used..run.used + dst.len()]);
+        run.used += dst.len();
+        Some(Ok(()))
+    }
+
     /// The recorded events (live), leaving an empty log behind.
     pub fn take_recorded(&self) -> Vec<Event> {
-        match &mut self.state.lock().unwrap().mode {
+        let mut st = self.state.lock().unwrap();
+        st.flush_random();
+        match &mut st.mode {
             Mode::Live { recorded } => std::mem::take(recorded),
             Mode::Replay { .. } => Vec::new(),
         }
@@ -134,6 +274,17 @@ impl World {
         if let Some(d) = &st.divergence {
             return Some(d.clone());
         }
+        if let Some(run) = st.random_run.as_ref().filter(|r| r.used < r.bytes.len()) {
+            return Some(Divergence {
+                event: st.cursor_position(),
+                asked: "nothing more (the guest finished)".into(),
+                recorded: format!(
+                    "{} more {} random bytes",
+                    run.bytes.len() - run.used,
+                    kind(run.secure)
+                ),
+            });
+        }
         match &st.mode {
             Mode::Replay { tape, cursor } if *cursor < tape.len() => Some(Divergence {
                 event: cursor + 1,
@@ -143,9 +294,32 @@ impl World {
             _ => None,
         }
     }
+}
 
-    pub fn divergence(&self) -> Option<Divergence> {
-        self.state.lock().unwrap().divergence.clone()
+impl State {
+    fn flush_random(&mut self) {
+        if let (Some(run), Mode::Live { recorded }) = (self.random_run.take(), &mut self.mode) {
+            recorded.push(Event::Random {
+                secure: run.secure,
+                bytes: base64::engine::general_purpose::STANDARD.encode(run.bytes),
+            });
+        }
+    }
+
+    /// 1-based number of the event being replayed (the last one taken).
+    fn cursor_position(&self) -> usize {
+        match &self.mode {
+            Mode::Replay { cursor, .. } => (*cursor).max(1),
+            Mode::Live { recorded } => recorded.len(),
+        }
+    }
+}
+
+fn kind(secure: bool) -> &'static str {
+    if secure {
+        "secure"
+    } else {
+        "insecure"
     }
 }
 
@@ -160,11 +334,16 @@ impl wasmtime_wasi::HostWallClock for WallClock {
     fn now(&self) -> Duration {
         if let Some(answer) = self.0.replayed(&Question::WallClock) {
             return match answer {
-                Ok(Event::WallClock { seconds, nanoseconds }) => Duration::new(seconds, nanoseconds),
+                Ok(Event::WallClock {
+                    seconds,
+                    nanoseconds,
+                }) => Duration::new(seconds, nanoseconds),
                 _ => Duration::ZERO,
             };
         }
-        let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
         self.0.record(Event::WallClock {
             seconds: now.as_secs(),
             nanoseconds: now.subsec_nanos(),
@@ -221,24 +400,16 @@ impl rand_core::TryRng for RandomSource {
     }
 
     fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
-        let b64 = base64::engine::general_purpose::STANDARD;
-        let q = Question::Random { secure: self.secure, len: dst.len() };
-        if let Some(answer) = self.world.replayed(&q) {
+        match self.world.replay_random(self.secure, dst) {
+            Some(Ok(())) => {}
             // On divergence the bytes are zeros; the run is reported as
             // diverged whatever the guest does with them.
-            if let Ok(Event::Random { bytes, .. }) = answer {
-                if let Ok(v) = b64.decode(bytes) {
-                    if v.len() == dst.len() {
-                        dst.copy_from_slice(&v);
-                        return Ok(());
-                    }
-                }
+            Some(Err(_)) => dst.fill(0),
+            None => {
+                self.live.fill_bytes(dst);
+                self.world.record_random(self.secure, dst);
             }
-            dst.fill(0);
-            return Ok(());
         }
-        self.live.fill_bytes(dst);
-        self.world.record(Event::Random { secure: self.secure, bytes: b64.encode(&*dst) });
         Ok(())
     }
 }

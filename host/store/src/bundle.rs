@@ -48,7 +48,10 @@ impl ReplayBundle {
             let bytes = store
                 .get_blob_str(&digest)?
                 .ok_or_else(|| BundleError::MissingBlob(digest.clone()))?;
-            blobs.insert(digest, base64::engine::general_purpose::STANDARD.encode(bytes));
+            blobs.insert(
+                digest,
+                base64::engine::general_purpose::STANDARD.encode(bytes),
+            );
         }
         Ok(Self {
             format: BUNDLE_FORMAT.into(),
@@ -68,26 +71,37 @@ impl ReplayBundle {
             format: Option<String>,
             version: Option<u32>,
         }
-        let header: Header = serde_json::from_str(text)
-            .map_err(|e| BundleError::Corrupt(format!("line {} column {}: {e}", e.line(), e.column())))?;
+        let header: Header = serde_json::from_str(text).map_err(|e| {
+            BundleError::Corrupt(format!("line {} column {}: {e}", e.line(), e.column()))
+        })?;
         if header.format.as_deref() != Some(BUNDLE_FORMAT) {
-            return Err(BundleError::Corrupt(format!("`format` is not \"{BUNDLE_FORMAT}\"")));
+            return Err(BundleError::Corrupt(format!(
+                "`format` is not \"{BUNDLE_FORMAT}\""
+            )));
         }
         match header.version {
             Some(v) if v > BUNDLE_VERSION => {
-                return Err(BundleError::TooNew { found: v, supported: BUNDLE_VERSION })
+                return Err(BundleError::TooNew {
+                    found: v,
+                    supported: BUNDLE_VERSION,
+                })
             }
             Some(_) => {}
             None => return Err(BundleError::Corrupt("`version` is missing".into())),
         }
-        let bundle: ReplayBundle = serde_json::from_str(text)
-            .map_err(|e| BundleError::Corrupt(format!("line {} column {}: {e}", e.line(), e.column())))?;
+        let bundle: ReplayBundle = serde_json::from_str(text).map_err(|e| {
+            BundleError::Corrupt(format!("line {} column {}: {e}", e.line(), e.column()))
+        })?;
         for (digest, b64) in &bundle.blobs {
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(b64)
-                .map_err(|_| BundleError::BlobMismatch { digest: digest.clone() })?;
+                .map_err(|_| BundleError::BlobMismatch {
+                    digest: digest.clone(),
+                })?;
             if Digest::of(&bytes).to_string() != *digest {
-                return Err(BundleError::BlobMismatch { digest: digest.clone() });
+                return Err(BundleError::BlobMismatch {
+                    digest: digest.clone(),
+                });
             }
         }
         for digest in referenced(&bundle.record, &bundle.events) {
@@ -112,11 +126,17 @@ fn referenced(record: &ExecutionRecord, events: &[Event]) -> Vec<String> {
     for e in events {
         match e {
             Event::Directory { files, .. } => out.extend(files.iter().map(|(_, d)| d.clone())),
-            Event::Process { outcome: ProcessOutcome::Exited { stdout, stderr, .. }, .. } => {
+            Event::Process {
+                outcome: ProcessOutcome::Exited { stdout, stderr, .. },
+                ..
+            } => {
                 out.push(stdout.clone());
                 out.push(stderr.clone());
             }
-            Event::Http { outcome: HttpOutcome::Response { body, .. }, .. } => out.push(body.clone()),
+            Event::Http {
+                outcome: HttpOutcome::Response { body, .. },
+                ..
+            } => out.push(body.clone()),
             _ => {}
         }
     }

@@ -13,9 +13,13 @@ use std::fmt;
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Event {
     /// The environment the grants produced, fixed at start.
-    Environment { vars: Vec<(String, String)> },
+    Environment {
+        vars: Vec<(String, String)>,
+    },
     /// Seed of the guest's insecure random generator, fixed at start.
-    InsecureSeed { seed: String },
+    InsecureSeed {
+        seed: String,
+    },
     /// A snapshot of a granted directory, taken at start: `files` maps the
     /// path below the mount to the blob digest of its content.
     Directory {
@@ -26,9 +30,17 @@ pub enum Event {
         #[serde(default = "yes")]
         complete: bool,
     },
-    WallClock { seconds: u64, nanoseconds: u32 },
-    MonotonicClock { nanoseconds: u64 },
-    Random { secure: bool, bytes: String },
+    WallClock {
+        seconds: u64,
+        nanoseconds: u32,
+    },
+    MonotonicClock {
+        nanoseconds: u64,
+    },
+    Random {
+        secure: bool,
+        bytes: String,
+    },
     Process {
         program: String,
         args: Vec<String>,
@@ -118,7 +130,11 @@ impl fmt::Display for Question {
             Question::WallClock => f.write_str("wall clock"),
             Question::MonotonicClock => f.write_str("monotonic clock"),
             Question::Random { secure, len } => {
-                write!(f, "{len} {} random bytes", if *secure { "secure" } else { "insecure" })
+                write!(
+                    f,
+                    "{len} {} random bytes",
+                    if *secure { "secure" } else { "insecure" }
+                )
             }
             Question::Process { program, args } => {
                 write!(f, "process `{program}`")?;
@@ -138,8 +154,17 @@ mod tests {
 
     #[test]
     fn random_questions_know_their_length() {
-        for (b64, len) in [("", 0), ("AA==", 1), ("AAA=", 2), ("AAAA", 3), ("AAAAAA==", 4)] {
-            let e = Event::Random { secure: true, bytes: b64.into() };
+        for (b64, len) in [
+            ("", 0),
+            ("AA==", 1),
+            ("AAA=", 2),
+            ("AAAA", 3),
+            ("AAAAAA==", 4),
+        ] {
+            let e = Event::Random {
+                secure: true,
+                bytes: b64.into(),
+            };
             assert_eq!(e.question(), Question::Random { secure: true, len });
         }
     }

@@ -244,7 +244,10 @@ impl Store {
             let mut key = [0u8; 20];
             key[..16].copy_from_slice(&prefix);
             key[16..].copy_from_slice(&(next + i as u32).to_be_bytes());
-            batch.insert(&key[..], serde_json::to_vec(e).expect("events always serialize"));
+            batch.insert(
+                &key[..],
+                serde_json::to_vec(e).expect("events always serialize"),
+            );
         }
         self.events.apply_batch(batch)?;
         Ok(())
@@ -257,7 +260,10 @@ impl Store {
             .map(|item| {
                 let (k, v) = item?;
                 serde_json::from_slice(&v).map_err(|source| StoreError::Corrupt {
-                    key: format!("{id} event {}", u32::from_be_bytes(k[16..20].try_into().unwrap_or([0; 4]))),
+                    key: format!(
+                        "{id} event {}",
+                        u32::from_be_bytes(k[16..20].try_into().unwrap_or([0; 4]))
+                    ),
                     source,
                 })
             })
@@ -452,7 +458,10 @@ mod tests {
         );
         assert_eq!(store.get_blob(&a).unwrap().as_deref(), Some(&b"hello"[..]));
         assert_eq!(Digest::parse(&a.to_string()), Some(a.clone()));
-        assert_eq!(store.get_blob_str(&a.to_string()).unwrap().as_deref(), Some(&b"hello"[..]));
+        assert_eq!(
+            store.get_blob_str(&a.to_string()).unwrap().as_deref(),
+            Some(&b"hello"[..])
+        );
         assert_eq!(Digest::parse("sha256:zz"), None);
     }
 }
