@@ -134,6 +134,38 @@ fn another_url_diverges_at_the_http_event_naming_both_urls() {
 }
 
 #[test]
+fn another_file_diverges_at_the_open_naming_both_paths() {
+    let home = Home::new();
+    let mut world = World::new();
+    let original = run_failing(&home, &world);
+    let id = original["id"].as_str().unwrap();
+    world.change_everything();
+    let bundle: Value = home.run(&["execution", "export", id]).json();
+    let open = bundle["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|e| e["kind"] == "file-open")
+        .unwrap()
+        + 1;
+
+    let replay = home.run(&[
+        "execution",
+        "replay",
+        id,
+        "--component",
+        s(&variant("flaky-other-file")),
+    ]);
+    replay.code(1);
+    assert_eq!(
+        replay.stdout.trim(),
+        format!(
+            "diverged at event {open}: guest asked open state.txt.old, recorded open state.txt"
+        )
+    );
+}
+
+#[test]
 fn a_fixed_build_passes_against_the_recorded_world() {
     let home = Home::new();
     let mut world = World::new();

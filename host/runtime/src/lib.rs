@@ -9,6 +9,7 @@
 mod action;
 mod cache;
 mod engine;
+mod files;
 pub mod grants;
 mod http_replay;
 pub mod inspect;

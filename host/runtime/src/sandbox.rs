@@ -237,6 +237,12 @@ impl Sandbox {
 /// than the stdout limit, up to this much at least.
 const HTTP_BODY_MIN_LIMIT: usize = 16 << 20;
 
+impl Sandbox {
+    pub fn world(&self) -> &World {
+        &self.world
+    }
+}
+
 impl WasiView for Sandbox {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {

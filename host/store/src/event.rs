@@ -30,6 +30,11 @@ pub enum Event {
         #[serde(default = "yes")]
         complete: bool,
     },
+    /// The guest opened `path` (relative to the directory it opened it
+    /// in). The content is in the directory's snapshot.
+    FileOpen {
+        path: String,
+    },
     WallClock {
         seconds: u64,
         nanoseconds: u32,
@@ -83,6 +88,7 @@ pub enum HttpOutcome {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Question {
     Setup(&'static str),
+    FileOpen { path: String },
     WallClock,
     MonotonicClock,
     Random { secure: bool, len: usize },
@@ -96,6 +102,7 @@ impl Event {
             Event::Environment { .. } => Question::Setup("environment"),
             Event::InsecureSeed { .. } => Question::Setup("insecure random seed"),
             Event::Directory { .. } => Question::Setup("directory snapshot"),
+            Event::FileOpen { path } => Question::FileOpen { path: path.clone() },
             Event::WallClock { .. } => Question::WallClock,
             Event::MonotonicClock { .. } => Question::MonotonicClock,
             Event::Random { secure, bytes } => Question::Random {
@@ -127,6 +134,7 @@ impl fmt::Display for Question {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Question::Setup(what) => f.write_str(what),
+            Question::FileOpen { path } => write!(f, "open {path}"),
             Question::WallClock => f.write_str("wall clock"),
             Question::MonotonicClock => f.write_str("monotonic clock"),
             Question::Random { secure, len } => {
