@@ -70,13 +70,18 @@ fn main() -> ExitCode {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     let cli = args::Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("WASMFLOW_LOG")
-                .unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    // An EnvFilter costs milliseconds to build (it compiles its directives);
+    // most runs only need warnings, so build one only when asked.
+    match std::env::var("WASMFLOW_LOG") {
+        Ok(filter) if !filter.is_empty() => tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .init(),
+        _ => tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::WARN)
+            .with_writer(std::io::stderr)
+            .init(),
+    }
     let home = Home {
         dir: cli.home.clone().unwrap_or_else(default_home),
         cache: cli.cache_dir.clone(),

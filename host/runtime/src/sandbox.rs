@@ -94,13 +94,10 @@ impl SharedJournal {
     /// Denials are always written, even past the log budget: the record
     /// must say what was refused.
     pub fn deny(&self, capability: &str, target: &str, hint: &str) {
-        let mut j = self.inner.lock().unwrap();
-        j.logs.push(LogLine {
-            at_ms: self.started.elapsed().as_millis() as u64,
-            level: LogLevel::Warn,
-            message: format!("denied: {capability} {target} ({hint})"),
-            progress: None,
-        });
+        self.note(
+            LogLevel::Warn,
+            format!("denied: {capability} {target} ({hint})"),
+        );
     }
 
     /// A line from the host about the execution (not counted against the
@@ -132,7 +129,7 @@ pub(crate) struct Sandbox {
     pub memory: MemoryBudget,
     pub stdout: CapturedOutput,
     pub stderr: CapturedOutput,
-    /// Kept for the host interfaces that answer from it (`process`).
+    /// Kept for the host calls that answer from it (`process`, file opens).
     world: World,
     /// Replay only: recorded directory snapshots, materialized; removed
     /// when the sandbox is dropped.
@@ -202,7 +199,17 @@ impl Sandbox {
             world: world.clone(),
             body_limit: output_limit.max(HTTP_BODY_MIN_LIMIT),
         };
-        if !grants.net.is_empty() {
+        if world.is_replay() && !grants.net.is_empty() {
+            // Raw socket traffic is not recorded (HTTP is): a replay must not
+            // reach the network through it, so sockets are closed.
+            journal.note(
+                LogLevel::Warn,
+                "replay: wasi:sockets are not recorded, so they are closed in replay (wasi:http is replayed)".into(),
+            );
+            wasi.allow_tcp(false)
+                .allow_udp(false)
+                .allow_ip_name_lookup(false);
+        } else if !grants.net.is_empty() {
             let policy = net.clone();
             wasi.allow_ip_name_lookup(true)
                 .allow_tcp(true)

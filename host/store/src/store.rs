@@ -33,6 +33,8 @@ pub enum StoreError {
     Ambiguous { prefix: String, count: usize },
 }
 
+const SEGMENT_SIZE: usize = 64 << 10;
+
 /// A `sha256:<hex>` content digest.
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]
 pub struct Digest(pub [u8; 32]);
@@ -96,6 +98,11 @@ impl Store {
         })?;
         let db = sled::Config::new()
             .path(dir)
+            // sled zero-fills a buffer per segment when it opens; at the
+            // default 512 KiB that was most of a CLI run's time. Records
+            // are small, and larger values (components) go to sled's own
+            // blob files. Fixed when a store is created.
+            .segment_size(SEGMENT_SIZE)
             .open()
             .map_err(|source| match &source {
                 // sled reports the advisory lock held by another process as
