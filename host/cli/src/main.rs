@@ -100,6 +100,17 @@ fn main() -> ExitCode {
     }
 }
 
+/// Leave without running destructors. Only for after every record this
+/// command wrote has been flushed (`Store::put` flushes): tearing down the
+/// store and the engine would only repeat that flush and join idle threads,
+/// which is a third of a short `wasmflow run`.
+pub(crate) fn exit_now(code: ExitCode) -> ! {
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    std::process::exit(if code == ExitCode::SUCCESS { 0 } else { 1 })
+}
+
 /// `$XDG_DATA_HOME/wasmflow`, else `~/.local/share/wasmflow`.
 fn default_home() -> PathBuf {
     if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|x| !x.is_empty()) {
@@ -124,9 +135,10 @@ pub(crate) fn runtime_for(home: &Home) -> Result<wasmflow_runtime::Runtime, Fail
     )?)
 }
 
+/// One action at a time needs no worker threads: the guest runs on the
+/// calling thread, and host I/O (HTTP, programs) is driven there too.
 pub(crate) fn tokio() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("starting the tokio runtime")

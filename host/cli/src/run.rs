@@ -48,7 +48,7 @@ pub fn run(home: &Home, args: RunArgs) -> CmdResult {
         print::json(result);
     }
     print::summary(&record);
-    Ok(match record.status {
+    crate::exit_now(match record.status {
         Status::Succeeded => ExitCode::SUCCESS,
         _ => ExitCode::from(1),
     })

@@ -77,6 +77,34 @@ impl RuntimeError {
     }
 }
 
+/// Everything but the store.
+struct Parts {
+    engine: wasmtime::Engine,
+    linker: wasmtime::component::Linker<sandbox::Sandbox>,
+    cache: cache::ComponentCache,
+}
+
+impl Parts {
+    fn new(home: &Path, cache_dir: Option<&Path>) -> Result<Self, RuntimeError> {
+        let setup = |message: String| RuntimeError::Setup {
+            path: home.to_owned(),
+            message,
+        };
+        let engine = engine::new_engine().map_err(|e| setup(format!("{e:#}")))?;
+        let linker = run::linker(&engine).map_err(|e| setup(format!("{e:#}")))?;
+        let cache_root = cache_dir
+            .map(Path::to_owned)
+            .unwrap_or_else(|| home.join("cache"));
+        let cache = cache::ComponentCache::new(&cache_root, &engine)
+            .map_err(|e| setup(format!("component cache: {e}")))?;
+        Ok(Self {
+            engine,
+            linker,
+            cache,
+        })
+    }
+}
+
 /// The engine, the component cache and the store, shared by every run.
 #[derive(Clone)]
 pub struct Runtime {
@@ -96,8 +124,13 @@ impl Runtime {
     /// in `home/store`, compiled components in `home/cache` unless
     /// `cache_dir` puts them elsewhere (several homes can share one cache).
     pub fn open(home: &Path, cache_dir: Option<&Path>) -> Result<Self, RuntimeError> {
-        let store = Store::open(&home.join("store"))?;
-        Self::with_store(home, cache_dir, store)
+        // Opening sled is mostly I/O and building the engine and linker is
+        // all CPU: overlap them, it is most of a short CLI run.
+        let path = home.join("store");
+        let opening = std::thread::spawn(move || Store::open(&path));
+        let parts = Parts::new(home, cache_dir);
+        let store = opening.join().expect("opening the store does not panic")?;
+        Ok(Self::assemble(parts?, store))
     }
 
     /// Like [`Runtime::open`], with a store the caller already opened.
@@ -106,19 +139,17 @@ impl Runtime {
         cache_dir: Option<&Path>,
         store: Store,
     ) -> Result<Self, RuntimeError> {
-        let setup = |message: String| RuntimeError::Setup {
-            path: home.to_owned(),
-            message,
-        };
-        let engine = engine::new_engine().map_err(|e| setup(format!("{e:#}")))?;
-        let linker = run::linker(&engine).map_err(|e| setup(format!("{e:#}")))?;
-        let cache_root = cache_dir
-            .map(Path::to_owned)
-            .unwrap_or_else(|| home.join("cache"));
-        let cache = cache::ComponentCache::new(&cache_root, &engine)
-            .map_err(|e| setup(format!("component cache: {e}")))?;
+        Ok(Self::assemble(Parts::new(home, cache_dir)?, store))
+    }
+
+    fn assemble(parts: Parts, store: Store) -> Self {
+        let Parts {
+            engine,
+            linker,
+            cache,
+        } = parts;
         let ticker = engine::EpochTicker::start(&engine);
-        Ok(Self {
+        Self {
             inner: Arc::new(Inner {
                 engine,
                 linker,
@@ -126,7 +157,7 @@ impl Runtime {
                 store,
                 _ticker: ticker,
             }),
-        })
+        }
     }
 
     pub fn store(&self) -> &Store {

@@ -53,9 +53,9 @@ pub(crate) async fn run(
     record.worker = options.worker;
     record.status = Status::Running;
     record.started_at = Some(now());
-    // Durable before the guest runs: a crash mid-run leaves a visible
-    // `running` record rather than nothing.
-    rt.store().put(&record)?;
+    // Visible while the guest runs. Not flushed: nothing depends on this
+    // state, and the outcome below is flushed before `run` returns.
+    rt.store().put_unflushed(&record)?;
 
     // The component itself is kept, so a replay never depends on the file
     // still being where it was.

@@ -132,6 +132,15 @@ impl Store {
     /// Insert or update a record, keeping the status index in step, and
     /// flush: a record that was written is on disk when this returns.
     pub fn put(&self, record: &ExecutionRecord) -> Result<(), StoreError> {
+        self.put_unflushed(record)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Like [`Store::put`] without waiting for the disk: for states that
+    /// nothing depends on (an execution's transient `running`). sled writes
+    /// it out within its flush interval, or with the next [`Store::put`].
+    pub fn put_unflushed(&self, record: &ExecutionRecord) -> Result<(), StoreError> {
         let key = record.id.key();
         let bytes = serde_json::to_vec(record).expect("records always serialize");
         let new_index = status_key(record.status, &key);
@@ -150,7 +159,6 @@ impl Store {
                 TransactionError::Storage(e) => StoreError::Sled(e),
                 TransactionError::Abort(()) => unreachable!("the transaction never aborts"),
             })?;
-        self.db.flush()?;
         Ok(())
     }
 
