@@ -112,41 +112,25 @@ impl World {
         if !matches!(st.mode, Mode::Replay { .. }) {
             return None;
         }
-        if let Some(run) = st.random_run.take() {
-            if run.used < run.bytes.len() {
-                let d = Divergence {
-                    event: st.cursor_position(),
-                    asked: question.to_string(),
-                    recorded: format!(
-                        "{} more {} random bytes",
-                        run.bytes.len() - run.used,
-                        if run.secure { "secure" } else { "insecure" }
-                    ),
-                };
-                st.divergence = Some(d.clone());
-                return Some(Err(d));
-            }
+        if let Some(run) = st.random_run.take().filter(|r| r.left() > 0) {
+            let event = st.cursor_position();
+            return Some(Err(st.diverge(
+                event,
+                question.to_string(),
+                run.describe_left(),
+            )));
         }
         let Mode::Replay { tape, cursor } = &mut st.mode else {
             unreachable!("checked above")
         };
+        let position = *cursor + 1;
         let answer = match tape.get(*cursor) {
             Some(e) if e.question() == *question => Ok(e.clone()),
-            Some(e) => Err(Divergence {
-                event: *cursor + 1,
-                asked: question.to_string(),
-                recorded: e.question().to_string(),
-            }),
-            None => Err(Divergence {
-                event: *cursor + 1,
-                asked: question.to_string(),
-                recorded: "nothing (the recorded run had finished asking)".into(),
-            }),
+            other => Err(describe(other)),
         };
         *cursor += 1;
-        if let Err(d) = &answer {
-            st.divergence = Some(d.clone());
-        }
+        let answer =
+            answer.map_err(|recorded| st.diverge(position, question.to_string(), recorded));
         Some(answer)
     }
 
@@ -193,65 +177,43 @@ impl World {
             None => true,
         };
         if needs_next {
-            if let Some(run) = st.random_run.as_ref().filter(|r| r.used < r.bytes.len()) {
+            if let Some(run) = st.random_run.as_ref().filter(|r| r.left() > 0) {
                 // Leftover bytes of the other kind: the guest changed course.
-                let d = Divergence {
-                    event: st.cursor_position(),
-                    asked: asked.to_string(),
-                    recorded: format!(
-                        "{} more {} random bytes",
-                        run.bytes.len() - run.used,
-                        kind(run.secure)
-                    ),
-                };
-                st.divergence = Some(d.clone());
-                return Some(Err(d));
+                let (event, recorded) = (st.cursor_position(), run.describe_left());
+                return Some(Err(st.diverge(event, asked.to_string(), recorded)));
             }
             let Mode::Replay { tape, cursor } = &mut st.mode else {
                 unreachable!()
             };
+            let position = *cursor + 1;
             let next = match tape.get(*cursor) {
                 Some(Event::Random { secure: s, bytes }) if *s == secure => {
-                    base64::engine::general_purpose::STANDARD.decode(bytes).ok()
+                    base64::engine::general_purpose::STANDARD
+                        .decode(bytes)
+                        .map_err(|_| describe(tape.get(*cursor)))
                 }
-                _ => None,
+                other => Err(describe(other)),
             };
-            let position = *cursor + 1;
-            let recorded = tape
-                .get(*cursor)
-                .map(|e| e.question().to_string())
-                .unwrap_or_else(|| "nothing (the recorded run had finished asking)".into());
             *cursor += 1;
             match next {
-                Some(bytes) => {
+                Ok(bytes) => {
                     st.random_run = Some(RandomRun {
                         secure,
                         bytes,
                         used: 0,
                     })
                 }
-                None => {
-                    let d = Divergence {
-                        event: position,
-                        asked: asked.to_string(),
-                        recorded,
-                    };
-                    st.divergence = Some(d.clone());
-                    return Some(Err(d));
+                Err(recorded) => {
+                    return Some(Err(st.diverge(position, asked.to_string(), recorded)))
                 }
             }
         }
-        let run = st.random_run.as_mut().expect("a run is loaded");
-        let left = run.bytes.len() - run.used;
-        if left < dst.len() {
-            let d = Divergence {
-                event: st.cursor_position(),
-                asked: asked.to_string(),
-                recorded: format!("{left} more {} random bytes", kind(secure)),
-            };
-            st.divergence = Some(d.clone());
-            return Some(Err(d));
+        let run = st.random_run.as_ref().expect("a run is loaded");
+        if run.left() < dst.len() {
+            let (event, recorded) = (st.cursor_position(), run.describe_left());
+            return Some(Err(st.diverge(event, asked.to_string(), recorded)));
         }
+        let run = st.random_run.as_mut().expect("a run is loaded");
         dst.copy_from_slice(&run.bytes[run.used..run.used + dst.len()]);
         run.used += dst.len();
         Some(Ok(()))
@@ -274,15 +236,11 @@ impl World {
         if let Some(d) = &st.divergence {
             return Some(d.clone());
         }
-        if let Some(run) = st.random_run.as_ref().filter(|r| r.used < r.bytes.len()) {
+        if let Some(run) = st.random_run.as_ref().filter(|r| r.left() > 0) {
             return Some(Divergence {
                 event: st.cursor_position(),
                 asked: "nothing more (the guest finished)".into(),
-                recorded: format!(
-                    "{} more {} random bytes",
-                    run.bytes.len() - run.used,
-                    kind(run.secure)
-                ),
+                recorded: run.describe_left(),
             });
         }
         match &st.mode {
@@ -296,7 +254,35 @@ impl World {
     }
 }
 
+impl RandomRun {
+    fn left(&self) -> usize {
+        self.bytes.len() - self.used
+    }
+
+    fn describe_left(&self) -> String {
+        format!("{} more {} random bytes", self.left(), kind(self.secure))
+    }
+}
+
+/// How a recorded event reads in a divergence message.
+fn describe(event: Option<&Event>) -> String {
+    event
+        .map(|e| e.question().to_string())
+        .unwrap_or_else(|| "nothing (the recorded run had finished asking)".into())
+}
+
 impl State {
+    /// Remember the first divergence, and return it.
+    fn diverge(&mut self, event: usize, asked: String, recorded: String) -> Divergence {
+        let d = Divergence {
+            event,
+            asked,
+            recorded,
+        };
+        self.divergence = Some(d.clone());
+        d
+    }
+
     fn flush_random(&mut self) {
         if let (Some(run), Mode::Live { recorded }) = (self.random_run.take(), &mut self.mode) {
             recorded.push(Event::Random {

@@ -50,15 +50,19 @@ fn everything() -> Value {
     })
 }
 
-fn echo(value: Value) -> Value {
+/// Run the echo guest on `input` and return its record.
+fn run(input: Value) -> wasmflow_store::ExecutionRecord {
     let f = fixture();
-    let rt = tokio::runtime::Builder::new_current_thread()
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .unwrap();
-    let rec = rt
-        .block_on(f.rt.run(&f.echo, json!({ "value": value }), RunOptions::default()))
-        .unwrap();
+        .unwrap()
+        .block_on(f.rt.run(&f.echo, input, RunOptions::default()))
+        .unwrap()
+}
+
+fn echo(value: Value) -> Value {
+    let rec = run(json!({ "value": value }));
     assert_eq!(rec.status, Status::Succeeded, "{rec:#?}");
     rec.result.unwrap()
 }
@@ -98,18 +102,7 @@ fn snake_case_and_omitted_options_are_accepted_on_input() {
 
 #[test]
 fn the_actions_err_becomes_the_records_error() {
-    let f = fixture();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let rec = rt
-        .block_on(f.rt.run(
-            &f.echo,
-            json!({ "value": everything(), "extra": "fail" }),
-            RunOptions::default(),
-        ))
-        .unwrap();
+    let rec = run(json!({ "value": everything(), "extra": "fail" }));
     assert_eq!(rec.status, Status::Failed);
     let e = rec.error.unwrap();
     assert_eq!(
