@@ -31,11 +31,15 @@ pub fn execution(home: &Home, command: ExecutionCommand) -> CmdResult {
             }
         }
         ExecutionCommand::Get { id, detail, json } => {
-            let record = open(home)?.find(&id)?;
+            let store = open(home)?;
+            let record = store.find(&id)?;
             if json {
                 print::json(&record);
             } else {
                 print::record(&record, detail);
+                if detail {
+                    print::events(&store.events(record.id)?);
+                }
             }
         }
         ExecutionCommand::Export { id, output } => {

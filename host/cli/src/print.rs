@@ -136,6 +136,28 @@ pub fn record(r: &ExecutionRecord, detail: bool) {
     }
 }
 
+/// What the execution was answered, for replay: counts by kind.
+pub fn events(events: &[wasmflow_store::Event]) {
+    println!("recorded");
+    if events.is_empty() {
+        indent("nothing (replay has nothing to answer from)");
+        return;
+    }
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    for e in events {
+        let kind = serde_json::to_value(e)
+            .ok()
+            .and_then(|v| v["kind"].as_str().map(str::to_owned))
+            .unwrap_or_default();
+        match counts.iter_mut().find(|(k, _)| *k == kind) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((kind, 1)),
+        }
+    }
+    let parts: Vec<String> = counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
+    indent(&format!("{} events: {}", events.len(), parts.join(", ")));
+}
+
 fn indent(text: &str) {
     for line in text.lines() {
         println!("  {line}");

@@ -33,7 +33,23 @@ pub enum StoreError {
     Ambiguous { prefix: String, count: usize },
 }
 
+/// sled zero-fills a buffer per segment when it opens; at its default of
+/// 512 KiB that was a good part of a CLI run. Records are small, and larger
+/// values (components) go to sled's own blob files.
 const SEGMENT_SIZE: usize = 64 << 10;
+
+/// The segment size is fixed when a store is created (sled refuses another
+/// one later), so an existing store keeps the size it was made with.
+fn segment_size(dir: &Path) -> usize {
+    std::fs::read(dir.join("conf"))
+        .ok()
+        .and_then(|conf| {
+            String::from_utf8_lossy(&conf)
+                .lines()
+                .find_map(|l| l.strip_prefix("segment_size: ")?.trim().parse().ok())
+        })
+        .unwrap_or(SEGMENT_SIZE)
+}
 
 /// A `sha256:<hex>` content digest.
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]
@@ -98,11 +114,7 @@ impl Store {
         })?;
         let db = sled::Config::new()
             .path(dir)
-            // sled zero-fills a buffer per segment when it opens; at the
-            // default 512 KiB that was most of a CLI run's time. Records
-            // are small, and larger values (components) go to sled's own
-            // blob files. Fixed when a store is created.
-            .segment_size(SEGMENT_SIZE)
+            .segment_size(segment_size(dir))
             .open()
             .map_err(|source| match &source {
                 // sled reports the advisory lock held by another process as
@@ -458,6 +470,26 @@ mod tests {
         store.put_events(a.id, &[ev(3)]).unwrap();
         assert_eq!(store.events(a.id).unwrap(), vec![ev(1), ev(2), ev(3)]);
         assert_eq!(store.events(b.id).unwrap(), vec![ev(9)]);
+    }
+
+    #[test]
+    fn a_store_keeps_the_segment_size_it_was_created_with() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            // As created by a build that used sled's default.
+            let db = sled::Config::new()
+                .path(dir.path())
+                .segment_size(512 << 10)
+                .open()
+                .unwrap();
+            db.flush().unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        store.put(&record(1)).unwrap();
+        let fresh = tempfile::tempdir().unwrap();
+        Store::open(fresh.path()).unwrap();
+        assert_eq!(segment_size(fresh.path()), SEGMENT_SIZE);
+        assert_eq!(segment_size(dir.path()), 512 << 10);
     }
 
     #[test]
