@@ -117,3 +117,46 @@ fn the_store_is_locked_while_another_process_runs() {
     let rec = home.last_record();
     assert_eq!(rec["status"], "timed_out");
 }
+
+#[test]
+fn a_killed_run_leaves_a_usable_store_and_a_running_record() {
+    let home = Home::new();
+    // Some history first, which must survive.
+    home.run(&["run", s(&wat("add")), "-p", "a=1", "-p", "b=1"])
+        .ok();
+    let mut child = home
+        .cmd()
+        .args(["run", s(&wat("loop")), "--timeout", "60s"])
+        .spawn()
+        .unwrap();
+    // sled writes the transient `running` record out within its 500 ms
+    // flush interval; give it four times that, then kill -9.
+    std::thread::sleep(std::time::Duration::from_millis(2000));
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let running = home.run(&["execution", "list", "--status", "running", "--json"]);
+    let running = running.ok().json();
+    assert_eq!(running.as_array().unwrap().len(), 1, "{running:#}");
+    assert_eq!(running[0]["action"].as_str().unwrap(), s(&wat("loop")));
+    let done = home
+        .run(&["execution", "list", "--status", "succeeded", "--json"])
+        .json();
+    assert_eq!(done.as_array().unwrap().len(), 1, "earlier records survive");
+    // The store takes new runs.
+    assert_eq!(
+        home.run(&["run", s(&wat("add")), "-p", "a=2", "-p", "b=3"])
+            .ok()
+            .json(),
+        5
+    );
+    let detail = home.run(&["execution", "get", running[0]["id"].as_str().unwrap()]);
+    assert!(
+        detail
+            .ok()
+            .stdout
+            .contains("still running, or the host stopped"),
+        "{}",
+        detail.stdout
+    );
+}

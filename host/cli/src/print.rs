@@ -80,6 +80,9 @@ pub fn record(r: &ExecutionRecord, detail: bool) {
             indent(&serde_json::to_string_pretty(d).unwrap_or_default());
         }
     }
+    if r.status == Status::Running {
+        println!("(still running, or the host stopped before recording an outcome)");
+    }
     if !detail {
         if !r.logs.is_empty() {
             println!("logs       {} lines (--detail shows them)", r.logs.len());
@@ -130,9 +133,6 @@ pub fn record(r: &ExecutionRecord, detail: bool) {
             println!("{name}");
             indent(text.trim_end());
         }
-    }
-    if r.status == Status::Running {
-        println!("(still running, or the host stopped before recording an outcome)");
     }
 }
 
