@@ -51,8 +51,11 @@ fn creates_a_linked_clone_backed_by_the_template() {
         s(&spec),
         "--allow-exec",
         "qemu-img",
+        "--logs",
     ]);
-    run.ok();
+    run.ok()
+        .stderr_has(" info [1/3] creating disk")
+        .stderr_has(" info cloning ");
     let vm = run.json();
     let disk = disks.dir.path().join("disks/web01.qcow2");
     assert_eq!(vm["name"], "web01");
@@ -98,6 +101,12 @@ fn without_the_exec_grant_it_is_denied_and_creates_nothing() {
     run.code(1)
         .stderr_has("[qemu-img-denied]")
         .stderr_has("--allow-exec qemu-img");
+    // Not a terminal and no --logs: only the summary line on stderr.
+    assert!(
+        !run.stderr.contains("[0/3] checking spec"),
+        "{}",
+        run.stderr
+    );
     assert!(
         run.stdout.is_empty(),
         "no result on failure: {}",

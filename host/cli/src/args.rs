@@ -72,6 +72,15 @@ pub struct RunArgs {
     /// Print the whole execution record as JSON instead of the result.
     #[arg(long)]
     pub json: bool,
+
+    /// Show the action's log lines on stderr as it writes them (the default
+    /// when stderr is a terminal).
+    #[arg(long, overrides_with = "no_logs")]
+    pub logs: bool,
+
+    /// Do not show the action's log lines while it runs.
+    #[arg(long = "no-logs")]
+    pub no_logs: bool,
 }
 
 /// Capabilities. Nothing is granted unless named here.

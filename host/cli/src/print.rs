@@ -136,6 +136,15 @@ pub fn record(r: &ExecutionRecord, detail: bool) {
     }
 }
 
+/// One log line as the action writes it, on stderr.
+pub fn log_line(l: &wasmflow_store::LogLine) {
+    let progress = l
+        .progress
+        .map(|p| format!("[{}/{}] ", p.done, p.total))
+        .unwrap_or_default();
+    eprintln!("{:>5} {progress}{}", l.level.as_str(), l.message);
+}
+
 /// What the execution was answered, for replay: counts by kind.
 pub fn events(events: &[wasmflow_store::Event]) {
     println!("recorded");

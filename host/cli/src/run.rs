@@ -8,7 +8,7 @@ use serde_json::Value;
 use std::io::Read;
 use std::path::Path;
 use std::process::ExitCode;
-use wasmflow_runtime::{grants, overrides, RunOptions};
+use wasmflow_runtime::{grants, overrides, LogWatcher, RunOptions};
 use wasmflow_store::{Grants, Limits, Status};
 
 pub fn run(home: &Home, args: RunArgs) -> CmdResult {
@@ -35,9 +35,12 @@ pub fn run(home: &Home, args: RunArgs) -> CmdResult {
         overrides::apply(&action, &mut input, p)
             .map_err(|e| Fail::usage(anyhow!("-p {p}: {e}")))?;
     }
+    use std::io::IsTerminal;
+    let show_logs = args.logs || (!args.no_logs && std::io::stderr().is_terminal());
     let options = RunOptions {
         grants,
         limits,
+        watch_logs: show_logs.then(|| LogWatcher(std::sync::Arc::new(print::log_line))),
         ..Default::default()
     };
     let record = crate::tokio().block_on(rt.run(&action, input, options))?;

@@ -27,7 +27,7 @@ pub(crate) mod world;
 pub use action::{Action, RunSignature};
 pub use grants::GrantError;
 pub use replay::{Recording, ReplayReport, Verdict};
-pub use run::{Outcome, RunOptions};
+pub use run::{LogWatcher, Outcome, RunOptions};
 pub use value::InputError;
 pub use wasmflow_store as store;
 pub use world::Divergence;
@@ -212,7 +212,7 @@ impl Runtime {
     ) -> Result<Outcome, InputError> {
         let params = action.check_input(input)?;
         let world = world::World::live(world::Blobs::Store(self.store().clone()));
-        Ok(run::execute(self, action, params, grants, limits, world).await)
+        Ok(run::execute(self, action, params, grants, limits, world, None).await)
     }
 
     pub(crate) fn engine(&self) -> &wasmtime::Engine {

@@ -138,6 +138,7 @@ impl Runtime {
             &original.grants,
             &original.limits,
             world.clone(),
+            None,
         )
         .await;
         let verdict = match world.finish() {

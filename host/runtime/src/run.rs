@@ -24,6 +24,19 @@ pub struct RunOptions {
     pub root: Option<ExecutionId>,
     pub rerun_of: Option<ExecutionId>,
     pub worker: Option<String>,
+    /// Called with each log line as the action writes it (the record gets
+    /// them all at the end either way).
+    pub watch_logs: Option<LogWatcher>,
+}
+
+/// Something that wants an execution's log lines as they happen.
+#[derive(Clone)]
+pub struct LogWatcher(pub std::sync::Arc<dyn Fn(&wasmflow_store::LogLine) + Send + Sync>);
+
+impl std::fmt::Debug for LogWatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LogWatcher")
+    }
 }
 
 pub(crate) fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<Sandbox>> {
@@ -70,6 +83,7 @@ pub(crate) async fn run(
         &record.grants,
         &record.limits,
         world.clone(),
+        options.watch_logs,
     )
     .await;
     rt.store().put_events(record.id, &world.take_recorded())?;
@@ -101,9 +115,10 @@ pub(crate) async fn execute(
     grants: &Grants,
     limits: &Limits,
     world: World,
+    watch_logs: Option<LogWatcher>,
 ) -> Outcome {
     let name = action_name(&action.reference);
-    let sandbox = match Sandbox::new(&name, grants, limits, world) {
+    let sandbox = match Sandbox::new(&name, grants, limits, world, watch_logs) {
         Ok(s) => s,
         Err(e) => {
             return Outcome {

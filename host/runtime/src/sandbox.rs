@@ -9,6 +9,7 @@
 
 use crate::limits::MemoryBudget;
 use crate::output::CapturedOutput;
+use crate::run::LogWatcher;
 use crate::world::{MonotonicClock, RandomSource, WallClock, World};
 use crate::{http_replay, setup};
 use std::future::Future;
@@ -50,6 +51,7 @@ pub(crate) struct SharedJournal {
     inner: Arc<Mutex<Journal>>,
     started: Instant,
     log_limit: usize,
+    watcher: Option<LogWatcher>,
 }
 
 /// A guest that logs past its budget is stopped: unbounded logging is as
@@ -61,12 +63,20 @@ pub(crate) struct LogLimitExceeded {
 }
 
 impl SharedJournal {
-    fn new(log_limit: usize) -> Self {
+    fn new(log_limit: usize, watcher: Option<LogWatcher>) -> Self {
         Self {
             inner: Arc::default(),
             started: Instant::now(),
             log_limit,
+            watcher,
         }
+    }
+
+    fn append(&self, journal: &mut Journal, line: LogLine) {
+        if let Some(w) = &self.watcher {
+            (w.0)(&line);
+        }
+        journal.logs.push(line);
     }
 
     fn push(
@@ -82,12 +92,13 @@ impl SharedJournal {
                 limit: self.log_limit,
             });
         }
-        j.logs.push(LogLine {
+        let line = LogLine {
             at_ms: self.started.elapsed().as_millis() as u64,
             level,
             message,
             progress,
-        });
+        };
+        self.append(&mut j, line);
         Ok(())
     }
 
@@ -104,12 +115,13 @@ impl SharedJournal {
     /// guest's log budget).
     pub fn note(&self, level: LogLevel, message: String) {
         let mut j = self.inner.lock().unwrap();
-        j.logs.push(LogLine {
+        let line = LogLine {
             at_ms: self.started.elapsed().as_millis() as u64,
             level,
             message,
             progress: None,
-        });
+        };
+        self.append(&mut j, line);
     }
 
     pub fn take(&self) -> Vec<LogLine> {
@@ -145,11 +157,15 @@ impl Sandbox {
         grants: &Grants,
         limits: &Limits,
         world: World,
+        watch_logs: Option<LogWatcher>,
     ) -> wasmtime::Result<Self> {
         let output_limit = usize::try_from(limits.output_bytes).unwrap_or(usize::MAX);
         let stdout = CapturedOutput::new("stdout", output_limit);
         let stderr = CapturedOutput::new("stderr", output_limit);
-        let journal = SharedJournal::new(usize::try_from(limits.log_bytes).unwrap_or(usize::MAX));
+        let journal = SharedJournal::new(
+            usize::try_from(limits.log_bytes).unwrap_or(usize::MAX),
+            watch_logs,
+        );
 
         let mut wasi = WasiCtxBuilder::new();
         wasi.stdout(stdout.clone())
