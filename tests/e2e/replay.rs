@@ -319,3 +319,52 @@ fn bad_replay_input_is_a_usage_error_and_changes_nothing() {
 
     assert_eq!(count(), before, "nothing was recorded");
 }
+
+#[test]
+fn big_files_are_left_out_of_snapshots_and_the_record_says_so() {
+    let wasm = support::built("tests/fixtures/hostile");
+    let home = Home::new();
+    let dir = tempfile::tempdir().unwrap();
+    let small = dir.path().join("small.txt");
+    std::fs::write(&small, "small").unwrap();
+    std::fs::write(dir.path().join("disk.img"), vec![0u8; 9 << 20]).unwrap();
+    let target = format!("target={}", s(&small));
+    let run = home.run(&[
+        "run",
+        s(&wasm),
+        "-p",
+        "mode=read-file",
+        "-p",
+        &target,
+        "--allow-read",
+        s(dir.path()),
+    ]);
+    assert_eq!(run.ok().json(), "small");
+    let rec = home.last_record();
+    assert!(
+        rec["logs"].to_string().contains("is partial"),
+        "{}",
+        rec["logs"]
+    );
+
+    let id = rec["id"].as_str().unwrap();
+    let bundle: Value = home.run(&["execution", "export", id]).json();
+    let snapshot = bundle["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "directory")
+        .unwrap();
+    assert_eq!(snapshot["complete"], false);
+    let files: Vec<&str> = snapshot["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f[0].as_str().unwrap())
+        .collect();
+    assert_eq!(files, ["small.txt"]);
+
+    std::fs::write(&small, "changed").unwrap();
+    let replay = home.run(&["execution", "replay", id]);
+    assert_eq!(replay.ok().stdout.trim(), "reproduced: identical result");
+}

@@ -15,6 +15,9 @@ use wasmflow_store::{Event, Grants, LogLevel, Question};
 /// Past this, a directory is snapshotted in part and the record says so.
 const SNAPSHOT_MAX_BYTES: u64 = 64 << 20;
 const SNAPSHOT_MAX_FILES: usize = 10_000;
+/// Larger files (disk images, say) are left out of the snapshot, so a grant
+/// over a directory of them does not copy gigabytes into the store per run.
+const SNAPSHOT_MAX_FILE: u64 = 8 << 20;
 
 fn replayed_setup(world: &World, what: &'static str) -> wasmtime::Result<Option<Event>> {
     match world.replayed(&Question::Setup(what)) {
@@ -110,7 +113,9 @@ pub(crate) fn directory(
         journal.note(
             LogLevel::Warn,
             format!(
-                "snapshot of {guest} stopped at {} files / {} MiB: a replay will not see the rest",
+                "snapshot of {guest} is partial (files over {} MiB, or past {} files / {} MiB in all, \
+                 are left out): a replay will not see them",
+                SNAPSHOT_MAX_FILE >> 20,
                 SNAPSHOT_MAX_FILES,
                 SNAPSHOT_MAX_BYTES >> 20
             ),
@@ -126,7 +131,7 @@ pub(crate) fn directory(
 
 /// Walk `root/rel` in name order, storing each regular file as a blob.
 /// Symbolic links are not followed (the guest cannot follow them out of
-/// the grant either). Returns whether everything fit in the budget.
+/// the grant either). Returns whether everything was kept.
 fn snapshot(
     root: &Path,
     rel: &Path,
@@ -136,15 +141,18 @@ fn snapshot(
 ) -> std::io::Result<bool> {
     let mut entries: Vec<_> = std::fs::read_dir(root.join(rel))?.collect::<Result<_, _>>()?;
     entries.sort_by_key(|e| e.file_name());
+    let mut complete = true;
     for entry in entries {
         let ty = entry.file_type()?;
         let rel = rel.join(entry.file_name());
         if ty.is_dir() {
-            if !snapshot(root, &rel, world, files, budget)? {
-                return Ok(false);
-            }
+            complete &= snapshot(root, &rel, world, files, budget)?;
         } else if ty.is_file() {
             let len = entry.metadata()?.len();
+            if len > SNAPSHOT_MAX_FILE {
+                complete = false;
+                continue;
+            }
             if len > budget.0 || budget.1 == 0 {
                 return Ok(false);
             }
@@ -155,5 +163,5 @@ fn snapshot(
             files.push((rel.to_string_lossy().into_owned(), digest));
         }
     }
-    Ok(true)
+    Ok(complete)
 }
