@@ -417,3 +417,83 @@ fn docs(out: &mut String, docs: &Docs, indent: &str) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wit_parser::PackageMetadata;
+
+    /// A component carrying docs in a `package-docs` section, as
+    /// wit-component writes it.
+    fn documented_add() -> Vec<u8> {
+        let mut resolve = Resolve::default();
+        let pkg = resolve
+            .push_str(
+                "docs.wit",
+                "package root:component;\n\
+                 /// Adds numbers.\n\
+                 world root {\n\
+                   /// Add `a` and `b`.\n\
+                   export run: func(a: u32, b: u32) -> u32;\n\
+                 }\n",
+            )
+            .unwrap();
+        let docs = PackageMetadata::extract(&resolve, pkg).encode().unwrap();
+        let wat = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/fixtures/wat/add.wat"
+        ))
+        .unwrap();
+        let mut component = wat::parse_str(&wat).unwrap();
+        append_custom_section(&mut component, PackageMetadata::SECTION_NAME, &docs);
+        component
+    }
+
+    fn append_custom_section(wasm: &mut Vec<u8>, name: &str, data: &[u8]) {
+        let mut body = Vec::new();
+        leb128(&mut body, name.len());
+        body.extend_from_slice(name.as_bytes());
+        body.extend_from_slice(data);
+        wasm.push(0);
+        leb128(wasm, body.len());
+        wasm.extend_from_slice(&body);
+    }
+
+    fn leb128(out: &mut Vec<u8>, mut n: usize) {
+        loop {
+            let byte = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                out.push(byte);
+                return;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+
+    #[test]
+    fn doc_comments_the_component_carries_are_shown() {
+        let info = inspect(&documented_add()).unwrap();
+        assert_eq!(info.docs.as_deref().map(str::trim), Some("Adds numbers."));
+        assert!(
+            info.wit
+                .contains("/// Add `a` and `b`.\nrun: func(a: u32, b: u32) -> u32;"),
+            "{}",
+            info.wit
+        );
+        assert_eq!(info.input_schema["description"], "Add `a` and `b`.");
+    }
+
+    #[test]
+    fn without_docs_the_signature_is_still_shown() {
+        let wat = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/fixtures/wat/add.wat"
+        ))
+        .unwrap();
+        let info = inspect(&wat::parse_str(&wat).unwrap()).unwrap();
+        assert_eq!(info.docs, None);
+        assert_eq!(info.wit, "run: func(a: u32, b: u32) -> u32;\n");
+        assert_eq!(info.input_schema["required"], serde_json::json!(["a", "b"]));
+    }
+}
