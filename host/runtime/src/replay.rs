@@ -125,7 +125,7 @@ impl Runtime {
         record.replay_of = Some(original.id);
         record.status = Status::Running;
         record.started_at = Some(now());
-        if self.store().get_blob(&action.digest)?.is_none() {
+        if !self.store().has_blob(&action.digest)? {
             self.store().put_blob(&action.bytes)?;
         }
         self.store().put(&record)?;

@@ -72,7 +72,7 @@ pub(crate) async fn run(
 
     // The component itself is kept, so a replay never depends on the file
     // still being where it was.
-    if rt.store().get_blob(&action.digest)?.is_none() {
+    if !rt.store().has_blob(&action.digest)? {
         rt.store().put_blob(&action.bytes)?;
     }
     let world = World::live(Blobs::Store(rt.store().clone()));

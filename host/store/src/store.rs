@@ -306,6 +306,11 @@ impl Store {
         Ok(digest)
     }
 
+    /// Whether a blob is stored, without reading it.
+    pub fn has_blob(&self, digest: &Digest) -> Result<bool, StoreError> {
+        Ok(self.blobs.contains_key(digest.0)?)
+    }
+
     pub fn get_blob(&self, digest: &Digest) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.blobs.get(digest.0)?.map(|v| v.to_vec()))
     }
@@ -499,6 +504,8 @@ mod tests {
         let a = store.put_blob(b"hello").unwrap();
         let b = store.put_blob(b"hello").unwrap();
         assert_eq!(a, b);
+        assert!(store.has_blob(&a).unwrap());
+        assert!(!store.has_blob(&Digest::of(b"other")).unwrap());
         assert_eq!(
             a.to_string(),
             "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
