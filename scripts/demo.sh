@@ -26,4 +26,9 @@ qemu-img info "$work/disks/web01.qcow2"
 # The same run without the grant is denied inside the sandbox (exit 1):
 $wasmflow run actions/vm.clone/vm.clone.wasm --input "$work/spec.json" -p spec.name=web02 || true
 $wasmflow execution list
-$wasmflow execution get "$($wasmflow execution list -n 2 --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[1]["id"])')" --detail
+clone_id="$($wasmflow execution list -n 2 --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[1]["id"])')"
+$wasmflow execution get "$clone_id" --detail
+# Replay it from what it recorded: qemu-img is not run again.
+rm "$work/disks/web01.qcow2"
+$wasmflow execution replay "$clone_id"
+ls "$work/disks"

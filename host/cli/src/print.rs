@@ -100,7 +100,7 @@ pub fn record(r: &ExecutionRecord, detail: bool) {
     indent(&format!(
         "memory {}  timeout {}  output {}  log {}",
         bytes(r.limits.memory_bytes),
-        elapsed(Duration::from_millis(r.limits.timeout_ms)),
+        humantime::format_duration(Duration::from_millis(r.limits.timeout_ms)),
         bytes(r.limits.output_bytes),
         bytes(r.limits.log_bytes)
     ));
