@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build every action and test fixture that has a build.sh, from source.
-# Needs componentize-py (pip) and componentize-js (npm install at the repo
+# Needs componentize-py (pip) and componentize-js (npm ci at the repo
 # root); scripts/install-toolchains.sh installs both.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"

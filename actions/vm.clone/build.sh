@@ -2,4 +2,5 @@
 # Build vm.clone.wasm from app.py with componentize-py.
 set -euo pipefail
 cd "$(dirname "$0")"
-componentize-py -d wit -w examples:vm/clone@1.0.0 componentize app -o vm.clone.wasm
+componentize_py=../../scripts/componentize-py
+"$componentize_py" -d wit -w examples:vm/clone@1.0.0 componentize app -o vm.clone.wasm
