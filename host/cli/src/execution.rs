@@ -91,7 +91,7 @@ fn replay(
             ReplayBundle::parse(&text).map_err(|e| Fail::usage(anyhow!("{}: {e}", path.display())))
         })
         .transpose()?;
-    let rt = crate::runtime_for(home)?;
+    let rt = crate::runtime(home)?;
     let recording = match (bundle, id) {
         (Some(b), _) => Recording::from_bundle(b),
         (None, Some(id)) => {
@@ -108,27 +108,13 @@ fn replay(
         println!("{}", report.verdict);
     }
     print::summary(&report.record);
-    // Without --component the question is "does it reproduce?"; with one,
-    // "does this build pass against the recorded world?".
-    let ok = match other {
-        None => report.verdict.is_reproduced(),
-        Some(_) => {
-            !matches!(report.verdict, wasmflow_runtime::Verdict::Diverged(_))
-                && report.record.status == Status::Succeeded
-        }
-    };
-    Ok(if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(crate::exit_code(report.passed()))
 }
 
 fn rerun(home: &Home, id: &str, params: &[String], json: bool) -> CmdResult {
-    let rt = crate::runtime_for(home)?;
+    let rt = crate::runtime(home)?;
     let original = rt.store().find(id)?;
-    let recording = Recording::from_store(rt.store(), original.clone())?;
-    let action = rt.load_recorded(&recording)?;
+    let action = rt.load_executed(&original)?;
     let mut input = original.input.clone();
     for p in params {
         overrides::apply(&action, &mut input, p)
@@ -143,14 +129,5 @@ fn rerun(home: &Home, id: &str, params: &[String], json: bool) -> CmdResult {
         ..Default::default()
     };
     let record = crate::tokio().block_on(rt.run(&action, input, options))?;
-    if json {
-        print::json(&record);
-    } else if let Some(result) = &record.result {
-        print::json(result);
-    }
-    print::summary(&record);
-    Ok(match record.status {
-        Status::Succeeded => ExitCode::SUCCESS,
-        _ => ExitCode::from(1),
-    })
+    Ok(crate::exit_code(print::outcome(&record, json)))
 }

@@ -48,11 +48,7 @@ impl From<wasmflow_store::BundleError> for Fail {
 
 impl From<wasmflow_store::StoreError> for Fail {
     fn from(e: wasmflow_store::StoreError) -> Self {
-        use wasmflow_store::StoreError::*;
-        let code = match e {
-            NotFound(_) | Ambiguous { .. } | Locked { .. } => 2,
-            _ => 1,
-        };
+        let code = if e.is_usage() { 2 } else { 1 };
         Self {
             code,
             error: e.into(),
@@ -104,11 +100,20 @@ fn main() -> ExitCode {
 /// command wrote has been flushed (`Store::put` flushes): tearing down the
 /// store and the engine would only repeat that flush and join idle threads,
 /// which is a third of a short `wasmflow run`.
-pub(crate) fn exit_now(code: ExitCode) -> ! {
+pub(crate) fn exit_now(succeeded: bool) -> ! {
     use std::io::Write;
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
-    std::process::exit(if code == ExitCode::SUCCESS { 0 } else { 1 })
+    std::process::exit(if succeeded { 0 } else { 1 })
+}
+
+/// 0 when the execution succeeded, 1 when it did not.
+pub(crate) fn exit_code(succeeded: bool) -> ExitCode {
+    if succeeded {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
 }
 
 /// `$XDG_DATA_HOME/wasmflow`, else `~/.local/share/wasmflow`.
@@ -128,7 +133,7 @@ pub(crate) struct Home {
     pub cache: Option<PathBuf>,
 }
 
-pub(crate) fn runtime_for(home: &Home) -> Result<wasmflow_runtime::Runtime, Fail> {
+pub(crate) fn runtime(home: &Home) -> Result<wasmflow_runtime::Runtime, Fail> {
     Ok(wasmflow_runtime::Runtime::open(
         &home.dir,
         home.cache.as_deref(),

@@ -12,6 +12,18 @@ pub fn json<T: Serialize + ?Sized>(v: &T) {
     );
 }
 
+/// What a run prints: the result (or with `json` the whole record) on
+/// stdout, the summary on stderr. Returns whether it succeeded.
+pub fn outcome(r: &ExecutionRecord, json: bool) -> bool {
+    if json {
+        self::json(r);
+    } else if let Some(result) = &r.result {
+        self::json(result);
+    }
+    summary(r);
+    r.status == Status::Succeeded
+}
+
 /// One line on stderr after a run: what happened, and the id to look it up.
 pub fn summary(r: &ExecutionRecord) {
     let took = r.elapsed().map(elapsed).unwrap_or_default();

@@ -7,9 +7,8 @@ use anyhow::anyhow;
 use serde_json::Value;
 use std::io::Read;
 use std::path::Path;
-use std::process::ExitCode;
 use wasmflow_runtime::{grants, overrides, LogWatcher, RunOptions};
-use wasmflow_store::{Grants, Limits, Status};
+use wasmflow_store::{Grants, Limits};
 
 pub fn run(home: &Home, args: RunArgs) -> CmdResult {
     // Everything the user typed is checked before the store is opened or
@@ -19,17 +18,17 @@ pub fn run(home: &Home, args: RunArgs) -> CmdResult {
         None => Value::Object(Default::default()),
     };
     let grants = grants_from(&args.grants).map_err(Fail::usage)?;
+    let usage = |e: String| Fail::usage(anyhow!(e));
     let limits = Limits {
-        memory_bytes: parse_size("--memory", &args.memory).map_err(|e| Fail::usage(anyhow!(e)))?,
+        memory_bytes: parse_size("--memory", &args.memory).map_err(usage)?,
         timeout_ms: parse_duration("--timeout", &args.timeout)
-            .map_err(|e| Fail::usage(anyhow!(e)))?
+            .map_err(usage)?
             .as_millis() as u64,
-        output_bytes: parse_size("--max-output", &args.max_output)
-            .map_err(|e| Fail::usage(anyhow!(e)))?,
-        log_bytes: parse_size("--max-log", &args.max_log).map_err(|e| Fail::usage(anyhow!(e)))?,
+        output_bytes: parse_size("--max-output", &args.max_output).map_err(usage)?,
+        log_bytes: parse_size("--max-log", &args.max_log).map_err(usage)?,
     };
 
-    let rt = crate::runtime_for(home)?;
+    let rt = crate::runtime(home)?;
     let action = rt.load(&args.component)?;
     for p in &args.params {
         overrides::apply(&action, &mut input, p)
@@ -45,16 +44,7 @@ pub fn run(home: &Home, args: RunArgs) -> CmdResult {
     };
     let record = crate::tokio().block_on(rt.run(&action, input, options))?;
 
-    if args.json {
-        print::json(&record);
-    } else if let Some(result) = &record.result {
-        print::json(result);
-    }
-    print::summary(&record);
-    crate::exit_now(match record.status {
-        Status::Succeeded => ExitCode::SUCCESS,
-        _ => ExitCode::from(1),
-    })
+    crate::exit_now(print::outcome(&record, args.json))
 }
 
 fn read_input(path: &Path) -> Result<Value, Fail> {

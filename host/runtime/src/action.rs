@@ -7,7 +7,7 @@ use crate::RuntimeError;
 use serde_json::Value;
 use wasmflow_store::Digest;
 use wasmtime::component::types::ComponentItem;
-use wasmtime::component::{Component, InstancePre, Linker, Type, Val};
+use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Linker, Type, Val};
 use wasmtime::Engine;
 
 /// The parameter and result types of an action's exported `run`.
@@ -27,7 +27,9 @@ pub struct Action {
     pub bytes: std::sync::Arc<Vec<u8>>,
     pub signature: RunSignature,
     pub(crate) pre: InstancePre<Sandbox>,
-    pub(crate) component: Component,
+    /// Where `run` is in the component, resolved once so calls skip the
+    /// name lookup.
+    pub(crate) run_export: ComponentExportIndex,
 }
 
 impl Action {
@@ -42,26 +44,9 @@ impl Action {
                 value::describe(input)
             ),
         })?;
-        value::check_keys(
-            obj,
-            self.signature.params.iter().map(|(n, _)| n.as_str()),
-            &Path::default(),
-        )?;
-        self.signature
-            .params
-            .iter()
-            .map(|(name, ty)| {
-                let v = obj.get(name).or_else(|| obj.get(&name.replace('-', "_")));
-                match v {
-                    Some(v) => value::json_to_val(ty, v, &Path::root(name)),
-                    None if matches!(ty, Type::Option(_)) => Ok(Val::Option(None)),
-                    None => Err(InputError {
-                        path: name.clone(),
-                        problem: format!("missing parameter of type {}", value::type_name(ty)),
-                    }),
-                }
-            })
-            .collect()
+        let values =
+            value::named_values(&self.signature.params, obj, &Path::default(), "parameter")?;
+        Ok(values.into_iter().map(|(_, v)| v).collect())
     }
 
     pub fn param_names(&self) -> Vec<&str> {
@@ -70,10 +55,6 @@ impl Action {
             .iter()
             .map(|(n, _)| n.as_str())
             .collect()
-    }
-
-    pub fn component(&self) -> &Component {
-        &self.component
     }
 }
 
@@ -95,7 +76,7 @@ pub(crate) fn load(
     } else {
         bytes
     };
-    if !wasmparser_is_component(&bytes) {
+    if !is_component(&bytes) {
         return Err(invalid(
             "it is not a component (a core module or another file); build it with componentize-py, \
              componentize-js or `wasm-tools component new`"
@@ -106,9 +87,11 @@ pub(crate) fn load(
     let component = cache
         .get_or_compile(engine, &digest, &bytes)
         .map_err(|e| invalid(format!("{e:#}")))?;
-    let signature = signature(engine, &component).ok_or_else(|| RuntimeError::NoRunExport {
+    let no_run = || RuntimeError::NoRunExport {
         path: reference.to_owned(),
-    })?;
+    };
+    let signature = signature(engine, &component).ok_or_else(no_run)?;
+    let run_export = component.get_export_index(None, "run").ok_or_else(no_run)?;
     let pre = linker
         .instantiate_pre(&component)
         .map_err(|e| RuntimeError::Unlinkable {
@@ -121,12 +104,12 @@ pub(crate) fn load(
         bytes: std::sync::Arc::new(bytes),
         signature,
         pre,
-        component,
+        run_export,
     })
 }
 
 /// A component's preamble: magic, then the component-model layer tag.
-fn wasmparser_is_component(bytes: &[u8]) -> bool {
+fn is_component(bytes: &[u8]) -> bool {
     bytes.len() >= 8 && bytes[..4] == *b"\0asm" && bytes[6..8] == [0x01, 0x00]
 }
 

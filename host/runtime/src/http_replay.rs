@@ -6,7 +6,7 @@ use http_body_util::{BodyExt, Full};
 use wasmflow_store::HttpOutcome;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody};
 
-use crate::world::Blobs;
+use crate::world::World;
 
 /// How a request refused by the grants is recorded.
 pub(crate) const DENIED: &str = "HttpRequestDenied";
@@ -49,14 +49,14 @@ pub(crate) fn rebuild(parts: http::response::Parts, body: Bytes) -> Response {
 }
 
 /// The recorded answer to a request, as the guest got it live.
-pub(crate) fn response(outcome: HttpOutcome, blobs: &Blobs) -> Result<Response, Error> {
+pub(crate) fn response(outcome: HttpOutcome, world: &World) -> Result<Response, Error> {
     match outcome {
         HttpOutcome::Response {
             status,
             headers,
             body,
         } => {
-            let bytes = blobs.get(&body).ok_or_else(|| {
+            let bytes = world.recorded_blob(&body).ok_or_else(|| {
                 Error::InternalError(Some(format!("recorded body {body} is missing")))
             })?;
             let mut builder = http::Response::builder().status(status);

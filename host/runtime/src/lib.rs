@@ -4,7 +4,8 @@
 //! JSON <-> WIT mapping, the sandbox built from grants, the limits, and the
 //! writing of one [`ExecutionRecord`] per run. It knows nothing of workflows
 //! or of how results are printed: the workflow scheduler and the CLI call
-//! [`Runtime::load`] and [`Runtime::run`].
+//! [`Runtime::load`] and [`Runtime::run`] ([`Loader`] alone where no store
+//! is needed).
 
 mod action;
 mod cache;
@@ -70,22 +71,26 @@ impl RuntimeError {
     /// Whether the error is the caller's (bad file, input or grant) rather
     /// than the host's: the CLI maps these to exit status 2.
     pub fn is_usage(&self) -> bool {
-        !matches!(
-            self,
-            RuntimeError::Store(StoreError::Sled(_)) | RuntimeError::Setup { .. }
-        )
+        match self {
+            RuntimeError::Store(e) => e.is_usage(),
+            RuntimeError::Setup { .. } => false,
+            _ => true,
+        }
     }
 }
 
-/// Everything but the store.
-struct Parts {
+/// Compiles (or loads from the cache) and links components. Shared by
+/// every run; usable without a store, e.g. to inspect a component.
+pub struct Loader {
     engine: wasmtime::Engine,
     linker: wasmtime::component::Linker<sandbox::Sandbox>,
     cache: cache::ComponentCache,
 }
 
-impl Parts {
-    fn new(home: &Path, cache_dir: Option<&Path>) -> Result<Self, RuntimeError> {
+impl Loader {
+    /// Compiled components live in `home/cache` unless `cache_dir` puts
+    /// them elsewhere (several homes can share one cache).
+    pub fn open(home: &Path, cache_dir: Option<&Path>) -> Result<Self, RuntimeError> {
         let setup = |message: String| RuntimeError::Setup {
             path: home.to_owned(),
             message,
@@ -103,66 +108,6 @@ impl Parts {
             cache,
         })
     }
-}
-
-/// The engine, the component cache and the store, shared by every run.
-#[derive(Clone)]
-pub struct Runtime {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
-    engine: wasmtime::Engine,
-    linker: wasmtime::component::Linker<sandbox::Sandbox>,
-    cache: cache::ComponentCache,
-    store: Store,
-    _ticker: engine::EpochTicker,
-}
-
-impl Runtime {
-    /// Open the runtime rooted at `home` (`WASMFLOW_HOME`): the store lives
-    /// in `home/store`, compiled components in `home/cache` unless
-    /// `cache_dir` puts them elsewhere (several homes can share one cache).
-    pub fn open(home: &Path, cache_dir: Option<&Path>) -> Result<Self, RuntimeError> {
-        // Opening sled is mostly I/O and building the engine and linker is
-        // all CPU: overlap them, it is most of a short CLI run.
-        let path = home.join("store");
-        let opening = std::thread::spawn(move || Store::open(&path));
-        let parts = Parts::new(home, cache_dir);
-        let store = opening.join().expect("opening the store does not panic")?;
-        Ok(Self::assemble(parts?, store))
-    }
-
-    /// Like [`Runtime::open`], with a store the caller already opened.
-    pub fn with_store(
-        home: &Path,
-        cache_dir: Option<&Path>,
-        store: Store,
-    ) -> Result<Self, RuntimeError> {
-        Ok(Self::assemble(Parts::new(home, cache_dir)?, store))
-    }
-
-    fn assemble(parts: Parts, store: Store) -> Self {
-        let Parts {
-            engine,
-            linker,
-            cache,
-        } = parts;
-        let ticker = engine::EpochTicker::start(&engine);
-        Self {
-            inner: Arc::new(Inner {
-                engine,
-                linker,
-                cache,
-                store,
-                _ticker: ticker,
-            }),
-        }
-    }
-
-    pub fn store(&self) -> &Store {
-        &self.inner.store
-    }
 
     /// Read, compile (or load from the cache) and link a component file.
     /// `.wat` text is accepted and converted to binary first.
@@ -174,15 +119,57 @@ impl Runtime {
         self.load_bytes(&path.display().to_string(), bytes)
     }
 
-    /// Like [`Runtime::load`], for bytes from elsewhere (a registry, a blob).
+    /// Like [`Loader::load`], for bytes from elsewhere (a registry, a blob).
     pub fn load_bytes(&self, reference: &str, bytes: Vec<u8>) -> Result<Action, RuntimeError> {
-        action::load(
-            &self.inner.engine,
-            &self.inner.linker,
-            &self.inner.cache,
-            reference,
-            bytes,
-        )
+        action::load(&self.engine, &self.linker, &self.cache, reference, bytes)
+    }
+}
+
+/// The loader and the store, shared by every run.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    loader: Loader,
+    store: Store,
+    _ticker: engine::EpochTicker,
+}
+
+impl Runtime {
+    /// Open the runtime rooted at `home` (`WASMFLOW_HOME`): the store lives
+    /// in `home/store`; see [`Loader::open`] for compiled components.
+    pub fn open(home: &Path, cache_dir: Option<&Path>) -> Result<Self, RuntimeError> {
+        // Opening sled is mostly I/O and building the engine and linker is
+        // all CPU: overlap them, it is most of a short CLI run.
+        let path = home.join("store");
+        let opening = std::thread::spawn(move || Store::open(&path));
+        let loader = Loader::open(home, cache_dir);
+        let store = opening.join().expect("opening the store does not panic")?;
+        let loader = loader?;
+        let ticker = engine::EpochTicker::start(&loader.engine);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                loader,
+                store,
+                _ticker: ticker,
+            }),
+        })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// See [`Loader::load`].
+    pub fn load(&self, path: &Path) -> Result<Action, RuntimeError> {
+        self.inner.loader.load(path)
+    }
+
+    /// See [`Loader::load_bytes`].
+    pub fn load_bytes(&self, reference: &str, bytes: Vec<u8>) -> Result<Action, RuntimeError> {
+        self.inner.loader.load_bytes(reference, bytes)
     }
 
     /// Run `action` with `input`, record the execution, and return its record.
@@ -211,11 +198,19 @@ impl Runtime {
         limits: &wasmflow_store::Limits,
     ) -> Result<Outcome, InputError> {
         let params = action.check_input(input)?;
-        let world = world::World::live(world::Blobs::Store(self.store().clone()));
-        Ok(run::execute(self, action, params, grants, limits, world, None).await)
+        Ok(run::execute(
+            self,
+            action,
+            params,
+            grants,
+            limits,
+            world::World::unrecorded(),
+            None,
+        )
+        .await)
     }
 
     pub(crate) fn engine(&self) -> &wasmtime::Engine {
-        &self.inner.engine
+        &self.inner.loader.engine
     }
 }

@@ -10,7 +10,6 @@ use wasmtime::ResourceLimiter;
 pub(crate) struct MemoryBudget {
     limit: usize,
     used: usize,
-    pub peak: usize,
     pub exceeded: bool,
 }
 
@@ -29,7 +28,6 @@ impl MemoryBudget {
         Self {
             limit: usize::try_from(limit).unwrap_or(usize::MAX),
             used: 0,
-            peak: 0,
             exceeded: false,
         }
     }
@@ -51,7 +49,6 @@ impl ResourceLimiter for MemoryBudget {
             }));
         }
         self.used = wanted;
-        self.peak = self.peak.max(wanted);
         Ok(true)
     }
 

@@ -5,7 +5,7 @@
 //! (timeout or cancel).
 
 use crate::sandbox::bindings::wasmflow::action::process::{Output, ProcessError};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -30,15 +30,12 @@ pub(crate) fn resolve(grants: &[String], program: &str) -> Option<Result<PathBuf
 }
 
 pub(crate) async fn run(
-    path: &Result<PathBuf, String>,
+    path: &Path,
     program: &str,
     args: &[String],
     stdin: Option<Vec<u8>>,
     output_limit: usize,
 ) -> Result<Output, ProcessError> {
-    let path = path
-        .as_ref()
-        .map_err(|e| ProcessError::NotFound(e.clone()))?;
     let mut cmd = tokio::process::Command::new(path);
     cmd.args(args)
         .env_clear()

@@ -7,13 +7,13 @@
 //! different result.
 
 use crate::action::Action;
-use crate::run::{execute, Outcome};
+use crate::run::{begin, conclude, execute, Outcome};
 use crate::world::{Blobs, Divergence, World};
 use crate::{Runtime, RuntimeError};
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
-use wasmflow_store::{now, Event, ExecutionRecord, LogLevel, LogLine, ReplayBundle, Status, Store};
+use wasmflow_store::{Event, ExecutionRecord, LogLevel, LogLine, ReplayBundle, Status, Store};
 
 /// A recorded execution and the answers it received, from a store or a
 /// bundle.
@@ -81,19 +81,44 @@ pub struct ReplayReport {
     pub verdict: Verdict,
     /// The replay's own execution record (`replay_of` the original).
     pub record: ExecutionRecord,
+    /// Whether another build than the recorded one ran.
+    pub other_component: bool,
+}
+
+impl ReplayReport {
+    /// With the recorded component the question is "does it reproduce?";
+    /// with another build, "does this build pass against the recorded
+    /// world?" (so a bundle plus a fix is a regression test).
+    pub fn passed(&self) -> bool {
+        if self.other_component {
+            !matches!(self.verdict, Verdict::Diverged(_)) && self.record.status == Status::Succeeded
+        } else {
+            self.verdict.is_reproduced()
+        }
+    }
 }
 
 impl Runtime {
     /// The component a recording ran, from its recorded bytes.
     pub fn load_recorded(&self, rec: &Recording) -> Result<Action, RuntimeError> {
-        let digest = &rec.record.component_digest;
-        let bytes = rec
-            .blobs
-            .get(digest)
-            .ok_or_else(|| RuntimeError::MissingBlob {
-                what: format!("component {digest} of execution {}", rec.record.id),
-            })?;
-        self.load_bytes(&rec.record.action, bytes)
+        self.load_component_of(&rec.record, &rec.blobs)
+    }
+
+    /// The component an execution in this store ran, from the store.
+    pub fn load_executed(&self, record: &ExecutionRecord) -> Result<Action, RuntimeError> {
+        self.load_component_of(record, &Blobs::Store(self.store().clone()))
+    }
+
+    fn load_component_of(
+        &self,
+        record: &ExecutionRecord,
+        blobs: &Blobs,
+    ) -> Result<Action, RuntimeError> {
+        let digest = &record.component_digest;
+        let bytes = blobs.get(digest).ok_or_else(|| RuntimeError::MissingBlob {
+            what: format!("component {digest} of execution {}", record.id),
+        })?;
+        self.load_bytes(&record.action, bytes)
     }
 
     /// Replay `rec` with its own component, or with `component` (another
@@ -115,23 +140,14 @@ impl Runtime {
         let original = &rec.record;
         let params = action.check_input(&original.input)?;
 
-        let mut record = ExecutionRecord::new_action(
-            action.reference.clone(),
-            action.digest.to_string(),
-            original.input.clone(),
-        );
-        record.grants = original.grants.clone();
-        record.limits = original.limits;
-        record.replay_of = Some(original.id);
-        record.status = Status::Running;
-        record.started_at = Some(now());
-        if !self.store().has_blob(&action.digest)? {
-            self.store().put_blob(&action.bytes)?;
-        }
-        self.store().put(&record)?;
-
+        let record = begin(self, action, original.input.clone(), |r| {
+            r.grants = original.grants.clone();
+            r.limits = original.limits;
+            r.replay_of = Some(original.id);
+        })?;
+        let started = std::time::Instant::now();
         let world = World::replay(rec.events.clone(), rec.blobs.clone());
-        let outcome = execute(
+        let mut outcome = execute(
             self,
             action,
             params,
@@ -145,15 +161,8 @@ impl Runtime {
             Some(d) => Verdict::Diverged(d),
             None => compare(original, &outcome),
         };
-
-        record.stdout = outcome.stdout;
-        record.stderr = outcome.stderr;
-        record.logs = outcome.logs;
-        record.logs.push(LogLine {
-            at_ms: record
-                .started_at
-                .and_then(|s| now().duration_since(s).ok())
-                .map_or(0, |d| d.as_millis() as u64),
+        outcome.logs.push(LogLine {
+            at_ms: started.elapsed().as_millis() as u64,
             level: if verdict.is_reproduced() {
                 LogLevel::Info
             } else {
@@ -166,12 +175,12 @@ impl Runtime {
             ),
             progress: None,
         });
-        record.status = outcome.status;
-        record.result = outcome.result;
-        record.error = outcome.error;
-        record.ended_at = Some(now());
-        self.store().put(&record)?;
-        Ok(ReplayReport { verdict, record })
+        let record = conclude(self, record, outcome)?;
+        Ok(ReplayReport {
+            verdict,
+            record,
+            other_component: component.is_some(),
+        })
     }
 }
 

@@ -7,7 +7,7 @@ use crate::limits::MemoryLimitExceeded;
 use crate::output::OutputLimitExceeded;
 use crate::sandbox::{bindings, LogLimitExceeded, Sandbox};
 use crate::value::val_to_json;
-use crate::world::{Blobs, World};
+use crate::world::World;
 use crate::{Runtime, RuntimeError};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -55,27 +55,15 @@ pub(crate) async fn run(
     options: RunOptions,
 ) -> Result<ExecutionRecord, RuntimeError> {
     let params = action.check_input(&input)?;
-
-    let mut record =
-        ExecutionRecord::new_action(action.reference.clone(), action.digest.to_string(), input);
-    record.grants = options.grants;
-    record.limits = options.limits;
-    record.parent = options.parent;
-    record.root = options.root;
-    record.rerun_of = options.rerun_of;
-    record.worker = options.worker;
-    record.status = Status::Running;
-    record.started_at = Some(now());
-    // Visible while the guest runs. Not flushed: nothing depends on this
-    // state, and the outcome below is flushed before `run` returns.
-    rt.store().put_unflushed(&record)?;
-
-    // The component itself is kept, so a replay never depends on the file
-    // still being where it was.
-    if !rt.store().has_blob(&action.digest)? {
-        rt.store().put_blob(&action.bytes)?;
-    }
-    let world = World::live(Blobs::Store(rt.store().clone()));
+    let record = begin(rt, action, input, |r| {
+        r.grants = options.grants;
+        r.limits = options.limits;
+        r.parent = options.parent;
+        r.root = options.root;
+        r.rerun_of = options.rerun_of;
+        r.worker = options.worker;
+    })?;
+    let world = World::live(rt.store().clone());
     let outcome = execute(
         rt,
         action,
@@ -87,10 +75,46 @@ pub(crate) async fn run(
     )
     .await;
     rt.store().put_events(record.id, &world.take_recorded())?;
+    conclude(rt, record, outcome)
+}
+
+/// A new `running` record of `action` (`link` fills in grants, limits and
+/// relations), with the component kept in the store.
+pub(crate) fn begin(
+    rt: &Runtime,
+    action: &Action,
+    input: Value,
+    link: impl FnOnce(&mut ExecutionRecord),
+) -> Result<ExecutionRecord, RuntimeError> {
+    let mut record =
+        ExecutionRecord::new_action(action.reference.clone(), action.digest.to_string(), input);
+    link(&mut record);
+    record.status = Status::Running;
+    record.started_at = Some(now());
+    // The component itself is kept, so a replay never depends on the file
+    // still being where it was.
+    if !rt.store().has_blob(&action.digest)? {
+        rt.store().put_blob(&action.bytes)?;
+    }
+    // Visible while the guest runs. Not flushed: nothing depends on this
+    // state, and `conclude` flushes the outcome.
+    rt.store().put_unflushed(&record)?;
+    Ok(record)
+}
+
+/// Write what the execution produced into its record, flushed.
+pub(crate) fn conclude(
+    rt: &Runtime,
+    mut record: ExecutionRecord,
+    outcome: Outcome,
+) -> Result<ExecutionRecord, RuntimeError> {
     record.stdout = outcome.stdout;
     record.stderr = outcome.stderr;
     record.logs = outcome.logs;
-    finish(&mut record, outcome.status, outcome.result, outcome.error);
+    record.status = outcome.status;
+    record.result = outcome.result;
+    record.error = outcome.error;
+    record.ended_at = Some(now());
     rt.store().put(&record)?;
     Ok(record)
 }
@@ -140,7 +164,7 @@ pub(crate) async fn execute(
     let call = async {
         let instance = action.pre.instantiate_async(&mut store).await?;
         let func = instance
-            .get_func(&mut store, "run")
+            .get_func(&mut store, action.run_export)
             .ok_or_else(|| wasmtime::format_err!("the instance has no `run` export"))?;
         let mut results = vec![Val::Bool(false); func.ty(&store).results().len()];
         func.call_async(&mut store, &params, &mut results).await?;
@@ -165,18 +189,6 @@ pub(crate) async fn execute(
         stderr: String::from_utf8_lossy(&data.stderr.contents()).into_owned(),
         logs: data.journal.take(),
     }
-}
-
-fn finish(
-    record: &mut ExecutionRecord,
-    status: Status,
-    result: Option<Value>,
-    error: Option<Failure>,
-) {
-    record.status = status;
-    record.result = result;
-    record.error = error;
-    record.ended_at = Some(now());
 }
 
 /// The file name without directories and the `.wasm` extension: what the

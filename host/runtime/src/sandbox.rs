@@ -10,11 +10,11 @@
 use crate::limits::MemoryBudget;
 use crate::output::CapturedOutput;
 use crate::run::LogWatcher;
-use crate::world::{MonotonicClock, RandomSource, WallClock, World};
+use crate::world::{put_blob, MonotonicClock, RandomSource, WallClock, World};
 use crate::{http_replay, setup};
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 use wasmflow_store::{
     Event, Grants, HttpOutcome, Limits, LogLevel, LogLine, NetGrant, ProcessOutcome, Progress,
@@ -72,6 +72,15 @@ impl SharedJournal {
         }
     }
 
+    fn line(&self, level: LogLevel, message: String, progress: Option<Progress>) -> LogLine {
+        LogLine {
+            at_ms: self.started.elapsed().as_millis() as u64,
+            level,
+            message,
+            progress,
+        }
+    }
+
     fn append(&self, journal: &mut Journal, line: LogLine) {
         if let Some(w) = &self.watcher {
             (w.0)(&line);
@@ -92,12 +101,7 @@ impl SharedJournal {
                 limit: self.log_limit,
             });
         }
-        let line = LogLine {
-            at_ms: self.started.elapsed().as_millis() as u64,
-            level,
-            message,
-            progress,
-        };
+        let line = self.line(level, message, progress);
         self.append(&mut j, line);
         Ok(())
     }
@@ -114,14 +118,8 @@ impl SharedJournal {
     /// A line from the host about the execution (not counted against the
     /// guest's log budget).
     pub fn note(&self, level: LogLevel, message: String) {
-        let mut j = self.inner.lock().unwrap();
-        let line = LogLine {
-            at_ms: self.started.elapsed().as_millis() as u64,
-            level,
-            message,
-            progress: None,
-        };
-        self.append(&mut j, line);
+        let line = self.line(level, message, None);
+        self.append(&mut self.inner.lock().unwrap(), line);
     }
 
     pub fn take(&self) -> Vec<LogLine> {
@@ -211,6 +209,7 @@ impl Sandbox {
 
         let net = NetPolicy {
             grants: grants.net.clone(),
+            addresses: Arc::default(),
             journal: journal.clone(),
             world: world.clone(),
             body_limit: output_limit.max(HTTP_BODY_MIN_LIMIT),
@@ -289,6 +288,9 @@ impl WasiHttpView for Sandbox {
 #[derive(Clone)]
 pub(crate) struct NetPolicy {
     grants: Vec<NetGrant>,
+    /// The addresses each grant's host resolves to, looked up on the first
+    /// socket check of the execution and kept for the rest of it.
+    addresses: Arc<OnceLock<Vec<Vec<IpAddr>>>>,
     journal: SharedJournal,
     world: World,
     body_limit: usize,
@@ -313,9 +315,13 @@ impl NetPolicy {
             // what matters is where traffic goes.
             return true;
         }
-        let ok = self.grants.iter().any(|g| {
-            g.port.is_none_or(|p| p == addr.port()) && host_addrs(&g.host).contains(&addr.ip())
-        });
+        let addresses = self
+            .addresses
+            .get_or_init(|| self.grants.iter().map(|g| host_addrs(&g.host)).collect());
+        let ok =
+            self.grants.iter().zip(addresses).any(|(g, ips)| {
+                g.port.is_none_or(|p| p == addr.port()) && ips.contains(&addr.ip())
+            });
         if !ok {
             self.journal.deny(
                 "net",
@@ -360,10 +366,10 @@ impl WasiHttpHooks for NetPolicy {
             url: url.clone(),
         };
         if let Some(answer) = self.world.replayed(&question) {
-            let blobs = self.world.blobs.clone();
+            let world = self.world.clone();
             return Box::new(async move {
                 match answer {
-                    Ok(Event::Http { outcome, .. }) => http_replay::response(outcome, &blobs),
+                    Ok(Event::Http { outcome, .. }) => http_replay::response(outcome, &world),
                     Ok(_) => unreachable!("the tape answers the question asked"),
                     Err(d) => Err(wasmtime_wasi_http::Error::InternalError(Some(
                         d.to_string(),
@@ -397,28 +403,30 @@ impl WasiHttpHooks for NetPolicy {
         let limit = self.body_limit;
         Box::new(async move {
             let result = http_replay::send_buffered(request, options, limit).await;
-            let outcome = match &result {
-                Ok((parts, body)) => HttpOutcome::Response {
-                    status: parts.status.as_u16(),
-                    headers: parts
-                        .headers
-                        .iter()
-                        .map(|(k, v)| {
-                            (
-                                k.to_string(),
-                                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                            )
-                        })
-                        .collect(),
-                    body: world.blobs.put(body),
-                },
-                Err(e) => HttpOutcome::Error(http_replay::error_name(e)),
-            };
-            world.record(Event::Http {
-                method,
-                url,
-                outcome,
-            });
+            if let Some(store) = world.recording_store() {
+                let outcome = match &result {
+                    Ok((parts, body)) => HttpOutcome::Response {
+                        status: parts.status.as_u16(),
+                        headers: parts
+                            .headers
+                            .iter()
+                            .map(|(k, v)| {
+                                (
+                                    k.to_string(),
+                                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                                )
+                            })
+                            .collect(),
+                        body: put_blob(&store, body),
+                    },
+                    Err(e) => HttpOutcome::Error(http_replay::error_name(e)),
+                };
+                world.record(Event::Http {
+                    method,
+                    url,
+                    outcome,
+                });
+            }
             let (parts, body) = result?;
             Ok(http_replay::rebuild(parts, body))
         })
@@ -465,14 +473,7 @@ impl process::Host for Sandbox {
             let Event::Process { outcome, .. } = answer.map_err(wasmtime::Error::new)? else {
                 unreachable!("the tape answers the question asked")
             };
-            return from_outcome(outcome, &self.world)
-                .map(Ok)
-                .or_else(|e| match e {
-                    Replayed::Err(e) => Ok(Err(e)),
-                    Replayed::MissingBlob(d) => Err(wasmtime::format_err!(
-                        "recorded output {d} is missing from the store"
-                    )),
-                });
+            return from_outcome(outcome, &self.world);
         }
         let result = match crate::process::resolve(&self.exec, &program) {
             None => {
@@ -485,53 +486,55 @@ impl process::Host for Sandbox {
                     "`{program}` is not granted to this execution (grant it with --allow-exec {program})"
                 )))
             }
-            Some(path) => {
+            Some(Err(missing)) => Err(process::ProcessError::NotFound(missing)),
+            Some(Ok(path)) => {
                 crate::process::run(&path, &program, &args, stdin, self.output_limit).await
             }
         };
-        let outcome = match &result {
-            Ok(o) => ProcessOutcome::Exited {
-                status: o.status,
-                stdout: self.world.blobs.put(&o.stdout),
-                stderr: self.world.blobs.put(&o.stderr),
-            },
-            Err(process::ProcessError::Denied(m)) => ProcessOutcome::Denied(m.clone()),
-            Err(process::ProcessError::NotFound(m)) => ProcessOutcome::NotFound(m.clone()),
-            Err(process::ProcessError::Failed(m)) => ProcessOutcome::Failed(m.clone()),
-        };
-        self.world.record(Event::Process {
-            program,
-            args,
-            outcome,
-        });
+        if let Some(store) = self.world.recording_store() {
+            let outcome = match &result {
+                Ok(o) => ProcessOutcome::Exited {
+                    status: o.status,
+                    stdout: put_blob(&store, &o.stdout),
+                    stderr: put_blob(&store, &o.stderr),
+                },
+                Err(process::ProcessError::Denied(m)) => ProcessOutcome::Denied(m.clone()),
+                Err(process::ProcessError::NotFound(m)) => ProcessOutcome::NotFound(m.clone()),
+                Err(process::ProcessError::Failed(m)) => ProcessOutcome::Failed(m.clone()),
+            };
+            self.world.record(Event::Process {
+                program,
+                args,
+                outcome,
+            });
+        }
         Ok(result)
     }
 }
 
-enum Replayed {
-    Err(process::ProcessError),
-    MissingBlob(String),
-}
-
-fn from_outcome(outcome: ProcessOutcome, world: &World) -> Result<process::Output, Replayed> {
-    match outcome {
+/// The recorded result of a `process.run`; a payload missing from the
+/// recording stops the guest.
+fn from_outcome(
+    outcome: ProcessOutcome,
+    world: &World,
+) -> wasmtime::Result<Result<process::Output, process::ProcessError>> {
+    let blob = |digest: String| {
+        world
+            .recorded_blob(&digest)
+            .ok_or_else(|| wasmtime::format_err!("recorded output {digest} is missing"))
+    };
+    Ok(match outcome {
         ProcessOutcome::Exited {
             status,
             stdout,
             stderr,
         } => Ok(process::Output {
             status,
-            stdout: world
-                .blobs
-                .get(&stdout)
-                .ok_or(Replayed::MissingBlob(stdout))?,
-            stderr: world
-                .blobs
-                .get(&stderr)
-                .ok_or(Replayed::MissingBlob(stderr))?,
+            stdout: blob(stdout)?,
+            stderr: blob(stderr)?,
         }),
-        ProcessOutcome::Denied(m) => Err(Replayed::Err(process::ProcessError::Denied(m))),
-        ProcessOutcome::NotFound(m) => Err(Replayed::Err(process::ProcessError::NotFound(m))),
-        ProcessOutcome::Failed(m) => Err(Replayed::Err(process::ProcessError::Failed(m))),
-    }
+        ProcessOutcome::Denied(m) => Err(process::ProcessError::Denied(m)),
+        ProcessOutcome::NotFound(m) => Err(process::ProcessError::NotFound(m)),
+        ProcessOutcome::Failed(m) => Err(process::ProcessError::Failed(m)),
+    })
 }

@@ -8,9 +8,9 @@
 //! instead, so a replay never reads or writes the operator's real files.
 
 use crate::sandbox::SharedJournal;
-use crate::world::World;
+use crate::world::{put_blob, World};
 use std::path::Path;
-use wasmflow_store::{Event, Grants, LogLevel, Question};
+use wasmflow_store::{Event, Grants, LogLevel, Question, Store};
 
 /// Past this, a directory is snapshotted in part and the record says so.
 const SNAPSHOT_MAX_BYTES: u64 = 64 << 20;
@@ -80,7 +80,7 @@ pub(crate) fn directory(
             .prefix("wasmflow-replay-")
             .tempdir()?;
         for (rel, digest) in &files {
-            let bytes = world.blobs.get(digest).ok_or_else(|| {
+            let bytes = world.recorded_blob(digest).ok_or_else(|| {
                 wasmtime::format_err!("recorded file {guest}/{rel} ({digest}) is missing")
             })?;
             let path = dir.path().join(rel);
@@ -97,15 +97,17 @@ pub(crate) fn directory(
         }
         return Ok(Some(dir));
     }
-    if world.is_replay() {
+    // Only a recorded run needs the snapshot; otherwise the real
+    // directory is preopened as it is.
+    let Some(store) = world.recording_store() else {
         return Ok(None);
-    }
+    };
     let mut files = Vec::new();
     let mut budget = (SNAPSHOT_MAX_BYTES, SNAPSHOT_MAX_FILES);
     let complete = snapshot(
         Path::new(host),
         Path::new(""),
-        world,
+        &store,
         &mut files,
         &mut budget,
     )?;
@@ -135,7 +137,7 @@ pub(crate) fn directory(
 fn snapshot(
     root: &Path,
     rel: &Path,
-    world: &World,
+    store: &Store,
     files: &mut Vec<(String, String)>,
     budget: &mut (u64, usize),
 ) -> std::io::Result<bool> {
@@ -146,7 +148,7 @@ fn snapshot(
         let ty = entry.file_type()?;
         let rel = rel.join(entry.file_name());
         if ty.is_dir() {
-            complete &= snapshot(root, &rel, world, files, budget)?;
+            complete &= snapshot(root, &rel, store, files, budget)?;
         } else if ty.is_file() {
             let len = entry.metadata()?.len();
             if len > SNAPSHOT_MAX_FILE {
@@ -159,7 +161,7 @@ fn snapshot(
             budget.0 -= len;
             budget.1 -= 1;
             let bytes = std::fs::read(root.join(&rel))?;
-            let digest = world.blobs.put(&bytes);
+            let digest = put_blob(store, &bytes);
             files.push((rel.to_string_lossy().into_owned(), digest));
         }
     }

@@ -148,22 +148,7 @@ pub fn json_to_val(ty: &Type, json: &Value, path: &Path) -> Result<Val, InputErr
         Type::Record(record) => {
             let obj = json.as_object().ok_or_else(mismatch)?;
             let fields: Vec<_> = record.fields().map(|f| (f.name.to_owned(), f.ty)).collect();
-            check_keys(obj, fields.iter().map(|(n, _)| n.as_str()), path)?;
-            let mut out = Vec::with_capacity(fields.len());
-            for (name, fty) in fields {
-                let val = match lookup(obj, &name) {
-                    Some(v) => json_to_val(&fty, v, &path.key(&name))?,
-                    None if matches!(fty, Type::Option(_)) => Val::Option(None),
-                    None => {
-                        return Err(InputError::new(
-                            &path.key(&name),
-                            format!("missing field of type {}", type_name(&fty)),
-                        ))
-                    }
-                };
-                out.push((name, val));
-            }
-            Val::Record(out)
+            Val::Record(named_values(&fields, obj, path, "field")?)
         }
         Type::Tuple(tuple) => {
             let items = json.as_array().ok_or_else(mismatch)?;
@@ -617,8 +602,37 @@ fn lookup<'a>(obj: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
     obj.get(name).or_else(|| obj.get(&name.replace('-', "_")))
 }
 
+/// The values of `fields` read from `obj`, as a record's fields or a
+/// function's parameters are: by kebab-case name or its snake_case spelling,
+/// a missing `option` is `none`, and a key that names nothing is an error.
+/// `what` names an entry in messages ("field", "parameter").
+pub(crate) fn named_values(
+    fields: &[(String, Type)],
+    obj: &Map<String, Value>,
+    path: &Path,
+    what: &str,
+) -> Result<Vec<(String, Val)>, InputError> {
+    check_keys(obj, fields.iter().map(|(n, _)| n.as_str()), path)?;
+    fields
+        .iter()
+        .map(|(name, ty)| {
+            let val = match lookup(obj, name) {
+                Some(v) => json_to_val(ty, v, &path.key(name))?,
+                None if matches!(ty, Type::Option(_)) => Val::Option(None),
+                None => {
+                    return Err(InputError::new(
+                        &path.key(name),
+                        format!("missing {what} of type {}", type_name(ty)),
+                    ))
+                }
+            };
+            Ok((name.clone(), val))
+        })
+        .collect()
+}
+
 /// Reject keys that name no field: a typo must not be silently dropped.
-pub(crate) fn check_keys<'a>(
+fn check_keys<'a>(
     obj: &Map<String, Value>,
     fields: impl Iterator<Item = &'a str> + Clone,
     path: &Path,

@@ -1,7 +1,8 @@
 //! The world as the sandbox sees it: every answer that could differ between
 //! two runs goes through here. Live, answers come from the host and are
 //! recorded; in replay they come from the recorded tape, and the guest must
-//! ask the same questions in the same order.
+//! ask the same questions in the same order; unrecorded, they come from the
+//! host and nothing is kept.
 
 use base64::Engine as _;
 use std::sync::{Arc, Mutex};
@@ -19,8 +20,16 @@ pub struct Divergence {
 }
 
 enum Mode {
-    Live { recorded: Vec<Event> },
-    Replay { tape: Vec<Event>, cursor: usize },
+    Unrecorded,
+    /// Large payloads go to `store` as blobs as they are recorded.
+    Live {
+        recorded: Vec<Event>,
+        store: Store,
+    },
+    Replay {
+        tape: Vec<Event>,
+        cursor: usize,
+    },
 }
 
 struct State {
@@ -42,10 +51,12 @@ struct RandomRun {
 #[derive(Clone)]
 pub(crate) struct World {
     state: Arc<Mutex<State>>,
-    pub blobs: Blobs,
+    /// Replay: where the recorded payloads are read from.
+    recorded_blobs: Option<Blobs>,
 }
 
-/// Where large answers (bodies, program output, file contents) live.
+/// Where a replay reads recorded payloads (bodies, program output, file
+/// contents) from.
 #[derive(Clone)]
 pub(crate) enum Blobs {
     Store(Store),
@@ -53,18 +64,6 @@ pub(crate) enum Blobs {
 }
 
 impl Blobs {
-    pub fn put(&self, bytes: &[u8]) -> String {
-        match self {
-            // A blob that cannot be stored leaves the event pointing at
-            // nothing; replay then reports it missing rather than guessing.
-            Blobs::Store(s) => s
-                .put_blob(bytes)
-                .map(|d| d.to_string())
-                .unwrap_or_else(|_| wasmflow_store::Digest::of(bytes).to_string()),
-            Blobs::Bundle(_) => wasmflow_store::Digest::of(bytes).to_string(),
-        }
-    }
-
     pub fn get(&self, digest: &str) -> Option<Vec<u8>> {
         match self {
             Blobs::Store(s) => s.get_blob_str(digest).ok().flatten(),
@@ -73,33 +72,65 @@ impl Blobs {
     }
 }
 
+/// Store `bytes` as a blob of `store` and return its digest. A blob that
+/// cannot be stored leaves the event pointing at nothing; a replay then
+/// reports it missing rather than guessing.
+pub(crate) fn put_blob(store: &Store, bytes: &[u8]) -> String {
+    store
+        .put_blob(bytes)
+        .map(|d| d.to_string())
+        .unwrap_or_else(|_| wasmflow_store::Digest::of(bytes).to_string())
+}
+
 impl World {
-    pub fn live(blobs: Blobs) -> Self {
+    /// Answers from the host, recorded; payloads go to `store`.
+    pub fn live(store: Store) -> Self {
         Self::new(
             Mode::Live {
                 recorded: Vec::new(),
+                store,
             },
-            blobs,
+            None,
         )
     }
 
+    /// Answers from `tape`, payloads from `blobs`.
     pub fn replay(tape: Vec<Event>, blobs: Blobs) -> Self {
-        Self::new(Mode::Replay { tape, cursor: 0 }, blobs)
+        Self::new(Mode::Replay { tape, cursor: 0 }, Some(blobs))
     }
 
-    fn new(mode: Mode, blobs: Blobs) -> Self {
+    /// Answers from the host, nothing kept.
+    pub fn unrecorded() -> Self {
+        Self::new(Mode::Unrecorded, None)
+    }
+
+    fn new(mode: Mode, recorded_blobs: Option<Blobs>) -> Self {
         Self {
             state: Arc::new(Mutex::new(State {
                 mode,
                 divergence: None,
                 random_run: None,
             })),
-            blobs,
+            recorded_blobs,
         }
     }
 
     pub fn is_replay(&self) -> bool {
         matches!(self.state.lock().unwrap().mode, Mode::Replay { .. })
+    }
+
+    /// When live, the store that recorded payloads go to: callers build an
+    /// event only when there is one to record it in.
+    pub fn recording_store(&self) -> Option<Store> {
+        match &self.state.lock().unwrap().mode {
+            Mode::Live { store, .. } => Some(store.clone()),
+            _ => None,
+        }
+    }
+
+    /// Replay: a recorded payload.
+    pub fn recorded_blob(&self, digest: &str) -> Option<Vec<u8>> {
+        self.recorded_blobs.as_ref()?.get(digest)
     }
 
     /// In replay, the recorded answer to `question`, or the divergence;
@@ -137,7 +168,7 @@ impl World {
     pub fn record(&self, event: Event) {
         let mut st = self.state.lock().unwrap();
         st.flush_random();
-        if let Mode::Live { recorded } = &mut st.mode {
+        if let Mode::Live { recorded, .. } = &mut st.mode {
             recorded.push(event);
         }
     }
@@ -145,6 +176,9 @@ impl World {
     /// Live: append `bytes` to the current run of random draws.
     fn record_random(&self, secure: bool, bytes: &[u8]) {
         let mut st = self.state.lock().unwrap();
+        if !matches!(st.mode, Mode::Live { .. }) {
+            return;
+        }
         match &mut st.random_run {
             Some(run) if run.secure == secure => run.bytes.extend_from_slice(bytes),
             _ => {
@@ -224,8 +258,8 @@ impl World {
         let mut st = self.state.lock().unwrap();
         st.flush_random();
         match &mut st.mode {
-            Mode::Live { recorded } => std::mem::take(recorded),
-            Mode::Replay { .. } => Vec::new(),
+            Mode::Live { recorded, .. } => std::mem::take(recorded),
+            _ => Vec::new(),
         }
     }
 
@@ -284,7 +318,7 @@ impl State {
     }
 
     fn flush_random(&mut self) {
-        if let (Some(run), Mode::Live { recorded }) = (self.random_run.take(), &mut self.mode) {
+        if let (Some(run), Mode::Live { recorded, .. }) = (self.random_run.take(), &mut self.mode) {
             recorded.push(Event::Random {
                 secure: run.secure,
                 bytes: base64::engine::general_purpose::STANDARD.encode(run.bytes),
@@ -296,7 +330,8 @@ impl State {
     fn cursor_position(&self) -> usize {
         match &self.mode {
             Mode::Replay { cursor, .. } => (*cursor).max(1),
-            Mode::Live { recorded } => recorded.len(),
+            Mode::Live { recorded, .. } => recorded.len(),
+            Mode::Unrecorded => 0,
         }
     }
 }

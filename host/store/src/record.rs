@@ -97,10 +97,6 @@ impl Status {
     pub(crate) fn tag(self) -> u8 {
         self as u8
     }
-
-    pub fn is_terminal(self) -> bool {
-        !matches!(self, Status::Pending | Status::Running)
-    }
 }
 
 impl fmt::Display for Status {

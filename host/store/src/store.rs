@@ -51,6 +51,20 @@ fn segment_size(dir: &Path) -> usize {
         .unwrap_or(SEGMENT_SIZE)
 }
 
+impl StoreError {
+    /// Whether the caller can fix it (a wrong id, a store in use or out of
+    /// reach) rather than the store having failed: exit status 2, not 1.
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            StoreError::NotFound(_)
+                | StoreError::Ambiguous { .. }
+                | StoreError::Locked { .. }
+                | StoreError::Open { .. }
+        )
+    }
+}
+
 /// A `sha256:<hex>` content digest.
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]
 pub struct Digest(pub [u8; 32]);
@@ -193,20 +207,21 @@ impl Store {
         if wanted.is_empty() || wanted.len() > 26 {
             return Err(StoreError::NotFound(id_or_prefix.to_owned()));
         }
-        // ULID text order is key order, so the matches are one contiguous
-        // range; scanning keys is enough without decoding records.
+        // ULID text order is key order: the matches start at the prefix
+        // padded with the smallest digit and are contiguous from there.
+        let Ok(first) = format!("{wanted:0<26}").parse::<ExecutionId>() else {
+            return Err(StoreError::NotFound(id_or_prefix.to_owned()));
+        };
         let mut found = None;
         let mut count = 0;
-        for item in self.executions.iter() {
+        for item in self.executions.range(first.key()..) {
             let (key, value) = item?;
-            let Some(id) = ExecutionId::from_key(&key) else {
-                continue;
-            };
-            if id.to_string().starts_with(&wanted) {
-                count += 1;
-                found = Some((key, value));
-            } else if count > 0 {
-                break;
+            match ExecutionId::from_key(&key) {
+                Some(id) if id.to_string().starts_with(&wanted) => {
+                    count += 1;
+                    found = Some((key, value));
+                }
+                _ => break,
             }
         }
         match (count, found) {
@@ -321,11 +336,6 @@ impl Store {
             Some(d) => self.get_blob(&d),
             None => Ok(None),
         }
-    }
-
-    pub fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush()?;
-        Ok(())
     }
 }
 
