@@ -51,6 +51,27 @@ impl Home {
         c
     }
 
+    /// `wasmflow run` of the hostile fixture in `mode` against `target`,
+    /// with `flags` (grants, limits) after it.
+    pub fn hostile_cmd(&self, mode: &str, target: &str, flags: &[&str]) -> Command {
+        let wasm = support::built("tests/fixtures/hostile");
+        let mut c = self.cmd();
+        c.arg("run")
+            .arg(wasm)
+            .args([
+                "-p",
+                &format!("mode={mode}"),
+                "-p",
+                &format!("target={target}"),
+            ])
+            .args(flags);
+        c
+    }
+
+    pub fn hostile(&self, mode: &str, target: &str, flags: &[&str]) -> Run {
+        Run::from(self.hostile_cmd(mode, target, flags).output().unwrap())
+    }
+
     pub fn run(&self, args: &[&str]) -> Run {
         Run::from(self.cmd().args(args).output().unwrap())
     }

@@ -322,23 +322,12 @@ fn bad_replay_input_is_a_usage_error_and_changes_nothing() {
 
 #[test]
 fn big_files_are_left_out_of_snapshots_and_the_record_says_so() {
-    let wasm = support::built("tests/fixtures/hostile");
     let home = Home::new();
     let dir = tempfile::tempdir().unwrap();
     let small = dir.path().join("small.txt");
     std::fs::write(&small, "small").unwrap();
     std::fs::write(dir.path().join("disk.img"), vec![0u8; 9 << 20]).unwrap();
-    let target = format!("target={}", s(&small));
-    let run = home.run(&[
-        "run",
-        s(&wasm),
-        "-p",
-        "mode=read-file",
-        "-p",
-        &target,
-        "--allow-read",
-        s(dir.path()),
-    ]);
+    let run = home.hostile("read-file", s(&small), &["--allow-read", s(dir.path())]);
     assert_eq!(run.ok().json(), "small");
     let rec = home.last_record();
     assert!(
