@@ -26,8 +26,20 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 pub enum Command {
-    /// Run one action with typed input, in a deny-by-default sandbox.
+    /// Run one action (a component) or a workflow (a .yaml file) with typed
+    /// input, each action in a deny-by-default sandbox.
     Run(Box<RunArgs>),
+    /// Check and run workflows.
+    Workflow {
+        #[command(subcommand)]
+        command: WorkflowCommand,
+    },
+    /// Continue every workflow a stopped wasmflow process left running.
+    Resume {
+        /// Print the resumed executions' records as a JSON array.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show an action's signature (WIT), input JSON Schema and imports.
     Inspect(InspectArgs),
     /// List and look at recorded executions.
@@ -37,9 +49,22 @@ pub enum Command {
     },
 }
 
+#[derive(Subcommand)]
+pub enum WorkflowCommand {
+    /// Check a workflow file without running it: structure, transitions,
+    /// expressions, and task input against each action's WIT.
+    Validate {
+        /// The workflow file (.yaml).
+        file: PathBuf,
+    },
+    /// Run a workflow (the same as `wasmflow run FILE.yaml`).
+    Run(Box<RunArgs>),
+}
+
 #[derive(Args)]
 pub struct RunArgs {
-    /// The action: a component file (.wasm, or .wat text).
+    /// The action: a component file (.wasm, or .wat text), or a workflow
+    /// file (.yaml).
     pub component: PathBuf,
 
     /// Input JSON file (an object keyed by parameter name); `-` reads stdin.
@@ -130,6 +155,15 @@ pub enum ExecutionCommand {
         /// Print records as a JSON array.
         #[arg(long)]
         json: bool,
+        /// Also list executions that ran as a workflow's tasks.
+        #[arg(long, short = 'a')]
+        all: bool,
+    },
+    /// Stop a running execution: a workflow stops its running actions and
+    /// records `canceled`.
+    Cancel {
+        /// Execution id (a unique prefix is enough when no process runs it).
+        id: String,
     },
     /// Replay a recorded execution against its recorded world, bit for bit.
     ///
@@ -162,9 +196,14 @@ pub enum ExecutionCommand {
     ReRun {
         /// Execution id, or a unique prefix of it.
         id: String,
-        /// Override one input field: `-p spec.name=web02` (typed by the WIT).
+        /// Override one input field: `-p spec.name=web02` (typed by the WIT,
+        /// or by the workflow's input types).
         #[arg(short = 'p', long = "param", value_name = "PATH=VALUE")]
         params: Vec<String>,
+        /// For a workflow: reuse the recorded results of the tasks before
+        /// TASK, and run TASK and everything after it live.
+        #[arg(long, value_name = "TASK")]
+        from: Option<String>,
         /// Print the whole execution record as JSON instead of the result.
         #[arg(long)]
         json: bool,
@@ -176,6 +215,10 @@ pub enum ExecutionCommand {
         /// Also show grants, limits, digest, logs, output and timings.
         #[arg(long)]
         detail: bool,
+        /// Show a workflow's task executions as a tree, nested workflows
+        /// indented (with --json: each record with its `children`).
+        #[arg(long)]
+        tree: bool,
         /// Print the record as JSON.
         #[arg(long)]
         json: bool,

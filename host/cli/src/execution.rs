@@ -15,6 +15,7 @@ pub fn execution(home: &Home, command: ExecutionCommand) -> CmdResult {
             limit,
             status,
             json,
+            all,
         } => {
             let store = open(home)?;
             let status = status
@@ -23,17 +24,33 @@ pub fn execution(home: &Home, command: ExecutionCommand) -> CmdResult {
                         .map_err(|e| Fail::usage(anyhow!("--status: {e}")))
                 })
                 .transpose()?;
-            let records = store.list(&ListFilter { status, limit })?;
+            let records = store.list(&ListFilter {
+                status,
+                limit,
+                children: all,
+            })?;
             if json {
                 print::json(&records);
             } else {
                 print::table(&records);
             }
         }
-        ExecutionCommand::Get { id, detail, json } => {
+        ExecutionCommand::Get {
+            id,
+            detail,
+            json,
+            tree,
+        } => {
             let store = open(home)?;
             let record = store.find(&id)?;
-            if json {
+            if tree {
+                let tree = crate::tree::Node::build(&store, record)?;
+                if json {
+                    print::json(&tree.to_json());
+                } else {
+                    tree.print();
+                }
+            } else if json {
                 print::json(&record);
             } else {
                 print::record(&record, detail);
@@ -66,7 +83,13 @@ pub fn execution(home: &Home, command: ExecutionCommand) -> CmdResult {
         } => {
             return replay(home, id, bundle.as_deref(), component.as_deref(), json);
         }
-        ExecutionCommand::ReRun { id, params, json } => return rerun(home, &id, &params, json),
+        ExecutionCommand::ReRun {
+            id,
+            params,
+            from,
+            json,
+        } => return rerun(home, &id, &params, from.as_deref(), json),
+        ExecutionCommand::Cancel { id } => return crate::workflow::cancel(home, &id),
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -111,9 +134,19 @@ fn replay(
     Ok(crate::exit_code(report.passed()))
 }
 
-fn rerun(home: &Home, id: &str, params: &[String], json: bool) -> CmdResult {
+fn rerun(home: &Home, id: &str, params: &[String], from: Option<&str>, json: bool) -> CmdResult {
     let rt = crate::runtime(home)?;
     let original = rt.store().find(id)?;
+    if original.kind == wasmflow_store::Kind::Workflow {
+        return crate::workflow::rerun(rt, original, params, from, json);
+    }
+    if from.is_some() {
+        return Err(Fail::usage(anyhow!(
+            "--from TASK applies to workflow executions; {} ran the action {}",
+            original.id,
+            original.action
+        )));
+    }
     let action = rt.load_executed(&original)?;
     let mut input = original.input.clone();
     for p in params {

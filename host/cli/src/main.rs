@@ -9,6 +9,8 @@ mod execution;
 mod inspect;
 mod print;
 mod run;
+mod tree;
+mod workflow;
 mod units;
 
 use clap::Parser;
@@ -43,6 +45,16 @@ impl From<wasmflow_runtime::RuntimeError> for Fail {
 impl From<wasmflow_store::BundleError> for Fail {
     fn from(e: wasmflow_store::BundleError) -> Self {
         Self::usage(e)
+    }
+}
+
+impl From<wasmflow_workflow::WorkflowError> for Fail {
+    fn from(e: wasmflow_workflow::WorkflowError) -> Self {
+        let code = if e.is_usage() { 2 } else { 1 };
+        Self {
+            code,
+            error: e.into(),
+        }
     }
 }
 
@@ -83,7 +95,15 @@ fn main() -> ExitCode {
         cache: cli.cache_dir.clone(),
     };
     let result = match cli.command {
+        args::Command::Run(a) if wasmflow_workflow::is_workflow_path(&a.component) => {
+            workflow::run(&home, *a)
+        }
         args::Command::Run(a) => run::run(&home, *a),
+        args::Command::Workflow { command } => match command {
+            args::WorkflowCommand::Validate { file } => workflow::validate(&home, &file),
+            args::WorkflowCommand::Run(a) => workflow::run(&home, *a),
+        },
+        args::Command::Resume { json } => workflow::resume(&home, json),
         args::Command::Inspect(a) => inspect::inspect(&home, a),
         args::Command::Execution { command } => execution::execution(&home, command),
     };

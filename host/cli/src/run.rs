@@ -18,15 +18,7 @@ pub fn run(home: &Home, args: RunArgs) -> CmdResult {
         None => Value::Object(Default::default()),
     };
     let grants = grants_from(&args.grants).map_err(Fail::usage)?;
-    let usage = |e: String| Fail::usage(anyhow!(e));
-    let limits = Limits {
-        memory_bytes: parse_size("--memory", &args.memory).map_err(usage)?,
-        timeout_ms: parse_duration("--timeout", &args.timeout)
-            .map_err(usage)?
-            .as_millis() as u64,
-        output_bytes: parse_size("--max-output", &args.max_output).map_err(usage)?,
-        log_bytes: parse_size("--max-log", &args.max_log).map_err(usage)?,
-    };
+    let limits = limits_from(&args)?;
 
     let rt = crate::runtime(home)?;
     let action = rt.load(&args.component)?;
@@ -47,7 +39,19 @@ pub fn run(home: &Home, args: RunArgs) -> CmdResult {
     crate::exit_now(print::outcome(&record, args.json))
 }
 
-fn read_input(path: &Path) -> Result<Value, Fail> {
+pub(crate) fn limits_from(args: &RunArgs) -> Result<Limits, Fail> {
+    let usage = |e: String| Fail::usage(anyhow!(e));
+    Ok(Limits {
+        memory_bytes: parse_size("--memory", &args.memory).map_err(usage)?,
+        timeout_ms: parse_duration("--timeout", &args.timeout)
+            .map_err(usage)?
+            .as_millis() as u64,
+        output_bytes: parse_size("--max-output", &args.max_output).map_err(usage)?,
+        log_bytes: parse_size("--max-log", &args.max_log).map_err(usage)?,
+    })
+}
+
+pub(crate) fn read_input(path: &Path) -> Result<Value, Fail> {
     let (name, text) = if path == Path::new("-") {
         let mut s = String::new();
         std::io::stdin()
@@ -74,7 +78,7 @@ fn strip_position(msg: &str) -> &str {
     msg.rsplit_once(" at line ").map(|(m, _)| m).unwrap_or(msg)
 }
 
-fn grants_from(args: &GrantArgs) -> Result<Grants, wasmflow_runtime::GrantError> {
+pub(crate) fn grants_from(args: &GrantArgs) -> Result<Grants, wasmflow_runtime::GrantError> {
     Ok(Grants {
         read: args
             .read

@@ -49,6 +49,23 @@ impl Action {
         Ok(values.into_iter().map(|(_, v)| v).collect())
     }
 
+    /// Check the parts of an input that are known before it is complete
+    /// (see [`value::check_known`]): every parameter is named, no unknown
+    /// one is, and literal values fit their types.
+    pub fn check_known_input(
+        &self,
+        input: &serde_json::Map<String, Value>,
+        is_open: &dyn Fn(&Value) -> bool,
+    ) -> Result<(), InputError> {
+        value::check_known_fields(
+            &self.signature.params,
+            input,
+            &Path::default(),
+            is_open,
+            "parameter",
+        )
+    }
+
     pub fn param_names(&self) -> Vec<&str> {
         self.signature
             .params

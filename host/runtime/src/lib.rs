@@ -30,6 +30,7 @@ pub use grants::GrantError;
 pub use replay::{Recording, ReplayReport, Verdict};
 pub use run::{LogWatcher, Outcome, RunOptions};
 pub use value::InputError;
+pub use tokio_util::sync::CancellationToken;
 pub use wasmflow_store as store;
 pub use world::Divergence;
 
@@ -162,6 +163,10 @@ impl Runtime {
         &self.inner.store
     }
 
+    pub fn loader(&self) -> &Loader {
+        &self.inner.loader
+    }
+
     /// See [`Loader::load`].
     pub fn load(&self, path: &Path) -> Result<Action, RuntimeError> {
         self.inner.loader.load(path)
@@ -205,6 +210,7 @@ impl Runtime {
             grants,
             limits,
             world::World::unrecorded(),
+            None,
             None,
         )
         .await)

@@ -155,6 +155,7 @@ impl Runtime {
             &original.limits,
             world.clone(),
             None,
+            None,
         )
         .await;
         let verdict = match world.finish() {

@@ -12,8 +12,21 @@ use crate::{Runtime, RuntimeError};
 use serde_json::{json, Value};
 use std::time::Duration;
 use wasmflow_store::{now, ExecutionId, ExecutionRecord, Failure, Grants, Limits, Status};
+use tokio_util::sync::CancellationToken;
 use wasmtime::component::{HasSelf, Linker, Type, Val};
-use wasmtime::Trap;
+use wasmtime::{Trap, UpdateDeadline};
+
+/// Raised into a guest whose execution was cancelled.
+#[derive(Debug)]
+pub(crate) struct Canceled;
+
+impl std::fmt::Display for Canceled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the execution was canceled")
+    }
+}
+
+impl std::error::Error for Canceled {}
 
 /// How to run: the grants and limits, and where the execution sits.
 #[derive(Clone, Debug, Default)]
@@ -24,6 +37,14 @@ pub struct RunOptions {
     pub root: Option<ExecutionId>,
     pub rerun_of: Option<ExecutionId>,
     pub worker: Option<String>,
+    /// Use this id for the new record (a scheduler names its children
+    /// before they start, so it can find them after a crash).
+    pub id: Option<ExecutionId>,
+    /// The workflow task this execution runs for.
+    pub task: Option<String>,
+    /// Cancelling it stops the guest (at the next epoch tick, or in the
+    /// host call it waits in) and records `canceled`.
+    pub cancel: Option<CancellationToken>,
     /// Called with each log line as the action writes it (the record gets
     /// them all at the end either way).
     pub watch_logs: Option<LogWatcher>,
@@ -56,6 +77,10 @@ pub(crate) async fn run(
 ) -> Result<ExecutionRecord, RuntimeError> {
     let params = action.check_input(&input)?;
     let record = begin(rt, action, input, |r| {
+        if let Some(id) = options.id {
+            r.id = id;
+        }
+        r.task = options.task;
         r.grants = options.grants;
         r.limits = options.limits;
         r.parent = options.parent;
@@ -72,6 +97,7 @@ pub(crate) async fn run(
         &record.limits,
         world.clone(),
         options.watch_logs,
+        options.cancel,
     )
     .await;
     rt.store().put_events(record.id, &world.take_recorded())?;
@@ -140,6 +166,7 @@ pub(crate) async fn execute(
     limits: &Limits,
     world: World,
     watch_logs: Option<LogWatcher>,
+    cancel: Option<CancellationToken>,
 ) -> Outcome {
     let name = action_name(&action.reference);
     let sandbox = match Sandbox::new(&name, grants, limits, world, watch_logs) {
@@ -158,8 +185,20 @@ pub(crate) async fn execute(
     let mut store = wasmtime::Store::new(rt.engine(), sandbox);
     store.limiter(|s| &mut s.memory);
     let timeout = Duration::from_millis(limits.timeout_ms);
-    store.set_epoch_deadline(timeout.as_millis().div_ceil(EPOCH_TICK.as_millis()) as u64 + 1);
-    store.epoch_deadline_trap();
+    // Every tick the guest computes through, check the wall clock and the
+    // cancel token, and yield so other executions on this thread progress.
+    let deadline = std::time::Instant::now() + timeout;
+    let token = cancel.clone();
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |_| {
+        if token.as_ref().is_some_and(|t| t.is_cancelled()) {
+            return Err(Canceled.into());
+        }
+        if std::time::Instant::now() >= deadline {
+            return Ok(UpdateDeadline::Interrupt);
+        }
+        Ok(UpdateDeadline::Yield(1))
+    });
 
     let call = async {
         let instance = action.pre.instantiate_async(&mut store).await?;
@@ -171,11 +210,22 @@ pub(crate) async fn execute(
         wasmtime::Result::Ok(results)
     };
     // Epoch interruption stops a guest that computes; this stops one that
-    // waits in a host call (a sleep, a slow socket) past its time.
-    let outcome = tokio::time::timeout(timeout + 2 * EPOCH_TICK, call).await;
+    // waits in a host call (a sleep, a slow socket) past its time or after
+    // a cancel.
+    let canceled = async {
+        match &cancel {
+            Some(t) => t.cancelled().await,
+            None => std::future::pending().await,
+        }
+    };
+    let outcome = tokio::select! {
+        r = tokio::time::timeout(timeout + 2 * EPOCH_TICK, call) => r.map_err(|_| Stopped::Timeout),
+        () = canceled => Err(Stopped::Canceled),
+    };
 
     let (status, result, error) = match outcome {
-        Err(_elapsed) => (Status::TimedOut, None, Some(timed_out(timeout))),
+        Err(Stopped::Timeout) => (Status::TimedOut, None, Some(timed_out(timeout))),
+        Err(Stopped::Canceled) => canceled_outcome(),
         Ok(Err(e)) => classify_trap(&e, store.data(), timeout),
         Ok(Ok(results)) => outcome_of(action.signature.result.as_ref(), results.first()),
     };
@@ -189,6 +239,20 @@ pub(crate) async fn execute(
         stderr: String::from_utf8_lossy(&data.stderr.contents()).into_owned(),
         logs: data.journal.take(),
     }
+}
+
+/// Why the host stopped waiting for a guest.
+enum Stopped {
+    Timeout,
+    Canceled,
+}
+
+fn canceled_outcome() -> (Status, Option<Value>, Option<Failure>) {
+    (
+        Status::Canceled,
+        None,
+        Some(failure("canceled", Canceled.to_string())),
+    )
 }
 
 /// The file name without directories and the `.wasm` extension: what the
@@ -238,6 +302,9 @@ fn classify_trap(
         f.details = Some(json!({ "trace": trace }));
         f
     };
+    if e.downcast_ref::<Canceled>().is_some() {
+        return canceled_outcome();
+    }
     if let Some(d) = e.downcast_ref::<crate::world::Divergence>() {
         return (
             Status::Failed,

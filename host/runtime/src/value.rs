@@ -631,6 +631,50 @@ pub(crate) fn named_values(
         .collect()
 }
 
+/// Check what is known of `json` before it is complete: values for which
+/// `is_open` holds (say, a template filled in at run time) are skipped, but
+/// a record written out field by field is still checked key by key, so a
+/// typo or a wrong literal is caught early.
+pub fn check_known(
+    ty: &Type,
+    json: &Value,
+    path: &Path,
+    is_open: &dyn Fn(&Value) -> bool,
+) -> Result<(), InputError> {
+    if !is_open(json) {
+        return json_to_val(ty, json, path).map(drop);
+    }
+    if let (Type::Record(record), Value::Object(obj)) = (ty, json) {
+        let fields: Vec<_> = record.fields().map(|f| (f.name.to_owned(), f.ty)).collect();
+        return check_known_fields(&fields, obj, path, is_open, "field");
+    }
+    Ok(())
+}
+
+/// [`check_known`] for named values (a record's fields, `run`'s parameters).
+pub(crate) fn check_known_fields(
+    fields: &[(String, Type)],
+    obj: &Map<String, Value>,
+    path: &Path,
+    is_open: &dyn Fn(&Value) -> bool,
+    what: &str,
+) -> Result<(), InputError> {
+    check_keys(obj, fields.iter().map(|(n, _)| n.as_str()), path)?;
+    for (name, ty) in fields {
+        match lookup(obj, name) {
+            Some(v) => check_known(ty, v, &path.key(name), is_open)?,
+            None if matches!(ty, Type::Option(_)) => {}
+            None => {
+                return Err(InputError::new(
+                    &path.key(name),
+                    format!("missing {what} of type {}", type_name(ty)),
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Reject keys that name no field: a typo must not be silently dropped.
 fn check_keys<'a>(
     obj: &Map<String, Value>,

@@ -10,6 +10,9 @@
 //! - `by_status`: status byte + ULID -> ()
 //! - `events`: ULID + sequence (u32) -> JSON event
 //! - `blobs`: sha256 (32 bytes) -> bytes
+//! - `children`: parent ULID + child ULID -> ()
+//! - `workflow_log`: workflow ULID + sequence (u32) -> JSON transition (the
+//!   scheduler's journal; opaque here)
 
 mod bundle;
 mod event;

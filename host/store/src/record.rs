@@ -12,8 +12,17 @@ use std::time::SystemTime;
 pub struct ExecutionId(pub ulid::Ulid);
 
 impl ExecutionId {
+    /// A new id, greater than every id this process made before: ids made
+    /// in the same millisecond still sort in creation order.
     pub fn new() -> Self {
-        Self(ulid::Ulid::new())
+        static GENERATOR: std::sync::Mutex<Option<ulid::Generator>> = std::sync::Mutex::new(None);
+        let mut g = GENERATOR.lock().unwrap_or_else(|e| e.into_inner());
+        let id = g
+            .get_or_insert_with(ulid::Generator::new)
+            .generate()
+            // The random part overflowed within one millisecond (2^80 ids).
+            .unwrap_or_else(|_| ulid::Ulid::new());
+        Self(id)
     }
 
     /// Big-endian key bytes: sorting keys sorts by creation time.
@@ -91,6 +100,11 @@ impl Status {
             Status::TimedOut => "timed_out",
             Status::Canceled => "canceled",
         }
+    }
+
+    /// Succeeded, failed, timed out or canceled: the record is final.
+    pub fn is_terminal(self) -> bool {
+        !matches!(self, Status::Pending | Status::Running)
     }
 
     /// One byte per status, used as the prefix of `by_status` keys.
@@ -265,6 +279,9 @@ pub struct ExecutionRecord {
     pub parent: Option<ExecutionId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub root: Option<ExecutionId>,
+    /// The workflow task this execution ran for, when it is a child.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<String>,
     pub kind: Kind,
     /// The action as the user named it (path or reference).
     pub action: String,
@@ -305,6 +322,7 @@ impl ExecutionRecord {
             id: ExecutionId::new(),
             parent: None,
             root: None,
+            task: None,
             kind: Kind::Action,
             action,
             component_digest,
@@ -324,6 +342,20 @@ impl ExecutionRecord {
             replay_of: None,
             rerun_of: None,
         }
+    }
+
+    /// A fresh, pending record for one workflow run; `source_digest` names
+    /// the workflow file's bytes, kept in the blobs.
+    pub fn new_workflow(workflow: String, source_digest: String, input: Value) -> Self {
+        Self {
+            kind: Kind::Workflow,
+            ..Self::new_action(workflow, source_digest, input)
+        }
+    }
+
+    /// Whether the status is final (the record will not change again).
+    pub fn is_finished(&self) -> bool {
+        self.status.is_terminal()
     }
 
     /// Wall time from start to end, when both are known.

@@ -98,6 +98,8 @@ impl fmt::Display for Digest {
 pub struct ListFilter {
     pub status: Option<Status>,
     pub limit: usize,
+    /// Also list executions that ran as a workflow's tasks.
+    pub children: bool,
 }
 
 impl Default for ListFilter {
@@ -105,6 +107,7 @@ impl Default for ListFilter {
         Self {
             status: None,
             limit: 20,
+            children: false,
         }
     }
 }
@@ -117,6 +120,8 @@ pub struct Store {
     by_status: sled::Tree,
     events: sled::Tree,
     blobs: sled::Tree,
+    children: sled::Tree,
+    workflow_log: sled::Tree,
 }
 
 impl Store {
@@ -151,6 +156,8 @@ impl Store {
             by_status: db.open_tree("by_status")?,
             events: db.open_tree("events")?,
             blobs: db.open_tree("blobs")?,
+            children: db.open_tree("children")?,
+            workflow_log: db.open_tree("workflow_log")?,
             db,
         })
     }
@@ -170,8 +177,12 @@ impl Store {
         let key = record.id.key();
         let bytes = serde_json::to_vec(record).expect("records always serialize");
         let new_index = status_key(record.status, &key);
-        (&self.executions, &self.by_status)
-            .transaction(|(executions, by_status)| {
+        let child_key = record.parent.map(|p| pair_key(&p.key(), &key));
+        (&self.executions, &self.by_status, &self.children)
+            .transaction(|(executions, by_status, children)| {
+                if let Some(k) = &child_key {
+                    children.insert(&k[..], &[])?;
+                }
                 if let Some(old) = executions.insert(&key[..], bytes.as_slice())? {
                     // Only the status byte is needed to drop the old index entry.
                     if let Ok(old) = serde_json::from_slice::<StatusOnly>(&old) {
@@ -239,9 +250,15 @@ impl Store {
         let mut out = Vec::new();
         match filter.status {
             None => {
-                for item in self.executions.iter().rev().take(filter.limit) {
+                for item in self.executions.iter().rev() {
+                    if out.len() >= filter.limit {
+                        break;
+                    }
                     let (key, value) = item?;
-                    out.push(decode(&key, &value)?);
+                    let rec = decode(&key, &value)?;
+                    if filter.children || rec.parent.is_none() {
+                        out.push(rec);
+                    }
                 }
             }
             Some(status) => {
@@ -252,13 +269,64 @@ impl Store {
                     let (key, _) = item?;
                     if let Some(id) = ExecutionId::from_key(&key[1..]) {
                         if let Some(rec) = self.get(id)? {
-                            out.push(rec);
+                            if filter.children || rec.parent.is_none() {
+                                out.push(rec);
+                            }
                         }
                     }
                 }
             }
         }
         Ok(out)
+    }
+
+    /// Flush every write so far to disk.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// The executions whose parent is `id`, oldest first.
+    pub fn children(&self, id: ExecutionId) -> Result<Vec<ExecutionRecord>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.children.scan_prefix(id.key()) {
+            let (k, _) = item?;
+            if let Some(child) = ExecutionId::from_key(&k[16..]) {
+                if let Some(rec) = self.get(child)? {
+                    out.push(rec);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Append entries to a workflow's journal at `seq`, `seq + 1`, ...;
+    /// with `flush`, they are on disk when this returns (and so is every
+    /// earlier write: sled's log is sequential).
+    pub fn append_workflow_log(
+        &self,
+        id: ExecutionId,
+        seq: u32,
+        entries: &[Vec<u8>],
+        flush: bool,
+    ) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for (i, e) in entries.iter().enumerate() {
+            batch.insert(&seq_key(&id.key(), seq + i as u32)[..], e.as_slice());
+        }
+        self.workflow_log.apply_batch(batch)?;
+        if flush {
+            self.db.flush()?;
+        }
+        Ok(())
+    }
+
+    /// A workflow's journal, in order.
+    pub fn workflow_log(&self, id: ExecutionId) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.workflow_log
+            .scan_prefix(id.key())
+            .map(|item| Ok(item?.1.to_vec()))
+            .collect()
     }
 
     /// Number of executions in the store.
@@ -351,6 +419,20 @@ fn status_key(status: Status, key: &[u8; 16]) -> [u8; 17] {
     out
 }
 
+fn pair_key(a: &[u8; 16], b: &[u8; 16]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out[..16].copy_from_slice(a);
+    out[16..].copy_from_slice(b);
+    out
+}
+
+fn seq_key(id: &[u8; 16], seq: u32) -> [u8; 20] {
+    let mut out = [0u8; 20];
+    out[..16].copy_from_slice(id);
+    out[16..].copy_from_slice(&seq.to_be_bytes());
+    out
+}
+
 fn decode(key: &[u8], bytes: &[u8]) -> Result<ExecutionRecord, StoreError> {
     serde_json::from_slice(bytes).map_err(|source| StoreError::Corrupt {
         key: ExecutionId::from_key(key)
@@ -389,6 +471,7 @@ mod tests {
             .list(&ListFilter {
                 status: None,
                 limit: 10,
+                children: false,
             })
             .unwrap();
         let got: Vec<_> = all.iter().map(|r| r.id).collect();
@@ -400,6 +483,7 @@ mod tests {
             .list(&ListFilter {
                 status: Some(Status::Failed),
                 limit: 10,
+                children: false,
             })
             .unwrap();
         assert_eq!(
@@ -411,6 +495,7 @@ mod tests {
             .list(&ListFilter {
                 status: None,
                 limit: 2,
+                children: false,
             })
             .unwrap();
         assert_eq!(two.len(), 2);
@@ -429,6 +514,7 @@ mod tests {
             .list(&ListFilter {
                 status: Some(Status::Running),
                 limit: 10,
+                children: false,
             })
             .unwrap();
         assert!(running.is_empty());
@@ -436,6 +522,7 @@ mod tests {
             .list(&ListFilter {
                 status: Some(Status::Succeeded),
                 limit: 10,
+                children: false,
             })
             .unwrap();
         assert_eq!(done, vec![r]);
@@ -505,6 +592,43 @@ mod tests {
         Store::open(fresh.path()).unwrap();
         assert_eq!(segment_size(fresh.path()), SEGMENT_SIZE);
         assert_eq!(segment_size(dir.path()), 512 << 10);
+    }
+
+    #[test]
+    fn children_are_indexed_and_hidden_from_the_default_list() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let parent = record(1);
+        store.put(&parent).unwrap();
+        let mut kids = Vec::new();
+        for n in 2..4 {
+            let mut c = record(n);
+            c.parent = Some(parent.id);
+            store.put(&c).unwrap();
+            kids.push(c.id);
+        }
+        let got: Vec<_> = store.children(parent.id).unwrap().iter().map(|r| r.id).collect();
+        assert_eq!(got, kids);
+        let roots = store.list(&ListFilter::default()).unwrap();
+        assert_eq!(roots.iter().map(|r| r.id).collect::<Vec<_>>(), vec![parent.id]);
+        let all = store
+            .list(&ListFilter {
+                children: true,
+                ..ListFilter::default()
+            })
+            .unwrap();
+        assert_eq!(all.len(), 3);
+    }
+
+    #[test]
+    fn workflow_log_appends_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let a = record(1).id;
+        store.append_workflow_log(a, 0, &[b"x".to_vec(), b"y".to_vec()], false).unwrap();
+        store.append_workflow_log(a, 2, &[b"z".to_vec()], true).unwrap();
+        assert_eq!(store.workflow_log(a).unwrap(), vec![b"x".to_vec(), b"y".to_vec(), b"z".to_vec()]);
+        assert!(store.workflow_log(record(2).id).unwrap().is_empty());
     }
 
     #[test]

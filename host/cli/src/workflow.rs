@@ -1,0 +1,330 @@
+//! `wasmflow run FILE.yaml`, `workflow validate|run`, `resume`,
+//! `execution cancel`, and re-running a workflow execution.
+
+use crate::args::RunArgs;
+use crate::run::{grants_from, limits_from, read_input};
+use crate::{print, CmdResult, Fail, Home};
+use anyhow::anyhow;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::Value;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use wasmflow_runtime::{CancellationToken, Loader, Runtime};
+use wasmflow_store::{ExecutionId, ExecutionRecord, Status, Store, StoreError};
+use wasmflow_workflow::{Definition, Observer, Problems, Request, Scheduler, WorkflowError};
+
+/// Read a workflow and check everything that can be known before it runs.
+fn load_checked(path: &Path, loader: &Loader) -> Result<Definition, Fail> {
+    let def = Definition::load(path).map_err(problems)?;
+    let found = wasmflow_workflow::check(&def, loader);
+    if !found.is_empty() {
+        return Err(problems(Problems(found)));
+    }
+    Ok(def)
+}
+
+fn problems(p: Problems) -> Fail {
+    let n = p.0.len();
+    Fail::usage(anyhow!(
+        "{p}\n{n} problem{} found",
+        if n == 1 { "" } else { "s" }
+    ))
+}
+
+pub fn validate(home: &Home, file: &Path) -> CmdResult {
+    let loader = Loader::open(&home.dir, home.cache.as_deref())?;
+    let def = load_checked(file, &loader)?;
+    eprintln!(
+        "{}: ok ({} task{}, starts with {})",
+        file.display(),
+        def.workflow.tasks.len(),
+        if def.workflow.tasks.len() == 1 { "" } else { "s" },
+        def.workflow.start_tasks().join(", ")
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn run(home: &Home, args: RunArgs) -> CmdResult {
+    let mut input = match &args.input {
+        Some(path) => read_input(path)?,
+        None => Value::Object(Default::default()),
+    };
+    let grants = grants_from(&args.grants).map_err(Fail::usage)?;
+    let limits = limits_from(&args)?;
+    let rt = crate::runtime(home)?;
+    let def = load_checked(&args.component, rt.loader())?;
+    for p in &args.params {
+        def.apply_override(&mut input, p)
+            .map_err(|e| Fail::usage(anyhow!("-p {p}: {e}")))?;
+    }
+    let mut req = Request::new(Arc::new(def), input);
+    req.grants = grants;
+    req.limits = limits;
+    let show = args.logs || (!args.no_logs && std::io::stderr().is_terminal());
+    foreground(home, rt, req, show, args.json)
+}
+
+/// Run a request in this process until it ends, with progress on stderr,
+/// Ctrl-C and `execution cancel` stopping it.
+fn foreground(home: &Home, rt: Runtime, mut req: Request, show: bool, json: bool) -> CmdResult {
+    let id = req.id.unwrap_or_default();
+    req.id = Some(id);
+    let progress = show.then(|| Arc::new(Progress::new()));
+    req.observer = progress.clone().map(|p| p as Arc<dyn Observer>);
+    let cancel = req.cancel.clone();
+    let sched = Scheduler::new(rt);
+    let record = tokio_multi().block_on(async {
+        watch_cancel(home, id, cancel.clone());
+        sched.run(req).await
+    });
+    if let Some(p) = progress {
+        p.bar.finish_and_clear();
+    }
+    let record = record?;
+    Ok(crate::exit_code(print::outcome(&record, json)))
+}
+
+/// Ctrl-C, or a request file from `wasmflow execution cancel`, cancels.
+fn watch_cancel(home: &Home, id: ExecutionId, cancel: CancellationToken) {
+    let dir = cancel_dir(home);
+    let c = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("canceling (Ctrl-C)…");
+            c.cancel();
+        }
+    });
+    tokio::spawn(async move {
+        let me = id.to_string();
+        loop {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().to_ascii_uppercase();
+                if !name.is_empty() && me.starts_with(&name) {
+                    let _ = std::fs::remove_file(e.path());
+                    cancel.cancel();
+                    return;
+                }
+            }
+        }
+    });
+}
+
+fn cancel_dir(home: &Home) -> PathBuf {
+    home.dir.join("cancel")
+}
+
+/// Several tasks run at once: give them the machine's cores.
+fn tokio_multi() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("starting the tokio runtime")
+}
+
+pub fn resume(home: &Home, json: bool) -> CmdResult {
+    let rt = crate::runtime(home)?;
+    let sched = Scheduler::new(rt.clone());
+    let interrupted = sched.interrupted()?;
+    let stale_actions = mark_interrupted_actions(rt.store())?;
+    if interrupted.is_empty() {
+        eprintln!(
+            "nothing to resume{}",
+            if stale_actions > 0 {
+                format!(" ({stale_actions} interrupted action run(s) marked failed)")
+            } else {
+                String::new()
+            }
+        );
+        if json {
+            print::json(&Vec::<ExecutionRecord>::new());
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut done = Vec::new();
+    let all_ok = tokio_multi().block_on(async {
+        let mut ok = true;
+        for r in interrupted {
+            eprintln!("resuming {} ({})", r.id, r.action);
+            let cancel = CancellationToken::new();
+            watch_cancel(home, r.id, cancel.clone());
+            let rec = sched.resume(r.id, cancel, None).await?;
+            print::summary(&rec);
+            ok &= rec.status == Status::Succeeded;
+            done.push(rec);
+        }
+        Ok::<_, WorkflowError>(ok)
+    })?;
+    if json {
+        print::json(&done);
+    }
+    Ok(crate::exit_code(all_ok))
+}
+
+/// Plain action runs left `running` by a stopped process cannot be resumed
+/// (a guest's memory is gone); say so in their records.
+fn mark_interrupted_actions(store: &Store) -> Result<usize, StoreError> {
+    let running = store.list(&wasmflow_store::ListFilter {
+        status: Some(Status::Running),
+        limit: usize::MAX,
+        children: false,
+    })?;
+    let mut n = 0;
+    for mut r in running {
+        if r.kind == wasmflow_store::Kind::Action {
+            r.status = Status::Failed;
+            r.error = Some(wasmflow_store::Failure {
+                code: "interrupted".into(),
+                message: "the wasmflow process running it stopped".into(),
+                retryable: true,
+                details: None,
+            });
+            r.ended_at = Some(wasmflow_store::now());
+            store.put(&r)?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+pub fn cancel(home: &Home, id: &str) -> CmdResult {
+    match Store::open(&home.dir.join("store")) {
+        // A process holds the store: it is running the execution (or some
+        // other one); leave it a request it polls for.
+        Err(StoreError::Locked { .. }) => {
+            let dir = cancel_dir(home);
+            std::fs::create_dir_all(&dir)
+                .and_then(|()| std::fs::write(dir.join(id.to_ascii_uppercase()), b""))
+                .map_err(|e| Fail::usage(anyhow!("cannot write the cancel request: {e}")))?;
+            eprintln!("cancel requested: the wasmflow process running {id} will stop it");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => Err(e.into()),
+        Ok(store) => {
+            // Nothing runs it: an interrupted execution. Cancel it and its
+            // unfinished children so `resume` leaves them alone.
+            let record = store.find(id)?;
+            if record.is_finished() {
+                return Err(Fail::usage(anyhow!(
+                    "execution {} already ended ({})",
+                    record.id,
+                    record.status
+                )));
+            }
+            let n = cancel_tree(&store, record.clone())?;
+            eprintln!("canceled {} ({n} execution(s))", record.id);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn cancel_tree(store: &Store, mut r: ExecutionRecord) -> Result<usize, StoreError> {
+    let mut n = 0;
+    for c in store.children(r.id)? {
+        if !c.is_finished() {
+            n += cancel_tree(store, c)?;
+        }
+    }
+    r.status = Status::Canceled;
+    r.error = Some(wasmflow_store::Failure {
+        code: "canceled".into(),
+        message: "canceled with `wasmflow execution cancel`".into(),
+        retryable: false,
+        details: None,
+    });
+    r.ended_at = Some(wasmflow_store::now());
+    store.put(&r)?;
+    Ok(n + 1)
+}
+
+/// `execution re-run` of a workflow execution: the same workflow (the copy
+/// kept in the store), its input with `-p` overrides, its grants.
+pub fn rerun(
+    rt: Runtime,
+    original: ExecutionRecord,
+    params: &[String],
+    from: Option<&str>,
+    json: bool,
+) -> CmdResult {
+    let sched = Scheduler::new(rt.clone());
+    let def = sched.recorded_definition(&original)?;
+    let mut input = original.input.clone();
+    for p in params {
+        def.apply_override(&mut input, p)
+            .map_err(|e| Fail::usage(anyhow!("-p {p}: {e}")))?;
+    }
+    let mut req = Request::new(Arc::new(def), input);
+    req.grants = original.grants.clone();
+    req.limits = original.limits;
+    req.rerun_of = Some(original.id);
+    req.from = from.map(|t| (original.id, t.to_owned()));
+    let show = std::io::stderr().is_terminal();
+    let progress = show.then(|| Arc::new(Progress::new()));
+    req.observer = progress.clone().map(|p| p as Arc<dyn Observer>);
+    let record = tokio_multi().block_on(sched.run(req));
+    if let Some(p) = progress {
+        p.bar.finish_and_clear();
+    }
+    Ok(crate::exit_code(print::outcome(&record?, json)))
+}
+
+/// Task progress on a terminal: a spinner naming what runs, and a line per
+/// finished task above it.
+struct Progress {
+    bar: ProgressBar,
+    state: Mutex<(usize, Vec<String>)>,
+}
+
+impl Progress {
+    fn new() -> Self {
+        let bar = ProgressBar::new_spinner();
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        bar.enable_steady_tick(Duration::from_millis(100));
+        Self {
+            bar,
+            state: Mutex::new((0, Vec::new())),
+        }
+    }
+
+    fn refresh(&self, state: &(usize, Vec<String>)) {
+        self.bar.set_message(format!(
+            "{} done; running: {}",
+            state.0,
+            if state.1.is_empty() { "-".to_owned() } else { state.1.join(", ") }
+        ));
+    }
+}
+
+impl Observer for Progress {
+    fn task_started(&self, _workflow: &str, task: &str, item: Option<usize>) {
+        let mut s = self.state.lock().expect("not poisoned");
+        s.1.push(match item {
+            Some(i) => format!("{task}[{i}]"),
+            None => task.to_owned(),
+        });
+        self.refresh(&s);
+    }
+
+    fn task_finished(&self, workflow: &str, task: &str, status: Status, elapsed: Duration) {
+        let mut s = self.state.lock().expect("not poisoned");
+        s.0 += 1;
+        if let Some(i) = s.1.iter().position(|t| t == task || t.starts_with(&format!("{task}["))) {
+            s.1.remove(i);
+        }
+        self.bar.println(format!(
+            "{} {workflow}.{task} {status} in {}",
+            if status == Status::Succeeded { "✓" } else { "✗" },
+            print::elapsed(elapsed)
+        ));
+        self.refresh(&s);
+    }
+}

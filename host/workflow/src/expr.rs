@@ -1,0 +1,240 @@
+//! Jinja expressions (minijinja) over a workflow's values.
+//!
+//! A string that is exactly one `{{ expression }}` evaluates to the
+//! expression's value with its type (a number stays a number, a map a map),
+//! as Orquesta does; any other string with `{{`/`{%` renders as text.
+//! Conditions (`when`) may be written with or without the braces.
+//! Undefined names are errors, so a typo does not quietly become "".
+
+use minijinja::{Environment, State, UndefinedBehavior};
+use serde_json::{Map, Value};
+
+/// The names an expression can use.
+#[derive(Clone, Copy, Default)]
+pub struct Scope<'a> {
+    pub input: Option<&'a Value>,
+    pub ctx: Option<&'a Map<String, Value>>,
+    pub result: Option<&'a Value>,
+    pub error: Option<&'a Value>,
+    pub item: Option<&'a Value>,
+    /// The finished task's status, for `succeeded()` and `failed()`.
+    pub status: Option<&'a str>,
+}
+
+impl Scope<'_> {
+    fn to_value(self) -> minijinja::Value {
+        let mut m = Map::new();
+        let mut put = |k: &str, v: Option<&Value>| {
+            if let Some(v) = v {
+                m.insert(k.to_owned(), v.clone());
+            }
+        };
+        put("input", self.input);
+        put("result", self.result);
+        put("error", self.error);
+        put("item", self.item);
+        if let Some(ctx) = self.ctx {
+            m.insert("ctx".into(), Value::Object(ctx.clone()));
+        }
+        if let Some(s) = self.status {
+            m.insert(STATUS.into(), Value::String(s.to_owned()));
+        }
+        minijinja::Value::from_serialize(&m)
+    }
+}
+
+const STATUS: &str = "__task_status";
+
+/// The expression engine: one per process, shared by every workflow.
+pub struct Expressions {
+    env: Environment<'static>,
+}
+
+impl Default for Expressions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Expressions {
+    pub fn new() -> Self {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.add_function("succeeded", |state: &State| status_is(state, "succeeded"));
+        env.add_function("failed", |state: &State| !status_is(state, "succeeded"));
+        Self { env }
+    }
+
+    /// Check that every template in `value` parses.
+    pub fn check(&self, value: &Value) -> Result<(), String> {
+        match value {
+            Value::String(s) => self.check_str(s),
+            Value::Array(items) => items.iter().try_for_each(|v| self.check(v)),
+            Value::Object(m) => m.values().try_for_each(|v| self.check(v)),
+            _ => Ok(()),
+        }
+    }
+
+    fn check_str(&self, s: &str) -> Result<(), String> {
+        if let Some(expr) = single_expression(s) {
+            self.env
+                .compile_expression(expr)
+                .map(drop)
+                .map_err(describe)
+        } else if is_template(s) {
+            self.env.template_from_str(s).map(drop).map_err(describe)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Check that a condition parses.
+    pub fn check_condition(&self, cond: &str) -> Result<(), String> {
+        self.env
+            .compile_expression(condition_text(cond))
+            .map(drop)
+            .map_err(describe)
+    }
+
+    /// Evaluate every template in `value`.
+    pub fn render(&self, value: &Value, scope: Scope<'_>) -> Result<Value, String> {
+        let vars = scope.to_value();
+        self.render_with(value, &vars)
+    }
+
+    fn render_with(&self, value: &Value, vars: &minijinja::Value) -> Result<Value, String> {
+        Ok(match value {
+            Value::String(s) => {
+                if let Some(expr) = single_expression(s) {
+                    let compiled = self.env.compile_expression(expr).map_err(describe)?;
+                    let v = compiled.eval(vars).map_err(describe)?;
+                    if v.is_undefined() {
+                        return Err(format!("`{}` is undefined", expr.trim()));
+                    }
+                    serde_json::to_value(&v).map_err(|e| e.to_string())?
+                } else if is_template(s) {
+                    Value::String(self.env.render_str(s, vars).map_err(describe)?)
+                } else {
+                    value.clone()
+                }
+            }
+            Value::Array(items) => Value::Array(
+                items
+                    .iter()
+                    .map(|v| self.render_with(v, vars))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Value::Object(m) => Value::Object(
+                m.iter()
+                    .map(|(k, v)| Ok((k.clone(), self.render_with(v, vars)?)))
+                    .collect::<Result<_, String>>()?,
+            ),
+            other => other.clone(),
+        })
+    }
+
+    /// Evaluate a condition to true or false (Jinja truthiness).
+    pub fn condition(&self, cond: &str, scope: Scope<'_>) -> Result<bool, String> {
+        let compiled = self
+            .env
+            .compile_expression(condition_text(cond))
+            .map_err(describe)?;
+        let v = compiled.eval(scope.to_value()).map_err(describe)?;
+        Ok(v.is_true())
+    }
+}
+
+fn status_is(state: &State, want: &str) -> bool {
+    state
+        .lookup(STATUS)
+        .and_then(|v| v.as_str().map(|s| s == want))
+        .unwrap_or(false)
+}
+
+/// `"{{ x }}"` -> `Some(" x ")`: the whole string is one expression.
+fn single_expression(s: &str) -> Option<&str> {
+    let inner = s.trim().strip_prefix("{{")?.strip_suffix("}}")?;
+    (!inner.contains("{{") && !inner.contains("}}")).then_some(inner)
+}
+
+fn is_template(s: &str) -> bool {
+    s.contains("{{") || s.contains("{%")
+}
+
+fn condition_text(cond: &str) -> &str {
+    single_expression(cond).unwrap_or(cond)
+}
+
+/// minijinja's message without its template-name noise.
+fn describe(e: minijinja::Error) -> String {
+    let mut msg = e.kind().to_string();
+    if let Some(detail) = e.detail() {
+        msg = format!("{msg}: {detail}");
+    }
+    msg
+}
+
+/// Whether a string holds an expression at all (a literal needs no scope).
+pub fn is_literal(value: &Value) -> bool {
+    match value {
+        Value::String(s) => !is_template(s),
+        Value::Array(items) => items.iter().all(is_literal),
+        Value::Object(m) => m.values().all(is_literal),
+        _ => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn whole_expressions_keep_their_type_and_text_renders() {
+        let e = Expressions::new();
+        let input = json!({"n": 3, "name": "web"});
+        let ctx = json!({"disks": ["a", "b"]});
+        let scope = Scope {
+            input: Some(&input),
+            ctx: ctx.as_object(),
+            ..Scope::default()
+        };
+        let out = e
+            .render(
+                &json!({"n": "{{ input.n + 1 }}", "d": "{{ ctx.disks }}", "s": "vm-{{ input.name }}", "lit": 5}),
+                scope,
+            )
+            .unwrap();
+        assert_eq!(out, json!({"n": 4, "d": ["a", "b"], "s": "vm-web", "lit": 5}));
+    }
+
+    #[test]
+    fn undefined_names_are_errors() {
+        let e = Expressions::new();
+        let input = json!({});
+        let scope = Scope {
+            input: Some(&input),
+            ..Scope::default()
+        };
+        let err = e.render(&json!("{{ input.nope }}"), scope).unwrap_err();
+        assert!(err.contains("undefined"), "{err}");
+        let err = e.render(&json!("x-{{ input.nope.deeper }}"), scope).unwrap_err();
+        assert!(err.contains("undefined"), "{err}");
+    }
+
+    #[test]
+    fn conditions_see_the_task_status() {
+        let e = Expressions::new();
+        let result = json!({"ok": true});
+        let scope = Scope {
+            result: Some(&result),
+            status: Some("succeeded"),
+            ..Scope::default()
+        };
+        assert!(e.condition("{{ succeeded() }}", scope).unwrap());
+        assert!(e.condition("succeeded() and result.ok", scope).unwrap());
+        assert!(!e.condition("failed()", scope).unwrap());
+        assert!(e.check_condition("succeeded(").is_err());
+        assert!(e.check(&json!({"a": ["{{ 1 + }}"]})).is_err());
+    }
+}

@@ -1,0 +1,143 @@
+//! A task's grants: what the workflow asks for, bounded by the operator.
+//!
+//! The operator's flags on `wasmflow run wf.yaml` are the upper bound. A
+//! task gets what its own `grants` (or else the workflow's) list, and only
+//! if each entry is within what the operator granted: a workflow file can
+//! narrow a sandbox, never widen it.
+
+use crate::model::GrantSpec;
+use std::path::Path;
+use wasmflow_runtime::grants::{parse_env, parse_exec, parse_mount, parse_net};
+use wasmflow_store::{Grants, Mount};
+
+/// Parse a rendered grant spec (templates already filled in).
+pub fn parse(spec: &GrantSpec) -> Result<Grants, String> {
+    let e = |e: wasmflow_runtime::GrantError| e.to_string();
+    Ok(Grants {
+        read: spec
+            .read
+            .iter()
+            .map(|v| parse_mount("--allow-read", v).map_err(e))
+            .collect::<Result<_, _>>()?,
+        write: spec
+            .write
+            .iter()
+            .map(|v| parse_mount("--allow-write", v).map_err(e))
+            .collect::<Result<_, _>>()?,
+        env: spec
+            .env
+            .iter()
+            .map(|v| parse_env(v).map_err(e))
+            .collect::<Result<_, _>>()?,
+        net: spec
+            .net
+            .iter()
+            .map(|v| parse_net(v).map_err(e))
+            .collect::<Result<_, _>>()?,
+        exec: spec
+            .exec
+            .iter()
+            .map(|v| parse_exec(v).map_err(e))
+            .collect::<Result<_, _>>()?,
+        secrets: Vec::new(),
+    })
+}
+
+/// Check that every entry of `asked` is within `operator`, naming the first
+/// that is not and the flag that would allow it. Environment variables the
+/// operator gave a value for take the operator's value.
+pub fn bound(mut asked: Grants, operator: &Grants) -> Result<Grants, String> {
+    let missing = |flag: &str, what: &str| {
+        format!("asks for {flag} {what}, which the operator did not grant (add {flag} {what} to the command)")
+    };
+    for m in &asked.read {
+        let ok = operator
+            .read
+            .iter()
+            .chain(&operator.write)
+            .any(|o| within(m, o));
+        if !ok {
+            return Err(missing("--allow-read", &m.host));
+        }
+    }
+    for m in &asked.write {
+        if !operator.write.iter().any(|o| within(m, o)) {
+            return Err(missing("--allow-write", &m.host));
+        }
+    }
+    for env in &mut asked.env {
+        match operator.env.iter().find(|o| o.name == env.name) {
+            Some(o) => {
+                if o.value.is_some() {
+                    env.value = o.value.clone();
+                }
+            }
+            None => return Err(missing("--allow-env", &env.name)),
+        }
+    }
+    for n in &asked.net {
+        let ok = operator
+            .net
+            .iter()
+            .any(|o| o.host == n.host && (o.port.is_none() || o.port == n.port));
+        if !ok {
+            return Err(missing("--allow-net", &n.to_string()));
+        }
+    }
+    for p in &asked.exec {
+        if !operator.exec.contains(p) {
+            return Err(missing("--allow-exec", p));
+        }
+    }
+    Ok(asked)
+}
+
+/// Whether the host side of `inner` lies inside that of `outer`.
+fn within(inner: &Mount, outer: &Mount) -> bool {
+    Path::new(&inner.host).starts_with(Path::new(&outer.host))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(f: impl FnOnce(&mut GrantSpec)) -> GrantSpec {
+        let mut s = GrantSpec::default();
+        f(&mut s);
+        s
+    }
+
+    #[test]
+    fn tasks_get_only_what_the_operator_granted() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("disks");
+        std::fs::create_dir(&sub).unwrap();
+        let d = dir.path().to_str().unwrap().to_owned();
+        let s = sub.to_str().unwrap().to_owned();
+        let operator = parse(&spec(|g| {
+            g.write.push(d.clone());
+            g.exec.push("qemu-img".into());
+            g.env.push("TOKEN=abc".into());
+            g.net.push("localhost".into());
+        }))
+        .unwrap();
+
+        let narrow = parse(&spec(|g| {
+            g.read.push(s.clone());
+            g.write.push(s.clone());
+            g.exec.push("qemu-img".into());
+            g.env.push("TOKEN".into());
+            g.net.push("localhost:8080".into());
+        }))
+        .unwrap();
+        let bounded = bound(narrow, &operator).unwrap();
+        assert_eq!(bounded.env[0].value.as_deref(), Some("abc"));
+
+        let wider = parse(&spec(|g| g.exec.push("rm".into()))).unwrap();
+        let e = bound(wider, &operator).unwrap_err();
+        assert!(e.contains("--allow-exec rm"), "{e}");
+
+        let outside = parse(&spec(|g| g.read.push("/".into()))).unwrap();
+        assert!(bound(outside, &operator).unwrap_err().contains("--allow-read /"));
+    }
+}

@@ -1,0 +1,302 @@
+//! A workflow execution's journal: every state transition, in order, as it
+//! is written to the store; and the state that folding it gives.
+//!
+//! The scheduler decides a transition, appends it (durably before it starts
+//! anything that depends on it), then applies it. After a crash the same
+//! fold rebuilds the state, so resuming is the live code path from there:
+//! nothing is inferred that was not written.
+
+use crate::model::{Join, Workflow};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use wasmflow_store::{ExecutionId, Failure, Status};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "entry", rename_all = "snake_case")]
+pub enum Entry {
+    /// The workflow started with this (checked) input and initial `ctx`.
+    Begin { input: Value, ctx: Map<String, Value> },
+    /// A with-items task's items, evaluated once.
+    Items { run: usize, items: Vec<Value> },
+    /// An attempt of a slot (the task, or one item of it) was handed to an
+    /// action as execution `child`, with this rendered input.
+    Dispatch {
+        run: usize,
+        slot: usize,
+        attempt: u32,
+        child: ExecutionId,
+        input: Value,
+    },
+    /// An attempt ended; `retry` when another attempt will follow.
+    Settle {
+        run: usize,
+        slot: usize,
+        child: Option<ExecutionId>,
+        status: Status,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        result: Option<Value>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<Failure>,
+        retry: bool,
+    },
+    /// A run of a task finished; its transitions published these values and
+    /// led to these tasks.
+    Complete {
+        run: usize,
+        status: Status,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        result: Option<Value>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<Failure>,
+        publish: Map<String, Value>,
+        next: Vec<String>,
+        /// The run reused the result of this run of an earlier execution
+        /// (`re-run --from`) instead of running.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reused_from: Option<ExecutionId>,
+    },
+    /// The workflow will fail: no more tasks start, running ones finish.
+    Fail { failure: Failure },
+    /// Canceled: running actions are stopped, nothing more starts.
+    Cancel,
+    /// The workflow ended.
+    End {
+        status: Status,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        result: Option<Value>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<Failure>,
+    },
+}
+
+/// One attempt-able unit: a task, or one item of a with-items task.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Slot {
+    pub attempt: u32,
+    /// The execution of the current attempt, once dispatched.
+    pub child: Option<ExecutionId>,
+    pub input: Option<Value>,
+    /// Set when the current attempt has ended.
+    pub outcome: Option<SlotOutcome>,
+    /// The current attempt ended and another will follow.
+    pub retry: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct SlotOutcome {
+    pub status: Status,
+    pub result: Option<Value>,
+    pub error: Option<Failure>,
+}
+
+impl Slot {
+    pub fn is_running(&self) -> bool {
+        self.child.is_some() && self.outcome.is_none()
+    }
+
+    /// Ended with no retry to come.
+    pub fn is_done(&self) -> bool {
+        self.outcome.is_some() && !self.retry
+    }
+
+    /// Never started, or waiting for its next attempt.
+    pub fn is_idle(&self) -> bool {
+        (self.child.is_none() && self.outcome.is_none()) || self.retry
+    }
+}
+
+/// One run of a task (a task runs again each time a transition leads to it,
+/// unless it joins).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TaskRun {
+    pub name: String,
+    /// For with-items tasks, once evaluated.
+    pub items: Option<Vec<Value>>,
+    pub slots: Vec<Slot>,
+    pub completed: Option<SlotOutcome>,
+    pub reused_from: Option<ExecutionId>,
+}
+
+impl TaskRun {
+    fn new(name: &str, with_items: bool) -> Self {
+        Self {
+            name: name.to_owned(),
+            items: None,
+            // A with-items run gets its slots with its items.
+            slots: if with_items { Vec::new() } else { vec![Slot::default()] },
+            completed: None,
+            reused_from: None,
+        }
+    }
+
+    pub fn running(&self) -> usize {
+        self.slots.iter().filter(|s| s.is_running()).count()
+    }
+
+    /// Whether every slot has ended, or one failed for good and none still
+    /// runs (a failed item stops the rest from starting).
+    pub fn is_settled(&self, with_items: bool) -> bool {
+        if with_items && self.items.is_none() {
+            return false;
+        }
+        let all_done = self.slots.iter().all(Slot::is_done);
+        let failed = self
+            .slots
+            .iter()
+            .any(|s| s.is_done() && s.outcome.as_ref().is_some_and(|o| o.status != Status::Succeeded));
+        all_done || (failed && self.running() == 0)
+    }
+
+    pub fn has_failed_slot(&self) -> bool {
+        self.slots
+            .iter()
+            .any(|s| s.is_done() && s.outcome.as_ref().is_some_and(|o| o.status != Status::Succeeded))
+    }
+}
+
+/// The state a journal folds to.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct State {
+    pub input: Value,
+    pub ctx: Map<String, Value>,
+    pub runs: Vec<TaskRun>,
+    /// Transitions that reached each joining task and have not yet started
+    /// a run of it.
+    pub arrivals: HashMap<String, u32>,
+    pub failing: Option<Failure>,
+    pub canceled: bool,
+    pub ended: Option<(Status, Option<Value>, Option<Failure>)>,
+    /// Entries applied so far (the next entry's sequence number).
+    pub len: u32,
+}
+
+impl State {
+    /// Apply one entry. `wf` decides how transitions start runs (joins).
+    pub fn apply(&mut self, wf: &Workflow, entry: &Entry) {
+        self.len += 1;
+        match entry {
+            Entry::Begin { input, ctx } => {
+                self.input = input.clone();
+                self.ctx = ctx.clone();
+                for t in wf.start_tasks() {
+                    self.start(wf, t);
+                }
+            }
+            Entry::Items { run, items } => {
+                let r = &mut self.runs[*run];
+                r.items = Some(items.clone());
+                r.slots = vec![Slot::default(); items.len()];
+            }
+            Entry::Dispatch {
+                run,
+                slot,
+                attempt,
+                child,
+                input,
+            } => {
+                let s = &mut self.runs[*run].slots[*slot];
+                s.attempt = *attempt;
+                s.child = Some(*child);
+                s.input = Some(input.clone());
+                s.outcome = None;
+                s.retry = false;
+            }
+            Entry::Settle {
+                run,
+                slot,
+                child,
+                status,
+                result,
+                error,
+                retry,
+            } => {
+                let s = &mut self.runs[*run].slots[*slot];
+                if child.is_some() {
+                    s.child = *child;
+                }
+                s.outcome = Some(SlotOutcome {
+                    status: *status,
+                    result: result.clone(),
+                    error: error.clone(),
+                });
+                s.retry = *retry;
+            }
+            Entry::Complete {
+                run,
+                status,
+                result,
+                error,
+                publish,
+                next,
+                reused_from,
+            } => {
+                let r = &mut self.runs[*run];
+                r.completed = Some(SlotOutcome {
+                    status: *status,
+                    result: result.clone(),
+                    error: error.clone(),
+                });
+                r.reused_from = *reused_from;
+                for (k, v) in publish {
+                    self.ctx.insert(k.clone(), v.clone());
+                }
+                for t in next {
+                    self.arrive(wf, t);
+                }
+            }
+            Entry::Fail { failure } => {
+                if self.failing.is_none() {
+                    self.failing = Some(failure.clone());
+                }
+            }
+            Entry::Cancel => self.canceled = true,
+            Entry::End {
+                status,
+                result,
+                error,
+            } => self.ended = Some((*status, result.clone(), error.clone())),
+        }
+    }
+
+    fn start(&mut self, wf: &Workflow, name: &str) {
+        let with_items = wf.tasks.get(name).is_some_and(|t| t.with_items.is_some());
+        self.runs.push(TaskRun::new(name, with_items));
+    }
+
+    fn arrive(&mut self, wf: &Workflow, name: &str) {
+        let Some(task) = wf.tasks.get(name) else {
+            return;
+        };
+        let needed = match task.join {
+            None => 1,
+            Some(Join::All) => wf.inbound(name) as u32,
+            Some(Join::Count(n)) => n,
+        };
+        let count = self.arrivals.entry(name.to_owned()).or_insert(0);
+        *count += 1;
+        if *count == needed {
+            self.start(wf, name);
+        }
+        // With `join: N` of more inbound transitions, later arrivals are
+        // ignored: the task has already run once for this join.
+        if task.join.is_none() {
+            self.arrivals.remove(name);
+        }
+    }
+
+    /// How many runs of `name` came before run `run` (its occurrence).
+    pub fn occurrence(&self, run: usize) -> usize {
+        let name = &self.runs[run].name;
+        self.runs[..run].iter().filter(|r| &r.name == name).count()
+    }
+
+    /// Fold a whole journal.
+    pub fn fold(wf: &Workflow, entries: &[Entry]) -> Self {
+        let mut s = State::default();
+        for e in entries {
+            s.apply(wf, e);
+        }
+        s
+    }
+}
