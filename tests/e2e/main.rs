@@ -12,6 +12,8 @@ mod records;
 mod replay;
 mod sandbox;
 mod vm_clone;
+mod workflow;
+mod workflow_crash;
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};

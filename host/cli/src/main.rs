@@ -10,8 +10,8 @@ mod inspect;
 mod print;
 mod run;
 mod tree;
-mod workflow;
 mod units;
+mod workflow;
 
 use clap::Parser;
 use std::path::PathBuf;

@@ -61,14 +61,20 @@ impl Node {
         out.push([
             format!("{lead}{name}"),
             r.status.to_string(),
-            r.elapsed().map(print::elapsed).unwrap_or_else(|| "-".into()),
+            r.elapsed()
+                .map(print::elapsed)
+                .unwrap_or_else(|| "-".into()),
             r.id.to_string(),
             r.action.clone(),
         ]);
         let n = self.children.len();
         for (i, c) in self.children.iter().enumerate() {
             let last = i + 1 == n;
-            let (l, cl) = if last { ("└─ ", "   ") } else { ("├─ ", "│  ") };
+            let (l, cl) = if last {
+                ("└─ ", "   ")
+            } else {
+                ("├─ ", "│  ")
+            };
             c.rows(
                 &format!("{child_lead}{l}"),
                 &format!("{child_lead}{cl}"),

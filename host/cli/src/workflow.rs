@@ -41,7 +41,11 @@ pub fn validate(home: &Home, file: &Path) -> CmdResult {
         "{}: ok ({} task{}, starts with {})",
         file.display(),
         def.workflow.tasks.len(),
-        if def.workflow.tasks.len() == 1 { "" } else { "s" },
+        if def.workflow.tasks.len() == 1 {
+            ""
+        } else {
+            "s"
+        },
         def.workflow.start_tasks().join(", ")
     );
     Ok(ExitCode::SUCCESS)
@@ -76,6 +80,8 @@ fn foreground(home: &Home, rt: Runtime, mut req: Request, show: bool, json: bool
     req.observer = progress.clone().map(|p| p as Arc<dyn Observer>);
     let cancel = req.cancel.clone();
     let sched = Scheduler::new(rt);
+    // The id up front, so another terminal can `execution cancel` it.
+    eprintln!("workflow execution {id} started");
     let record = tokio_multi().block_on(async {
         watch_cancel(home, id, cancel.clone());
         sched.run(req).await
@@ -299,7 +305,11 @@ impl Progress {
         self.bar.set_message(format!(
             "{} done; running: {}",
             state.0,
-            if state.1.is_empty() { "-".to_owned() } else { state.1.join(", ") }
+            if state.1.is_empty() {
+                "-".to_owned()
+            } else {
+                state.1.join(", ")
+            }
         ));
     }
 }
@@ -317,12 +327,19 @@ impl Observer for Progress {
     fn task_finished(&self, workflow: &str, task: &str, status: Status, elapsed: Duration) {
         let mut s = self.state.lock().expect("not poisoned");
         s.0 += 1;
-        if let Some(i) = s.1.iter().position(|t| t == task || t.starts_with(&format!("{task}["))) {
+        if let Some(i) =
+            s.1.iter()
+                .position(|t| t == task || t.starts_with(&format!("{task}[")))
+        {
             s.1.remove(i);
         }
         self.bar.println(format!(
             "{} {workflow}.{task} {status} in {}",
-            if status == Status::Succeeded { "✓" } else { "✗" },
+            if status == Status::Succeeded {
+                "✓"
+            } else {
+                "✗"
+            },
             print::elapsed(elapsed)
         ));
         self.refresh(&s);

@@ -29,8 +29,8 @@ pub use action::{Action, RunSignature};
 pub use grants::GrantError;
 pub use replay::{Recording, ReplayReport, Verdict};
 pub use run::{LogWatcher, Outcome, RunOptions};
-pub use value::InputError;
 pub use tokio_util::sync::CancellationToken;
+pub use value::InputError;
 pub use wasmflow_store as store;
 pub use world::Divergence;
 
@@ -210,8 +210,7 @@ impl Runtime {
             grants,
             limits,
             world::World::unrecorded(),
-            None,
-            None,
+            crate::run::Control::default(),
         )
         .await)
     }

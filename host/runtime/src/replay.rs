@@ -154,8 +154,7 @@ impl Runtime {
             &original.grants,
             &original.limits,
             world.clone(),
-            None,
-            None,
+            crate::run::Control::default(),
         )
         .await;
         let verdict = match world.finish() {

@@ -11,8 +11,8 @@ use crate::world::World;
 use crate::{Runtime, RuntimeError};
 use serde_json::{json, Value};
 use std::time::Duration;
-use wasmflow_store::{now, ExecutionId, ExecutionRecord, Failure, Grants, Limits, Status};
 use tokio_util::sync::CancellationToken;
+use wasmflow_store::{now, ExecutionId, ExecutionRecord, Failure, Grants, Limits, Status};
 use wasmtime::component::{HasSelf, Linker, Type, Val};
 use wasmtime::{Trap, UpdateDeadline};
 
@@ -96,8 +96,10 @@ pub(crate) async fn run(
         &record.grants,
         &record.limits,
         world.clone(),
-        options.watch_logs,
-        options.cancel,
+        Control {
+            watch_logs: options.watch_logs,
+            cancel: options.cancel,
+        },
     )
     .await;
     rt.store().put_events(record.id, &world.take_recorded())?;
@@ -145,6 +147,13 @@ pub(crate) fn conclude(
     Ok(record)
 }
 
+/// How the caller follows and steers one execution.
+#[derive(Default)]
+pub(crate) struct Control {
+    pub watch_logs: Option<LogWatcher>,
+    pub cancel: Option<CancellationToken>,
+}
+
 /// What one call of `run` produced, before it is recorded.
 #[derive(Debug, Clone)]
 pub struct Outcome {
@@ -165,9 +174,9 @@ pub(crate) async fn execute(
     grants: &Grants,
     limits: &Limits,
     world: World,
-    watch_logs: Option<LogWatcher>,
-    cancel: Option<CancellationToken>,
+    control: Control,
 ) -> Outcome {
+    let Control { watch_logs, cancel } = control;
     let name = action_name(&action.reference);
     let sandbox = match Sandbox::new(&name, grants, limits, world, watch_logs) {
         Ok(s) => s,

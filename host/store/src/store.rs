@@ -607,10 +607,18 @@ mod tests {
             store.put(&c).unwrap();
             kids.push(c.id);
         }
-        let got: Vec<_> = store.children(parent.id).unwrap().iter().map(|r| r.id).collect();
+        let got: Vec<_> = store
+            .children(parent.id)
+            .unwrap()
+            .iter()
+            .map(|r| r.id)
+            .collect();
         assert_eq!(got, kids);
         let roots = store.list(&ListFilter::default()).unwrap();
-        assert_eq!(roots.iter().map(|r| r.id).collect::<Vec<_>>(), vec![parent.id]);
+        assert_eq!(
+            roots.iter().map(|r| r.id).collect::<Vec<_>>(),
+            vec![parent.id]
+        );
         let all = store
             .list(&ListFilter {
                 children: true,
@@ -625,9 +633,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let a = record(1).id;
-        store.append_workflow_log(a, 0, &[b"x".to_vec(), b"y".to_vec()], false).unwrap();
-        store.append_workflow_log(a, 2, &[b"z".to_vec()], true).unwrap();
-        assert_eq!(store.workflow_log(a).unwrap(), vec![b"x".to_vec(), b"y".to_vec(), b"z".to_vec()]);
+        store
+            .append_workflow_log(a, 0, &[b"x".to_vec(), b"y".to_vec()], false)
+            .unwrap();
+        store
+            .append_workflow_log(a, 2, &[b"z".to_vec()], true)
+            .unwrap();
+        assert_eq!(
+            store.workflow_log(a).unwrap(),
+            vec![b"x".to_vec(), b"y".to_vec(), b"z".to_vec()]
+        );
         assert!(store.workflow_log(record(2).id).unwrap().is_empty());
     }
 

@@ -65,10 +65,7 @@ impl Definition {
                     column: l.column(),
                 })
                 .unwrap_or_default();
-            let mut message = e.to_string();
-            if let Some(cut) = message.rfind(" at line ") {
-                message.truncate(cut);
-            }
+            let message = without_location(&e.to_string());
             Problems(vec![Problem {
                 file: path.to_owned(),
                 position,
@@ -111,9 +108,9 @@ impl Definition {
             return Err("oci:// actions need the registry support of issue #5, which is not built yet; give a component path".into());
         }
         let p = Path::new(a);
-        let has_ext = p.extension().is_some_and(|e| {
-            matches!(e.to_str(), Some("wasm" | "wat" | "yaml" | "yml"))
-        });
+        let has_ext = p
+            .extension()
+            .is_some_and(|e| matches!(e.to_str(), Some("wasm" | "wat" | "yaml" | "yml")));
         if !has_ext {
             return Err(format!(
                 "`{a}` is not a component (.wasm, .wat) or workflow (.yaml) path; pack actions (`pack.action`) come with packs (issue #5)"
@@ -137,12 +134,11 @@ impl Definition {
             .input
             .iter()
             .map(|i| {
-                let ty = i
-                    .ty
-                    .as_deref()
-                    .map(InputType::parse)
-                    .and_then(Result::ok)
-                    .unwrap_or(InputType::Any);
+                let ty =
+                    i.ty.as_deref()
+                        .map(InputType::parse)
+                        .and_then(Result::ok)
+                        .unwrap_or(InputType::Any);
                 (i.name.clone(), ty)
             })
             .collect()
@@ -156,12 +152,21 @@ impl Definition {
                 "input: expected a JSON object keyed by input name, got {input}"
             ));
         };
-        let names: Vec<&str> = self.workflow.input.iter().map(|i| i.name.as_str()).collect();
+        let names: Vec<&str> = self
+            .workflow
+            .input
+            .iter()
+            .map(|i| i.name.as_str())
+            .collect();
         for k in obj.keys() {
             if !names.contains(&k.as_str()) {
                 return Err(format!(
                     "{k}: unknown input (the workflow takes: {})",
-                    if names.is_empty() { "nothing".to_owned() } else { names.join(", ") }
+                    if names.is_empty() {
+                        "nothing".to_owned()
+                    } else {
+                        names.join(", ")
+                    }
                 ));
             }
         }
@@ -172,7 +177,11 @@ impl Definition {
                 (None, Some(d)) => d.clone(),
                 (None, None) if spec.required == Some(false) => Value::Null,
                 (None, None) => {
-                    return Err(format!("{}: missing input of type {}", spec.name, ty.name()))
+                    return Err(format!(
+                        "{}: missing input of type {}",
+                        spec.name,
+                        ty.name()
+                    ))
                 }
             };
             if !(value.is_null() && spec.required == Some(false)) {
@@ -195,14 +204,20 @@ impl Definition {
         if !ok_version {
             out.push(src.problem(
                 "version",
-                format!("unsupported version {} (this wasmflow reads version 1)", wf.version),
+                format!(
+                    "unsupported version {} (this wasmflow reads version 1)",
+                    wf.version
+                ),
             ));
         }
         let mut seen = HashSet::new();
         for (i, spec) in wf.input.iter().enumerate() {
             let at = index("input", i);
             if !seen.insert(spec.name.as_str()) {
-                out.push(src.problem(&join(&at, "name"), format!("input `{}` is declared twice", spec.name)));
+                out.push(src.problem(
+                    &join(&at, "name"),
+                    format!("input `{}` is declared twice", spec.name),
+                ));
             }
             if let Some(ty) = &spec.ty {
                 match InputType::parse(ty) {
@@ -218,8 +233,11 @@ impl Definition {
             }
         }
         let expr = |path: String, v: &Value, out: &mut Vec<Problem>| {
-            if let Err(e) = exprs.check(v) {
-                out.push(src.problem(&path, format!("expression does not parse: {e}")));
+            if let Err((at, e)) = exprs.check(v) {
+                out.push(src.problem(
+                    &format!("{path}{at}"),
+                    format!("expression does not parse: {e}"),
+                ));
             }
         };
         for (k, v) in &wf.vars {
@@ -229,8 +247,13 @@ impl Definition {
             expr(join("output", k), v, &mut out);
         }
         if let Some(g) = &wf.grants {
-            let v = serde_json::to_value(grant_strings(g)).unwrap_or_default();
-            expr("grants".into(), &v, &mut out);
+            for (kind, list) in grant_lists(g) {
+                expr(
+                    join("grants", kind),
+                    &serde_json::to_value(list).unwrap_or_default(),
+                    &mut out,
+                );
+            }
         }
         if wf.tasks.is_empty() {
             out.push(src.problem("tasks", "a workflow needs at least one task"));
@@ -246,18 +269,30 @@ impl Definition {
             if let Some(items) = &task.with_items {
                 expr(join(&at, "with-items"), items, &mut out);
                 if !matches!(items, Value::String(_) | Value::Array(_)) {
-                    out.push(src.problem(&join(&at, "with-items"), "expected a list or an expression giving one"));
+                    out.push(src.problem(
+                        &join(&at, "with-items"),
+                        "expected a list or an expression giving one",
+                    ));
                 }
             }
             if task.concurrency == Some(0) {
                 out.push(src.problem(&join(&at, "concurrency"), "concurrency must be at least 1"));
             }
             if task.concurrency.is_some() && task.with_items.is_none() {
-                out.push(src.problem(&join(&at, "concurrency"), "concurrency only applies with `with-items`"));
+                out.push(src.problem(
+                    &join(&at, "concurrency"),
+                    "concurrency only applies with `with-items`",
+                ));
             }
             if let Some(g) = &task.grants {
-                let v = serde_json::to_value(grant_strings(g)).unwrap_or_default();
-                expr(join(&at, "grants"), &v, &mut out);
+                for (kind, list) in grant_lists(g) {
+                    let path = join(&join(&at, "grants"), kind);
+                    expr(
+                        path,
+                        &serde_json::to_value(list).unwrap_or_default(),
+                        &mut out,
+                    );
+                }
             }
             if let Some(t) = &task.timeout {
                 if let Err(e) = duration(t) {
@@ -276,7 +311,10 @@ impl Definition {
                 }
                 if let Some(w) = &r.when {
                     if let Err(e) = exprs.check_condition(w) {
-                        out.push(src.problem(&join(&rp, "when"), format!("expression does not parse: {e}")));
+                        out.push(src.problem(
+                            &join(&rp, "when"),
+                            format!("expression does not parse: {e}"),
+                        ));
                     }
                 }
             }
@@ -293,7 +331,10 @@ impl Definition {
                 let tp = index(&join(&at, "next"), i);
                 if let Some(w) = &t.when {
                     if let Err(e) = exprs.check_condition(w) {
-                        out.push(src.problem(&join(&tp, "when"), format!("expression does not parse: {e}")));
+                        out.push(src.problem(
+                            &join(&tp, "when"),
+                            format!("expression does not parse: {e}"),
+                        ));
                     }
                 }
                 for (k, v) in &t.publish {
@@ -303,7 +344,9 @@ impl Definition {
                     if !wf.tasks.contains_key(target) {
                         let known: Vec<&str> = wf.tasks.keys().map(String::as_str).collect();
                         // `do: a` is a scalar, `do: [a, b]` a list.
-                        let path = if src.position(&index(&join(&tp, "do"), j)) == src.position(&join(&tp, "do")) {
+                        let path = if src.position(&index(&join(&tp, "do"), j))
+                            == src.position(&join(&tp, "do"))
+                        {
                             join(&tp, "do")
                         } else {
                             index(&join(&tp, "do"), j)
@@ -386,17 +429,29 @@ fn check_actions(def: &Definition, loader: &Loader, stack: &mut Vec<PathBuf>) ->
             Ok(ActionRef::Workflow(path)) => {
                 let c = canonical(&path);
                 if stack.contains(&c) {
-                    out.push(src.problem(&action_at, format!("{} includes itself (through nested workflows)", path.display())));
+                    out.push(src.problem(
+                        &action_at,
+                        format!(
+                            "{} includes itself (through nested workflows)",
+                            path.display()
+                        ),
+                    ));
                     continue;
                 }
                 match Definition::load(&path) {
-                    Err(p) => out.push(src.problem(&action_at, format!("the nested workflow has problems:\n{p}"))),
+                    Err(p) => out.push(src.problem(
+                        &action_at,
+                        format!("the nested workflow has problems:\n{p}"),
+                    )),
                     Ok(child) => {
                         stack.push(c);
                         let nested = check_actions(&child, loader, stack);
                         stack.pop();
                         if !nested.is_empty() {
-                            out.push(src.problem(&action_at, format!("the nested workflow has problems:\n{}", Problems(nested))));
+                            out.push(src.problem(
+                                &action_at,
+                                format!("the nested workflow has problems:\n{}", Problems(nested)),
+                            ));
                         }
                         // Literal input can be checked against the nested
                         // workflow's declared input.
@@ -412,8 +467,11 @@ fn check_actions(def: &Definition, loader: &Loader, stack: &mut Vec<PathBuf>) ->
                 match loader.load(&path) {
                     Err(e) => out.push(src.problem(&action_at, e.to_string())),
                     Ok(action) => {
-                        let input: serde_json::Map<String, Value> =
-                            task.input.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                        let input: serde_json::Map<String, Value> = task
+                            .input
+                            .iter()
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect();
                         if let Err(e) = action.check_known_input(&input, &|v| !is_literal(v)) {
                             let path = join(&join(&at, "input"), &e.path);
                             out.push(src.problem(
@@ -429,26 +487,59 @@ fn check_actions(def: &Definition, loader: &Loader, stack: &mut Vec<PathBuf>) ->
     out
 }
 
-fn check_workflow_input(parent: &Definition, child: &Definition, task: &Task, at: &str, out: &mut Vec<Problem>) {
-    let names: Vec<String> = child.workflow.input.iter().map(|i| i.name.clone()).collect();
+fn check_workflow_input(
+    parent: &Definition,
+    child: &Definition,
+    task: &Task,
+    at: &str,
+    out: &mut Vec<Problem>,
+) {
+    let names: Vec<String> = child
+        .workflow
+        .input
+        .iter()
+        .map(|i| i.name.clone())
+        .collect();
     for k in task.input.keys() {
         if !names.contains(k) {
             out.push(parent.source.problem(
                 &join(&join(at, "input"), k),
-                format!("the nested workflow takes no input `{k}` (it takes: {})", names.join(", ")),
+                format!(
+                    "the nested workflow takes no input `{k}` (it takes: {})",
+                    names.join(", ")
+                ),
             ));
         }
     }
 }
 
-fn grant_strings(g: &crate::model::GrantSpec) -> Vec<&String> {
-    g.read
-        .iter()
-        .chain(&g.write)
-        .chain(&g.env)
-        .chain(&g.net)
-        .chain(&g.exec)
-        .collect()
+fn grant_lists(g: &crate::model::GrantSpec) -> [(&'static str, &Vec<String>); 5] {
+    [
+        ("read", &g.read),
+        ("write", &g.write),
+        ("env", &g.env),
+        ("net", &g.net),
+        ("exec", &g.exec),
+    ]
+}
+
+/// serde_yaml's message without its " at line L column C" (the position
+/// is shown up front).
+fn without_location(msg: &str) -> String {
+    let Some(start) = msg.find(" at line ") else {
+        return msg.to_owned();
+    };
+    let rest = &msg[start + " at line ".len()..];
+    let after_column = rest.find("column ").map(|c| {
+        let digits = rest[c + 7..]
+            .find(|ch: char| !ch.is_ascii_digit())
+            .unwrap_or(rest.len() - c - 7);
+        start + " at line ".len() + c + 7 + digits
+    });
+    match after_column {
+        Some(end) => format!("{}{}", &msg[..start], &msg[end..]),
+        None => msg[..start].to_owned(),
+    }
 }
 
 /// `30s`, `2m`, `500ms`.
@@ -485,7 +576,9 @@ impl Definition {
         }
         let mut at = input;
         for k in &keys[..keys.len() - 1] {
-            let obj = at.as_object_mut().ok_or_else(|| format!("{path}: {k} is not an object"))?;
+            let obj = at
+                .as_object_mut()
+                .ok_or_else(|| format!("{path}: {k} is not an object"))?;
             at = obj
                 .entry(k.to_string())
                 .or_insert_with(|| Value::Object(Default::default()));

@@ -65,12 +65,18 @@ impl Expressions {
         Self { env }
     }
 
-    /// Check that every template in `value` parses.
-    pub fn check(&self, value: &Value) -> Result<(), String> {
+    /// Check that every template in `value` parses; the error names where
+    /// in `value` (`.spec.name`, `[2]`) the first bad one is.
+    pub fn check(&self, value: &Value) -> Result<(), (String, String)> {
         match value {
-            Value::String(s) => self.check_str(s),
-            Value::Array(items) => items.iter().try_for_each(|v| self.check(v)),
-            Value::Object(m) => m.values().try_for_each(|v| self.check(v)),
+            Value::String(s) => self.check_str(s).map_err(|e| (String::new(), e)),
+            Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .try_for_each(|(i, v)| self.check(v).map_err(|(at, e)| (format!("[{i}]{at}"), e))),
+            Value::Object(m) => m
+                .iter()
+                .try_for_each(|(k, v)| self.check(v).map_err(|(at, e)| (format!(".{k}{at}"), e))),
             _ => Ok(()),
         }
     }
@@ -205,7 +211,10 @@ mod tests {
                 scope,
             )
             .unwrap();
-        assert_eq!(out, json!({"n": 4, "d": ["a", "b"], "s": "vm-web", "lit": 5}));
+        assert_eq!(
+            out,
+            json!({"n": 4, "d": ["a", "b"], "s": "vm-web", "lit": 5})
+        );
     }
 
     #[test]
@@ -218,7 +227,9 @@ mod tests {
         };
         let err = e.render(&json!("{{ input.nope }}"), scope).unwrap_err();
         assert!(err.contains("undefined"), "{err}");
-        let err = e.render(&json!("x-{{ input.nope.deeper }}"), scope).unwrap_err();
+        let err = e
+            .render(&json!("x-{{ input.nope.deeper }}"), scope)
+            .unwrap_err();
         assert!(err.contains("undefined"), "{err}");
     }
 
@@ -235,6 +246,7 @@ mod tests {
         assert!(e.condition("succeeded() and result.ok", scope).unwrap());
         assert!(!e.condition("failed()", scope).unwrap());
         assert!(e.check_condition("succeeded(").is_err());
-        assert!(e.check(&json!({"a": ["{{ 1 + }}"]})).is_err());
+        let (at, _) = e.check(&json!({"a": ["ok", "{{ 1 + }}"]})).unwrap_err();
+        assert_eq!(at, ".a[1]");
     }
 }

@@ -138,6 +138,8 @@ mod tests {
         assert!(e.contains("--allow-exec rm"), "{e}");
 
         let outside = parse(&spec(|g| g.read.push("/".into()))).unwrap();
-        assert!(bound(outside, &operator).unwrap_err().contains("--allow-read /"));
+        assert!(bound(outside, &operator)
+            .unwrap_err()
+            .contains("--allow-read /"));
     }
 }

@@ -16,7 +16,10 @@ use wasmflow_store::{ExecutionId, Failure, Status};
 #[serde(tag = "entry", rename_all = "snake_case")]
 pub enum Entry {
     /// The workflow started with this (checked) input and initial `ctx`.
-    Begin { input: Value, ctx: Map<String, Value> },
+    Begin {
+        input: Value,
+        ctx: Map<String, Value>,
+    },
     /// A with-items task's items, evaluated once.
     Items { run: usize, items: Vec<Value> },
     /// An attempt of a slot (the task, or one item of it) was handed to an
@@ -124,7 +127,11 @@ impl TaskRun {
             name: name.to_owned(),
             items: None,
             // A with-items run gets its slots with its items.
-            slots: if with_items { Vec::new() } else { vec![Slot::default()] },
+            slots: if with_items {
+                Vec::new()
+            } else {
+                vec![Slot::default()]
+            },
             completed: None,
             reused_from: None,
         }
@@ -141,17 +148,22 @@ impl TaskRun {
             return false;
         }
         let all_done = self.slots.iter().all(Slot::is_done);
-        let failed = self
-            .slots
-            .iter()
-            .any(|s| s.is_done() && s.outcome.as_ref().is_some_and(|o| o.status != Status::Succeeded));
+        let failed = self.slots.iter().any(|s| {
+            s.is_done()
+                && s.outcome
+                    .as_ref()
+                    .is_some_and(|o| o.status != Status::Succeeded)
+        });
         all_done || (failed && self.running() == 0)
     }
 
     pub fn has_failed_slot(&self) -> bool {
-        self.slots
-            .iter()
-            .any(|s| s.is_done() && s.outcome.as_ref().is_some_and(|o| o.status != Status::Succeeded))
+        self.slots.iter().any(|s| {
+            s.is_done()
+                && s.outcome
+                    .as_ref()
+                    .is_some_and(|o| o.status != Status::Succeeded)
+        })
     }
 }
 

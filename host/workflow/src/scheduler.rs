@@ -2,6 +2,10 @@
 //! each as a child execution, and journals every transition in the store
 //! before anything that depends on it starts.
 
+// Expression failures travel as the `Failure` they are journaled as; they
+// are rare, and boxing them would only add noise to every `?`.
+#![allow(clippy::result_large_err)]
+
 use crate::definition::{duration, ActionRef, Definition};
 use crate::expr::{Expressions, Scope};
 use crate::journal::{Entry, Slot, SlotOutcome, State};
@@ -187,7 +191,10 @@ impl Scheduler {
     }
 
     /// The workflow a record ran, from the copy kept in the store.
-    pub fn recorded_definition(&self, record: &ExecutionRecord) -> Result<Definition, WorkflowError> {
+    pub fn recorded_definition(
+        &self,
+        record: &ExecutionRecord,
+    ) -> Result<Definition, WorkflowError> {
         let bytes = self
             .runtime()
             .store()
@@ -399,9 +406,10 @@ impl Driver {
     }
 
     fn has_settled_incomplete(&self) -> bool {
-        self.state.runs.iter().any(|r| {
-            r.completed.is_none() && r.is_settled(self.with_items(&r.name))
-        })
+        self.state
+            .runs
+            .iter()
+            .any(|r| r.completed.is_none() && r.is_settled(self.with_items(&r.name)))
     }
 
     fn task(&self, name: &str) -> &Task {
@@ -463,7 +471,9 @@ impl Driver {
                 error: None,
             },
             Some((i, o)) => {
-                let mut error = o.error.unwrap_or_else(|| failure("failed", "the item failed"));
+                let mut error = o
+                    .error
+                    .unwrap_or_else(|| failure("failed", "the item failed"));
                 error.message = format!("item {i}: {}", error.message);
                 SlotOutcome {
                     status: o.status,
@@ -524,7 +534,10 @@ impl Driver {
         outcome: &SlotOutcome,
     ) -> Result<(serde_json::Map<String, Value>, Vec<String>, bool), Failure> {
         let task = self.task(name);
-        let error = outcome.error.as_ref().map(|e| serde_json::to_value(e).unwrap_or_default());
+        let error = outcome
+            .error
+            .as_ref()
+            .map(|e| serde_json::to_value(e).unwrap_or_default());
         let null = Value::Null;
         let mut ctx = self.state.ctx.clone();
         let mut publish = serde_json::Map::new();
@@ -570,7 +583,13 @@ impl Driver {
 
     /// Start every slot that may start now.
     fn dispatch(&mut self) -> Result<(), WorkflowError> {
-        for run in 0..self.state.runs.len() {
+        // Runs are added while this walks them (a reused run's transitions
+        // start the next ones): the bound is re-read each time round.
+        let mut run = 0;
+        while run < self.state.runs.len() {
+            let this = run;
+            run += 1;
+            let run = this;
             if self.stopping() {
                 return Ok(());
             }
@@ -629,7 +648,9 @@ impl Driver {
             return Ok(false);
         };
         let name = &self.state.runs[run].name;
-        if reuse.rerun.contains(name) || self.state.runs[run].slots.iter().any(|s| s.child.is_some()) {
+        if reuse.rerun.contains(name)
+            || self.state.runs[run].slots.iter().any(|s| s.child.is_some())
+        {
             return Ok(false);
         }
         let occurrence = self.state.occurrence(run);
@@ -675,7 +696,12 @@ impl Driver {
 
     /// Render a slot's input and grants and hand it to an action. `restart`
     /// is the input of an attempt that was running when the host stopped.
-    fn start_slot(&mut self, run: usize, slot: usize, restart: Option<Value>) -> Result<(), WorkflowError> {
+    fn start_slot(
+        &mut self,
+        run: usize,
+        slot: usize,
+        restart: Option<Value>,
+    ) -> Result<(), WorkflowError> {
         let r = &self.state.runs[run];
         let name = r.name.clone();
         let task = self.task(&name).clone();
@@ -695,7 +721,12 @@ impl Driver {
                     item: item.as_ref(),
                     ..Scope::default()
                 };
-                let raw = Value::Object(task.input.iter().map(|(k, v)| (k.clone(), v.clone())).collect());
+                let raw = Value::Object(
+                    task.input
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
+                );
                 match self.exprs().render(&raw, scope) {
                     Ok(v) => v,
                     Err(e) => {
@@ -810,7 +841,10 @@ impl Driver {
         };
         let rendered = self
             .exprs()
-            .render(&serde_json::to_value(spec_strings(spec)).unwrap_or_default(), scope)
+            .render(
+                &serde_json::to_value(spec_strings(spec)).unwrap_or_default(),
+                scope,
+            )
             .map_err(|e| format!("grants: {e}"))?;
         let lists: Vec<Vec<String>> = serde_json::from_value(rendered)
             .map_err(|_| "grants: every entry must render to a string".to_owned())?;
@@ -867,7 +901,10 @@ impl Driver {
         match &retry.when {
             None => true,
             Some(w) => {
-                let error = outcome.error.as_ref().map(|e| serde_json::to_value(e).unwrap_or_default());
+                let error = outcome
+                    .error
+                    .as_ref()
+                    .map(|e| serde_json::to_value(e).unwrap_or_default());
                 let null = Value::Null;
                 let scope = Scope {
                     input: Some(&self.state.input),
@@ -892,7 +929,12 @@ impl Driver {
         for (run, r) in self.state.runs.iter().enumerate() {
             for (slot, s) in r.slots.iter().enumerate() {
                 if s.is_running() {
-                    restart.push((run, slot, s.child.expect("running slots have a child"), s.input.clone()));
+                    restart.push((
+                        run,
+                        slot,
+                        s.child.expect("running slots have a child"),
+                        s.input.clone(),
+                    ));
                 }
             }
         }
@@ -919,10 +961,11 @@ impl Driver {
                     let observer = self.req.observer.clone();
                     self.jobs.spawn(async move {
                         let started = Instant::now();
-                        let outcome = match Box::pin(sched.resume_boxed(child, cancel, observer)).await {
-                            Ok(rec) => outcome_of(&rec),
-                            Err(e) => failed(failure("resume", &e.to_string())),
-                        };
+                        let outcome =
+                            match Box::pin(sched.resume_boxed(child, cancel, observer)).await {
+                                Ok(rec) => outcome_of(&rec),
+                                Err(e) => failed(failure("resume", &e.to_string())),
+                            };
                         Done {
                             run,
                             slot,
@@ -1056,9 +1099,16 @@ impl Job {
                     Ok(a) => a,
                     Err(e) => return (None, failed(failure("action", &e.to_string()))),
                 };
-                match self.sched.runtime().run(&action, self.input, self.options).await {
+                match self
+                    .sched
+                    .runtime()
+                    .run(&action, self.input, self.options)
+                    .await
+                {
                     Ok(rec) => (child, outcome_of(&rec)),
-                    Err(RuntimeError::Input(e)) => (None, failed(failure("invalid-input", &e.to_string()))),
+                    Err(RuntimeError::Input(e)) => {
+                        (None, failed(failure("invalid-input", &e.to_string())))
+                    }
                     Err(e) => (None, failed(failure("action", &e.to_string()))),
                 }
             }
@@ -1133,6 +1183,9 @@ fn retry_delay(task: &Task, attempt: u32) -> Duration {
         .as_deref()
         .and_then(|d| duration(d).ok())
         .unwrap_or(Duration::ZERO);
-    let factor = r.backoff.unwrap_or(1.0).powi(attempt.saturating_sub(2) as i32);
+    let factor = r
+        .backoff
+        .unwrap_or(1.0)
+        .powi(attempt.saturating_sub(2) as i32);
     base.mul_f64(factor)
 }

@@ -261,12 +261,42 @@ mod tests {
     fn paths_map_to_lines_and_columns() {
         let text = "version: 1\ntasks:\n  a:\n    action: x.wasm\n    next:\n      - do: [b, c]\n        when: \"{{ succeeded() }}\"\n";
         let s = Source::new(Path::new("w.yaml"), text.into());
-        assert_eq!(s.position("version"), Position { line: 1, column: 10 });
+        assert_eq!(
+            s.position("version"),
+            Position {
+                line: 1,
+                column: 10
+            }
+        );
         assert_eq!(s.key_position("tasks.a"), Position { line: 3, column: 3 });
-        assert_eq!(s.position("tasks.a.action"), Position { line: 4, column: 13 });
-        assert_eq!(s.position("tasks.a.next[0].do[1]"), Position { line: 6, column: 17 });
-        assert_eq!(s.position("tasks.a.next[0].when"), Position { line: 7, column: 15 });
+        assert_eq!(
+            s.position("tasks.a.action"),
+            Position {
+                line: 4,
+                column: 13
+            }
+        );
+        assert_eq!(
+            s.position("tasks.a.next[0].do[1]"),
+            Position {
+                line: 6,
+                column: 17
+            }
+        );
+        assert_eq!(
+            s.position("tasks.a.next[0].when"),
+            Position {
+                line: 7,
+                column: 15
+            }
+        );
         // Unknown paths fall back to the nearest known parent.
-        assert_eq!(s.position("tasks.a.action.nope"), Position { line: 4, column: 13 });
+        assert_eq!(
+            s.position("tasks.a.action.nope"),
+            Position {
+                line: 4,
+                column: 13
+            }
+        );
     }
 }

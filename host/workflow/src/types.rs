@@ -103,7 +103,10 @@ impl InputType {
 }
 
 fn generic<'a>(s: &'a str, name: &str) -> Option<&'a str> {
-    s.strip_prefix(name)?.trim_start().strip_prefix('<')?.strip_suffix('>')
+    s.strip_prefix(name)?
+        .trim_start()
+        .strip_prefix('<')?
+        .strip_suffix('>')
 }
 
 fn describe(v: &Value) -> String {
