@@ -12,6 +12,7 @@ mod records;
 mod replay;
 mod sandbox;
 mod vm_clone;
+mod vm_provision;
 mod workflow;
 mod workflow_crash;
 
