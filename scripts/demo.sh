@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # The bundled example, end to end on a fresh machine: build wasmflow and the
-# vm.clone action from source, clone a qcow2 template, show the record.
+# example actions from source, clone a qcow2 template, show the record,
+# replay it; then provision a VM with the vm-provision workflow.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 
 scripts/install-toolchains.sh
 cargo build --release --locked
-actions/vm.clone/build.sh
+for a in vm.clone vm.cloud-init disk.create; do actions/$a/build.sh; done
 
 work="$(mktemp -d)"
 export WASMFLOW_HOME="$work/home"
@@ -32,3 +33,21 @@ $wasmflow execution get "$clone_id" --detail
 rm "$work/disks/web01.qcow2"
 $wasmflow execution replay "$clone_id"
 ls "$work/disks"
+
+# The clone as the first step of a workflow: clone, then the cloud-init seed
+# and three data disks (in parallel), each step a recorded child execution.
+mkdir -p "$work/vms"
+qemu-img create -q -f qcow2 "$work/vms/template.qcow2" 2G
+python3 - "$work" > "$work/provision.json" <<'PY'
+import json, sys
+work = sys.argv[1]
+spec = json.load(open("workflows/vm-provision.example.json"))
+spec.update(template=f"{work}/vms/template.qcow2", dir=f"{work}/vms")
+print(json.dumps(spec))
+PY
+$wasmflow workflow validate workflows/vm-provision.yaml
+$wasmflow run workflows/vm-provision.yaml --input "$work/provision.json" \
+    --allow-write "$work/vms" --allow-exec qemu-img
+wf_id="$($wasmflow execution list -n 1 --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])')"
+$wasmflow execution get "$wf_id" --tree
+ls "$work/vms"

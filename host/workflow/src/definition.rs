@@ -116,11 +116,7 @@ impl Definition {
                 "`{a}` is not a component (.wasm, .wat) or workflow (.yaml) path; pack actions (`pack.action`) come with packs (issue #5)"
             ));
         }
-        let full = if self.dir == Path::new(".") {
-            p.to_owned()
-        } else {
-            self.dir.join(p)
-        };
+        let full = normalize(&self.dir.join(p));
         Ok(if is_workflow_path(p) {
             ActionRef::Workflow(full)
         } else {
@@ -521,6 +517,28 @@ fn grant_lists(g: &crate::model::GrantSpec) -> [(&'static str, &Vec<String>); 5]
         ("net", &g.net),
         ("exec", &g.exec),
     ]
+}
+
+/// `a/./b/../c` -> `a/c`, without touching the file system (so records
+/// show the path a user would write).
+fn normalize(p: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                let up = matches!(out.components().next_back(), Some(Component::Normal(_)));
+                if up {
+                    out.pop();
+                } else {
+                    out.push("..");
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 /// serde_yaml's message without its " at line L column C" (the position

@@ -393,6 +393,12 @@ impl Driver {
                     if let Some(done) = done {
                         let done = done.map_err(|e| WorkflowError::Join(e.to_string()))?;
                         self.settle(done)?;
+                        // Take every other attempt that has ended too, so
+                        // one flush before the next dispatch covers them all.
+                        while let Some(done) = self.jobs.try_join_next() {
+                            let done = done.map_err(|e| WorkflowError::Join(e.to_string()))?;
+                            self.settle(done)?;
+                        }
                     }
                 }
                 () = cancel.cancelled(), if !self.state.canceled => {
