@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # wasmflow's benchmarks, with the peers measured in the same run.
 #   bench/run.sh            whole-process comparison + criterion hot paths
-#   N=50 bench/run.sh       more interleaved runs
+#   N=50 bench/run.sh       more interleaved runs (and workflow repetitions)
 # Installs the wasmtime CLI (same version as the embedded engine) into
 # bench/out/tools the first time; that build takes several minutes.
 set -euo pipefail
@@ -17,5 +17,7 @@ cargo build --release --locked --quiet
 echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 echo "== one action as a process"
 python3 bench/process.py target/release/wasmflow "$wasmtime" tests/fixtures/wat/add.wat "${N:-30}"
+echo "== workflow scheduler"
+python3 bench/workflow.py target/release/wasmflow "${N:-30}"
 echo "== hot paths (criterion)"
 cargo bench -p wasmflow-runtime --bench runtime -- --noplot 2>&1 | grep -E "^[a-z].*|time:" 
