@@ -48,19 +48,18 @@ impl Bench {
         workflow(self.dir.path(), name, yaml)
     }
 
-    /// `wasmflow run FILE -p dir=MARKS --allow-write MARKS ARGS...`
+    /// `wasmflow run FILE -p dir=MARKS --allow-write MARKS --json ARGS...`
     pub fn run(&self, file: &Path, args: &[&str]) -> Run {
+        let dir = format!("dir={}", s(&self.marks));
         let mut all = vec![
             "run",
             s(file),
             "-p",
-            "dir=",
+            &dir,
             "--allow-write",
             s(&self.marks),
             "--json",
         ];
-        let dir_param = format!("dir={}", s(&self.marks));
-        all[3] = &dir_param;
         all.extend_from_slice(args);
         self.home.run(&all)
     }
@@ -570,4 +569,9 @@ fn rerun_from_a_task_reuses_the_results_before_it() {
     unknown
         .code(2)
         .stderr_has("unknown task `zz` (the workflow's tasks are: a, b, c, d)");
+    // Replay is per action: a workflow points at its tasks.
+    b.home
+        .run(&["execution", "replay", id])
+        .code(2)
+        .stderr_has("is a workflow execution; replay one of its tasks");
 }

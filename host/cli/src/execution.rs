@@ -62,6 +62,7 @@ pub fn execution(home: &Home, command: ExecutionCommand) -> CmdResult {
         ExecutionCommand::Export { id, output } => {
             let store = open(home)?;
             let record = store.find(&id)?;
+            action_only(&record, "export")?;
             let bundle = ReplayBundle::export(&store, record)?;
             let text = serde_json::to_string(&bundle).expect("bundles serialize");
             match output {
@@ -94,6 +95,20 @@ pub fn execution(home: &Home, command: ExecutionCommand) -> CmdResult {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Replay works on one action's recorded world; a workflow's tasks each
+/// have one.
+fn action_only(record: &wasmflow_store::ExecutionRecord, what: &str) -> Result<(), Fail> {
+    if record.kind == wasmflow_store::Kind::Workflow {
+        return Err(Fail::usage(anyhow!(
+            "{} is a workflow execution; {what} one of its tasks' executions \
+             (`wasmflow execution get {} --tree` lists them)",
+            record.id,
+            record.id
+        )));
+    }
+    Ok(())
+}
+
 fn open(home: &Home) -> Result<Store, Fail> {
     Ok(Store::open(&home.dir.join("store"))?)
 }
@@ -119,6 +134,7 @@ fn replay(
         (Some(b), _) => Recording::from_bundle(b),
         (None, Some(id)) => {
             let record = rt.store().find(&id)?;
+            action_only(&record, "replay")?;
             Recording::from_store(rt.store(), record)?
         }
         (None, None) => unreachable!("clap requires an id or --bundle"),
