@@ -1,10 +1,21 @@
 #!/usr/bin/env bash
 # Install what building and testing wasmflow needs beyond cargo:
-# qemu-img (vm.clone's host program), componentize-py, componentize-js.
+# qemu-img (the example actions' host program), OpenSSL headers (the
+# registry client's TLS), Debian's docker-registry and htpasswd (the real
+# OCI registry the tests push to), componentize-py, componentize-js.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-if ! command -v qemu-img >/dev/null; then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-utils
+missing=()
+command -v qemu-img >/dev/null || missing+=(qemu-utils)
+command -v docker-registry >/dev/null || missing+=(docker-registry)
+command -v htpasswd >/dev/null || missing+=(apache2-utils)
+command -v pkg-config >/dev/null || missing+=(pkg-config)
+dpkg -s libssl-dev >/dev/null 2>&1 || missing+=(libssl-dev)
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
 fi
 python3 -m pip install --quiet --disable-pip-version-check componentize-py==0.25.1
 (cd "$root" && npm ci --no-audit --no-fund --loglevel=error)

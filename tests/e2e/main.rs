@@ -5,10 +5,12 @@
 mod support;
 
 mod cli;
+mod devkit;
 mod hostile;
 mod http;
 mod inspect;
 mod records;
+mod registry;
 mod replay;
 mod sandbox;
 mod vm_clone;

@@ -34,6 +34,20 @@ pub enum Command {
         #[command(subcommand)]
         command: WorkflowCommand,
     },
+    /// Publish a component to an OCI registry (Wasm OCI artifact layout).
+    Push(PushArgs),
+    /// Fetch a component from an OCI registry into the local cache.
+    Pull(PullArgs),
+    /// Start a new action from a template: WIT world, source, tests, build script.
+    New(NewArgs),
+    /// Build the action in DIR into DIR/NAME.wasm with its language's toolchain.
+    Build {
+        /// The action's directory.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Build the action in DIR, then run its tests/ (cases and replay bundles).
+    Test(TestArgs),
     /// Continue every workflow a stopped wasmflow process left running.
     Resume {
         /// Print the resumed executions' records as a JSON array.
@@ -47,6 +61,64 @@ pub enum Command {
         #[command(subcommand)]
         command: ExecutionCommand,
     },
+}
+
+#[derive(Args)]
+pub struct NewArgs {
+    /// The action's name: lowercase letters, digits, '.' and '-' (e.g. vm.resize).
+    pub name: String,
+    /// The language to write it in.
+    #[arg(long, value_parser = ["python", "js", "rust"])]
+    pub lang: String,
+    /// Where to create NAME/ [default: the current directory]
+    #[arg(long, value_name = "PARENT", default_value = ".")]
+    pub dir: PathBuf,
+}
+
+#[derive(Args)]
+pub struct TestArgs {
+    /// The action's directory.
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// Test the component already built instead of building first.
+    #[arg(long)]
+    pub no_build: bool,
+}
+
+/// How to reach a registry.
+#[derive(Args, Clone, Default)]
+pub struct RegistryArgs {
+    /// User name for basic (or token) authentication; the password comes
+    /// from --password-stdin or WASMFLOW_REGISTRY_PASSWORD.
+    #[arg(long, env = "WASMFLOW_REGISTRY_USERNAME")]
+    pub username: Option<String>,
+    /// Read the password from stdin.
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// Plain HTTP, for a registry on this machine (loopback) only.
+    #[arg(long)]
+    pub insecure: bool,
+}
+
+#[derive(Args)]
+pub struct PushArgs {
+    /// The component (.wasm or .wat).
+    pub component: PathBuf,
+    /// Where: oci://HOST[:PORT]/NAMESPACE/NAME:TAG
+    pub reference: String,
+    /// A description for the artifact's annotations.
+    #[arg(long)]
+    pub description: Option<String>,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+#[derive(Args)]
+pub struct PullArgs {
+    /// oci://HOST[:PORT]/NAMESPACE/NAME:TAG or …@sha256:DIGEST
+    pub reference: String,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
 #[derive(Subcommand)]
@@ -63,9 +135,14 @@ pub enum WorkflowCommand {
 
 #[derive(Args)]
 pub struct RunArgs {
-    /// The action: a component file (.wasm, or .wat text), or a workflow
-    /// file (.yaml).
+    /// The action: a component file (.wasm, or .wat text), an
+    /// oci://HOST/NS/NAME:TAG (or @sha256:…) reference, or a workflow file
+    /// (.yaml).
     pub component: PathBuf,
+
+    /// Plain HTTP for an oci:// registry on this machine (loopback only).
+    #[arg(long)]
+    pub insecure: bool,
 
     /// Input JSON file (an object keyed by parameter name); `-` reads stdin.
     #[arg(long, short = 'i', value_name = "FILE")]

@@ -5,9 +5,11 @@
 //! input error caught before anything ran.
 
 mod args;
+mod devkit;
 mod execution;
 mod inspect;
 mod print;
+mod registry;
 mod run;
 mod tree;
 mod units;
@@ -50,6 +52,26 @@ impl From<wasmflow_store::BundleError> for Fail {
 
 impl From<wasmflow_workflow::WorkflowError> for Fail {
     fn from(e: wasmflow_workflow::WorkflowError) -> Self {
+        let code = if e.is_usage() { 2 } else { 1 };
+        Self {
+            code,
+            error: e.into(),
+        }
+    }
+}
+
+impl From<wasmflow_registry::RegistryError> for Fail {
+    fn from(e: wasmflow_registry::RegistryError) -> Self {
+        let code = if e.is_usage() { 2 } else { 1 };
+        Self {
+            code,
+            error: e.into(),
+        }
+    }
+}
+
+impl From<wasmflow_devkit::DevkitError> for Fail {
+    fn from(e: wasmflow_devkit::DevkitError) -> Self {
         let code = if e.is_usage() { 2 } else { 1 };
         Self {
             code,
@@ -104,6 +126,11 @@ fn main() -> ExitCode {
             args::WorkflowCommand::Run(a) => workflow::run(&home, *a),
         },
         args::Command::Resume { json } => workflow::resume(&home, json),
+        args::Command::New(a) => devkit::new(a),
+        args::Command::Build { dir } => devkit::build(&dir),
+        args::Command::Test(a) => devkit::test(&home, a),
+        args::Command::Push(a) => registry::push(&home, a),
+        args::Command::Pull(a) => registry::pull(&home, a),
         args::Command::Inspect(a) => inspect::inspect(&home, a),
         args::Command::Execution { command } => execution::execution(&home, command),
     };

@@ -21,7 +21,13 @@ pub fn run(home: &Home, args: RunArgs) -> CmdResult {
     let limits = limits_from(&args)?;
 
     let rt = crate::runtime(home)?;
-    let action = rt.load(&args.component)?;
+    let action = match args.component.to_str().filter(|c| c.starts_with("oci://")) {
+        Some(reference) => {
+            let (pinned, bytes) = crate::registry::fetch_for_run(home, reference, args.insecure)?;
+            rt.load_bytes(&pinned, bytes)?
+        }
+        None => rt.load(&args.component)?,
+    };
     for p in &args.params {
         overrides::apply(&action, &mut input, p)
             .map_err(|e| Fail::usage(anyhow!("-p {p}: {e}")))?;

@@ -1,0 +1,95 @@
+//! `wasmflow new`, `build` and `test`: the action developer's loop.
+
+use crate::args::{NewArgs, TestArgs};
+use crate::{CmdResult, Fail, Home};
+use std::path::Path;
+use std::process::ExitCode;
+use wasmflow_devkit::{CaseKind, Lang};
+
+pub fn new(args: NewArgs) -> CmdResult {
+    let lang = Lang::parse(&args.lang)?;
+    let dir = wasmflow_devkit::new_action(&args.dir, &args.name, lang)?;
+    println!("{}", dir.display());
+    eprintln!(
+        "created {} ({}): edit wit/world.wit and the source, then\n  cd {} && wasmflow test",
+        args.name,
+        lang.name(),
+        dir.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn build(dir: &Path) -> CmdResult {
+    let built = wasmflow_devkit::build(dir)?;
+    println!("{}", built.component.display());
+    eprintln!(
+        "built {} ({}, {} in {:.1}s)",
+        built.component.display(),
+        built.lang.name(),
+        built
+            .toolchain
+            .program
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        built.took.as_secs_f64()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn test(home: &Home, args: TestArgs) -> CmdResult {
+    let component = if args.no_build {
+        let dir = args
+            .dir
+            .canonicalize()
+            .map_err(|e| Fail::usage(anyhow::anyhow!("{}: {e}", args.dir.display())))?;
+        let name = dir
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        dir.join(format!("{name}.wasm"))
+    } else {
+        let built = wasmflow_devkit::build(&args.dir)?;
+        eprintln!(
+            "built {} in {:.1}s",
+            built.component.display(),
+            built.took.as_secs_f64()
+        );
+        built.component
+    };
+    // A throwaway store: tests and the replays of bundles are not the
+    // user's history. Compiled components are shared with the real home.
+    let scratch =
+        tempfile::tempdir().map_err(|e| Fail::usage(anyhow::anyhow!("a temporary store: {e}")))?;
+    let cache = home.cache.clone().unwrap_or_else(|| home.dir.join("cache"));
+    let rt = wasmflow_runtime::Runtime::open(scratch.path(), Some(&cache))?;
+    let report = crate::tokio().block_on(wasmflow_devkit::run_tests(&rt, &args.dir, &component))?;
+    if report.cases.is_empty() {
+        eprintln!("no tests: add input/expected-output cases as tests/*.json (see README.md)");
+    }
+    for case in &report.cases {
+        let kind = match case.kind {
+            CaseKind::Case => "case",
+            CaseKind::Bundle => "replay",
+        };
+        let verdict = if case.passed { "ok" } else { "FAILED" };
+        println!(
+            "{kind} {} ... {verdict} ({} ms)",
+            case.name,
+            case.took.as_millis()
+        );
+        if let Some(detail) = case.detail.as_ref().filter(|_| !case.passed) {
+            for line in detail.lines() {
+                println!("    {line}");
+            }
+        }
+    }
+    let failed = report.failed();
+    println!(
+        "\ntest result: {}. {} passed; {failed} failed",
+        if failed == 0 { "ok" } else { "FAILED" },
+        report.passed()
+    );
+    Ok(crate::exit_code(failed == 0))
+}

@@ -1,0 +1,131 @@
+//! The action developer kit behind `wasmflow new`, `build` and `test`.
+//!
+//! This crate owns the action project layout (a WIT world in `wit/`, the
+//! source, `tests/` cases), the scaffolds for each language, finding and
+//! driving each language's toolchain, and running an action's test cases
+//! and replay bundles against a fresh build. It runs actions only through
+//! `wasmflow-runtime`, in a throwaway store: testing an action never
+//! touches the user's execution history. It does not talk to registries.
+
+mod build;
+mod cases;
+mod scaffold;
+
+pub use build::{build, Built, Toolchain};
+pub use cases::{run_tests, CaseKind, CaseReport, TestReport};
+pub use scaffold::{new_action, SDK_JS, SDK_PYTHON};
+
+use std::path::{Path, PathBuf};
+
+/// The languages wasmflow can scaffold and build.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lang {
+    Python,
+    Js,
+    Rust,
+}
+
+impl Lang {
+    pub fn parse(s: &str) -> Result<Self, DevkitError> {
+        match s {
+            "python" | "py" => Ok(Lang::Python),
+            "js" | "javascript" => Ok(Lang::Js),
+            "rust" | "rs" => Ok(Lang::Rust),
+            other => Err(DevkitError::UnknownLang(other.to_owned())),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Lang::Python => "python",
+            Lang::Js => "js",
+            Lang::Rust => "rust",
+        }
+    }
+
+    /// The language of the action in `dir`, from its source file.
+    pub fn detect(dir: &Path) -> Result<Self, DevkitError> {
+        let found: Vec<Lang> = [
+            ("app.py", Lang::Python),
+            ("app.js", Lang::Js),
+            ("Cargo.toml", Lang::Rust),
+        ]
+        .into_iter()
+        .filter(|(f, _)| dir.join(f).is_file())
+        .map(|(_, l)| l)
+        .collect();
+        match found.as_slice() {
+            [one] => Ok(*one),
+            [] => Err(DevkitError::NotAnAction {
+                dir: dir.to_owned(),
+                detail: "no app.py, app.js or Cargo.toml".into(),
+            }),
+            _ => Err(DevkitError::NotAnAction {
+                dir: dir.to_owned(),
+                detail: "more than one of app.py, app.js and Cargo.toml; keep one".into(),
+            }),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DevkitError {
+    #[error("unknown language `{0}` (expected python, js or rust)")]
+    UnknownLang(String),
+    #[error("`{0}` is not a valid action name: use lowercase letters, digits, '.' and '-', starting with a letter")]
+    BadName(String),
+    #[error("{} already exists; choose another name or remove it", .0.display())]
+    Exists(PathBuf),
+    #[error("{}: not an action directory: {detail}", dir.display())]
+    NotAnAction { dir: PathBuf, detail: String },
+    #[error("{}: {detail}", path.display())]
+    Wit { path: PathBuf, detail: String },
+    #[error("building a {lang} action needs {tool}, which is not installed: {hint}")]
+    ToolchainMissing {
+        lang: &'static str,
+        tool: &'static str,
+        hint: &'static str,
+    },
+    #[error("{tool} failed ({status}):\n{output}")]
+    BuildFailed {
+        tool: String,
+        status: String,
+        output: String,
+    },
+    #[error("{}:{line}:{column}: {detail}", path.display())]
+    BadCase {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        detail: String,
+    },
+    #[error("{}: {detail}", path.display())]
+    BadBundle { path: PathBuf, detail: String },
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Runtime(#[from] wasmflow_runtime::RuntimeError),
+}
+
+impl DevkitError {
+    /// Whether the caller can fix it (exit status 2) rather than the
+    /// action's build or run having failed.
+    pub fn is_usage(&self) -> bool {
+        match self {
+            DevkitError::BuildFailed { .. } | DevkitError::Io { .. } => false,
+            DevkitError::Runtime(e) => e.is_usage(),
+            _ => true,
+        }
+    }
+}
+
+pub(crate) fn io(path: &Path) -> impl Fn(std::io::Error) -> DevkitError + '_ {
+    move |source| DevkitError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}

@@ -1,0 +1,340 @@
+//! `push`, `pull` and `run oci://` against a real OCI registry: Debian's
+//! `docker-registry` (distribution 2.8), started on a loopback port with a
+//! temporary storage directory.
+
+use crate::{s, wat, Home};
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub(crate) struct Registry {
+    child: Child,
+    dir: tempfile::TempDir,
+    addr: String,
+}
+
+impl Registry {
+    /// Start a registry; with `user`, it asks for basic auth (htpasswd).
+    pub(crate) fn start(user: Option<(&str, &str)>) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let mut config = format!(
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n",
+            s(&dir.path().join("data"))
+        );
+        if let Some((u, p)) = user {
+            let out = Command::new("htpasswd")
+                .args(["-Bbn", u, p])
+                .output()
+                .expect("htpasswd (apache2-utils) is installed by .ci/run");
+            assert!(out.status.success());
+            let file = dir.path().join("htpasswd");
+            std::fs::write(&file, out.stdout).unwrap();
+            config += &format!(
+                "auth:\n  htpasswd:\n    realm: wasmflow-tests\n    path: {}\n",
+                s(&file)
+            );
+        }
+        let cfg = dir.path().join("config.yml");
+        std::fs::write(&cfg, config).unwrap();
+        let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&cfg)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("docker-registry (Debian package) is installed by .ci/run");
+        let reg = Self { child, dir, addr };
+        let start = Instant::now();
+        while reg.get("/v2/", "").is_none() {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "the registry did not start: {}",
+                std::fs::read_to_string(reg.dir.path().join("registry.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        reg
+    }
+
+    pub(crate) fn reference(&self, repo_tag: &str) -> String {
+        format!("oci://{}/{repo_tag}", self.addr)
+    }
+
+    /// A plain HTTP GET: (status, headers, body).
+    fn get(&self, path: &str, accept: &str) -> Option<(u16, String, Vec<u8>)> {
+        let mut conn = TcpStream::connect(&self.addr).ok()?;
+        write!(
+            conn,
+            "GET {path} HTTP/1.0\r\nHost: {}\r\nAccept: {accept}\r\n\r\n",
+            self.addr
+        )
+        .ok()?;
+        let mut raw = Vec::new();
+        conn.read_to_end(&mut raw).ok()?;
+        let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+        let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+        let status = head.split_whitespace().nth(1)?.parse().ok()?;
+        Some((status, head, raw[split + 4..].to_vec()))
+    }
+
+    fn manifest(&self, repo: &str, tag: &str) -> Value {
+        let (status, _, body) = self
+            .get(
+                &format!("/v2/{repo}/manifests/{tag}"),
+                "application/vnd.oci.image.manifest.v1+json",
+            )
+            .unwrap();
+        assert_eq!(status, 200);
+        serde_json::from_slice(&body).unwrap()
+    }
+
+    fn blob_file(&self, digest: &str) -> PathBuf {
+        let hex = digest.strip_prefix("sha256:").unwrap();
+        self.dir
+            .path()
+            .join("data/docker/registry/v2/blobs/sha256")
+            .join(&hex[..2])
+            .join(hex)
+            .join("data")
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn push(home: &Home, component: &Path, reference: &str) -> String {
+    let r = home.run(&["push", s(component), reference, "--insecure"]);
+    r.ok().stderr_has("pushed ");
+    r.stdout.trim().to_owned()
+}
+
+#[test]
+fn push_pull_and_run_by_tag_and_by_digest() {
+    let reg = Registry::start(None);
+    let home = Home::new();
+    let add = wat("add");
+    let tag = reg.reference("tests/add:1.0.0");
+    let digest = push(&home, &add, &tag);
+    assert!(digest.starts_with("sha256:"), "{digest}");
+
+    // The artifact is in the Wasm OCI layout, and the layer is the component.
+    let local = home
+        .run(&["run", s(&add), "-p", "a=1", "-p", "b=2", "--json"])
+        .json();
+    let m = reg.manifest("tests/add", "1.0.0");
+    assert_eq!(m["mediaType"], "application/vnd.oci.image.manifest.v1+json");
+    assert_eq!(
+        m["config"]["mediaType"],
+        "application/vnd.wasm.config.v0+json"
+    );
+    assert_eq!(m["layers"].as_array().unwrap().len(), 1);
+    assert_eq!(m["layers"][0]["mediaType"], "application/wasm");
+    assert_eq!(m["layers"][0]["digest"], local["component_digest"]);
+    assert!(
+        m["annotations"]["dev.wasmflow.signature"]
+            .as_str()
+            .unwrap()
+            .contains("run: func(a: u32, b: u32) -> u32"),
+        "{m}"
+    );
+    let layer = m["layers"][0]["digest"].as_str().unwrap();
+    let (status, _, bytes) = reg
+        .get(&format!("/v2/tests/add/blobs/{layer}"), "*/*")
+        .unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(&bytes[..4], b"\0asm");
+    let (_, _, config) = reg
+        .get(
+            &format!(
+                "/v2/tests/add/blobs/{}",
+                m["config"]["digest"].as_str().unwrap()
+            ),
+            "*/*",
+        )
+        .unwrap();
+    let config: Value = serde_json::from_slice(&config).unwrap();
+    assert_eq!(config["architecture"], "wasm");
+    assert_eq!(config["os"], "wasip2");
+
+    // Run by tag in a fresh home: pulled on first use, the digest recorded.
+    let fresh = Home::new();
+    let rec = fresh
+        .run(&[
+            "run",
+            &tag,
+            "-p",
+            "a=40",
+            "-p",
+            "b=2",
+            "--insecure",
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(rec["result"], 42);
+    assert_eq!(rec["action"], format!("{tag}@{digest}"));
+    assert_eq!(rec["component_digest"], local["component_digest"]);
+
+    // Pinned by digest, in another fresh home.
+    let pinned = format!("oci://{}/tests/add@{digest}", reg.addr);
+    let other = Home::new();
+    let rec = other
+        .run(&[
+            "run",
+            &pinned,
+            "-p",
+            "a=1",
+            "-p",
+            "b=1",
+            "--insecure",
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(rec["result"], 2);
+
+    // Runs from the cache afterwards: the registry can be gone.
+    drop(reg);
+    fresh
+        .run(&["run", &tag, "-p", "a=1", "-p", "b=1", "--insecure"])
+        .ok();
+}
+
+#[test]
+fn a_new_version_under_the_same_tag_leaves_the_old_digest_runnable() {
+    let reg = Registry::start(None);
+    let home = Home::new();
+    let tag = reg.reference("tests/thing:stable");
+    let old = push(&home, &wat("add"), &tag);
+    let new = push(&home, &wat("trap"), &tag);
+    assert_ne!(old, new);
+    let user = Home::new();
+    // The tag now names the new build (which traps)...
+    user.run(&["pull", &tag, "--insecure"]).ok();
+    user.run(&["run", &tag, "--insecure", "--json"]).code(1);
+    // ...and the old digest still runs the old one.
+    let pinned = format!("oci://{}/tests/thing@{old}", reg.addr);
+    let rec = user
+        .run(&[
+            "run",
+            &pinned,
+            "-p",
+            "a=2",
+            "-p",
+            "b=3",
+            "--insecure",
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(rec["result"], 5);
+}
+
+#[test]
+fn a_tampered_blob_is_rejected_and_not_cached() {
+    let reg = Registry::start(None);
+    let home = Home::new();
+    let tag = reg.reference("tests/add:1");
+    push(&home, &wat("add"), &tag);
+    let m = reg.manifest("tests/add", "1");
+    let file = reg.blob_file(m["layers"][0]["digest"].as_str().unwrap());
+    let mut bytes = std::fs::read(&file).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&file, bytes).unwrap();
+
+    let user = Home::new();
+    user.run(&["pull", &tag, "--insecure"])
+        .code(2)
+        .stderr_has("the component layer does not match its digest");
+    user.run(&["run", &tag, "--insecure"]).code(2);
+    let cached = user.path().join("oci/blobs/sha256");
+    let n = std::fs::read_dir(&cached).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(n, 0, "nothing was cached");
+}
+
+#[test]
+fn missing_tags_bad_references_and_insecure_remote_hosts_are_usage_errors() {
+    let reg = Registry::start(None);
+    let home = Home::new();
+    push(&home, &wat("add"), &reg.reference("tests/add:1"));
+    home.run(&["pull", &reg.reference("tests/add:nope"), "--insecure"])
+        .code(2)
+        .stderr_has("no such tag or digest");
+    home.run(&["run", "oci://nowhere/Bad:1"])
+        .code(2)
+        .stderr_has("is not an OCI reference");
+    home.run(&[
+        "push",
+        s(&wat("add")),
+        "oci://example.com/x/y:1",
+        "--insecure",
+    ])
+    .code(2)
+    .stderr_has("--insecure (plain HTTP) is only allowed for loopback registries");
+    home.run(&[
+        "push",
+        s(&wat("add")),
+        &reg.reference("tests/add@sha256:00"),
+    ])
+    .code(2);
+}
+
+#[test]
+fn a_registry_with_htpasswd_refuses_wrong_credentials() {
+    let reg = Registry::start(Some(("ci", "s3cret")));
+    let home = Home::new();
+    let tag = reg.reference("tests/add:1");
+    let push_as = |password: &str| {
+        let mut c = home.cmd();
+        c.args([
+            "push",
+            s(&wat("add")),
+            &tag,
+            "--insecure",
+            "--username",
+            "ci",
+            "--password-stdin",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{password}\n").as_bytes())
+            .unwrap();
+        crate::Run::from(child.wait_with_output().unwrap())
+    };
+    push_as("wrong")
+        .code(2)
+        .stderr_has("the registry refused the credentials");
+    push_as("s3cret").ok();
+    // Anonymous pulls are refused too; with the password in the
+    // environment, `run` gets in.
+    home.run(&["pull", &tag, "--insecure"])
+        .code(2)
+        .stderr_has("refused the credentials");
+    let mut c = home.cmd();
+    c.args(["run", &tag, "-p", "a=1", "-p", "b=2", "--insecure"])
+        .env("WASMFLOW_REGISTRY_USERNAME", "ci")
+        .env("WASMFLOW_REGISTRY_PASSWORD", "s3cret");
+    let r = crate::Run::from(c.output().unwrap());
+    assert_eq!(r.ok().stdout.trim(), "3");
+}
