@@ -3,7 +3,7 @@
 //! temporary storage directory.
 
 use crate::{s, wat, Home};
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -207,6 +207,17 @@ fn push_pull_and_run_by_tag_and_by_digest() {
         .json();
     assert_eq!(rec["result"], 2);
 
+    // `pull -o` writes the component out, byte for byte.
+    let out = fresh.path().join("add.wasm");
+    fresh.run(&["pull", &tag, "--insecure", "-o", s(&out)]).ok();
+    let bytes = std::fs::read(&out).unwrap();
+    assert_eq!(&bytes[..4], b"\0asm");
+    let local_rec = fresh
+        .run(&["run", s(&out), "-p", "a=2", "-p", "b=2", "--json"])
+        .ok()
+        .json();
+    assert_eq!(local_rec["component_digest"], local["component_digest"]);
+
     // Runs from the cache afterwards: the registry can be gone.
     drop(reg);
     fresh
@@ -337,4 +348,77 @@ fn a_registry_with_htpasswd_refuses_wrong_credentials() {
         .env("WASMFLOW_REGISTRY_PASSWORD", "s3cret");
     let r = crate::Run::from(c.output().unwrap());
     assert_eq!(r.ok().stdout.trim(), "3");
+}
+
+#[test]
+fn workflow_tasks_run_oci_actions_pinned_in_their_records() {
+    let reg = Registry::start(None);
+    let home = Home::new();
+    let tag = reg.reference("tests/add:1");
+    let digest = push(&home, &wat("add"), &tag);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("sum.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"version: 1
+input:
+  - {{ name: x, type: u32 }}
+tasks:
+  first:
+    action: {tag}
+    input: {{ a: "{{{{ input.x }}}}", b: 1 }}
+    next:
+      - publish: {{ y: "{{{{ result }}}}" }}
+        do: second
+  second:
+    action: {tag}
+    input: {{ a: "{{{{ ctx.y }}}}", b: 40 }}
+    next:
+      - publish: {{ z: "{{{{ result }}}}" }}
+output:
+  z: "{{{{ ctx.z }}}}"
+"#
+        ),
+    )
+    .unwrap();
+
+    // Validation fetches the component and checks literal input against
+    // its WIT; a wrong type is reported at its position.
+    let user = Home::new();
+    user.run(&["workflow", "validate", s(&file), "--insecure"])
+        .ok();
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        format!(
+            "version: 1\ntasks:\n  only:\n    action: {tag}\n    input: {{ a: \"one\", b: 1 }}\n"
+        ),
+    )
+    .unwrap();
+    user.run(&["workflow", "validate", s(&bad), "--insecure"])
+        .code(2)
+        .stderr_has("bad.yaml:5:")
+        .stderr_has("tasks.only.input.a");
+
+    let rec = user
+        .run(&["run", s(&file), "-p", "x=1", "--insecure", "--json"])
+        .ok()
+        .json();
+    assert_eq!(rec["result"], json!({ "z": 42 }));
+    let tree = user
+        .run(&[
+            "execution",
+            "get",
+            rec["id"].as_str().unwrap(),
+            "--tree",
+            "--json",
+        ])
+        .ok()
+        .json();
+    let children = tree["children"].as_array().unwrap();
+    assert_eq!(children.len(), 2);
+    for child in children {
+        assert_eq!(child["action"], format!("{tag}@{digest}"), "{child}");
+    }
 }

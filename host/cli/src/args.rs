@@ -117,6 +117,9 @@ pub struct PushArgs {
 pub struct PullArgs {
     /// oci://HOST[:PORT]/NAMESPACE/NAME:TAG or …@sha256:DIGEST
     pub reference: String,
+    /// Also write the component to FILE (e.g. to refer to it from a workflow).
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
     #[command(flatten)]
     pub registry: RegistryArgs,
 }
@@ -128,6 +131,9 @@ pub enum WorkflowCommand {
     Validate {
         /// The workflow file (.yaml).
         file: PathBuf,
+        /// Plain HTTP for oci:// actions on a loopback registry.
+        #[arg(long)]
+        insecure: bool,
     },
     /// Run a workflow (the same as `wasmflow run FILE.yaml`).
     Run(Box<RunArgs>),

@@ -154,7 +154,7 @@ fn rerun(home: &Home, id: &str, params: &[String], from: Option<&str>, json: boo
     let rt = crate::runtime(home)?;
     let original = rt.store().find(id)?;
     if original.kind == wasmflow_store::Kind::Workflow {
-        return crate::workflow::rerun(rt, original, params, from, json);
+        return crate::workflow::rerun(home, rt, original, params, from, json);
     }
     if from.is_some() {
         return Err(Fail::usage(anyhow!(

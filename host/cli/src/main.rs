@@ -122,7 +122,9 @@ fn main() -> ExitCode {
         }
         args::Command::Run(a) => run::run(&home, *a),
         args::Command::Workflow { command } => match command {
-            args::WorkflowCommand::Validate { file } => workflow::validate(&home, &file),
+            args::WorkflowCommand::Validate { file, insecure } => {
+                workflow::validate(&home, &file, insecure)
+            }
             args::WorkflowCommand::Run(a) => workflow::run(&home, *a),
         },
         args::Command::Resume { json } => workflow::resume(&home, json),

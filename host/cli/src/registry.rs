@@ -102,6 +102,10 @@ pub fn pull(home: &Home, args: PullArgs) -> CmdResult {
         b.finish_and_clear();
     }
     let cached = cached?;
+    if let Some(out) = &args.output {
+        std::fs::copy(&cached.path, out)
+            .map_err(|e| Fail::usage(anyhow!("writing the component to {}: {e}", out.display())))?;
+    }
     println!("{}", cached.manifest_digest);
     eprintln!(
         "pulled {} (component {})",
@@ -109,6 +113,51 @@ pub fn pull(home: &Home, args: PullArgs) -> CmdResult {
         cached.layer_digest
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// `oci://` task actions for the workflow scheduler and checker: from the
+/// cache, pulled on first use (credentials from the environment, as for
+/// `run`).
+pub struct RegistryComponents {
+    registry: Registry,
+    insecure: bool,
+}
+
+pub fn components(home: &Home, insecure: bool) -> std::sync::Arc<RegistryComponents> {
+    std::sync::Arc::new(RegistryComponents {
+        registry: registry(home),
+        insecure,
+    })
+}
+
+impl wasmflow_workflow::Components for RegistryComponents {
+    fn oci(&self, reference: &str) -> Result<(String, Vec<u8>), String> {
+        let r = OciRef::parse(reference).map_err(|e| e.to_string())?;
+        let auth = env_auth().map_err(|f| format!("{:#}", f.error))?;
+        // Called from inside the scheduler's tokio runtime as well as from
+        // plain code: fetch on a thread with a runtime of its own.
+        let cached = std::thread::scope(|s| {
+            s.spawn(|| crate::tokio().block_on(self.registry.fetch(&r, &auth, self.insecure, None)))
+                .join()
+                .expect("fetching does not panic")
+        })
+        .map_err(|e| e.to_string())?;
+        let bytes = std::fs::read(&cached.path).map_err(|e| {
+            format!(
+                "reading the cached component {}: {e}",
+                cached.path.display()
+            )
+        })?;
+        Ok((cached.pinned(&r).to_string(), bytes))
+    }
+}
+
+/// Credentials from WASMFLOW_REGISTRY_USERNAME / _PASSWORD, else anonymous.
+fn env_auth() -> Result<Auth, Fail> {
+    auth(&RegistryArgs {
+        username: std::env::var("WASMFLOW_REGISTRY_USERNAME").ok(),
+        ..RegistryArgs::default()
+    })
 }
 
 /// The component an `oci://` run names, from the cache or pulled on first
@@ -121,10 +170,7 @@ pub fn fetch_for_run(
     insecure: bool,
 ) -> Result<(String, Vec<u8>), Fail> {
     let r = OciRef::parse(reference).map_err(Fail::usage)?;
-    let auth = auth(&RegistryArgs {
-        username: std::env::var("WASMFLOW_REGISTRY_USERNAME").ok(),
-        ..RegistryArgs::default()
-    })?;
+    let auth = env_auth()?;
     let reg = registry(home);
     let bar = progress_bar();
     let report = |done: u64, total: u64| {

@@ -14,12 +14,18 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use wasmflow_runtime::{CancellationToken, Loader, Runtime};
 use wasmflow_store::{ExecutionId, ExecutionRecord, Status, Store, StoreError};
-use wasmflow_workflow::{Definition, Observer, Problems, Request, Scheduler, WorkflowError};
+use wasmflow_workflow::{
+    Components, Definition, Observer, Problems, Request, Scheduler, WorkflowError,
+};
 
 /// Read a workflow and check everything that can be known before it runs.
-fn load_checked(path: &Path, loader: &Loader) -> Result<Definition, Fail> {
+fn load_checked(
+    path: &Path,
+    loader: &Loader,
+    components: &dyn Components,
+) -> Result<Definition, Fail> {
     let def = Definition::load(path).map_err(problems)?;
-    let found = wasmflow_workflow::check(&def, loader);
+    let found = wasmflow_workflow::check(&def, loader, components);
     if !found.is_empty() {
         return Err(problems(Problems(found)));
     }
@@ -34,9 +40,10 @@ fn problems(p: Problems) -> Fail {
     ))
 }
 
-pub fn validate(home: &Home, file: &Path) -> CmdResult {
+pub fn validate(home: &Home, file: &Path, insecure: bool) -> CmdResult {
     let loader = Loader::open(&home.dir, home.cache.as_deref())?;
-    let def = load_checked(file, &loader)?;
+    let components = crate::registry::components(home, insecure);
+    let def = load_checked(file, &loader, &*components)?;
     eprintln!(
         "{}: ok ({} task{}, starts with {})",
         file.display(),
@@ -59,7 +66,8 @@ pub fn run(home: &Home, args: RunArgs) -> CmdResult {
     let grants = grants_from(&args.grants).map_err(Fail::usage)?;
     let limits = limits_from(&args)?;
     let rt = crate::runtime(home)?;
-    let def = load_checked(&args.component, rt.loader())?;
+    let components = crate::registry::components(home, args.insecure);
+    let def = load_checked(&args.component, rt.loader(), &*components)?;
     for p in &args.params {
         def.apply_override(&mut input, p)
             .map_err(|e| Fail::usage(anyhow!("-p {p}: {e}")))?;
@@ -68,18 +76,25 @@ pub fn run(home: &Home, args: RunArgs) -> CmdResult {
     req.grants = grants;
     req.limits = limits;
     let show = args.logs || (!args.no_logs && std::io::stderr().is_terminal());
-    foreground(home, rt, req, show, args.json)
+    foreground(home, rt, components, req, show, args.json)
 }
 
 /// Run a request in this process until it ends, with progress on stderr,
 /// Ctrl-C and `execution cancel` stopping it.
-fn foreground(home: &Home, rt: Runtime, mut req: Request, show: bool, json: bool) -> CmdResult {
+fn foreground(
+    home: &Home,
+    rt: Runtime,
+    components: Arc<dyn Components>,
+    mut req: Request,
+    show: bool,
+    json: bool,
+) -> CmdResult {
     let id = req.id.unwrap_or_default();
     req.id = Some(id);
     let progress = show.then(|| Arc::new(Progress::new()));
     req.observer = progress.clone().map(|p| p as Arc<dyn Observer>);
     let cancel = req.cancel.clone();
-    let sched = Scheduler::new(rt);
+    let sched = Scheduler::with_components(rt, components);
     // The id up front, so another terminal can `execution cancel` it.
     eprintln!("workflow execution {id} started");
     let record = tokio_multi().block_on(async {
@@ -136,7 +151,8 @@ fn tokio_multi() -> tokio::runtime::Runtime {
 
 pub fn resume(home: &Home, json: bool) -> CmdResult {
     let rt = crate::runtime(home)?;
-    let sched = Scheduler::new(rt.clone());
+    // oci:// actions were pulled when the workflow started: the cache has them.
+    let sched = Scheduler::with_components(rt.clone(), crate::registry::components(home, false));
     let interrupted = sched.interrupted()?;
     let stale_actions = mark_interrupted_actions(rt.store())?;
     if interrupted.is_empty() {
@@ -252,13 +268,14 @@ fn cancel_tree(store: &Store, mut r: ExecutionRecord) -> Result<usize, StoreErro
 /// `execution re-run` of a workflow execution: the same workflow (the copy
 /// kept in the store), its input with `-p` overrides, its grants.
 pub fn rerun(
+    home: &Home,
     rt: Runtime,
     original: ExecutionRecord,
     params: &[String],
     from: Option<&str>,
     json: bool,
 ) -> CmdResult {
-    let sched = Scheduler::new(rt.clone());
+    let sched = Scheduler::with_components(rt.clone(), crate::registry::components(home, false));
     let def = sched.recorded_definition(&original)?;
     let mut input = original.input.clone();
     for p in params {

@@ -1,6 +1,8 @@
 //! Hot paths of the runtime, for regressions in review:
 //! compile, cached load, instantiate+call, instantiate+call+record, and
-//! JSON -> WIT conversion.
+//! JSON -> WIT conversion; and the recording overhead on a real action
+//! (vm.clone: a Python component calling qemu-img twice), recorded against
+//! the same run with the recorder writing nothing.
 //!
 //! `cargo bench -p wasmflow-runtime` (bench/run.sh runs it with the rest).
 
@@ -9,7 +11,7 @@ mod support;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use serde_json::json;
-use wasmflow_runtime::Runtime;
+use wasmflow_runtime::{RunOptions, Runtime};
 use wasmflow_store::{Grants, Limits};
 
 fn runtime_benches(c: &mut Criterion) {
@@ -68,9 +70,61 @@ fn runtime_benches(c: &mut Criterion) {
     });
 }
 
+fn recording_overhead(c: &mut Criterion) {
+    let home = tempfile::tempdir().unwrap();
+    let rt = Runtime::open(home.path(), Some(&support::shared_cache())).unwrap();
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let vm = rt.load(&support::built("actions/vm.clone")).unwrap();
+    let disks = tempfile::tempdir().unwrap();
+    let template = disks.path().join("base.qcow2");
+    let made = std::process::Command::new("qemu-img")
+        .args(["create", "-q", "-f", "qcow2"])
+        .arg(&template)
+        .arg("32M")
+        .status()
+        .expect("qemu-img is installed (scripts/install-toolchains.sh)");
+    assert!(made.success());
+    let grants = Grants {
+        exec: vec!["qemu-img".into()],
+        ..Grants::default()
+    };
+    let limits = Limits::default();
+    // Each clone gets a new name: both variants do the same work.
+    let mut n = 0u64;
+    let mut spec = || {
+        n += 1;
+        json!({ "spec": { "source": template, "name": format!("vm{n}"), "dir": disks.path(),
+                           "cpus": 2, "memory-mb": 2048, "linked": true } })
+    };
+    let mut group = c.benchmark_group("vm.clone");
+    group.sample_size(20);
+    group.bench_function("recorder writing nothing", |b| {
+        b.iter(|| {
+            let out = tokio
+                .block_on(rt.execute(&vm, &spec(), &grants, &limits))
+                .unwrap();
+            assert_eq!(out.status, wasmflow_store::Status::Succeeded, "{out:?}");
+        })
+    });
+    group.bench_function("recorded", |b| {
+        b.iter(|| {
+            let options = RunOptions {
+                grants: grants.clone(),
+                ..RunOptions::default()
+            };
+            let rec = tokio.block_on(rt.run(&vm, spec(), options)).unwrap();
+            assert_eq!(rec.status, wasmflow_store::Status::Succeeded);
+        })
+    });
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(30).measurement_time(std::time::Duration::from_secs(3));
-    targets = runtime_benches
+    targets = runtime_benches, recording_overhead
 }
 criterion_main!(benches);

@@ -30,6 +30,27 @@ pub struct Definition {
 pub enum ActionRef {
     Component(PathBuf),
     Workflow(PathBuf),
+    /// An `oci://` reference, fetched through [`Components`].
+    Oci(String),
+}
+
+/// Where `oci://` task actions come from. The workflow crate does not talk
+/// to registries; its front end (the CLI) does, and hands over the bytes.
+pub trait Components: Send + Sync {
+    /// The component `reference` names, and the reference pinned to the
+    /// digest it resolved to (what the task's record keeps).
+    fn oci(&self, reference: &str) -> Result<(String, Vec<u8>), String>;
+}
+
+/// For front ends without registry access: every `oci://` action fails.
+pub struct NoRegistry;
+
+impl Components for NoRegistry {
+    fn oci(&self, reference: &str) -> Result<(String, Vec<u8>), String> {
+        Err(format!(
+            "{reference}: this front end cannot fetch oci:// actions"
+        ))
+    }
 }
 
 /// Whether a path names a workflow file rather than a component.
@@ -105,7 +126,7 @@ impl Definition {
     pub fn action_ref(&self, task: &Task) -> Result<ActionRef, String> {
         let a = task.action.trim();
         if a.starts_with("oci://") {
-            return Err("oci:// actions need the registry support of issue #5, which is not built yet; give a component path".into());
+            return Ok(ActionRef::Oci(a.to_owned()));
         }
         let p = Path::new(a);
         let has_ext = p
@@ -113,7 +134,7 @@ impl Definition {
             .is_some_and(|e| matches!(e.to_str(), Some("wasm" | "wat" | "yaml" | "yml")));
         if !has_ext {
             return Err(format!(
-                "`{a}` is not a component (.wasm, .wat) or workflow (.yaml) path; pack actions (`pack.action`) come with packs (issue #5)"
+                "`{a}` is not a component (.wasm, .wat) or workflow (.yaml) path; pack actions (`pack.action`) are not supported yet"
             ));
         }
         let full = normalize(&self.dir.join(p));
@@ -405,16 +426,21 @@ impl Definition {
 /// Check the whole workflow, actions included: components are loaded (and
 /// so compiled into the cache) to check task input against their WIT, and
 /// nested workflows are checked in turn. Returns every problem found.
-pub fn check(def: &Definition, loader: &Loader) -> Vec<Problem> {
+pub fn check(def: &Definition, loader: &Loader, components: &dyn Components) -> Vec<Problem> {
     let mut stack = vec![canonical(&def.source.path)];
-    check_actions(def, loader, &mut stack)
+    check_actions(def, loader, components, &mut stack)
 }
 
 fn canonical(p: &Path) -> PathBuf {
     p.canonicalize().unwrap_or_else(|_| p.to_owned())
 }
 
-fn check_actions(def: &Definition, loader: &Loader, stack: &mut Vec<PathBuf>) -> Vec<Problem> {
+fn check_actions(
+    def: &Definition,
+    loader: &Loader,
+    components: &dyn Components,
+    stack: &mut Vec<PathBuf>,
+) -> Vec<Problem> {
     let src = &def.source;
     let mut out = Vec::new();
     for (name, task) in &def.workflow.tasks {
@@ -441,7 +467,7 @@ fn check_actions(def: &Definition, loader: &Loader, stack: &mut Vec<PathBuf>) ->
                     )),
                     Ok(child) => {
                         stack.push(c);
-                        let nested = check_actions(&child, loader, stack);
+                        let nested = check_actions(&child, loader, components, stack);
                         stack.pop();
                         if !nested.is_empty() {
                             out.push(src.problem(
@@ -462,25 +488,44 @@ fn check_actions(def: &Definition, loader: &Loader, stack: &mut Vec<PathBuf>) ->
                 }
                 match loader.load(&path) {
                     Err(e) => out.push(src.problem(&action_at, e.to_string())),
-                    Ok(action) => {
-                        let input: serde_json::Map<String, Value> = task
-                            .input
-                            .iter()
-                            .map(|(k, v)| (k.clone(), v.clone()))
-                            .collect();
-                        if let Err(e) = action.check_known_input(&input, &|v| !is_literal(v)) {
-                            let path = join(&join(&at, "input"), &e.path);
-                            out.push(src.problem(
-                                &path,
-                                format!("does not fit {}'s WIT: {}", task.action, e.problem),
-                            ));
-                        }
-                    }
+                    Ok(action) => check_literal_input(def, &action, task, &at, &mut out),
+                }
+            }
+            Ok(ActionRef::Oci(reference)) => {
+                let loaded = components.oci(&reference).and_then(|(pinned, bytes)| {
+                    loader.load_bytes(&pinned, bytes).map_err(|e| e.to_string())
+                });
+                match loaded {
+                    Err(e) => out.push(src.problem(&action_at, e)),
+                    Ok(action) => check_literal_input(def, &action, task, &at, &mut out),
                 }
             }
         }
     }
     out
+}
+
+/// The task's literal input against the action's WIT (expressions are
+/// only known when the task runs).
+fn check_literal_input(
+    def: &Definition,
+    action: &wasmflow_runtime::Action,
+    task: &Task,
+    at: &str,
+    out: &mut Vec<Problem>,
+) {
+    let input: serde_json::Map<String, Value> = task
+        .input
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if let Err(e) = action.check_known_input(&input, &|v| !is_literal(v)) {
+        let path = join(&join(at, "input"), &e.path);
+        out.push(def.source.problem(
+            &path,
+            format!("does not fit {}'s WIT: {}", task.action, e.problem),
+        ));
+    }
 }
 
 fn check_workflow_input(

@@ -6,7 +6,7 @@
 // are rare, and boxing them would only add noise to every `?`.
 #![allow(clippy::result_large_err)]
 
-use crate::definition::{duration, ActionRef, Definition};
+use crate::definition::{duration, ActionRef, Components, Definition, NoRegistry};
 use crate::expr::{Expressions, Scope};
 use crate::journal::{Entry, Slot, SlotOutcome, State};
 use crate::model::Task;
@@ -14,7 +14,7 @@ use crate::{grants, WorkflowError};
 use serde_json::{json, Value};
 use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -79,18 +79,26 @@ struct Inner {
     runtime: Runtime,
     exprs: Expressions,
     /// Components are loaded once per scheduler.
-    actions: Mutex<HashMap<PathBuf, Action>>,
+    actions: Mutex<HashMap<String, Action>>,
+    /// Where `oci://` task actions come from.
+    components: Arc<dyn Components>,
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
 impl Scheduler {
     pub fn new(runtime: Runtime) -> Self {
+        Self::with_components(runtime, Arc::new(NoRegistry))
+    }
+
+    /// A scheduler that runs `oci://` task actions from `components`.
+    pub fn with_components(runtime: Runtime, components: Arc<dyn Components>) -> Self {
         Self {
             inner: Arc::new(Inner {
                 runtime,
                 exprs: Expressions::new(),
                 actions: Mutex::new(HashMap::new()),
+                components,
             }),
         }
     }
@@ -260,16 +268,29 @@ impl Scheduler {
         })
     }
 
-    fn load(&self, path: &Path) -> Result<Action, RuntimeError> {
-        if let Some(a) = self.inner.actions.lock().expect("not poisoned").get(path) {
+    /// A task's component, loaded once per scheduler (keyed by its path or
+    /// its `oci://` reference).
+    fn load(&self, action: &ActionRef) -> Result<Action, String> {
+        let key = match action {
+            ActionRef::Component(p) | ActionRef::Workflow(p) => p.display().to_string(),
+            ActionRef::Oci(r) => r.clone(),
+        };
+        if let Some(a) = self.inner.actions.lock().expect("not poisoned").get(&key) {
             return Ok(a.clone());
         }
-        let action = self.inner.runtime.load(path)?;
+        let loaded = match action {
+            ActionRef::Oci(r) => {
+                let (pinned, bytes) = self.inner.components.oci(r)?;
+                self.inner.runtime.load_bytes(&pinned, bytes)
+            }
+            ActionRef::Component(p) | ActionRef::Workflow(p) => self.inner.runtime.load(p),
+        };
+        let action = loaded.map_err(|e| e.to_string())?;
         self.inner
             .actions
             .lock()
             .expect("not poisoned")
-            .insert(path.to_owned(), action.clone());
+            .insert(key, action.clone());
         Ok(action)
     }
 }
@@ -1100,10 +1121,10 @@ impl Job {
         }
         let child = self.options.id;
         match &self.action {
-            ActionRef::Component(path) => {
-                let action = match self.sched.load(path) {
+            ActionRef::Component(_) | ActionRef::Oci(_) => {
+                let action = match self.sched.load(&self.action) {
                     Ok(a) => a,
-                    Err(e) => return (None, failed(failure("action", &e.to_string()))),
+                    Err(e) => return (None, failed(failure("action", &e))),
                 };
                 match self
                     .sched
