@@ -2,7 +2,7 @@
 //! `docker-registry` (distribution 2.8), started on a loopback port with a
 //! temporary storage directory.
 
-use crate::{s, wat, Home};
+use crate::{s, wat, Home, Run};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -421,4 +421,167 @@ output:
     for child in children {
         assert_eq!(child["action"], format!("{tag}@{digest}"), "{child}");
     }
+}
+
+/// A pack under development: pack.yaml beside its components and a
+/// workflow that names its actions as `math.add`.
+fn math_pack(dir: &Path) -> PathBuf {
+    let pack = dir.join("math");
+    std::fs::create_dir_all(pack.join("flows")).unwrap();
+    std::fs::copy(wat("add"), pack.join("add.wat")).unwrap();
+    std::fs::write(
+        pack.join("pack.yaml"),
+        r#"name: math
+version: 1.0.0
+description: Arithmetic for the tests
+actions:
+  add:
+    component: add.wat
+    description: Add two numbers
+workflows:
+  add-twice: flows/add-twice.yaml
+"#,
+    )
+    .unwrap();
+    std::fs::write(
+        pack.join("flows/add-twice.yaml"),
+        r#"version: 1
+input:
+  - { name: x, type: u32 }
+tasks:
+  one:
+    action: math.add
+    input: { a: "{{ input.x }}", b: 1 }
+    next:
+      - publish: { y: "{{ result }}" }
+        do: two
+  two:
+    action: math.add
+    input: { a: "{{ ctx.y }}", b: 1 }
+    next:
+      - publish: { z: "{{ result }}" }
+output:
+  z: "{{ ctx.z }}"
+"#,
+    )
+    .unwrap();
+    pack
+}
+
+#[test]
+fn packs_publish_install_and_run_their_actions_and_workflows_by_name() {
+    let reg = Registry::start(None);
+    let work = tempfile::tempdir().unwrap();
+    let pack = math_pack(work.path());
+    let author = Home::new();
+
+    // While developing: the workflow finds `math.add` in the pack above it.
+    let flow = pack.join("flows/add-twice.yaml");
+    let rec = author
+        .run(&["run", s(&flow), "-p", "x=1", "--json"])
+        .ok()
+        .json();
+    assert_eq!(rec["result"], json!({ "z": 3 }));
+
+    let index = reg.reference("tests/math:1.0.0");
+    let pushed = author.run(&["pack", "push", s(&pack), &index, "--insecure"]);
+    pushed.ok().stderr_has("pushed math.add as oci://");
+    let digest = pushed.stdout.trim().to_owned();
+    // Each action is a Wasm artifact beside the index.
+    let m = reg.manifest("tests/math.add", "1.0.0");
+    assert_eq!(m["layers"][0]["mediaType"], "application/wasm");
+    let idx = reg.manifest("tests/math", "1.0.0");
+    assert_eq!(
+        idx["config"]["mediaType"],
+        "application/vnd.wasmflow.pack.v1+json"
+    );
+    assert_eq!(
+        idx["layers"][0]["mediaType"],
+        "application/vnd.wasmflow.workflow.v1+yaml"
+    );
+
+    // Somewhere else: install it, and run by name from any directory.
+    let user = Home::new();
+    let pinned = format!("oci://{}/tests/math@{digest}", reg.addr);
+    user.run(&["pack", "pull", &pinned, "--insecure"]).ok();
+    drop(reg); // installed means no registry is needed any more
+    let listed = user.run(&["pack", "list"]);
+    listed.ok();
+    assert!(listed.stdout.contains("math 1.0.0"), "{}", listed.stdout);
+    assert!(
+        listed.stdout.contains("action   math.add: Add two numbers"),
+        "{}",
+        listed.stdout
+    );
+    assert!(
+        listed.stdout.contains("workflow math.add-twice"),
+        "{}",
+        listed.stdout
+    );
+    let elsewhere = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        Run::from(
+            user.cmd()
+                .args(args)
+                .current_dir(elsewhere.path())
+                .output()
+                .unwrap(),
+        )
+    };
+    assert_eq!(
+        run(&["run", "math.add", "-p", "a=2", "-p", "b=3"])
+            .ok()
+            .stdout
+            .trim(),
+        "5"
+    );
+    let rec = run(&["run", "math.add-twice", "-p", "x=10", "--json"])
+        .ok()
+        .json();
+    assert_eq!(rec["result"], json!({ "z": 12 }));
+    run(&["run", "math.nope"])
+        .code(2)
+        .stderr_has("pack `math` has no action or workflow `nope` (it has: add, add-twice)");
+    run(&["run", "geometry.area"])
+        .code(2)
+        .stderr_has("no pack `geometry`");
+}
+
+#[test]
+fn bad_packs_are_refused_with_their_position() {
+    let work = tempfile::tempdir().unwrap();
+    let pack = math_pack(work.path());
+    let home = Home::new();
+    let index = "oci://127.0.0.1:9/tests/math:1";
+
+    // A workflow that names a component by path would break once installed.
+    let flow = pack.join("flows/add-twice.yaml");
+    let text = std::fs::read_to_string(&flow).unwrap();
+    std::fs::write(
+        &flow,
+        text.replacen("action: math.add", "action: ../add.wat", 1),
+    )
+    .unwrap();
+    home.run(&["pack", "push", s(&pack), index, "--insecure"])
+        .code(2)
+        .stderr_has("add-twice.yaml:6:13: tasks.one.action: `../add.wat` is a path");
+
+    // Unknown keys and missing files in pack.yaml.
+    std::fs::write(
+        pack.join("pack.yaml"),
+        "name: math\nversion: 1.0.0\nactoins: {}\n",
+    )
+    .unwrap();
+    home.run(&["pack", "push", s(&pack), index, "--insecure"])
+        .code(2)
+        .stderr_has("pack.yaml:3:1: unknown field `actoins`");
+    std::fs::write(
+        pack.join("pack.yaml"),
+        "name: math\nversion: 1.0.0\nactions:\n  sub: { component: sub.wasm }\n",
+    )
+    .unwrap();
+    home.run(&["pack", "push", s(&pack), index, "--insecure"])
+        .code(2)
+        .stderr_has("actions.sub.component:")
+        .stderr_has("sub.wasm does not exist");
 }

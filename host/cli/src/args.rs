@@ -38,6 +38,11 @@ pub enum Command {
     Push(PushArgs),
     /// Fetch a component from an OCI registry into the local cache.
     Pull(PullArgs),
+    /// Publish and install packs (pack.yaml: actions and workflows used as pack.NAME).
+    Pack {
+        #[command(subcommand)]
+        command: PackCommand,
+    },
     /// Start a new action from a template: WIT world, source, tests, build script.
     New(NewArgs),
     /// Build the action in DIR into DIR/NAME.wasm with its language's toolchain.
@@ -111,6 +116,32 @@ pub struct PushArgs {
     pub description: Option<String>,
     #[command(flatten)]
     pub registry: RegistryArgs,
+}
+
+#[derive(Subcommand)]
+pub enum PackCommand {
+    /// Publish every action of the pack in DIR and its index under REF.
+    Push {
+        /// The pack's directory (with pack.yaml).
+        dir: PathBuf,
+        /// Where the index goes: oci://HOST[:PORT]/NAMESPACE/NAME:TAG (actions
+        /// go beside it as NAME.ACTION:TAG).
+        reference: String,
+        #[command(flatten)]
+        registry: RegistryArgs,
+    },
+    /// Install a pack from a registry into WASMFLOW_HOME/packs.
+    Pull {
+        /// oci://HOST[:PORT]/NAMESPACE/NAME:TAG or …@sha256:DIGEST
+        reference: String,
+        #[command(flatten)]
+        registry: RegistryArgs,
+    },
+    /// The installed packs, their actions (and the grants they need) and workflows.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args)]

@@ -80,6 +80,16 @@ impl From<wasmflow_devkit::DevkitError> for Fail {
     }
 }
 
+impl From<wasmflow_registry::pack::PackError> for Fail {
+    fn from(e: wasmflow_registry::pack::PackError) -> Self {
+        let code = if e.is_usage() { 2 } else { 1 };
+        Self {
+            code,
+            error: e.into(),
+        }
+    }
+}
+
 impl From<wasmflow_store::StoreError> for Fail {
     fn from(e: wasmflow_store::StoreError) -> Self {
         let code = if e.is_usage() { 2 } else { 1 };
@@ -116,7 +126,19 @@ fn main() -> ExitCode {
         dir: cli.home.clone().unwrap_or_else(default_home),
         cache: cli.cache_dir.clone(),
     };
-    let result = match cli.command {
+    let mut command = cli.command;
+    // `run pack.item`: the pack's file, when no such file is here.
+    if let args::Command::Run(a) = &mut command {
+        match registry::resolve_run_target(&home, &a.component) {
+            Ok(Some(path)) => a.component = path,
+            Ok(None) => {}
+            Err(Fail { code, error }) => {
+                eprintln!("error: {error:#}");
+                return ExitCode::from(code);
+            }
+        }
+    }
+    let result = match command {
         args::Command::Run(a) if wasmflow_workflow::is_workflow_path(&a.component) => {
             workflow::run(&home, *a)
         }
@@ -133,6 +155,7 @@ fn main() -> ExitCode {
         args::Command::Test(a) => devkit::test(&home, a),
         args::Command::Push(a) => registry::push(&home, a),
         args::Command::Pull(a) => registry::pull(&home, a),
+        args::Command::Pack { command } => registry::pack(&home, command),
         args::Command::Inspect(a) => inspect::inspect(&home, a),
         args::Command::Execution { command } => execution::execution(&home, command),
     };

@@ -1,12 +1,14 @@
 //! `wasmflow push`, `wasmflow pull`, and fetching `oci://` actions for `run`.
 
-use crate::args::{PullArgs, PushArgs, RegistryArgs};
+use crate::args::{PackCommand, PullArgs, PushArgs, RegistryArgs};
 use crate::{CmdResult, Fail, Home};
 use anyhow::anyhow;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Read};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use wasmflow_registry::pack::LocalPack;
 use wasmflow_registry::{
     Auth, OciRef, Registry, ANNOTATION_DESCRIPTION, ANNOTATION_SIGNATURE, ANNOTATION_TITLE,
 };
@@ -46,28 +48,13 @@ pub fn push(home: &Home, args: PushArgs) -> CmdResult {
         )));
     }
     let auth = auth(&args.registry)?;
-    // Load it as wasmflow would run it: a file that is not an action is
-    // refused here, not by whoever pulls it.
     let loader = wasmflow_runtime::Loader::open(&home.dir, home.cache.as_deref())?;
-    let action = loader.load(&args.component)?;
-    let inspection = wasmflow_runtime::inspect::inspect(&action.bytes)
-        .map_err(|e| Fail::usage(anyhow!("{}: {e}", args.component.display())))?;
-    let mut annotations = BTreeMap::new();
-    annotations.insert(ANNOTATION_SIGNATURE.to_owned(), inspection.wit.clone());
-    annotations.insert(
-        ANNOTATION_TITLE.to_owned(),
-        r.repository
-            .rsplit('/')
-            .next()
-            .unwrap_or(&r.repository)
-            .to_owned(),
-    );
-    if let Some(d) = args.description.or(inspection.docs.clone()) {
-        annotations.insert(ANNOTATION_DESCRIPTION.to_owned(), d);
-    }
+    let title = r.repository.rsplit('/').next().unwrap_or(&r.repository);
+    let (bytes, annotations) =
+        annotated(&loader, &args.component, title, args.description.clone())?;
     let pushed = crate::tokio().block_on(registry(home).push(
         &r,
-        action.bytes.to_vec(),
+        bytes,
         annotations,
         &auth,
         args.registry.insecure,
@@ -80,6 +67,27 @@ pub fn push(home: &Home, args: PushArgs) -> CmdResult {
         r.pinned(&pushed.manifest_digest)
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The component at `path`, loaded as wasmflow would run it (a file that
+/// is not an action is refused here, not by whoever pulls it), and the
+/// annotations that describe it: its WIT signature, a title, a description.
+fn annotated(
+    loader: &wasmflow_runtime::Loader,
+    path: &Path,
+    title: &str,
+    description: Option<String>,
+) -> Result<(Vec<u8>, BTreeMap<String, String>), Fail> {
+    let action = loader.load(path)?;
+    let inspection = wasmflow_runtime::inspect::inspect(&action.bytes)
+        .map_err(|e| Fail::usage(anyhow!("{}: {e}", path.display())))?;
+    let mut annotations = BTreeMap::new();
+    annotations.insert(ANNOTATION_SIGNATURE.to_owned(), inspection.wit.clone());
+    annotations.insert(ANNOTATION_TITLE.to_owned(), title.to_owned());
+    if let Some(d) = description.or(inspection.docs.clone()) {
+        annotations.insert(ANNOTATION_DESCRIPTION.to_owned(), d);
+    }
+    Ok((action.bytes.to_vec(), annotations))
 }
 
 pub fn pull(home: &Home, args: PullArgs) -> CmdResult {
@@ -120,14 +128,21 @@ pub fn pull(home: &Home, args: PullArgs) -> CmdResult {
 /// `run`).
 pub struct RegistryComponents {
     registry: Registry,
+    packs: PathBuf,
     insecure: bool,
 }
 
 pub fn components(home: &Home, insecure: bool) -> std::sync::Arc<RegistryComponents> {
     std::sync::Arc::new(RegistryComponents {
         registry: registry(home),
+        packs: packs_dir(home),
         insecure,
     })
+}
+
+/// Installed packs: `WASMFLOW_HOME/packs/NAME`.
+pub fn packs_dir(home: &Home) -> PathBuf {
+    home.dir.join("packs")
 }
 
 impl wasmflow_workflow::Components for RegistryComponents {
@@ -149,6 +164,10 @@ impl wasmflow_workflow::Components for RegistryComponents {
             )
         })?;
         Ok((cached.pinned(&r).to_string(), bytes))
+    }
+
+    fn pack(&self, name: &str, from: &Path) -> Result<PathBuf, String> {
+        wasmflow_registry::pack::resolve(&self.packs, from, name)
     }
 }
 
@@ -206,4 +225,185 @@ fn progress_bar() -> Option<ProgressBar> {
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     Some(b)
+}
+
+pub fn pack(home: &Home, command: PackCommand) -> CmdResult {
+    match command {
+        PackCommand::Push {
+            dir,
+            reference,
+            registry: reg,
+        } => pack_push(home, &dir, &reference, &reg),
+        PackCommand::Pull {
+            reference,
+            registry: reg,
+        } => {
+            let r = OciRef::parse(&reference).map_err(Fail::usage)?;
+            let auth = auth(&reg)?;
+            let installed = crate::tokio().block_on(registry(home).pull_pack(
+                &r,
+                &auth,
+                reg.insecure,
+                &packs_dir(home),
+            ))?;
+            println!("{}", installed.dir.display());
+            eprintln!(
+                "installed pack {} {} (index {}): run its actions and workflows as {}.NAME",
+                installed.name, installed.version, installed.index_digest, installed.name
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        PackCommand::List { json } => pack_list(home, json),
+    }
+}
+
+fn pack_push(home: &Home, dir: &Path, reference: &str, reg: &RegistryArgs) -> CmdResult {
+    let r = OciRef::parse(reference).map_err(Fail::usage)?;
+    let pack = LocalPack::load(dir)?;
+    // A pack is installed somewhere else: its workflows must name actions
+    // as pack.action or oci://, never by a path next to the source.
+    for (name, file) in &pack.manifest.workflows {
+        let path = pack.dir.join(file);
+        let def = wasmflow_workflow::Definition::load(&path)
+            .map_err(|p| Fail::usage(anyhow!("workflow {name}:\n{p}")))?;
+        for (task_name, task) in &def.workflow.tasks {
+            if matches!(
+                def.action_ref(task),
+                Ok(wasmflow_workflow::ActionRef::Component(_)
+                    | wasmflow_workflow::ActionRef::Workflow(_))
+            ) {
+                let at = format!("tasks.{task_name}.action");
+                return Err(Fail::usage(anyhow!(
+                    "{}",
+                    def.source.problem(
+                        &at,
+                        format!(
+                            "`{}` is a path; a pack's workflows name actions as {}.ACTION (or oci://) so they work where the pack is installed",
+                            task.action, pack.manifest.name
+                        )
+                    )
+                )));
+            }
+        }
+    }
+    let auth = auth(reg)?;
+    let loader = wasmflow_runtime::Loader::open(&home.dir, home.cache.as_deref())?;
+    let prepare = |path: &Path| -> Result<(Vec<u8>, BTreeMap<String, String>), String> {
+        let title = format!(
+            "{}.{}",
+            pack.manifest.name,
+            path.file_stem().unwrap_or_default().to_string_lossy()
+        );
+        annotated(&loader, path, &title, None).map_err(|f| format!("{:#}", f.error))
+    };
+    let pushed = crate::tokio().block_on(registry(home).push_pack(
+        &pack,
+        &r,
+        &auth,
+        reg.insecure,
+        &prepare,
+    ))?;
+    println!("{}", pushed.index_digest);
+    for (action, reference) in &pushed.actions {
+        eprintln!("pushed {}.{action} as {reference}", pack.manifest.name);
+    }
+    eprintln!(
+        "pushed pack {} {} as {r} ({} action{}, {} workflow{})",
+        pack.manifest.name,
+        pack.manifest.version,
+        pushed.actions.len(),
+        if pushed.actions.len() == 1 { "" } else { "s" },
+        pack.manifest.workflows.len(),
+        if pack.manifest.workflows.len() == 1 {
+            ""
+        } else {
+            "s"
+        },
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn pack_list(home: &Home, json: bool) -> CmdResult {
+    let dir = packs_dir(home);
+    let mut packs = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(&dir) {
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
+            if let Ok(p) = LocalPack::load(&e.path()) {
+                packs.push(p);
+            }
+        }
+    }
+    packs.sort_by(|a, b| a.manifest.name.cmp(&b.manifest.name));
+    if json {
+        let all: Vec<_> = packs.iter().map(|p| &p.manifest).collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&all).expect("packs serialize")
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    if packs.is_empty() {
+        eprintln!("no packs installed (wasmflow pack pull oci://…)");
+    }
+    for p in &packs {
+        let m = &p.manifest;
+        println!(
+            "{} {}{}",
+            m.name,
+            m.version,
+            m.description
+                .as_ref()
+                .map(|d| format!(" — {d}"))
+                .unwrap_or_default()
+        );
+        for (name, a) in &m.actions {
+            let grants: Vec<String> = a
+                .grants
+                .iter()
+                .map(|(k, v)| format!("--allow-{k} {}", v.join(",")))
+                .collect();
+            println!(
+                "  action   {}.{name}{}{}",
+                m.name,
+                a.description
+                    .as_ref()
+                    .map(|d| format!(": {d}"))
+                    .unwrap_or_default(),
+                if grants.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (needs {})", grants.join(" "))
+                }
+            );
+        }
+        for name in m.workflows.keys() {
+            println!("  workflow {}.{name}", m.name);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `wasmflow run pack.item`: when ITEM is not a file here, the action or
+/// workflow of that name in the pack above the current directory or the
+/// installed pack.
+pub fn resolve_run_target(home: &Home, target: &Path) -> Result<Option<PathBuf>, Fail> {
+    let Some(name) = target.to_str() else {
+        return Ok(None);
+    };
+    if target.exists() || name.starts_with("oci://") || name.contains('/') {
+        return Ok(None);
+    }
+    let Some((pack, item)) = name.split_once('.') else {
+        return Ok(None);
+    };
+    if matches!(item, "wasm" | "wat" | "yaml" | "yml") || pack.is_empty() {
+        return Ok(None);
+    }
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    wasmflow_registry::pack::resolve(&packs_dir(home), &cwd, name)
+        .map(Some)
+        .map_err(|e| Fail::usage(anyhow!("{e}")))
 }

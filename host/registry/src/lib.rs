@@ -4,11 +4,13 @@
 //! Wasm OCI artifact layout (`oci-wasm` over `oci-client`: config
 //! `application/vnd.wasm.config.v0+json`, one `application/wasm` layer),
 //! pulling one with its sha256 checked, and the content-addressed cache of
-//! pulled components under `WASMFLOW_HOME/oci`. It does not run anything
+//! pulled components under `WASMFLOW_HOME/oci`, and packs ([`pack`]). It
+//! does not run anything
 //! and does not touch the execution store: the CLI hands the bytes it
 //! returns to the runtime.
 
 mod cache;
+pub mod pack;
 mod reference;
 
 pub use cache::{Cache, Cached};
@@ -87,7 +89,7 @@ pub enum Auth {
 }
 
 impl Auth {
-    fn registry_auth(&self) -> RegistryAuth {
+    pub(crate) fn registry_auth(&self) -> RegistryAuth {
         match self {
             Auth::Anonymous => RegistryAuth::Anonymous,
             Auth::Basic { username, password } => {
@@ -123,7 +125,7 @@ impl Registry {
         &self.cache
     }
 
-    fn client(r: &OciRef, insecure: bool) -> Result<WasmClient, RegistryError> {
+    pub(crate) fn client(r: &OciRef, insecure: bool) -> Result<WasmClient, RegistryError> {
         let protocol = if insecure {
             if !r.is_loopback() {
                 return Err(RegistryError::InsecureNotLoopback {
@@ -308,7 +310,7 @@ fn sha256(bytes: &[u8]) -> String {
 
 /// `https://host/v2/ns/name/manifests/sha256:…` -> the digest, if the URL
 /// names one.
-fn digest_of_url(url: &str) -> Option<String> {
+pub(crate) fn digest_of_url(url: &str) -> Option<String> {
     let last = url.rsplit('/').next()?;
     last.starts_with("sha256:").then(|| last.to_owned())
 }
@@ -334,7 +336,7 @@ fn classify(r: &OciRef, e: anyhow::Error) -> RegistryError {
     }
 }
 
-fn classify_oci(r: &OciRef, e: OciDistributionError) -> RegistryError {
+pub(crate) fn classify_oci(r: &OciRef, e: OciDistributionError) -> RegistryError {
     let reference = r.to_string();
     match e {
         OciDistributionError::UnauthorizedError { .. }

@@ -32,6 +32,9 @@ pub enum ActionRef {
     Workflow(PathBuf),
     /// An `oci://` reference, fetched through [`Components`].
     Oci(String),
+    /// `pack.item`: an action or workflow of a pack, found through
+    /// [`Components`].
+    Pack(String),
 }
 
 /// Where `oci://` task actions come from. The workflow crate does not talk
@@ -40,9 +43,38 @@ pub trait Components: Send + Sync {
     /// The component `reference` names, and the reference pinned to the
     /// digest it resolved to (what the task's record keeps).
     fn oci(&self, reference: &str) -> Result<(String, Vec<u8>), String>;
+
+    /// The file (component or workflow) `pack.item` names, for a workflow
+    /// in `from`.
+    fn pack(&self, name: &str, from: &Path) -> Result<PathBuf, String>;
 }
 
-/// For front ends without registry access: every `oci://` action fails.
+/// `pack.item` resolved to what it names.
+pub fn resolve_pack(
+    components: &dyn Components,
+    name: &str,
+    from: &Path,
+) -> Result<ActionRef, String> {
+    let path = components.pack(name, from)?;
+    Ok(if is_workflow_path(&path) {
+        ActionRef::Workflow(path)
+    } else {
+        ActionRef::Component(path)
+    })
+}
+
+/// Whether `s` reads as `pack.item`.
+fn is_pack_name(s: &str) -> bool {
+    let word = |w: &str| {
+        w.starts_with(|c: char| c.is_ascii_lowercase())
+            && w.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    };
+    s.split_once('.').is_some_and(|(p, i)| word(p) && word(i))
+}
+
+/// For front ends without registry access: every `oci://` and
+/// `pack.action` action fails.
 pub struct NoRegistry;
 
 impl Components for NoRegistry {
@@ -50,6 +82,10 @@ impl Components for NoRegistry {
         Err(format!(
             "{reference}: this front end cannot fetch oci:// actions"
         ))
+    }
+
+    fn pack(&self, name: &str, _from: &Path) -> Result<PathBuf, String> {
+        Err(format!("{name}: this front end cannot find packs"))
     }
 }
 
@@ -133,8 +169,11 @@ impl Definition {
             .extension()
             .is_some_and(|e| matches!(e.to_str(), Some("wasm" | "wat" | "yaml" | "yml")));
         if !has_ext {
+            if is_pack_name(a) {
+                return Ok(ActionRef::Pack(a.to_owned()));
+            }
             return Err(format!(
-                "`{a}` is not a component (.wasm, .wat) or workflow (.yaml) path; pack actions (`pack.action`) are not supported yet"
+                "`{a}` is not a component (.wasm, .wat) or workflow (.yaml) path, an oci:// reference, or pack.action"
             ));
         }
         let full = normalize(&self.dir.join(p));
@@ -446,8 +485,19 @@ fn check_actions(
     for (name, task) in &def.workflow.tasks {
         let at = join("tasks", name);
         let action_at = join(&at, "action");
-        match def.action_ref(task) {
+        let action = match def.action_ref(task) {
+            Ok(ActionRef::Pack(name)) => match resolve_pack(components, &name, &def.dir) {
+                Ok(a) => Ok(a),
+                Err(e) => {
+                    out.push(src.problem(&action_at, e));
+                    continue;
+                }
+            },
+            other => other,
+        };
+        match action {
             Err(_) => {} // reported by the structure check
+            Ok(ActionRef::Pack(_)) => unreachable!("resolved above"),
             Ok(ActionRef::Workflow(path)) => {
                 let c = canonical(&path);
                 if stack.contains(&c) {

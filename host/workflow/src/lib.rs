@@ -17,7 +17,9 @@ mod scheduler;
 pub mod source;
 pub mod types;
 
-pub use definition::{check, is_workflow_path, ActionRef, Components, Definition, NoRegistry};
+pub use definition::{
+    check, is_workflow_path, resolve_pack, ActionRef, Components, Definition, NoRegistry,
+};
 pub use scheduler::{Observer, Request, Scheduler};
 pub use source::{Position, Problem, Problems};
 

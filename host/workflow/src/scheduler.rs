@@ -6,7 +6,7 @@
 // are rare, and boxing them would only add noise to every `?`.
 #![allow(clippy::result_large_err)]
 
-use crate::definition::{duration, ActionRef, Components, Definition, NoRegistry};
+use crate::definition::{duration, resolve_pack, ActionRef, Components, Definition, NoRegistry};
 use crate::expr::{Expressions, Scope};
 use crate::journal::{Entry, Slot, SlotOutcome, State};
 use crate::model::Task;
@@ -273,7 +273,7 @@ impl Scheduler {
     fn load(&self, action: &ActionRef) -> Result<Action, String> {
         let key = match action {
             ActionRef::Component(p) | ActionRef::Workflow(p) => p.display().to_string(),
-            ActionRef::Oci(r) => r.clone(),
+            ActionRef::Oci(r) | ActionRef::Pack(r) => r.clone(),
         };
         if let Some(a) = self.inner.actions.lock().expect("not poisoned").get(&key) {
             return Ok(a.clone());
@@ -284,6 +284,9 @@ impl Scheduler {
                 self.inner.runtime.load_bytes(&pinned, bytes)
             }
             ActionRef::Component(p) | ActionRef::Workflow(p) => self.inner.runtime.load(p),
+            ActionRef::Pack(name) => {
+                return Err(format!("{name}: packs are resolved before loading"))
+            }
         };
         let action = loaded.map_err(|e| e.to_string())?;
         self.inner
@@ -795,7 +798,12 @@ impl Driver {
             }],
             self.unflushed,
         )?;
-        let action = match self.def.action_ref(&task) {
+        let action = match self.def.action_ref(&task).and_then(|a| match a {
+            ActionRef::Pack(name) => {
+                resolve_pack(&*self.sched.inner.components, &name, &self.def.dir)
+            }
+            other => Ok(other),
+        }) {
             Ok(a) => a,
             Err(e) => {
                 return self.settle_now(run, slot, failure("action", &e));
@@ -1121,7 +1129,8 @@ impl Job {
         }
         let child = self.options.id;
         match &self.action {
-            ActionRef::Component(_) | ActionRef::Oci(_) => {
+            // Resolved to a component or workflow before the job starts.
+            ActionRef::Component(_) | ActionRef::Oci(_) | ActionRef::Pack(_) => {
                 let action = match self.sched.load(&self.action) {
                     Ok(a) => a,
                     Err(e) => return (None, failed(failure("action", &e))),

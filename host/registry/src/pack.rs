@@ -1,0 +1,434 @@
+//! Packs: a `pack.yaml` naming actions (components) and workflows that are
+//! published and installed together, and referred to as `pack.action`.
+//!
+//! Published, a pack is one index artifact (config: the pack's metadata with
+//! each action pinned to the digest it was pushed as; one layer per
+//! workflow file) plus one Wasm artifact per action, in sibling
+//! repositories: `ns/vm` (index), `ns/vm.clone`, `ns/vm.cloud-init`.
+//! Installed, it is `WASMFLOW_HOME/packs/NAME/` with `pack.yaml`,
+//! `actions/ACTION.wasm` and `workflows/`.
+
+use crate::{Auth, OciRef, Registry, RegistryError};
+use oci_client::client::{Config, ImageLayer};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+pub const PACK_CONFIG_MEDIA_TYPE: &str = "application/vnd.wasmflow.pack.v1+json";
+pub const WORKFLOW_LAYER_MEDIA_TYPE: &str = "application/vnd.wasmflow.workflow.v1+yaml";
+const TITLE: &str = "org.opencontainers.image.title";
+
+/// `pack.yaml`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PackManifest {
+    pub name: String,
+    pub version: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub actions: BTreeMap<String, PackAction>,
+    /// Workflow name -> file, relative to `pack.yaml`.
+    #[serde(default)]
+    pub workflows: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PackAction {
+    /// The component: a path relative to `pack.yaml` (or, in a published
+    /// index, a pinned `oci://` reference).
+    pub component: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The grants the action needs, in the flags' terms (`exec: [qemu-img]`,
+    /// `write: [DIR]`, ...). Documentation for the operator: nothing is
+    /// granted because a pack asks for it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub grants: BTreeMap<String, Vec<String>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PackError {
+    #[error("{}:{line}:{column}: {message}", file.display())]
+    Manifest {
+        file: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{}: {message}", file.display())]
+    Invalid { file: PathBuf, message: String },
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+}
+
+impl PackError {
+    pub fn is_usage(&self) -> bool {
+        match self {
+            PackError::Registry(e) => e.is_usage(),
+            _ => true,
+        }
+    }
+}
+
+/// A pack name or action name: it becomes half of `pack.action` and part
+/// of a repository name.
+fn valid_name(s: &str) -> bool {
+    s.starts_with(|c: char| c.is_ascii_lowercase())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.len() <= 64
+}
+
+/// A pack on disk: its manifest and where it lives.
+#[derive(Clone, Debug)]
+pub struct LocalPack {
+    pub manifest: PackManifest,
+    pub dir: PathBuf,
+}
+
+impl LocalPack {
+    /// Read and check `dir/pack.yaml` (or a `pack.yaml` path).
+    pub fn load(path: &Path) -> Result<Self, PackError> {
+        let file = if path.is_dir() {
+            path.join("pack.yaml")
+        } else {
+            path.to_owned()
+        };
+        let invalid = |message: String| PackError::Invalid {
+            file: file.clone(),
+            message,
+        };
+        let text =
+            std::fs::read_to_string(&file).map_err(|e| invalid(format!("cannot read: {e}")))?;
+        let manifest: PackManifest = serde_yaml::from_str(&text).map_err(|e| {
+            let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
+            PackError::Manifest {
+                file: file.clone(),
+                line,
+                column,
+                message: e.to_string(),
+            }
+        })?;
+        if !valid_name(&manifest.name) {
+            return Err(invalid(format!(
+                "name `{}`: use lowercase letters, digits and '-', starting with a letter",
+                manifest.name
+            )));
+        }
+        if manifest.version.trim().is_empty() {
+            return Err(invalid("version must not be empty".into()));
+        }
+        let dir = file.parent().unwrap_or(Path::new(".")).to_owned();
+        for (name, action) in &manifest.actions {
+            if !valid_name(name) {
+                return Err(invalid(format!(
+                    "actions.{name}: use lowercase letters, digits and '-', starting with a letter"
+                )));
+            }
+            for key in action.grants.keys() {
+                if !["read", "write", "env", "net", "exec", "secret"].contains(&key.as_str()) {
+                    return Err(invalid(format!(
+                        "actions.{name}.grants.{key}: unknown grant (expected read, write, env, net, exec or secret)"
+                    )));
+                }
+            }
+            if !action.component.starts_with("oci://") && !dir.join(&action.component).is_file() {
+                return Err(invalid(format!(
+                    "actions.{name}.component: {} does not exist",
+                    dir.join(&action.component).display()
+                )));
+            }
+        }
+        for (name, wf) in &manifest.workflows {
+            if !valid_name(name) || manifest.actions.contains_key(name) {
+                return Err(invalid(format!(
+                    "workflows.{name}: use lowercase letters, digits and '-', and a name no action has"
+                )));
+            }
+            if !dir.join(wf).is_file() {
+                return Err(invalid(format!(
+                    "workflows.{name}: {} does not exist",
+                    dir.join(wf).display()
+                )));
+            }
+        }
+        Ok(Self { manifest, dir })
+    }
+
+    /// The file `pack.item` names in this pack: an action's component or
+    /// a workflow.
+    pub fn item(&self, item: &str) -> Option<PathBuf> {
+        if let Some(a) = self.manifest.actions.get(item) {
+            return Some(self.dir.join(&a.component));
+        }
+        self.manifest.workflows.get(item).map(|w| self.dir.join(w))
+    }
+}
+
+/// Where `pack.item` comes from: the nearest `pack.yaml` above `from` (a
+/// pack under development) when it has that name, else the installed pack
+/// in `packs_dir`.
+pub fn resolve(packs_dir: &Path, from: &Path, name: &str) -> Result<PathBuf, String> {
+    let Some((pack, item)) = name.split_once('.') else {
+        return Err(format!("`{name}` is not pack.item"));
+    };
+    let local = from
+        .ancestors()
+        .map(|d| d.join("pack.yaml"))
+        .find(|p| p.is_file())
+        .and_then(|p| LocalPack::load(&p).ok())
+        .filter(|p| p.manifest.name == pack);
+    let found = match local {
+        Some(p) => p,
+        None => LocalPack::load(&packs_dir.join(pack)).map_err(|_| {
+            format!("no pack `{pack}`: it is not installed (wasmflow pack pull REF) and no pack.yaml above {} has that name", from.display())
+        })?,
+    };
+    found.item(item).ok_or_else(|| {
+        let mut known: Vec<&String> = found.manifest.actions.keys().collect();
+        known.extend(found.manifest.workflows.keys());
+        format!(
+            "pack `{pack}` has no action or workflow `{item}` (it has: {})",
+            known
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })
+}
+
+/// A component file -> the bytes to publish and their annotations.
+pub type Prepare<'a> = dyn Fn(&Path) -> Result<(Vec<u8>, BTreeMap<String, String>), String> + 'a;
+
+/// What `pack push` published.
+#[derive(Debug)]
+pub struct PushedPack {
+    /// The index manifest's digest.
+    pub index_digest: String,
+    /// Each action and the pinned reference it was pushed as.
+    pub actions: BTreeMap<String, String>,
+}
+
+/// What `pack pull` installed.
+#[derive(Debug)]
+pub struct InstalledPack {
+    pub name: String,
+    pub version: String,
+    pub dir: PathBuf,
+    pub index_digest: String,
+}
+
+impl Registry {
+    /// Publish every action of `pack` (each as a Wasm artifact beside the
+    /// index: `REPO.ACTION:TAG`), then the index under `r`. `prepare`
+    /// turns each component file into the bytes to publish and their
+    /// annotations (the CLI loads it as an action and reads its WIT).
+    pub async fn push_pack(
+        &self,
+        pack: &LocalPack,
+        r: &OciRef,
+        auth: &Auth,
+        insecure: bool,
+        prepare: &Prepare<'_>,
+    ) -> Result<PushedPack, PackError> {
+        let tag = r.tag.clone().ok_or_else(|| PackError::Invalid {
+            file: pack.dir.join("pack.yaml"),
+            message: format!("pack push needs a :TAG to publish under ({r})"),
+        })?;
+        let mut index = pack.manifest.clone();
+        let mut pinned = BTreeMap::new();
+        for (name, action) in &mut index.actions {
+            let path = pack.dir.join(&action.component);
+            let invalid = |message: String| PackError::Invalid {
+                file: path.clone(),
+                message,
+            };
+            let (bytes, annotations) = prepare(&path).map_err(invalid)?;
+            let target = OciRef {
+                registry: r.registry.clone(),
+                repository: format!("{}.{name}", r.repository),
+                tag: Some(tag.clone()),
+                digest: None,
+            };
+            let pushed = self
+                .push(&target, bytes, annotations, auth, insecure)
+                .await?;
+            let reference = target.pinned(&pushed.manifest_digest).to_string();
+            action.component = reference.clone();
+            pinned.insert(name.clone(), reference);
+        }
+        let mut layers = Vec::new();
+        for (name, file) in &mut index.workflows {
+            let path = pack.dir.join(&*file);
+            let text = std::fs::read(&path).map_err(|e| PackError::Invalid {
+                file: path.clone(),
+                message: format!("cannot read: {e}"),
+            })?;
+            let title = format!("{name}.yaml");
+            *file = format!("workflows/{title}");
+            layers.push(ImageLayer::new(
+                text,
+                WORKFLOW_LAYER_MEDIA_TYPE.to_owned(),
+                Some(BTreeMap::from([(TITLE.to_owned(), title)])),
+            ));
+        }
+        let config = Config::new(
+            serde_json::to_vec(&index).expect("a pack serializes"),
+            PACK_CONFIG_MEDIA_TYPE.to_owned(),
+            None,
+        );
+        let wasm = Self::client(r, insecure)?;
+        // The plain client: this artifact is not a Wasm component.
+        let client: &oci_client::Client = wasm.as_ref();
+        let response = client
+            .push(&r.oci(), &layers, config, &auth.registry_auth(), None)
+            .await
+            .map_err(|e| crate::classify_oci(r, e))?;
+        let index_digest = match crate::digest_of_url(&response.manifest_url) {
+            Some(d) => d,
+            None => client
+                .fetch_manifest_digest(&r.oci(), &auth.registry_auth())
+                .await
+                .map_err(|e| crate::classify_oci(r, e))?,
+        };
+        Ok(PushedPack {
+            index_digest,
+            actions: pinned,
+        })
+    }
+
+    /// Fetch the pack index `r`, every action it pins (sha256 checked), and
+    /// install it as `packs_dir/NAME`, replacing an installed version only
+    /// once everything arrived.
+    pub async fn pull_pack(
+        &self,
+        r: &OciRef,
+        auth: &Auth,
+        insecure: bool,
+        packs_dir: &Path,
+    ) -> Result<InstalledPack, PackError> {
+        let wasm = Self::client(r, insecure)?;
+        let client: &oci_client::Client = wasm.as_ref();
+        let image = client
+            .pull(
+                &r.oci(),
+                &auth.registry_auth(),
+                vec![WORKFLOW_LAYER_MEDIA_TYPE],
+            )
+            .await
+            .map_err(|e| crate::classify_oci(r, e))?;
+        let not_a_pack = |detail: String| {
+            PackError::Registry(RegistryError::NotWasm {
+                reference: r.to_string(),
+                detail,
+            })
+        };
+        if image.config.media_type != PACK_CONFIG_MEDIA_TYPE {
+            return Err(not_a_pack(format!(
+                "not a wasmflow pack: config media type {} (expected {PACK_CONFIG_MEDIA_TYPE})",
+                image.config.media_type
+            )));
+        }
+        let index_digest = image.digest.clone().unwrap_or_default();
+        if let Some(pinned) = &r.digest {
+            if *pinned != index_digest {
+                return Err(RegistryError::DigestMismatch {
+                    reference: r.to_string(),
+                    what: "the pack index".into(),
+                    expected: pinned.clone(),
+                    actual: index_digest,
+                }
+                .into());
+            }
+        }
+        let mut index: PackManifest = serde_json::from_slice(&image.config.data)
+            .map_err(|e| not_a_pack(format!("the pack index does not parse: {e}")))?;
+        if !valid_name(&index.name) {
+            return Err(not_a_pack(format!("bad pack name `{}`", index.name)));
+        }
+        // Layers arrive in any order: match each to its descriptor by digest,
+        // which also checks the bytes.
+        let manifest = image.manifest.clone().unwrap_or_default();
+        let mut workflows: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+        for descriptor in &manifest.layers {
+            let layer = image
+                .layers
+                .iter()
+                .find(|l| sha256(&l.data) == descriptor.digest)
+                .ok_or_else(|| RegistryError::DigestMismatch {
+                    reference: r.to_string(),
+                    what: "a workflow layer".into(),
+                    expected: descriptor.digest.clone(),
+                    actual: "no layer with that digest".into(),
+                })?;
+            let title = descriptor
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(TITLE))
+                .filter(|t| {
+                    t.ends_with(".yaml")
+                        && !t.contains('/')
+                        && !t.contains("..")
+                        && !t.starts_with('.')
+                })
+                .ok_or_else(|| not_a_pack("a workflow layer without a plain file name".into()))?;
+            workflows.insert(title.clone(), layer.data.to_vec());
+        }
+
+        let staging = packs_dir.join(format!(".{}.partial", index.name));
+        let io = |path: &Path| {
+            let p = path.display().to_string();
+            move |source| RegistryError::Cache {
+                path: p.clone(),
+                source,
+            }
+        };
+        let _ = std::fs::remove_dir_all(&staging);
+        std::fs::create_dir_all(staging.join("actions")).map_err(io(&staging))?;
+        std::fs::create_dir_all(staging.join("workflows")).map_err(io(&staging))?;
+        for (name, action) in &mut index.actions {
+            let reference = OciRef::parse(&action.component).map_err(RegistryError::from)?;
+            let cached = self.fetch(&reference, auth, insecure, None).await?;
+            let dest = staging.join(format!("actions/{name}.wasm"));
+            std::fs::copy(&cached.path, &dest).map_err(io(&dest))?;
+            action.component = format!("actions/{name}.wasm");
+        }
+        for (name, file) in &mut index.workflows {
+            let title = format!("{name}.yaml");
+            let text = workflows
+                .get(&title)
+                .ok_or_else(|| not_a_pack(format!("workflow {name} has no layer")))?;
+            let dest = staging.join("workflows").join(&title);
+            std::fs::write(&dest, text).map_err(io(&dest))?;
+            *file = format!("workflows/{title}");
+        }
+        let yaml = format!(
+            "# Installed by `wasmflow pack pull {r}` (index {index_digest}).\n{}",
+            serde_yaml::to_string(&index).expect("a pack serializes")
+        );
+        let file = staging.join("pack.yaml");
+        std::fs::write(&file, yaml).map_err(io(&file))?;
+        let dir = packs_dir.join(&index.name);
+        let old = packs_dir.join(format!(".{}.old", index.name));
+        let _ = std::fs::remove_dir_all(&old);
+        if dir.exists() {
+            std::fs::rename(&dir, &old).map_err(io(&dir))?;
+        }
+        std::fs::rename(&staging, &dir).map_err(io(&dir))?;
+        let _ = std::fs::remove_dir_all(&old);
+        Ok(InstalledPack {
+            name: index.name,
+            version: index.version,
+            dir,
+            index_digest,
+        })
+    }
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
