@@ -37,6 +37,23 @@ fn round_trip(lang: &str) {
     built.ok().stderr_has("built ");
     let wasm = dir.join(format!("{name}.wasm"));
     assert_eq!(built.stdout.trim(), s(&wasm));
+    // The build carries the WIT's doc comments, for inspect and push.
+    let shown = home.run(&["inspect", s(&wasm)]);
+    shown.ok();
+    assert!(
+        shown
+            .stdout
+            .contains("/// Greet someone.\nrun: func(request: request)"),
+        "{}",
+        shown.stdout
+    );
+    assert!(
+        shown
+            .stdout
+            .contains("  /// A name; must not be empty.\n  name: string,"),
+        "{}",
+        shown.stdout
+    );
     let t = dev(&home, &["test", s(&dir), "--no-build"]);
     t.ok();
     assert!(t.stdout.contains("case greets ... ok"), "{}", t.stdout);
@@ -95,6 +112,12 @@ fn round_trip(lang: &str) {
         .json();
     assert_eq!(rec["result"]["message"], "Hello, Ada!");
     assert_eq!(rec["action"], format!("{tag}@{}", digest.stdout.trim()));
+    // The description annotation came from those docs.
+    let m = reg.manifest(&format!("dev/{name}"), "0.1.0");
+    assert_eq!(
+        m["annotations"]["org.opencontainers.image.description"],
+        format!("{name}: describe what this action does in one sentence.")
+    );
 }
 
 #[test]

@@ -87,7 +87,7 @@ impl Registry {
         Some((status, head, raw[split + 4..].to_vec()))
     }
 
-    fn manifest(&self, repo: &str, tag: &str) -> Value {
+    pub(crate) fn manifest(&self, repo: &str, tag: &str) -> Value {
         let (status, _, body) = self
             .get(
                 &format!("/v2/{repo}/manifests/{tag}"),

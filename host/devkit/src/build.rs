@@ -10,7 +10,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
-use wit_parser::Resolve;
+use wit_parser::{PackageMetadata, Resolve};
 
 /// A successful build.
 #[derive(Debug)]
@@ -83,6 +83,64 @@ fn world_of(dir: &Path) -> Result<World, DevkitError> {
         None => format!("{}:{}/{name}", n.namespace, n.name),
     };
     Ok(World { id, name })
+}
+
+/// Put the world's doc comments into the component as a `package-docs`
+/// section, the way wit-component does, so `wasmflow inspect`, `push` and
+/// the JSON Schema show them. componentize-py and componentize-js leave
+/// them out. The section describes the component's own decoded world, which
+/// is always `root:component/root`.
+fn embed_docs(dir: &Path, world: &str, component: &Path) -> Result<(), DevkitError> {
+    let mut bytes = std::fs::read(component).map_err(io(component))?;
+    let already = has_section_named(&bytes, PackageMetadata::SECTION_NAME);
+    if already {
+        return Ok(());
+    }
+    let wit = dir.join("wit");
+    let mut resolve = Resolve::default();
+    let (pkg, _) = resolve.push_dir(&wit).map_err(|e| DevkitError::Wit {
+        path: wit.clone(),
+        detail: resolve.render_error(&e),
+    })?;
+    let package = &mut resolve.packages[pkg];
+    let id = package.worlds[world];
+    package.worlds = [("root".to_owned(), id)].into_iter().collect();
+    let docs = PackageMetadata::extract(&resolve, pkg)
+        .encode()
+        .map_err(|e| DevkitError::Wit {
+            path: wit,
+            detail: format!("encoding the docs: {e:#}"),
+        })?;
+    append_custom_section(&mut bytes, PackageMetadata::SECTION_NAME, &docs);
+    std::fs::write(component, bytes).map_err(io(component))
+}
+
+/// Whether a custom section called `name` is in `wasm` (a byte search: a
+/// false positive only skips adding docs).
+fn has_section_named(wasm: &[u8], name: &str) -> bool {
+    wasm.windows(name.len()).any(|w| w == name.as_bytes())
+}
+
+fn append_custom_section(wasm: &mut Vec<u8>, name: &str, data: &[u8]) {
+    let mut body = Vec::new();
+    leb128(&mut body, name.len());
+    body.extend_from_slice(name.as_bytes());
+    body.extend_from_slice(data);
+    wasm.push(0);
+    leb128(wasm, body.len());
+    wasm.extend_from_slice(&body);
+}
+
+fn leb128(out: &mut Vec<u8>, mut n: usize) {
+    loop {
+        let byte = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
 }
 
 /// `PROGRAM` on `PATH`.
@@ -240,6 +298,7 @@ pub fn build(dir: &Path) -> Result<Built, DevkitError> {
         let built = dir.join(format!("target/wasm32-wasip2/release/{krate}.wasm"));
         std::fs::copy(&built, &partial).map_err(io(&built))?;
     }
+    embed_docs(&dir, &world.name, &partial)?;
     std::fs::rename(&partial, &component).map_err(io(&component))?;
     Ok(Built {
         component,

@@ -2,7 +2,7 @@
 //! compile, cached load, instantiate+call, instantiate+call+record, and
 //! JSON -> WIT conversion; and the recording overhead on a real action
 //! (vm.clone: a Python component calling qemu-img twice), recorded against
-//! the same run with the recorder writing nothing.
+//! the same run with the recorder writing nothing, and its replay.
 //!
 //! `cargo bench -p wasmflow-runtime` (bench/run.sh runs it with the rest).
 
@@ -11,7 +11,7 @@ mod support;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use serde_json::json;
-use wasmflow_runtime::{RunOptions, Runtime};
+use wasmflow_runtime::{Recording, RunOptions, Runtime};
 use wasmflow_store::{Grants, Limits};
 
 fn runtime_benches(c: &mut Criterion) {
@@ -117,6 +117,19 @@ fn recording_overhead(c: &mut Criterion) {
             };
             let rec = tokio.block_on(rt.run(&vm, spec(), options)).unwrap();
             assert_eq!(rec.status, wasmflow_store::Status::Succeeded);
+        })
+    });
+    // Replay answers every question from the recording: no qemu-img runs.
+    let options = RunOptions {
+        grants: grants.clone(),
+        ..RunOptions::default()
+    };
+    let recorded = tokio.block_on(rt.run(&vm, spec(), options)).unwrap();
+    let recording = Recording::from_store(rt.store(), recorded).unwrap();
+    group.bench_function("replayed", |b| {
+        b.iter(|| {
+            let report = tokio.block_on(rt.replay(&recording, None)).unwrap();
+            assert!(report.passed(), "{}", report.verdict);
         })
     });
     group.finish();
