@@ -127,6 +127,7 @@ print(json.dumps({{"dt": dt, "rss": resource.getrusage(resource.RUSAGE_CHILDREN)
         rss = max(rss, res["rss"])
     print(f"1,000-item fan-out (concurrency 64): {statistics.median(fan_runs) * 1e3:.0f} ms median whole process, "
           f"{statistics.median(fan_steps) * 1e3:.3f} ms per item wall; peak RSS {rss / 1024:.1f} MiB (target < 100 MiB)")
+    os.makedirs(os.path.join(root, "bench", "out"), exist_ok=True)
     with open(os.path.join(root, "bench", "out", "workflow.json"), "w") as f:
         json.dump({"chain_ms": statistics.median(chain_total) * 1e3, "shell_chain_ms": statistics.median(shell) * 1e3,
                    "per_step_overhead_p50_ms": p50 * 1e3, "per_step_overhead_p90_ms": p90 * 1e3,
