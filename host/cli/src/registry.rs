@@ -405,5 +405,5 @@ pub fn resolve_run_target(home: &Home, target: &Path) -> Result<Option<PathBuf>,
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
     wasmflow_registry::pack::resolve(&packs_dir(home), &cwd, name)
         .map(Some)
-        .map_err(|e| Fail::usage(anyhow!("{e}")))
+        .map_err(|e| Fail::usage(anyhow!("`{name}` is not a file here, nor a pack's: {e}")))
 }
