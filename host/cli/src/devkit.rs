@@ -39,16 +39,7 @@ pub fn build(dir: &Path) -> CmdResult {
 
 pub fn test(home: &Home, args: TestArgs) -> CmdResult {
     let component = if args.no_build {
-        let dir = args
-            .dir
-            .canonicalize()
-            .map_err(|e| Fail::usage(anyhow::anyhow!("{}: {e}", args.dir.display())))?;
-        let name = dir
-            .file_name()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .into_owned();
-        dir.join(format!("{name}.wasm"))
+        wasmflow_devkit::component_path(&args.dir)?
     } else {
         let built = wasmflow_devkit::build(&args.dir)?;
         eprintln!(

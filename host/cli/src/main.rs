@@ -34,71 +34,36 @@ impl Fail {
     }
 }
 
-impl From<wasmflow_runtime::RuntimeError> for Fail {
-    fn from(e: wasmflow_runtime::RuntimeError) -> Self {
-        let code = if e.is_usage() { 2 } else { 1 };
-        Self {
-            code,
-            error: e.into(),
-        }
-    }
-}
-
 impl From<wasmflow_store::BundleError> for Fail {
     fn from(e: wasmflow_store::BundleError) -> Self {
         Self::usage(e)
     }
 }
 
-impl From<wasmflow_workflow::WorkflowError> for Fail {
-    fn from(e: wasmflow_workflow::WorkflowError) -> Self {
-        let code = if e.is_usage() { 2 } else { 1 };
-        Self {
-            code,
-            error: e.into(),
+/// The libraries' errors say whether the caller can fix them (`is_usage`,
+/// exit 2) or the run itself failed (exit 1).
+macro_rules! fail_from {
+    ($($error:ty),* $(,)?) => {$(
+        impl From<$error> for Fail {
+            fn from(e: $error) -> Self {
+                let code = if e.is_usage() { 2 } else { 1 };
+                Self {
+                    code,
+                    error: e.into(),
+                }
+            }
         }
-    }
+    )*};
 }
 
-impl From<wasmflow_registry::RegistryError> for Fail {
-    fn from(e: wasmflow_registry::RegistryError) -> Self {
-        let code = if e.is_usage() { 2 } else { 1 };
-        Self {
-            code,
-            error: e.into(),
-        }
-    }
-}
-
-impl From<wasmflow_devkit::DevkitError> for Fail {
-    fn from(e: wasmflow_devkit::DevkitError) -> Self {
-        let code = if e.is_usage() { 2 } else { 1 };
-        Self {
-            code,
-            error: e.into(),
-        }
-    }
-}
-
-impl From<wasmflow_registry::pack::PackError> for Fail {
-    fn from(e: wasmflow_registry::pack::PackError) -> Self {
-        let code = if e.is_usage() { 2 } else { 1 };
-        Self {
-            code,
-            error: e.into(),
-        }
-    }
-}
-
-impl From<wasmflow_store::StoreError> for Fail {
-    fn from(e: wasmflow_store::StoreError) -> Self {
-        let code = if e.is_usage() { 2 } else { 1 };
-        Self {
-            code,
-            error: e.into(),
-        }
-    }
-}
+fail_from!(
+    wasmflow_runtime::RuntimeError,
+    wasmflow_workflow::WorkflowError,
+    wasmflow_registry::RegistryError,
+    wasmflow_registry::pack::PackError,
+    wasmflow_devkit::DevkitError,
+    wasmflow_store::StoreError,
+);
 
 pub(crate) type CmdResult = Result<ExitCode, Fail>;
 

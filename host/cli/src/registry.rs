@@ -93,25 +93,16 @@ fn annotated(
 pub fn pull(home: &Home, args: PullArgs) -> CmdResult {
     let r = OciRef::parse(&args.reference).map_err(Fail::usage)?;
     let auth = auth(&args.registry)?;
-    let bar = progress_bar();
-    let report = |done: u64, total: u64| {
-        if let Some(b) = &bar {
-            b.set_length(total);
-            b.set_position(done);
-        }
-    };
-    let cached = crate::tokio().block_on(registry(home).pull(
-        &r,
-        &auth,
-        args.registry.insecure,
-        Some(&report),
-    ));
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
-    let cached = cached?;
+    let cached = with_progress(|report| {
+        crate::tokio().block_on(registry(home).pull(
+            &r,
+            &auth,
+            args.registry.insecure,
+            Some(report),
+        ))
+    })?;
     if let Some(out) = &args.output {
-        std::fs::copy(&cached.path, out)
+        std::fs::write(out, &cached.bytes)
             .map_err(|e| Fail::usage(anyhow!("writing the component to {}: {e}", out.display())))?;
     }
     println!("{}", cached.manifest_digest);
@@ -157,13 +148,7 @@ impl wasmflow_workflow::Components for RegistryComponents {
                 .expect("fetching does not panic")
         })
         .map_err(|e| e.to_string())?;
-        let bytes = std::fs::read(&cached.path).map_err(|e| {
-            format!(
-                "reading the cached component {}: {e}",
-                cached.path.display()
-            )
-        })?;
-        Ok((cached.pinned(&r).to_string(), bytes))
+        Ok((cached.pinned(&r).to_string(), cached.bytes))
     }
 
     fn pack(&self, name: &str, from: &Path) -> Result<PathBuf, String> {
@@ -190,41 +175,34 @@ pub fn fetch_for_run(
 ) -> Result<(String, Vec<u8>), Fail> {
     let r = OciRef::parse(reference).map_err(Fail::usage)?;
     let auth = env_auth()?;
-    let reg = registry(home);
-    let bar = progress_bar();
+    let cached = with_progress(|report| {
+        crate::tokio().block_on(registry(home).fetch(&r, &auth, insecure, Some(report)))
+    })?;
+    Ok((cached.pinned(&r).to_string(), cached.bytes))
+}
+
+/// Run `download` with a progress callback that drives a bar for large
+/// layers, on a terminal only.
+fn with_progress<T>(download: impl FnOnce(&(dyn Fn(u64, u64) + Sync)) -> T) -> T {
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let b = ProgressBar::new(0);
+        b.set_style(
+            ProgressStyle::with_template("{bar:30} {bytes}/{total_bytes} {bytes_per_sec}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        b
+    });
     let report = |done: u64, total: u64| {
         if let Some(b) = &bar {
             b.set_length(total);
             b.set_position(done);
         }
     };
-    let cached = crate::tokio().block_on(reg.fetch(&r, &auth, insecure, Some(&report)));
+    let out = download(&report);
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    let cached = cached?;
-    let bytes = std::fs::read(&cached.path)
-        .map_err(|e| {
-            anyhow!(
-                "reading the cached component {}: {e}",
-                cached.path.display()
-            )
-        })
-        .map_err(|error| Fail { code: 1, error })?;
-    Ok((cached.pinned(&r).to_string(), bytes))
-}
-
-/// A download bar for large layers, on a terminal only.
-fn progress_bar() -> Option<ProgressBar> {
-    if !std::io::stderr().is_terminal() {
-        return None;
-    }
-    let b = ProgressBar::new(0);
-    b.set_style(
-        ProgressStyle::with_template("{bar:30} {bytes}/{total_bytes} {bytes_per_sec}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    Some(b)
+    out
 }
 
 pub fn pack(home: &Home, command: PackCommand) -> CmdResult {

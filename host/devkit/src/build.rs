@@ -30,12 +30,13 @@ pub struct Toolchain {
     pub prefix: Vec<OsString>,
 }
 
-/// The world an action's `wit/` declares: `ns:pkg/world@version` and the
-/// plain world name.
+/// The world an action's `wit/` declares: `ns:pkg/world@version`, the
+/// plain world name, and its doc comments encoded for the component.
 #[derive(Debug)]
 struct World {
     id: String,
     name: String,
+    docs: Vec<u8>,
 }
 
 fn world_of(dir: &Path) -> Result<World, DevkitError> {
@@ -82,36 +83,31 @@ fn world_of(dir: &Path) -> Result<World, DevkitError> {
         Some(v) => format!("{}:{}/{name}@{v}", n.namespace, n.name),
         None => format!("{}:{}/{name}", n.namespace, n.name),
     };
-    Ok(World { id, name })
-}
-
-/// Put the world's doc comments into the component as a `package-docs`
-/// section, the way wit-component does, so `wasmflow inspect`, `push` and
-/// the JSON Schema show them. componentize-py and componentize-js leave
-/// them out. The section describes the component's own decoded world, which
-/// is always `root:component/root`.
-fn embed_docs(dir: &Path, world: &str, component: &Path) -> Result<(), DevkitError> {
-    let mut bytes = std::fs::read(component).map_err(io(component))?;
-    let already = has_section_named(&bytes, PackageMetadata::SECTION_NAME);
-    if already {
-        return Ok(());
-    }
-    let wit = dir.join("wit");
-    let mut resolve = Resolve::default();
-    let (pkg, _) = resolve.push_dir(&wit).map_err(|e| DevkitError::Wit {
-        path: wit.clone(),
-        detail: resolve.render_error(&e),
-    })?;
+    // The docs section describes the component's own decoded world, which
+    // is always `root:component/root`: the world goes in under that name.
     let package = &mut resolve.packages[pkg];
-    let id = package.worlds[world];
-    package.worlds = [("root".to_owned(), id)].into_iter().collect();
+    package.worlds = [("root".to_owned(), package.worlds[&name])]
+        .into_iter()
+        .collect();
     let docs = PackageMetadata::extract(&resolve, pkg)
         .encode()
         .map_err(|e| DevkitError::Wit {
             path: wit,
             detail: format!("encoding the docs: {e:#}"),
         })?;
-    append_custom_section(&mut bytes, PackageMetadata::SECTION_NAME, &docs);
+    Ok(World { id, name, docs })
+}
+
+/// Put the world's doc comments into the component as a `package-docs`
+/// section, the way wit-component does, so `wasmflow inspect`, `push` and
+/// the JSON Schema show them. componentize-py and componentize-js leave
+/// them out; a component that has them already is left as it is.
+fn embed_docs(docs: &[u8], component: &Path) -> Result<(), DevkitError> {
+    let mut bytes = std::fs::read(component).map_err(io(component))?;
+    if has_section_named(&bytes, PackageMetadata::SECTION_NAME) {
+        return Ok(());
+    }
+    wasmflow_runtime::inspect::append_package_docs(&mut bytes, docs);
     std::fs::write(component, bytes).map_err(io(component))
 }
 
@@ -119,28 +115,6 @@ fn embed_docs(dir: &Path, world: &str, component: &Path) -> Result<(), DevkitErr
 /// false positive only skips adding docs).
 fn has_section_named(wasm: &[u8], name: &str) -> bool {
     wasm.windows(name.len()).any(|w| w == name.as_bytes())
-}
-
-fn append_custom_section(wasm: &mut Vec<u8>, name: &str, data: &[u8]) {
-    let mut body = Vec::new();
-    leb128(&mut body, name.len());
-    body.extend_from_slice(name.as_bytes());
-    body.extend_from_slice(data);
-    wasm.push(0);
-    leb128(wasm, body.len());
-    wasm.extend_from_slice(&body);
-}
-
-fn leb128(out: &mut Vec<u8>, mut n: usize) {
-    loop {
-        let byte = (n & 0x7f) as u8;
-        n >>= 7;
-        if n == 0 {
-            out.push(byte);
-            return;
-        }
-        out.push(byte | 0x80);
-    }
 }
 
 /// `PROGRAM` on `PATH`.
@@ -238,6 +212,20 @@ pub fn toolchain(lang: Lang, dir: &Path) -> Result<Toolchain, DevkitError> {
     }
 }
 
+/// Where the action in `dir` is built to: `dir/NAME.wasm`, NAME being the
+/// directory's name.
+pub fn component_path(dir: &Path) -> Result<PathBuf, DevkitError> {
+    let dir = dir.canonicalize().map_err(io(dir))?;
+    let name =
+        dir.file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| DevkitError::NotAnAction {
+                dir: dir.clone(),
+                detail: "the directory name is not UTF-8".into(),
+            })?;
+    Ok(dir.join(format!("{name}.wasm")))
+}
+
 /// Build the action in `dir` into `dir/NAME.wasm` (NAME: the directory's
 /// name).
 pub fn build(dir: &Path) -> Result<Built, DevkitError> {
@@ -245,15 +233,8 @@ pub fn build(dir: &Path) -> Result<Built, DevkitError> {
     let lang = Lang::detect(&dir)?;
     let world = world_of(&dir)?;
     let toolchain = toolchain(lang, &dir)?;
-    let name = dir
-        .file_name()
-        .and_then(|n| n.to_str())
-        .ok_or_else(|| DevkitError::NotAnAction {
-            dir: dir.clone(),
-            detail: "the directory name is not UTF-8".into(),
-        })?
-        .to_owned();
-    let component = dir.join(format!("{name}.wasm"));
+    let component = component_path(&dir)?;
+    let name = dir.file_name().unwrap_or_default().to_string_lossy();
     // Build next to the target and rename: a failed build leaves the last
     // good component in place, never a truncated one.
     let partial = dir.join(format!(".{name}.wasm.partial"));
@@ -298,7 +279,7 @@ pub fn build(dir: &Path) -> Result<Built, DevkitError> {
         let built = dir.join(format!("target/wasm32-wasip2/release/{krate}.wasm"));
         std::fs::copy(&built, &partial).map_err(io(&built))?;
     }
-    embed_docs(&dir, &world.name, &partial)?;
+    embed_docs(&world.docs, &partial)?;
     std::fs::rename(&partial, &component).map_err(io(&component))?;
     Ok(Built {
         component,

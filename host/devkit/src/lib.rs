@@ -11,7 +11,7 @@ mod build;
 mod cases;
 mod scaffold;
 
-pub use build::{build, Built, Toolchain};
+pub use build::{build, component_path, Built, Toolchain};
 pub use cases::{run_tests, CaseKind, CaseReport, TestReport};
 pub use scaffold::{new_action, SDK_JS, SDK_PYTHON};
 

@@ -21,6 +21,9 @@ pub struct Cached {
     pub layer_digest: String,
     #[serde(skip)]
     pub path: PathBuf,
+    /// The component's bytes, already checked against `layer_digest`.
+    #[serde(skip)]
+    pub bytes: Vec<u8>,
 }
 
 impl Cached {
@@ -34,14 +37,6 @@ impl Cache {
     pub fn new(root: &Path) -> Self {
         Self {
             root: root.to_owned(),
-        }
-    }
-
-    fn io(&self, path: &Path) -> impl Fn(std::io::Error) -> RegistryError + '_ {
-        let p = path.display().to_string();
-        move |source| RegistryError::Cache {
-            path: p.clone(),
-            source,
         }
     }
 
@@ -78,6 +73,7 @@ impl Cache {
         match std::fs::read(&blob) {
             Ok(bytes) if digest(&bytes) == cached.layer_digest => {
                 cached.path = blob;
+                cached.bytes = bytes;
                 Ok(Some(cached))
             }
             _ => Ok(None),
@@ -91,26 +87,27 @@ impl Cache {
         r: &OciRef,
         manifest_digest: &str,
         layer_digest: &str,
-        bytes: &[u8],
+        bytes: Vec<u8>,
     ) -> Result<Cached, RegistryError> {
         let blob = self.blob_path(layer_digest);
         let dir = blob.parent().expect("blob paths have a parent");
-        std::fs::create_dir_all(dir).map_err(self.io(dir))?;
+        std::fs::create_dir_all(dir).map_err(RegistryError::cache(dir))?;
         // Write then rename: a half-written blob is never visible.
         let tmp = blob.with_extension("partial");
-        std::fs::write(&tmp, bytes).map_err(self.io(&tmp))?;
-        std::fs::rename(&tmp, &blob).map_err(self.io(&blob))?;
+        std::fs::write(&tmp, &bytes).map_err(RegistryError::cache(&tmp))?;
+        std::fs::rename(&tmp, &blob).map_err(RegistryError::cache(&blob))?;
         let cached = Cached {
             manifest_digest: manifest_digest.to_owned(),
             layer_digest: layer_digest.to_owned(),
             path: blob,
+            bytes,
         };
         let text = serde_json::to_vec(&cached).expect("cache entries serialize");
         for reference in [r.clone(), r.pinned(manifest_digest)] {
             let path = self.ref_path(&reference);
             let dir = path.parent().expect("ref paths have a parent");
-            std::fs::create_dir_all(dir).map_err(self.io(dir))?;
-            std::fs::write(&path, &text).map_err(self.io(&path))?;
+            std::fs::create_dir_all(dir).map_err(RegistryError::cache(dir))?;
+            std::fs::write(&path, &text).map_err(RegistryError::cache(&path))?;
         }
         Ok(cached)
     }

@@ -61,6 +61,14 @@ pub enum RegistryError {
 }
 
 impl RegistryError {
+    /// For `map_err`: an I/O error on `path` in the cache or a pack install.
+    pub(crate) fn cache(path: &std::path::Path) -> impl Fn(std::io::Error) -> Self + '_ {
+        move |source| RegistryError::Cache {
+            path: path.display().to_string(),
+            source,
+        }
+    }
+
     /// Whether the caller can fix it (exit status 2): a bad reference,
     /// credentials, a missing tag, a flag.
     pub fn is_usage(&self) -> bool {
@@ -178,15 +186,7 @@ impl Registry {
             )
             .await
             .map_err(|e| classify(r, e))?;
-        let manifest_digest = digest_of_url(&response.manifest_url).unwrap_or_default();
-        let manifest_digest = if manifest_digest.is_empty() {
-            client
-                .fetch_manifest_digest(&r.oci(), &auth.registry_auth())
-                .await
-                .map_err(|e| classify_oci(r, e))?
-        } else {
-            manifest_digest
-        };
+        let manifest_digest = pushed_digest(&client, r, auth, &response.manifest_url).await?;
         Ok(Pushed {
             manifest_digest,
             layer_digest,
@@ -295,7 +295,7 @@ impl Registry {
                 actual,
             });
         }
-        self.cache.store(r, &manifest_digest, &layer.digest, &bytes)
+        self.cache.store(r, &manifest_digest, &layer.digest, bytes)
     }
 }
 
@@ -308,11 +308,23 @@ fn sha256(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
-/// `https://host/v2/ns/name/manifests/sha256:…` -> the digest, if the URL
-/// names one.
-pub(crate) fn digest_of_url(url: &str) -> Option<String> {
-    let last = url.rsplit('/').next()?;
-    last.starts_with("sha256:").then(|| last.to_owned())
+/// The digest of the manifest just pushed to `r`: from the URL the
+/// registry answered with (`…/manifests/sha256:…`) when it names one, else
+/// asked of the registry.
+pub(crate) async fn pushed_digest(
+    client: &Client,
+    r: &OciRef,
+    auth: &Auth,
+    manifest_url: &str,
+) -> Result<String, RegistryError> {
+    let last = manifest_url.rsplit('/').next().unwrap_or_default();
+    if last.starts_with("sha256:") {
+        return Ok(last.to_owned());
+    }
+    client
+        .fetch_manifest_digest(&r.oci(), &auth.registry_auth())
+        .await
+        .map_err(|e| classify_oci(r, e))
 }
 
 /// oci-wasm reports through anyhow; find the registry's own error in it.
@@ -321,7 +333,7 @@ fn classify(r: &OciRef, e: anyhow::Error) -> RegistryError {
         Ok(oci) => classify_oci(r, oci),
         Err(e) => {
             let detail = format!("{e:#}");
-            if detail.contains("Wasm components must") || detail.contains("layer") {
+            if detail.contains("Wasm components must") {
                 RegistryError::NotWasm {
                     reference: r.to_string(),
                     detail,

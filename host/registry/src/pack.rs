@@ -288,13 +288,7 @@ impl Registry {
             .push(&r.oci(), &layers, config, &auth.registry_auth(), None)
             .await
             .map_err(|e| crate::classify_oci(r, e))?;
-        let index_digest = match crate::digest_of_url(&response.manifest_url) {
-            Some(d) => d,
-            None => client
-                .fetch_manifest_digest(&r.oci(), &auth.registry_auth())
-                .await
-                .map_err(|e| crate::classify_oci(r, e))?,
-        };
+        let index_digest = crate::pushed_digest(client, r, auth, &response.manifest_url).await?;
         Ok(PushedPack {
             index_digest,
             actions: pinned,
@@ -380,13 +374,7 @@ impl Registry {
         }
 
         let staging = packs_dir.join(format!(".{}.partial", index.name));
-        let io = |path: &Path| {
-            let p = path.display().to_string();
-            move |source| RegistryError::Cache {
-                path: p.clone(),
-                source,
-            }
-        };
+        let io = RegistryError::cache;
         let _ = std::fs::remove_dir_all(&staging);
         std::fs::create_dir_all(staging.join("actions")).map_err(io(&staging))?;
         std::fs::create_dir_all(staging.join("workflows")).map_err(io(&staging))?;
@@ -394,7 +382,7 @@ impl Registry {
             let reference = OciRef::parse(&action.component).map_err(RegistryError::from)?;
             let cached = self.fetch(&reference, auth, insecure, None).await?;
             let dest = staging.join(format!("actions/{name}.wasm"));
-            std::fs::copy(&cached.path, &dest).map_err(io(&dest))?;
+            std::fs::write(&dest, &cached.bytes).map_err(io(&dest))?;
             action.component = format!("actions/{name}.wasm");
         }
         for (name, file) in &mut index.workflows {

@@ -418,6 +418,32 @@ fn docs(out: &mut String, docs: &Docs, indent: &str) {
     }
 }
 
+/// Append `docs` (an encoded `wit_parser::PackageMetadata`) to a component
+/// as its `package-docs` custom section, the way wit-component writes it:
+/// what [`inspect`] reads the doc comments from.
+pub fn append_package_docs(component: &mut Vec<u8>, docs: &[u8]) {
+    let name = wit_parser::PackageMetadata::SECTION_NAME;
+    let mut body = Vec::new();
+    leb128(&mut body, name.len());
+    body.extend_from_slice(name.as_bytes());
+    body.extend_from_slice(docs);
+    component.push(0); // custom section id
+    leb128(component, body.len());
+    component.extend_from_slice(&body);
+}
+
+fn leb128(out: &mut Vec<u8>, mut n: usize) {
+    loop {
+        let byte = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -445,30 +471,8 @@ mod tests {
         ))
         .unwrap();
         let mut component = wat::parse_str(&wat).unwrap();
-        append_custom_section(&mut component, PackageMetadata::SECTION_NAME, &docs);
+        append_package_docs(&mut component, &docs);
         component
-    }
-
-    fn append_custom_section(wasm: &mut Vec<u8>, name: &str, data: &[u8]) {
-        let mut body = Vec::new();
-        leb128(&mut body, name.len());
-        body.extend_from_slice(name.as_bytes());
-        body.extend_from_slice(data);
-        wasm.push(0);
-        leb128(wasm, body.len());
-        wasm.extend_from_slice(&body);
-    }
-
-    fn leb128(out: &mut Vec<u8>, mut n: usize) {
-        loop {
-            let byte = (n & 0x7f) as u8;
-            n >>= 7;
-            if n == 0 {
-                out.push(byte);
-                return;
-            }
-            out.push(byte | 0x80);
-        }
     }
 
     #[test]
