@@ -2,15 +2,18 @@
 # Install what building and testing wasmflow needs beyond cargo:
 # qemu-img (the example actions' host program), OpenSSL headers (the
 # registry client's TLS), Debian's docker-registry and htpasswd (the real
-# OCI registry the tests push to), componentize-py, componentize-js.
+# OCI registry the tests push to; ab, beside htpasswd, loads the server),
+# Debian's Chromium (the web UI's browser test drives it with
+# playwright-core; no browser download), componentize-py, componentize-js.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 missing=()
 command -v qemu-img >/dev/null || missing+=(qemu-utils)
 command -v docker-registry >/dev/null || missing+=(docker-registry)
-command -v htpasswd >/dev/null || missing+=(apache2-utils)
+{ command -v htpasswd && command -v ab; } >/dev/null || missing+=(apache2-utils)
 command -v pkg-config >/dev/null || missing+=(pkg-config)
 dpkg -s libssl-dev >/dev/null 2>&1 || missing+=(libssl-dev)
+command -v chromium >/dev/null || missing+=(chromium chromium-driver)
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"

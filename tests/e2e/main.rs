@@ -13,6 +13,7 @@ mod records;
 mod registry;
 mod replay;
 mod sandbox;
+mod server;
 mod vm_clone;
 mod vm_provision;
 mod workflow;

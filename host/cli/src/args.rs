@@ -20,6 +20,15 @@ pub struct Cli {
     #[arg(long, env = "WASMFLOW_CACHE_DIR", global = true, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
 
+    /// Talk to a running `wasmflow serve` at URL instead of opening the
+    /// store (run, execution list/get/re-run/replay/cancel).
+    #[arg(long, env = "WASMFLOW_SERVER", global = true, value_name = "URL")]
+    pub server: Option<String>,
+
+    /// API token for --server [env: WASMFLOW_TOKEN].
+    #[arg(long, env = "WASMFLOW_TOKEN", global = true, hide_env_values = true)]
+    pub token: Option<String>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -66,6 +75,59 @@ pub enum Command {
         #[command(subcommand)]
         command: ExecutionCommand,
     },
+    /// Serve the HTTP API, the queue and its workers, webhooks and the web UI.
+    Serve(Box<ServeArgs>),
+    /// API tokens for `wasmflow serve` (only their hashes are stored).
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    pub listen: std::net::SocketAddr,
+    /// Executions run at once [default: the number of cores].
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Components (.wasm, .wat) and workflows (.yaml) to serve, named by
+    /// file stem.
+    #[arg(long, value_name = "DIR")]
+    pub actions: Option<PathBuf>,
+    /// Webhook definitions (YAML).
+    #[arg(long, value_name = "FILE")]
+    pub webhooks: Option<PathBuf>,
+    /// Accepted executions not yet ended, at most; beyond it, 429.
+    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    pub queue_capacity: usize,
+    /// After SIGTERM, how long running executions get before they are left
+    /// to resume on the next start.
+    #[arg(long, default_value = "30s", value_name = "DURATION")]
+    pub shutdown_timeout: String,
+    /// The most an execution may be granted (requests ask within it).
+    #[command(flatten)]
+    pub grants: GrantArgs,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+#[derive(Subcommand)]
+pub enum TokenCommand {
+    /// Make a token and print it (once: only its hash is kept).
+    Create {
+        /// What the token is for, e.g. `ci`.
+        #[arg(long)]
+        name: String,
+        /// May list and read, not run, cancel or re-run.
+        #[arg(long)]
+        read_only: bool,
+    },
+    /// The tokens there are (names, not tokens).
+    List,
+    /// Stop accepting a token.
+    Revoke { name: String },
 }
 
 #[derive(Args)]
@@ -192,6 +254,26 @@ pub struct RunArgs {
     #[command(flatten)]
     pub grants: GrantArgs,
 
+    #[command(flatten)]
+    pub limits: LimitArgs,
+
+    /// Print the whole execution record as JSON instead of the result.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Show the action's log lines on stderr as it writes them (the default
+    /// when stderr is a terminal).
+    #[arg(long, overrides_with = "no_logs")]
+    pub logs: bool,
+
+    /// Do not show the action's log lines while it runs.
+    #[arg(long = "no-logs")]
+    pub no_logs: bool,
+}
+
+/// Resource limits of each action.
+#[derive(Args)]
+pub struct LimitArgs {
     /// Wall-time limit, e.g. `30s`, `2m`, `500ms`.
     #[arg(long, default_value = "60s", value_name = "DURATION")]
     pub timeout: String,
@@ -207,19 +289,6 @@ pub struct RunArgs {
     /// Limit on the action's log lines, all together.
     #[arg(long, default_value = "1MiB", value_name = "SIZE")]
     pub max_log: String,
-
-    /// Print the whole execution record as JSON instead of the result.
-    #[arg(long)]
-    pub json: bool,
-
-    /// Show the action's log lines on stderr as it writes them (the default
-    /// when stderr is a terminal).
-    #[arg(long, overrides_with = "no_logs")]
-    pub logs: bool,
-
-    /// Do not show the action's log lines while it runs.
-    #[arg(long = "no-logs")]
-    pub no_logs: bool,
 }
 
 /// Capabilities. Nothing is granted unless named here.

@@ -28,6 +28,7 @@ pub fn execution(home: &Home, command: ExecutionCommand) -> CmdResult {
                 status,
                 limit,
                 children: all,
+                ..Default::default()
             })?;
             if json {
                 print::json(&records);

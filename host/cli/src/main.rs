@@ -10,7 +10,9 @@ mod execution;
 mod inspect;
 mod print;
 mod registry;
+mod remote;
 mod run;
+mod serve;
 mod tree;
 mod units;
 mod workflow;
@@ -63,6 +65,9 @@ fail_from!(
     wasmflow_registry::pack::PackError,
     wasmflow_devkit::DevkitError,
     wasmflow_store::StoreError,
+    wasmflow_server::ServerError,
+    wasmflow_server::tokens::TokenError,
+    wasmflow_server::client::ClientError,
 );
 
 pub(crate) type CmdResult = Result<ExitCode, Fail>;
@@ -92,6 +97,12 @@ fn main() -> ExitCode {
         cache: cli.cache_dir.clone(),
     };
     let mut command = cli.command;
+    // With --server, the server's store is the one that counts.
+    if let Some(server) = cli.server.as_deref().filter(|s| !s.is_empty()) {
+        if let Some(result) = remote::dispatch(server, cli.token.clone(), &mut command) {
+            return finish(result);
+        }
+    }
     // `run pack.item`: the pack's file, when no such file is here.
     if let args::Command::Run(a) = &mut command {
         match registry::resolve_run_target(&home, &a.component) {
@@ -123,7 +134,13 @@ fn main() -> ExitCode {
         args::Command::Pack { command } => registry::pack(&home, command),
         args::Command::Inspect(a) => inspect::inspect(&home, a),
         args::Command::Execution { command } => execution::execution(&home, command),
+        args::Command::Serve(a) => serve::serve(&home, *a),
+        args::Command::Token { command } => serve::token(&home, command),
     };
+    finish(result)
+}
+
+fn finish(result: CmdResult) -> ExitCode {
     match result {
         Ok(code) => code,
         Err(Fail { code, error }) => {

@@ -1,6 +1,6 @@
 //! `wasmflow run`.
 
-use crate::args::{GrantArgs, RunArgs};
+use crate::args::{GrantArgs, LimitArgs, RunArgs};
 use crate::units::{parse_duration, parse_size};
 use crate::{print, CmdResult, Fail, Home};
 use anyhow::anyhow;
@@ -18,7 +18,7 @@ pub fn run(home: &Home, args: RunArgs) -> CmdResult {
         None => Value::Object(Default::default()),
     };
     let grants = grants_from(&args.grants).map_err(Fail::usage)?;
-    let limits = limits_from(&args)?;
+    let limits = limits_from(&args.limits)?;
 
     let rt = crate::runtime(home)?;
     let action = match args.component.to_str().filter(|c| c.starts_with("oci://")) {
@@ -45,7 +45,7 @@ pub fn run(home: &Home, args: RunArgs) -> CmdResult {
     crate::exit_now(print::outcome(&record, args.json))
 }
 
-pub(crate) fn limits_from(args: &RunArgs) -> Result<Limits, Fail> {
+pub(crate) fn limits_from(args: &LimitArgs) -> Result<Limits, Fail> {
     let usage = |e: String| Fail::usage(anyhow!(e));
     Ok(Limits {
         memory_bytes: parse_size("--memory", &args.memory).map_err(usage)?,

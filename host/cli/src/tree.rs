@@ -19,6 +19,21 @@ impl Node {
         Ok(Node { record, children })
     }
 
+    /// A tree as `to_json` (or the API's `?tree=true`) writes it.
+    pub fn from_json(mut v: Value) -> Result<Self, serde_json::Error> {
+        let children = match v.as_object_mut().and_then(|m| m.remove("children")) {
+            Some(Value::Array(c)) => c
+                .into_iter()
+                .map(Node::from_json)
+                .collect::<Result<_, _>>()?,
+            _ => Vec::new(),
+        };
+        Ok(Node {
+            record: serde_json::from_value(v)?,
+            children,
+        })
+    }
+
     /// The record as JSON with a `children` array, recursively.
     pub fn to_json(&self) -> Value {
         let mut v = serde_json::to_value(&self.record).expect("records serialize");

@@ -64,7 +64,7 @@ pub fn run(home: &Home, args: RunArgs) -> CmdResult {
         None => Value::Object(Default::default()),
     };
     let grants = grants_from(&args.grants).map_err(Fail::usage)?;
-    let limits = limits_from(&args)?;
+    let limits = limits_from(&args.limits)?;
     let rt = crate::runtime(home)?;
     let components = crate::registry::components(home, args.insecure);
     let def = load_checked(&args.component, rt.loader(), &*components)?;
@@ -196,6 +196,7 @@ fn mark_interrupted_actions(store: &Store) -> Result<usize, StoreError> {
         status: Some(Status::Running),
         limit: usize::MAX,
         children: false,
+        ..Default::default()
     })?;
     let mut n = 0;
     for mut r in running {

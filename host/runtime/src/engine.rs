@@ -8,8 +8,29 @@ use wasmtime::{Config, Engine};
 /// How often the epoch advances; timeouts are rounded up to this.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
 
-pub(crate) fn new_engine() -> wasmtime::Result<Engine> {
+/// How the engine allocates instances.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EngineOptions {
+    /// Pre-reserve slots for this many instances (memories, tables,
+    /// stacks) and reuse them, instead of mapping fresh memory for every
+    /// instantiation; 0 leaves the on-demand allocator. Each slot reserves
+    /// address space for the largest memory a guest may have.
+    pub pooling_slots: u32,
+}
+
+pub(crate) fn new_engine(options: EngineOptions) -> wasmtime::Result<Engine> {
     let mut config = Config::new();
+    if options.pooling_slots > 0 {
+        let n = options.pooling_slots;
+        let mut pool = wasmtime::PoolingAllocationConfig::default();
+        pool.total_component_instances(n)
+            .total_core_instances(n * 4)
+            .total_memories(n * 4)
+            .total_tables(n * 4)
+            .total_stacks(n)
+            .max_memory_size(1 << 30);
+        config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+    }
     config
         .wasm_component_model(true)
         .epoch_interruption(true)

@@ -26,6 +26,7 @@ pub mod value;
 pub(crate) mod world;
 
 pub use action::{Action, RunSignature};
+pub use engine::EngineOptions;
 pub use grants::GrantError;
 pub use replay::{Recording, ReplayReport, Verdict};
 pub use run::{LogWatcher, Outcome, RunOptions};
@@ -92,11 +93,20 @@ impl Loader {
     /// Compiled components live in `home/cache` unless `cache_dir` puts
     /// them elsewhere (several homes can share one cache).
     pub fn open(home: &Path, cache_dir: Option<&Path>) -> Result<Self, RuntimeError> {
+        Self::open_with(home, cache_dir, EngineOptions::default())
+    }
+
+    /// [`Loader::open`] with engine options (the pooling allocator).
+    pub fn open_with(
+        home: &Path,
+        cache_dir: Option<&Path>,
+        options: EngineOptions,
+    ) -> Result<Self, RuntimeError> {
         let setup = |message: String| RuntimeError::Setup {
             path: home.to_owned(),
             message,
         };
-        let engine = engine::new_engine().map_err(|e| setup(format!("{e:#}")))?;
+        let engine = engine::new_engine(options).map_err(|e| setup(format!("{e:#}")))?;
         let linker = run::linker(&engine).map_err(|e| setup(format!("{e:#}")))?;
         let cache_root = cache_dir
             .map(Path::to_owned)
@@ -142,11 +152,20 @@ impl Runtime {
     /// Open the runtime rooted at `home` (`WASMFLOW_HOME`): the store lives
     /// in `home/store`; see [`Loader::open`] for compiled components.
     pub fn open(home: &Path, cache_dir: Option<&Path>) -> Result<Self, RuntimeError> {
+        Self::open_with(home, cache_dir, EngineOptions::default())
+    }
+
+    /// [`Runtime::open`] with engine options (the pooling allocator).
+    pub fn open_with(
+        home: &Path,
+        cache_dir: Option<&Path>,
+        options: EngineOptions,
+    ) -> Result<Self, RuntimeError> {
         // Opening sled is mostly I/O and building the engine and linker is
         // all CPU: overlap them, it is most of a short CLI run.
         let path = home.join("store");
         let opening = std::thread::spawn(move || Store::open(&path));
-        let loader = Loader::open(home, cache_dir);
+        let loader = Loader::open_with(home, cache_dir, options);
         let store = opening.join().expect("opening the store does not panic")?;
         let loader = loader?;
         let ticker = engine::EpochTicker::start(&loader.engine);

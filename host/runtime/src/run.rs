@@ -42,12 +42,19 @@ pub struct RunOptions {
     pub id: Option<ExecutionId>,
     /// The workflow task this execution runs for.
     pub task: Option<String>,
+    /// When the execution was accepted, if before it started (a server's
+    /// queue); the record's `created_at`.
+    pub created_at: Option<std::time::SystemTime>,
     /// Cancelling it stops the guest (at the next epoch tick, or in the
     /// host call it waits in) and records `canceled`.
     pub cancel: Option<CancellationToken>,
     /// Called with each log line as the action writes it (the record gets
     /// them all at the end either way).
     pub watch_logs: Option<LogWatcher>,
+    /// Write the final record without waiting for the disk: the caller
+    /// flushes the store before it relies on it (a server shares one fsync
+    /// among every execution that ended meanwhile).
+    pub defer_flush: bool,
 }
 
 /// Something that wants an execution's log lines as they happen.
@@ -80,6 +87,9 @@ pub(crate) async fn run(
         if let Some(id) = options.id {
             r.id = id;
         }
+        if let Some(at) = options.created_at {
+            r.created_at = at;
+        }
         r.task = options.task;
         r.grants = options.grants;
         r.limits = options.limits;
@@ -103,7 +113,13 @@ pub(crate) async fn run(
     )
     .await;
     rt.store().put_events(record.id, &world.take_recorded())?;
-    conclude(rt, record, outcome)
+    let record = finish(record, outcome);
+    if options.defer_flush {
+        rt.store().put_unflushed(&record)?;
+    } else {
+        rt.store().put(&record)?;
+    }
+    Ok(record)
 }
 
 /// A new `running` record of `action` (`link` fills in grants, limits and
@@ -133,9 +149,16 @@ pub(crate) fn begin(
 /// Write what the execution produced into its record, flushed.
 pub(crate) fn conclude(
     rt: &Runtime,
-    mut record: ExecutionRecord,
+    record: ExecutionRecord,
     outcome: Outcome,
 ) -> Result<ExecutionRecord, RuntimeError> {
+    let record = finish(record, outcome);
+    rt.store().put(&record)?;
+    Ok(record)
+}
+
+/// The record with what the execution produced.
+fn finish(mut record: ExecutionRecord, outcome: Outcome) -> ExecutionRecord {
     record.stdout = outcome.stdout;
     record.stderr = outcome.stderr;
     record.logs = outcome.logs;
@@ -143,8 +166,7 @@ pub(crate) fn conclude(
     record.result = outcome.result;
     record.error = outcome.error;
     record.ended_at = Some(now());
-    rt.store().put(&record)?;
-    Ok(record)
+    record
 }
 
 /// How the caller follows and steers one execution.

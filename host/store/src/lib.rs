@@ -13,6 +13,8 @@
 //! - `children`: parent ULID + child ULID -> ()
 //! - `workflow_log`: workflow ULID + sequence (u32) -> JSON transition (the
 //!   scheduler's journal; opaque here)
+//! - `queue`: sequence (u64) -> ULID + payload (a server's accepted
+//!   executions until they end; the payload is opaque here)
 
 mod bundle;
 mod event;
@@ -26,4 +28,4 @@ pub use record::{
     now, EnvGrant, ExecutionId, ExecutionRecord, Failure, Grants, Kind, Limits, LogLevel, LogLine,
     Mount, NetGrant, Progress, Status,
 };
-pub use store::{Digest, ListFilter, Store, StoreError};
+pub use store::{Digest, ListFilter, Queued, Store, StoreError};

@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 pub enum StoreError {
     #[error(
         "the store at {path} is in use by another wasmflow process (sled allows one process at a time); \
-         stop it, or point WASMFLOW_HOME elsewhere"
+         stop it, or point WASMFLOW_HOME elsewhere; if it is `wasmflow serve`, talk to it \
+         with --server URL (or WASMFLOW_SERVER)"
     )]
     Locked { path: PathBuf },
     #[error("cannot open the store at {path}: {source}")]
@@ -31,6 +32,8 @@ pub enum StoreError {
     NotFound(String),
     #[error("`{prefix}` matches {count} executions; give more of the id")]
     Ambiguous { prefix: String, count: usize },
+    #[error("a queue entry has a malformed key or value")]
+    BadKey,
 }
 
 /// sled zero-fills a buffer per segment when it opens; at its default of
@@ -100,6 +103,11 @@ pub struct ListFilter {
     pub limit: usize,
     /// Also list executions that ran as a workflow's tasks.
     pub children: bool,
+    /// Only executions older than this one (paging: pass the last id of
+    /// the previous page).
+    pub before: Option<ExecutionId>,
+    /// Only executions of this action or workflow (its `action` field).
+    pub action: Option<String>,
 }
 
 impl Default for ListFilter {
@@ -108,6 +116,8 @@ impl Default for ListFilter {
             status: None,
             limit: 20,
             children: false,
+            before: None,
+            action: None,
         }
     }
 }
@@ -122,6 +132,17 @@ pub struct Store {
     blobs: sled::Tree,
     children: sled::Tree,
     workflow_log: sled::Tree,
+    queue: sled::Tree,
+}
+
+/// An accepted execution waiting for (or held by) a server worker.
+#[derive(Clone, Debug)]
+pub struct Queued {
+    /// Position in the queue: entries are taken in this order.
+    pub seq: u64,
+    pub id: ExecutionId,
+    /// What the front end needs besides the record (opaque here).
+    pub payload: Vec<u8>,
 }
 
 impl Store {
@@ -158,6 +179,7 @@ impl Store {
             blobs: db.open_tree("blobs")?,
             children: db.open_tree("children")?,
             workflow_log: db.open_tree("workflow_log")?,
+            queue: db.open_tree("queue")?,
             db,
         })
     }
@@ -174,14 +196,71 @@ impl Store {
     /// nothing depends on (an execution's transient `running`). sled writes
     /// it out within its flush interval, or with the next [`Store::put`].
     pub fn put_unflushed(&self, record: &ExecutionRecord) -> Result<(), StoreError> {
+        self.write(record, None)
+    }
+
+    /// Accept an execution: its (pending) record and its queue entry in one
+    /// transaction, so a crash keeps both or neither. Not flushed: callers
+    /// batch many accepts into one [`Store::flush`] before answering.
+    pub fn enqueue(&self, record: &ExecutionRecord, payload: &[u8]) -> Result<u64, StoreError> {
+        let seq = self.db.generate_id()?;
+        let mut entry = Vec::with_capacity(16 + payload.len());
+        entry.extend_from_slice(&record.id.key());
+        entry.extend_from_slice(payload);
+        self.write(record, Some((seq, entry)))?;
+        Ok(seq)
+    }
+
+    /// The queue, oldest first.
+    pub fn queued(&self) -> Result<Vec<Queued>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.queue.iter() {
+            let (k, v) = item?;
+            let seq = u64::from_be_bytes(k.as_ref().try_into().map_err(|_| StoreError::BadKey)?);
+            let id = ExecutionId::from_key(&v[..16.min(v.len())]).ok_or(StoreError::BadKey)?;
+            out.push(Queued {
+                seq,
+                id,
+                payload: v[16..].to_vec(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Drop a finished entry from the queue. Not flushed: an entry that
+    /// survives a crash names a record that is already final, and is
+    /// dropped again on the next start.
+    pub fn dequeue(&self, seq: u64) -> Result<(), StoreError> {
+        self.queue.remove(seq.to_be_bytes())?;
+        Ok(())
+    }
+
+    /// Entries in the queue (pending and running).
+    pub fn queue_len(&self) -> usize {
+        self.queue.len()
+    }
+
+    fn write(
+        &self,
+        record: &ExecutionRecord,
+        queue_entry: Option<(u64, Vec<u8>)>,
+    ) -> Result<(), StoreError> {
         let key = record.id.key();
         let bytes = serde_json::to_vec(record).expect("records always serialize");
         let new_index = status_key(record.status, &key);
         let child_key = record.parent.map(|p| pair_key(&p.key(), &key));
-        (&self.executions, &self.by_status, &self.children)
-            .transaction(|(executions, by_status, children)| {
+        (
+            &self.executions,
+            &self.by_status,
+            &self.children,
+            &self.queue,
+        )
+            .transaction(|(executions, by_status, children, queue)| {
                 if let Some(k) = &child_key {
                     children.insert(&k[..], &[])?;
+                }
+                if let Some((seq, entry)) = &queue_entry {
+                    queue.insert(&seq.to_be_bytes()[..], entry.as_slice())?;
                 }
                 if let Some(old) = executions.insert(&key[..], bytes.as_slice())? {
                     // Only the status byte is needed to drop the old index entry.
@@ -248,28 +327,41 @@ impl Store {
     /// Executions, newest first.
     pub fn list(&self, filter: &ListFilter) -> Result<Vec<ExecutionRecord>, StoreError> {
         let mut out = Vec::new();
+        let wanted = |rec: &ExecutionRecord| {
+            (filter.children || rec.parent.is_none())
+                && filter.action.as_ref().is_none_or(|a| &rec.action == a)
+        };
         match filter.status {
             None => {
-                for item in self.executions.iter().rev() {
+                let range = match filter.before {
+                    Some(b) => self.executions.range(..b.key()),
+                    None => self.executions.iter(),
+                };
+                for item in range.rev() {
                     if out.len() >= filter.limit {
                         break;
                     }
                     let (key, value) = item?;
                     let rec = decode(&key, &value)?;
-                    if filter.children || rec.parent.is_none() {
+                    if wanted(&rec) {
                         out.push(rec);
                     }
                 }
             }
             Some(status) => {
-                for item in self.by_status.scan_prefix([status.tag()]).rev() {
+                let start = [status.tag()];
+                let end = match filter.before {
+                    Some(b) => status_key(status, &b.key()).to_vec(),
+                    None => vec![status.tag() + 1],
+                };
+                for item in self.by_status.range(&start[..]..&end[..]).rev() {
                     if out.len() >= filter.limit {
                         break;
                     }
                     let (key, _) = item?;
                     if let Some(id) = ExecutionId::from_key(&key[1..]) {
                         if let Some(rec) = self.get(id)? {
-                            if filter.children || rec.parent.is_none() {
+                            if wanted(&rec) {
                                 out.push(rec);
                             }
                         }
@@ -341,6 +433,9 @@ impl Store {
     /// Append the answers an execution received, in order, after any
     /// already stored for it.
     pub fn put_events(&self, id: ExecutionId, events: &[crate::Event]) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
         let prefix = id.key();
         let next = match self.events.scan_prefix(prefix).next_back() {
             Some(item) => {
@@ -472,6 +567,7 @@ mod tests {
                 status: None,
                 limit: 10,
                 children: false,
+                ..Default::default()
             })
             .unwrap();
         let got: Vec<_> = all.iter().map(|r| r.id).collect();
@@ -484,6 +580,7 @@ mod tests {
                 status: Some(Status::Failed),
                 limit: 10,
                 children: false,
+                ..Default::default()
             })
             .unwrap();
         assert_eq!(
@@ -496,9 +593,68 @@ mod tests {
                 status: None,
                 limit: 2,
                 children: false,
+                ..Default::default()
             })
             .unwrap();
         assert_eq!(two.len(), 2);
+
+        // Paging: older than the last of a page, with and without a status.
+        let older = store
+            .list(&ListFilter {
+                before: Some(two[1].id),
+                limit: 10,
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(older.iter().map(|r| r.id).collect::<Vec<_>>(), want[2..]);
+        let older_failed = store
+            .list(&ListFilter {
+                status: Some(Status::Failed),
+                before: Some(ids[3]),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(
+            older_failed.iter().map(|r| r.id).collect::<Vec<_>>(),
+            vec![ids[1]]
+        );
+        let none = store
+            .list(&ListFilter {
+                action: Some("no-such-action".into()),
+                ..Default::default()
+            })
+            .unwrap();
+        assert!(none.is_empty());
+    }
+
+    #[test]
+    fn the_queue_keeps_accept_order_and_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let ids: Vec<_> = {
+            let store = Store::open(dir.path()).unwrap();
+            let ids: Vec<_> = (0..3)
+                .map(|i| {
+                    let mut r = ExecutionRecord::new_action(
+                        format!("a{i}"),
+                        "sha256:00".into(),
+                        serde_json::json!({}),
+                    );
+                    r.status = Status::Pending;
+                    store.enqueue(&r, format!("p{i}").as_bytes()).unwrap();
+                    r.id
+                })
+                .collect();
+            store.flush().unwrap();
+            ids
+        };
+        let store = Store::open(dir.path()).unwrap();
+        let queued = store.queued().unwrap();
+        assert_eq!(queued.iter().map(|q| q.id).collect::<Vec<_>>(), ids);
+        assert_eq!(queued[1].payload, b"p1");
+        assert_eq!(store.get(ids[0]).unwrap().unwrap().status, Status::Pending);
+        store.dequeue(queued[0].seq).unwrap();
+        assert_eq!(store.queue_len(), 2);
+        assert_eq!(store.queued().unwrap()[0].id, ids[1]);
     }
 
     #[test]
@@ -515,6 +671,7 @@ mod tests {
                 status: Some(Status::Running),
                 limit: 10,
                 children: false,
+                ..Default::default()
             })
             .unwrap();
         assert!(running.is_empty());
@@ -523,6 +680,7 @@ mod tests {
                 status: Some(Status::Succeeded),
                 limit: 10,
                 children: false,
+                ..Default::default()
             })
             .unwrap();
         assert_eq!(done, vec![r]);

@@ -108,6 +108,12 @@ impl Expressions {
         self.render_with(value, &vars)
     }
 
+    /// Evaluate every template in `value` with `names` as its variables:
+    /// for templates outside a workflow (a webhook mapping its request).
+    pub fn render_names(&self, value: &Value, names: &Map<String, Value>) -> Result<Value, String> {
+        self.render_with(value, &minijinja::Value::from_serialize(names))
+    }
+
     fn render_with(&self, value: &Value, vars: &minijinja::Value) -> Result<Value, String> {
         Ok(match value {
             Value::String(s) => {

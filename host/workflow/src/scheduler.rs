@@ -43,6 +43,9 @@ pub struct Request {
     pub task: Option<String>,
     pub id: Option<ExecutionId>,
     pub rerun_of: Option<ExecutionId>,
+    /// When the execution was accepted, if before it started (a server's
+    /// queue); the record's `created_at`.
+    pub created_at: Option<std::time::SystemTime>,
     /// `re-run --from TASK`: reuse the recorded results of that execution's
     /// tasks that do not follow TASK.
     pub from: Option<(ExecutionId, String)>,
@@ -62,6 +65,7 @@ impl Request {
             task: None,
             id: None,
             rerun_of: None,
+            created_at: None,
             from: None,
             cancel: CancellationToken::new(),
             observer: None,
@@ -125,6 +129,9 @@ impl Scheduler {
         );
         if let Some(id) = req.id {
             record.id = id;
+        }
+        if let Some(at) = req.created_at {
+            record.created_at = at;
         }
         record.parent = req.parent;
         record.root = req.root;
@@ -237,6 +244,7 @@ impl Scheduler {
             status: Some(Status::Running),
             limit: usize::MAX,
             children: false,
+            ..Default::default()
         };
         let mut out: Vec<_> = store
             .list(&filter)?

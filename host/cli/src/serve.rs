@@ -1,0 +1,88 @@
+//! `wasmflow serve` and `wasmflow token`.
+
+use crate::args::{ServeArgs, TokenCommand};
+use crate::run::{grants_from, limits_from};
+use crate::units::parse_duration;
+use crate::{CmdResult, Fail, Home};
+use anyhow::anyhow;
+use std::process::ExitCode;
+use wasmflow_server::{tokens, ServeConfig};
+
+pub fn serve(home: &Home, args: ServeArgs) -> CmdResult {
+    let grants = grants_from(&args.grants).map_err(Fail::usage)?;
+    let limits = limits_from(&args.limits)?;
+    let shutdown_timeout = parse_duration("--shutdown-timeout", &args.shutdown_timeout)
+        .map_err(|e| Fail::usage(anyhow!(e)))?;
+    let workers = args.workers.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+    });
+    if workers == 0 {
+        return Err(Fail::usage(anyhow!("--workers must be at least 1")));
+    }
+    let config = ServeConfig {
+        listen: args.listen,
+        workers,
+        actions: args.actions,
+        webhooks: args.webhooks,
+        queue_capacity: args.queue_capacity.max(1),
+        shutdown_timeout,
+        grants,
+        limits,
+        home: home.dir.clone(),
+    };
+    let rt = crate::runtime(home)?;
+    let components = crate::registry::components(home, false);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("starting the tokio runtime");
+    let report = runtime.block_on(wasmflow_server::serve(rt, components, config, |ready| {
+        eprintln!(
+            "wasmflow serving http://{} ({} action(s), {} queued execution(s) taken up, {} worker(s))",
+            ready.addr, ready.actions, ready.restored, workers
+        );
+    }))?;
+    eprintln!(
+        "stopped: {} running execution(s) interrupted and {} pending left to resume on the next start",
+        report.interrupted, report.pending
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn token(home: &Home, command: TokenCommand) -> CmdResult {
+    match command {
+        TokenCommand::Create { name, read_only } => {
+            let token = tokens::create(&home.dir, &name, read_only)?;
+            eprintln!(
+                "token `{name}`{} created; it is shown once, keep it now:",
+                if read_only { " (read-only)" } else { "" }
+            );
+            println!("{token}");
+        }
+        TokenCommand::List => {
+            let mut table = comfy_table::Table::new();
+            table.load_preset(comfy_table::presets::NOTHING);
+            table.set_header(["NAME", "ACCESS", "CREATED"]);
+            for t in tokens::list(&home.dir)? {
+                table.add_row([
+                    t.name,
+                    if t.read_only {
+                        "read-only"
+                    } else {
+                        "read-write"
+                    }
+                    .to_owned(),
+                    humantime::format_rfc3339_seconds(t.created_at).to_string(),
+                ]);
+            }
+            println!("{table}");
+        }
+        TokenCommand::Revoke { name } => {
+            tokens::revoke(&home.dir, &name)?;
+            eprintln!("token `{name}` revoked");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

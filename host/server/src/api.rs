@@ -1,0 +1,910 @@
+//! The HTTP API under `/api/v1`, `/healthz` and `/metrics`. Handlers turn
+//! requests into calls on the queue, the store and the runtime, and their
+//! errors into status codes with a JSON body `{"error": "..."}`:
+//! 401 no or unknown token, 403 read-only token writing or grants beyond
+//! the server's, 404 unknown execution or action, 409 a state that does
+//! not allow it, 422 input that does not fit the action's types, 429 queue
+//! full, 503 shutting down.
+
+use crate::catalog::{ActionDescription, Target};
+use crate::live::LiveEvent;
+use crate::queue::{AcceptError, Payload, QueueView};
+use crate::worker::App;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use futures_util::stream::{self, Stream, StreamExt};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use std::convert::Infallible;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use utoipa::{IntoParams, OpenApi, ToSchema};
+use wasmflow_runtime::{overrides, Recording};
+use wasmflow_store::{now, ExecutionId, ExecutionRecord, Failure, Kind, ListFilter, Status};
+use wasmflow_workflow::model::GrantSpec;
+
+pub type AppState = Arc<App>;
+
+/// An error answer.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut r = (
+            self.status,
+            Json(ErrorBody {
+                error: self.message,
+            }),
+        )
+            .into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+        }
+        r
+    }
+}
+
+impl From<wasmflow_store::StoreError> for ApiError {
+    fn from(e: wasmflow_store::StoreError) -> Self {
+        use wasmflow_store::StoreError as E;
+        let status = match e {
+            E::NotFound(_) => StatusCode::NOT_FOUND,
+            E::Ambiguous { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        Self::new(status, e.to_string())
+    }
+}
+
+impl From<AcceptError> for ApiError {
+    fn from(e: AcceptError) -> Self {
+        match e {
+            AcceptError::Full(_) => Self::new(StatusCode::TOO_MANY_REQUESTS, e.to_string()),
+            AcceptError::Store(e) => e.into(),
+        }
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// A JSON body whose rejection is one of ours (a JSON error body, 400 for
+/// malformed JSON, 422 for the wrong shape) instead of axum's plain text.
+pub struct Body<T>(pub T);
+
+impl<S, T> axum::extract::FromRequest<S> for Body<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+        if bytes.is_empty() {
+            return serde_json::from_slice(b"{}").map(Body).map_err(|e| {
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    format!("request body: {e}"),
+                )
+            });
+        }
+        let mut de = serde_json::Deserializer::from_slice(&bytes);
+        let value: Value = Value::deserialize(&mut de).map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "request body is not JSON (line {} column {}): {e}",
+                    e.line(),
+                    e.column()
+                ),
+            )
+        })?;
+        serde_json::from_value(value).map(Body).map_err(|e| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("request body: {e}"),
+            )
+        })
+    }
+}
+
+/// Every `/api/v1` call but webhooks and the OpenAPI document.
+pub async fn authenticate(State(app): State<AppState>, mut req: Request, next: Next) -> Response {
+    let token = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let Some(token) = token else {
+        return ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "missing `Authorization: Bearer TOKEN` (make one with `wasmflow token create`)",
+        )
+        .into_response();
+    };
+    let Some(caller) = app.tokens.check(token) else {
+        return ApiError::new(StatusCode::UNAUTHORIZED, "unknown or revoked token").into_response();
+    };
+    if caller.read_only && req.method() != Method::GET {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!("token `{}` is read-only", caller.name),
+        )
+        .into_response();
+    }
+    req.extensions_mut().insert(caller);
+    next.run(req).await
+}
+
+fn draining(app: &App) -> ApiResult<()> {
+    if app.draining.load(Ordering::SeqCst) {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the server is shutting down and takes no new work",
+        ));
+    }
+    Ok(())
+}
+
+/// Grants as the CLI's flags write them, one list per kind.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GrantRequest {
+    /// `HOST_DIR[::GUEST_DIR]`, read-only.
+    #[serde(default)]
+    pub read: Vec<String>,
+    /// `HOST_DIR[::GUEST_DIR]`, read-write.
+    #[serde(default)]
+    pub write: Vec<String>,
+    /// `NAME` or `NAME=VALUE`.
+    #[serde(default)]
+    pub env: Vec<String>,
+    /// `HOST` or `HOST:PORT`.
+    #[serde(default)]
+    pub net: Vec<String>,
+    /// Program names for `wasmflow:action/process`.
+    #[serde(default)]
+    pub exec: Vec<String>,
+}
+
+impl From<GrantRequest> for GrantSpec {
+    fn from(g: GrantRequest) -> Self {
+        GrantSpec {
+            read: g.read,
+            write: g.write,
+            env: g.env,
+            net: g.net,
+            exec: g.exec,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateExecution {
+    /// An action or workflow name from `GET /api/v1/actions`.
+    pub action: String,
+    /// The input object, keyed by parameter name.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub input: Option<Value>,
+    /// What the execution may touch; each entry must be within what the
+    /// server allows. Actions default to nothing; workflows to the
+    /// server's grants (their own `grants` narrow them).
+    #[serde(default)]
+    pub grants: Option<GrantRequest>,
+    /// `key=value` or `a.b=value` overrides of the input, typed by the
+    /// action's WIT (like the CLI's `-p`).
+    #[serde(default)]
+    pub params: Vec<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Accepted {
+    pub id: String,
+    pub status: String,
+    /// Where to follow it.
+    pub url: String,
+}
+
+fn accepted(record: &ExecutionRecord) -> (StatusCode, Json<Accepted>) {
+    (
+        StatusCode::ACCEPTED,
+        Json(Accepted {
+            id: record.id.to_string(),
+            status: record.status.to_string(),
+            url: format!("/api/v1/executions/{}", record.id),
+        }),
+    )
+}
+
+/// Check and queue a new execution of a catalog entry.
+pub async fn start(
+    app: &App,
+    name: &str,
+    mut input: Value,
+    params: &[String],
+    grants: Option<GrantSpec>,
+) -> ApiResult<ExecutionRecord> {
+    draining(app)?;
+    let entry = app.catalog.get(name).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no action or workflow named `{name}` (GET /api/v1/actions lists them)"),
+        )
+    })?;
+    let asked = match (&grants, &entry.target) {
+        (Some(spec), _) => wasmflow_workflow::grants::parse(spec)
+            .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("grants: {e}")))?,
+        (None, Target::Action(_)) => Default::default(),
+        (None, Target::Workflow(_)) => app.grants.clone(),
+    };
+    let grants = wasmflow_workflow::grants::bound(asked, &app.grants).map_err(|e| {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "the request {}",
+                e.replace("the operator", "this server")
+                    .replace("add ", "the server needs ")
+            ),
+        )
+    })?;
+    let mut record = match &entry.target {
+        Target::Action(action) => {
+            for p in params {
+                overrides::apply(action, &mut input, p).map_err(|e| {
+                    ApiError::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        format!("params: {p}: {e}"),
+                    )
+                })?;
+            }
+            action.check_input(&input).map_err(|e| {
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    format!("invalid input: {e}"),
+                )
+            })?;
+            ExecutionRecord::new_action(entry.name.clone(), action.digest.to_string(), input)
+        }
+        Target::Workflow(def) => {
+            for p in params {
+                def.apply_override(&mut input, p).map_err(|e| {
+                    ApiError::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        format!("params: {p}: {e}"),
+                    )
+                })?;
+            }
+            let input = def.check_input(&input).map_err(|e| {
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    format!("invalid input: {e}"),
+                )
+            })?;
+            ExecutionRecord::new_workflow(
+                def.source.path.display().to_string(),
+                entry.description.digest.clone(),
+                input,
+            )
+        }
+    };
+    record.grants = grants;
+    record.limits = app.limits;
+    record.status = Status::Pending;
+    app.submit(&record, Payload::default()).await?;
+    Ok(record)
+}
+
+#[utoipa::path(post, path = "/api/v1/executions", tag = "executions",
+    request_body = CreateExecution,
+    responses(
+        (status = 202, description = "Accepted into the queue", body = Accepted),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn create_execution(
+    State(app): State<AppState>,
+    Body(req): Body<CreateExecution>,
+) -> ApiResult<impl IntoResponse> {
+    let input = req.input.unwrap_or_else(|| Value::Object(Map::new()));
+    let record = start(
+        &app,
+        &req.action,
+        input,
+        &req.params,
+        req.grants.map(Into::into),
+    )
+    .await?;
+    Ok(accepted(&record))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// pending, running, succeeded, failed, timed_out or canceled.
+    pub status: Option<String>,
+    /// Only executions of this action or workflow (its catalog name).
+    pub action: Option<String>,
+    /// Page size, 1-500 (default 50).
+    pub limit: Option<usize>,
+    /// Only executions older than this id: the `next_before` of the
+    /// previous page.
+    pub before: Option<String>,
+    /// Include the executions that ran as workflow tasks.
+    pub all: Option<bool>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ExecutionPage {
+    #[schema(value_type = Vec<Object>)]
+    pub executions: Vec<Value>,
+    /// Pass as `before` for the next page; absent on the last page.
+    pub next_before: Option<String>,
+}
+
+/// A record as the API shows it: the stored record, plus `name`, the
+/// catalog name of what it ran when the server knows it.
+fn view(app: &App, record: &ExecutionRecord) -> Value {
+    let mut v = serde_json::to_value(record).expect("records serialize");
+    if let Value::Object(m) = &mut v {
+        let name = app
+            .catalog
+            .name_of_digest(&record.component_digest)
+            .map(str::to_owned);
+        m.insert("name".into(), json!(name));
+    }
+    v
+}
+
+#[utoipa::path(get, path = "/api/v1/executions", tag = "executions", params(ListQuery),
+    responses((status = 200, body = ExecutionPage), (status = 401, body = ErrorBody),
+        (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn list_executions(
+    State(app): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Json<ExecutionPage>> {
+    let bad = |m: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, m);
+    let status = q
+        .status
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse::<Status>().map_err(|e| bad(format!("status: {e}"))))
+        .transpose()?;
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(bad(format!("limit: {limit} is not within 1-500")));
+    }
+    let before = q
+        .before
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .map(|b| {
+            b.parse::<ExecutionId>()
+                .map_err(|_| bad(format!("before: `{b}` is not an execution id")))
+        })
+        .transpose()?;
+    // Records name workflows by path; the API filters by catalog name.
+    let action = q.action.as_deref().filter(|s| !s.is_empty()).map(|name| {
+        match app.catalog.get(name).map(|e| &e.target) {
+            Some(Target::Workflow(def)) => def.source.path.display().to_string(),
+            _ => name.to_owned(),
+        }
+    });
+    let store = app.rt.store().clone();
+    let records = tokio::task::spawn_blocking(move || {
+        store.list(&ListFilter {
+            status,
+            limit: limit + 1,
+            children: q.all.unwrap_or(false),
+            before,
+            action,
+        })
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    let more = records.len() > limit;
+    let page: Vec<_> = records.into_iter().take(limit).collect();
+    let next_before = more
+        .then(|| page.last().map(|r| r.id.to_string()))
+        .flatten();
+    Ok(Json(ExecutionPage {
+        executions: page.iter().map(|r| view(&app, r)).collect(),
+        next_before,
+    }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct GetQuery {
+    /// With the task executions under it, recursively, as `children`.
+    pub tree: Option<bool>,
+}
+
+fn find(app: &App, id: &str) -> ApiResult<ExecutionRecord> {
+    Ok(app.rt.store().find(id)?)
+}
+
+fn tree(app: &App, record: &ExecutionRecord) -> ApiResult<Value> {
+    let mut v = view(app, record);
+    let children = app
+        .rt
+        .store()
+        .children(record.id)?
+        .iter()
+        .map(|c| tree(app, c))
+        .collect::<ApiResult<Vec<_>>>()?;
+    if let Value::Object(m) = &mut v {
+        m.insert("children".into(), Value::Array(children));
+    }
+    Ok(v)
+}
+
+#[utoipa::path(get, path = "/api/v1/executions/{id}", tag = "executions",
+    params(("id" = String, Path, description = "Execution id or a unique prefix"), GetQuery),
+    responses((status = 200, description = "The execution record", body = Object),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn get_execution(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<GetQuery>,
+) -> ApiResult<Json<Value>> {
+    let record = find(&app, &id)?;
+    Ok(Json(if q.tree.unwrap_or(false) {
+        tree(&app, &record)?
+    } else {
+        view(&app, &record)
+    }))
+}
+
+fn sse_event(e: &LiveEvent) -> Event {
+    let data = match e {
+        LiveEvent::Log(line) => serde_json::to_string(line),
+        other => serde_json::to_string(other),
+    }
+    .expect("events serialize");
+    Event::default().event(e.name()).data(data)
+}
+
+#[utoipa::path(get, path = "/api/v1/executions/{id}/logs", tag = "executions",
+    params(("id" = String, Path, description = "Execution id or a unique prefix")),
+    responses((status = 200, description = "Server-sent events: `log` (a log line), \
+        `task` (a workflow task started or finished) and, last, `end` ({\"status\"}). \
+        Follows a pending or running execution to its end.", content_type = "text/event-stream"),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn execution_logs(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    let record = find(&app, &id)?;
+    let stream: std::pin::Pin<Box<dyn Stream<Item = LiveEvent> + Send>> =
+        match app.live.follow(record.id) {
+            Some((said, rx)) => {
+                let ended = said.iter().any(|e| matches!(e, LiveEvent::End { .. }));
+                let rest = stream::unfold((rx, ended), |(mut rx, ended)| async move {
+                    if ended {
+                        return None;
+                    }
+                    loop {
+                        match rx.recv().await {
+                            Ok(e) => {
+                                let end = matches!(e, LiveEvent::End { .. });
+                                return Some((e, (rx, end)));
+                            }
+                            // A slow follower misses lines, not the end.
+                            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                            Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                        }
+                    }
+                });
+                Box::pin(stream::iter(said).chain(rest))
+            }
+            None => {
+                // Not followed live (ended, or a workflow's task): its
+                // record has every line once it ends; wait for that.
+                let store = app.rt.store().clone();
+                let id = record.id;
+                let ended = stream::once(async move {
+                    loop {
+                        match store.get(id) {
+                            Ok(Some(r)) if r.is_finished() => return r,
+                            Ok(Some(_)) => {
+                                tokio::time::sleep(std::time::Duration::from_millis(200)).await
+                            }
+                            _ => return record,
+                        }
+                    }
+                });
+                Box::pin(ended.flat_map(|r| {
+                    let mut events: Vec<_> = r.logs.iter().cloned().map(LiveEvent::Log).collect();
+                    events.push(LiveEvent::End { status: r.status });
+                    stream::iter(events)
+                }))
+            }
+        };
+    Ok(Sse::new(stream.map(|e| Ok(sse_event(&e)))).keep_alive(KeepAlive::default()))
+}
+
+#[utoipa::path(post, path = "/api/v1/executions/{id}/cancel", tag = "executions",
+    params(("id" = String, Path, description = "Execution id or a unique prefix")),
+    responses((status = 202, description = "Canceled, or being canceled", body = Accepted),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn cancel_execution(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    let mut record = find(&app, &id)?;
+    if record.is_finished() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("execution {} already ended ({})", record.id, record.status),
+        ));
+    }
+    if app.queue.withdraw(record.id).is_some() {
+        record.status = Status::Canceled;
+        record.error = Some(Failure {
+            code: "canceled".into(),
+            message: "canceled before it started".into(),
+            retryable: false,
+            details: None,
+        });
+        record.ended_at = Some(now());
+        app.rt.store().put(&record)?;
+        app.live.end(record.id, Status::Canceled);
+        app.metrics.ended(&record.action, "canceled", None);
+        app.update_depth();
+        return Ok(accepted(&record));
+    }
+    match app.queue.slot(record.id) {
+        Some(slot) => {
+            slot.cancel.cancel();
+            Ok(accepted(&record))
+        }
+        None => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "execution {} is {} but not in this server's queue (a workflow task is \
+                 canceled with its workflow)",
+                record.id, record.status
+            ),
+        )),
+    }
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReRun {
+    /// Replace these top-level input fields.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub input: Option<Map<String, Value>>,
+    /// `key=value` or `a.b=value` overrides, typed by the WIT (like `-p`).
+    #[serde(default)]
+    pub params: Vec<String>,
+    /// Workflows only: reuse the recorded results of the tasks that do not
+    /// follow this one.
+    #[serde(default)]
+    pub from: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/v1/executions/{id}/re-run", tag = "executions",
+    params(("id" = String, Path, description = "Execution id or a unique prefix")),
+    request_body = ReRun,
+    responses((status = 202, body = Accepted), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn rerun_execution(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    Body(req): Body<ReRun>,
+) -> ApiResult<impl IntoResponse> {
+    draining(&app)?;
+    let original = find(&app, &id)?;
+    let unprocessable = |m: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, m);
+    let mut input = original.input.clone();
+    if let (Some(fields), Value::Object(m)) = (req.input, &mut input) {
+        m.extend(fields);
+    }
+    let mut record = match original.kind {
+        Kind::Action => {
+            if req.from.is_some() {
+                return Err(unprocessable(format!(
+                    "`from` applies to workflow executions; {} ran the action {}",
+                    original.id, original.action
+                )));
+            }
+            let action = app.action_of(&original).map_err(unprocessable)?;
+            for p in &req.params {
+                overrides::apply(&action, &mut input, p)
+                    .map_err(|e| unprocessable(format!("params: {p}: {e}")))?;
+            }
+            action
+                .check_input(&input)
+                .map_err(|e| unprocessable(format!("invalid input: {e}")))?;
+            ExecutionRecord::new_action(
+                original.action.clone(),
+                original.component_digest.clone(),
+                input,
+            )
+        }
+        Kind::Workflow => {
+            let def = app
+                .sched
+                .recorded_definition(&original)
+                .map_err(|e| unprocessable(e.to_string()))?;
+            for p in &req.params {
+                def.apply_override(&mut input, p)
+                    .map_err(|e| unprocessable(format!("params: {p}: {e}")))?;
+            }
+            if let Some(task) = &req.from {
+                if !def.workflow.tasks.contains_key(task) {
+                    return Err(unprocessable(format!(
+                        "from: the workflow has no task `{task}`"
+                    )));
+                }
+            }
+            let input = def
+                .check_input(&input)
+                .map_err(|e| unprocessable(format!("invalid input: {e}")))?;
+            ExecutionRecord::new_workflow(
+                original.action.clone(),
+                original.component_digest.clone(),
+                input,
+            )
+        }
+    };
+    record.grants = original.grants.clone();
+    record.limits = original.limits;
+    record.rerun_of = Some(original.id);
+    record.status = Status::Pending;
+    app.submit(&record, Payload { from: req.from }).await?;
+    Ok(accepted(&record))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ReplayResult {
+    /// `reproduced: identical result`, `diverged at event N: …` or
+    /// `different result: …`.
+    pub verdict: String,
+    /// The verdict as data.
+    #[schema(value_type = Object)]
+    pub detail: Value,
+    /// Whether the replay reproduced the recording faithfully.
+    pub passed: bool,
+    /// The replay's own execution record (`replay_of` the original).
+    #[schema(value_type = Object)]
+    pub record: Value,
+}
+
+#[utoipa::path(post, path = "/api/v1/executions/{id}/replay", tag = "executions",
+    params(("id" = String, Path, description = "Execution id or a unique prefix")),
+    responses((status = 200, body = ReplayResult), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn replay_execution(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ReplayResult>> {
+    draining(&app)?;
+    let record = find(&app, &id)?;
+    if record.kind == Kind::Workflow {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!(
+                "{} is a workflow execution; replay one of its tasks' executions \
+                 (GET /api/v1/executions/{}?tree=true lists them)",
+                record.id, record.id
+            ),
+        ));
+    }
+    if !record.is_finished() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("execution {} has not ended ({})", record.id, record.status),
+        ));
+    }
+    let recording = Recording::from_store(app.rt.store(), record)
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+    let report = app
+        .rt
+        .replay(&recording, None)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+    Ok(Json(ReplayResult {
+        verdict: report.verdict.to_string(),
+        detail: serde_json::to_value(&report.verdict).expect("verdicts serialize"),
+        passed: report.passed(),
+        record: view(&app, &report.record),
+    }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ActionSummary {
+    pub name: String,
+    pub kind: String,
+    pub signature: String,
+    pub docs: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/actions", tag = "actions",
+    responses((status = 200, body = Vec<ActionSummary>), (status = 401, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn list_actions(State(app): State<AppState>) -> Json<Vec<ActionSummary>> {
+    Json(
+        app.catalog
+            .entries()
+            .map(|e| ActionSummary {
+                name: e.name.clone(),
+                kind: e.description.kind.clone(),
+                signature: e.description.signature.clone(),
+                docs: e.description.docs.clone(),
+            })
+            .collect(),
+    )
+}
+
+#[utoipa::path(get, path = "/api/v1/actions/{name}", tag = "actions",
+    params(("name" = String, Path, description = "Catalog name, e.g. `vm.clone`")),
+    responses((status = 200, body = ActionDescription), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn get_action(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<ActionDescription>> {
+    app.catalog
+        .get(&name)
+        .map(|e| Json(e.description.clone()))
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("no action or workflow named `{name}`"),
+            )
+        })
+}
+
+#[utoipa::path(get, path = "/api/v1/queue", tag = "queue",
+    responses((status = 200, body = QueueView), (status = 401, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn queue(State(app): State<AppState>) -> Json<QueueView> {
+    Json(app.queue.view())
+}
+
+#[utoipa::path(post, path = "/api/v1/webhooks/{name}", tag = "webhooks",
+    params(("name" = String, Path, description = "Webhook name from the webhooks file"),
+        ("X-Hub-Signature-256" = Option<String>, Header, description = "sha256=HEX: HMAC-SHA256 of the body under the webhook's secret"),
+        ("X-Wasmflow-Webhook-Secret" = Option<String>, Header, description = "The secret itself, for callers that cannot sign")),
+    request_body(content = Object, description = "Any JSON; the webhook's input mapping reads it as `body`"),
+    responses((status = 202, body = Accepted), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 429, body = ErrorBody)))]
+pub async fn webhook(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> ApiResult<impl IntoResponse> {
+    use crate::webhooks::WebhookError as W;
+    let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
+    let (hook, input) = app
+        .webhooks
+        .call(
+            &name,
+            &body,
+            header("x-hub-signature-256"),
+            header("x-wasmflow-webhook-secret"),
+        )
+        .map_err(|e| {
+            let status = match e {
+                W::Unknown(_) => StatusCode::NOT_FOUND,
+                W::Unauthorized => StatusCode::UNAUTHORIZED,
+                W::Body(_) => StatusCode::BAD_REQUEST,
+                W::Mapping(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            };
+            ApiError::new(status, e.to_string())
+        })?;
+    let record = start(&app, &hook.action, input, &[], hook.grants.clone()).await?;
+    Ok(accepted(&record))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    pub status: String,
+    pub pending: usize,
+    pub running: usize,
+    pub draining: bool,
+}
+
+#[utoipa::path(get, path = "/healthz", tag = "server",
+    responses((status = 200, body = Health)))]
+pub async fn healthz(State(app): State<AppState>) -> Json<Health> {
+    let (pending, running) = app.queue.depth();
+    Json(Health {
+        status: "ok".into(),
+        pending,
+        running,
+        draining: app.draining.load(Ordering::SeqCst),
+    })
+}
+
+#[utoipa::path(get, path = "/metrics", tag = "server",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+pub async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        app.metrics.encode(),
+    )
+}
+
+pub async fn openapi_json() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        ApiDoc::openapi()
+            .to_pretty_json()
+            .expect("the OpenAPI document serializes"),
+    )
+}
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        if let Some(c) = openapi.components.as_mut() {
+            c.add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            );
+        }
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "wasmflow", description = "Run WebAssembly actions and workflows: queue, records, logs, replay."),
+    paths(create_execution, list_executions, get_execution, execution_logs, cancel_execution,
+        rerun_execution, replay_execution, list_actions, get_action, queue, webhook, healthz, metrics),
+    components(schemas(CreateExecution, GrantRequest, Accepted, ExecutionPage, ReRun, ReplayResult,
+        ActionSummary, ActionDescription, QueueView, crate::queue::QueueItem, Health, ErrorBody)),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;

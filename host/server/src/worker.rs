@@ -1,0 +1,295 @@
+//! The server's shared state and its workers: each worker takes the next
+//! accepted execution from the queue, runs it (an action through the
+//! runtime, a workflow through the scheduler, resuming it if a previous
+//! process was interrupted), tells followers what happens, and takes it
+//! out of the queue once its record is final.
+
+use crate::catalog::Catalog;
+use crate::live::{Live, LiveEvent};
+use crate::metrics::Metrics;
+use crate::queue::{AcceptError, Job, Payload, Queue};
+use crate::tokens::Tokens;
+use crate::webhooks::Webhooks;
+use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+use tokio_util::sync::CancellationToken;
+use wasmflow_runtime::{Action, LogWatcher, RunOptions, Runtime};
+use wasmflow_store::{now, ExecutionId, ExecutionRecord, Failure, Grants, Kind, Limits, Status};
+use wasmflow_workflow::{Observer, Request, Scheduler};
+
+/// Everything a request handler or a worker needs.
+pub struct App {
+    pub rt: Runtime,
+    pub sched: Scheduler,
+    pub catalog: Catalog,
+    pub queue: Queue,
+    pub tokens: Tokens,
+    pub webhooks: Webhooks,
+    pub metrics: Metrics,
+    pub live: Arc<Live>,
+    /// The most any execution may be granted (the `serve` flags).
+    pub grants: Grants,
+    pub limits: Limits,
+    /// Set on SIGTERM: no new work is accepted.
+    pub draining: AtomicBool,
+    /// Components of re-run executions that are not in the catalog.
+    loaded: Mutex<HashMap<String, Action>>,
+}
+
+impl App {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        rt: Runtime,
+        sched: Scheduler,
+        catalog: Catalog,
+        queue: Queue,
+        tokens: Tokens,
+        webhooks: Webhooks,
+        grants: Grants,
+        limits: Limits,
+    ) -> Self {
+        Self {
+            rt,
+            sched,
+            catalog,
+            queue,
+            tokens,
+            webhooks,
+            metrics: Metrics::default(),
+            live: Arc::default(),
+            grants,
+            limits,
+            draining: AtomicBool::new(false),
+            loaded: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The action a record runs: from the catalog when it is one of its
+    /// components, else from the store by digest (loaded once).
+    pub fn action_of(&self, record: &ExecutionRecord) -> Result<Action, String> {
+        if let Some(a) = self.catalog.action_by_digest(&record.component_digest) {
+            return Ok(a.clone());
+        }
+        let mut loaded = self.loaded.lock().expect("not poisoned");
+        if let Some(a) = loaded.get(&record.component_digest) {
+            return Ok(a.clone());
+        }
+        let a = self.rt.load_executed(record).map_err(|e| e.to_string())?;
+        loaded.insert(record.component_digest.clone(), a.clone());
+        Ok(a)
+    }
+
+    pub fn update_depth(&self) {
+        let (pending, running) = self.queue.depth();
+        self.metrics.queue_depth(pending, running);
+    }
+
+    /// Accept a pending record into the queue. Its live channel opens
+    /// first, so followers miss nothing a fast worker says.
+    pub async fn submit(
+        &self,
+        record: &ExecutionRecord,
+        payload: Payload,
+    ) -> Result<(), AcceptError> {
+        self.live.open(record.id);
+        match self.queue.accept(record, payload).await {
+            Ok(()) => {
+                self.metrics.accepted();
+                self.update_depth();
+                Ok(())
+            }
+            Err(e) => {
+                self.live.forget(record.id);
+                if matches!(e, AcceptError::Full(_)) {
+                    self.metrics.rejected_full();
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Take jobs until `stop`; a job taken is run to its end.
+pub async fn work(app: Arc<App>, worker: usize, stop: CancellationToken) {
+    loop {
+        let job = tokio::select! {
+            biased;
+            _ = stop.cancelled() => return,
+            job = app.queue.next() => job,
+        };
+        let Some(job) = job else { return };
+        run_job(&app, worker, job).await;
+    }
+}
+
+async fn run_job(app: &Arc<App>, worker: usize, job: Job) {
+    let store = app.rt.store();
+    let record = match store.get(job.id) {
+        Ok(Some(r)) if !r.is_finished() => r,
+        Ok(_) => {
+            // Canceled while it waited (or its record is gone).
+            app.queue.done(job);
+            app.update_depth();
+            return;
+        }
+        Err(e) => {
+            tracing::error!("reading {}: {e}", job.id);
+            return;
+        }
+    };
+    let Some(slot) = app.queue.start(job.id, worker) else {
+        app.queue.done(job);
+        return;
+    };
+    app.update_depth();
+    app.metrics.started(
+        SystemTime::now()
+            .duration_since(record.created_at)
+            .unwrap_or(Duration::ZERO),
+    );
+    let name = app
+        .catalog
+        .name_of_digest(&record.component_digest)
+        .unwrap_or(&record.action)
+        .to_owned();
+    let id = record.id;
+    let outcome = match record.kind {
+        Kind::Action => run_action(app, worker, record.clone(), slot.cancel).await,
+        Kind::Workflow => run_workflow(app, record.clone(), slot.payload, slot.cancel).await,
+    };
+    let finished = match outcome {
+        Ok(r) => r,
+        Err(message) => {
+            let mut r = store.get(id).ok().flatten().unwrap_or(record);
+            r.status = Status::Failed;
+            r.error = Some(Failure {
+                code: "server".into(),
+                message,
+                retryable: true,
+                details: None,
+            });
+            r.ended_at = Some(now());
+            if let Err(e) = store.put_unflushed(&r) {
+                tracing::error!("recording the failure of {id}: {e}");
+                return;
+            }
+            r
+        }
+    };
+    // The record is final but maybe not on disk yet. The worker moves on;
+    // the execution ends for everyone else (followers, the queue, the
+    // metrics) once a shared flush has it on disk.
+    let app = app.clone();
+    tokio::spawn(async move {
+        if let Err(e) = app.queue.flush().await {
+            tracing::error!("flushing the record of {id}: {e}");
+            return;
+        }
+        app.metrics
+            .ended(&name, finished.status.as_str(), finished.elapsed());
+        app.live.end(id, finished.status);
+        app.queue.done(job);
+        app.update_depth();
+    });
+}
+
+async fn run_action(
+    app: &App,
+    worker: usize,
+    record: ExecutionRecord,
+    cancel: CancellationToken,
+) -> Result<ExecutionRecord, String> {
+    let action = app.action_of(&record)?;
+    let (live, id) = (app.live.clone(), record.id);
+    let live = LogWatcher(Arc::new(move |line| {
+        live.say(id, LiveEvent::Log(line.clone()))
+    }));
+    let options = RunOptions {
+        grants: record.grants,
+        limits: record.limits,
+        parent: record.parent,
+        root: record.root,
+        rerun_of: record.rerun_of,
+        worker: Some(format!("server/{worker}")),
+        id: Some(record.id),
+        task: record.task,
+        created_at: Some(record.created_at),
+        cancel: Some(cancel),
+        watch_logs: Some(live),
+        // Flushed by `run_job`, with whatever else ended or was accepted
+        // meanwhile.
+        defer_flush: true,
+    };
+    app.rt
+        .run(&action, record.input, options)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+async fn run_workflow(
+    app: &App,
+    record: ExecutionRecord,
+    payload: Payload,
+    cancel: CancellationToken,
+) -> Result<ExecutionRecord, String> {
+    let observer: Arc<dyn Observer> = Arc::new(LiveTasks {
+        id: record.id,
+        live: app.live.clone(),
+    });
+    if record.status == Status::Running {
+        // A previous server (or `wasmflow run`) was interrupted in it.
+        return app
+            .sched
+            .resume(record.id, cancel, Some(observer))
+            .await
+            .map_err(|e| e.to_string());
+    }
+    let def = app
+        .sched
+        .recorded_definition(&record)
+        .map_err(|e| e.to_string())?;
+    let mut req = Request::new(Arc::new(def), record.input.clone());
+    req.id = Some(record.id);
+    req.grants = record.grants.clone();
+    req.limits = record.limits;
+    req.rerun_of = record.rerun_of;
+    req.created_at = Some(record.created_at);
+    req.from = match (record.rerun_of, payload.from) {
+        (Some(old), Some(task)) => Some((old, task)),
+        _ => None,
+    };
+    req.cancel = cancel;
+    req.observer = Some(observer);
+    app.sched.run(req).await.map_err(|e| e.to_string())
+}
+
+/// A workflow's tasks starting and ending, for its followers.
+struct LiveTasks {
+    id: ExecutionId,
+    live: Arc<Live>,
+}
+
+impl Observer for LiveTasks {
+    fn task_started(&self, _workflow: &str, task: &str, item: Option<usize>) {
+        self.live.say(
+            self.id,
+            LiveEvent::TaskStarted {
+                task: task.to_owned(),
+                item,
+            },
+        );
+    }
+
+    fn task_finished(&self, _workflow: &str, task: &str, status: Status, elapsed: Duration) {
+        self.live.say(
+            self.id,
+            LiveEvent::TaskFinished {
+                task: task.to_owned(),
+                status,
+                elapsed_ms: elapsed.as_millis() as u64,
+            },
+        );
+    }
+}

@@ -1,0 +1,86 @@
+// Drives the web UI in Debian's headless Chromium (playwright-core, no
+// browser download): sign in, open a workflow execution from the table,
+// re-run it through the form with one edited parameter, watch the new
+// execution finish live, open its task tree, and save screenshots.
+//
+// usage: node tests/browser/ui.mjs URL TOKEN EXECUTION_ID OUT_DIR
+// Prints the new execution's id on success; exits 1 with a reason otherwise.
+import { chromium } from "playwright-core";
+import { mkdirSync } from "node:fs";
+
+const [url, token, original, outDir] = process.argv.slice(2);
+mkdirSync(outDir, { recursive: true });
+const problems = [];
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  headless: true,
+  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+});
+try {
+  // A laptop screen.
+  const page = await browser.newPage({ viewport: { width: 1366, height: 768 } });
+  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+  page.on("console", (m) => { if (m.type() === "error") problems.push(`console: ${m.text()}`); });
+  page.setDefaultTimeout(30000);
+
+  await page.goto(url);
+  // Sign in with the keyboard only.
+  await page.locator("#token").focus();
+  await page.keyboard.type(token);
+  await page.keyboard.press("Enter");
+  await page.locator("table#executions").waitFor();
+  const link = page.locator(`tr[data-id="${original}"] a.exec-link`);
+  await link.waitFor();
+  await page.screenshot({ path: `${outDir}/executions.png`, fullPage: true });
+  await link.focus();
+  await page.keyboard.press("Enter");
+
+  // The execution page: input, result, tree, and the re-run form built
+  // from the workflow's input schema, filled with the recorded input.
+  await page.locator("#rerun").waitFor();
+  const start = page.locator("#field-start");
+  if ((await start.inputValue()) !== "1") throw new Error(`start is pre-filled with ${await start.inputValue()}`);
+  const dir = await page.locator("#field-dir").inputValue();
+  if (!dir) throw new Error("dir is not pre-filled");
+  await start.fill("20");
+  await page.getByRole("button", { name: "Re-run" }).click();
+
+  // The new execution's page, updated live until it ends.
+  await page.waitForFunction((old) => location.hash.startsWith("#/executions/") && !location.hash.endsWith(old), original);
+  const id = (await page.evaluate(() => location.hash)).split("/").pop();
+  await page.locator("#status .status-succeeded").waitFor({ timeout: 60000 });
+  const result = await page.locator("#result").textContent();
+  if (!result.includes("22")) throw new Error(`result: ${result}`);
+  const input = JSON.parse(await page.locator("#input").textContent());
+  if (input.start !== 20 || input.dir !== dir) throw new Error(`input: ${JSON.stringify(input)}`);
+
+  // Its task tree.
+  const tree = page.locator("#tree");
+  await tree.getByRole("link", { name: "second" }).waitFor();
+  const treeText = await tree.textContent();
+  for (const want of ["first", "second", "succeeded"]) {
+    if (!treeText.includes(want)) throw new Error(`tree lacks ${want}: ${treeText}`);
+  }
+  await page.screenshot({ path: `${outDir}/execution-tree.png`, fullPage: true });
+  await tree.getByRole("link", { name: "second" }).click();
+  await page.locator("#result").filter({ hasText: "22" }).waitFor();
+
+  // Actions and queue pages.
+  await page.getByRole("link", { name: "Actions" }).click();
+  await page.locator("#action-chain").waitFor();
+  const chain = await page.locator("#action-chain").textContent();
+  if (!chain.includes("workflow chain(dir: string")) throw new Error(`actions page: ${chain}`);
+  await page.screenshot({ path: `${outDir}/actions.png`, fullPage: true });
+  await page.getByRole("link", { name: "Queue" }).click();
+  await page.getByText("Running (").waitFor();
+
+  if (problems.length) throw new Error(problems.join("\n"));
+  console.log(id);
+} catch (e) {
+  console.error(`ui test failed: ${e.message}${problems.length ? "\n" + problems.join("\n") : ""}`);
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}

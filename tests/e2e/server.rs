@@ -1,0 +1,875 @@
+//! `wasmflow serve`: the real server process on a loopback port, driven
+//! over HTTP (and by the CLI's --server); restarts with SIGKILL and
+//! SIGTERM really kill it.
+
+use crate::{s, support, Home};
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A directory of actions for a server: `add` (WAT), `step` (Python),
+/// `chain` (a workflow of steps), and a webhook file.
+pub struct Site {
+    pub home: Home,
+    pub actions: PathBuf,
+    pub marks: PathBuf,
+    pub token: String,
+    pub read_only: String,
+}
+
+pub const HOOK_SECRET: &str = "s3cret-for-the-deploy-hook";
+
+const CHAIN: &str = r#"
+version: 1
+description: Two steps, the second after the first.
+input:
+  - { name: dir, type: string, description: where the steps leave marker files }
+  - { name: start, type: s64, default: 1 }
+grants: { write: ["{{ input.dir }}"] }
+tasks:
+  first:
+    action: step.wasm
+    input: { req: { name: first, dir: "{{ input.dir }}", value: "{{ input.start }}", sleep-ms: 200 } }
+    next: [{ publish: { first: "{{ result.value }}" }, do: second }]
+  second:
+    action: step.wasm
+    input: { req: { name: second, dir: "{{ input.dir }}", value: "{{ ctx.first }}" } }
+    next: [{ publish: { second: "{{ result.value }}" } }]
+output: { value: "{{ ctx.second }}" }
+"#;
+
+impl Site {
+    pub fn new() -> Self {
+        let home = Home::new();
+        let actions = home.path().join("actions");
+        let marks = home.path().join("marks");
+        std::fs::create_dir_all(&actions).unwrap();
+        std::fs::create_dir_all(&marks).unwrap();
+        std::fs::copy(support::fixture("wat/add.wat"), actions.join("add.wat")).unwrap();
+        std::fs::copy(
+            support::built("tests/fixtures/step"),
+            actions.join("step.wasm"),
+        )
+        .unwrap();
+        std::fs::write(actions.join("chain.yaml"), CHAIN).unwrap();
+        std::fs::write(
+            home.path().join("hooks.yaml"),
+            "deploy:\n  action: add\n  input: { a: \"{{ body.n }}\", b: 100 }\n  secret_env: WF_HOOK\n",
+        )
+        .unwrap();
+        let token = home
+            .run(&["token", "create", "--name", "ci"])
+            .ok()
+            .stdout
+            .trim()
+            .to_owned();
+        let read_only = home
+            .run(&["token", "create", "--name", "viewer", "--read-only"])
+            .ok()
+            .stdout
+            .trim()
+            .to_owned();
+        Self {
+            home,
+            actions,
+            marks,
+            token,
+            read_only,
+        }
+    }
+
+    pub fn serve(&self, extra: &[&str]) -> Server {
+        let mut child = self
+            .home
+            .cmd()
+            .args(["serve", "--listen", "127.0.0.1:0", "--actions"])
+            .arg(&self.actions)
+            .args(["--webhooks", s(&self.home.path().join("hooks.yaml"))])
+            .args(["--allow-write", s(&self.marks)])
+            .args(extra)
+            .env("WF_HOOK", HOOK_SECRET)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let mut url = None;
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            log.lock().unwrap().push_str(&format!("{line}\n"));
+            if let Some(rest) = line.split("serving ").nth(1) {
+                url = Some(rest.split_whitespace().next().unwrap().to_owned());
+                break;
+            }
+        }
+        let url =
+            url.unwrap_or_else(|| panic!("the server did not start:\n{}", log.lock().unwrap()));
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for l in lines.map_while(Result::ok) {
+                sink.lock().unwrap().push_str(&format!("{l}\n"));
+            }
+        });
+        Server {
+            child,
+            url,
+            token: self.token.clone(),
+            log,
+            http: reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .unwrap(),
+        }
+    }
+}
+
+pub struct Server {
+    pub child: Child,
+    pub url: String,
+    pub token: String,
+    pub log: Arc<Mutex<String>>,
+    http: reqwest::blocking::Client,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let url = format!("{}{path}", self.url);
+        let mut req = match method {
+            "GET" => self.http.get(&url),
+            "POST" => self.http.post(&url),
+            other => panic!("{other}"),
+        };
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().unwrap();
+        let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, v)
+    }
+
+    pub fn get(&self, path: &str) -> Value {
+        let (status, v) = self.call("GET", path, Some(&self.token), None);
+        assert_eq!(status, 200, "GET {path}: {v}");
+        v
+    }
+
+    pub fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.call("POST", path, Some(&self.token), Some(body))
+    }
+
+    /// POST an execution; its id (asserting 202).
+    pub fn start(&self, body: Value) -> String {
+        let (status, v) = self.post("/api/v1/executions", body.clone());
+        assert_eq!(status, 202, "POST {body}: {v}");
+        v["id"].as_str().unwrap().to_owned()
+    }
+
+    pub fn wait_status(&self, id: &str, want: &[&str]) -> Value {
+        let start = Instant::now();
+        loop {
+            let r = self.get(&format!("/api/v1/executions/{id}"));
+            if want.contains(&r["status"].as_str().unwrap()) {
+                return r;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(90),
+                "{id} never became {want:?}: {r}\nserver log:\n{}",
+                self.log.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn wait_done(&self, id: &str) -> Value {
+        self.wait_status(id, &["succeeded", "failed", "timed_out", "canceled"])
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = std::process::Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+    }
+
+    /// SIGTERM, and the server's exit status and stderr.
+    pub fn terminate(mut self) -> (i32, String) {
+        self.signal("-TERM");
+        let status = self.child.wait().unwrap();
+        // Let the drain thread catch the last lines.
+        std::thread::sleep(Duration::from_millis(100));
+        (
+            status.code().unwrap_or(-1),
+            self.log.lock().unwrap().clone(),
+        )
+    }
+}
+
+fn step(marks: &Path, name: &str, sleep_ms: u64) -> Value {
+    json!({
+        "action": "step",
+        "input": {"req": {"name": name, "dir": s(marks), "sleep-ms": sleep_ms}},
+        "grants": {"write": [s(marks)]},
+    })
+}
+
+fn markers(marks: &Path, prefix: &str) -> usize {
+    std::fs::read_dir(marks)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with(prefix)
+        })
+        .count()
+}
+
+#[test]
+fn the_api_runs_lists_pages_filters_and_describes() {
+    let site = Site::new();
+    let srv = site.serve(&["--workers", "2"]);
+    let health = srv.call("GET", "/healthz", None, None);
+    assert_eq!(health.0, 200);
+    assert_eq!(health.1["status"], "ok");
+
+    // Five runs of `add`, and one failing input.
+    let ids: Vec<String> = (0..5)
+        .map(|i| srv.start(json!({"action": "add", "input": {"a": i, "b": 1}})))
+        .collect();
+    for (i, id) in ids.iter().enumerate() {
+        let r = srv.wait_done(id);
+        assert_eq!(r["status"], "succeeded", "{r}");
+        assert_eq!(r["result"], json!(i + 1));
+        assert_eq!(r["name"], "add");
+        assert!(r["worker"].as_str().unwrap().starts_with("server/"));
+    }
+
+    // Paging: newest first, two at a time, `next_before` until the end.
+    let mut seen = Vec::new();
+    let mut before = String::new();
+    loop {
+        let page = srv.get(&format!(
+            "/api/v1/executions?limit=2&action=add&before={before}"
+        ));
+        for e in page["executions"].as_array().unwrap() {
+            seen.push(e["id"].as_str().unwrap().to_owned());
+        }
+        match page["next_before"].as_str() {
+            Some(b) => before = b.to_owned(),
+            None => break,
+        }
+    }
+    let mut newest_first = ids.clone();
+    newest_first.reverse();
+    assert_eq!(seen, newest_first);
+    let ok = srv.get("/api/v1/executions?status=succeeded&limit=100");
+    assert_eq!(ok["executions"].as_array().unwrap().len(), 5);
+    let failed = srv.get("/api/v1/executions?status=failed");
+    assert!(failed["executions"].as_array().unwrap().is_empty());
+
+    // 422s name what was wrong.
+    let (status, v) = srv.post(
+        "/api/v1/executions",
+        json!({"action": "add", "input": {"a": "x", "b": 1}}),
+    );
+    assert_eq!(status, 422, "{v}");
+    let msg = v["error"].as_str().unwrap();
+    assert!(msg.contains("a") && msg.contains("u32"), "{msg}");
+    assert_eq!(
+        srv.call(
+            "GET",
+            "/api/v1/executions?status=bogus",
+            Some(&srv.token),
+            None
+        )
+        .0,
+        422
+    );
+    assert_eq!(
+        srv.call("GET", "/api/v1/executions?limit=0", Some(&srv.token), None)
+            .0,
+        422
+    );
+    let (status, v) = srv.post("/api/v1/executions", json!({"action": "add", "inptu": {}}));
+    assert_eq!(status, 422, "unknown body fields are refused: {v}");
+    // 404s.
+    assert_eq!(
+        srv.call(
+            "GET",
+            "/api/v1/executions/01M8EZZZZZZZZZZZZZZZZZZZZZ",
+            Some(&srv.token),
+            None
+        )
+        .0,
+        404
+    );
+    assert_eq!(
+        srv.post("/api/v1/executions", json!({"action": "nope"})).0,
+        404
+    );
+    assert_eq!(
+        srv.call("GET", "/api/v1/actions/nope", Some(&srv.token), None)
+            .0,
+        404
+    );
+
+    // Actions: signature and JSON Schema from the WIT; the workflow's input.
+    let actions = srv.get("/api/v1/actions");
+    let names: Vec<_> = actions
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["add", "chain", "step"]);
+    let add = srv.get("/api/v1/actions/add");
+    assert!(add["signature"]
+        .as_str()
+        .unwrap()
+        .contains("run: func(a: u32, b: u32) -> u32"));
+    assert_eq!(add["input_schema"]["properties"]["a"]["type"], "integer");
+    let chain = srv.get("/api/v1/actions/chain");
+    assert_eq!(chain["kind"], "workflow");
+    assert_eq!(chain["input_schema"]["required"], json!(["dir"]));
+    assert_eq!(chain["docs"], "Two steps, the second after the first.");
+
+    // A workflow, and its tree.
+    let wf = srv.start(json!({"action": "chain", "input": {"dir": s(&site.marks), "start": 5}}));
+    let r = srv.wait_done(&wf);
+    assert_eq!(r["status"], "succeeded", "{r}");
+    assert_eq!(r["result"]["value"], 7);
+    assert_eq!(r["name"], "chain");
+    let tree = srv.get(&format!("/api/v1/executions/{wf}?tree=true"));
+    let tasks: Vec<_> = tree["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["task"].as_str().unwrap())
+        .collect();
+    assert_eq!(tasks, ["first", "second"]);
+    let by_name = srv.get("/api/v1/executions?action=chain");
+    assert_eq!(by_name["executions"][0]["id"], wf.as_str());
+    // Re-run from a task: what ran before it is reused, the rest runs live.
+    let (status, v) = srv.post(
+        &format!("/api/v1/executions/{wf}/re-run"),
+        json!({"from": "second"}),
+    );
+    assert_eq!(status, 202, "{v}");
+    let again = srv.wait_done(v["id"].as_str().unwrap());
+    assert_eq!(again["status"], "succeeded", "{again}");
+    assert_eq!(again["rerun_of"], wf.as_str());
+    assert_eq!(again["result"]["value"], 7);
+    assert_eq!(
+        markers(&site.marks, "first."),
+        1,
+        "`first` was reused, not run again"
+    );
+    assert_eq!(markers(&site.marks, "second."), 2);
+    let (status, v) = srv.post(
+        &format!("/api/v1/executions/{wf}/re-run"),
+        json!({"from": "nope"}),
+    );
+    assert_eq!(status, 422, "{v}");
+
+    // Metrics and the OpenAPI document (generated from the handlers).
+    let metrics = srv.call("GET", "/metrics", None, None).1;
+    let metrics = metrics.as_str().unwrap();
+    assert!(
+        metrics.contains("wasmflow_executions_accepted_total 7"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("wasmflow_executions_ended_total{status=\"succeeded\"} 7"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("wasmflow_execution_duration_seconds_count{action=\"add\"} 5"),
+        "{metrics}"
+    );
+    let doc = srv.call("GET", "/api/v1/openapi.json", None, None).1;
+    for path in [
+        "/api/v1/executions",
+        "/api/v1/executions/{id}/logs",
+        "/api/v1/executions/{id}/re-run",
+        "/api/v1/executions/{id}/replay",
+        "/api/v1/queue",
+        "/api/v1/webhooks/{name}",
+        "/api/v1/actions/{name}",
+    ] {
+        assert!(doc["paths"].get(path).is_some(), "OpenAPI lacks {path}");
+    }
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+}
+
+#[test]
+fn tokens_and_grants_guard_every_call() {
+    let site = Site::new();
+    let srv = site.serve(&["--workers", "1"]);
+    let add = json!({"action": "add", "input": {"a": 1, "b": 2}});
+    let (status, v) = srv.call("POST", "/api/v1/executions", None, Some(add.clone()));
+    assert_eq!(status, 401, "{v}");
+    let (status, _) = srv.call(
+        "POST",
+        "/api/v1/executions",
+        Some("wft_wrong"),
+        Some(add.clone()),
+    );
+    assert_eq!(status, 401);
+    assert_eq!(srv.call("GET", "/api/v1/queue", None, None).0, 401);
+    // Read-only: reads, never runs.
+    assert_eq!(
+        srv.call("GET", "/api/v1/executions", Some(&site.read_only), None)
+            .0,
+        200
+    );
+    let (status, v) = srv.call(
+        "POST",
+        "/api/v1/executions",
+        Some(&site.read_only),
+        Some(add.clone()),
+    );
+    assert_eq!(status, 403, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("read-only"));
+    // Nothing of the refused calls ran.
+    assert!(srv.get("/api/v1/executions")["executions"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+
+    // Grants beyond the server's: 403, naming the grant.
+    let (status, v) = srv.post(
+        "/api/v1/executions",
+        json!({"action": "step", "input": {"req": {"name": "x", "dir": "/etc"}}, "grants": {"write": ["/etc"]}}),
+    );
+    assert_eq!(status, 403, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("/etc"), "{v}");
+    // Without the grant the action runs, and is denied the directory.
+    let id = srv
+        .start(json!({"action": "step", "input": {"req": {"name": "x", "dir": s(&site.marks)}}}));
+    let r = srv.wait_done(&id);
+    assert_eq!(r["status"], "failed", "{r}");
+    assert_eq!(markers(&site.marks, "x."), 0);
+    // With it, it writes its marker.
+    let id = srv.start(step(&site.marks, "y", 0));
+    assert_eq!(srv.wait_done(&id)["status"], "succeeded");
+    assert_eq!(markers(&site.marks, "y."), 1);
+
+    // A revoked token stops working at once, server still running.
+    site.home.run(&["token", "revoke", "viewer"]).ok();
+    assert_eq!(
+        srv.call("GET", "/api/v1/executions", Some(&site.read_only), None)
+            .0,
+        401
+    );
+
+    // Webhooks: their own secret, no API token.
+    let body = br#"{"n": 23}"#.to_vec();
+    let sig = wasmflow_server::webhooks::sign(HOOK_SECRET.as_bytes(), &body);
+    let hook = |sig: &str| {
+        reqwest::blocking::Client::new()
+            .post(format!("{}/api/v1/webhooks/deploy", srv.url))
+            .header("X-Hub-Signature-256", sig)
+            .body(body.clone())
+            .send()
+            .unwrap()
+    };
+    let resp = hook(&sig);
+    assert_eq!(resp.status().as_u16(), 202);
+    let id = resp.json::<Value>().unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = srv.wait_done(&id);
+    assert_eq!(r["input"], json!({"a": 23, "b": 100}));
+    assert_eq!(r["result"], 123);
+    let forged = wasmflow_server::webhooks::sign(b"not the secret at all", &body);
+    assert_eq!(hook(&forged).status().as_u16(), 401);
+    assert_eq!(hook("").status().as_u16(), 401);
+    let (status, _) = srv.call("POST", "/api/v1/webhooks/nope", None, Some(json!({})));
+    assert_eq!(status, 404);
+}
+
+#[test]
+fn logs_follow_a_running_execution_and_cancel_rerun_replay_work() {
+    let site = Site::new();
+    let srv = site.serve(&["--workers", "2"]);
+
+    // SSE: lines arrive while the step runs, then `end`.
+    let id = srv.start(step(&site.marks, "slow", 1200));
+    let resp = reqwest::blocking::Client::new()
+        .get(format!("{}/api/v1/executions/{id}/logs", srv.url))
+        .bearer_auth(&srv.token)
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    let mut events = Vec::new();
+    let mut status_at_first_log = None;
+    let mut event = String::new();
+    for line in BufReader::new(resp).lines() {
+        let line = line.unwrap();
+        if let Some(e) = line.strip_prefix("event: ") {
+            event = e.to_owned();
+        } else if let Some(d) = line.strip_prefix("data: ") {
+            let data: Value = serde_json::from_str(d).unwrap();
+            if event == "log" && status_at_first_log.is_none() {
+                status_at_first_log =
+                    Some(srv.get(&format!("/api/v1/executions/{id}"))["status"].clone());
+            }
+            events.push((event.clone(), data));
+            if event == "end" {
+                break;
+            }
+        }
+    }
+    assert_eq!(
+        status_at_first_log,
+        Some(json!("running")),
+        "the stream was live"
+    );
+    let logs: Vec<_> = events
+        .iter()
+        .filter(|(e, _)| e == "log")
+        .map(|(_, d)| d["message"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(logs.first().unwrap(), "slow: waiting 1200 ms");
+    assert_eq!(logs.last().unwrap(), "slow: done waiting");
+    assert_eq!(logs.len(), 6, "{logs:?}");
+    assert_eq!(events.last().unwrap().1["status"], "succeeded");
+    // Following an ended execution replays its lines from the record.
+    let again = reqwest::blocking::Client::new()
+        .get(format!("{}/api/v1/executions/{id}/logs", srv.url))
+        .bearer_auth(&srv.token)
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert_eq!(again.matches("event: log").count(), 6);
+    assert!(again.contains("event: end"));
+
+    // The queue shows who runs where, and for how long.
+    let long = srv.start(step(&site.marks, "long", 20_000));
+    srv.wait_status(&long, &["running"]);
+    let q = srv.get("/api/v1/queue");
+    let running = q["running"].as_array().unwrap();
+    assert_eq!(running.len(), 1, "{q}");
+    assert_eq!(running[0]["id"], long.as_str());
+    assert!(running[0]["worker"].is_u64());
+    assert!(running[0]["running_ms"].is_u64());
+    // Cancel it: canceled well before its 20 s, and cancel again is 409.
+    let t = Instant::now();
+    let (status, _) = srv.post(&format!("/api/v1/executions/{long}/cancel"), json!({}));
+    assert_eq!(status, 202);
+    assert_eq!(srv.wait_done(&long)["status"], "canceled");
+    assert!(t.elapsed() < Duration::from_secs(10));
+    assert_eq!(
+        srv.post(&format!("/api/v1/executions/{long}/cancel"), json!({}))
+            .0,
+        409
+    );
+
+    // Re-run with an override: exactly that field changes, grants stay.
+    let first = srv.start(step(&site.marks, "rr", 0));
+    srv.wait_done(&first);
+    let (status, v) = srv.post(
+        &format!("/api/v1/executions/{first}/re-run"),
+        json!({"params": ["req.value=41"]}),
+    );
+    assert_eq!(status, 202, "{v}");
+    let again = srv.wait_done(v["id"].as_str().unwrap());
+    let orig = srv.get(&format!("/api/v1/executions/{first}"));
+    assert_eq!(again["rerun_of"], first.as_str());
+    assert_eq!(again["grants"], orig["grants"]);
+    let mut expected = orig["input"].clone();
+    expected["req"]["value"] = json!(41);
+    assert_eq!(again["input"], expected);
+    assert_eq!(again["result"]["value"], 42);
+    let (status, v) = srv.post(
+        &format!("/api/v1/executions/{first}/re-run"),
+        json!({"params": ["req.value=x"]}),
+    );
+    assert_eq!(status, 422, "{v}");
+
+    // Replay: reproduced from the recording, recorded with replay_of.
+    let (status, v) = srv.post(&format!("/api/v1/executions/{first}/replay"), json!({}));
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["verdict"], "reproduced: identical result");
+    assert_eq!(v["passed"], true);
+    assert_eq!(v["record"]["replay_of"], first.as_str());
+}
+
+#[test]
+fn a_full_queue_answers_429() {
+    let site = Site::new();
+    let srv = site.serve(&["--workers", "1", "--queue-capacity", "2"]);
+    let a = srv.start(step(&site.marks, "a", 20_000));
+    let b = srv.start(step(&site.marks, "b", 20_000));
+    let (status, v) = srv.post("/api/v1/executions", step(&site.marks, "c", 0));
+    assert_eq!(status, 429, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("queue is full"));
+    let q = srv.get("/api/v1/queue");
+    assert_eq!(
+        q["pending"].as_array().unwrap().len() + q["running"].as_array().unwrap().len(),
+        2
+    );
+    // Canceling the pending one makes room.
+    srv.wait_status(&a, &["running"]);
+    assert_eq!(
+        srv.post(&format!("/api/v1/executions/{b}/cancel"), json!({}))
+            .0,
+        202
+    );
+    assert_eq!(srv.wait_done(&b)["status"], "canceled");
+    srv.start(json!({"action": "add", "input": {"a": 1, "b": 1}}));
+    let metrics = srv.call("GET", "/metrics", None, None).1;
+    assert!(metrics
+        .as_str()
+        .unwrap()
+        .contains("wasmflow_executions_rejected_queue_full_total 1"));
+}
+
+#[test]
+fn a_killed_server_finishes_every_accepted_execution_exactly_once() {
+    let site = Site::new();
+    let srv = site.serve(&["--workers", "2"]);
+    let ids: Vec<String> = (0..50)
+        .map(|i| srv.start(step(&site.marks, &format!("k{i:02}"), 100)))
+        .collect();
+    drop(srv); // SIGKILL, with most of the 50 still waiting.
+    let srv = site.serve(&["--workers", "2"]);
+    assert!(
+        srv.log
+            .lock()
+            .unwrap()
+            .contains("queued execution(s) taken up"),
+        "{}",
+        srv.log.lock().unwrap()
+    );
+    for id in &ids {
+        assert_eq!(srv.wait_done(id)["status"], "succeeded");
+    }
+    // One record each, none extra; the queue is empty.
+    let all = srv.get("/api/v1/executions?limit=500&all=true");
+    let records = all["executions"].as_array().unwrap();
+    assert_eq!(records.len(), 50);
+    let q = srv.get("/api/v1/queue");
+    assert!(
+        q["pending"].as_array().unwrap().is_empty() && q["running"].as_array().unwrap().is_empty()
+    );
+    // Each ran to completion once; at most the two that were running when
+    // the process died had started before (and start over, as a new guest).
+    let total = markers(&site.marks, "k");
+    assert!((50..=52).contains(&total), "{total} marker files");
+}
+
+#[test]
+fn sigterm_drains_and_the_rest_resume_on_the_next_start() {
+    let site = Site::new();
+    let srv = site.serve(&["--workers", "1", "--shutdown-timeout", "300ms"]);
+    let long = srv.start(step(&site.marks, "long", 3000));
+    let next = srv.start(step(&site.marks, "next", 0));
+    srv.wait_status(&long, &["running"]);
+    let (code, log) = srv.terminate();
+    assert_eq!(code, 0, "{log}");
+    assert!(
+        log.contains("1 running execution(s) interrupted and 1 pending"),
+        "{log}"
+    );
+    // Recorded as interrupted; both run on the next start.
+    let r = site
+        .home
+        .run(&["execution", "get", &long, "--json"])
+        .ok()
+        .json();
+    assert_eq!(r["status"], "pending");
+    assert!(r["logs"]
+        .to_string()
+        .contains("interrupted by server shutdown"));
+    let srv = site.serve(&["--workers", "1"]);
+    assert_eq!(srv.wait_done(&long)["status"], "succeeded");
+    assert_eq!(srv.wait_done(&next)["status"], "succeeded");
+    // A generous deadline lets the running one finish instead.
+    let quick = srv.start(step(&site.marks, "quick", 800));
+    srv.wait_status(&quick, &["running"]);
+    let (code, log) = srv.terminate();
+    assert_eq!(code, 0);
+    assert!(log.contains("0 running execution(s) interrupted"), "{log}");
+    let r = site
+        .home
+        .run(&["execution", "get", &quick, "--json"])
+        .ok()
+        .json();
+    assert_eq!(r["status"], "succeeded");
+}
+
+#[test]
+fn the_cli_talks_to_a_server_and_explains_the_locked_store() {
+    let site = Site::new();
+    let srv = site.serve(&["--workers", "2"]);
+    let remote = |args: &[&str]| {
+        let mut c = site.home.cmd();
+        c.args(["--server", &srv.url])
+            .env("WASMFLOW_TOKEN", &site.token)
+            .args(args);
+        crate::Run::from(c.output().unwrap())
+    };
+    let run = remote(&["run", "add", "-p", "a=20", "-p", "b=22"]);
+    assert_eq!(run.ok().stdout.trim(), "42");
+    run.stderr_has("queued on");
+    let run = remote(&["run", "add", "-p", "a=nope"]);
+    run.code(2).stderr_has("u32");
+    let list = remote(&["execution", "list", "--json"]).ok().json();
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    let id = list[0]["id"].as_str().unwrap().to_owned();
+    let got = remote(&["execution", "get", &id, "--json"]).ok().json();
+    assert_eq!(got["result"], 42);
+    let rerun = remote(&["execution", "re-run", &id, "-p", "b=0"]);
+    assert_eq!(rerun.ok().stdout.trim(), "20");
+    remote(&["execution", "replay", &id]).ok();
+    let wf = remote(&["run", "chain", "-p", &format!("dir={}", s(&site.marks))]);
+    assert_eq!(wf.ok().json()["value"], 3);
+    let wf_id = remote(&["execution", "list", "--json", "-n", "1"])
+        .ok()
+        .json()[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let tree = remote(&["execution", "get", &wf_id, "--tree"])
+        .ok()
+        .stdout
+        .clone();
+    assert!(tree.contains("first") && tree.contains("second"), "{tree}");
+    // Without --server, the store is the server's: say how to reach it.
+    site.home
+        .run(&["execution", "list"])
+        .code(2)
+        .stderr_has("--server URL");
+    // Without a token: 401 explained, exit 2.
+    let mut c = site.home.cmd();
+    c.args(["--server", &srv.url, "execution", "list"])
+        .env_remove("WASMFLOW_TOKEN");
+    crate::Run::from(c.output().unwrap())
+        .code(2)
+        .stderr_has("401");
+}
+
+#[test]
+fn the_web_ui_reruns_with_an_edited_parameter_in_chromium() {
+    let site = Site::new();
+    let srv = site.serve(&["--workers", "2"]);
+    let original = srv.start(json!({"action": "chain", "input": {"dir": s(&site.marks)}}));
+    assert_eq!(srv.wait_done(&original)["status"], "succeeded");
+    // Screenshots are kept as the test's artifacts.
+    let out = support::root().join("target/ui-screenshots");
+    let run = crate::Run::from(
+        std::process::Command::new("node")
+            .arg(support::root().join("tests/browser/ui.mjs"))
+            .args([&srv.url, &site.token, &original, s(&out)])
+            .output()
+            .unwrap(),
+    );
+    run.ok();
+    let id = run.stdout.trim();
+    let r = srv.get(&format!("/api/v1/executions/{id}"));
+    assert_eq!(r["rerun_of"], original.as_str());
+    assert_eq!(r["status"], "succeeded");
+    assert_eq!(r["input"]["start"], 20);
+    assert_eq!(r["result"]["value"], 22);
+    for shot in ["executions.png", "execution-tree.png", "actions.png"] {
+        let png = std::fs::read(out.join(shot)).unwrap();
+        assert!(png.len() > 2000 && png.starts_with(b"\x89PNG"), "{shot}");
+    }
+}
+
+/// `ab` (ApacheBench, beside htpasswd in apache2-utils) from a second
+/// process: a fixed number of POSTs over keep-alive connections.
+pub fn ab(url: &str, token: &str, body: &Path, n: usize, concurrency: usize) -> String {
+    let out = std::process::Command::new("ab")
+        .args([
+            "-q",
+            "-k",
+            "-n",
+            &n.to_string(),
+            "-c",
+            &concurrency.to_string(),
+        ])
+        .args(["-p", s(body), "-T", "application/json"])
+        .args(["-H", &format!("Authorization: Bearer {token}")])
+        .arg(format!("{url}/api/v1/executions"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "ab failed: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+#[test]
+fn a_bounded_load_is_accepted_and_every_execution_runs() {
+    let site = Site::new();
+    let srv = site.serve(&["--workers", "2"]);
+    let body = site.home.path().join("add.json");
+    std::fs::write(&body, r#"{"action": "add", "input": {"a": 1, "b": 2}}"#).unwrap();
+    let report = ab(&srv.url, &site.token, &body, 1000, 8);
+    assert!(report.contains("Complete requests:      1000"), "{report}");
+    assert!(report.contains("Failed requests:        0"), "{report}");
+    assert!(!report.contains("Non-2xx responses"), "{report}");
+    // Every accepted execution runs, once.
+    let start = Instant::now();
+    loop {
+        let q = srv.get("/api/v1/queue");
+        if q["pending"].as_array().unwrap().is_empty()
+            && q["running"].as_array().unwrap().is_empty()
+        {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(120), "{q}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let ok = srv.get("/api/v1/executions?status=succeeded&limit=500");
+    assert_eq!(ok["executions"].as_array().unwrap().len(), 500);
+    let metrics = srv.call("GET", "/metrics", None, None).1;
+    let metrics = metrics.as_str().unwrap();
+    assert!(
+        metrics.contains("wasmflow_executions_accepted_total 1000"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("wasmflow_executions_ended_total{status=\"succeeded\"} 1000"),
+        "{metrics}"
+    );
+}
