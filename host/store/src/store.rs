@@ -2,7 +2,6 @@
 
 use crate::record::{ExecutionId, ExecutionRecord, Status};
 use sha2::{Digest as _, Sha256};
-use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -199,9 +198,10 @@ impl Store {
         self.write(record, None)
     }
 
-    /// Accept an execution: its (pending) record and its queue entry in one
-    /// transaction, so a crash keeps both or neither. Not flushed: callers
-    /// batch many accepts into one [`Store::flush`] before answering.
+    /// Accept an execution: its queue entry, then its (pending) record (a
+    /// crash in between leaves an entry without a record, which `queued`'s
+    /// callers drop). Not flushed: callers batch many accepts into one
+    /// [`Store::flush`] before answering.
     pub fn enqueue(&self, record: &ExecutionRecord, payload: &[u8]) -> Result<u64, StoreError> {
         let seq = self.db.generate_id()?;
         let mut entry = Vec::with_capacity(16 + payload.len());
@@ -240,6 +240,12 @@ impl Store {
         self.queue.len()
     }
 
+    /// One record write, without a sled transaction (a multi-tree
+    /// transaction cost several times the write itself). Entries that
+    /// point at the record go in first, so a crash or a concurrent writer
+    /// leaves at most a stale pointer, which readers check against the
+    /// record (`list` by status) or drop (`queued` without a record);
+    /// never a record its queue entry or status index misses.
     fn write(
         &self,
         record: &ExecutionRecord,
@@ -247,34 +253,22 @@ impl Store {
     ) -> Result<(), StoreError> {
         let key = record.id.key();
         let bytes = serde_json::to_vec(record).expect("records always serialize");
-        let new_index = status_key(record.status, &key);
-        let child_key = record.parent.map(|p| pair_key(&p.key(), &key));
-        (
-            &self.executions,
-            &self.by_status,
-            &self.children,
-            &self.queue,
-        )
-            .transaction(|(executions, by_status, children, queue)| {
-                if let Some(k) = &child_key {
-                    children.insert(&k[..], &[])?;
+        if let Some((seq, entry)) = queue_entry {
+            self.queue.insert(seq.to_be_bytes(), entry)?;
+        }
+        if let Some(parent) = record.parent {
+            self.children.insert(pair_key(&parent.key(), &key), &[])?;
+        }
+        self.by_status
+            .insert(status_key(record.status, &key), &[])?;
+        if let Some(old) = self.executions.insert(key, bytes)? {
+            // Only the status byte is needed to drop the old index entry.
+            if let Ok(old) = serde_json::from_slice::<StatusOnly>(&old) {
+                if old.status != record.status {
+                    self.by_status.remove(status_key(old.status, &key))?;
                 }
-                if let Some((seq, entry)) = &queue_entry {
-                    queue.insert(&seq.to_be_bytes()[..], entry.as_slice())?;
-                }
-                if let Some(old) = executions.insert(&key[..], bytes.as_slice())? {
-                    // Only the status byte is needed to drop the old index entry.
-                    if let Ok(old) = serde_json::from_slice::<StatusOnly>(&old) {
-                        by_status.remove(&status_key(old.status, &key)[..])?;
-                    }
-                }
-                by_status.insert(&new_index[..], &[])?;
-                Ok::<_, ConflictableTransactionError<()>>(())
-            })
-            .map_err(|e| match e {
-                TransactionError::Storage(e) => StoreError::Sled(e),
-                TransactionError::Abort(()) => unreachable!("the transaction never aborts"),
-            })?;
+            }
+        }
         Ok(())
     }
 
@@ -361,7 +355,8 @@ impl Store {
                     let (key, _) = item?;
                     if let Some(id) = ExecutionId::from_key(&key[1..]) {
                         if let Some(rec) = self.get(id)? {
-                            if wanted(&rec) {
+                            // A stale entry (see `write`) is skipped.
+                            if rec.status == status && wanted(&rec) {
                                 out.push(rec);
                             }
                         }
