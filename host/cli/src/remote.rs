@@ -14,10 +14,9 @@ use wasmflow_store::{ExecutionRecord, LogLine};
 /// (new, build, inspect, serve, token, ...).
 pub fn dispatch(server: &str, token: Option<String>, command: &mut Command) -> Option<CmdResult> {
     let client = Client::new(server, token);
-    let rt = crate::tokio();
     Some(match command {
-        Command::Run(args) => rt.block_on(run(&client, args)),
-        Command::Execution { command } => rt.block_on(execution(&client, command)),
+        Command::Run(args) => crate::tokio().block_on(run(&client, args)),
+        Command::Execution { command } => crate::tokio().block_on(execution(&client, command)),
         _ => return None,
     })
 }

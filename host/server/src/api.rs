@@ -268,13 +268,10 @@ pub async fn start(
         (None, Target::Workflow(_)) => app.grants.clone(),
     };
     let grants = wasmflow_workflow::grants::bound(asked, &app.grants).map_err(|e| {
+        // The operator here is whoever started `wasmflow serve`.
         ApiError::new(
             StatusCode::FORBIDDEN,
-            format!(
-                "the request {}",
-                e.replace("the operator", "this server")
-                    .replace("add ", "the server needs ")
-            ),
+            format!("grants beyond what this server allows: the request {e}"),
         )
     })?;
     let mut record = match &entry.target {

@@ -125,15 +125,18 @@ impl Client {
         let url = self.url(&format!("/executions/{id}/logs"));
         let resp = self.send(self.http.get(&url), &url).await?;
         let mut stream = resp.bytes_stream();
-        let mut buf = String::new();
+        // Bytes, not text, until an event is whole: a chunk may end inside
+        // a multi-byte character.
+        let mut buf: Vec<u8> = Vec::new();
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| ClientError::Unreachable {
                 url: url.clone(),
                 message: e.to_string(),
             })?;
-            buf.push_str(&String::from_utf8_lossy(&chunk));
-            while let Some(end) = buf.find("\n\n") {
-                let block: String = buf.drain(..end + 2).collect();
+            buf.extend_from_slice(&chunk);
+            while let Some(end) = buf.windows(2).position(|w| w == b"\n\n") {
+                let block: Vec<u8> = buf.drain(..end + 2).collect();
+                let block = String::from_utf8_lossy(&block);
                 let (mut event, mut data) = ("message".to_owned(), String::new());
                 for line in block.lines() {
                     if let Some(e) = line.strip_prefix("event:") {

@@ -42,7 +42,7 @@ pub struct TokenEntry {
     pub sha256: String,
     #[serde(default)]
     pub read_only: bool,
-    #[serde(with = "humantime_serde_compat")]
+    #[serde(with = "rfc3339")]
     pub created_at: SystemTime,
 }
 
@@ -207,7 +207,7 @@ impl Tokens {
 }
 
 /// `SystemTime` as RFC 3339 text, like the execution records.
-mod humantime_serde_compat {
+mod rfc3339 {
     use serde::{Deserialize, Deserializer, Serializer};
     use std::time::SystemTime;
 
