@@ -30,11 +30,7 @@ pub fn execution(home: &Home, command: ExecutionCommand) -> CmdResult {
                 children: all,
                 ..Default::default()
             })?;
-            if json {
-                print::json(&records);
-            } else {
-                print::table(&records);
-            }
+            print::listing(&records, json);
         }
         ExecutionCommand::Get {
             id,

@@ -36,6 +36,15 @@ pub fn summary(r: &ExecutionRecord) {
     }
 }
 
+/// `execution list`: JSON for scripts, a table for people.
+pub fn listing(records: &[ExecutionRecord], json: bool) {
+    if json {
+        self::json(records);
+    } else {
+        table(records);
+    }
+}
+
 pub fn table(records: &[ExecutionRecord]) {
     if records.is_empty() {
         eprintln!("no executions");

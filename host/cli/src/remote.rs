@@ -88,11 +88,7 @@ async fn execution(client: &Client, command: &ExecutionCommand) -> CmdResult {
                 .into_iter()
                 .map(record)
                 .collect::<Result<Vec<_>, _>>()?;
-            if *json {
-                print::json(&records);
-            } else {
-                print::table(&records);
-            }
+            print::listing(&records, *json);
         }
         ExecutionCommand::Get {
             id,

@@ -136,7 +136,7 @@ where
 }
 
 /// Every `/api/v1` call but webhooks and the OpenAPI document.
-pub async fn authenticate(State(app): State<AppState>, mut req: Request, next: Next) -> Response {
+pub async fn authenticate(State(app): State<AppState>, req: Request, next: Next) -> Response {
     let token = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -160,7 +160,6 @@ pub async fn authenticate(State(app): State<AppState>, mut req: Request, next: N
         )
         .into_response();
     }
-    req.extensions_mut().insert(caller);
     next.run(req).await
 }
 
