@@ -119,12 +119,19 @@ impl Site {
             url,
             token: self.token.clone(),
             log,
-            http: reqwest::blocking::Client::builder()
-                .timeout(Duration::from_secs(60))
-                .build()
-                .unwrap(),
+            http: http_client(),
         }
     }
+}
+
+/// An HTTP client for the tests. reqwest is built without a TLS crypto
+/// provider of its own (as in wasmflow), so the test process installs one.
+fn http_client() -> reqwest::blocking::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
 }
 
 pub struct Server {
@@ -494,7 +501,7 @@ fn tokens_and_grants_guard_every_call() {
     let body = br#"{"n": 23}"#.to_vec();
     let sig = wasmflow_server::webhooks::sign(HOOK_SECRET.as_bytes(), &body);
     let hook = |sig: &str| {
-        reqwest::blocking::Client::new()
+        http_client()
             .post(format!("{}/api/v1/webhooks/deploy", srv.url))
             .header("X-Hub-Signature-256", sig)
             .body(body.clone())
@@ -524,7 +531,7 @@ fn logs_follow_a_running_execution_and_cancel_rerun_replay_work() {
 
     // SSE: lines arrive while the step runs, then `end`.
     let id = srv.start(step(&site.marks, "slow", 1200));
-    let resp = reqwest::blocking::Client::new()
+    let resp = http_client()
         .get(format!("{}/api/v1/executions/{id}/logs", srv.url))
         .bearer_auth(&srv.token)
         .send()
@@ -568,7 +575,7 @@ fn logs_follow_a_running_execution_and_cancel_rerun_replay_work() {
     assert_eq!(logs.len(), 6, "{logs:?}");
     assert_eq!(events.last().unwrap().1["status"], "succeeded");
     // Following an ended execution replays its lines from the record.
-    let again = reqwest::blocking::Client::new()
+    let again = http_client()
         .get(format!("{}/api/v1/executions/{id}/logs", srv.url))
         .bearer_auth(&srv.token)
         .send()

@@ -144,6 +144,9 @@ impl Registry {
         } else {
             ClientProtocol::Https
         };
+        // reqwest is built without a crypto provider of its own (see the
+        // workspace Cargo.toml); a second install is a harmless no-op.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         Ok(WasmClient::new(Client::new(ClientConfig {
             protocol,
             ..Default::default()

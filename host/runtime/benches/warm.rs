@@ -22,7 +22,12 @@ const SAMPLES: usize = 5_000;
 const GROUP: usize = 64;
 
 fn main() {
-    // `cargo bench` passes `--bench`; nothing else is taken.
+    // `cargo bench` passes `--bench`; any other argument picks allocators
+    // by name (`-- pooling`).
+    let only: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
     println!("warm instantiate + call + record of add.wat (group-committed records)");
     println!(
         "{:<24} {:>10} {:>10} {:>16}",
@@ -32,6 +37,9 @@ fn main() {
         ("on-demand", EngineOptions::default()),
         ("pooling", EngineOptions { pooling_slots: 64 }),
     ] {
+        if !only.is_empty() && !only.iter().any(|o| o == name) {
+            continue;
+        }
         let home = tempfile::tempdir().unwrap();
         let rt = Runtime::open_with(home.path(), Some(&support::shared_cache()), options).unwrap();
         let add = rt.load(&support::fixture("wat/add.wat")).unwrap();

@@ -145,6 +145,9 @@ pub struct Runtime {
 struct Inner {
     loader: Loader,
     store: Store,
+    /// Components known to be in the store's blobs, so a warm execution
+    /// does not ask sled again every time.
+    stored_components: std::sync::Mutex<std::collections::HashSet<wasmflow_store::Digest>>,
     _ticker: engine::EpochTicker,
 }
 
@@ -173,6 +176,7 @@ impl Runtime {
             inner: Arc::new(Inner {
                 loader,
                 store,
+                stored_components: Default::default(),
                 _ticker: ticker,
             }),
         })
@@ -180,6 +184,24 @@ impl Runtime {
 
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// Keep `action`'s component in the store's blobs (once per component
+    /// and runtime), so a replay never depends on the file still being
+    /// where it was.
+    pub fn keep_component(&self, action: &Action) -> Result<(), RuntimeError> {
+        let mut known = self
+            .inner
+            .stored_components
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if !known.contains(&action.digest) {
+            if !self.store().has_blob(&action.digest)? {
+                self.store().put_blob(&action.bytes)?;
+            }
+            known.insert(action.digest.clone());
+        }
+        Ok(())
     }
 
     pub fn loader(&self) -> &Loader {

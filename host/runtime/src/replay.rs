@@ -144,7 +144,10 @@ impl Runtime {
             r.grants = original.grants.clone();
             r.limits = original.limits;
             r.replay_of = Some(original.id);
+            r.status = Status::Running;
         })?;
+        // Shown while it runs (a replay is not on the hot path).
+        self.store().put_unflushed(&record)?;
         let started = std::time::Instant::now();
         let world = World::replay(rec.events.clone(), rec.blobs.clone());
         let mut outcome = execute(

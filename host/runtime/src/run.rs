@@ -10,6 +10,7 @@ use crate::value::val_to_json;
 use crate::world::World;
 use crate::{Runtime, RuntimeError};
 use serde_json::{json, Value};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use wasmflow_store::{now, ExecutionId, ExecutionRecord, Failure, Grants, Limits, Status};
@@ -76,6 +77,14 @@ pub(crate) fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<Sandb
     Ok(linker)
 }
 
+/// An execution that ends within this is written once, at its end, and
+/// never shows as `running`; one that takes longer is written `running`
+/// when this has passed or at its first log line, whichever comes first.
+/// Two record writes were most of a trivial action's cost, and nothing can
+/// watch a `running` state that lasts a millisecond: the write was not
+/// flushed either, so a crash in that window lost it just the same.
+const SHOW_RUNNING_AFTER: Duration = Duration::from_millis(2);
+
 pub(crate) async fn run(
     rt: &Runtime,
     action: &Action,
@@ -98,20 +107,40 @@ pub(crate) async fn run(
         r.rerun_of = options.rerun_of;
         r.worker = options.worker;
     })?;
+    let (grants, limits) = (record.grants.clone(), record.limits);
+    let running = Arc::new(ShowRunning {
+        store: rt.store().clone(),
+        record: Mutex::new(Some(record)),
+    });
+    let watch_logs = options.watch_logs.map(|watcher| {
+        let running = running.clone();
+        LogWatcher(Arc::new(move |line: &wasmflow_store::LogLine| {
+            running.show();
+            (watcher.0)(line)
+        }))
+    });
     let world = World::live(rt.store().clone());
-    let outcome = execute(
+    let execution = execute(
         rt,
         action,
         params,
-        &record.grants,
-        &record.limits,
+        &grants,
+        &limits,
         world.clone(),
         Control {
-            watch_logs: options.watch_logs,
+            watch_logs,
             cancel: options.cancel,
         },
-    )
-    .await;
+    );
+    tokio::pin!(execution);
+    let outcome = match tokio::time::timeout(SHOW_RUNNING_AFTER, &mut execution).await {
+        Ok(outcome) => outcome,
+        Err(_) => {
+            running.show();
+            execution.await
+        }
+    };
+    let record = running.finish();
     rt.store().put_events(record.id, &world.take_recorded())?;
     let record = finish(record, outcome);
     if options.defer_flush {
@@ -122,8 +151,39 @@ pub(crate) async fn run(
     Ok(record)
 }
 
-/// A new `running` record of `action` (`link` fills in grants, limits and
-/// relations), with the component kept in the store.
+/// The `running` record of an execution, written at most once and never
+/// after the execution ended (see [`SHOW_RUNNING_AFTER`]).
+struct ShowRunning {
+    store: wasmflow_store::Store,
+    /// `None` once the execution ended.
+    record: Mutex<Option<ExecutionRecord>>,
+}
+
+impl ShowRunning {
+    fn show(&self) {
+        let mut slot = self.record.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(record) = slot.as_mut() {
+            if record.status != Status::Running {
+                record.status = Status::Running;
+                // Not flushed: nothing depends on this state, and the
+                // outcome is. A failed write only hides the state.
+                if let Err(e) = self.store.put_unflushed(record) {
+                    tracing::warn!(id = %record.id, "cannot record `running`: {e}");
+                }
+            }
+        }
+    }
+
+    /// The record, taken back when the execution ended.
+    fn finish(&self) -> ExecutionRecord {
+        let mut slot = self.record.lock().unwrap_or_else(|e| e.into_inner());
+        slot.take().expect("an execution ends once")
+    }
+}
+
+/// A new record of `action` about to start (`link` fills in grants, limits
+/// and relations), with the component kept in the store. Not written: the
+/// caller decides when it shows as `running`.
 pub(crate) fn begin(
     rt: &Runtime,
     action: &Action,
@@ -133,16 +193,8 @@ pub(crate) fn begin(
     let mut record =
         ExecutionRecord::new_action(action.reference.clone(), action.digest.to_string(), input);
     link(&mut record);
-    record.status = Status::Running;
     record.started_at = Some(now());
-    // The component itself is kept, so a replay never depends on the file
-    // still being where it was.
-    if !rt.store().has_blob(&action.digest)? {
-        rt.store().put_blob(&action.bytes)?;
-    }
-    // Visible while the guest runs. Not flushed: nothing depends on this
-    // state, and `conclude` flushes the outcome.
-    rt.store().put_unflushed(&record)?;
+    rt.keep_component(action)?;
     Ok(record)
 }
 

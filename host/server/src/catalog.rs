@@ -92,8 +92,7 @@ impl Catalog {
                     // Records name it as clients do.
                     action.reference = name.clone();
                     // Kept in the store now, so runs never read the file.
-                    rt.store()
-                        .put_blob(&action.bytes)
+                    rt.keep_component(&action)
                         .map_err(|e| err(&path, e.to_string()))?;
                     let description =
                         describe_action(&name, &action).map_err(|e| err(&path, e.to_string()))?;

@@ -36,6 +36,9 @@ pub struct Client {
 
 impl Client {
     pub fn new(base: &str, token: Option<String>) -> Self {
+        // reqwest is built without a crypto provider of its own (see the
+        // workspace Cargo.toml); a second install is a harmless no-op.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         Self {
             base: base.trim_end_matches('/').to_owned(),
             token,

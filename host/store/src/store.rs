@@ -425,49 +425,40 @@ impl Store {
         self.executions.is_empty()
     }
 
-    /// Append the answers an execution received, in order, after any
-    /// already stored for it.
+    /// Store the answers an execution received, in order, replacing any
+    /// stored for it before: an execution started over under the same id
+    /// (a server's queue after a crash) keeps only its last attempt's, the
+    /// ones its record's outcome came from.
+    ///
+    /// One sled write: the events go in as one JSON array under the
+    /// execution's id and sequence number 0. (A batch of one key per event,
+    /// after a scan for the last one, cost more than the rest of a trivial
+    /// action's recording; stores written that way still read, see
+    /// `events`.)
     pub fn put_events(&self, id: ExecutionId, events: &[crate::Event]) -> Result<(), StoreError> {
+        let key = seq_key(&id.key(), 0);
         if events.is_empty() {
+            self.events.remove(key)?;
             return Ok(());
         }
-        let prefix = id.key();
-        let next = match self.events.scan_prefix(prefix).next_back() {
-            Some(item) => {
-                let (k, _) = item?;
-                u32::from_be_bytes(k[16..20].try_into().expect("event keys are 20 bytes")) + 1
-            }
-            None => 0,
-        };
-        let mut batch = sled::Batch::default();
-        for (i, e) in events.iter().enumerate() {
-            let mut key = [0u8; 20];
-            key[..16].copy_from_slice(&prefix);
-            key[16..].copy_from_slice(&(next + i as u32).to_be_bytes());
-            batch.insert(
-                &key[..],
-                serde_json::to_vec(e).expect("events always serialize"),
-            );
-        }
-        self.events.apply_batch(batch)?;
+        let value = serde_json::to_vec(events).expect("events always serialize");
+        self.events.insert(key, value)?;
         Ok(())
     }
 
     /// The answers an execution received, in the order the guest asked.
     pub fn events(&self, id: ExecutionId) -> Result<Vec<crate::Event>, StoreError> {
-        self.events
-            .scan_prefix(id.key())
-            .map(|item| {
-                let (k, v) = item?;
-                serde_json::from_slice(&v).map_err(|source| StoreError::Corrupt {
-                    key: format!(
-                        "{id} event {}",
-                        u32::from_be_bytes(k[16..20].try_into().unwrap_or([0; 4]))
-                    ),
-                    source,
-                })
-            })
-            .collect()
+        let mut out = Vec::new();
+        for item in self.events.scan_prefix(id.key()) {
+            let (k, v) = item?;
+            if v.first() == Some(&b'[') {
+                // Written whole by `put_events`: any entries after it are
+                // one-event entries of an attempt it replaced.
+                return event_entry(id, &k, &v);
+            }
+            out.extend(event_entry(id, &k, &v)?);
+        }
+        Ok(out)
     }
 
     /// Store bytes under their sha256; storing the same bytes twice is free.
@@ -521,6 +512,23 @@ fn seq_key(id: &[u8; 16], seq: u32) -> [u8; 20] {
     out[..16].copy_from_slice(id);
     out[16..].copy_from_slice(&seq.to_be_bytes());
     out
+}
+
+/// One `events` entry's events. Entries are JSON arrays; stores written
+/// before events were grouped hold one JSON object per entry.
+fn event_entry(id: ExecutionId, key: &[u8], value: &[u8]) -> Result<Vec<crate::Event>, StoreError> {
+    let events = if value.first() == Some(&b'[') {
+        serde_json::from_slice(value)
+    } else {
+        serde_json::from_slice(value).map(|e| vec![e])
+    };
+    events.map_err(|source| StoreError::Corrupt {
+        key: format!(
+            "{id} event {}",
+            u32::from_be_bytes(key[16..20].try_into().unwrap_or([0; 4]))
+        ),
+        source,
+    })
 }
 
 fn decode(key: &[u8], bytes: &[u8]) -> Result<ExecutionRecord, StoreError> {
@@ -713,7 +721,7 @@ mod tests {
     }
 
     #[test]
-    fn events_append_in_order() {
+    fn events_are_kept_in_order_and_replaced_by_a_later_attempt() {
         use crate::Event;
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
@@ -722,9 +730,34 @@ mod tests {
         let ev = |n| Event::MonotonicClock { nanoseconds: n };
         store.put_events(a.id, &[ev(1), ev(2)]).unwrap();
         store.put_events(b.id, &[ev(9)]).unwrap();
-        store.put_events(a.id, &[ev(3)]).unwrap();
-        assert_eq!(store.events(a.id).unwrap(), vec![ev(1), ev(2), ev(3)]);
+        assert_eq!(store.events(a.id).unwrap(), vec![ev(1), ev(2)]);
         assert_eq!(store.events(b.id).unwrap(), vec![ev(9)]);
+        store.put_events(a.id, &[ev(3)]).unwrap();
+        assert_eq!(store.events(a.id).unwrap(), vec![ev(3)]);
+        store.put_events(a.id, &[]).unwrap();
+        assert_eq!(store.events(a.id).unwrap(), vec![]);
+        assert_eq!(store.events(b.id).unwrap(), vec![ev(9)]);
+    }
+
+    #[test]
+    fn events_stored_one_per_entry_still_read() {
+        use crate::Event;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let a = record(1);
+        let ev = |n| Event::MonotonicClock { nanoseconds: n };
+        // The layout of stores written before events were grouped.
+        for (i, e) in [ev(1), ev(2), ev(3)].iter().enumerate() {
+            let key = seq_key(&a.id.key(), i as u32);
+            store
+                .events
+                .insert(key, serde_json::to_vec(e).unwrap())
+                .unwrap();
+        }
+        assert_eq!(store.events(a.id).unwrap(), vec![ev(1), ev(2), ev(3)]);
+        // A later attempt under the same id replaces them all.
+        store.put_events(a.id, &[ev(4)]).unwrap();
+        assert_eq!(store.events(a.id).unwrap(), vec![ev(4)]);
     }
 
     #[test]

@@ -419,6 +419,13 @@ impl Driver {
             if self.jobs.is_empty() {
                 break;
             }
+            // Tasks' records are written without their own fsync (see
+            // `start_slot`); what settled must be on disk before the
+            // scheduler waits, whether or not a dispatch flushed it.
+            if self.unflushed {
+                self.sched.runtime().store().flush()?;
+                self.unflushed = false;
+            }
             let cancel = self.req.cancel.clone();
             tokio::select! {
                 done = self.jobs.join_next() => {
@@ -835,6 +842,11 @@ impl Driver {
                     None => name,
                 }),
                 cancel: Some(self.req.cancel.child_token()),
+                // Flushed with the journal entry that settles it, before
+                // the scheduler dispatches or waits again: one fsync per
+                // step, not two. A crash before that flush runs the task
+                // again, as one during the task would.
+                defer_flush: true,
                 ..RunOptions::default()
             },
             observer: self.req.observer.clone(),
