@@ -1,18 +1,16 @@
 #!/usr/bin/env bash
 # Install what building and testing wasmflow needs beyond cargo:
-# qemu-img (the example actions' host program), OpenSSL headers (the
-# registry client's TLS), Debian's docker-registry and htpasswd (the real
-# OCI registry the tests push to; ab, beside htpasswd, loads the server),
-# Debian's Chromium (the web UI's browser test drives it with
-# playwright-core; no browser download), componentize-py, componentize-js.
+# qemu-img (the example actions' host program), Debian's docker-registry
+# and htpasswd (the real OCI registry the tests push to; ab, beside
+# htpasswd, loads the server), Debian's Chromium (the web UI's browser
+# test drives it with playwright-core; no browser download),
+# componentize-py, componentize-js. TLS is rustls: no OpenSSL headers.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 missing=()
 command -v qemu-img >/dev/null || missing+=(qemu-utils)
 command -v docker-registry >/dev/null || missing+=(docker-registry)
 { command -v htpasswd && command -v ab; } >/dev/null || missing+=(apache2-utils)
-command -v pkg-config >/dev/null || missing+=(pkg-config)
-dpkg -s libssl-dev >/dev/null 2>&1 || missing+=(libssl-dev)
 command -v chromium >/dev/null || missing+=(chromium chromium-driver)
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
