@@ -9,7 +9,8 @@
 //! per-record fsync of a lone `wasmflow run` is the criterion figure
 //! `instantiate+call+record add`.
 //!
-//! `cargo bench -p wasmflow-runtime --bench warm` (bench/run.sh runs it).
+//! `cargo bench -p wasmflow-runtime --bench warm` (bench/run.sh runs it);
+//! `-- pooling` or `-- on-demand` runs one allocator (for a profiler).
 
 #[path = "../../../tests/support/mod.rs"]
 mod support;
