@@ -162,7 +162,7 @@ fn ctrl_c_cancels_the_running_action_and_records_canceled() {
     assert_eq!(status.code(), Some(1));
     assert!(started.elapsed() < Duration::from_millis(2000));
     let tree = b.tree(&id);
-    assert_eq!(tree["status"], "canceled");
+    assert_eq!(tree["status"], "canceled", "{tree}");
     let kids = children(&tree);
     assert_eq!(kids.len(), 1, "nothing started after the cancel");
     assert_eq!(kids[0]["status"], "canceled");

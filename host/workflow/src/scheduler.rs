@@ -428,6 +428,15 @@ impl Driver {
             }
             let cancel = self.req.cancel.clone();
             tokio::select! {
+                // The cancel first: a task stopped by it may already have
+                // ended, and its `canceled` outcome must find the workflow
+                // canceled, not settle first as a failure.
+                biased;
+                () = cancel.cancelled(), if !self.state.canceled => {
+                    // Running actions see the same token (children of it)
+                    // and stop; their records say `canceled`.
+                    self.write(&[Entry::Cancel], true)?;
+                }
                 done = self.jobs.join_next() => {
                     if let Some(done) = done {
                         let done = done.map_err(|e| WorkflowError::Join(e.to_string()))?;
@@ -439,11 +448,6 @@ impl Driver {
                             self.settle(done)?;
                         }
                     }
-                }
-                () = cancel.cancelled(), if !self.state.canceled => {
-                    // Running actions see the same token (children of it)
-                    // and stop; their records say `canceled`.
-                    self.write(&[Entry::Cancel], true)?;
                 }
             }
         }
