@@ -22,6 +22,7 @@ mod replay;
 mod run;
 mod sandbox;
 mod setup;
+mod sockets;
 pub mod value;
 pub(crate) mod world;
 

@@ -73,6 +73,7 @@ pub(crate) fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<Sandb
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
     crate::files::add_to_linker(&mut linker)?;
+    crate::sockets::add_to_linker(&mut linker)?;
     bindings::Imports::add_to_linker::<_, HasSelf<Sandbox>>(&mut linker, |s| s)?;
     Ok(linker)
 }

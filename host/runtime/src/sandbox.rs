@@ -141,6 +141,8 @@ pub(crate) struct Sandbox {
     pub stderr: CapturedOutput,
     /// Kept for the host calls that answer from it (`process`, file opens).
     world: World,
+    /// The guest's TCP sockets, as `sockets` tracks them.
+    pub connections: crate::sockets::Connections,
     /// Replay only: recorded directory snapshots, materialized; removed
     /// when the sandbox is dropped.
     _snapshots: Vec<tempfile::TempDir>,
@@ -215,15 +217,15 @@ impl Sandbox {
             body_limit: output_limit.max(HTTP_BODY_MIN_LIMIT),
         };
         if world.is_replay() && !grants.net.is_empty() {
-            // Raw socket traffic is not recorded (HTTP is): a replay must not
-            // reach the network through it, so sockets are closed.
-            journal.note(
-                LogLevel::Warn,
-                "replay: wasi:sockets are not recorded, so they are closed in replay (wasi:http is replayed)".into(),
-            );
-            wasi.allow_tcp(false)
+            // TCP connects and name lookups are answered from the tape (see
+            // `sockets`); nothing may reach the network, so a connect that
+            // got past that is refused. UDP is not recorded: closed.
+            wasi.allow_tcp(true)
                 .allow_udp(false)
-                .allow_ip_name_lookup(false);
+                .allow_ip_name_lookup(false)
+                .socket_addr_check(|_, usage| {
+                    Box::pin(async move { matches!(usage, SocketAddrUse::TcpBind) })
+                });
         } else if !grants.net.is_empty() {
             let policy = net.clone();
             wasi.allow_ip_name_lookup(true)
@@ -250,6 +252,7 @@ impl Sandbox {
             stdout,
             stderr,
             world,
+            connections: Default::default(),
             _snapshots: snapshots,
         })
     }

@@ -5,7 +5,7 @@
 //! `{ "format": "wasmflow-replay-bundle", "version": 1, "record": {...},
 //!    "events": [...], "blobs": { "sha256:...": "<base64>" } }`.
 
-use crate::event::{Event, HttpOutcome, ProcessOutcome};
+use crate::event::{Event, HttpOutcome, ProcessOutcome, ReadOutcome};
 use crate::record::ExecutionRecord;
 use crate::store::{Digest, Store, StoreError};
 use base64::Engine as _;
@@ -137,6 +137,10 @@ fn referenced(record: &ExecutionRecord, events: &[Event]) -> Vec<String> {
                 outcome: HttpOutcome::Response { body, .. },
                 ..
             } => out.push(body.clone()),
+            Event::TcpRead {
+                outcome: ReadOutcome::Blob { digest },
+                ..
+            } => out.push(digest.clone()),
             _ => {}
         }
     }

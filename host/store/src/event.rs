@@ -56,6 +56,61 @@ pub enum Event {
         url: String,
         outcome: HttpOutcome,
     },
+    /// `wasi:sockets/ip-name-lookup`: the addresses `name` resolved to.
+    NameLookup {
+        name: String,
+        outcome: LookupOutcome,
+    },
+    /// `start-connect` of a TCP socket; `error` is the WASI error code when
+    /// the attempt was refused at once.
+    TcpConnect {
+        address: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    /// One `finish-connect` call: connected (as the execution's
+    /// `connection`-th connection, from 1) or a WASI error code (including
+    /// `would-block` while the connection was still being made).
+    TcpFinishConnect {
+        address: String,
+        outcome: ConnectOutcome,
+    },
+    /// One read (or skip) the guest made on a TCP connection's input
+    /// stream, with what it got.
+    TcpRead {
+        connection: u32,
+        outcome: ReadOutcome,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LookupOutcome {
+    Addresses(Vec<String>),
+    Error(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConnectOutcome {
+    Connected { connection: u32 },
+    Error(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReadOutcome {
+    /// The bytes read, base64 (an empty read is recorded too: the guest saw
+    /// "nothing yet" and acted on it).
+    Data {
+        bytes: String,
+    },
+    /// A larger read, stored as a blob.
+    Blob {
+        digest: String,
+    },
+    Closed,
+    Failed(String),
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -94,6 +149,10 @@ pub enum Question {
     Random { secure: bool, len: usize },
     Process { program: String, args: Vec<String> },
     Http { method: String, url: String },
+    NameLookup { name: String },
+    TcpConnect { address: String },
+    TcpFinishConnect { address: String },
+    TcpRead { connection: u32 },
 }
 
 impl Event {
@@ -116,6 +175,16 @@ impl Event {
             Event::Http { method, url, .. } => Question::Http {
                 method: method.clone(),
                 url: url.clone(),
+            },
+            Event::NameLookup { name, .. } => Question::NameLookup { name: name.clone() },
+            Event::TcpConnect { address, .. } => Question::TcpConnect {
+                address: address.clone(),
+            },
+            Event::TcpFinishConnect { address, .. } => Question::TcpFinishConnect {
+                address: address.clone(),
+            },
+            Event::TcpRead { connection, .. } => Question::TcpRead {
+                connection: *connection,
             },
         }
     }
@@ -152,6 +221,12 @@ impl fmt::Display for Question {
                 Ok(())
             }
             Question::Http { method, url } => write!(f, "HTTP {method} {url}"),
+            Question::NameLookup { name } => write!(f, "resolve {name}"),
+            Question::TcpConnect { address } => write!(f, "TCP connect {address}"),
+            Question::TcpFinishConnect { address } => {
+                write!(f, "TCP finish-connect {address}")
+            }
+            Question::TcpRead { connection } => write!(f, "read TCP connection {connection}"),
         }
     }
 }

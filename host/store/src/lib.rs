@@ -22,7 +22,9 @@ mod record;
 mod store;
 
 pub use bundle::{BundleError, ReplayBundle, BUNDLE_FORMAT, BUNDLE_VERSION};
-pub use event::{Event, HttpOutcome, ProcessOutcome, Question};
+pub use event::{
+    ConnectOutcome, Event, HttpOutcome, LookupOutcome, ProcessOutcome, Question, ReadOutcome,
+};
 
 pub use record::{
     now, EnvGrant, ExecutionId, ExecutionRecord, Failure, Grants, Kind, Limits, LogLevel, LogLine,

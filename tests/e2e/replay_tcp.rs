@@ -1,0 +1,200 @@
+//! Raw TCP (`wasi:sockets`) is recorded like HTTP: the name lookup, the
+//! connect and every read; a replay plays them back without touching the
+//! network, and another build that connects elsewhere diverges there.
+
+use crate::{s, support, Home};
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// A line-protocol service on a loopback port: reads one line, answers
+/// with `reply` and closes. Counts connections; `reply` can be changed
+/// while it runs.
+struct StateService {
+    port: u16,
+    connections: Arc<AtomicUsize>,
+    reply: Arc<Mutex<Vec<u8>>>,
+}
+
+impl StateService {
+    fn start(reply: &[u8]) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let reply = Arc::new(Mutex::new(reply.to_vec()));
+        let (count, answer) = (connections.clone(), reply.clone());
+        // The thread ends with the test process; the port stays ours.
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                count.fetch_add(1, Ordering::SeqCst);
+                let mut line = String::new();
+                let _ = BufReader::new(&stream).read_line(&mut line);
+                let reply = answer.lock().unwrap().clone();
+                let _ = stream.write_all(&reply);
+            }
+        });
+        Self {
+            port,
+            connections,
+            reply,
+        }
+    }
+
+    fn answer(&self, reply: &[u8]) {
+        *self.reply.lock().unwrap() = reply.to_vec();
+    }
+
+    fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+}
+
+fn fixture(name: &str) -> PathBuf {
+    support::built("tests/fixtures/tcp").with_file_name(format!("{name}.wasm"))
+}
+
+/// Run the fixture against `service` (by host name, so the lookup is
+/// recorded too); it fails unless the service says `state: ok`.
+fn run_tcp(home: &Home, service: &StateService, chunk: u32) -> Value {
+    let port = service.port.to_string();
+    home.run(&[
+        "run",
+        s(&fixture("tcp")),
+        "-p",
+        "probe.host=localhost",
+        "-p",
+        &format!("probe.port={port}"),
+        "-p",
+        &format!("probe.chunk={chunk}"),
+        "--allow-net",
+        &format!("localhost:{port}"),
+    ])
+    .code(1)
+    .stderr_has("[unhealthy]");
+    home.last_record()
+}
+
+fn events(home: &Home, id: &str) -> Vec<Value> {
+    let bundle: Value = home.run(&["execution", "export", id]).json();
+    bundle["events"].as_array().unwrap().clone()
+}
+
+#[test]
+fn tcp_replay_reproduces_the_error_without_the_network() {
+    let home = Home::new();
+    let service = StateService::start(b"state: degraded\nreplica lag 40 s\n");
+    let original = run_tcp(&home, &service, 16);
+    let id = original["id"].as_str().unwrap();
+    assert_eq!(service.connections(), 1);
+    let message = original["error"]["message"].as_str().unwrap();
+    assert_eq!(
+        message,
+        format!(
+            "localhost (127.0.0.1:{}) said 'state: degraded' (33 bytes)",
+            service.port
+        )
+    );
+
+    // What was recorded: the lookup, the connect, the reads (33 bytes in
+    // reads of at most 16, then the end of the stream).
+    let events = events(&home, id);
+    let kinds: Vec<&str> = events.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    let lookup = events.iter().find(|e| e["kind"] == "name-lookup").unwrap();
+    assert_eq!(lookup["name"], "localhost");
+    assert!(lookup["outcome"]["addresses"]
+        .as_array()
+        .unwrap()
+        .contains(&Value::from("127.0.0.1")));
+    assert!(kinds.contains(&"tcp-connect"));
+    let reads: Vec<&Value> = events.iter().filter(|e| e["kind"] == "tcp-read").collect();
+    assert!(reads.len() >= 4, "{events:#?}");
+    assert_eq!(reads.last().unwrap()["outcome"], "closed");
+
+    // The service now says all is well, and a replay still gets the
+    // recorded answer: it never connects.
+    service.answer(b"state: ok\n");
+    let replay = home.run(&["execution", "replay", id]);
+    replay.ok();
+    assert_eq!(replay.stdout.trim(), "reproduced: identical error");
+    assert_eq!(service.connections(), 1);
+    let rec = home.last_record();
+    assert_eq!(rec["replay_of"], id);
+    assert_eq!(rec["error"]["message"], message);
+
+    // Live, the same run now passes: the world did change.
+    let port = service.port.to_string();
+    home.run(&[
+        "run",
+        s(&fixture("tcp")),
+        "-p",
+        "probe.host=localhost",
+        "-p",
+        &format!("probe.port={port}"),
+        "--allow-net",
+        &format!("localhost:{port}"),
+    ])
+    .ok();
+    assert_eq!(service.connections(), 2);
+}
+
+#[test]
+fn a_build_that_connects_elsewhere_diverges_at_the_connect_naming_both() {
+    let home = Home::new();
+    let service = StateService::start(b"state: degraded\n");
+    let original = run_tcp(&home, &service, 16);
+    let id = original["id"].as_str().unwrap();
+    let connect = events(&home, id)
+        .iter()
+        .position(|e| e["kind"] == "tcp-connect")
+        .unwrap()
+        + 1;
+
+    let other = fixture("tcp-other-port");
+    let replay = home.run(&["execution", "replay", id, "--component", s(&other)]);
+    replay.code(1);
+    let port = service.port;
+    assert_eq!(
+        replay.stdout.trim(),
+        format!(
+            "diverged at event {connect}: guest asked TCP connect 127.0.0.1:{}, \
+             recorded TCP connect 127.0.0.1:{port}",
+            port + 1
+        )
+    );
+    assert_eq!(service.connections(), 1);
+}
+
+#[test]
+fn large_reads_travel_as_blobs_in_a_bundle_to_a_fresh_home() {
+    let home = Home::new();
+    // 200 KiB: reads of up to 64 KiB, most of them too big to inline.
+    let mut reply = b"state: degraded\n".to_vec();
+    reply.extend(std::iter::repeat_n(b'x', 200 << 10));
+    let service = StateService::start(&reply);
+    let original = run_tcp(&home, &service, 65536);
+    let id = original["id"].as_str().unwrap();
+    let events = events(&home, id);
+    assert!(
+        events
+            .iter()
+            .any(|e| e["kind"] == "tcp-read" && e["outcome"]["blob"]["digest"].is_string()),
+        "{events:#?}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let case = dir.path().join("case.wfreplay");
+    home.run(&["execution", "export", id, "-o", s(&case)]).ok();
+    let fresh = Home::new();
+    let replay = fresh.run(&["execution", "replay", "--bundle", s(&case)]);
+    replay.ok();
+    assert_eq!(replay.stdout.trim(), "reproduced: identical error");
+    assert_eq!(
+        fresh.last_record()["error"]["message"],
+        original["error"]["message"]
+    );
+    assert_eq!(service.connections(), 1);
+}
