@@ -12,7 +12,7 @@ mod inspect;
 mod records;
 mod registry;
 mod replay;
-mod replay_tcp;
+mod replay_sockets;
 mod sandbox;
 mod server;
 mod vm_clone;

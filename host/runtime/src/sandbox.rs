@@ -217,14 +217,24 @@ impl Sandbox {
             body_limit: output_limit.max(HTTP_BODY_MIN_LIMIT),
         };
         if world.is_replay() && !grants.net.is_empty() {
-            // TCP connects and name lookups are answered from the tape (see
-            // `sockets`); nothing may reach the network, so a connect that
-            // got past that is refused. UDP is not recorded: closed.
+            // Connects, lookups, sends and receives are answered from the
+            // tape (see `sockets`) and never reach wasmtime-wasi's sockets,
+            // so nothing goes out. The check refuses TCP connects as a
+            // second guard; it passes binds and the UDP uses that setting a
+            // UDP socket's peer checks (that sends no packet).
             wasi.allow_tcp(true)
-                .allow_udp(false)
+                .allow_udp(true)
                 .allow_ip_name_lookup(false)
                 .socket_addr_check(|_, usage| {
-                    Box::pin(async move { matches!(usage, SocketAddrUse::TcpBind) })
+                    Box::pin(async move {
+                        matches!(
+                            usage,
+                            SocketAddrUse::TcpBind
+                                | SocketAddrUse::UdpBind
+                                | SocketAddrUse::UdpSend
+                                | SocketAddrUse::UdpReceive
+                        )
+                    })
                 });
         } else if !grants.net.is_empty() {
             let policy = net.clone();

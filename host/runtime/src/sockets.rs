@@ -10,8 +10,12 @@
 //! input stream plays the recorded reads back, and its output stream
 //! accepts and drops what the guest sends.
 //!
-//! Not here: UDP (closed in replay, see `sandbox`), and connections the
-//! guest accepts as a server; what the guest writes is not checked.
+//! UDP the same way, per call: each `send` (where to, how many went) and
+//! each `receive` (the datagrams, none included); in replay a send reaches
+//! nobody and a receive returns the recorded datagrams.
+//!
+//! Not here: connections the guest accepts as a server; the bytes the
+//! guest writes to a TCP connection are not checked.
 
 use crate::sandbox::Sandbox;
 use crate::world::{put_blob, World};
@@ -19,7 +23,10 @@ use base64::Engine as _;
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use wasmflow_store::{ConnectOutcome, Event, LookupOutcome, Question, ReadOutcome};
+use wasmflow_store::{
+    ConnectOutcome, Datagram, Event, LookupOutcome, Question, ReadOutcome, ReceiveOutcome,
+    SendOutcome,
+};
 use wasmtime::component::{Linker, Resource, ResourceType};
 use wasmtime_wasi::p2::bindings::sockets::ip_name_lookup::{
     Host as _, HostResolveAddressStream as _, ResolveAddressStream,
@@ -27,6 +34,10 @@ use wasmtime_wasi::p2::bindings::sockets::ip_name_lookup::{
 use wasmtime_wasi::p2::bindings::sockets::network::{ErrorCode, IpAddress, IpSocketAddress};
 use wasmtime_wasi::p2::bindings::sockets::tcp::{HostTcpSocket, ShutdownType};
 use wasmtime_wasi::p2::bindings::sockets::tcp_create_socket::{Host as _, IpAddressFamily};
+use wasmtime_wasi::p2::bindings::sockets::udp::{
+    HostIncomingDatagramStream, HostOutgoingDatagramStream, IncomingDatagram,
+    IncomingDatagramStream, OutgoingDatagram, OutgoingDatagramStream,
+};
 use wasmtime_wasi::p2::{
     DynInputStream, DynOutputStream, InputStream, Network, Pollable, StreamError, StreamResult,
     TcpSocket,
@@ -38,6 +49,7 @@ use wasmtime_wasi::sockets::WasiSocketsView;
 const TCP: &str = "wasi:sockets/tcp@0.2.12";
 const TCP_CREATE_SOCKET: &str = "wasi:sockets/tcp-create-socket@0.2.12";
 const IP_NAME_LOOKUP: &str = "wasi:sockets/ip-name-lookup@0.2.12";
+const UDP: &str = "wasi:sockets/udp@0.2.12";
 
 /// Reads up to this size are kept in the event itself; larger ones are
 /// blobs, like HTTP bodies.
@@ -60,6 +72,7 @@ type Answer<T> = wasmtime::Result<(Result<T, ErrorCode>,)>;
 pub(crate) fn add_to_linker(linker: &mut Linker<Sandbox>) -> wasmtime::Result<()> {
     linker.allow_shadowing(true);
     add_tcp(linker)?;
+    add_udp(linker)?;
     add_name_lookup(linker)?;
     linker.allow_shadowing(false);
     Ok(())
@@ -391,6 +404,125 @@ impl InputStream for ReplayedInput {
     async fn blocking_skip(&mut self, size: usize) -> StreamResult<usize> {
         self.next(size).map(|b| b.len())
     }
+}
+
+fn add_udp(linker: &mut Linker<Sandbox>) -> wasmtime::Result<()> {
+    let mut udp = linker.instance(UDP)?;
+    udp.func_wrap(
+        "[method]outgoing-datagram-stream.send",
+        |mut store,
+         (this, datagrams): (Resource<OutgoingDatagramStream>, Vec<OutgoingDatagram>)|
+         -> Answer<u64> {
+            let sandbox = store.data_mut();
+            let to: Vec<String> = datagrams
+                .iter()
+                .map(|d| match d.remote_address {
+                    Some(a) => SocketAddr::from(a).to_string(),
+                    None => "connected".to_owned(),
+                })
+                .collect();
+            let question = Question::UdpSend { to: to.clone() };
+            let outcome = match sandbox.world().replayed(&question) {
+                Some(Err(d)) => return Err(wasmtime::Error::new(d)),
+                Some(Ok(Event::UdpSend { outcome, .. })) => outcome,
+                Some(Ok(other)) => unreachable!("the tape answers the question asked: {other:?}"),
+                None => {
+                    let outcome = match sandbox.sockets().send(this, datagrams) {
+                        Ok(n) => SendOutcome::Sent(n),
+                        Err(e) => SendOutcome::Error(error_name(e.downcast()?).into()),
+                    };
+                    sandbox.world().record(Event::UdpSend {
+                        to,
+                        outcome: outcome.clone(),
+                    });
+                    outcome
+                }
+            };
+            Ok((match outcome {
+                SendOutcome::Sent(n) => Ok(n),
+                SendOutcome::Error(code) => Err(error_code(&code)?),
+            },))
+        },
+    )?;
+    udp.func_wrap(
+        "[method]incoming-datagram-stream.receive",
+        |mut store,
+         (this, max): (Resource<IncomingDatagramStream>, u64)|
+         -> Answer<Vec<IncomingDatagram>> {
+            let sandbox = store.data_mut();
+            let outcome = match sandbox.world().replayed(&Question::UdpReceive) {
+                Some(Err(d)) => return Err(wasmtime::Error::new(d)),
+                Some(Ok(Event::UdpReceive { outcome })) => outcome,
+                Some(Ok(other)) => unreachable!("the tape answers the question asked: {other:?}"),
+                None => {
+                    let received = sandbox.sockets().receive(this, max);
+                    let outcome = match received {
+                        Ok(datagrams) => ReceiveOutcome::Datagrams(
+                            datagrams
+                                .into_iter()
+                                .map(|d| Datagram {
+                                    data: base64::engine::general_purpose::STANDARD.encode(d.data),
+                                    from: SocketAddr::from(d.remote_address).to_string(),
+                                })
+                                .collect(),
+                        ),
+                        Err(e) => ReceiveOutcome::Error(error_name(e.downcast()?).into()),
+                    };
+                    sandbox.world().record(Event::UdpReceive {
+                        outcome: outcome.clone(),
+                    });
+                    outcome
+                }
+            };
+            Ok((match outcome {
+                ReceiveOutcome::Datagrams(ds) => Ok(ds
+                    .into_iter()
+                    .map(incoming)
+                    .collect::<wasmtime::Result<Vec<_>>>()?),
+                ReceiveOutcome::Error(code) => Err(error_code(&code)?),
+            },))
+        },
+    )?;
+    // In replay nothing arrives on the real socket: the recorded receives
+    // are ready at once. (The `Ready` each subscribe pushes stays in the
+    // table until the execution ends; a replay makes as many as the
+    // recorded run made receives.)
+    udp.func_wrap(
+        "[method]incoming-datagram-stream.subscribe",
+        |mut store, (this,): (Resource<IncomingDatagramStream>,)| {
+            let sandbox = store.data_mut();
+            let replay = sandbox.world().is_replay();
+            let mut view = sandbox.sockets();
+            if replay {
+                let ready = view.table.push(Ready)?;
+                return Ok((wasmtime_wasi::p2::subscribe(view.table, ready)?,));
+            }
+            Ok((HostIncomingDatagramStream::subscribe(&mut view, this)?,))
+        },
+    )?;
+    Ok(())
+}
+
+fn incoming(d: Datagram) -> wasmtime::Result<IncomingDatagram> {
+    let data = base64::engine::general_purpose::STANDARD
+        .decode(&d.data)
+        .map_err(|e| wasmtime::format_err!("recorded datagram: {e}"))?;
+    let from: SocketAddr = d
+        .from
+        .parse()
+        .map_err(|e| wasmtime::format_err!("recorded datagram sender `{}`: {e}", d.from))?;
+    Ok(IncomingDatagram {
+        data,
+        remote_address: from.into(),
+    })
+}
+
+/// A pollable that is always ready.
+struct Ready;
+
+#[async_trait::async_trait]
+impl Pollable for Ready {
+    async fn ready(&mut self) {}
 }
 
 /// The answer to a name lookup, whole: live, the lookup is finished

@@ -81,6 +81,38 @@ pub enum Event {
         connection: u32,
         outcome: ReadOutcome,
     },
+    /// One UDP `send` call: where its datagrams went (`connected` for the
+    /// stream's own peer) and how many were sent.
+    UdpSend {
+        to: Vec<String>,
+        outcome: SendOutcome,
+    },
+    /// One UDP `receive` call and the datagrams it returned (none is an
+    /// answer too).
+    UdpReceive {
+        outcome: ReceiveOutcome,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SendOutcome {
+    Sent(u64),
+    Error(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReceiveOutcome {
+    Datagrams(Vec<Datagram>),
+    Error(String),
+}
+
+/// A received datagram: its payload (base64) and its sender.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Datagram {
+    pub data: String,
+    pub from: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -153,6 +185,8 @@ pub enum Question {
     TcpConnect { address: String },
     TcpFinishConnect { address: String },
     TcpRead { connection: u32 },
+    UdpSend { to: Vec<String> },
+    UdpReceive,
 }
 
 impl Event {
@@ -186,6 +220,8 @@ impl Event {
             Event::TcpRead { connection, .. } => Question::TcpRead {
                 connection: *connection,
             },
+            Event::UdpSend { to, .. } => Question::UdpSend { to: to.clone() },
+            Event::UdpReceive { .. } => Question::UdpReceive,
         }
     }
 }
@@ -227,6 +263,8 @@ impl fmt::Display for Question {
                 write!(f, "TCP finish-connect {address}")
             }
             Question::TcpRead { connection } => write!(f, "read TCP connection {connection}"),
+            Question::UdpSend { to } => write!(f, "UDP send to {}", to.join(", ")),
+            Question::UdpReceive => f.write_str("UDP receive"),
         }
     }
 }

@@ -23,7 +23,8 @@ mod store;
 
 pub use bundle::{BundleError, ReplayBundle, BUNDLE_FORMAT, BUNDLE_VERSION};
 pub use event::{
-    ConnectOutcome, Event, HttpOutcome, LookupOutcome, ProcessOutcome, Question, ReadOutcome,
+    ConnectOutcome, Datagram, Event, HttpOutcome, LookupOutcome, ProcessOutcome, Question,
+    ReadOutcome, ReceiveOutcome, SendOutcome,
 };
 
 pub use record::{

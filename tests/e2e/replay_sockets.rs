@@ -1,11 +1,12 @@
-//! Raw TCP (`wasi:sockets`) is recorded like HTTP: the name lookup, the
-//! connect and every read; a replay plays them back without touching the
-//! network, and another build that connects elsewhere diverges there.
+//! Raw sockets (`wasi:sockets`) are recorded like HTTP: the name lookup,
+//! the TCP connect and every read, each UDP send and receive; a replay
+//! plays them back without touching the network, and another build that
+//! connects or sends elsewhere diverges there.
 
 use crate::{s, support, Home};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
+use std::net::{TcpListener, UdpSocket};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -53,8 +54,38 @@ impl StateService {
     }
 }
 
+/// The same service over UDP: answers each datagram with `reply`.
+struct UdpStateService {
+    port: u16,
+    datagrams: Arc<AtomicUsize>,
+    reply: Arc<Mutex<Vec<u8>>>,
+}
+
+impl UdpStateService {
+    fn start(reply: &[u8]) -> Self {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = socket.local_addr().unwrap().port();
+        let datagrams = Arc::new(AtomicUsize::new(0));
+        let reply = Arc::new(Mutex::new(reply.to_vec()));
+        let (count, answer) = (datagrams.clone(), reply.clone());
+        std::thread::spawn(move || {
+            let mut buf = [0; 1500];
+            while let Ok((_, from)) = socket.recv_from(&mut buf) {
+                count.fetch_add(1, Ordering::SeqCst);
+                let reply = answer.lock().unwrap().clone();
+                let _ = socket.send_to(&reply, from);
+            }
+        });
+        Self {
+            port,
+            datagrams,
+            reply,
+        }
+    }
+}
+
 fn fixture(name: &str) -> PathBuf {
-    support::built("tests/fixtures/tcp").with_file_name(format!("{name}.wasm"))
+    support::built("tests/fixtures/sockets").with_file_name(format!("{name}.wasm"))
 }
 
 /// Run the fixture against `service` (by host name, so the lookup is
@@ -63,7 +94,7 @@ fn run_tcp(home: &Home, service: &StateService, chunk: u32) -> Value {
     let port = service.port.to_string();
     home.run(&[
         "run",
-        s(&fixture("tcp")),
+        s(&fixture("sockets")),
         "-p",
         "probe.host=localhost",
         "-p",
@@ -129,7 +160,7 @@ fn tcp_replay_reproduces_the_error_without_the_network() {
     let port = service.port.to_string();
     home.run(&[
         "run",
-        s(&fixture("tcp")),
+        s(&fixture("sockets")),
         "-p",
         "probe.host=localhost",
         "-p",
@@ -153,7 +184,7 @@ fn a_build_that_connects_elsewhere_diverges_at_the_connect_naming_both() {
         .unwrap()
         + 1;
 
-    let other = fixture("tcp-other-port");
+    let other = fixture("sockets-other-port");
     let replay = home.run(&["execution", "replay", id, "--component", s(&other)]);
     replay.code(1);
     let port = service.port;
@@ -197,4 +228,78 @@ fn large_reads_travel_as_blobs_in_a_bundle_to_a_fresh_home() {
         original["error"]["message"]
     );
     assert_eq!(service.connections(), 1);
+}
+
+#[test]
+fn udp_replay_reproduces_the_error_and_another_destination_diverges() {
+    let home = Home::new();
+    let service = UdpStateService::start(b"state: degraded\n");
+    let port = service.port.to_string();
+    let args = |wasm: &str| -> Vec<String> {
+        [
+            "run",
+            s(&fixture(wasm)),
+            "-p",
+            "probe.host=localhost",
+            "-p",
+            &format!("probe.port={port}"),
+            "-p",
+            "probe.udp=true",
+            "--allow-net",
+            &format!("localhost:{port}"),
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let live = args("sockets");
+    let live: Vec<&str> = live.iter().map(String::as_str).collect();
+    home.run(&live).code(1).stderr_has("[unhealthy]");
+    let original = home.last_record();
+    let id = original["id"].as_str().unwrap();
+    assert_eq!(
+        original["error"]["message"],
+        format!("localhost (127.0.0.1:{port}) said 'state: degraded' (16 bytes)")
+    );
+    assert_eq!(service.datagrams.load(Ordering::SeqCst), 1);
+
+    let events = events(&home, id);
+    let send = events.iter().position(|e| e["kind"] == "udp-send").unwrap();
+    assert_eq!(
+        events[send]["to"],
+        serde_json::json!([format!("127.0.0.1:{port}")])
+    );
+    assert_eq!(events[send]["outcome"]["sent"], 1);
+    let received = events
+        .iter()
+        .filter(|e| e["kind"] == "udp-receive")
+        .filter_map(|e| e["outcome"]["datagrams"].as_array())
+        .flatten()
+        .collect::<Vec<_>>();
+    assert_eq!(received.len(), 1, "{events:#?}");
+    assert_eq!(received[0]["from"], format!("127.0.0.1:{port}"));
+
+    // The service changed its answer; the replay does not ask it.
+    *service.reply.lock().unwrap() = b"state: ok\n".to_vec();
+    let replay = home.run(&["execution", "replay", id]);
+    replay.ok();
+    assert_eq!(replay.stdout.trim(), "reproduced: identical error");
+    assert_eq!(
+        home.last_record()["error"]["message"],
+        original["error"]["message"]
+    );
+    assert_eq!(service.datagrams.load(Ordering::SeqCst), 1);
+
+    let other = fixture("sockets-other-port");
+    let replay = home.run(&["execution", "replay", id, "--component", s(&other)]);
+    replay.code(1);
+    assert_eq!(
+        replay.stdout.trim(),
+        format!(
+            "diverged at event {}: guest asked UDP send to 127.0.0.1:{}, \
+             recorded UDP send to 127.0.0.1:{port}",
+            send + 1,
+            service.port + 1
+        )
+    );
+    assert_eq!(service.datagrams.load(Ordering::SeqCst), 1);
 }
