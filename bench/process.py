@@ -32,6 +32,9 @@ def timed(cmd, env):
 
 def main():
     wasmflow, wasmtime, wat, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    # Further wasmflow binaries (an A/B of two builds): each gets a row and
+    # its own WASMFLOW_HOME, interleaved with the rest.
+    others = sys.argv[5:]
     work = tempfile.mkdtemp(prefix="wf-bench-")
     env = dict(os.environ, WASMFLOW_HOME=os.path.join(work, "home"))
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -45,12 +48,17 @@ def main():
         "wasmtime run (precompiled)": [wasmtime, "run", "--allow-precompiled", "--invoke", "run(1, 2)", cwasm],
         "python3 subprocess": [sys.executable, "-S", "-c", "print(1 + 2)"],
     }
-    for cmd in peers.values():  # warm caches (wasmflow compiles here, once)
-        timed(cmd, env)
+    envs = {k: env for k in peers}
+    for i, other in enumerate(others):
+        name = f"wasmflow run ({os.path.basename(other)})"
+        peers[name] = [other] + peers["wasmflow run (cached)"][1:]
+        envs[name] = dict(env, WASMFLOW_HOME=os.path.join(work, f"home-{i}"))
+    for name, cmd in peers.items():  # warm caches (wasmflow compiles here, once)
+        timed(cmd, envs[name])
     samples = {k: [] for k in peers}
     for _ in range(n):
         for name, cmd in peers.items():
-            samples[name].append(timed(cmd, env))
+            samples[name].append(timed(cmd, envs[name]))
     med = {k: statistics.median(v) for k, v in samples.items()}
     p90 = {k: sorted(v)[int(0.9 * (len(v) - 1))] for k, v in samples.items()}
     base = med["wasmflow run (cached)"]

@@ -720,6 +720,74 @@ mod tests {
         assert_eq!(store.get(r.id).unwrap(), Some(r));
     }
 
+    /// A CLI opens the store once per command. The vendored sled writes a
+    /// recovery snapshot only every ~1 MiB of log (vendor/PATCHES.md), so
+    /// most opens recover from an older snapshot plus a longer log scan,
+    /// with segments freed in between: nothing may be lost either way.
+    #[test]
+    fn many_short_opens_keep_everything() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut snapshots = std::collections::BTreeSet::new();
+        let mut kept: Vec<(ExecutionRecord, Vec<Digest>)> = Vec::new();
+        let mut first = record(0);
+        let opens = 60;
+        for i in 0..opens {
+            let store = Store::open(dir.path()).unwrap();
+            // Everything written so far is there.
+            if i > 0 {
+                assert_eq!(store.get(first.id).unwrap().as_ref(), Some(&first));
+            }
+            for (n, (r, digests)) in kept.iter().enumerate() {
+                assert_eq!(
+                    store.get(r.id).unwrap().as_ref(),
+                    Some(r),
+                    "record {n}, open {i}"
+                );
+                for (k, digest) in digests.iter().enumerate() {
+                    let bytes = store.get_blob(digest).unwrap().unwrap();
+                    assert_eq!(bytes, blob(n, k), "blob {n}.{k}, open {i}");
+                }
+            }
+            // A new record and 120 KiB of small blobs (small values stay in
+            // the log), and a rewrite of the first record, so that old
+            // segments empty out and are reused.
+            let r = record(i);
+            store.put(&r).unwrap();
+            first.input = json!({ "rewritten": i });
+            store.put(&first).unwrap();
+            let digests = (0..60)
+                .map(|k| store.put_blob(&blob(i as usize, k)).unwrap())
+                .collect();
+            kept.push((r, digests));
+            store.flush().unwrap();
+            drop(store);
+            snapshots.extend(
+                std::fs::read_dir(dir.path())
+                    .unwrap()
+                    .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.starts_with("snap.")),
+            );
+        }
+        // Several MiB of log: new snapshots were written, not at every open.
+        assert!(
+            (2..opens as usize / 4).contains(&snapshots.len()),
+            "{snapshots:?}"
+        );
+    }
+
+    /// 2 KiB that differ for every (n, k): equal blobs are stored once.
+    fn blob(n: usize, k: usize) -> Vec<u8> {
+        let mut x = (n as u64) << 32 | k as u64 | 1;
+        (0..2 << 10)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+
     #[test]
     fn events_are_kept_in_order_and_replaced_by_a_later_attempt() {
         use crate::Event;
