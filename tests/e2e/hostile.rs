@@ -97,6 +97,17 @@ fn python_guest_spins_hogs_shouts_floods_and_crashes() {
         "log-limit",
         "log exceeded the limit of 65536 bytes",
     );
+    // Every clock read is an answer to record: a guest that never stops
+    // asking is stopped at the recording limit, not let fill the host.
+    let mut tick = base("tick");
+    tick[7] = "60s".into();
+    expect(
+        &home,
+        &tick,
+        "failed",
+        "recording-limit",
+        "recorded more than 64 MiB of answers",
+    );
     expect(&home, &base("crash"), "failed", "trap", "unreachable");
     let rec = home.last_record();
     assert!(

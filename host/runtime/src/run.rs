@@ -7,7 +7,7 @@ use crate::limits::MemoryLimitExceeded;
 use crate::output::OutputLimitExceeded;
 use crate::sandbox::{bindings, LogLimitExceeded, Sandbox};
 use crate::value::val_to_json;
-use crate::world::World;
+use crate::world::{RecordingLimitExceeded, World};
 use crate::{Runtime, RuntimeError};
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
@@ -274,9 +274,12 @@ pub(crate) async fn execute(
     let deadline = std::time::Instant::now() + timeout;
     let token = cancel.clone();
     store.set_epoch_deadline(1);
-    store.epoch_deadline_callback(move |_| {
+    store.epoch_deadline_callback(move |cx| {
         if token.as_ref().is_some_and(|t| t.is_cancelled()) {
             return Err(Canceled.into());
+        }
+        if cx.data().world().over_limit() {
+            return Err(RecordingLimitExceeded.into());
         }
         if std::time::Instant::now() >= deadline {
             return Ok(UpdateDeadline::Interrupt);
@@ -312,6 +315,19 @@ pub(crate) async fn execute(
         Err(Stopped::Canceled) => canceled_outcome(),
         Ok(Err(e)) => classify_trap(&e, store.data(), timeout),
         Ok(Ok(results)) => outcome_of(action.signature.result.as_ref(), results.first()),
+    };
+    // A guest that finished between passing the limit and the next tick
+    // still has an incomplete recording: it fails the same way.
+    let (status, result, error) = if store.data().world().over_limit() && status != Status::Canceled
+    {
+        let e = RecordingLimitExceeded;
+        (
+            Status::Failed,
+            None,
+            Some(failure("recording-limit", e.to_string())),
+        )
+    } else {
+        (status, result, error)
     };
 
     let data = store.data();
@@ -431,6 +447,13 @@ fn classify_trap(
                 Some(with_trace(failure("output-limit", msg))),
             );
         }
+    }
+    if let Some(l) = e.downcast_ref::<RecordingLimitExceeded>() {
+        return (
+            Status::Failed,
+            None,
+            Some(with_trace(failure("recording-limit", l.to_string()))),
+        );
     }
     if let Some(l) = e.downcast_ref::<LogLimitExceeded>() {
         return (

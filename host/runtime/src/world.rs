@@ -32,8 +32,26 @@ enum Mode {
     },
 }
 
+/// How much a live execution may record: past it the guest is stopped
+/// (see `run`), since an answer that cannot be kept would make the record
+/// a lie for replay, and keeping them all would let a guest that reads the
+/// clock in a loop fill the host's memory.
+pub(crate) const RECORDING_LIMIT: usize = 64 << 20;
+
+/// The guest asked more questions than the recording can keep.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the execution recorded more than {} MiB of answers (clock reads, random bytes, socket reads, ...) and was stopped",
+    RECORDING_LIMIT >> 20
+)]
+pub(crate) struct RecordingLimitExceeded;
+
 struct State {
     mode: Mode,
+    /// Live: an estimate of what `recorded` and the random run hold.
+    recorded_bytes: usize,
+    /// Live: the limit was reached; nothing more is kept.
+    over_limit: bool,
     divergence: Option<Divergence>,
     /// Consecutive random draws of one kind form one event: wasmtime-wasi
     /// draws byte by byte, and a log entry per byte says nothing useful.
@@ -108,6 +126,8 @@ impl World {
         Self {
             state: Arc::new(Mutex::new(State {
                 mode,
+                recorded_bytes: 0,
+                over_limit: false,
                 divergence: None,
                 random_run: None,
             })),
@@ -168,15 +188,24 @@ impl World {
     pub fn record(&self, event: Event) {
         let mut st = self.state.lock().unwrap();
         st.flush_random();
+        if !st.within_limit(approx_size(&event)) {
+            return;
+        }
         if let Mode::Live { recorded, .. } = &mut st.mode {
             recorded.push(event);
         }
     }
 
+    /// Live: whether the recording outgrew [`RECORDING_LIMIT`]; the run
+    /// stops the guest when it has.
+    pub fn over_limit(&self) -> bool {
+        self.state.lock().unwrap().over_limit
+    }
+
     /// Live: append `bytes` to the current run of random draws.
     fn record_random(&self, secure: bool, bytes: &[u8]) {
         let mut st = self.state.lock().unwrap();
-        if !matches!(st.mode, Mode::Live { .. }) {
+        if !matches!(st.mode, Mode::Live { .. }) || !st.within_limit(bytes.len()) {
             return;
         }
         match &mut st.random_run {
@@ -305,7 +334,53 @@ fn describe(event: Option<&Event>) -> String {
         .unwrap_or_else(|| "nothing (the recorded run had finished asking)".into())
 }
 
+/// Roughly what an event costs in memory and in the stored log: a fixed
+/// part, plus the payloads kept inline (large ones are blobs already).
+fn approx_size(event: &Event) -> usize {
+    let strings = |v: &[(String, String)]| v.iter().map(|(a, b)| a.len() + b.len() + 8).sum();
+    64 + match event {
+        Event::Environment { vars } => strings(vars),
+        Event::Directory { files, .. } => strings(files),
+        Event::FileOpen { path } => path.len(),
+        Event::Random { bytes, .. } => bytes.len(),
+        Event::Process { program, args, .. } => {
+            program.len() + args.iter().map(|a| a.len() + 4).sum::<usize>() + 160
+        }
+        Event::Http { url, outcome, .. } => {
+            url.len()
+                + match outcome {
+                    wasmflow_store::HttpOutcome::Response { headers, .. } => strings(headers) + 80,
+                    wasmflow_store::HttpOutcome::Error(e) => e.len(),
+                }
+        }
+        Event::NameLookup { name, .. } => name.len() + 64,
+        Event::TcpRead {
+            outcome: wasmflow_store::ReadOutcome::Data { bytes },
+            ..
+        } => bytes.len(),
+        Event::UdpSend { to, .. } => to.iter().map(|t| t.len() + 4).sum(),
+        Event::UdpReceive {
+            outcome: wasmflow_store::ReceiveOutcome::Datagrams(ds),
+        } => ds.iter().map(|d| d.data.len() + d.from.len() + 24).sum(),
+        _ => 32,
+    }
+}
+
 impl State {
+    /// Live: count `size` more recorded bytes; false (and nothing more is
+    /// kept from then on) once the limit is passed.
+    fn within_limit(&mut self, size: usize) -> bool {
+        if !matches!(self.mode, Mode::Live { .. }) || self.over_limit {
+            return !self.over_limit;
+        }
+        self.recorded_bytes += size;
+        if self.recorded_bytes > RECORDING_LIMIT {
+            self.over_limit = true;
+            self.random_run = None;
+        }
+        !self.over_limit
+    }
+
     /// Remember the first divergence, and return it.
     fn diverge(&mut self, event: usize, asked: String, recorded: String) -> Divergence {
         let d = Divergence {
