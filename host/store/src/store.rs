@@ -397,11 +397,20 @@ impl Store {
         entries: &[Vec<u8>],
         flush: bool,
     ) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
-        for (i, e) in entries.iter().enumerate() {
-            batch.insert(&seq_key(&id.key(), seq + i as u32)[..], e.as_slice());
+        if let [entry] = entries {
+            // One entry is atomic as a plain insert. A sled batch costs two
+            // extra log-buffer writes (it rolls the buffer, then seals its
+            // manifest in one of its own) and takes sled's global write
+            // lock: most journal writes are single entries.
+            self.workflow_log
+                .insert(&seq_key(&id.key(), seq)[..], entry.as_slice())?;
+        } else {
+            let mut batch = sled::Batch::default();
+            for (i, e) in entries.iter().enumerate() {
+                batch.insert(&seq_key(&id.key(), seq + i as u32)[..], e.as_slice());
+            }
+            self.workflow_log.apply_batch(batch)?;
         }
-        self.workflow_log.apply_batch(batch)?;
         if flush {
             self.db.flush()?;
         }
