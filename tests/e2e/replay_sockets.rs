@@ -231,6 +231,35 @@ fn large_reads_travel_as_blobs_in_a_bundle_to_a_fresh_home() {
 }
 
 #[test]
+fn a_stream_without_end_is_stopped_at_the_recording_limit() {
+    let home = Home::new();
+    // 80 MiB: more than the 64 MiB an execution may record.
+    let mut reply = b"state: ok\n".to_vec();
+    reply.resize(80 << 20, b'x');
+    let service = StateService::start(&reply);
+    let port = service.port.to_string();
+    home.run(&[
+        "run",
+        s(&fixture("sockets")),
+        "-p",
+        "probe.host=localhost",
+        "-p",
+        &format!("probe.port={port}"),
+        "-p",
+        "probe.chunk=65536",
+        "--allow-net",
+        &format!("localhost:{port}"),
+        "--memory",
+        "512MiB",
+    ])
+    .code(1)
+    .stderr_has("[recording-limit]");
+    let rec = home.last_record();
+    assert_eq!(rec["status"], "failed");
+    assert_eq!(rec["error"]["code"], "recording-limit");
+}
+
+#[test]
 fn udp_replay_reproduces_the_error_and_another_destination_diverges() {
     let home = Home::new();
     let service = UdpStateService::start(b"state: degraded\n");

@@ -278,9 +278,14 @@ impl RecordedInput {
             return;
         };
         let outcome = match read {
-            Ok(b) if b.len() > INLINE_READ => ReadOutcome::Blob {
-                digest: put_blob(&store, b),
-            },
+            Ok(b) if b.len() > INLINE_READ => {
+                if !self.world.count_blob(b.len()) {
+                    return;
+                }
+                ReadOutcome::Blob {
+                    digest: put_blob(&store, b),
+                }
+            }
             Ok(b) => ReadOutcome::Data {
                 bytes: base64::engine::general_purpose::STANDARD.encode(b),
             },

@@ -196,6 +196,13 @@ impl World {
         }
     }
 
+    /// Live: count a payload recorded as a blob against the limit too (a
+    /// guest streaming without end must not fill the store's disk either);
+    /// false when it no longer fits and must not be kept.
+    pub fn count_blob(&self, len: usize) -> bool {
+        self.state.lock().unwrap().within_limit(len)
+    }
+
     /// Live: whether the recording outgrew [`RECORDING_LIMIT`]; the run
     /// stops the guest when it has.
     pub fn over_limit(&self) -> bool {
