@@ -11,76 +11,66 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-/// A line-protocol service on a loopback port: reads one line, answers
-/// with `reply` and closes. Counts connections; `reply` can be changed
-/// while it runs.
+/// A service on a loopback port that answers `reply`: over TCP it reads
+/// one line, answers and closes; over UDP it answers each datagram.
+/// Counts what it was asked (connections, datagrams); `reply` can be
+/// changed while it runs. Its thread ends with the test process.
 struct StateService {
     port: u16,
-    connections: Arc<AtomicUsize>,
+    asked: Arc<AtomicUsize>,
     reply: Arc<Mutex<Vec<u8>>>,
 }
 
 impl StateService {
-    fn start(reply: &[u8]) -> Self {
+    fn tcp(reply: &[u8]) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        let connections = Arc::new(AtomicUsize::new(0));
-        let reply = Arc::new(Mutex::new(reply.to_vec()));
-        let (count, answer) = (connections.clone(), reply.clone());
-        // The thread ends with the test process; the port stays ours.
-        std::thread::spawn(move || {
+        Self::serve(port, reply, move |answer| {
             for stream in listener.incoming() {
                 let Ok(mut stream) = stream else { continue };
-                count.fetch_add(1, Ordering::SeqCst);
                 let mut line = String::new();
                 let _ = BufReader::new(&stream).read_line(&mut line);
-                let reply = answer.lock().unwrap().clone();
-                let _ = stream.write_all(&reply);
+                let _ = stream.write_all(&answer());
             }
+        })
+    }
+
+    fn udp(reply: &[u8]) -> Self {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = socket.local_addr().unwrap().port();
+        Self::serve(port, reply, move |answer| {
+            let mut buf = [0; 1500];
+            while let Ok((_, from)) = socket.recv_from(&mut buf) {
+                let _ = socket.send_to(&answer(), from);
+            }
+        })
+    }
+
+    /// Run `serve` on a thread; each call of the `answer` it is given
+    /// counts one question and returns the current reply.
+    fn serve(
+        port: u16,
+        reply: &[u8],
+        serve: impl FnOnce(&dyn Fn() -> Vec<u8>) + Send + 'static,
+    ) -> Self {
+        let asked = Arc::new(AtomicUsize::new(0));
+        let reply = Arc::new(Mutex::new(reply.to_vec()));
+        let (count, current) = (asked.clone(), reply.clone());
+        std::thread::spawn(move || {
+            serve(&|| {
+                count.fetch_add(1, Ordering::SeqCst);
+                current.lock().unwrap().clone()
+            })
         });
-        Self {
-            port,
-            connections,
-            reply,
-        }
+        Self { port, asked, reply }
     }
 
     fn answer(&self, reply: &[u8]) {
         *self.reply.lock().unwrap() = reply.to_vec();
     }
 
-    fn connections(&self) -> usize {
-        self.connections.load(Ordering::SeqCst)
-    }
-}
-
-/// The same service over UDP: answers each datagram with `reply`.
-struct UdpStateService {
-    port: u16,
-    datagrams: Arc<AtomicUsize>,
-    reply: Arc<Mutex<Vec<u8>>>,
-}
-
-impl UdpStateService {
-    fn start(reply: &[u8]) -> Self {
-        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = socket.local_addr().unwrap().port();
-        let datagrams = Arc::new(AtomicUsize::new(0));
-        let reply = Arc::new(Mutex::new(reply.to_vec()));
-        let (count, answer) = (datagrams.clone(), reply.clone());
-        std::thread::spawn(move || {
-            let mut buf = [0; 1500];
-            while let Ok((_, from)) = socket.recv_from(&mut buf) {
-                count.fetch_add(1, Ordering::SeqCst);
-                let reply = answer.lock().unwrap().clone();
-                let _ = socket.send_to(&reply, from);
-            }
-        });
-        Self {
-            port,
-            datagrams,
-            reply,
-        }
+    fn asked(&self) -> usize {
+        self.asked.load(Ordering::SeqCst)
     }
 }
 
@@ -88,24 +78,35 @@ fn fixture(name: &str) -> PathBuf {
     support::built("tests/fixtures/sockets").with_file_name(format!("{name}.wasm"))
 }
 
-/// Run the fixture against `service` (by host name, so the lookup is
-/// recorded too); it fails unless the service says `state: ok`.
+/// `wasmflow run` of the fixture `wasm` against `service`, by host name
+/// (so the lookup is recorded too), granted that host and port only.
+fn probe(service: &StateService, wasm: &str, extra: &[&str]) -> Vec<String> {
+    let port = service.port;
+    let mut args = vec![
+        "run".to_owned(),
+        s(&fixture(wasm)).to_owned(),
+        "-p".into(),
+        "probe.host=localhost".into(),
+        "-p".into(),
+        format!("probe.port={port}"),
+        "--allow-net".into(),
+        format!("localhost:{port}"),
+    ];
+    args.extend(extra.iter().map(|a| a.to_string()));
+    args
+}
+
+fn run(home: &Home, args: &[String]) -> crate::Run {
+    home.run(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+/// Run the fixture over TCP, reading `chunk` bytes at a time; it fails
+/// unless the service says `state: ok`.
 fn run_tcp(home: &Home, service: &StateService, chunk: u32) -> Value {
-    let port = service.port.to_string();
-    home.run(&[
-        "run",
-        s(&fixture("sockets")),
-        "-p",
-        "probe.host=localhost",
-        "-p",
-        &format!("probe.port={port}"),
-        "-p",
-        &format!("probe.chunk={chunk}"),
-        "--allow-net",
-        &format!("localhost:{port}"),
-    ])
-    .code(1)
-    .stderr_has("[unhealthy]");
+    let chunk = format!("probe.chunk={chunk}");
+    run(home, &probe(service, "sockets", &["-p", &chunk]))
+        .code(1)
+        .stderr_has("[unhealthy]");
     home.last_record()
 }
 
@@ -117,10 +118,10 @@ fn events(home: &Home, id: &str) -> Vec<Value> {
 #[test]
 fn tcp_replay_reproduces_the_error_without_the_network() {
     let home = Home::new();
-    let service = StateService::start(b"state: degraded\nreplica lag 40 s\n");
+    let service = StateService::tcp(b"state: degraded\nreplica lag 40 s\n");
     let original = run_tcp(&home, &service, 16);
     let id = original["id"].as_str().unwrap();
-    assert_eq!(service.connections(), 1);
+    assert_eq!(service.asked(), 1);
     let message = original["error"]["message"].as_str().unwrap();
     assert_eq!(
         message,
@@ -151,31 +152,20 @@ fn tcp_replay_reproduces_the_error_without_the_network() {
     let replay = home.run(&["execution", "replay", id]);
     replay.ok();
     assert_eq!(replay.stdout.trim(), "reproduced: identical error");
-    assert_eq!(service.connections(), 1);
+    assert_eq!(service.asked(), 1);
     let rec = home.last_record();
     assert_eq!(rec["replay_of"], id);
     assert_eq!(rec["error"]["message"], message);
 
     // Live, the same run now passes: the world did change.
-    let port = service.port.to_string();
-    home.run(&[
-        "run",
-        s(&fixture("sockets")),
-        "-p",
-        "probe.host=localhost",
-        "-p",
-        &format!("probe.port={port}"),
-        "--allow-net",
-        &format!("localhost:{port}"),
-    ])
-    .ok();
-    assert_eq!(service.connections(), 2);
+    run(&home, &probe(&service, "sockets", &[])).ok();
+    assert_eq!(service.asked(), 2);
 }
 
 #[test]
 fn a_build_that_connects_elsewhere_diverges_at_the_connect_naming_both() {
     let home = Home::new();
-    let service = StateService::start(b"state: degraded\n");
+    let service = StateService::tcp(b"state: degraded\n");
     let original = run_tcp(&home, &service, 16);
     let id = original["id"].as_str().unwrap();
     let connect = events(&home, id)
@@ -196,7 +186,7 @@ fn a_build_that_connects_elsewhere_diverges_at_the_connect_naming_both() {
             port + 1
         )
     );
-    assert_eq!(service.connections(), 1);
+    assert_eq!(service.asked(), 1);
 }
 
 #[test]
@@ -205,7 +195,7 @@ fn large_reads_travel_as_blobs_in_a_bundle_to_a_fresh_home() {
     // 200 KiB: reads of up to 64 KiB, most of them too big to inline.
     let mut reply = b"state: degraded\n".to_vec();
     reply.extend(std::iter::repeat_n(b'x', 200 << 10));
-    let service = StateService::start(&reply);
+    let service = StateService::tcp(&reply);
     let original = run_tcp(&home, &service, 65536);
     let id = original["id"].as_str().unwrap();
     let events = events(&home, id);
@@ -227,7 +217,7 @@ fn large_reads_travel_as_blobs_in_a_bundle_to_a_fresh_home() {
         fresh.last_record()["error"]["message"],
         original["error"]["message"]
     );
-    assert_eq!(service.connections(), 1);
+    assert_eq!(service.asked(), 1);
 }
 
 #[test]
@@ -236,24 +226,13 @@ fn a_stream_without_end_is_stopped_at_the_recording_limit() {
     // 80 MiB: more than the 64 MiB an execution may record.
     let mut reply = b"state: ok\n".to_vec();
     reply.resize(80 << 20, b'x');
-    let service = StateService::start(&reply);
-    let port = service.port.to_string();
-    home.run(&[
-        "run",
-        s(&fixture("sockets")),
-        "-p",
-        "probe.host=localhost",
-        "-p",
-        &format!("probe.port={port}"),
-        "-p",
-        "probe.chunk=65536",
-        "--allow-net",
-        &format!("localhost:{port}"),
-        "--memory",
-        "512MiB",
-    ])
-    .code(1)
-    .stderr_has("[recording-limit]");
+    let service = StateService::tcp(&reply);
+    let args = probe(
+        &service,
+        "sockets",
+        &["-p", "probe.chunk=65536", "--memory", "512MiB"],
+    );
+    run(&home, &args).code(1).stderr_has("[recording-limit]");
     let rec = home.last_record();
     assert_eq!(rec["status"], "failed");
     assert_eq!(rec["error"]["code"], "recording-limit");
@@ -262,34 +241,21 @@ fn a_stream_without_end_is_stopped_at_the_recording_limit() {
 #[test]
 fn udp_replay_reproduces_the_error_and_another_destination_diverges() {
     let home = Home::new();
-    let service = UdpStateService::start(b"state: degraded\n");
+    let service = StateService::udp(b"state: degraded\n");
     let port = service.port.to_string();
-    let args = |wasm: &str| -> Vec<String> {
-        [
-            "run",
-            s(&fixture(wasm)),
-            "-p",
-            "probe.host=localhost",
-            "-p",
-            &format!("probe.port={port}"),
-            "-p",
-            "probe.udp=true",
-            "--allow-net",
-            &format!("localhost:{port}"),
-        ]
-        .map(String::from)
-        .to_vec()
-    };
-    let live = args("sockets");
-    let live: Vec<&str> = live.iter().map(String::as_str).collect();
-    home.run(&live).code(1).stderr_has("[unhealthy]");
+    run(
+        &home,
+        &probe(&service, "sockets", &["-p", "probe.udp=true"]),
+    )
+    .code(1)
+    .stderr_has("[unhealthy]");
     let original = home.last_record();
     let id = original["id"].as_str().unwrap();
     assert_eq!(
         original["error"]["message"],
         format!("localhost (127.0.0.1:{port}) said 'state: degraded' (16 bytes)")
     );
-    assert_eq!(service.datagrams.load(Ordering::SeqCst), 1);
+    assert_eq!(service.asked(), 1);
 
     let events = events(&home, id);
     let send = events.iter().position(|e| e["kind"] == "udp-send").unwrap();
@@ -308,7 +274,7 @@ fn udp_replay_reproduces_the_error_and_another_destination_diverges() {
     assert_eq!(received[0]["from"], format!("127.0.0.1:{port}"));
 
     // The service changed its answer; the replay does not ask it.
-    *service.reply.lock().unwrap() = b"state: ok\n".to_vec();
+    service.answer(b"state: ok\n");
     let replay = home.run(&["execution", "replay", id]);
     replay.ok();
     assert_eq!(replay.stdout.trim(), "reproduced: identical error");
@@ -316,7 +282,7 @@ fn udp_replay_reproduces_the_error_and_another_destination_diverges() {
         home.last_record()["error"]["message"],
         original["error"]["message"]
     );
-    assert_eq!(service.datagrams.load(Ordering::SeqCst), 1);
+    assert_eq!(service.asked(), 1);
 
     let other = fixture("sockets-other-port");
     let replay = home.run(&["execution", "replay", id, "--component", s(&other)]);
@@ -330,5 +296,5 @@ fn udp_replay_reproduces_the_error_and_another_destination_diverges() {
             service.port + 1
         )
     );
-    assert_eq!(service.datagrams.load(Ordering::SeqCst), 1);
+    assert_eq!(service.asked(), 1);
 }

@@ -316,16 +316,14 @@ pub(crate) async fn execute(
         Ok(Err(e)) => classify_trap(&e, store.data(), timeout),
         Ok(Ok(results)) => outcome_of(action.signature.result.as_ref(), results.first()),
     };
-    // A guest that finished between passing the limit and the next tick
-    // still has an incomplete recording: it fails the same way.
+    // Past the recording limit the guest is stopped at the next tick (the
+    // trap it gets is kept as the trace), or has finished in between: its
+    // recording is incomplete either way, and it fails the same way.
     let (status, result, error) = if store.data().world().over_limit() && status != Status::Canceled
     {
-        let e = RecordingLimitExceeded;
-        (
-            Status::Failed,
-            None,
-            Some(failure("recording-limit", e.to_string())),
-        )
+        let mut f = failure("recording-limit", RecordingLimitExceeded.to_string());
+        f.details = error.and_then(|e| e.details);
+        (Status::Failed, None, Some(f))
     } else {
         (status, result, error)
     };
@@ -447,13 +445,6 @@ fn classify_trap(
                 Some(with_trace(failure("output-limit", msg))),
             );
         }
-    }
-    if let Some(l) = e.downcast_ref::<RecordingLimitExceeded>() {
-        return (
-            Status::Failed,
-            None,
-            Some(with_trace(failure("recording-limit", l.to_string()))),
-        );
     }
     if let Some(l) = e.downcast_ref::<LogLimitExceeded>() {
         return (

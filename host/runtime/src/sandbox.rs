@@ -219,9 +219,9 @@ impl Sandbox {
         if world.is_replay() && !grants.net.is_empty() {
             // Connects, lookups, sends and receives are answered from the
             // tape (see `sockets`) and never reach wasmtime-wasi's sockets,
-            // so nothing goes out. The check refuses TCP connects as a
-            // second guard; it passes binds and the UDP uses that setting a
-            // UDP socket's peer checks (that sends no packet).
+            // so nothing goes out. As a second guard the check refuses TCP
+            // connects; it passes binds, and the UDP uses that fixing a UDP
+            // socket's peer is checked for (which sends no packet).
             wasi.allow_tcp(true)
                 .allow_udp(true)
                 .allow_ip_name_lookup(false)

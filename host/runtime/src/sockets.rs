@@ -39,8 +39,8 @@ use wasmtime_wasi::p2::bindings::sockets::udp::{
     IncomingDatagramStream, OutgoingDatagram, OutgoingDatagramStream,
 };
 use wasmtime_wasi::p2::{
-    DynInputStream, DynOutputStream, InputStream, Network, Pollable, StreamError, StreamResult,
-    TcpSocket,
+    DynInputStream, DynOutputStream, InputStream, Network, Pollable, SocketResult, StreamError,
+    StreamResult, TcpSocket,
 };
 use wasmtime_wasi::sockets::WasiSocketsView;
 
@@ -84,10 +84,9 @@ fn add_tcp(linker: &mut Linker<Sandbox>) -> wasmtime::Result<()> {
         "create-tcp-socket",
         |mut store, (family,): (IpAddressFamily,)| -> Answer<Resource<TcpSocket>> {
             let sandbox = store.data_mut();
-            let created = sandbox.sockets().create_tcp_socket(family);
-            let socket = match created {
+            let socket = match guest(sandbox.sockets().create_tcp_socket(family))? {
                 Ok(s) => s,
-                Err(e) => return Ok((Err(e.downcast()?),)),
+                Err(code) => return Ok((Err(code),)),
             };
             sandbox.connections.connecting.remove(&socket.rep());
             sandbox.connections.replayed.remove(&socket.rep());
@@ -119,11 +118,7 @@ fn add_tcp(linker: &mut Linker<Sandbox>) -> wasmtime::Result<()> {
                 }
                 Some(Ok(other)) => unreachable!("the tape answers the question asked: {other:?}"),
                 None => {
-                    let started = sandbox.sockets().start_connect(socket, network, remote);
-                    let result = match started {
-                        Ok(()) => Ok(()),
-                        Err(e) => Err(e.downcast()?),
-                    };
+                    let result = guest(sandbox.sockets().start_connect(socket, network, remote))?;
                     sandbox.world().record(Event::TcpConnect {
                         address: addr.to_string(),
                         error: result.err().map(|c| error_name(c).to_owned()),
@@ -147,10 +142,8 @@ fn add_tcp(linker: &mut Linker<Sandbox>) -> wasmtime::Result<()> {
             let rep = socket.rep();
             let Some(addr) = sandbox.connections.connecting.get(&rep).copied() else {
                 // No connect of ours is under way: wasmtime-wasi says so.
-                let r = sandbox.sockets().finish_connect(socket);
-                return Ok((Err(r
-                    .err()
-                    .map_or(Ok(ErrorCode::NotInProgress), |e| e.downcast())?),));
+                let r = guest(sandbox.sockets().finish_connect(socket))?;
+                return Ok((Err(r.err().unwrap_or(ErrorCode::NotInProgress)),));
             };
             let world = sandbox.world().clone();
             let question = Question::TcpFinishConnect {
@@ -161,7 +154,7 @@ fn add_tcp(linker: &mut Linker<Sandbox>) -> wasmtime::Result<()> {
                 Some(Ok(Event::TcpFinishConnect { outcome, .. })) => outcome,
                 Some(Ok(other)) => unreachable!("the tape answers the question asked: {other:?}"),
                 None => {
-                    let result = match sandbox.sockets().finish_connect(socket) {
+                    let result = match guest(sandbox.sockets().finish_connect(socket))? {
                         Ok((input, output)) => {
                             sandbox.connections.made += 1;
                             let connection = sandbox.connections.made;
@@ -181,8 +174,7 @@ fn add_tcp(linker: &mut Linker<Sandbox>) -> wasmtime::Result<()> {
                             });
                             Ok((input, output))
                         }
-                        Err(e) => {
-                            let code: ErrorCode = e.downcast()?;
+                        Err(code) => {
                             world.record(Event::TcpFinishConnect {
                                 address: addr.to_string(),
                                 outcome: ConnectOutcome::Error(error_name(code).into()),
@@ -224,10 +216,7 @@ fn add_tcp(linker: &mut Linker<Sandbox>) -> wasmtime::Result<()> {
             if let Some(addr) = sandbox.connections.replayed.get(&socket.rep()) {
                 return Ok((Ok((*addr).into()),));
             }
-            match sandbox.sockets().remote_address(socket) {
-                Ok(a) => Ok((Ok(a),)),
-                Err(e) => Ok((Err(e.downcast()?),)),
-            }
+            Ok((guest(sandbox.sockets().remote_address(socket))?,))
         },
     )?;
 
@@ -238,13 +227,19 @@ fn add_tcp(linker: &mut Linker<Sandbox>) -> wasmtime::Result<()> {
             if sandbox.connections.replayed.contains_key(&socket.rep()) {
                 return Ok((Ok(()),));
             }
-            match sandbox.sockets().shutdown(socket, how) {
-                Ok(()) => Ok((Ok(()),)),
-                Err(e) => Ok((Err(e.downcast()?),)),
-            }
+            Ok((guest(sandbox.sockets().shutdown(socket, how))?,))
         },
     )?;
     Ok(())
+}
+
+/// A wasmtime-wasi socket result as the guest gets it: the value or the
+/// WASI error code; anything else (a bad handle) traps.
+fn guest<T>(r: SocketResult<T>) -> wasmtime::Result<Result<T, ErrorCode>> {
+    match r {
+        Ok(v) => Ok(Ok(v)),
+        Err(e) => Ok(Err(e.downcast()?)),
+    }
 }
 
 /// After a `finish-connect` answer: a connect that ended (either way) is
@@ -432,9 +427,9 @@ fn add_udp(linker: &mut Linker<Sandbox>) -> wasmtime::Result<()> {
                 Some(Ok(Event::UdpSend { outcome, .. })) => outcome,
                 Some(Ok(other)) => unreachable!("the tape answers the question asked: {other:?}"),
                 None => {
-                    let outcome = match sandbox.sockets().send(this, datagrams) {
+                    let outcome = match guest(sandbox.sockets().send(this, datagrams))? {
                         Ok(n) => SendOutcome::Sent(n),
-                        Err(e) => SendOutcome::Error(error_name(e.downcast()?).into()),
+                        Err(code) => SendOutcome::Error(error_name(code).into()),
                     };
                     sandbox.world().record(Event::UdpSend {
                         to,
@@ -460,8 +455,7 @@ fn add_udp(linker: &mut Linker<Sandbox>) -> wasmtime::Result<()> {
                 Some(Ok(Event::UdpReceive { outcome })) => outcome,
                 Some(Ok(other)) => unreachable!("the tape answers the question asked: {other:?}"),
                 None => {
-                    let received = sandbox.sockets().receive(this, max);
-                    let outcome = match received {
+                    let outcome = match guest(sandbox.sockets().receive(this, max))? {
                         Ok(datagrams) => ReceiveOutcome::Datagrams(
                             datagrams
                                 .into_iter()
@@ -471,7 +465,7 @@ fn add_udp(linker: &mut Linker<Sandbox>) -> wasmtime::Result<()> {
                                 })
                                 .collect(),
                         ),
-                        Err(e) => ReceiveOutcome::Error(error_name(e.downcast()?).into()),
+                        Err(code) => ReceiveOutcome::Error(error_name(code).into()),
                     };
                     sandbox.world().record(Event::UdpReceive {
                         outcome: outcome.clone(),
@@ -629,23 +623,21 @@ async fn resolve(
     name: String,
 ) -> wasmtime::Result<LookupOutcome> {
     let mut view = sandbox.sockets();
-    let stream = match view.resolve_addresses(network, name) {
+    let stream = match guest(view.resolve_addresses(network, name))? {
         Ok(s) => s,
-        Err(e) => return Ok(LookupOutcome::Error(error_name(e.downcast()?).into())),
+        Err(code) => return Ok(LookupOutcome::Error(error_name(code).into())),
     };
     let mut addrs = Vec::new();
     let outcome = loop {
         let next = view.resolve_next_address(Resource::new_borrow(stream.rep()));
-        match next {
+        match guest(next)? {
             Ok(Some(a)) => addrs.push(ip_string(a)),
             Ok(None) => break LookupOutcome::Addresses(addrs),
-            Err(e) => match e.downcast()? {
-                ErrorCode::WouldBlock => {
-                    let pending: &mut ResolveAddressStream = view.table.get_mut(&stream)?;
-                    pending.ready().await;
-                }
-                code => break LookupOutcome::Error(error_name(code).into()),
-            },
+            Err(ErrorCode::WouldBlock) => {
+                let pending: &mut ResolveAddressStream = view.table.get_mut(&stream)?;
+                pending.ready().await;
+            }
+            Err(code) => break LookupOutcome::Error(error_name(code).into()),
         }
     };
     view.table.delete(stream)?;

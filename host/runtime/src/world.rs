@@ -36,7 +36,7 @@ enum Mode {
 /// (see `run`), since an answer that cannot be kept would make the record
 /// a lie for replay, and keeping them all would let a guest that reads the
 /// clock in a loop fill the host's memory.
-pub(crate) const RECORDING_LIMIT: usize = 64 << 20;
+const RECORDING_LIMIT: usize = 64 << 20;
 
 /// The guest asked more questions than the recording can keep.
 #[derive(Debug, thiserror::Error)]
@@ -377,8 +377,11 @@ impl State {
     /// Live: count `size` more recorded bytes; false (and nothing more is
     /// kept from then on) once the limit is passed.
     fn within_limit(&mut self, size: usize) -> bool {
-        if !matches!(self.mode, Mode::Live { .. }) || self.over_limit {
-            return !self.over_limit;
+        if !matches!(self.mode, Mode::Live { .. }) {
+            return true;
+        }
+        if self.over_limit {
+            return false;
         }
         self.recorded_bytes += size;
         if self.recorded_bytes > RECORDING_LIMIT {
