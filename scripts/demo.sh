@@ -22,7 +22,9 @@ JSON
 wasmflow=target/release/wasmflow
 set -x
 $wasmflow inspect actions/vm.clone/vm.clone.wasm
-$wasmflow run actions/vm.clone/vm.clone.wasm --input "$work/spec.json" --allow-exec qemu-img
+# qemu-img runs confined to the grants: it reads the template, writes the disks.
+$wasmflow run actions/vm.clone/vm.clone.wasm --input "$work/spec.json" --allow-exec qemu-img \
+    --allow-read "$work/templates" --allow-write "$work/disks"
 qemu-img info "$work/disks/web01.qcow2"
 # The same run without the grant is denied inside the sandbox (exit 1):
 $wasmflow run actions/vm.clone/vm.clone.wasm --input "$work/spec.json" -p spec.name=web02 || true

@@ -5,6 +5,7 @@
 mod support;
 
 mod cli;
+mod confine;
 mod devkit;
 mod hostile;
 mod http;
@@ -15,6 +16,7 @@ mod replay;
 mod replay_sockets;
 mod sandbox;
 mod server;
+mod store;
 mod vm_clone;
 mod vm_provision;
 mod workflow;
@@ -30,18 +32,38 @@ pub struct Home {
     pub dir: TempHome,
 }
 
-/// `tempfile::TempDir` with a `Default`.
-pub struct TempHome(tempfile::TempDir);
+/// `tempfile::TempDir` with a `Default`, or a directory of the test's
+/// choosing (on a file system it mounted), removed the same way.
+pub enum TempHome {
+    Temp(tempfile::TempDir),
+    At(PathBuf),
+}
 
 impl Default for TempHome {
     fn default() -> Self {
-        Self(tempfile::tempdir().unwrap())
+        Self::Temp(tempfile::tempdir().unwrap())
     }
 }
 
 impl TempHome {
+    pub fn at(dir: PathBuf) -> Self {
+        std::fs::create_dir_all(&dir).unwrap();
+        Self::At(dir)
+    }
+
     pub fn path(&self) -> &Path {
-        self.0.path()
+        match self {
+            Self::Temp(t) => t.path(),
+            Self::At(p) => p,
+        }
+    }
+}
+
+impl Drop for TempHome {
+    fn drop(&mut self) {
+        if let Self::At(p) = self {
+            let _ = std::fs::remove_dir_all(p);
+        }
     }
 }
 

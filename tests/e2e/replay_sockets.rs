@@ -298,3 +298,40 @@ fn udp_replay_reproduces_the_error_and_another_destination_diverges() {
     );
     assert_eq!(service.asked(), 1);
 }
+
+/// A lookup of a name no net grant names is denied and logged, and never
+/// reaches the resolver; a grant of a literal address allows no lookups.
+#[test]
+fn names_are_looked_up_only_when_a_grant_names_them() {
+    let home = Home::new();
+    let service = StateService::tcp(b"state: ok\n");
+    let port = service.port;
+    let r = run(
+        &home,
+        &[
+            "run".into(),
+            s(&fixture("sockets")).into(),
+            "-p".into(),
+            "probe.host=localhost".into(),
+            "-p".into(),
+            format!("probe.port={port}"),
+            "--allow-net".into(),
+            format!("127.0.0.1:{port}"),
+        ],
+    );
+    r.code(1).stderr_has("[lookup] localhost");
+    let rec = home.last_record();
+    assert!(
+        rec["logs"]
+            .to_string()
+            .contains("denied: net name lookup of localhost"),
+        "{}",
+        rec["logs"]
+    );
+    assert_eq!(service.asked(), 0, "nothing reached the service");
+    // The denial is part of the recording: a replay answers the same.
+    let id = rec["id"].as_str().unwrap();
+    home.run(&["execution", "replay", id]).ok();
+    // Granted by name, the same lookup goes through.
+    run(&home, &probe(&service, "sockets", &[])).ok();
+}

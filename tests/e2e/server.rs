@@ -880,3 +880,58 @@ fn a_bounded_load_is_accepted_and_every_execution_runs() {
         "{metrics}"
     );
 }
+
+/// `serve --retain`: executions older than the age go while the server
+/// serves (whole workflow trees, not a running one), younger ones stay.
+#[test]
+fn retention_deletes_old_executions_while_serving() {
+    let site = Site::new();
+    let server = site.serve(&["--retain", "2s", "--retain-every", "200ms"]);
+    let old = server.start(json!({"action": "add", "input": {"a": 1, "b": 2}}));
+    server.wait_done(&old);
+    let dir = s(&site.marks).to_owned();
+    let wf = server.start(json!({"action": "chain", "input": {"dir": dir}}));
+    let tree = server.wait_done(&wf);
+    assert_eq!(tree["status"], "succeeded", "{tree}");
+    let start = Instant::now();
+    loop {
+        let (status, _) = server.call(
+            "GET",
+            &format!("/api/v1/executions/{old}"),
+            Some(&server.token),
+            None,
+        );
+        let (wf_status, _) = server.call(
+            "GET",
+            &format!("/api/v1/executions/{wf}"),
+            Some(&server.token),
+            None,
+        );
+        if status == 404 && wf_status == 404 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "retention did not delete them:\n{}",
+            server.log.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // A new execution after the sweep runs (its component kept) and stays
+    // until it is old enough.
+    let young = server.start(json!({"action": "add", "input": {"a": 2, "b": 2}}));
+    assert_eq!(server.wait_done(&young)["result"], 4);
+    assert_eq!(
+        server.get(&format!("/api/v1/executions/{young}"))["status"],
+        "succeeded"
+    );
+    let all = server.get("/api/v1/executions?all=true");
+    assert!(
+        all["executions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["id"] != json!(wf) && e["parent"] != json!(wf)),
+        "the workflow's tasks went with it: {all}"
+    );
+}

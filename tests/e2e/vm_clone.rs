@@ -23,6 +23,18 @@ impl Disks {
         Self { dir }
     }
 
+    /// What vm.clone's qemu-img needs besides `--allow-exec`: the template
+    /// to read, the disks directory to write (programs are confined to the
+    /// execution's grants).
+    fn grants(&self) -> Vec<String> {
+        vec![
+            "--allow-read".into(),
+            s(&self.dir.path().join("tpl")).into(),
+            "--allow-write".into(),
+            s(&self.dir.path().join("disks")).into(),
+        ]
+    }
+
     fn spec(&self, name: &str) -> std::path::PathBuf {
         let spec = json!({ "spec": {
             "source": self.dir.path().join("tpl/base.qcow2"),
@@ -44,7 +56,8 @@ fn creates_a_linked_clone_backed_by_the_template() {
     let home = Home::new();
     let disks = Disks::new();
     let spec = disks.spec("web01");
-    let run = home.run(&[
+    let grants = disks.grants();
+    let mut args = vec![
         "run",
         s(&wasm),
         "--input",
@@ -52,7 +65,9 @@ fn creates_a_linked_clone_backed_by_the_template() {
         "--allow-exec",
         "qemu-img",
         "--logs",
-    ]);
+    ];
+    args.extend(grants.iter().map(String::as_str));
+    let run = home.run(&args);
     run.ok()
         .stderr_has(" info [1/3] creating disk")
         .stderr_has(" info cloning ");
@@ -135,7 +150,8 @@ fn params_override_input_fields_typed_by_wit() {
     let disks = Disks::new();
     let spec = disks.spec("web03");
     // A string field takes the text as is; a number field parses it.
-    home.run(&[
+    let grants = disks.grants();
+    let mut args = vec![
         "run",
         s(&wasm),
         "--input",
@@ -146,8 +162,9 @@ fn params_override_input_fields_typed_by_wit() {
         "spec.cpus=8",
         "--allow-exec",
         "qemu-img",
-    ])
-    .ok();
+    ];
+    args.extend(grants.iter().map(String::as_str));
+    home.run(&args).ok();
     let rec = home.last_record();
     assert_eq!(rec["input"]["spec"]["name"], "db01");
     assert_eq!(rec["input"]["spec"]["cpus"], 8);

@@ -206,3 +206,72 @@ fn execution_cancel_stops_a_workflow_run_by_another_process() {
         .code(2)
         .stderr_has("already ended (canceled)");
 }
+
+/// A task killed mid-run is in the records afterwards as `interrupted`,
+/// whether or not it had written its own record; the task's second start
+/// says `attempt: 2`. A purge leaves the interrupted tree alone.
+#[test]
+fn a_killed_task_is_recorded_interrupted_and_its_rerun_is_attempt_2() {
+    for round in 0..3 {
+        let b = Bench::new();
+        let wf = b.file("slow.yaml", SLOW);
+        let mut child = spawn(&b, &wf);
+        let id = started_id(&mut child);
+        wait_for("b to start", || b.runs("b") > 0);
+        // Right after the guest's first step: its record may not be
+        // written yet; the journal knows it started.
+        std::thread::sleep(Duration::from_millis(round * 40));
+        child.kill().unwrap();
+        child.wait().unwrap();
+
+        let purge = b
+            .home
+            .run(&["execution", "purge", "--before", "0s", "--json"]);
+        assert_eq!(purge.ok().json()["executions"], 0, "a running tree stays");
+
+        b.home.run(&["resume"]).ok();
+        let tree = b.tree(&id);
+        assert_eq!(tree["status"], "succeeded", "{tree}");
+        let bs: Vec<&Value> = children(&tree)
+            .into_iter()
+            .filter(|c| c["task"] == "b")
+            .collect();
+        assert_eq!(bs.len(), 2, "round {round}: b twice: {tree}");
+        assert_eq!(bs[0]["status"], "failed", "round {round}: {}", bs[0]);
+        assert_eq!(
+            bs[0]["error"]["code"], "interrupted",
+            "round {round}: {}",
+            bs[0]
+        );
+        assert!(
+            bs[0].get("attempt").is_none(),
+            "the first attempt is 1: {}",
+            bs[0]
+        );
+        assert_eq!(bs[1]["status"], "succeeded", "{}", bs[1]);
+        assert_eq!(bs[1]["attempt"], 2, "round {round}: {}", bs[1]);
+        assert_eq!(b.runs("b"), 2, "at least once: b's action started twice");
+
+        let purge = b
+            .home
+            .run(&["execution", "purge", "--before", "0s", "--json"]);
+        let report = purge.ok().json();
+        assert_eq!(report["executions"], 1, "{report}");
+        assert_eq!(report["descendants"], 4, "a, b twice, c: {report}");
+    }
+}
+
+/// An input the workflow rejects records nothing and prints no id.
+#[test]
+fn a_rejected_workflow_input_prints_no_id() {
+    let b = Bench::new();
+    let wf = b.file(
+        "typed.yaml",
+        "version: 1\nname: typed\ninput: [{ name: seconds, type: s64 }]\ntasks:\n  a:\n    action: STEP\n    input: { req: { name: a } }\n",
+    );
+    let r = b.home.run(&["run", s(&wf), "-p", "seconds=four"]);
+    r.code(2);
+    assert!(!r.stderr.contains("started"), "{}", r.stderr);
+    let list = b.home.run(&["execution", "list", "--json"]);
+    assert_eq!(list.ok().json(), json!([]));
+}

@@ -82,6 +82,22 @@ pub enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Look after the store: check it for damage.
+    Store {
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum StoreCommand {
+    /// Read every record, event, journal entry and blob (each blob against
+    /// its sha256) and list what is damaged, by id. Exit 1 when anything is.
+    Check {
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args)]
@@ -106,6 +122,14 @@ pub struct ServeArgs {
     /// to resume on the next start.
     #[arg(long, default_value = "30s", value_name = "DURATION")]
     pub shutdown_timeout: String,
+    /// Delete executions that ended longer ago than AGE (e.g. `30d`), as
+    /// `execution purge` does, while serving. `STATUS=AGE` (e.g.
+    /// `failed=90d`) sets the age for one status; repeat for several.
+    #[arg(long, value_name = "[STATUS=]AGE")]
+    pub retain: Vec<String>,
+    /// How often retention looks for executions to delete.
+    #[arg(long, default_value = "1m", value_name = "DURATION", hide = true)]
+    pub retain_every: String,
     /// The most an execution may be granted (requests ask within it).
     #[command(flatten)]
     pub grants: GrantArgs,
@@ -313,6 +337,11 @@ pub struct GrantArgs {
     /// A host program the action may run through `wasmflow:action/process`.
     #[arg(long = "allow-exec", value_name = "PROGRAM")]
     pub exec: Vec<String>,
+    /// Where the kernel has no Landlock, let granted programs run without
+    /// confinement (they then reach everything this user can); without it
+    /// `process.run` refuses there and the execution fails `unconfined`.
+    #[arg(long = "allow-unconfined-exec")]
+    pub unconfined_exec: bool,
 }
 
 #[derive(Args)]
@@ -388,6 +417,26 @@ pub enum ExecutionCommand {
         #[arg(long, value_name = "TASK")]
         from: Option<String>,
         /// Print the whole execution record as JSON instead of the result.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete old executions (with their tasks, events, journals and the
+    /// blobs nothing else refers to) and say what was freed.
+    Purge {
+        /// Executions created longer ago than this (`30d`, `12h`) or before
+        /// this time (RFC 3339, e.g. 2026-11-01T00:00:00Z).
+        #[arg(long, value_name = "AGE|TIME")]
+        before: String,
+        /// Only executions with this status; repeat for several.
+        #[arg(long)]
+        status: Vec<String>,
+        /// Only executions of this action or workflow (as listed).
+        #[arg(long, value_name = "NAME")]
+        action: Option<String>,
+        /// Say what would be deleted, delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the report as JSON.
         #[arg(long)]
         json: bool,
     },

@@ -40,6 +40,7 @@ pub fn execution(home: &Home, command: ExecutionCommand) -> CmdResult {
         } => {
             let store = open(home)?;
             let record = store.find(&id)?;
+            let (rid, missing) = (record.id, store.missing_blobs(&record)?);
             if tree {
                 let tree = crate::tree::Node::build(&store, record)?;
                 if json {
@@ -54,6 +55,12 @@ pub fn execution(home: &Home, command: ExecutionCommand) -> CmdResult {
                 if detail {
                     print::events(&store.events(record.id)?);
                 }
+            }
+            for digest in missing {
+                eprintln!(
+                    "warning: {rid} refers to blob {digest}, which the store does not hold \
+                     (`wasmflow store check` says more); replay and re-run need it"
+                );
             }
         }
         ExecutionCommand::Export { id, output } => {
@@ -88,6 +95,13 @@ pub fn execution(home: &Home, command: ExecutionCommand) -> CmdResult {
             json,
         } => return rerun(home, &id, &params, from.as_deref(), json),
         ExecutionCommand::Cancel { id } => return crate::workflow::cancel(home, &id),
+        ExecutionCommand::Purge {
+            before,
+            status,
+            action,
+            dry_run,
+            json,
+        } => return crate::store::purge(home, &before, &status, action, dry_run, json),
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -107,7 +121,7 @@ fn action_only(record: &wasmflow_store::ExecutionRecord, what: &str) -> Result<(
 }
 
 fn open(home: &Home) -> Result<Store, Fail> {
-    Ok(Store::open(&home.dir.join("store"))?)
+    crate::store(home)
 }
 
 fn replay(

@@ -13,9 +13,17 @@ pub fn inspect(home: &Home, args: InspectArgs) -> CmdResult {
     let action = loader.load(&args.component)?;
     let info = wasmflow_runtime::inspect::inspect(&action.bytes)
         .map_err(|e| Fail::usage(anyhow!("{}: {e}", args.component.display())))?;
+    let runs_programs = info
+        .imports
+        .iter()
+        .any(|i| i.starts_with("wasmflow:action/process"));
+    let confinement = wasmflow_runtime::confine::mode();
     if args.json {
         let mut v = serde_json::to_value(&info).expect("inspection serializes");
         v["digest"] = action.digest.to_string().into();
+        if runs_programs {
+            v["programs"] = confinement.describe().into();
+        }
         print::json(&v);
         return Ok(ExitCode::SUCCESS);
     }
@@ -35,6 +43,9 @@ pub fn inspect(home: &Home, args: InspectArgs) -> CmdResult {
         } else {
             println!("  {i:<44} {note}");
         }
+    }
+    if runs_programs {
+        println!("\nPrograms it runs here: {}", confinement.describe());
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -13,6 +13,7 @@ mod registry;
 mod remote;
 mod run;
 mod serve;
+mod store;
 mod tree;
 mod units;
 mod workflow;
@@ -73,6 +74,14 @@ fail_from!(
 pub(crate) type CmdResult = Result<ExitCode, Fail>;
 
 fn main() -> ExitCode {
+    // Other processes of this user may not read this one's memory or
+    // /proc/PID/environ (secrets, tokens), nor ptrace it: a granted program
+    // runs as the same user. Programs it starts are dumpable again after
+    // their exec.
+    // SAFETY: prctl with integer arguments.
+    unsafe {
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+    }
     // Like other Unix filters: `wasmflow inspect x.wasm | head` ends quietly.
     // SAFETY: restoring the default disposition of one signal before any
     // thread is started.
@@ -136,6 +145,7 @@ fn main() -> ExitCode {
         args::Command::Execution { command } => execution::execution(&home, command),
         args::Command::Serve(a) => serve::serve(&home, *a),
         args::Command::Token { command } => serve::token(&home, command),
+        args::Command::Store { command } => store::store(&home, command),
     };
     finish(result)
 }
@@ -188,10 +198,29 @@ pub(crate) struct Home {
 }
 
 pub(crate) fn runtime(home: &Home) -> Result<wasmflow_runtime::Runtime, Fail> {
-    Ok(wasmflow_runtime::Runtime::open(
-        &home.dir,
-        home.cache.as_deref(),
-    )?)
+    let rt = wasmflow_runtime::Runtime::open(&home.dir, home.cache.as_deref())?;
+    settle_interrupted(rt.store());
+    Ok(rt)
+}
+
+/// The store of this invocation's home (for commands without a runtime).
+pub(crate) fn store(home: &Home) -> Result<wasmflow_store::Store, Fail> {
+    let store = wasmflow_store::Store::open(&home.dir.join("store"))?;
+    settle_interrupted(&store);
+    Ok(store)
+}
+
+/// An action left `running` by a process that stopped has nobody to finish
+/// it: record it as interrupted. Best effort, so that reading a store on a
+/// full disk still works.
+fn settle_interrupted(store: &wasmflow_store::Store) {
+    match store.mark_interrupted_actions() {
+        Ok(0) => {}
+        Ok(n) => eprintln!(
+            "note: {n} action execution(s) left running by a stopped wasmflow process recorded as failed [interrupted]"
+        ),
+        Err(e) => tracing::warn!("cannot record interrupted executions: {e}"),
+    }
 }
 
 /// One action at a time needs no worker threads: the guest runs on the

@@ -174,6 +174,13 @@ async fn execution(client: &Client, command: &ExecutionCommand) -> CmdResult {
                  WASMFLOW_HOME) and export without --server"
             )))
         }
+        ExecutionCommand::Purge { .. } => {
+            return Err(Fail::usage(anyhow!(
+                "purge changes the store, which the server holds: start the server with \
+                 --retain AGE to delete old executions while it serves, or stop it and purge \
+                 without --server"
+            )))
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -112,5 +112,6 @@ pub(crate) fn grants_from(args: &GrantArgs) -> Result<Grants, wasmflow_runtime::
             .map(|v| grants::parse_exec(v))
             .collect::<Result<_, _>>()?,
         secrets: Vec::new(),
+        unconfined_exec: args.unconfined_exec,
     })
 }

@@ -13,6 +13,10 @@ pub fn serve(home: &Home, args: ServeArgs) -> CmdResult {
     let limits = limits_from(&args.limits)?;
     let shutdown_timeout = parse_duration("--shutdown-timeout", &args.shutdown_timeout)
         .map_err(|e| Fail::usage(anyhow!(e)))?;
+    let retention =
+        crate::units::parse_retention(&args.retain).map_err(|e| Fail::usage(anyhow!(e)))?;
+    let retain_every = parse_duration("--retain-every", &args.retain_every)
+        .map_err(|e| Fail::usage(anyhow!(e)))?;
     let workers = args.workers.unwrap_or_else(|| {
         std::thread::available_parallelism()
             .map(|n| n.get())
@@ -31,6 +35,8 @@ pub fn serve(home: &Home, args: ServeArgs) -> CmdResult {
         grants,
         limits,
         home: home.dir.clone(),
+        retention,
+        retain_every,
     };
     let rt = crate::runtime(home)?;
     let components = crate::registry::components(home, false);
@@ -42,6 +48,10 @@ pub fn serve(home: &Home, args: ServeArgs) -> CmdResult {
         eprintln!(
             "wasmflow serving http://{} ({} action(s), {} queued execution(s) taken up, {} worker(s))",
             ready.addr, ready.actions, ready.restored, workers
+        );
+        eprintln!(
+            "granted programs: {}",
+            wasmflow_runtime::confine::mode().describe()
         );
     }))?;
     eprintln!(

@@ -37,6 +37,61 @@ pub fn parse_duration(flag: &str, s: &str) -> Result<std::time::Duration, String
     Ok(d)
 }
 
+/// `--before`: an age (`30d`: that long ago) or an RFC 3339 time.
+pub fn parse_before(flag: &str, s: &str) -> Result<std::time::SystemTime, String> {
+    if let Ok(t) = humantime::parse_rfc3339_weak(s) {
+        return Ok(t);
+    }
+    let age = humantime::parse_duration(s).map_err(|_| {
+        format!("{flag} {s}: expected an age like 30d or 12h, or a time like 2026-11-01T00:00:00Z")
+    })?;
+    Ok(std::time::SystemTime::now()
+        .checked_sub(age)
+        .unwrap_or(std::time::SystemTime::UNIX_EPOCH))
+}
+
+/// `--retain`: `AGE` for every ended status, or `STATUS=AGE` for one.
+pub fn parse_retention(specs: &[String]) -> Result<wasmflow_store::Retention, String> {
+    let mut out = wasmflow_store::Retention::default();
+    for spec in specs {
+        let (status, age) = match spec.split_once('=') {
+            Some((status, age)) => {
+                let status: wasmflow_store::Status = status
+                    .parse()
+                    .map_err(|e| format!("--retain {spec}: {e}"))?;
+                if !status.is_terminal() {
+                    return Err(format!(
+                        "--retain {spec}: only ended executions are deleted (succeeded, failed, timed_out, canceled)"
+                    ));
+                }
+                (Some(status), age)
+            }
+            None => (None, spec.as_str()),
+        };
+        let age = parse_duration("--retain", age)?;
+        match status {
+            Some(s) => out.by_status.push((s, age)),
+            None => out.all = Some(age),
+        }
+    }
+    Ok(out)
+}
+
+/// Bytes for people: `512 B`, `3.2 MiB`.
+pub fn size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut v = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{v:.1} {}", UNITS[unit])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -51,6 +106,30 @@ mod tests {
             .contains("--memory lots"));
         assert!(parse_size("--memory", "12XB").is_err());
         assert!(parse_size("--memory", "0").is_err());
+    }
+
+    #[test]
+    fn retention_and_before() {
+        let r = parse_retention(&["30d".into(), "failed=90d".into()]).unwrap();
+        assert_eq!(
+            r.age(wasmflow_store::Status::Succeeded).unwrap().as_secs(),
+            30 * 86400
+        );
+        assert_eq!(
+            r.age(wasmflow_store::Status::Failed).unwrap().as_secs(),
+            90 * 86400
+        );
+        assert!(parse_retention(&["running=1d".into()])
+            .unwrap_err()
+            .contains("only ended"));
+        assert!(parse_retention(&["soon".into()]).is_err());
+        assert!(parse_before("--before", "2026-11-01T00:00:00Z").is_ok());
+        assert!(parse_before("--before", "30d").unwrap() < std::time::SystemTime::now());
+        assert!(parse_before("--before", "last week")
+            .unwrap_err()
+            .contains("--before last week"));
+        assert_eq!(size(512), "512 B");
+        assert_eq!(size(3 << 20), "3.0 MiB");
     }
 
     #[test]

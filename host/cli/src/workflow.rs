@@ -95,8 +95,9 @@ fn foreground(
     req.observer = progress.clone().map(|p| p as Arc<dyn Observer>);
     let cancel = req.cancel.clone();
     let sched = Scheduler::with_components(rt, components);
-    // The id up front, so another terminal can `execution cancel` it.
-    eprintln!("workflow execution {id} started");
+    // The id as soon as it is recorded, so another terminal can `execution
+    // cancel` it (not before: a rejected input records nothing).
+    req.recorded = Some(Arc::new(|id| eprintln!("workflow execution {id} started")));
     let record = tokio_multi().block_on(async {
         watch_cancel(home, id, cancel.clone());
         sched.run(req).await
@@ -154,16 +155,8 @@ pub fn resume(home: &Home, json: bool) -> CmdResult {
     // oci:// actions were pulled when the workflow started: the cache has them.
     let sched = Scheduler::with_components(rt.clone(), crate::registry::components(home, false));
     let interrupted = sched.interrupted()?;
-    let stale_actions = mark_interrupted_actions(rt.store())?;
     if interrupted.is_empty() {
-        eprintln!(
-            "nothing to resume{}",
-            if stale_actions > 0 {
-                format!(" ({stale_actions} interrupted action run(s) marked failed)")
-            } else {
-                String::new()
-            }
-        );
+        eprintln!("nothing to resume");
         if json {
             print::json(&Vec::<ExecutionRecord>::new());
         }
@@ -187,33 +180,6 @@ pub fn resume(home: &Home, json: bool) -> CmdResult {
         print::json(&done);
     }
     Ok(crate::exit_code(all_ok))
-}
-
-/// Plain action runs left `running` by a stopped process cannot be resumed
-/// (a guest's memory is gone); say so in their records.
-fn mark_interrupted_actions(store: &Store) -> Result<usize, StoreError> {
-    let running = store.list(&wasmflow_store::ListFilter {
-        status: Some(Status::Running),
-        limit: usize::MAX,
-        children: false,
-        ..Default::default()
-    })?;
-    let mut n = 0;
-    for mut r in running {
-        if r.kind == wasmflow_store::Kind::Action {
-            r.status = Status::Failed;
-            r.error = Some(wasmflow_store::Failure {
-                code: "interrupted".into(),
-                message: "the wasmflow process running it stopped".into(),
-                retryable: true,
-                details: None,
-            });
-            r.ended_at = Some(wasmflow_store::now());
-            store.put(&r)?;
-            n += 1;
-        }
-    }
-    Ok(n)
 }
 
 pub fn cancel(home: &Home, id: &str) -> CmdResult {

@@ -9,6 +9,7 @@
 
 mod action;
 mod cache;
+pub mod confine;
 mod engine;
 mod files;
 pub mod grants;
@@ -203,6 +204,19 @@ impl Runtime {
             known.insert(action.digest.clone());
         }
         Ok(())
+    }
+
+    /// The components this runtime has kept in the store (see
+    /// [`Runtime::keep_component`]): a purge in this process must not
+    /// delete them, since the runtime does not ask the store again.
+    pub fn components_in_use(&self) -> std::collections::HashSet<String> {
+        self.inner
+            .stored_components
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|d| d.to_string())
+            .collect()
     }
 
     pub fn loader(&self) -> &Loader {

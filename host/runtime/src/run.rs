@@ -56,6 +56,8 @@ pub struct RunOptions {
     /// flushes the store before it relies on it (a server shares one fsync
     /// among every execution that ended meanwhile).
     pub defer_flush: bool,
+    /// Which start of this work it is (0 or 1: the first).
+    pub attempt: u32,
 }
 
 /// Something that wants an execution's log lines as they happen.
@@ -107,6 +109,7 @@ pub(crate) async fn run(
         r.root = options.root;
         r.rerun_of = options.rerun_of;
         r.worker = options.worker;
+        r.attempt = options.attempt.max(1);
     })?;
     let (grants, limits) = (record.grants.clone(), record.limits);
     let running = Arc::new(ShowRunning {
@@ -445,6 +448,13 @@ fn classify_trap(
                 Some(with_trace(failure("output-limit", msg))),
             );
         }
+    }
+    if let Some(u) = e.downcast_ref::<crate::process::Refused>() {
+        return (
+            Status::Failed,
+            None,
+            Some(failure("unconfined", u.to_string())),
+        );
     }
     if let Some(l) = e.downcast_ref::<LogLimitExceeded>() {
         return (

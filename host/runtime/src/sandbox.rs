@@ -134,6 +134,8 @@ pub(crate) struct Sandbox {
     net: NetPolicy,
     table: ResourceTable,
     exec: Vec<String>,
+    /// What programs started through `process` may reach.
+    confinement: crate::confine::Policy,
     output_limit: usize,
     pub journal: SharedJournal,
     pub memory: MemoryBudget,
@@ -256,6 +258,7 @@ impl Sandbox {
             net,
             table: ResourceTable::new(),
             exec: grants.exec.clone(),
+            confinement: crate::confine::Policy::of(grants),
             output_limit,
             journal,
             memory: MemoryBudget::new(limits.memory_bytes),
@@ -275,6 +278,16 @@ const HTTP_BODY_MIN_LIMIT: usize = 16 << 20;
 impl Sandbox {
     pub fn world(&self) -> &World {
         &self.world
+    }
+
+    /// Whether the guest may have `name` looked up: only a name a net
+    /// grant names (a grant of a literal address allows no other lookups).
+    pub fn may_resolve(&self, name: &str) -> bool {
+        let name = name.trim_end_matches('.');
+        self.net
+            .grants
+            .iter()
+            .any(|g| g.host.eq_ignore_ascii_case(name))
     }
 }
 
@@ -501,7 +514,19 @@ impl process::Host for Sandbox {
             }
             Some(Err(missing)) => Err(process::ProcessError::NotFound(missing)),
             Some(Ok(path)) => {
-                crate::process::run(&path, &program, &args, stdin, self.output_limit).await
+                // A program that cannot be confined stops the execution
+                // (`unconfined`): the guest gets no chance to carry on as
+                // if it had run.
+                crate::process::run(
+                    &path,
+                    &program,
+                    &args,
+                    stdin,
+                    self.output_limit,
+                    &self.confinement,
+                )
+                .await
+                .map_err(wasmtime::Error::new)?
             }
         };
         if let Some(store) = self.world.recording_store() {

@@ -565,7 +565,20 @@ fn add_name_lookup(linker: &mut Linker<Sandbox>) -> wasmtime::Result<()> {
                         unreachable!("the tape answers the question asked: {other:?}")
                     }
                     None => {
-                        let outcome = resolve(sandbox, network, name.clone()).await?;
+                        let outcome = if sandbox.may_resolve(&name) {
+                            resolve(sandbox, network, name.clone()).await?
+                        } else {
+                            // A lookup hands the name to the host's
+                            // resolver, a way out of its own: only names a
+                            // net grant names are looked up.
+                            sandbox.sockets().table.get(&network)?;
+                            sandbox.journal.deny(
+                                "net",
+                                &format!("name lookup of {name}"),
+                                &format!("not a granted host; use --allow-net {name}"),
+                            );
+                            LookupOutcome::Error(error_name(ErrorCode::AccessDenied).into())
+                        };
                         world.record(Event::NameLookup {
                             name,
                             outcome: outcome.clone(),

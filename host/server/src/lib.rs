@@ -50,6 +50,10 @@ pub struct ServeConfig {
     pub limits: Limits,
     /// `WASMFLOW_HOME`: the token file is here.
     pub home: PathBuf,
+    /// How long ended executions are kept (empty: for ever).
+    pub retention: wasmflow_store::Retention,
+    /// How often retention looks for what to delete.
+    pub retain_every: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +83,29 @@ impl ServerError {
             self,
             ServerError::Catalog(_) | ServerError::Webhooks(_) | ServerError::Listen { .. }
         ) || matches!(self, ServerError::Store(e) if e.is_usage())
+    }
+}
+
+/// `--retain`: purge what is older than the policy's ages, every `every`,
+/// beside the workers. A purge takes whole ended trees only, and keeps the
+/// blobs of the components this server runs.
+async fn retain(app: Arc<App>, policy: wasmflow_store::Retention, every: Duration) {
+    loop {
+        let (store, in_use) = (app.rt.store().clone(), app.rt.components_in_use());
+        let policy = policy.clone();
+        match tokio::task::spawn_blocking(move || policy.apply(&store, &in_use)).await {
+            Ok(Ok(report)) if !report.is_empty() => tracing::info!(
+                executions = report.executions,
+                tasks = report.descendants,
+                blobs = report.blobs,
+                bytes = report.bytes,
+                "retention deleted old executions"
+            ),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!("retention: {e}"),
+            Err(e) => tracing::warn!("retention stopped: {e}"),
+        }
+        tokio::time::sleep(every).await;
     }
 }
 
@@ -147,6 +174,14 @@ pub async fn serve(
         workers.spawn(worker::work(app.clone(), n, stop_workers.clone()));
     }
 
+    let retention = (!config.retention.is_empty()).then(|| {
+        tokio::spawn(retain(
+            app.clone(),
+            config.retention.clone(),
+            config.retain_every,
+        ))
+    });
+
     let stop_http = CancellationToken::new();
     let http = {
         let stop = stop_http.clone();
@@ -180,6 +215,9 @@ pub async fn serve(
                 break;
             }
         }
+    }
+    if let Some(r) = retention {
+        r.abort();
     }
     let report = leave_for_next_start(&app)?;
     stop_http.cancel();

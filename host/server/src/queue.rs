@@ -225,11 +225,9 @@ impl Queue {
         let _ = self.flusher.send(tx);
         match rx.await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(message)) => Err(AcceptError::Store(StoreError::Sled(
-                std::io::Error::other(message).into(),
-            ))),
-            Err(_) => Err(AcceptError::Store(StoreError::Sled(
-                std::io::Error::other("the flusher stopped").into(),
+            Ok(Err(message)) => Err(AcceptError::Store(StoreError::Other(message))),
+            Err(_) => Err(AcceptError::Store(StoreError::Other(
+                "the store's flusher stopped".into(),
             ))),
         }
     }

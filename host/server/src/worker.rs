@@ -206,7 +206,11 @@ async fn run_action(
     let live = LogWatcher(Arc::new(move |line| {
         live.say(id, LiveEvent::Log(line.clone()))
     }));
+    // Started before (a server stopped or was killed while it ran): this
+    // is its next attempt, under the same id.
+    let attempt = record.attempt + u32::from(record.started_at.is_some());
     let options = RunOptions {
+        attempt,
         grants: record.grants,
         limits: record.limits,
         parent: record.parent,

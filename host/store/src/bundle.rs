@@ -121,8 +121,18 @@ impl ReplayBundle {
 
 /// Every blob a replay of `record` reads: the component and the payloads
 /// of its events.
-fn referenced(record: &ExecutionRecord, events: &[Event]) -> Vec<String> {
-    let mut out = vec![record.component_digest.clone()];
+pub(crate) fn referenced(record: &ExecutionRecord, events: &[Event]) -> Vec<String> {
+    let mut out = payloads(events);
+    out.push(record.component_digest.clone());
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The blobs that hold events' payloads (file snapshots, program output,
+/// HTTP bodies, large socket reads).
+pub(crate) fn payloads(events: &[Event]) -> Vec<String> {
+    let mut out = Vec::new();
     for e in events {
         match e {
             Event::Directory { files, .. } => out.extend(files.iter().map(|(_, d)| d.clone())),

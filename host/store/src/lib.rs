@@ -17,8 +17,13 @@
 //!   executions until they end; the payload is opaque here)
 
 mod bundle;
+mod check;
 mod event;
+mod files;
+mod purge;
 mod record;
+mod recovery;
+mod reserve;
 mod store;
 
 pub use bundle::{BundleError, ReplayBundle, BUNDLE_FORMAT, BUNDLE_VERSION};
@@ -27,8 +32,11 @@ pub use event::{
     ReadOutcome, ReceiveOutcome, SendOutcome,
 };
 
+pub use check::{CheckReport, Damage};
+pub use purge::{PurgeFilter, PurgeReport, Retention};
 pub use record::{
     now, EnvGrant, ExecutionId, ExecutionRecord, Failure, Grants, Kind, Limits, LogLevel, LogLine,
     Mount, NetGrant, Progress, Status,
 };
+pub use recovery::INTERRUPTED;
 pub use store::{Digest, ListFilter, Queued, Store, StoreError};

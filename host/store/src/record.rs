@@ -186,6 +186,10 @@ pub struct Grants {
     pub exec: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secrets: Vec<String>,
+    /// Programs may run without Landlock where the kernel has none
+    /// (`--allow-unconfined-exec`); without it `process.run` refuses there.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unconfined_exec: bool,
 }
 
 impl Grants {
@@ -313,6 +317,21 @@ pub struct ExecutionRecord {
     pub replay_of: Option<ExecutionId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rerun_of: Option<ExecutionId>,
+    /// Which start of this work the record is: 1, or more when a workflow
+    /// task is started again after an interruption or a retry (at least
+    /// once: an interrupted attempt may have done part of its work).
+    /// Stored only when it is not 1, so records of first attempts read as
+    /// they always did.
+    #[serde(default = "first_attempt", skip_serializing_if = "is_first_attempt")]
+    pub attempt: u32,
+}
+
+fn first_attempt() -> u32 {
+    1
+}
+
+fn is_first_attempt(n: &u32) -> bool {
+    *n == 1
 }
 
 impl ExecutionRecord {
@@ -341,6 +360,7 @@ impl ExecutionRecord {
             worker: None,
             replay_of: None,
             rerun_of: None,
+            attempt: 1,
         }
     }
 

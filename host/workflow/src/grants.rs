@@ -40,6 +40,8 @@ pub fn parse(spec: &GrantSpec) -> Result<Grants, String> {
             .map(|v| parse_exec(v).map_err(e))
             .collect::<Result<_, _>>()?,
         secrets: Vec::new(),
+        // Only the operator can allow it (see `bound`).
+        unconfined_exec: false,
     })
 }
 
@@ -89,6 +91,7 @@ pub fn bound(mut asked: Grants, operator: &Grants) -> Result<Grants, String> {
             return Err(missing("--allow-exec", p));
         }
     }
+    asked.unconfined_exec = operator.unconfined_exec && !asked.exec.is_empty();
     Ok(asked)
 }
 

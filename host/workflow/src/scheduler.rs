@@ -51,6 +51,9 @@ pub struct Request {
     pub from: Option<(ExecutionId, String)>,
     pub cancel: CancellationToken,
     pub observer: Option<Arc<dyn Observer>>,
+    /// Told the execution's id once its record is on disk (a front end
+    /// prints it then, never before: an id it prints can be looked up).
+    pub recorded: Option<Arc<dyn Fn(ExecutionId) + Send + Sync>>,
 }
 
 impl Request {
@@ -69,6 +72,7 @@ impl Request {
             from: None,
             cancel: CancellationToken::new(),
             observer: None,
+            recorded: None,
         }
     }
 }
@@ -142,6 +146,9 @@ impl Scheduler {
         record.status = Status::Running;
         record.started_at = Some(now());
         store.put(&record)?;
+        if let Some(recorded) = &req.recorded {
+            recorded(record.id);
+        }
 
         let mut driver = Driver::new(self.clone(), def, record, req, reuse);
         let ctx = match driver.initial_ctx(&input) {
@@ -332,6 +339,9 @@ struct Driver {
     reuse: Option<Reuse>,
     reused: HashMap<usize, ExecutionId>,
     jobs: JoinSet<Done>,
+    /// Dispatched attempts waiting for their journal entries to reach the
+    /// disk (see `launch`).
+    ready: Vec<(usize, usize, Job)>,
     unflushed: bool,
 }
 
@@ -352,6 +362,7 @@ impl Driver {
             reuse,
             reused: HashMap::new(),
             jobs: JoinSet::new(),
+            ready: Vec::new(),
             unflushed: false,
         }
     }
@@ -416,6 +427,7 @@ impl Driver {
                     continue;
                 }
             }
+            self.launch()?;
             if self.jobs.is_empty() {
                 break;
             }
@@ -757,7 +769,9 @@ impl Driver {
         let item = r.items.as_ref().map(|items| items[slot].clone());
         let s: &Slot = &r.slots[slot];
         let attempt = match (&restart, s.retry) {
-            (Some(_), _) => s.attempt,
+            // Started again after the host stopped while it ran: a new
+            // attempt, so the records show the work was started twice.
+            (Some(_), _) => s.attempt + 1,
             (None, true) => s.attempt + 1,
             (None, false) => 1,
         };
@@ -804,9 +818,9 @@ impl Driver {
             Duration::ZERO
         };
         let child = ExecutionId::new();
-        // The entries so far (settled attempts, completions) must be on disk
-        // before an action that depends on them starts; this write flushes
-        // them with it.
+        // On disk before the action starts (see `launch`), with the entries
+        // it depends on: after a crash the journal names every attempt
+        // that may have run, so none is lost from the records.
         self.write(
             &[Entry::Dispatch {
                 run,
@@ -815,7 +829,7 @@ impl Driver {
                 child,
                 input: input.clone(),
             }],
-            self.unflushed,
+            false,
         )?;
         let action = match self.def.action_ref(&task).and_then(|a| match a {
             ActionRef::Pack(name) => {
@@ -851,22 +865,39 @@ impl Driver {
                 // step, not two. A crash before that flush runs the task
                 // again, as one during the task would.
                 defer_flush: true,
+                attempt,
                 ..RunOptions::default()
             },
             observer: self.req.observer.clone(),
             delay,
         };
-        self.jobs.spawn(async move {
-            let started = Instant::now();
-            let (child, outcome) = job.run().await;
-            Done {
-                run,
-                slot,
-                child,
-                outcome,
-                elapsed: started.elapsed(),
-            }
-        });
+        self.ready.push((run, slot, job));
+        Ok(())
+    }
+
+    /// Start the attempts dispatched since the last launch, once their
+    /// `Dispatch` entries are on disk: one fsync for a whole wave.
+    fn launch(&mut self) -> Result<(), WorkflowError> {
+        if self.ready.is_empty() {
+            return Ok(());
+        }
+        if self.unflushed {
+            self.sched.runtime().store().flush()?;
+            self.unflushed = false;
+        }
+        for (run, slot, job) in self.ready.drain(..) {
+            self.jobs.spawn(async move {
+                let started = Instant::now();
+                let (child, outcome) = job.run().await;
+                Done {
+                    run,
+                    slot,
+                    child,
+                    outcome,
+                    elapsed: started.elapsed(),
+                }
+            });
+        }
         Ok(())
     }
 
@@ -1036,19 +1067,61 @@ impl Driver {
                 }
                 other => {
                     // The action was running when the host stopped: its
-                    // record says so, and the task starts again.
+                    // record says so (made from the journal when the task
+                    // had not written one yet), and the task starts again.
+                    let input = input.unwrap_or(Value::Null);
+                    let mut rec = match other {
+                        Some(rec) => rec,
+                        None => self.lost_attempt(run, slot, child, input.clone()),
+                    };
                     let replacement = "interrupted: the host stopped while it ran; the workflow started the task again";
-                    if let Some(mut rec) = other {
-                        rec.status = Status::Failed;
-                        rec.error = Some(failure("interrupted", replacement));
-                        rec.ended_at = Some(now());
-                        store.put_unflushed(&rec)?;
-                    }
-                    self.start_slot(run, slot, Some(input.unwrap_or(Value::Null)))?;
+                    rec.status = Status::Failed;
+                    rec.error = Some(failure("interrupted", replacement));
+                    rec.ended_at = Some(now());
+                    store.put_unflushed(&rec)?;
+                    self.start_slot(run, slot, Some(input))?;
                 }
             }
         }
         Ok(())
+    }
+
+    /// The record of an attempt that was dispatched (the journal says so)
+    /// but had not written its own record when the host stopped.
+    fn lost_attempt(
+        &self,
+        run: usize,
+        slot: usize,
+        child: ExecutionId,
+        input: Value,
+    ) -> ExecutionRecord {
+        let r = &self.state.runs[run];
+        let task = self.task(&r.name);
+        let loaded = self
+            .def
+            .action_ref(task)
+            .ok()
+            .filter(|a| matches!(a, ActionRef::Component(_) | ActionRef::Oci(_)))
+            .and_then(|a| self.sched.load(&a).ok());
+        let (action, digest) = match loaded {
+            Some(a) => (a.reference.clone(), a.digest.to_string()),
+            None => (task.action.clone(), String::new()),
+        };
+        let mut rec = ExecutionRecord::new_action(action, digest, input);
+        rec.id = child;
+        rec.parent = Some(self.record.id);
+        rec.root = Some(self.record.root.unwrap_or(self.record.id));
+        rec.task = Some(match &r.items {
+            Some(_) => format!("{}[{slot}]", r.name),
+            None => r.name.clone(),
+        });
+        rec.grants = self
+            .task_grants(task, r.items.as_ref().map(|i| &i[slot]))
+            .unwrap_or_default();
+        rec.limits = self.req.limits;
+        rec.attempt = r.slots[slot].attempt.max(1);
+        rec.status = Status::Running;
+        rec
     }
 
     /// Write the end, update the workflow's record, and return it.

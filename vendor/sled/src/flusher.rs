@@ -62,12 +62,6 @@ fn run(
     let flush_every = Duration::from_millis(flush_every_ms);
     let mut shutdown = shutdown.lock();
     let mut wrote_data = false;
-    // wasmflow patch: what the log had made stable when it was last
-    // fsynced here. Recovery synced what it wrote; an iteration that finds
-    // the log where it was and the cleaner idle has nothing to sync, and
-    // the first one used to cost every process start an fsync
-    // (vendor/PATCHES.md).
-    let mut synced = pagecache.log.stable_offset();
     while shutdown.is_running() || wrote_data {
         let before = std::time::Instant::now();
         let cc = concurrency_control::read();
@@ -112,7 +106,6 @@ fn run(
         //
         // this looks weird because it's a rust-style do-while
         // where the conditional is the full body
-        let mut cleaned = false;
         while {
             let made_progress = match pagecache.attempt_gc() {
                 Err(e) => {
@@ -136,19 +129,13 @@ fn run(
                 Ok(false) => false,
                 Ok(true) => true,
             };
-            cleaned |= made_progress;
             made_progress
                 && shutdown.is_running()
                 && before.elapsed() < flush_every / 2
         } {}
 
-        let stable = pagecache.log.stable_offset();
-        if stable != synced || cleaned {
-            if let Err(e) = pagecache.config.file.sync_all() {
-                error!("failed to fsync from periodic flush thread: {}", e);
-            } else {
-                synced = stable;
-            }
+        if let Err(e) = pagecache.config.file.sync_all() {
+            error!("failed to fsync from periodic flush thread: {}", e);
         }
 
         let sleep_duration = flush_every

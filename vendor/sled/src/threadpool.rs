@@ -22,7 +22,6 @@ const MAX_THREADS: usize = 16;
 const MAX_THREADS: usize = 128;
 
 const DESIRED_WAITING_THREADS: usize = 7;
-const IMMORTAL_THREADS: usize = 2;
 
 static WAITING_THREAD_COUNT: AtomicUsize = AtomicUsize::new(0);
 static TOTAL_THREAD_COUNT: AtomicUsize = AtomicUsize::new(0);
@@ -94,12 +93,7 @@ static STARTED: std::sync::Once = std::sync::Once::new();
 fn queue() -> &'static Queue {
     let queue = &*QUEUE;
     STARTED.call_once(|| {
-        // wasmflow patch: two workers from the start, not seven; more are
-        // spawned (and retire when idle) once jobs queue up past
-        // DESIRED_WAITING_THREADS. A CLI process used seven thread
-        // creations at every start for one or two IO jobs
-        // (vendor/PATCHES.md).
-        for _ in 0..IMMORTAL_THREADS {
+        for _ in 0..DESIRED_WAITING_THREADS {
             debug_delay();
             if let Err(e) = spawn_new_thread(true) {
                 log::error!("failed to initialize threadpool: {:?}", e);

@@ -4,15 +4,10 @@ use zstd::block::{compress, decompress};
 use crate::*;
 
 use super::{
-    arr_to_u32, gc_blobs, pread_exact, pwrite_all, raw_segment_iter_from,
-    u32_to_arr,
+    arr_to_u32, gc_blobs, pwrite_all, raw_segment_iter_from, u32_to_arr,
     u64_to_arr, BasedBuf, DiskPtr, LogIter, LogKind, LogOffset, Lsn,
     MessageKind,
 };
-
-/// wasmflow patch: how much log a recovery may scan past the snapshot
-/// before the open writes a new one (vendor/PATCHES.md).
-const SNAPSHOT_AFTER_LOG_BYTES: Lsn = 1 << 20;
 
 /// A snapshot of the state required to quickly restart
 /// the `PageCache` and `SegmentAccountant`.
@@ -337,17 +332,8 @@ fn advance_snapshot(
                     shred_base,
                     shred_base + shred_len as LogOffset
                 );
-                // wasmflow patch: the tail is nearly always zero already
-                // (a clean end, or the zeroing of an earlier open); only
-                // write and fsync it when it is not (vendor/PATCHES.md).
-                let mut tail = vec![0_u8; shred_len];
-                let clean = pread_exact(&config.file, &mut tail, shred_base)
-                    .is_ok()
-                    && tail.iter().all(|b| *b == shred_zone[0]);
-                if !clean {
-                    pwrite_all(&config.file, &shred_zone, shred_base)?;
-                    config.file.sync_all()?;
-                }
+                pwrite_all(&config.file, &shred_zone, shred_base)?;
+                config.file.sync_all()?;
             }
             (iterated_lsn, iter.segment_base.map(|bb| bb.offset))
         };
@@ -375,21 +361,7 @@ fn advance_snapshot(
         return Err(Error::corruption(None));
     }
 
-    // wasmflow patch: a snapshot only shortens the next recovery's scan of
-    // the log (sled 0.34 writes none while running; a crashed server
-    // recovers from the one its open wrote), yet writing it cost an fsync
-    // and a rename at every open, which a one-shot CLI process pays each
-    // time. It is written when there is no snapshot yet, when torn
-    // segments are about to be zeroed (they may be zeroed only once a
-    // snapshot past them is on disk), or once the log has grown by
-    // SNAPSHOT_AFTER_LOG_BYTES since the last one (vendor/PATCHES.md).
-    let grown = snapshot.stable_lsn.unwrap_or(0)
-        - old_stable_lsn.unwrap_or(0);
-    if snapshot.stable_lsn > old_stable_lsn
-        && (old_stable_lsn.is_none()
-            || !iter.segments.is_empty()
-            || grown >= SNAPSHOT_AFTER_LOG_BYTES)
-    {
+    if snapshot.stable_lsn > old_stable_lsn {
         write_snapshot(config, &snapshot)?;
     }
 

@@ -1,0 +1,100 @@
+//! `wasmflow store check` and `wasmflow execution purge`.
+
+use crate::args::StoreCommand;
+use crate::units::{parse_before, size};
+use crate::{print, CmdResult, Fail, Home};
+use anyhow::anyhow;
+use std::collections::HashSet;
+use std::process::ExitCode;
+use wasmflow_store::{PurgeFilter, Status, Store};
+
+pub fn store(home: &Home, command: StoreCommand) -> CmdResult {
+    match command {
+        StoreCommand::Check { json } => check(home, json),
+    }
+}
+
+fn check(home: &Home, json: bool) -> CmdResult {
+    // Read-only: no interrupted executions recorded here.
+    let store = Store::open(&home.dir.join("store"))?;
+    let report = store.check()?;
+    if json {
+        print::json(&report);
+    } else {
+        for d in &report.damaged {
+            println!("damaged: {}: {}", d.item, d.problem);
+        }
+        eprintln!(
+            "store {}: {} record(s), {}, {}, {} blob(s) ({}) checked; {}",
+            store.path().display(),
+            report.records,
+            entries(report.event_entries, "event"),
+            entries(report.journal_entries, "journal"),
+            report.blobs,
+            size(report.blob_bytes),
+            if report.is_clean() {
+                "no damage".to_owned()
+            } else {
+                format!("{} damaged", report.damaged.len())
+            }
+        );
+    }
+    Ok(crate::exit_code(report.is_clean()))
+}
+
+/// `1 event entry`, `3 journal entries`.
+fn entries(n: usize, what: &str) -> String {
+    format!("{n} {what} entr{}", if n == 1 { "y" } else { "ies" })
+}
+
+pub fn purge(
+    home: &Home,
+    before: &str,
+    statuses: &[String],
+    action: Option<String>,
+    dry_run: bool,
+    json: bool,
+) -> CmdResult {
+    let before = parse_before("--before", before).map_err(|e| Fail::usage(anyhow!(e)))?;
+    let statuses = statuses
+        .iter()
+        .map(|s| {
+            let status = s
+                .parse::<Status>()
+                .map_err(|e| Fail::usage(anyhow!("--status: {e}")))?;
+            if !status.is_terminal() {
+                return Err(Fail::usage(anyhow!(
+                    "--status {s}: only ended executions are purged (succeeded, failed, timed_out, canceled)"
+                )));
+            }
+            Ok(status)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let store = crate::store(home)?;
+    let filter = PurgeFilter {
+        before,
+        statuses,
+        action,
+        dry_run,
+        writers_running: false,
+    };
+    // Only this process has the store open (sled's lock): no component of
+    // a running execution to keep besides what records refer to.
+    let report = store.purge(&filter, &HashSet::new())?;
+    if json {
+        print::json(&report);
+    } else {
+        eprintln!(
+            "{} {} execution(s) and {} task execution(s), {}, {}, {} blob(s), {} file(s): {}",
+            if dry_run { "would delete" } else { "deleted" },
+            report.executions,
+            report.descendants,
+            entries(report.event_entries, "event"),
+            entries(report.journal_entries, "journal"),
+            report.blobs,
+            report.files,
+            size(report.bytes),
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,325 @@
+//! Confinement of the host programs an action starts through
+//! `wasmflow:action/process`.
+//!
+//! The WebAssembly sandbox holds the guest; a granted program runs natively
+//! and is held here, in the child between `fork` and `exec`:
+//! - **Landlock** (file system): read and execute the program itself and
+//!   the system paths a program needs to start (`/usr`, `/lib*`, `/bin`,
+//!   `/sbin`, the dynamic loader's cache and configuration, locale and time
+//!   zone data, `/dev/null`, `/dev/zero`, `/dev/urandom`), read the
+//!   execution's read grants, read and write its write grants; nothing
+//!   else (not `/etc/passwd`, not `/proc`, not the store's home).
+//! - **Landlock** (TCP, ABI 4+): no `bind`; `connect` only to the granted
+//!   ports (any port when a net grant names none, none without net
+//!   grants). Hosts are not checked for programs (Landlock filters ports).
+//! - **Landlock scopes** (ABI 6+): no signals to processes outside the
+//!   confinement, no abstract UNIX sockets made outside it.
+//! - **No network** without a net grant: the program gets a network
+//!   namespace of its own (only a loopback that is down), so no UDP, raw
+//!   or other sockets reach anything.
+//! - Its own process group, which `process` kills whole.
+//!
+//! What it must not touch: the guest's WASI context, the recording (that
+//! is `sandbox`'s), the store.
+
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use landlock::{
+    Access, AccessFs, AccessNet, CompatLevel, Compatible, NetPort, PathBeneath, PathFd, Ruleset,
+    RulesetAttr, RulesetCreated, RulesetCreatedAttr, Scope, ABI,
+};
+
+/// The newest Landlock ABI this code asks for; older kernels get what they
+/// support of it (best effort), checked by [`mode`].
+const ABI_WANTED: ABI = ABI::V6;
+
+/// Read-only system paths a dynamically linked program needs to start.
+const SYSTEM_READ: &[&str] = &[
+    "/usr",
+    "/lib",
+    "/lib64",
+    "/lib32",
+    "/bin",
+    "/sbin",
+    "/etc/ld.so.cache",
+    "/etc/ld.so.conf",
+    "/etc/ld.so.conf.d",
+    "/etc/localtime",
+    "/etc/locale.alias",
+    "/dev/zero",
+    "/dev/urandom",
+    "/dev/random",
+];
+
+/// Devices a program may write (its output thrown away).
+const SYSTEM_WRITE: &[&str] = &["/dev/null"];
+
+/// What the grants of one execution let its programs reach.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Policy {
+    pub read: Vec<PathBuf>,
+    pub write: Vec<PathBuf>,
+    pub net: Net,
+    /// The operator allowed programs to run without Landlock where the
+    /// kernel has none (`--allow-unconfined-exec`).
+    pub allow_unconfined: bool,
+}
+
+impl Policy {
+    /// The reach of programs under an execution's grants.
+    pub(crate) fn of(grants: &wasmflow_store::Grants) -> Self {
+        let net = if grants.net.is_empty() {
+            Net::None
+        } else if grants.net.iter().any(|g| g.port.is_none()) {
+            Net::AnyPort
+        } else {
+            let mut ports: Vec<u16> = grants.net.iter().filter_map(|g| g.port).collect();
+            ports.sort_unstable();
+            ports.dedup();
+            Net::Ports(ports)
+        };
+        Self {
+            read: grants.read.iter().map(|m| PathBuf::from(&m.host)).collect(),
+            write: grants
+                .write
+                .iter()
+                .map(|m| PathBuf::from(&m.host))
+                .collect(),
+            net,
+            allow_unconfined: grants.unconfined_exec,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) enum Net {
+    /// No net grant: no network at all.
+    #[default]
+    None,
+    /// TCP connects to these ports only.
+    Ports(Vec<u16>),
+    /// A net grant without a port: any TCP port (hosts are not checked).
+    AnyPort,
+}
+
+/// How programs are confined on this machine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Landlock with file system, TCP and scope rules.
+    Full,
+    /// Landlock, but an older ABI: some rules (TCP ports, scopes) are not
+    /// enforced.
+    Partial,
+    /// The kernel has no Landlock.
+    Unavailable,
+}
+
+impl Mode {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Mode::Full => "confined (Landlock: files, TCP ports, scopes; own network namespace without net grants)",
+            Mode::Partial => "partly confined (an older Landlock: files; TCP ports or scopes not enforced)",
+            Mode::Unavailable => "not confined: this kernel has no Landlock (process.run refuses unless --allow-unconfined-exec)",
+        }
+    }
+}
+
+/// The confinement this kernel offers, probed once per process.
+pub fn mode() -> Mode {
+    static MODE: OnceLock<Mode> = OnceLock::new();
+    *MODE.get_or_init(|| {
+        if std::env::var_os("WASMFLOW_TEST_NO_LANDLOCK").is_some() {
+            // Fault injection for the tests of the refusal path.
+            return Mode::Unavailable;
+        }
+        // SAFETY: the documented ABI probe: no attribute, size 0, the
+        // VERSION flag; it only returns a number.
+        let abi = unsafe {
+            libc::syscall(
+                libc::SYS_landlock_create_ruleset,
+                std::ptr::null::<u8>(),
+                0usize,
+                1u32, // LANDLOCK_CREATE_RULESET_VERSION
+            )
+        };
+        match abi {
+            a if a >= ABI_WANTED as i64 => Mode::Full,
+            a if a >= 1 => Mode::Partial,
+            _ => Mode::Unavailable,
+        }
+    })
+}
+
+/// Whether this process can give a child a network namespace of its own
+/// (root, or unprivileged user namespaces), probed once.
+fn can_unshare_net() -> bool {
+    static CAN: OnceLock<bool> = OnceLock::new();
+    *CAN.get_or_init(|| {
+        let mut cmd = std::process::Command::new("/bin/true");
+        // SAFETY: only async-signal-safe system calls between fork and exec.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, unshare_net);
+        }
+        cmd.status().is_ok_and(|s| s.success())
+    })
+}
+
+/// A new network namespace for the calling process: as root directly,
+/// otherwise inside a new user namespace.
+fn unshare_net() -> std::io::Result<()> {
+    // SAFETY: unshare takes flags only.
+    if unsafe { libc::unshare(libc::CLONE_NEWNET) } == 0 {
+        return Ok(());
+    }
+    if unsafe { libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNET) } == 0 {
+        return Ok(());
+    }
+    Err(std::io::Error::last_os_error())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ConfineError {
+    #[error(
+        "this kernel has no Landlock, so `{0}` cannot be confined to the execution's grants; \
+         the operator may allow it with --allow-unconfined-exec"
+    )]
+    Unconfined(String),
+    #[error("cannot set up the confinement of `{program}`: {message}")]
+    Setup { program: String, message: String },
+}
+
+/// A confinement ready to be entered by one child.
+pub(crate) struct Prepared {
+    ruleset: Option<RulesetCreated>,
+    unshare_net: bool,
+}
+
+impl Prepared {
+    /// Install it in `cmd`: the child enters it between `fork` and `exec`.
+    pub(crate) fn install(self, cmd: &mut tokio::process::Command) {
+        let mut ruleset = self.ruleset;
+        let unshare = self.unshare_net;
+        // SAFETY: the closure makes only system calls (unshare, prctl,
+        // landlock_restrict_self, close) and allocates nothing: the ruleset
+        // was built, and its paths opened, before the fork.
+        unsafe {
+            cmd.pre_exec(move || {
+                if unshare {
+                    unshare_net()?;
+                }
+                if let Some(r) = ruleset.take() {
+                    r.restrict_self().map_err(std::io::Error::other)?;
+                }
+                Ok(())
+            });
+        }
+    }
+}
+
+/// Build the confinement of `program` under `policy`.
+pub(crate) fn prepare(policy: &Policy, program: &Path) -> Result<Prepared, ConfineError> {
+    let name = program.display().to_string();
+    let setup = |e: &dyn std::fmt::Display| ConfineError::Setup {
+        program: name.clone(),
+        message: e.to_string(),
+    };
+    if mode() == Mode::Unavailable {
+        if policy.allow_unconfined {
+            // As the operator allowed: the program runs as it would
+            // outside wasmflow (its own process group, empty environment).
+            return Ok(Prepared {
+                ruleset: None,
+                unshare_net: false,
+            });
+        }
+        return Err(ConfineError::Unconfined(name));
+    }
+    let unshare_net = policy.net == Net::None && can_unshare_net();
+    let abi = ABI_WANTED;
+    let mut handled_net: landlock::BitFlags<AccessNet> = AccessNet::BindTcp.into();
+    if policy.net != Net::AnyPort {
+        handled_net |= AccessNet::ConnectTcp;
+    }
+    let mut ruleset = Ruleset::default()
+        .set_compatibility(CompatLevel::BestEffort)
+        .handle_access(AccessFs::from_all(abi))
+        .and_then(|r| r.handle_access(handled_net))
+        .and_then(|r| r.scope(Scope::from_all(abi)))
+        .and_then(|r| r.create())
+        .map_err(|e| setup(&e))?
+        .no_new_privs(true);
+    let read = AccessFs::from_read(abi);
+    let all = AccessFs::from_all(abi);
+    let mut rules: Vec<(PathBuf, landlock::BitFlags<AccessFs>)> = Vec::new();
+    rules.push((program.to_owned(), read));
+    rules.extend(SYSTEM_READ.iter().map(|p| (PathBuf::from(p), read)));
+    rules.extend(
+        SYSTEM_WRITE
+            .iter()
+            .map(|p| (PathBuf::from(p), read | AccessFs::WriteFile)),
+    );
+    rules.extend(policy.read.iter().map(|p| (p.clone(), read)));
+    rules.extend(policy.write.iter().map(|p| (p.clone(), all)));
+    for (path, access) in rules {
+        // A system path this machine does not have is simply not granted.
+        let Ok(fd) = PathFd::new(&path) else {
+            continue;
+        };
+        let access = if is_dir(&fd) {
+            access
+        } else {
+            access & AccessFs::from_file(abi)
+        };
+        ruleset = ruleset
+            .add_rule(PathBeneath::new(fd, access))
+            .map_err(|e| setup(&format!("{}: {e}", path.display())))?;
+    }
+    if let Net::Ports(ports) = &policy.net {
+        for port in ports {
+            ruleset = ruleset
+                .add_rule(NetPort::new(*port, AccessNet::ConnectTcp))
+                .map_err(|e| setup(&e))?;
+        }
+    }
+    Ok(Prepared {
+        ruleset: Some(ruleset),
+        unshare_net,
+    })
+}
+
+fn is_dir(fd: &PathFd) -> bool {
+    // PathFd is an O_PATH descriptor: fstat works on it.
+    let raw = std::os::fd::AsFd::as_fd(fd).as_raw_fd();
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: a valid descriptor and a buffer fstat fills.
+    if unsafe { libc::fstat(raw, st.as_mut_ptr()) } != 0 {
+        return true;
+    }
+    // SAFETY: fstat returned 0.
+    let st = unsafe { st.assume_init() };
+    st.st_mode & libc::S_IFMT == libc::S_IFDIR
+}
+
+/// The ruleset status of a child that entered a confinement, for tests.
+#[cfg(test)]
+fn status_in_child(policy: &Policy) -> landlock::RulesetStatus {
+    let prepared = prepare(policy, Path::new("/bin/true")).unwrap();
+    prepared.ruleset.unwrap().restrict_self().unwrap().ruleset
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_kernel_here_enforces_landlock() {
+        assert_eq!(mode(), Mode::Full, "CI's kernel has Landlock ABI 6+");
+        // Restricting this test thread is fine: it ends right after.
+        let status = std::thread::spawn(|| status_in_child(&Policy::default()))
+            .join()
+            .unwrap();
+        assert_eq!(status, landlock::RulesetStatus::FullyEnforced);
+    }
+}

@@ -1,0 +1,346 @@
+//! Retention: `wasmflow execution purge` and `serve --retain` delete old
+//! executions with everything that is theirs (status index and children
+//! entries, events, workflow journal) and the blobs no remaining execution
+//! refers to.
+//!
+//! A workflow tree goes whole or not at all: a purge takes top-level
+//! executions that ended, and only when every execution below them ended
+//! too, so it never breaks a tree that is still running.
+
+use crate::bundle::referenced;
+use crate::check::parse_events;
+use crate::record::{ExecutionId, ExecutionRecord, Status};
+use crate::store::{pair_key, status_key, At, Digest, Store, StoreError};
+use serde::Serialize;
+use std::collections::{BTreeSet, HashSet};
+use std::time::SystemTime;
+
+/// Which executions a purge deletes.
+#[derive(Clone, Debug)]
+pub struct PurgeFilter {
+    /// Executions created before this time.
+    pub before: SystemTime,
+    /// Only top-level executions with one of these statuses (all ended
+    /// statuses when empty).
+    pub statuses: Vec<Status>,
+    /// Only executions of this action or workflow (its `action` field).
+    pub action: Option<String>,
+    /// Count what would go, delete nothing.
+    pub dry_run: bool,
+    /// Other threads of this process may be writing (a server's workers):
+    /// a file younger than a minute may be one whose reference is not
+    /// written yet, and is left for a later purge.
+    pub writers_running: bool,
+}
+
+/// What a purge deleted (or, dry, would delete).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct PurgeReport {
+    /// Top-level executions (each with its whole tree).
+    pub executions: usize,
+    /// Executions deleted with them (workflow tasks, nested workflows).
+    pub descendants: usize,
+    pub event_entries: usize,
+    pub journal_entries: usize,
+    pub blobs: usize,
+    /// Files of large values deleted (no value refers to them any more).
+    pub files: usize,
+    /// Bytes of the values deleted (records, events, journals, blobs) and
+    /// of the files.
+    pub bytes: u64,
+    pub dry_run: bool,
+}
+
+impl Store {
+    /// Delete what `filter` selects. Blobs in `in_use` (components a
+    /// running process holds) are kept even when no record names them.
+    pub fn purge(
+        &self,
+        filter: &PurgeFilter,
+        in_use: &HashSet<String>,
+    ) -> Result<PurgeReport, StoreError> {
+        let mut report = PurgeReport {
+            dry_run: filter.dry_run,
+            ..Default::default()
+        };
+        let mut doomed: Vec<ExecutionRecord> = Vec::new();
+        let mut candidates: BTreeSet<String> = BTreeSet::new();
+        // ULIDs sort by creation time: nothing at or past this key is old
+        // enough.
+        let ms = filter
+            .before
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis() as u64;
+        let bound = ExecutionId(ulid::Ulid::from_parts(ms, 0)).key();
+        for item in self.executions.range(..bound) {
+            let (key, value) = item.at(self)?;
+            let record = self.decode(&key, &value)?;
+            if !self.selected(&record, filter) {
+                continue;
+            }
+            let Some(tree) = self.finished_tree(record)? else {
+                continue;
+            };
+            report.executions += 1;
+            report.descendants += tree.len() - 1;
+            doomed.extend(tree);
+        }
+        for record in &doomed {
+            let events = self.events(record.id)?;
+            candidates.extend(referenced(record, &events));
+            report.bytes += self.delete_execution(record, filter.dry_run, &mut report)?;
+        }
+        if !candidates.is_empty() {
+            let kept = self.referenced_blobs(&doomed)?;
+            for digest in candidates {
+                if kept.contains(&digest) || in_use.contains(&digest) {
+                    continue;
+                }
+                let Some(d) = Digest::parse(&digest) else {
+                    continue;
+                };
+                let value = if filter.dry_run {
+                    self.blobs.get(d.0).at(self)?
+                } else {
+                    self.blobs.remove(d.0).at(self)?
+                };
+                if let Some(v) = value {
+                    report.blobs += 1;
+                    if !Store::blob_in_file(&d, &v) {
+                        report.bytes += v.len() as u64;
+                    } else if filter.dry_run {
+                        // The sweep below counts it when it is deleted.
+                        report.bytes +=
+                            std::fs::metadata(self.files.path(&d)).map_or(0, |m| m.len());
+                    }
+                }
+            }
+        }
+        if !filter.dry_run {
+            // The references are gone from the disk before their files.
+            self.flush()?;
+            let grace = if filter.writers_running {
+                std::time::Duration::from_secs(60)
+            } else {
+                std::time::Duration::ZERO
+            };
+            let (files, bytes) = self.sweep_files(grace)?;
+            report.files += files;
+            report.bytes += bytes;
+        }
+        Ok(report)
+    }
+
+    /// Delete the files no value refers to (older than `grace`); returns
+    /// how many and their bytes.
+    pub(crate) fn sweep_files(
+        &self,
+        grace: std::time::Duration,
+    ) -> Result<(usize, u64), StoreError> {
+        let files = self.files.list()?;
+        if files.is_empty() {
+            return Ok((0, 0));
+        }
+        let referenced = self.file_references()?;
+        let cutoff = SystemTime::now()
+            .checked_sub(grace)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        let (mut n, mut bytes) = (0, 0);
+        for (digest, size, modified) in files {
+            if referenced.contains(&digest) || modified > cutoff {
+                continue;
+            }
+            self.files.remove(&digest)?;
+            n += 1;
+            bytes += size;
+        }
+        Ok((n, bytes))
+    }
+
+    /// Every file a value in sled refers to.
+    pub(crate) fn file_references(&self) -> Result<HashSet<Digest>, StoreError> {
+        let mut out = HashSet::new();
+        for tree in [&self.executions, &self.events, &self.workflow_log] {
+            for item in tree.iter() {
+                let (_, v) = item.at(self)?;
+                if let Some(d) = Store::reference(&v) {
+                    out.insert(d);
+                }
+            }
+        }
+        for item in self.blobs.iter() {
+            let (k, v) = item.at(self)?;
+            if let Ok(key) = <[u8; 32]>::try_from(k.as_ref()) {
+                let d = Digest(key);
+                if Store::blob_in_file(&d, &v) {
+                    out.insert(d);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn selected(&self, record: &ExecutionRecord, filter: &PurgeFilter) -> bool {
+        record.parent.is_none()
+            && record.is_finished()
+            && record.created_at < filter.before
+            && (filter.statuses.is_empty() || filter.statuses.contains(&record.status))
+            && filter.action.as_ref().is_none_or(|a| &record.action == a)
+    }
+
+    /// `root` and every execution below it, when all of them ended.
+    fn finished_tree(
+        &self,
+        root: ExecutionRecord,
+    ) -> Result<Option<Vec<ExecutionRecord>>, StoreError> {
+        let mut out = vec![root];
+        let mut i = 0;
+        while i < out.len() {
+            for child in self.children(out[i].id)? {
+                if !child.is_finished() {
+                    return Ok(None);
+                }
+                out.push(child);
+            }
+            i += 1;
+        }
+        Ok(Some(out))
+    }
+
+    /// Delete one execution's entries; the record itself last, so an
+    /// interrupted purge leaves a record that the next purge finds again.
+    fn delete_execution(
+        &self,
+        record: &ExecutionRecord,
+        dry_run: bool,
+        report: &mut PurgeReport,
+    ) -> Result<u64, StoreError> {
+        let key = record.id.key();
+        let mut bytes = 0u64;
+        for item in self.events.scan_prefix(key) {
+            let (k, v) = item.at(self)?;
+            report.event_entries += 1;
+            bytes += v.len() as u64; // a file's bytes are counted when it is swept
+            if !dry_run {
+                self.events.remove(k).at(self)?;
+            }
+        }
+        for item in self.workflow_log.scan_prefix(key) {
+            let (k, v) = item.at(self)?;
+            report.journal_entries += 1;
+            bytes += v.len() as u64;
+            if !dry_run {
+                self.workflow_log.remove(k).at(self)?;
+            }
+        }
+        if let Some(v) = self.executions.get(key).at(self)? {
+            bytes += v.len() as u64;
+        }
+        if dry_run {
+            return Ok(bytes);
+        }
+        for item in self.children.scan_prefix(key) {
+            let (k, _) = item.at(self)?;
+            self.children.remove(k).at(self)?;
+        }
+        if let Some(parent) = record.parent {
+            self.children
+                .remove(pair_key(&parent.key(), &key))
+                .at(self)?;
+        }
+        self.by_status
+            .remove(status_key(record.status, &key))
+            .at(self)?;
+        self.executions.remove(key).at(self)?;
+        Ok(bytes)
+    }
+
+    /// Every blob a remaining execution refers to (its component or
+    /// workflow file, its events' payloads).
+    fn referenced_blobs(&self, doomed: &[ExecutionRecord]) -> Result<HashSet<String>, StoreError> {
+        let gone: HashSet<ExecutionId> = doomed.iter().map(|r| r.id).collect();
+        let mut out = HashSet::new();
+        for item in self.executions.iter() {
+            let (key, value) = item.at(self)?;
+            let record = self.decode(&key, &value)?;
+            if gone.contains(&record.id) {
+                continue; // a dry run still sees them
+            }
+            out.insert(record.component_digest);
+        }
+        for item in self.events.iter() {
+            let (key, value) = item.at(self)?;
+            if ExecutionId::from_key(&key[..16]).is_some_and(|id| gone.contains(&id)) {
+                continue;
+            }
+            if let Ok(events) = parse_events(&self.resolve(&value)?) {
+                out.extend(crate::bundle::payloads(&events));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// How long ended executions are kept (`serve --retain`): one age for
+/// every status, and ages for single statuses that override it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Retention {
+    pub all: Option<std::time::Duration>,
+    pub by_status: Vec<(Status, std::time::Duration)>,
+}
+
+impl Retention {
+    pub fn is_empty(&self) -> bool {
+        self.all.is_none() && self.by_status.is_empty()
+    }
+
+    /// The age kept for `status`, if any is set.
+    pub fn age(&self, status: Status) -> Option<std::time::Duration> {
+        self.by_status
+            .iter()
+            .find(|(s, _)| *s == status)
+            .map(|(_, age)| *age)
+            .or(self.all)
+    }
+
+    /// Purge, for every ended status with an age, what is older than it.
+    pub fn apply(
+        &self,
+        store: &Store,
+        in_use: &HashSet<String>,
+    ) -> Result<PurgeReport, StoreError> {
+        let now = SystemTime::now();
+        let mut total = PurgeReport::default();
+        for status in Status::ALL.into_iter().filter(|s| s.is_terminal()) {
+            let Some(age) = self.age(status) else {
+                continue;
+            };
+            let filter = PurgeFilter {
+                before: now.checked_sub(age).unwrap_or(SystemTime::UNIX_EPOCH),
+                statuses: vec![status],
+                action: None,
+                dry_run: false,
+                writers_running: true,
+            };
+            total.add(&store.purge(&filter, in_use)?);
+        }
+        Ok(total)
+    }
+}
+
+impl PurgeReport {
+    fn add(&mut self, other: &PurgeReport) {
+        self.executions += other.executions;
+        self.descendants += other.descendants;
+        self.event_entries += other.event_entries;
+        self.journal_entries += other.journal_entries;
+        self.blobs += other.blobs;
+        self.files += other.files;
+        self.bytes += other.bytes;
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.executions == 0 && self.blobs == 0 && self.files == 0
+    }
+}

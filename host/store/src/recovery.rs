@@ -1,0 +1,54 @@
+//! What a stopped process left behind: action executions it was running.
+//!
+//! Only one process opens a sled store at a time, so an action execution
+//! still `running` when the store is opened has no process left to finish
+//! it. Workflow tasks are settled by the workflow's resume (it starts them
+//! again); executions in a server's queue by the server's next start.
+
+use crate::record::{now, ExecutionRecord, Failure, Kind, Status};
+use crate::store::{ListFilter, Store, StoreError};
+use std::collections::HashSet;
+
+/// The failure code of an execution whose process stopped while it ran.
+pub const INTERRUPTED: &str = "interrupted";
+
+impl Store {
+    /// Record as `failed` with code `interrupted` every top-level action
+    /// execution left `running` that no queue entry will start again.
+    /// Returns how many were marked.
+    pub fn mark_interrupted_actions(&self) -> Result<usize, StoreError> {
+        let running = self.list(&ListFilter {
+            status: Some(Status::Running),
+            limit: usize::MAX,
+            children: false,
+            ..Default::default()
+        })?;
+        if running.is_empty() {
+            return Ok(0);
+        }
+        let queued: HashSet<_> = self.queued()?.into_iter().map(|q| q.id).collect();
+        let mut n = 0;
+        for r in running {
+            if r.kind == Kind::Action && !queued.contains(&r.id) {
+                self.put(&interrupted(r))?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+}
+
+fn interrupted(mut r: ExecutionRecord) -> ExecutionRecord {
+    r.status = Status::Failed;
+    r.error = Some(Failure {
+        code: INTERRUPTED.into(),
+        message: format!(
+            "the wasmflow process running it stopped (attempt {}); it was not finished",
+            r.attempt
+        ),
+        retryable: true,
+        details: None,
+    });
+    r.ended_at = Some(now());
+    r
+}
