@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """What confinement costs a granted program: `qemu-img info` through
-`process.run`, confined (Landlock, own network namespace) and unconfined
+`process.run`: confined without a net grant (Landlock, seccomp refusing
+sockets), confined with one (sockets for IPv4/IPv6 allowed), and unconfined
 (`--allow-unconfined-exec` with Landlock switched off), interleaved, timed
 inside the guest around the `process.run` call (the hostile fixture's
 run-program mode reports it), so the guest's own start does not blur it.
@@ -32,6 +33,8 @@ def main():
            "--allow-exec", "qemu-img", "--allow-write", disks, "--no-logs"]
     variants = {
         "confined": (cmd, base),
+        # A net grant: TCP to one port, IPv4/IPv6 sockets allowed.
+        "net-grant": (cmd + ["--allow-net", "127.0.0.1:9"], base),
         "unconfined": (cmd + ["--allow-unconfined-exec"],
                        dict(base, WASMFLOW_TEST_NO_LANDLOCK="1")),
     }
@@ -48,8 +51,10 @@ def main():
     for name, t in times.items():
         t.sort()
         print(f"  {name:<11} median {statistics.median(t):6.2f}  p90 {t[int(len(t) * 0.9)]:6.2f}")
-    c, u = statistics.median(times["confined"]), statistics.median(times["unconfined"])
-    print(f"  confined / unconfined = {c / u:.2f} ({c - u:+.2f} ms)")
+    u = statistics.median(times["unconfined"])
+    for name in ("confined", "net-grant"):
+        c = statistics.median(times[name])
+        print(f"  {name} / unconfined = {c / u:.2f} ({c - u:+.2f} ms)")
 
 
 if __name__ == "__main__":

@@ -369,3 +369,49 @@ fn the_host_process_is_not_dumpable() {
     let _ = sleeper.wait();
     assert!(String::from_utf8_lossy(&read.stdout).contains("s3cr3t-probe"));
 }
+
+#[test]
+fn no_udp_and_no_unix_sockets_without_a_net_grant() {
+    let home = Home::new();
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let port = udp.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let sock_path = dir.path().join("host.sock");
+    let unix = std::os::unix::net::UnixListener::bind(&sock_path).unwrap();
+    unix.set_nonblocking(true).unwrap();
+    let python = "/usr/bin/python3";
+    let send_udp = format!(
+        "import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'x', ('127.0.0.1', {port})); print('sent')"
+    );
+    let connect_unix = format!(
+        "import socket; s = socket.socket(socket.AF_UNIX); s.connect('{}'); print('connected')",
+        s(&sock_path)
+    );
+    let flags = ["--allow-exec", python];
+    for (script, what) in [(&send_udp, "UDP"), (&connect_unix, "a UNIX socket")] {
+        let o = outcome(&run_program(&home, &[python, "-c", script], &flags));
+        assert_ne!(o["status"], 0, "{what} without a net grant: {o}");
+        assert!(
+            o["stderr"].as_str().unwrap().contains("Permission denied"),
+            "{what}: {o}"
+        );
+    }
+    let mut b = [0u8; 8];
+    assert!(udp.recv(&mut b).is_err(), "a datagram got out");
+    assert!(unix.accept().is_err(), "a program reached a UNIX socket");
+    // With a net grant UDP is not filtered for programs (README says so);
+    // UNIX sockets stay closed.
+    let grant = format!("127.0.0.1:{port}");
+    let with_net = ["--allow-exec", python, "--allow-net", &grant];
+    let o = outcome(&run_program(&home, &[python, "-c", &send_udp], &with_net));
+    assert_eq!(o["stdout"], "sent\n", "{o}");
+    assert!(udp.recv(&mut b).is_ok());
+    let o = outcome(&run_program(
+        &home,
+        &[python, "-c", &connect_unix],
+        &with_net,
+    ));
+    assert_ne!(o["status"], 0, "{o}");
+}

@@ -14,9 +14,11 @@
 //!   grants). Hosts are not checked for programs (Landlock filters ports).
 //! - **Landlock scopes** (ABI 6+): no signals to processes outside the
 //!   confinement, no abstract UNIX sockets made outside it.
-//! - **No network** without a net grant: the program gets a network
-//!   namespace of its own (only a loopback that is down), so no UDP, raw
-//!   or other sockets reach anything.
+//! - **seccomp**: `socket()` fails for every family but IPv4/IPv6, and
+//!   for those too without a net grant: no UDP, raw, packet or netlink
+//!   socket without one, and never a UNIX socket (`/run/docker.sock`, a
+//!   D-Bus bus) reached by path; `io_uring` is refused (it could open
+//!   sockets past the filter).
 //! - Its own process group, which `process` kills whole.
 //!
 //! What it must not touch: the guest's WASI context, the recording (that
@@ -119,7 +121,7 @@ pub enum Mode {
 impl Mode {
     pub fn describe(self) -> &'static str {
         match self {
-            Mode::Full => "confined (Landlock: files, TCP ports, scopes; own network namespace without net grants)",
+            Mode::Full => "confined (Landlock: files, TCP ports, scopes; seccomp: sockets only with net grants)",
             Mode::Partial => "partly confined (an older Landlock: files; TCP ports or scopes not enforced)",
             Mode::Unavailable => "not confined: this kernel has no Landlock (process.run refuses unless --allow-unconfined-exec)",
         }
@@ -152,31 +154,80 @@ pub fn mode() -> Mode {
     })
 }
 
-/// Whether this process can give a child a network namespace of its own
-/// (root, or unprivileged user namespaces), probed once.
-fn can_unshare_net() -> bool {
-    static CAN: OnceLock<bool> = OnceLock::new();
-    *CAN.get_or_init(|| {
-        let mut cmd = std::process::Command::new("/bin/true");
-        // SAFETY: only async-signal-safe system calls between fork and exec.
-        unsafe {
-            std::os::unix::process::CommandExt::pre_exec(&mut cmd, unshare_net);
-        }
-        cmd.status().is_ok_and(|s| s.success())
-    })
+/// The seccomp filter every program gets: `socket()` fails with EACCES
+/// except for IPv4/IPv6 when `inet` (the execution has net grants), so no
+/// UNIX socket (`/run/docker.sock`...), netlink, packet or raw socket is
+/// ever opened, and `io_uring_setup` fails (its requests would bypass the
+/// filter). `socketpair` (unnamed) stays.
+fn socket_filter(inet: bool) -> Vec<libc::sock_filter> {
+    #[cfg(target_arch = "x86_64")]
+    const ARCH: u32 = 0xC000_003E; // AUDIT_ARCH_X86_64
+    #[cfg(target_arch = "aarch64")]
+    const ARCH: u32 = 0xC000_00B7; // AUDIT_ARCH_AARCH64
+                                   // x32 system calls on x86_64 carry this bit; elsewhere no number does.
+    const X32: u32 = 0x4000_0000;
+    let deny = libc::SECCOMP_RET_ERRNO | libc::EACCES as u32;
+    let stmt = |code: u32, k: u32| libc::sock_filter {
+        code: code as u16,
+        jt: 0,
+        jf: 0,
+        k,
+    };
+    let jump = |code: u32, k: u32, jt: u8| libc::sock_filter {
+        code: code as u16,
+        jt,
+        jf: 0,
+        k,
+    };
+    let ld = |offset: u32| stmt(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, offset);
+    let jeq = |k: u32, jt: u8| jump(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K, k, jt);
+    let ret = |k: u32| stmt(libc::BPF_RET | libc::BPF_K, k);
+    // Jumps count the instructions skipped: [8] is `socket`'s check, the
+    // last instruction but one denies, the last allows.
+    let mut f = vec![
+        ld(4),                                                     // 0: arch
+        jeq(ARCH, 1),                                              // 1
+        ret(libc::SECCOMP_RET_KILL_PROCESS),                       // 2
+        ld(0),                                                     // 3: nr
+        jump(libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K, X32, 0), // 4 -> deny
+        jeq(libc::SYS_socket as u32, 2),                           // 5 -> 8
+        jeq(libc::SYS_io_uring_setup as u32, 0),                   // 6 -> deny
+        ret(libc::SECCOMP_RET_ALLOW),                              // 7
+    ];
+    if inet {
+        f.extend([
+            ld(16),                        // 8: args[0], the family
+            jeq(libc::AF_INET as u32, 2),  // 9 -> allow
+            jeq(libc::AF_INET6 as u32, 1), // 10 -> allow
+        ]);
+    }
+    f.extend([ret(deny), ret(libc::SECCOMP_RET_ALLOW)]);
+    let deny_at = (f.len() - 2) as u8;
+    f[4].jt = deny_at - 5;
+    f[6].jt = deny_at - 7;
+    f
 }
 
-/// A new network namespace for the calling process: as root directly,
-/// otherwise inside a new user namespace.
-fn unshare_net() -> std::io::Result<()> {
-    // SAFETY: unshare takes flags only.
-    if unsafe { libc::unshare(libc::CLONE_NEWNET) } == 0 {
-        return Ok(());
+/// Enter `filter` (after Landlock, which set no_new_privs).
+fn install_filter(filter: &[libc::sock_filter]) -> std::io::Result<()> {
+    let prog = libc::sock_fprog {
+        len: filter.len() as u16,
+        filter: filter.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: `prog` points at `filter`, alive for the call; both prctl
+    // calls take plain arguments.
+    unsafe {
+        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+            || libc::prctl(
+                libc::PR_SET_SECCOMP,
+                libc::SECCOMP_MODE_FILTER,
+                &prog as *const libc::sock_fprog,
+            ) != 0
+        {
+            return Err(std::io::Error::last_os_error());
+        }
     }
-    if unsafe { libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNET) } == 0 {
-        return Ok(());
-    }
-    Err(std::io::Error::last_os_error())
+    Ok(())
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -193,24 +244,31 @@ pub(crate) enum ConfineError {
 /// A confinement ready to be entered by one child.
 pub(crate) struct Prepared {
     ruleset: Option<RulesetCreated>,
-    unshare_net: bool,
+    filter: Option<Vec<libc::sock_filter>>,
 }
+
+// SAFETY: the filter is plain data (the raw pointer in `sock_filter` is
+// not used; `sock_filter` has none, `Vec` owns its buffer).
+unsafe impl Send for Prepared {}
+unsafe impl Sync for Prepared {}
 
 impl Prepared {
     /// Install it in `cmd`: the child enters it between `fork` and `exec`.
     pub(crate) fn install(self, cmd: &mut tokio::process::Command) {
-        let mut ruleset = self.ruleset;
-        let unshare = self.unshare_net;
-        // SAFETY: the closure makes only system calls (unshare, prctl,
+        let Prepared {
+            mut ruleset,
+            filter,
+        } = self;
+        // SAFETY: the closure makes only system calls (prctl,
         // landlock_restrict_self, close) and allocates nothing: the ruleset
-        // was built, and its paths opened, before the fork.
+        // and the filter were built, and the paths opened, before the fork.
         unsafe {
             cmd.pre_exec(move || {
-                if unshare {
-                    unshare_net()?;
-                }
                 if let Some(r) = ruleset.take() {
                     r.restrict_self().map_err(std::io::Error::other)?;
+                }
+                if let Some(f) = &filter {
+                    install_filter(f)?;
                 }
                 Ok(())
             });
@@ -231,12 +289,11 @@ pub(crate) fn prepare(policy: &Policy, program: &Path) -> Result<Prepared, Confi
             // outside wasmflow (its own process group, empty environment).
             return Ok(Prepared {
                 ruleset: None,
-                unshare_net: false,
+                filter: None,
             });
         }
         return Err(ConfineError::Unconfined(name));
     }
-    let unshare_net = policy.net == Net::None && can_unshare_net();
     let abi = ABI_WANTED;
     let mut handled_net: landlock::BitFlags<AccessNet> = AccessNet::BindTcp.into();
     if policy.net != Net::AnyPort {
@@ -285,7 +342,7 @@ pub(crate) fn prepare(policy: &Policy, program: &Path) -> Result<Prepared, Confi
     }
     Ok(Prepared {
         ruleset: Some(ruleset),
-        unshare_net,
+        filter: Some(socket_filter(policy.net != Net::None)),
     })
 }
 

@@ -15,6 +15,12 @@
 //!   scheduler's journal; opaque here)
 //! - `queue`: sequence (u64) -> ULID + payload (a server's accepted
 //!   executions until they end; the payload is opaque here)
+//!
+//! Values over a small limit are files beside sled (`files`), sled holding
+//! a reference. `check` reads everything back, `purge` deletes old trees
+//! and what only they used, `recovery` settles what a stopped process left
+//! running, `reserve` keeps room to read a store on a full disk. It must
+//! not patch sled's recovery, flush or fsync path (vendor/PATCHES.md).
 
 mod bundle;
 mod check;
