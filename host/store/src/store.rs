@@ -817,6 +817,21 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// Open the store in `dir`, which this process may have had open a
+    /// moment ago: sled drops its file lock when its last IO thread lets go
+    /// of the database, a little after the `Db` itself is dropped.
+    fn reopen(dir: &Path) -> Store {
+        for _ in 0..500 {
+            match Store::open(dir) {
+                Err(StoreError::Locked { .. }) => {
+                    std::thread::sleep(std::time::Duration::from_millis(10))
+                }
+                other => return other.unwrap(),
+            }
+        }
+        panic!("{} stayed locked for 5 s", dir.display());
+    }
+
     fn record(n: u64) -> ExecutionRecord {
         ExecutionRecord::new_action(format!("a{n}"), "sha256:00".into(), json!({ "n": n }))
     }
@@ -824,7 +839,7 @@ mod tests {
     #[test]
     fn list_is_newest_first_and_filters_by_status() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = reopen(dir.path());
         let mut ids = Vec::new();
         for n in 0..5 {
             let mut r = record(n);
@@ -906,7 +921,7 @@ mod tests {
     fn the_queue_keeps_accept_order_and_survives_reopening() {
         let dir = tempfile::tempdir().unwrap();
         let ids: Vec<_> = {
-            let store = Store::open(dir.path()).unwrap();
+            let store = reopen(dir.path());
             let ids: Vec<_> = (0..3)
                 .map(|i| {
                     let mut r = ExecutionRecord::new_action(
@@ -922,7 +937,7 @@ mod tests {
             store.flush().unwrap();
             ids
         };
-        let store = Store::open(dir.path()).unwrap();
+        let store = reopen(dir.path());
         let queued = store.queued().unwrap();
         assert_eq!(queued.iter().map(|q| q.id).collect::<Vec<_>>(), ids);
         assert_eq!(queued[1].payload, b"p1");
@@ -935,7 +950,7 @@ mod tests {
     #[test]
     fn status_change_moves_the_index_entry() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = reopen(dir.path());
         let mut r = record(1);
         r.status = Status::Running;
         store.put(&r).unwrap();
@@ -964,7 +979,7 @@ mod tests {
     #[test]
     fn find_by_unique_prefix() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = reopen(dir.path());
         let r = record(1);
         store.put(&r).unwrap();
         let id = r.id.to_string();
@@ -985,10 +1000,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let r = record(7);
         {
-            let store = Store::open(dir.path()).unwrap();
+            let store = reopen(dir.path());
             store.put(&r).unwrap();
         }
-        let store = Store::open(dir.path()).unwrap();
+        let store = reopen(dir.path());
         assert_eq!(store.get(r.id).unwrap(), Some(r));
     }
 
@@ -1003,7 +1018,7 @@ mod tests {
         let mut first = record(0);
         let opens = 60;
         for i in 0..opens {
-            let store = Store::open(dir.path()).unwrap();
+            let store = reopen(dir.path());
             // Everything written so far is there.
             if i > 0 {
                 assert_eq!(store.get(first.id).unwrap().as_ref(), Some(&first));
@@ -1052,7 +1067,7 @@ mod tests {
     fn events_are_kept_in_order_and_replaced_by_a_later_attempt() {
         use crate::Event;
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = reopen(dir.path());
         let a = record(1);
         let b = record(2);
         let ev = |n| Event::MonotonicClock { nanoseconds: n };
@@ -1071,7 +1086,7 @@ mod tests {
     fn events_stored_one_per_entry_still_read() {
         use crate::Event;
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = reopen(dir.path());
         let a = record(1);
         let ev = |n| Event::MonotonicClock { nanoseconds: n };
         // The layout of stores written before events were grouped.
@@ -1100,7 +1115,7 @@ mod tests {
                 .unwrap();
             db.flush().unwrap();
         }
-        let store = Store::open(dir.path()).unwrap();
+        let store = reopen(dir.path());
         store.put(&record(1)).unwrap();
         let fresh = tempfile::tempdir().unwrap();
         Store::open(fresh.path()).unwrap();
@@ -1111,7 +1126,7 @@ mod tests {
     #[test]
     fn children_are_indexed_and_hidden_from_the_default_list() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = reopen(dir.path());
         let parent = record(1);
         store.put(&parent).unwrap();
         let mut kids = Vec::new();
@@ -1145,7 +1160,7 @@ mod tests {
     #[test]
     fn workflow_log_appends_in_order() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = reopen(dir.path());
         let a = record(1).id;
         store
             .append_workflow_log(a, 0, &[b"x".to_vec(), b"y".to_vec()], false)
@@ -1163,7 +1178,7 @@ mod tests {
     #[test]
     fn large_values_are_files_and_read_back() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = reopen(dir.path());
         let big = vec![7u8; 300_000];
         let digest = store.put_blob(&big).unwrap();
         let mut r = record(1);
@@ -1179,7 +1194,7 @@ mod tests {
             )
             .unwrap();
         drop(store);
-        let store = Store::open(dir.path()).unwrap();
+        let store = reopen(dir.path());
         assert_eq!(store.get(r.id).unwrap(), Some(r.clone()));
         assert_eq!(store.get_blob(&digest).unwrap(), Some(big));
         assert_eq!(store.workflow_log(r.id).unwrap()[0].len(), 9000 + 10);
@@ -1218,14 +1233,14 @@ mod tests {
                 .unwrap();
             db.flush().unwrap();
         }
-        let store = Store::open(dir.path()).unwrap();
+        let store = reopen(dir.path());
         assert_eq!(store.get(r.id).unwrap(), Some(r));
     }
 
     #[test]
     fn blobs_are_content_addressed() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = reopen(dir.path());
         let a = store.put_blob(b"hello").unwrap();
         let b = store.put_blob(b"hello").unwrap();
         assert_eq!(a, b);
