@@ -94,7 +94,6 @@ impl Store {
         let mut good = HashSet::new();
         walk(&self.blobs, "blobs", report, |report, key, value| {
             report.blobs += 1;
-            report.blob_bytes += value.len() as u64;
             let Ok(d) = <[u8; 32]>::try_from(key.as_ref()).map(Digest) else {
                 return report.damage(
                     format!("blob key {}", hex::encode(&key)),
@@ -115,6 +114,7 @@ impl Store {
                     Err(e) => report.damage(format!("blob {name}"), e.to_string()),
                 }
             } else if Digest::of(&value).to_string() == name {
+                report.blob_bytes += value.len() as u64;
                 good.insert(name);
             } else {
                 report.damage(

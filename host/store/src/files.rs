@@ -40,7 +40,7 @@ impl Files {
     }
 
     fn io(&self, what: &str, path: &Path, e: std::io::Error) -> StoreError {
-        if e.raw_os_error() == Some(28) || e.kind() == std::io::ErrorKind::StorageFull {
+        if crate::store::is_no_space(&e) {
             return StoreError::NoSpace {
                 path: self.store.clone(),
             };

@@ -117,7 +117,9 @@ impl Store {
                 }
             }
         }
-        if !filter.dry_run {
+        // A server's retention sweeps files only when it deleted something
+        // (the sweep reads every value); an explicit purge always does.
+        if !filter.dry_run && (report.executions > 0 || !filter.writers_running) {
             // The references are gone from the disk before their files.
             self.flush()?;
             let grace = if filter.writers_running {

@@ -183,12 +183,7 @@ pub struct Queued {
 pub(crate) fn classify(path: &Path, source: sled::Error) -> StoreError {
     let path = path.to_owned();
     match &source {
-        sled::Error::Io(e) if e.raw_os_error() == Some(libc_enospc()) => {
-            StoreError::NoSpace { path }
-        }
-        sled::Error::Io(e) if e.kind() == std::io::ErrorKind::StorageFull => {
-            StoreError::NoSpace { path }
-        }
+        sled::Error::Io(e) if is_no_space(e) => StoreError::NoSpace { path },
         sled::Error::Corruption { at, .. } => StoreError::Damaged {
             path,
             detail: match at {
@@ -227,9 +222,10 @@ fn remove_unfinished_snapshots(dir: &Path) {
     }
 }
 
-/// ENOSPC: the same number on every Linux architecture.
-const fn libc_enospc() -> i32 {
-    28
+/// Whether an I/O error is the file system being full (sled's writes and
+/// the value files alike).
+pub(crate) fn is_no_space(e: &std::io::Error) -> bool {
+    e.raw_os_error() == Some(libc::ENOSPC) || e.kind() == std::io::ErrorKind::StorageFull
 }
 
 /// sled results in this store's terms (the error names the store's path).
