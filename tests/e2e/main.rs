@@ -7,6 +7,7 @@ mod support;
 mod cli;
 mod confine;
 mod devkit;
+mod grants_race;
 mod hostile;
 mod http;
 mod inspect;

@@ -24,9 +24,10 @@
 //! What it must not touch: the guest's WASI context, the recording (that
 //! is `sandbox`'s), the store.
 
-use std::os::fd::AsRawFd;
+use crate::granted::GrantedDir;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use landlock::{
     Access, AccessFs, AccessNet, CompatLevel, Compatible, NetPort, PathBeneath, PathFd, Ruleset,
@@ -61,8 +62,11 @@ const SYSTEM_WRITE: &[&str] = &["/dev/null"];
 /// What the grants of one execution let its programs reach.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Policy {
-    pub read: Vec<PathBuf>,
-    pub write: Vec<PathBuf>,
+    /// The granted directories, held open (see `granted`): the rules
+    /// attach to these very directories, not to what their paths name
+    /// when a program starts.
+    pub read: Vec<Arc<GrantedDir>>,
+    pub write: Vec<Arc<GrantedDir>>,
     pub net: Net,
     /// The operator allowed programs to run without Landlock where the
     /// kernel has none (`--allow-unconfined-exec`).
@@ -71,7 +75,7 @@ pub(crate) struct Policy {
 
 impl Policy {
     /// The reach of programs under an execution's grants.
-    pub(crate) fn of(grants: &wasmflow_store::Grants) -> Self {
+    pub(crate) fn of(grants: &wasmflow_store::Grants, dirs: &[(Arc<GrantedDir>, bool)]) -> Self {
         let net = if grants.net.is_empty() {
             Net::None
         } else if grants.net.iter().any(|g| g.port.is_none()) {
@@ -83,11 +87,15 @@ impl Policy {
             Net::Ports(ports)
         };
         Self {
-            read: grants.read.iter().map(|m| PathBuf::from(&m.host)).collect(),
-            write: grants
-                .write
+            read: dirs
                 .iter()
-                .map(|m| PathBuf::from(&m.host))
+                .filter(|(_, w)| !w)
+                .map(|(d, _)| d.clone())
+                .collect(),
+            write: dirs
+                .iter()
+                .filter(|(_, w)| *w)
+                .map(|(d, _)| d.clone())
                 .collect(),
             net,
             allow_unconfined: grants.unconfined_exec,
@@ -309,29 +317,34 @@ pub(crate) fn prepare(policy: &Policy, program: &Path) -> Result<Prepared, Confi
         .no_new_privs(true);
     let read = AccessFs::from_read(abi);
     let all = AccessFs::from_all(abi);
-    let mut rules: Vec<(PathBuf, landlock::BitFlags<AccessFs>)> = Vec::new();
-    rules.push((program.to_owned(), read));
-    rules.extend(SYSTEM_READ.iter().map(|p| (PathBuf::from(p), read)));
-    rules.extend(
-        SYSTEM_WRITE
-            .iter()
-            .map(|p| (PathBuf::from(p), read | AccessFs::WriteFile)),
-    );
-    rules.extend(policy.read.iter().map(|p| (p.clone(), read)));
-    rules.extend(policy.write.iter().map(|p| (p.clone(), all)));
-    for (path, access) in rules {
+    let mut system: Vec<(PathFd, landlock::BitFlags<AccessFs>)> = Vec::new();
+    let paths = std::iter::once((program.to_owned(), read))
+        .chain(SYSTEM_READ.iter().map(|p| (PathBuf::from(p), read)))
+        .chain(
+            SYSTEM_WRITE
+                .iter()
+                .map(|p| (PathBuf::from(p), read | AccessFs::WriteFile)),
+        );
+    for (path, access) in paths {
         // A system path this machine does not have is simply not granted.
-        let Ok(fd) = PathFd::new(&path) else {
-            continue;
-        };
-        let access = if is_dir(&fd) {
+        if let Ok(fd) = PathFd::new(&path) {
+            system.push((fd, access));
+        }
+    }
+    let rules = system
+        .iter()
+        .map(|(fd, access)| (fd.as_fd(), *access))
+        .chain(policy.read.iter().map(|d| (d.fd(), read)))
+        .chain(policy.write.iter().map(|d| (d.fd(), all)));
+    for (fd, access) in rules {
+        let access = if is_dir(fd) {
             access
         } else {
             access & AccessFs::from_file(abi)
         };
         ruleset = ruleset
             .add_rule(PathBeneath::new(fd, access))
-            .map_err(|e| setup(&format!("{}: {e}", path.display())))?;
+            .map_err(|e| setup(&e))?;
     }
     if let Net::Ports(ports) = &policy.net {
         for port in ports {
@@ -346,9 +359,9 @@ pub(crate) fn prepare(policy: &Policy, program: &Path) -> Result<Prepared, Confi
     })
 }
 
-fn is_dir(fd: &PathFd) -> bool {
-    // PathFd is an O_PATH descriptor: fstat works on it.
-    let raw = std::os::fd::AsFd::as_fd(fd).as_raw_fd();
+fn is_dir(fd: BorrowedFd<'_>) -> bool {
+    // fstat works on O_PATH descriptors (PathFd) too.
+    let raw = fd.as_raw_fd();
     let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
     // SAFETY: a valid descriptor and a buffer fstat fills.
     if unsafe { libc::fstat(raw, st.as_mut_ptr()) } != 0 {

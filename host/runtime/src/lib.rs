@@ -12,6 +12,7 @@ mod cache;
 pub mod confine;
 mod engine;
 mod files;
+mod granted;
 pub mod grants;
 mod http_replay;
 pub mod inspect;
@@ -29,6 +30,7 @@ pub(crate) mod world;
 
 pub use action::{Action, RunSignature};
 pub use engine::EngineOptions;
+pub use granted::GrantOpenError;
 pub use grants::GrantError;
 pub use replay::{Recording, ReplayReport, Verdict};
 pub use run::{LogWatcher, Outcome, RunOptions};

@@ -7,6 +7,7 @@
 //! guest with the error it expects (and is written to the log), never in
 //! the host.
 
+use crate::granted::GrantedDir;
 use crate::limits::MemoryBudget;
 use crate::output::CapturedOutput;
 use crate::run::LogWatcher;
@@ -14,6 +15,7 @@ use crate::world::{put_blob, MonotonicClock, RandomSource, WallClock, World};
 use crate::{http_replay, setup};
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 use wasmflow_store::{
@@ -21,6 +23,7 @@ use wasmflow_store::{
     Question,
 };
 use wasmtime::component::ResourceTable;
+use wasmtime::error::Context as _;
 use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
@@ -179,21 +182,35 @@ impl Sandbox {
         }
         wasi.insecure_random_seed(setup::insecure_seed(&world)?);
         let mut snapshots = Vec::new();
-        for (m, perms) in grants
+        let mut dirs = Vec::new();
+        for (m, writable) in grants
             .read
             .iter()
-            .map(|m| (m, FsPerms::ReadOnly))
-            .chain(grants.write.iter().map(|m| (m, FsPerms::ReadWrite)))
+            .map(|m| (m, false))
+            .chain(grants.write.iter().map(|m| (m, true)))
         {
-            let host = match setup::directory(&world, &m.host, &m.guest, &journal)? {
+            // Opened once (see `granted`); the preopen, the snapshot and
+            // the programs' confinement all derive from this handle.
+            let dir = match setup::replayed_directory(&world, &m.guest, &journal)? {
                 Some(materialized) => {
-                    let path = materialized.path().to_owned();
+                    let dir = GrantedDir::open(&materialized.path().canonicalize()?)?;
                     snapshots.push(materialized);
-                    path
+                    dir
                 }
-                None => m.host.clone().into(),
+                None => {
+                    let dir = GrantedDir::open(Path::new(&m.host))?;
+                    setup::snapshot_directory(&world, &dir, &m.guest, &journal)?;
+                    dir
+                }
             };
-            wasi.preopened_dir(&host, &m.guest, perms)?;
+            let perms = if writable {
+                FsPerms::ReadWrite
+            } else {
+                FsPerms::ReadOnly
+            };
+            wasi.preopened_dir(dir.path(), &m.guest, perms)
+                .with_context(|| format!("preopening granted directory {}", m.host))?;
+            dirs.push((Arc::new(dir), writable));
         }
         wasi.wall_clock(WallClock(world.clone()))
             .monotonic_clock(MonotonicClock {
@@ -258,7 +275,7 @@ impl Sandbox {
             net,
             table: ResourceTable::new(),
             exec: grants.exec.clone(),
-            confinement: crate::confine::Policy::of(grants),
+            confinement: crate::confine::Policy::of(grants, &dirs),
             output_limit,
             journal,
             memory: MemoryBudget::new(limits.memory_bytes),

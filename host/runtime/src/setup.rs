@@ -7,8 +7,11 @@
 //! materializes the snapshot in a temporary directory and preopens that
 //! instead, so a replay never reads or writes the operator's real files.
 
+use crate::granted::{open_at, proc_path, GrantedDir};
 use crate::sandbox::SharedJournal;
 use crate::world::{put_blob, World};
+use std::io::Read;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
 use wasmflow_store::{Event, Grants, LogLevel, Question, Store};
 
@@ -64,53 +67,61 @@ pub(crate) fn insecure_seed(world: &World) -> wasmtime::Result<u128> {
     Ok(seed)
 }
 
-/// Live: snapshot `host` and return `None` (preopen the real directory).
-/// Replay: materialize the recorded snapshot and return it.
-pub(crate) fn directory(
+/// Replay: materialize the recorded snapshot of the next granted
+/// directory and return it (the sandbox preopens it instead of the real
+/// one). Live: `None`.
+pub(crate) fn replayed_directory(
     world: &World,
-    host: &str,
     guest: &str,
     journal: &SharedJournal,
 ) -> wasmtime::Result<Option<tempfile::TempDir>> {
-    if let Some(Event::Directory {
+    let Some(Event::Directory {
         files, complete, ..
     }) = replayed_setup(world, "directory snapshot")?
-    {
-        let dir = tempfile::Builder::new()
-            .prefix("wasmflow-replay-")
-            .tempdir()?;
-        for (rel, digest) in &files {
-            let bytes = world.recorded_blob(digest).ok_or_else(|| {
-                wasmtime::format_err!("recorded file {guest}/{rel} ({digest}) is missing")
-            })?;
-            let path = dir.path().join(rel);
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent)?;
-            }
-            std::fs::write(path, bytes)?;
-        }
-        if !complete {
-            journal.note(
-                LogLevel::Warn,
-                format!("replay: the recording of {guest} was partial (over the snapshot budget); files it left out are absent"),
-            );
-        }
-        return Ok(Some(dir));
-    }
-    // Only a recorded run needs the snapshot; otherwise the real
-    // directory is preopened as it is.
-    let Some(store) = world.recording_store() else {
+    else {
         return Ok(None);
     };
-    let mut files = Vec::new();
-    let mut budget = (SNAPSHOT_MAX_BYTES, SNAPSHOT_MAX_FILES);
-    let complete = snapshot(
-        Path::new(host),
-        Path::new(""),
-        &store,
-        &mut files,
-        &mut budget,
-    )?;
+    let dir = tempfile::Builder::new()
+        .prefix("wasmflow-replay-")
+        .tempdir()?;
+    for (rel, digest) in &files {
+        let bytes = world.recorded_blob(digest).ok_or_else(|| {
+            wasmtime::format_err!("recorded file {guest}/{rel} ({digest}) is missing")
+        })?;
+        let path = dir.path().join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(path, bytes)?;
+    }
+    if !complete {
+        journal.note(
+            LogLevel::Warn,
+            format!("replay: the recording of {guest} was partial (over the snapshot budget); files it left out are absent"),
+        );
+    }
+    Ok(Some(dir))
+}
+
+/// Live and recorded: snapshot the granted directory `dir` (seen by the
+/// guest at `guest`) onto the tape.
+pub(crate) fn snapshot_directory(
+    world: &World,
+    dir: &GrantedDir,
+    guest: &str,
+    journal: &SharedJournal,
+) -> wasmtime::Result<()> {
+    // Only a recorded run needs the snapshot.
+    let Some(store) = world.recording_store() else {
+        return Ok(());
+    };
+    let mut walk = Walk {
+        store: &store,
+        files: Vec::new(),
+        budget: (SNAPSHOT_MAX_BYTES, SNAPSHOT_MAX_FILES),
+        churn: Vec::new(),
+    };
+    let complete = walk.dir(dir.fd(), Path::new(""), &dir.host)?;
     if !complete {
         journal.note(
             LogLevel::Warn,
@@ -123,47 +134,120 @@ pub(crate) fn directory(
             ),
         );
     }
+    const SHOWN: usize = 10;
+    for line in walk.churn.iter().take(SHOWN) {
+        journal.note(LogLevel::Warn, format!("snapshot of {guest}: {line}"));
+    }
+    if walk.churn.len() > SHOWN {
+        journal.note(
+            LogLevel::Warn,
+            format!(
+                "snapshot of {guest}: {} more files changed while it was taken",
+                walk.churn.len() - SHOWN
+            ),
+        );
+    }
     world.record(Event::Directory {
         guest: guest.to_owned(),
-        files,
+        files: walk.files,
         complete,
     });
-    Ok(None)
+    Ok(())
 }
 
-/// Walk `root/rel` in name order, storing each regular file as a blob.
-/// Symbolic links are not followed (the guest cannot follow them out of
-/// the grant either). Returns whether everything was kept.
-fn snapshot(
-    root: &Path,
-    rel: &Path,
-    store: &Store,
-    files: &mut Vec<(String, String)>,
-    budget: &mut (u64, usize),
-) -> std::io::Result<bool> {
-    let mut entries: Vec<_> = std::fs::read_dir(root.join(rel))?.collect::<Result<_, _>>()?;
-    entries.sort_by_key(|e| e.file_name());
-    let mut complete = true;
-    for entry in entries {
-        let ty = entry.file_type()?;
-        let rel = rel.join(entry.file_name());
-        if ty.is_dir() {
-            complete &= snapshot(root, &rel, store, files, budget)?;
-        } else if ty.is_file() {
-            let len = entry.metadata()?.len();
-            if len > SNAPSHOT_MAX_FILE {
-                complete = false;
-                continue;
+/// A walk of a granted directory by descriptor, in name order, storing
+/// each regular file as a blob. Nothing is opened by a path from the
+/// grant's root: each entry is opened relative to its parent's descriptor
+/// without following symbolic links (the guest cannot follow them out of
+/// the grant either, and a directory swapped for a link mid-walk is not
+/// entered). Other processes may change the directory meanwhile: an entry
+/// that vanishes, or turns into something else, is left out; a file that
+/// changes while it is read is kept as read; both are noted in `churn`.
+struct Walk<'a> {
+    store: &'a Store,
+    files: Vec<(String, String)>,
+    budget: (u64, usize),
+    churn: Vec<String>,
+}
+
+impl Walk<'_> {
+    /// Returns whether everything was kept. Errors name the path.
+    fn dir(&mut self, dir: BorrowedFd<'_>, rel: &Path, host: &str) -> wasmtime::Result<bool> {
+        let at = |rel: &Path, e: std::io::Error| {
+            wasmtime::format_err!("snapshot of {host}/{}: {e}", rel.display())
+        };
+        let mut names: Vec<std::ffi::OsString> = Vec::new();
+        for entry in std::fs::read_dir(proc_path(dir)).map_err(|e| at(rel, e))? {
+            let entry = entry.map_err(|e| at(rel, e))?;
+            // Only directories and regular files are kept; the type is
+            // checked again on the opened descriptor.
+            match entry.file_type() {
+                Ok(t) if t.is_dir() || t.is_file() => names.push(entry.file_name()),
+                Ok(_) => {}
+                Err(e) if vanished(&e) => {}
+                Err(e) => return Err(at(&rel.join(entry.file_name()), e)),
             }
-            if len > budget.0 || budget.1 == 0 {
-                return Ok(false);
-            }
-            budget.0 -= len;
-            budget.1 -= 1;
-            let bytes = std::fs::read(root.join(&rel))?;
-            let digest = put_blob(store, &bytes);
-            files.push((rel.to_string_lossy().into_owned(), digest));
         }
+        names.sort();
+        let mut complete = true;
+        for name in names {
+            let rel = rel.join(&name);
+            let fd = match open_at(dir, &name, 0) {
+                Ok(fd) => fd,
+                Err(e) if vanished(&e) => {
+                    self.churn.push(format!(
+                        "{} vanished or changed type while the snapshot was taken; a replay will not see it",
+                        rel.display()
+                    ));
+                    continue;
+                }
+                Err(e) => return Err(at(&rel, e)),
+            };
+            let file = std::fs::File::from(fd);
+            let before = file.metadata().map_err(|e| at(&rel, e))?;
+            if before.is_dir() {
+                complete &= self.dir(file.as_fd(), &rel, host)?;
+            } else if before.is_file() {
+                let len = before.len();
+                if len > SNAPSHOT_MAX_FILE {
+                    complete = false;
+                    continue;
+                }
+                if len > self.budget.0 || self.budget.1 == 0 {
+                    return Ok(false);
+                }
+                self.budget.0 -= len;
+                self.budget.1 -= 1;
+                let mut bytes = Vec::with_capacity(len as usize);
+                // Read no more than was budgeted, even if it grows.
+                (&file)
+                    .take(len)
+                    .read_to_end(&mut bytes)
+                    .map_err(|e| at(&rel, e))?;
+                let after = file.metadata().map_err(|e| at(&rel, e))?;
+                if bytes.len() as u64 != after.len()
+                    || after.modified().ok() != before.modified().ok()
+                {
+                    self.churn.push(format!(
+                        "{} changed while it was read; the snapshot (and a replay) has the {} bytes read",
+                        rel.display(),
+                        bytes.len()
+                    ));
+                }
+                let digest = put_blob(self.store, &bytes);
+                self.files
+                    .push((rel.to_string_lossy().into_owned(), digest));
+            }
+        }
+        Ok(complete)
     }
-    Ok(complete)
+}
+
+/// An entry that is gone (or became a symbolic link, or a file where a
+/// directory was) by the time it was opened.
+fn vanished(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ENOENT | libc::ELOOP | libc::ENOTDIR | libc::ENXIO)
+    )
 }
