@@ -118,3 +118,34 @@ fn http_check_reaches_only_granted_hosts() {
     assert_eq!(health["snippet"], "all systems go");
     assert_eq!(hits.load(Ordering::SeqCst), 1);
 }
+
+#[test]
+fn a_response_body_over_the_limit_is_logged_naming_the_limit() {
+    let wasm = support::built("actions/http.check");
+    let body: &'static str = Box::leak("x".repeat(17 << 20).into_boxed_str());
+    let server = TestServer::start(body);
+    let home = Home::new();
+    let url = format!("probe.url=http://127.0.0.1:{}/big", server.port);
+    let grant = format!("127.0.0.1:{}", server.port);
+    let run = home.run(&[
+        "run",
+        wasm.to_str().unwrap(),
+        "-p",
+        &url,
+        "-p",
+        "probe.method=get",
+        "-p",
+        "probe.expect-status=[200]",
+        "--allow-net",
+        &grant,
+    ]);
+    run.code(1);
+    let logs = home.last_record()["logs"].to_string();
+    assert!(
+        logs.contains(&format!(
+            "http: the response body of GET http://127.0.0.1:{}/big is over the limit of 16 MiB",
+            server.port
+        )),
+        "{logs}"
+    );
+}

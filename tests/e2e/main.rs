@@ -5,6 +5,7 @@
 mod support;
 
 mod cli;
+mod compile_limit;
 mod confine;
 mod devkit;
 mod grants_race;

@@ -935,3 +935,96 @@ fn retention_deletes_old_executions_while_serving() {
         "the workflow's tasks went with it: {all}"
     );
 }
+
+#[test]
+fn the_server_forgets_the_secrets_it_read_from_its_environment() {
+    let site = Site::new();
+    let password = "registry-password-that-must-not-linger";
+    let mut child = site
+        .home
+        .cmd()
+        .args(["serve", "--listen", "127.0.0.1:0", "--actions"])
+        .arg(&site.actions)
+        .args(["--webhooks", s(&site.home.path().join("hooks.yaml"))])
+        .env("WF_HOOK", HOOK_SECRET)
+        .env("WASMFLOW_REGISTRY_PASSWORD", password)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let url = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| {
+            l.split("serving ")
+                .nth(1)
+                .map(|r| r.split_whitespace().next().unwrap().to_owned())
+        })
+        .expect("the server started");
+    // What the kernel shows of its environment (as root: the process is
+    // not dumpable) no longer holds either secret.
+    let environ = std::fs::read(format!("/proc/{}/environ", child.id())).unwrap();
+    let environ = String::from_utf8_lossy(&environ);
+    assert!(environ.contains("WASMFLOW_HOME="), "{environ}");
+    assert!(!environ.contains(HOOK_SECRET), "{environ}");
+    assert!(!environ.contains(password), "{environ}");
+    // It still has the webhook secret it read: a call with it is accepted.
+    let resp = http_client()
+        .post(format!("{url}/api/v1/webhooks/deploy"))
+        .header("x-wasmflow-webhook-secret", HOOK_SECRET)
+        .json(&json!({"n": 1}))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 202, "{:?}", resp.text());
+
+    // A body over the API's limit is 413 (too large), not 400 (malformed).
+    let response = post_raw(&url, &site.token, 50 << 20);
+    assert!(response.starts_with("HTTP/1.1 413"), "{response}");
+    assert!(
+        response.contains("over the API's limit of 2 MiB"),
+        "{response}"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// POST a JSON body of `len` bytes over a plain socket, reading the
+/// response while the body is still being written: the server answers
+/// 413 and closes as soon as the body passes its limit, which an HTTP
+/// client writing the whole body first reports as a broken pipe.
+fn post_raw(url: &str, token: &str, len: usize) -> String {
+    use std::io::{Read, Write};
+    let addr = url.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "POST /api/v1/executions HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let sender = std::thread::spawn(move || {
+        let chunk = vec![b' '; 64 << 10];
+        let mut left = len;
+        while left > 0 {
+            let n = left.min(chunk.len());
+            if writer.write_all(&chunk[..n]).is_err() {
+                break;
+            }
+            left -= n;
+        }
+    });
+    let mut response = Vec::new();
+    let mut buf = [0u8; 4096];
+    // Data that arrived before a reset is still read; the reset ends it.
+    while let Ok(n) = stream.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        response.extend_from_slice(&buf[..n]);
+    }
+    let _ = stream.shutdown(std::net::Shutdown::Both);
+    sender.join().unwrap();
+    String::from_utf8_lossy(&response).into_owned()
+}

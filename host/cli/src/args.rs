@@ -29,6 +29,34 @@ pub struct Cli {
     #[arg(long, env = "WASMFLOW_TOKEN", global = true, hide_env_values = true)]
     pub token: Option<String>,
 
+    /// Refuse components larger than this, unread [default: 64MiB].
+    #[arg(
+        long,
+        env = "WASMFLOW_MAX_COMPONENT_SIZE",
+        global = true,
+        value_name = "SIZE"
+    )]
+    pub max_component_size: Option<String>,
+
+    /// Stop compiling a component after this long (code `compile-limit`)
+    /// [default: 2m].
+    #[arg(
+        long,
+        env = "WASMFLOW_COMPILE_TIMEOUT",
+        global = true,
+        value_name = "DURATION"
+    )]
+    pub compile_timeout: Option<String>,
+
+    /// Address space the compiler may use [default: 4GiB].
+    #[arg(
+        long,
+        env = "WASMFLOW_COMPILE_MEMORY",
+        global = true,
+        value_name = "SIZE"
+    )]
+    pub compile_memory: Option<String>,
+
     #[command(subcommand)]
     pub command: Command,
 }

@@ -54,7 +54,8 @@ pub fn test(home: &Home, args: TestArgs) -> CmdResult {
     let scratch =
         tempfile::tempdir().map_err(|e| Fail::usage(anyhow::anyhow!("a temporary store: {e}")))?;
     let cache = home.cache.clone().unwrap_or_else(|| home.dir.join("cache"));
-    let rt = wasmflow_runtime::Runtime::open(scratch.path(), Some(&cache))?;
+    let rt =
+        wasmflow_runtime::Runtime::open_with(scratch.path(), Some(&cache), home.engine.clone())?;
     let report = crate::tokio().block_on(wasmflow_devkit::run_tests(&rt, &args.dir, &component))?;
     if report.cases.is_empty() {
         eprintln!("no tests: add input/expected-output cases as tests/*.json (see README.md)");

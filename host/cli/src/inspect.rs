@@ -9,7 +9,7 @@ pub fn inspect(home: &Home, args: InspectArgs) -> CmdResult {
     // Loading validates and links the component the same way `run` does, so
     // `inspect` says no to exactly what `run` would refuse. It needs no
     // store, so it works while another process holds it.
-    let loader = wasmflow_runtime::Loader::open(&home.dir, home.cache.as_deref())?;
+    let loader = home.loader()?;
     let action = loader.load(&args.component)?;
     let info = wasmflow_runtime::inspect::inspect(&action.bytes)
         .map_err(|e| Fail::usage(anyhow!("{}: {e}", args.component.display())))?;

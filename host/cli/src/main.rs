@@ -88,6 +88,15 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    // The compiler child of bounded compilation (see
+    // `wasmflow_runtime::compile`): before anything else is set up.
+    if std::env::args_os().nth(1).as_deref()
+        == Some(std::ffi::OsStr::new(
+            wasmflow_runtime::compile::CHILD_COMMAND,
+        ))
+    {
+        return wasmflow_runtime::compile::child_main();
+    }
     let cli = args::Cli::parse();
     // An EnvFilter costs milliseconds to build (it compiles its directives);
     // most runs only need warnings, so build one only when asked.
@@ -101,9 +110,20 @@ fn main() -> ExitCode {
             .with_writer(std::io::stderr)
             .init(),
     }
+    let compile = match compile_limits(&cli) {
+        Ok(limits) => limits,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let home = Home {
         dir: cli.home.clone().unwrap_or_else(default_home),
         cache: cli.cache_dir.clone(),
+        engine: wasmflow_runtime::EngineOptions {
+            compile: wasmflow_runtime::CompileOptions::in_child(compile),
+            ..Default::default()
+        },
     };
     let mut command = cli.command;
     // With --server, the server's store is the one that counts.
@@ -118,7 +138,7 @@ fn main() -> ExitCode {
             Ok(Some(path)) => a.component = path,
             Ok(None) => {}
             Err(Fail { code, error }) => {
-                eprintln!("error: {error:#}");
+                eprintln!("error: {}", report(&error));
                 return ExitCode::from(code);
             }
         }
@@ -154,10 +174,25 @@ fn finish(result: CmdResult) -> ExitCode {
     match result {
         Ok(code) => code,
         Err(Fail { code, error }) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", report(&error));
             ExitCode::from(code)
         }
     }
+}
+
+/// An error and its causes on one line, each said once: library errors
+/// often already include their source in their own message
+/// (`cannot read X: <io error>`), which `{:#}` would repeat.
+pub(crate) fn report(error: &anyhow::Error) -> String {
+    let mut out = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !out.contains(&cause) {
+            out.push_str(": ");
+            out.push_str(&cause);
+        }
+    }
+    out
 }
 
 /// Leave without running destructors. Only for after every record this
@@ -191,14 +226,46 @@ fn default_home() -> PathBuf {
     home.join(".local/share/wasmflow")
 }
 
-/// Where this invocation keeps its store and its compiled components.
+/// `--max-component-size`, `--compile-timeout`, `--compile-memory`.
+fn compile_limits(cli: &args::Cli) -> Result<wasmflow_runtime::CompileLimits, String> {
+    let mut limits = wasmflow_runtime::CompileLimits::default();
+    if let Some(s) = &cli.max_component_size {
+        limits.max_component_bytes = units::parse_size("--max-component-size", s)?;
+    }
+    if let Some(s) = &cli.compile_timeout {
+        limits.timeout = units::parse_duration("--compile-timeout", s)?;
+    }
+    if let Some(s) = &cli.compile_memory {
+        limits.memory_bytes = units::parse_size("--compile-memory", s)?;
+    }
+    Ok(limits)
+}
+
+/// Where this invocation keeps its store and its compiled components, and
+/// how it compiles them.
 pub(crate) struct Home {
     pub dir: PathBuf,
     pub cache: Option<PathBuf>,
+    pub engine: wasmflow_runtime::EngineOptions,
+}
+
+impl Home {
+    /// The loader of this invocation (compiled-component cache, limits).
+    pub(crate) fn loader(&self) -> Result<wasmflow_runtime::Loader, Fail> {
+        Ok(wasmflow_runtime::Loader::open_with(
+            &self.dir,
+            self.cache.as_deref(),
+            self.engine.clone(),
+        )?)
+    }
 }
 
 pub(crate) fn runtime(home: &Home) -> Result<wasmflow_runtime::Runtime, Fail> {
-    let rt = wasmflow_runtime::Runtime::open(&home.dir, home.cache.as_deref())?;
+    let rt = wasmflow_runtime::Runtime::open_with(
+        &home.dir,
+        home.cache.as_deref(),
+        home.engine.clone(),
+    )?;
     settle_interrupted(rt.store());
     Ok(rt)
 }

@@ -48,7 +48,7 @@ pub fn push(home: &Home, args: PushArgs) -> CmdResult {
         )));
     }
     let auth = auth(&args.registry)?;
-    let loader = wasmflow_runtime::Loader::open(&home.dir, home.cache.as_deref())?;
+    let loader = home.loader()?;
     let title = r.repository.rsplit('/').next().unwrap_or(&r.repository);
     let (bytes, annotations) =
         annotated(&loader, &args.component, title, args.description.clone())?;
@@ -121,6 +121,9 @@ pub struct RegistryComponents {
     registry: Registry,
     packs: PathBuf,
     insecure: bool,
+    /// Read from the environment once, when made (`serve` then removes
+    /// the password from its environment).
+    auth: Result<Auth, String>,
 }
 
 pub fn components(home: &Home, insecure: bool) -> std::sync::Arc<RegistryComponents> {
@@ -128,6 +131,7 @@ pub fn components(home: &Home, insecure: bool) -> std::sync::Arc<RegistryCompone
         registry: registry(home),
         packs: packs_dir(home),
         insecure,
+        auth: env_auth().map_err(|f| crate::report(&f.error)),
     })
 }
 
@@ -139,7 +143,7 @@ pub fn packs_dir(home: &Home) -> PathBuf {
 impl wasmflow_workflow::Components for RegistryComponents {
     fn oci(&self, reference: &str) -> Result<(String, Vec<u8>), String> {
         let r = OciRef::parse(reference).map_err(|e| e.to_string())?;
-        let auth = env_auth().map_err(|f| format!("{:#}", f.error))?;
+        let auth = self.auth.clone()?;
         // Called from inside the scheduler's tokio runtime as well as from
         // plain code: fetch on a thread with a runtime of its own.
         let cached = std::thread::scope(|s| {
@@ -265,14 +269,14 @@ fn pack_push(home: &Home, dir: &Path, reference: &str, reg: &RegistryArgs) -> Cm
         }
     }
     let auth = auth(reg)?;
-    let loader = wasmflow_runtime::Loader::open(&home.dir, home.cache.as_deref())?;
+    let loader = home.loader()?;
     let prepare = |path: &Path| -> Result<(Vec<u8>, BTreeMap<String, String>), String> {
         let title = format!(
             "{}.{}",
             pack.manifest.name,
             path.file_stem().unwrap_or_default().to_string_lossy()
         );
-        annotated(&loader, path, &title, None).map_err(|f| format!("{:#}", f.error))
+        annotated(&loader, path, &title, None).map_err(|f| crate::report(&f.error))
     };
     let pushed = crate::tokio().block_on(registry(home).push_pack(
         &pack,

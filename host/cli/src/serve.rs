@@ -9,7 +9,23 @@ use std::process::ExitCode;
 use wasmflow_server::{tokens, ServeConfig};
 
 pub fn serve(home: &Home, args: ServeArgs) -> CmdResult {
+    // The secrets first, while this process has one thread: read once,
+    // then overwritten and removed from the environment.
+    let webhooks = args
+        .webhooks
+        .as_deref()
+        .map(wasmflow_server::webhooks::Webhooks::read)
+        .transpose()
+        .map_err(|e| Fail::usage(anyhow!(e)))?;
+    let components = crate::registry::components(home, false);
     let grants = grants_from(&args.grants).map_err(Fail::usage)?;
+    let mut secrets: Vec<&str> = webhooks.iter().flat_map(|w| w.secret_vars()).collect();
+    secrets.push("WASMFLOW_REGISTRY_PASSWORD");
+    // A variable the operator grants to executions by name stays.
+    secrets.retain(|s| !grants.env.iter().any(|g| g.name == *s && g.value.is_none()));
+    // SAFETY: no thread has been started yet (the runtime, the store and
+    // tokio start below).
+    unsafe { wasmflow_server::environ::forget(&secrets) };
     let limits = limits_from(&args.limits)?;
     let shutdown_timeout = parse_duration("--shutdown-timeout", &args.shutdown_timeout)
         .map_err(|e| Fail::usage(anyhow!(e)))?;
@@ -29,7 +45,7 @@ pub fn serve(home: &Home, args: ServeArgs) -> CmdResult {
         listen: args.listen,
         workers,
         actions: args.actions,
-        webhooks: args.webhooks,
+        webhooks: webhooks.map(std::sync::Arc::new),
         queue_capacity: args.queue_capacity.max(1),
         shutdown_timeout,
         grants,
@@ -39,7 +55,6 @@ pub fn serve(home: &Home, args: ServeArgs) -> CmdResult {
         retain_every,
     };
     let rt = crate::runtime(home)?;
-    let components = crate::registry::components(home, false);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

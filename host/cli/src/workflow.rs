@@ -41,7 +41,7 @@ fn problems(p: Problems) -> Fail {
 }
 
 pub fn validate(home: &Home, file: &Path, insecure: bool) -> CmdResult {
-    let loader = Loader::open(&home.dir, home.cache.as_deref())?;
+    let loader = home.loader()?;
     let components = crate::registry::components(home, insecure);
     let def = load_checked(file, &loader, &*components)?;
     eprintln!(

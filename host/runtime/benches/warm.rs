@@ -36,7 +36,13 @@ fn main() {
     );
     for (name, options) in [
         ("on-demand", EngineOptions::default()),
-        ("pooling", EngineOptions { pooling_slots: 64 }),
+        (
+            "pooling",
+            EngineOptions {
+                pooling_slots: 64,
+                ..Default::default()
+            },
+        ),
     ] {
         if !only.is_empty() && !only.iter().any(|o| o == name) {
             continue;

@@ -1,6 +1,7 @@
 //! A loaded action: its digest, compiled component, and `run` signature.
 
 use crate::cache::ComponentCache;
+use crate::compile::{self, CompileError, CompileLimit, CompileOptions};
 use crate::sandbox::Sandbox;
 use crate::value::{self, InputError, Path};
 use crate::RuntimeError;
@@ -79,6 +80,7 @@ pub(crate) fn load(
     engine: &Engine,
     linker: &Linker<Sandbox>,
     cache: &ComponentCache,
+    compile: &CompileOptions,
     reference: &str,
     bytes: Vec<u8>,
 ) -> Result<Action, RuntimeError> {
@@ -100,10 +102,22 @@ pub(crate) fn load(
                 .into(),
         ));
     }
+    let limit = |e: CompileLimit| RuntimeError::CompileLimit {
+        path: reference.to_owned(),
+        message: e.0,
+    };
+    compile::check_size(&compile.limits, bytes.len() as u64).map_err(limit)?;
     let digest = Digest::of(&bytes);
     let component = cache
-        .get_or_compile(engine, &digest, &bytes)
-        .map_err(|e| invalid(format!("{e:#}")))?;
+        .get_or_compile(engine, &digest, &bytes, compile)
+        .map_err(|e| match e {
+            CompileError::Limit(l) => limit(l),
+            CompileError::Invalid(m) => invalid(m),
+            e @ CompileError::Spawn { .. } => RuntimeError::Setup {
+                path: reference.into(),
+                message: e.to_string(),
+            },
+        })?;
     let no_run = || RuntimeError::NoRunExport {
         path: reference.to_owned(),
     };

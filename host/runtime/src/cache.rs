@@ -3,6 +3,7 @@
 //! The directory name carries a hash of the engine's compilation settings
 //! and wasmtime version, so an upgrade never loads stale machine code.
 
+use crate::compile::{self, CompileError, CompileOptions};
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use wasmflow_store::Digest;
@@ -26,17 +27,20 @@ impl ComponentCache {
         self.dir.join(format!("{}.cwasm", digest.hex()))
     }
 
-    /// Load the compiled form of `bytes`, compiling and storing it on a miss.
+    /// Load the compiled form of `bytes`, compiling and storing it on a
+    /// miss (in the compiler program, under its limits, when `options`
+    /// names one).
     pub fn get_or_compile(
         &self,
         engine: &Engine,
         digest: &Digest,
         bytes: &[u8],
-    ) -> wasmtime::Result<Component> {
+        options: &CompileOptions,
+    ) -> Result<Component, CompileError> {
         let path = self.path(digest);
         if path.is_file() {
-            // SAFETY: files in this directory are written only by
-            // `Component::serialize` below, for this engine configuration
+            // SAFETY: files in this directory are written only below, with
+            // `Component::serialize`'s output for this engine configuration
             // (the directory name pins it), and renamed into place whole.
             match unsafe { Component::deserialize_file(engine, &path) } {
                 Ok(c) => return Ok(c),
@@ -46,9 +50,25 @@ impl ComponentCache {
                 }
             }
         }
-        let component = Component::new(engine, bytes)?;
+        let invalid = |e: wasmtime::Error| CompileError::Invalid(format!("{e:#}"));
+        let (component, serialized) = match &options.compiler {
+            Some(program) => {
+                let serialized = compile::in_child(program, &options.limits, bytes)?;
+                // SAFETY: `Component::serialize`'s output from this very
+                // binary (the compiler program is /proc/self/exe), for an
+                // engine of the same settings.
+                let component =
+                    unsafe { Component::deserialize(engine, &serialized) }.map_err(invalid)?;
+                (component, serialized)
+            }
+            None => {
+                let component = Component::new(engine, bytes).map_err(invalid)?;
+                let serialized = component.serialize().map_err(invalid)?;
+                (component, serialized)
+            }
+        };
         // A cache we cannot write is a slower run, not a failed one.
-        if let Err(e) = self.write(&path, &component.serialize()?) {
+        if let Err(e) = self.write(&path, &serialized) {
             tracing::warn!("cannot cache compiled {digest} at {}: {e}", path.display());
         }
         Ok(component)

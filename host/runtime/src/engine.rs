@@ -11,17 +11,19 @@ pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// Bytes of each pooled memory and table reset in place between instances.
 const KEEP_RESIDENT: usize = 64 << 10;
 
-/// How the engine allocates instances.
-#[derive(Clone, Copy, Debug, Default)]
+/// How the engine compiles components and allocates instances.
+#[derive(Clone, Debug, Default)]
 pub struct EngineOptions {
     /// Pre-reserve slots for this many instances (memories, tables,
     /// stacks) and reuse them, instead of mapping fresh memory for every
     /// instantiation; 0 leaves the on-demand allocator. Each slot reserves
     /// address space for the largest memory a guest may have.
     pub pooling_slots: u32,
+    /// Where and within what bounds components are compiled.
+    pub compile: crate::CompileOptions,
 }
 
-pub(crate) fn new_engine(options: EngineOptions) -> wasmtime::Result<Engine> {
+pub(crate) fn new_engine(options: &EngineOptions) -> wasmtime::Result<Engine> {
     let mut config = Config::new();
     if options.pooling_slots > 0 {
         let n = options.pooling_slots;

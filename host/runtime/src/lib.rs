@@ -9,6 +9,7 @@
 
 mod action;
 mod cache;
+pub mod compile;
 pub mod confine;
 mod engine;
 mod files;
@@ -29,6 +30,7 @@ pub mod value;
 pub(crate) mod world;
 
 pub use action::{Action, RunSignature};
+pub use compile::{CompileLimits, CompileOptions};
 pub use engine::EngineOptions;
 pub use granted::GrantOpenError;
 pub use grants::GrantError;
@@ -59,6 +61,8 @@ pub enum RuntimeError {
         "{path} does not export a `run` function (an action's world must `export run: func(...)`)"
     )]
     NoRunExport { path: String },
+    #[error("{path}: {message} (compile-limit)")]
+    CompileLimit { path: String, message: String },
     #[error("{path} cannot be linked: {message}")]
     Unlinkable { path: String, message: String },
     #[error("invalid input: {0}")]
@@ -91,6 +95,7 @@ pub struct Loader {
     engine: wasmtime::Engine,
     linker: wasmtime::component::Linker<sandbox::Sandbox>,
     cache: cache::ComponentCache,
+    compile: CompileOptions,
 }
 
 impl Loader {
@@ -110,7 +115,7 @@ impl Loader {
             path: home.to_owned(),
             message,
         };
-        let engine = engine::new_engine(options).map_err(|e| setup(format!("{e:#}")))?;
+        let engine = engine::new_engine(&options).map_err(|e| setup(format!("{e:#}")))?;
         let linker = run::linker(&engine).map_err(|e| setup(format!("{e:#}")))?;
         let cache_root = cache_dir
             .map(Path::to_owned)
@@ -121,22 +126,37 @@ impl Loader {
             engine,
             linker,
             cache,
+            compile: options.compile,
         })
     }
 
     /// Read, compile (or load from the cache) and link a component file.
     /// `.wat` text is accepted and converted to binary first.
     pub fn load(&self, path: &Path) -> Result<Action, RuntimeError> {
-        let bytes = std::fs::read(path).map_err(|source| RuntimeError::Read {
+        let read = |source| RuntimeError::Read {
             path: path.to_owned(),
             source,
+        };
+        // Not read at all when over the size limit.
+        let len = std::fs::metadata(path).map_err(read)?.len();
+        compile::check_size(&self.compile.limits, len).map_err(|e| RuntimeError::CompileLimit {
+            path: path.display().to_string(),
+            message: e.0,
         })?;
+        let bytes = std::fs::read(path).map_err(read)?;
         self.load_bytes(&path.display().to_string(), bytes)
     }
 
     /// Like [`Loader::load`], for bytes from elsewhere (a registry, a blob).
     pub fn load_bytes(&self, reference: &str, bytes: Vec<u8>) -> Result<Action, RuntimeError> {
-        action::load(&self.engine, &self.linker, &self.cache, reference, bytes)
+        action::load(
+            &self.engine,
+            &self.linker,
+            &self.cache,
+            &self.compile,
+            reference,
+            bytes,
+        )
     }
 }
 

@@ -20,6 +20,16 @@ pub(crate) struct MemoryLimitExceeded {
     pub wanted: usize,
 }
 
+/// A table past [`MAX_TABLE_ELEMENTS`], declared or grown: like memory,
+/// it ends the execution (code `memory-limit`) rather than failing
+/// quietly or as a host error.
+#[derive(Debug, thiserror::Error)]
+#[error("table limit of {limit} elements exceeded (the guest asked for {wanted})")]
+pub(crate) struct TableLimitExceeded {
+    pub limit: usize,
+    pub wanted: usize,
+}
+
 /// Tables hold function references, not data; this is only a backstop.
 const MAX_TABLE_ELEMENTS: usize = 1 << 20;
 
@@ -58,6 +68,12 @@ impl ResourceLimiter for MemoryBudget {
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        Ok(desired <= MAX_TABLE_ELEMENTS)
+        if desired > MAX_TABLE_ELEMENTS {
+            return Err(wasmtime::Error::new(TableLimitExceeded {
+                limit: MAX_TABLE_ELEMENTS,
+                wanted: desired,
+            }));
+        }
+        Ok(true)
     }
 }

@@ -3,7 +3,7 @@
 
 use crate::action::Action;
 use crate::engine::EPOCH_TICK;
-use crate::limits::MemoryLimitExceeded;
+use crate::limits::{MemoryLimitExceeded, TableLimitExceeded};
 use crate::output::OutputLimitExceeded;
 use crate::sandbox::{bindings, LogLimitExceeded, Sandbox};
 use crate::value::val_to_json;
@@ -418,6 +418,13 @@ fn classify_trap(
             Status::Failed,
             None,
             Some(with_trace(failure("memory-limit", m.to_string()))),
+        );
+    }
+    if let Some(t) = e.downcast_ref::<TableLimitExceeded>() {
+        return (
+            Status::Failed,
+            None,
+            Some(with_trace(failure("memory-limit", t.to_string()))),
         );
     }
     if sandbox.memory.exceeded {

@@ -193,7 +193,14 @@ impl Sandbox {
             // the programs' confinement all derive from this handle.
             let dir = match setup::replayed_directory(&world, &m.guest, &journal)? {
                 Some(materialized) => {
-                    let dir = GrantedDir::open(&materialized.path().canonicalize()?)?;
+                    let path = materialized.path().canonicalize().map_err(|e| {
+                        wasmtime::format_err!(
+                            "the snapshot of {} at {}: {e}",
+                            m.guest,
+                            materialized.path().display()
+                        )
+                    })?;
+                    let dir = GrantedDir::open(&path)?;
                     snapshots.push(materialized);
                     dir
                 }
@@ -443,9 +450,21 @@ impl WasiHttpHooks for NetPolicy {
             return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
         }
         let world = self.world.clone();
+        let journal = self.journal.clone();
         let limit = self.body_limit;
         Box::new(async move {
             let result = http_replay::send_buffered(request, options, limit).await;
+            if let Err(wasmtime_wasi_http::Error::HttpResponseBodySize(_)) = &result {
+                // The guest sees only an error code (often shown as a bare
+                // network error): say which limit it met.
+                journal.note(
+                    LogLevel::Warn,
+                    format!(
+                        "http: the response body of {method} {url} is over the limit of {} MiB                          (16 MiB, or --max-output if larger); the request failed",
+                        limit >> 20
+                    ),
+                );
+            }
             if let Some(store) = world.recording_store() {
                 let outcome = match &result {
                     Ok((parts, body)) => HttpOutcome::Response {

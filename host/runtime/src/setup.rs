@@ -83,16 +83,22 @@ pub(crate) fn replayed_directory(
     };
     let dir = tempfile::Builder::new()
         .prefix("wasmflow-replay-")
-        .tempdir()?;
+        .tempdir()
+        .map_err(|e| {
+            wasmtime::format_err!("creating a directory for the snapshot of {guest}: {e}")
+        })?;
     for (rel, digest) in &files {
         let bytes = world.recorded_blob(digest).ok_or_else(|| {
             wasmtime::format_err!("recorded file {guest}/{rel} ({digest}) is missing")
         })?;
         let path = dir.path().join(rel);
+        let at = |e: std::io::Error| {
+            wasmtime::format_err!("materializing {guest}/{rel} at {}: {e}", path.display())
+        };
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)?;
+            std::fs::create_dir_all(parent).map_err(at)?;
         }
-        std::fs::write(path, bytes)?;
+        std::fs::write(&path, bytes).map_err(at)?;
     }
     if !complete {
         journal.note(

@@ -92,6 +92,10 @@ impl From<AcceptError> for ApiError {
 
 type ApiResult<T> = Result<T, ApiError>;
 
+/// axum's default request body limit (`DefaultBodyLimit`), which the API
+/// keeps.
+const BODY_LIMIT: usize = 2 << 20;
+
 /// A JSON body whose rejection is one of ours (a JSON error body, 400 for
 /// malformed JSON, 422 for the wrong shape) instead of axum's plain text.
 pub struct Body<T>(pub T);
@@ -106,7 +110,19 @@ where
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = axum::body::Bytes::from_request(req, state)
             .await
-            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+            .map_err(|e| {
+                // A body over axum's limit is 413, not a malformed request.
+                let status = e.status();
+                let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                    format!(
+                        "request body over the API's limit of {} MiB",
+                        BODY_LIMIT >> 20
+                    )
+                } else {
+                    e.body_text()
+                };
+                ApiError::new(status, message)
+            })?;
         if bytes.is_empty() {
             return serde_json::from_slice(b"{}").map(Body).map_err(|e| {
                 ApiError::new(

@@ -10,6 +10,7 @@
 pub mod api;
 pub mod catalog;
 pub mod client;
+pub mod environ;
 pub mod live;
 mod metrics;
 pub mod queue;
@@ -39,8 +40,10 @@ pub struct ServeConfig {
     pub workers: usize,
     /// Components and workflows the server runs, by file stem.
     pub actions: Option<PathBuf>,
-    /// The webhook definitions file.
-    pub webhooks: Option<PathBuf>,
+    /// The webhooks, read (with their secrets) before the server started
+    /// ([`webhooks::Webhooks::read`]); their targets are checked against
+    /// the catalog at start.
+    pub webhooks: Option<Arc<webhooks::Webhooks>>,
     /// Executions accepted but not ended, at most.
     pub queue_capacity: usize,
     /// How long running executions get to end after SIGTERM.
@@ -140,8 +143,11 @@ pub async fn serve(
         None => catalog::Catalog::default(),
     };
     let webhooks = match &config.webhooks {
-        Some(path) => webhooks::Webhooks::load(path, &|name| catalog.get(name).is_some())?,
-        None => webhooks::Webhooks::default(),
+        Some(hooks) => {
+            hooks.check_targets(&|name| catalog.get(name).is_some())?;
+            hooks.clone()
+        }
+        None => Arc::default(),
     };
     let queue = queue::Queue::new(rt.store().clone(), config.queue_capacity, config.workers);
     let restored = queue.restore(sched.interrupted()?)?;

@@ -43,13 +43,27 @@ pub struct Webhook {
     pub action: String,
     input: Value,
     secret: Vec<u8>,
+    /// The environment variable the secret was read from.
+    pub secret_env: String,
     pub grants: Option<GrantSpec>,
 }
 
 #[derive(Default)]
 pub struct Webhooks {
+    /// The file they came from (for messages).
+    path: String,
     hooks: BTreeMap<String, Webhook>,
     exprs: Expressions,
+}
+
+/// Names only: never the secrets.
+impl std::fmt::Debug for Webhooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Webhooks")
+            .field("path", &self.path)
+            .field("hooks", &self.hooks.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +90,17 @@ impl Webhooks {
     /// Read and check the webhook file: every target must be in the
     /// catalog (`known`), every template must parse, every secret be set.
     pub fn load(path: &Path, known: &dyn Fn(&str) -> bool) -> Result<Self, WebhookConfigError> {
+        let hooks = Self::read(path)?;
+        hooks.check_targets(known)?;
+        Ok(hooks)
+    }
+
+    /// Read the webhook file and the secrets it names from the
+    /// environment; templates are checked, targets are not yet (see
+    /// [`Webhooks::check_targets`]). `serve` reads it first, before
+    /// anything else, so that it can then remove the secrets from its
+    /// environment.
+    pub fn read(path: &Path) -> Result<Self, WebhookConfigError> {
         let err = |message: String| WebhookConfigError {
             path: path.display().to_string(),
             message,
@@ -91,27 +116,19 @@ impl Webhooks {
         let exprs = Expressions::new();
         let mut hooks = BTreeMap::new();
         for (name, spec) in specs {
-            if !known(&spec.action) {
-                return Err(err(format!(
-                    "webhook `{name}`: no action or workflow `{}` in the actions directory",
-                    spec.action
-                )));
-            }
             exprs
                 .check(&spec.input)
                 .map_err(|(at, e)| err(format!("webhook `{name}`: input{at}: {e}")))?;
-            let secret = match &spec.secret_env {
-                Some(var) => std::env::var(var).map_err(|_| {
-                    err(format!(
-                        "webhook `{name}`: its secret variable {var} is not set"
-                    ))
-                })?,
-                None => {
-                    return Err(err(format!(
-                        "webhook `{name}` has no secret_env; every webhook needs a secret"
-                    )))
-                }
+            let Some(var) = spec.secret_env else {
+                return Err(err(format!(
+                    "webhook `{name}` has no secret_env; every webhook needs a secret"
+                )));
             };
+            let secret = std::env::var(&var).map_err(|_| {
+                err(format!(
+                    "webhook `{name}`: its secret variable {var} is not set"
+                ))
+            })?;
             if secret.len() < 16 {
                 return Err(err(format!(
                     "webhook `{name}`: its secret is shorter than 16 bytes"
@@ -123,11 +140,37 @@ impl Webhooks {
                     action: spec.action,
                     input: spec.input,
                     secret: secret.into_bytes(),
+                    secret_env: var,
                     grants: spec.grants,
                 },
             );
         }
-        Ok(Self { hooks, exprs })
+        Ok(Self {
+            path: path.display().to_string(),
+            hooks,
+            exprs,
+        })
+    }
+
+    /// Every target must be in the catalog (`known`).
+    pub fn check_targets(&self, known: &dyn Fn(&str) -> bool) -> Result<(), WebhookConfigError> {
+        for (name, hook) in &self.hooks {
+            if !known(&hook.action) {
+                return Err(WebhookConfigError {
+                    path: self.path.clone(),
+                    message: format!(
+                        "webhook `{name}`: no action or workflow `{}` in the actions directory",
+                        hook.action
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The environment variables the secrets came from.
+    pub fn secret_vars(&self) -> impl Iterator<Item = &str> {
+        self.hooks.values().map(|h| h.secret_env.as_str())
     }
 
     pub fn names(&self) -> impl Iterator<Item = &str> {

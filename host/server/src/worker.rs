@@ -26,7 +26,7 @@ pub struct App {
     pub catalog: Catalog,
     pub queue: Queue,
     pub tokens: Tokens,
-    pub webhooks: Webhooks,
+    pub webhooks: Arc<Webhooks>,
     pub metrics: Metrics,
     pub live: Arc<Live>,
     /// The most any execution may be granted (the `serve` flags).
@@ -46,7 +46,7 @@ impl App {
         catalog: Catalog,
         queue: Queue,
         tokens: Tokens,
-        webhooks: Webhooks,
+        webhooks: Arc<Webhooks>,
         grants: Grants,
         limits: Limits,
     ) -> Self {
@@ -72,12 +72,21 @@ impl App {
         if let Some(a) = self.catalog.action_by_digest(&record.component_digest) {
             return Ok(a.clone());
         }
-        let mut loaded = self.loaded.lock().expect("not poisoned");
-        if let Some(a) = loaded.get(&record.component_digest) {
+        if let Some(a) = self
+            .loaded
+            .lock()
+            .expect("not poisoned")
+            .get(&record.component_digest)
+        {
             return Ok(a.clone());
         }
-        let a = self.rt.load_executed(record).map_err(|e| e.to_string())?;
-        loaded.insert(record.component_digest.clone(), a.clone());
+        // A compilation may take up to the compile limit: not under the
+        // lock, and with this async worker thread handed over meanwhile.
+        let a = blocking(|| self.rt.load_executed(record)).map_err(|e| e.to_string())?;
+        self.loaded
+            .lock()
+            .expect("not poisoned")
+            .insert(record.component_digest.clone(), a.clone());
         Ok(a)
     }
 
@@ -295,5 +304,16 @@ impl Observer for LiveTasks {
                 elapsed_ms: elapsed.as_millis() as u64,
             },
         );
+    }
+}
+
+/// Run `f`, which may block for long, without stalling the other tasks of
+/// this async worker thread (where the runtime can move them).
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
     }
 }
