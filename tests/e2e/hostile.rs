@@ -36,6 +36,16 @@ fn wat_guests_loop_bomb_trap_and_overflow() {
         "memory-limit",
         "memory limit of 33554432 bytes exceeded",
     );
+    // Tables past the backstop, declared or grown: memory-limit too.
+    for name in ["table", "table-grow"] {
+        expect(
+            &home,
+            &run(name),
+            "failed",
+            "memory-limit",
+            "table limit of 1048576 elements exceeded",
+        );
+    }
     expect(&home, &run("trap"), "failed", "trap", "unreachable");
     expect(
         &home,
