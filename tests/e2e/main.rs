@@ -78,6 +78,9 @@ impl Home {
         let mut c = Command::new(env!("CARGO_BIN_EXE_wasmflow"));
         c.env("WASMFLOW_HOME", self.dir.path())
             .env("WASMFLOW_CACHE_DIR", support::shared_cache())
+            // Tests compile the same large components at once on a small
+            // machine; the bound itself is tested with explicit flags.
+            .env("WASMFLOW_COMPILE_TIMEOUT", "15m")
             .env_remove("WASMFLOW_LOG");
         c
     }

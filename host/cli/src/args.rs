@@ -39,7 +39,7 @@ pub struct Cli {
     pub max_component_size: Option<String>,
 
     /// Stop compiling a component after this long (code `compile-limit`)
-    /// [default: 2m].
+    /// [default: 5m].
     #[arg(
         long,
         env = "WASMFLOW_COMPILE_TIMEOUT",

@@ -183,9 +183,7 @@ fn rerun(home: &Home, id: &str, params: &[String], from: Option<&str>, json: boo
     let options = RunOptions {
         grants: original.grants.clone(),
         limits: original.limits,
-        rerun_of: Some(original.id),
-        parent: original.parent,
-        root: original.root,
+        lineage: wasmflow_store::Lineage::rerun_of(&original),
         ..Default::default()
     };
     let record = crate::tokio().block_on(rt.run(&action, input, options))?;

@@ -89,8 +89,8 @@ fn foreground(
     show: bool,
     json: bool,
 ) -> CmdResult {
-    let id = req.id.unwrap_or_default();
-    req.id = Some(id);
+    let id = req.lineage.id.unwrap_or_default();
+    req.lineage.id = Some(id);
     let progress = show.then(|| Arc::new(Progress::new()));
     req.observer = progress.clone().map(|p| p as Arc<dyn Observer>);
     let cancel = req.cancel.clone();
@@ -220,14 +220,13 @@ fn cancel_tree(store: &Store, mut r: ExecutionRecord) -> Result<usize, StoreErro
             n += cancel_tree(store, c)?;
         }
     }
-    r.status = Status::Canceled;
-    r.error = Some(wasmflow_store::Failure {
-        code: "canceled".into(),
-        message: "canceled with `wasmflow execution cancel`".into(),
-        retryable: false,
-        details: None,
-    });
-    r.ended_at = Some(wasmflow_store::now());
+    r.fail(
+        Status::Canceled,
+        wasmflow_store::Failure::new(
+            wasmflow_store::code::CANCELED,
+            "canceled with `wasmflow execution cancel`",
+        ),
+    );
     store.put(&r)?;
     Ok(n + 1)
 }
@@ -252,7 +251,7 @@ pub fn rerun(
     let mut req = Request::new(Arc::new(def), input);
     req.grants = original.grants.clone();
     req.limits = original.limits;
-    req.rerun_of = Some(original.id);
+    req.lineage = wasmflow_store::Lineage::rerun_of(&original);
     req.from = from.map(|t| (original.id, t.to_owned()));
     let show = std::io::stderr().is_terminal();
     let progress = show.then(|| Arc::new(Progress::new()));

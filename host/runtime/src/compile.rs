@@ -42,7 +42,9 @@ impl Default for CompileLimits {
     fn default() -> Self {
         Self {
             max_component_bytes: 64 << 20,
-            timeout: Duration::from_secs(120),
+            // An 18 MB Python component takes ~9 s on 2 cores; a slow or
+            // busy machine gets a wide margin.
+            timeout: Duration::from_secs(300),
             memory_bytes: 4 << 30,
         }
     }

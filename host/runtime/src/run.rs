@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-use wasmflow_store::{now, ExecutionId, ExecutionRecord, Failure, Grants, Limits, Status};
+use wasmflow_store::{code, now, ExecutionRecord, Failure, Grants, Limits, Lineage, Status};
 use wasmtime::component::{HasSelf, Linker, Type, Val};
 use wasmtime::{Trap, UpdateDeadline};
 
@@ -34,18 +34,9 @@ impl std::error::Error for Canceled {}
 pub struct RunOptions {
     pub grants: Grants,
     pub limits: Limits,
-    pub parent: Option<ExecutionId>,
-    pub root: Option<ExecutionId>,
-    pub rerun_of: Option<ExecutionId>,
-    pub worker: Option<String>,
-    /// Use this id for the new record (a scheduler names its children
-    /// before they start, so it can find them after a crash).
-    pub id: Option<ExecutionId>,
-    /// The workflow task this execution runs for.
-    pub task: Option<String>,
-    /// When the execution was accepted, if before it started (a server's
-    /// queue); the record's `created_at`.
-    pub created_at: Option<std::time::SystemTime>,
+    /// Its id, parent, task, ... (a scheduler names its children before
+    /// they start, so it can find them after a crash).
+    pub lineage: Lineage,
     /// Cancelling it stops the guest (at the next epoch tick, or in the
     /// host call it waits in) and records `canceled`.
     pub cancel: Option<CancellationToken>,
@@ -96,19 +87,9 @@ pub(crate) async fn run(
 ) -> Result<ExecutionRecord, RuntimeError> {
     let params = action.check_input(&input)?;
     let record = begin(rt, action, input, |r| {
-        if let Some(id) = options.id {
-            r.id = id;
-        }
-        if let Some(at) = options.created_at {
-            r.created_at = at;
-        }
-        r.task = options.task;
+        options.lineage.apply(r);
         r.grants = options.grants;
         r.limits = options.limits;
-        r.parent = options.parent;
-        r.root = options.root;
-        r.rerun_of = options.rerun_of;
-        r.worker = options.worker;
         r.attempt = options.attempt.max(1);
     })?;
     let (grants, limits) = (record.grants.clone(), record.limits);
@@ -218,10 +199,7 @@ fn finish(mut record: ExecutionRecord, outcome: Outcome) -> ExecutionRecord {
     record.stdout = outcome.stdout;
     record.stderr = outcome.stderr;
     record.logs = outcome.logs;
-    record.status = outcome.status;
-    record.result = outcome.result;
-    record.error = outcome.error;
-    record.ended_at = Some(now());
+    record.end(outcome.status, outcome.result, outcome.error);
     record
 }
 
@@ -262,7 +240,7 @@ pub(crate) async fn execute(
             return Outcome {
                 status: Status::Failed,
                 result: None,
-                error: Some(failure("sandbox", format!("{e:#}"))),
+                error: Some(failure(code::SANDBOX, format!("{e:#}"))),
                 stdout: String::new(),
                 stderr: String::new(),
                 logs: Vec::new(),
@@ -324,7 +302,7 @@ pub(crate) async fn execute(
     // recording is incomplete either way, and it fails the same way.
     let (status, result, error) = if store.data().world().over_limit() && status != Status::Canceled
     {
-        let mut f = failure("recording-limit", RecordingLimitExceeded.to_string());
+        let mut f = failure(code::RECORDING_LIMIT, RecordingLimitExceeded.to_string());
         f.details = error.and_then(|e| e.details);
         (Status::Failed, None, Some(f))
     } else {
@@ -352,7 +330,7 @@ fn canceled_outcome() -> (Status, Option<Value>, Option<Failure>) {
     (
         Status::Canceled,
         None,
-        Some(failure("canceled", Canceled.to_string())),
+        Some(failure(code::CANCELED, Canceled.to_string())),
     )
 }
 
@@ -367,21 +345,14 @@ fn action_name(reference: &str) -> String {
 }
 
 fn failure(code: &str, message: String) -> Failure {
-    Failure {
-        code: code.to_owned(),
-        message,
-        retryable: false,
-        details: None,
-    }
+    Failure::new(code, message)
 }
 
 fn timed_out(timeout: Duration) -> Failure {
-    Failure {
-        code: "timeout".into(),
-        message: format!("the action ran longer than its {} limit", humanize(timeout)),
-        retryable: true,
-        details: None,
-    }
+    Failure::new(
+        code::TIMEOUT,
+        format!("the action ran longer than its {} limit", humanize(timeout)),
+    )
 }
 
 fn humanize(d: Duration) -> String {
@@ -410,21 +381,21 @@ fn classify_trap(
         return (
             Status::Failed,
             None,
-            Some(failure("replay-divergence", d.to_string())),
+            Some(failure(code::REPLAY_DIVERGENCE, d.to_string())),
         );
     }
     if let Some(m) = e.downcast_ref::<MemoryLimitExceeded>() {
         return (
             Status::Failed,
             None,
-            Some(with_trace(failure("memory-limit", m.to_string()))),
+            Some(with_trace(failure(code::MEMORY_LIMIT, m.to_string()))),
         );
     }
     if let Some(t) = e.downcast_ref::<TableLimitExceeded>() {
         return (
             Status::Failed,
             None,
-            Some(with_trace(failure("memory-limit", t.to_string()))),
+            Some(with_trace(failure(code::MEMORY_LIMIT, t.to_string()))),
         );
     }
     if sandbox.memory.exceeded {
@@ -432,14 +403,14 @@ fn classify_trap(
         return (
             Status::Failed,
             None,
-            Some(with_trace(failure("memory-limit", msg))),
+            Some(with_trace(failure(code::MEMORY_LIMIT, msg))),
         );
     }
     if let Some(o) = e.downcast_ref::<OutputLimitExceeded>() {
         return (
             Status::Failed,
             None,
-            Some(with_trace(failure("output-limit", o.to_string()))),
+            Some(with_trace(failure(code::OUTPUT_LIMIT, o.to_string()))),
         );
     }
     for stream in [&sandbox.stdout, &sandbox.stderr] {
@@ -452,7 +423,7 @@ fn classify_trap(
             return (
                 Status::Failed,
                 None,
-                Some(with_trace(failure("output-limit", msg))),
+                Some(with_trace(failure(code::OUTPUT_LIMIT, msg))),
             );
         }
     }
@@ -460,23 +431,23 @@ fn classify_trap(
         return (
             Status::Failed,
             None,
-            Some(failure("unconfined", u.to_string())),
+            Some(failure(code::UNCONFINED, u.to_string())),
         );
     }
     if let Some(l) = e.downcast_ref::<LogLimitExceeded>() {
         return (
             Status::Failed,
             None,
-            Some(with_trace(failure("log-limit", l.to_string()))),
+            Some(with_trace(failure(code::LOG_LIMIT, l.to_string()))),
         );
     }
     if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
         return (Status::TimedOut, None, Some(timed_out(timeout)));
     }
     let code = match e.downcast_ref::<Trap>() {
-        Some(Trap::StackOverflow) => "stack-overflow",
-        Some(_) => "trap",
-        None => "host-error",
+        Some(Trap::StackOverflow) => code::STACK_OVERFLOW,
+        Some(_) => code::TRAP,
+        None => code::HOST_ERROR,
     };
     (
         Status::Failed,
@@ -539,13 +510,9 @@ fn action_failure(err: Value) -> Failure {
             };
         }
     }
-    Failure {
-        code: "action-error".into(),
-        message: match &err {
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
-        },
-        retryable: false,
-        details: Some(err),
-    }
+    let message = match &err {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    Failure::new(code::ACTION_ERROR, message).with_details(err)
 }

@@ -7,7 +7,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 use wasmflow_runtime::{RunOptions, Runtime};
-use wasmflow_store::{ExecutionId, Limits, ListFilter, Status};
+use wasmflow_store::{ExecutionId, Limits, Lineage, ListFilter, Status};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_execution_shows_running_then_its_outcome() {
@@ -16,7 +16,10 @@ async fn a_long_execution_shows_running_then_its_outcome() {
     let spin = rt.load(&support::fixture("wat/loop.wat")).unwrap();
     let id = ExecutionId::new();
     let options = RunOptions {
-        id: Some(id),
+        lineage: Lineage {
+            id: Some(id),
+            ..Lineage::default()
+        },
         limits: Limits {
             timeout_ms: 1500,
             ..Limits::default()

@@ -24,7 +24,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 use wasmflow_runtime::{overrides, Recording};
-use wasmflow_store::{now, ExecutionId, ExecutionRecord, Failure, Kind, ListFilter, Status};
+use wasmflow_store::{
+    code, ExecutionId, ExecutionRecord, Failure, Kind, Lineage, ListFilter, Status,
+};
 use wasmflow_workflow::model::GrantSpec;
 
 pub type AppState = Arc<App>;
@@ -587,14 +589,10 @@ pub async fn cancel_execution(
         ));
     }
     if app.queue.withdraw(record.id).is_some() {
-        record.status = Status::Canceled;
-        record.error = Some(Failure {
-            code: "canceled".into(),
-            message: "canceled before it started".into(),
-            retryable: false,
-            details: None,
-        });
-        record.ended_at = Some(now());
+        record.fail(
+            Status::Canceled,
+            Failure::new(code::CANCELED, "canceled before it started"),
+        );
         app.rt.store().put(&record)?;
         app.live.end(record.id, Status::Canceled);
         app.metrics.ended(&record.action, "canceled", None);
@@ -700,9 +698,9 @@ pub async fn rerun_execution(
             )
         }
     };
+    Lineage::rerun_of(&original).apply(&mut record);
     record.grants = original.grants.clone();
     record.limits = original.limits;
-    record.rerun_of = Some(original.id);
     record.status = Status::Pending;
     app.submit(&record, Payload { from: req.from }).await?;
     Ok(accepted(&record))

@@ -16,7 +16,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 use tokio_util::sync::CancellationToken;
 use wasmflow_runtime::{Action, LogWatcher, RunOptions, Runtime};
-use wasmflow_store::{now, ExecutionId, ExecutionRecord, Failure, Grants, Kind, Limits, Status};
+use wasmflow_store::{
+    code, ExecutionId, ExecutionRecord, Failure, Grants, Kind, Limits, Lineage, Status,
+};
 use wasmflow_workflow::{Observer, Request, Scheduler};
 
 /// Everything a request handler or a worker needs.
@@ -172,14 +174,7 @@ async fn run_job(app: &Arc<App>, worker: usize, job: Job) {
         Ok(r) => r,
         Err(message) => {
             let mut r = store.get(id).ok().flatten().unwrap_or(record);
-            r.status = Status::Failed;
-            r.error = Some(Failure {
-                code: "server".into(),
-                message,
-                retryable: true,
-                details: None,
-            });
-            r.ended_at = Some(now());
+            r.fail(Status::Failed, Failure::new(code::SERVER, message));
             if let Err(e) = store.put_unflushed(&r) {
                 tracing::error!("recording the failure of {id}: {e}");
                 return;
@@ -218,17 +213,15 @@ async fn run_action(
     // Started before (a server stopped or was killed while it ran): this
     // is its next attempt, under the same id.
     let attempt = record.attempt + u32::from(record.started_at.is_some());
+    let lineage = Lineage {
+        worker: Some(format!("server/{worker}")),
+        ..Lineage::of(&record)
+    };
     let options = RunOptions {
         attempt,
         grants: record.grants,
         limits: record.limits,
-        parent: record.parent,
-        root: record.root,
-        rerun_of: record.rerun_of,
-        worker: Some(format!("server/{worker}")),
-        id: Some(record.id),
-        task: record.task,
-        created_at: Some(record.created_at),
+        lineage,
         cancel: Some(cancel),
         watch_logs: Some(live),
         // Flushed by `run_job`, with whatever else ended or was accepted
@@ -264,11 +257,9 @@ async fn run_workflow(
         .recorded_definition(&record)
         .map_err(|e| e.to_string())?;
     let mut req = Request::new(Arc::new(def), record.input.clone());
-    req.id = Some(record.id);
+    req.lineage = Lineage::of(&record);
     req.grants = record.grants.clone();
     req.limits = record.limits;
-    req.rerun_of = record.rerun_of;
-    req.created_at = Some(record.created_at);
     req.from = match (record.rerun_of, payload.from) {
         (Some(old), Some(task)) => Some((old, task)),
         _ => None,

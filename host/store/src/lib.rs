@@ -25,7 +25,9 @@
 mod bundle;
 mod check;
 mod event;
+mod failure;
 mod files;
+mod lineage;
 mod purge;
 mod record;
 mod recovery;
@@ -39,10 +41,11 @@ pub use event::{
 };
 
 pub use check::{CheckReport, Damage};
+pub use failure::code;
+pub use lineage::Lineage;
 pub use purge::{PurgeFilter, PurgeReport, Retention};
 pub use record::{
     now, EnvGrant, ExecutionId, ExecutionRecord, Failure, Grants, Kind, Limits, LogLevel, LogLine,
     Mount, NetGrant, Progress, Status,
 };
-pub use recovery::INTERRUPTED;
 pub use store::{Digest, ListFilter, Queued, Store, StoreError};

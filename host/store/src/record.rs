@@ -1,5 +1,6 @@
 //! What one execution was: its input, grants, outcome, logs and timings.
 
+pub use crate::failure::Failure;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::fmt;
@@ -262,19 +263,6 @@ pub struct Progress {
     pub total: u64,
 }
 
-/// Why an execution did not succeed.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Failure {
-    /// Stable code: the action's own (`invalid-spec`) or the host's
-    /// (`trap`, `timeout`, `memory-limit`, `output-limit`, `instantiate`).
-    pub code: String,
-    pub message: String,
-    #[serde(default)]
-    pub retryable: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub details: Option<Value>,
-}
-
 /// Everything wasmflow knows about one execution.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ExecutionRecord {
@@ -335,6 +323,20 @@ fn is_first_attempt(n: &u32) -> bool {
 }
 
 impl ExecutionRecord {
+    /// End the record: a terminal `status`, what it produced, now.
+    pub fn end(&mut self, status: Status, result: Option<Value>, error: Option<Failure>) {
+        debug_assert!(status.is_terminal(), "ending a record as {status}");
+        self.status = status;
+        self.result = result;
+        self.error = error;
+        self.ended_at = Some(now());
+    }
+
+    /// End the record as `status` (failed, canceled, ...) with `failure`.
+    pub fn fail(&mut self, status: Status, failure: Failure) {
+        self.end(status, None, Some(failure));
+    }
+
     /// A fresh, pending record for one action.
     pub fn new_action(action: String, component_digest: String, input: Value) -> Self {
         Self {

@@ -5,12 +5,10 @@
 //! it. Workflow tasks are settled by the workflow's resume (it starts them
 //! again); executions in a server's queue by the server's next start.
 
-use crate::record::{now, ExecutionRecord, Failure, Kind, Status};
+use crate::failure::{code, Failure};
+use crate::record::{ExecutionRecord, Kind, Status};
 use crate::store::{ListFilter, Store, StoreError};
 use std::collections::HashSet;
-
-/// The failure code of an execution whose process stopped while it ran.
-pub const INTERRUPTED: &str = "interrupted";
 
 impl Store {
     /// Record as `failed` with code `interrupted` every top-level action
@@ -39,16 +37,10 @@ impl Store {
 }
 
 fn interrupted(mut r: ExecutionRecord) -> ExecutionRecord {
-    r.status = Status::Failed;
-    r.error = Some(Failure {
-        code: INTERRUPTED.into(),
-        message: format!(
-            "the wasmflow process running it stopped (attempt {}); it was not finished",
-            r.attempt
-        ),
-        retryable: true,
-        details: None,
-    });
-    r.ended_at = Some(now());
+    let message = format!(
+        "the wasmflow process running it stopped (attempt {}); it was not finished",
+        r.attempt
+    );
+    r.fail(Status::Failed, Failure::new(code::INTERRUPTED, message));
     r
 }

@@ -20,7 +20,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 use wasmflow_runtime::{Action, CancellationToken, RunOptions, Runtime, RuntimeError};
-use wasmflow_store::{now, ExecutionId, ExecutionRecord, Failure, Grants, Kind, Limits, Status};
+use wasmflow_store::{
+    code, now, ExecutionId, ExecutionRecord, Failure, Grants, Kind, Limits, Lineage, Status,
+};
 
 /// Told what the scheduler does, for progress displays.
 pub trait Observer: Send + Sync {
@@ -38,14 +40,8 @@ pub struct Request {
     pub grants: Grants,
     /// Limits of each task; a task's `timeout` replaces the wall time.
     pub limits: Limits,
-    pub parent: Option<ExecutionId>,
-    pub root: Option<ExecutionId>,
-    pub task: Option<String>,
-    pub id: Option<ExecutionId>,
-    pub rerun_of: Option<ExecutionId>,
-    /// When the execution was accepted, if before it started (a server's
-    /// queue); the record's `created_at`.
-    pub created_at: Option<std::time::SystemTime>,
+    /// Its id, parent, task, ... (see [`Lineage`]).
+    pub lineage: Lineage,
     /// `re-run --from TASK`: reuse the recorded results of that execution's
     /// tasks that do not follow TASK.
     pub from: Option<(ExecutionId, String)>,
@@ -63,12 +59,7 @@ impl Request {
             input,
             grants: Grants::default(),
             limits: Limits::default(),
-            parent: None,
-            root: None,
-            task: None,
-            id: None,
-            rerun_of: None,
-            created_at: None,
+            lineage: Lineage::default(),
             from: None,
             cancel: CancellationToken::new(),
             observer: None,
@@ -131,18 +122,9 @@ impl Scheduler {
             digest.to_string(),
             input.clone(),
         );
-        if let Some(id) = req.id {
-            record.id = id;
-        }
-        if let Some(at) = req.created_at {
-            record.created_at = at;
-        }
-        record.parent = req.parent;
-        record.root = req.root;
-        record.task = req.task.clone();
+        req.lineage.clone().apply(&mut record);
         record.grants = req.grants.clone();
         record.limits = req.limits;
-        record.rerun_of = req.rerun_of;
         record.status = Status::Running;
         record.started_at = Some(now());
         store.put(&record)?;
@@ -184,11 +166,7 @@ impl Scheduler {
         let req = Request {
             grants: record.grants.clone(),
             limits: record.limits,
-            parent: record.parent,
-            root: record.root,
-            task: record.task.clone(),
-            id: Some(record.id),
-            rerun_of: record.rerun_of,
+            lineage: Lineage::of(&record),
             cancel,
             observer,
             ..Request::new(def.clone(), record.input.clone())
@@ -534,7 +512,7 @@ impl Driver {
             Some((i, o)) => {
                 let mut error = o
                     .error
-                    .unwrap_or_else(|| failure("failed", "the item failed"));
+                    .unwrap_or_else(|| failure(code::FAILED, "the item failed"));
                 error.message = format!("item {i}: {}", error.message);
                 SlotOutcome {
                     status: o.status,
@@ -563,7 +541,8 @@ impl Driver {
                             .as_ref()
                             .map(|e| format!("{} ({})", e.message, e.code))
                             .unwrap_or_else(|| outcome.status.to_string());
-                        let mut f = failure("task-failed", &format!("task `{name}` failed: {why}"));
+                        let mut f =
+                            failure(code::TASK_FAILED, &format!("task `{name}` failed: {why}"));
                         f.details = Some(json!({ "failed_on": name, "error": outcome.error }));
                         entries.push(Entry::Fail { failure: f });
                     }
@@ -674,7 +653,7 @@ impl Driver {
                     }
                     Ok(other) => {
                         let f = failure(
-                            "expression",
+                            code::EXPRESSION,
                             &format!("tasks.{name}.with-items: expected a list, got {other}"),
                         );
                         self.conclude(run, failed(f))?;
@@ -802,7 +781,7 @@ impl Driver {
         let grants = match self.task_grants(&task, item.as_ref()) {
             Ok(g) => g,
             Err(e) => {
-                let f = failure("grant-denied", &format!("task `{name}` {e}"));
+                let f = failure(code::GRANT_DENIED, &format!("task `{name}` {e}"));
                 return self.settle_now(run, slot, f);
             }
         };
@@ -839,7 +818,7 @@ impl Driver {
         }) {
             Ok(a) => a,
             Err(e) => {
-                return self.settle_now(run, slot, failure("action", &e));
+                return self.settle_now(run, slot, failure(code::ACTION, &e));
             }
         };
         if let Some(o) = &self.req.observer {
@@ -852,13 +831,14 @@ impl Driver {
             options: RunOptions {
                 grants,
                 limits,
-                parent: Some(self.record.id),
-                root: Some(self.record.root.unwrap_or(self.record.id)),
-                id: Some(child),
-                task: Some(match &item {
-                    Some(_) => format!("{name}[{slot}]"),
-                    None => name,
-                }),
+                lineage: Lineage::child_of(
+                    &self.record,
+                    child,
+                    match &item {
+                        Some(_) => format!("{name}[{slot}]"),
+                        None => name,
+                    },
+                ),
                 cancel: Some(self.req.cancel.child_token()),
                 // Flushed with the journal entry that settles it, before
                 // the scheduler dispatches or waits again: one fsync per
@@ -1054,7 +1034,7 @@ impl Driver {
                         let outcome =
                             match Box::pin(sched.resume_boxed(child, cancel, observer)).await {
                                 Ok(rec) => outcome_of(&rec),
-                                Err(e) => failed(failure("resume", &e.to_string())),
+                                Err(e) => failed(failure(code::RESUME, &e.to_string())),
                             };
                         Done {
                             run,
@@ -1075,9 +1055,7 @@ impl Driver {
                         None => self.lost_attempt(run, slot, child, input.clone()),
                     };
                     let replacement = "interrupted: the host stopped while it ran; the workflow started the task again";
-                    rec.status = Status::Failed;
-                    rec.error = Some(failure("interrupted", replacement));
-                    rec.ended_at = Some(now());
+                    rec.fail(Status::Failed, Failure::new(code::INTERRUPTED, replacement));
                     store.put_unflushed(&rec)?;
                     self.start_slot(run, slot, Some(input))?;
                 }
@@ -1108,13 +1086,11 @@ impl Driver {
             None => (task.action.clone(), String::new()),
         };
         let mut rec = ExecutionRecord::new_action(action, digest, input);
-        rec.id = child;
-        rec.parent = Some(self.record.id);
-        rec.root = Some(self.record.root.unwrap_or(self.record.id));
-        rec.task = Some(match &r.items {
+        let task_name = match &r.items {
             Some(_) => format!("{}[{slot}]", r.name),
             None => r.name.clone(),
-        });
+        };
+        Lineage::child_of(&self.record, child, task_name).apply(&mut rec);
         rec.grants = self
             .task_grants(task, r.items.as_ref().map(|i| &i[slot]))
             .unwrap_or_default();
@@ -1131,7 +1107,7 @@ impl Driver {
                 Entry::End {
                     status: Status::Canceled,
                     result: None,
-                    error: Some(failure("canceled", "the workflow was canceled")),
+                    error: Some(failure(code::CANCELED, "the workflow was canceled")),
                 }
             } else if let Some(f) = self.state.failing.clone() {
                 Entry::End {
@@ -1156,10 +1132,7 @@ impl Driver {
             self.write(&[end], false)?;
         }
         let (status, result, error) = self.state.ended.clone().expect("just ended");
-        self.record.status = status;
-        self.record.result = result;
-        self.record.error = error;
-        self.record.ended_at = Some(now());
+        self.record.end(status, result, error);
         self.sched.runtime().store().put(&self.record)?;
         Ok(self.record)
     }
@@ -1219,18 +1192,18 @@ impl Job {
                     return (None, SlotOutcome {
                         status: Status::Canceled,
                         result: None,
-                        error: Some(failure("canceled", "canceled while waiting to retry")),
+                        error: Some(failure(code::CANCELED, "canceled while waiting to retry")),
                     });
                 }
             }
         }
-        let child = self.options.id;
+        let child = self.options.lineage.id;
         match &self.action {
             // Resolved to a component or workflow before the job starts.
             ActionRef::Component(_) | ActionRef::Oci(_) | ActionRef::Pack(_) => {
                 let action = match self.sched.load(&self.action) {
                     Ok(a) => a,
-                    Err(e) => return (None, failed(failure("action", &e))),
+                    Err(e) => return (None, failed(failure(code::ACTION, &e))),
                 };
                 match self
                     .sched
@@ -1240,32 +1213,31 @@ impl Job {
                 {
                     Ok(rec) => (child, outcome_of(&rec)),
                     Err(RuntimeError::Input(e)) => {
-                        (None, failed(failure("invalid-input", &e.to_string())))
+                        (None, failed(failure(code::INVALID_INPUT, &e.to_string())))
                     }
-                    Err(e) => (None, failed(failure("action", &e.to_string()))),
+                    Err(e) => (None, failed(failure(code::ACTION, &e.to_string()))),
                 }
             }
             ActionRef::Workflow(path) => {
                 let def = match Definition::load(path) {
                     Ok(d) => Arc::new(d),
-                    Err(p) => return (None, failed(failure("workflow", &p.to_string()))),
+                    Err(p) => return (None, failed(failure(code::WORKFLOW, &p.to_string()))),
                 };
                 let o = self.options;
                 let req = Request {
                     grants: o.grants,
                     limits: o.limits,
-                    parent: o.parent,
-                    root: o.root,
-                    task: o.task,
-                    id: o.id,
+                    lineage: o.lineage,
                     cancel,
                     observer: self.observer,
                     ..Request::new(def, self.input)
                 };
                 match self.sched.run_boxed(req).await {
                     Ok(rec) => (child, outcome_of(&rec)),
-                    Err(WorkflowError::Input(e)) => (None, failed(failure("invalid-input", &e))),
-                    Err(e) => (None, failed(failure("workflow", &e.to_string()))),
+                    Err(WorkflowError::Input(e)) => {
+                        (None, failed(failure(code::INVALID_INPUT, &e)))
+                    }
+                    Err(e) => (None, failed(failure(code::WORKFLOW, &e.to_string()))),
                 }
             }
         }
@@ -1289,16 +1261,11 @@ fn failed(f: Failure) -> SlotOutcome {
 }
 
 fn failure(code: &str, message: &str) -> Failure {
-    Failure {
-        code: code.to_owned(),
-        message: message.to_owned(),
-        retryable: false,
-        details: None,
-    }
+    Failure::new(code, message)
 }
 
 fn expression_failure(at: &str, e: &str) -> Failure {
-    failure("expression", &format!("{at}: {e}"))
+    failure(code::EXPRESSION, &format!("{at}: {e}"))
 }
 
 fn spec_strings(g: &crate::model::GrantSpec) -> [&Vec<String>; 5] {
