@@ -51,8 +51,9 @@ try {
   await page.waitForFunction((old) => location.hash.startsWith("#/executions/") && !location.hash.endsWith(old), original);
   const id = (await page.evaluate(() => location.hash)).split("/").pop();
   await page.locator("#status .status-succeeded").waitFor({ timeout: 60000 });
-  const result = await page.locator("#result").textContent();
-  if (!result.includes("22")) throw new Error(`result: ${result}`);
+  // The end event shows the status at once; the result comes with the
+  // record fetched after it.
+  await page.locator("#result").filter({ hasText: "22" }).waitFor({ timeout: 10000 });
   const input = JSON.parse(await page.locator("#input").textContent());
   if (input.start !== 20 || input.dir !== dir) throw new Error(`input: ${JSON.stringify(input)}`);
 

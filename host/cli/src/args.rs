@@ -372,6 +372,19 @@ pub struct GrantArgs {
     pub unconfined_exec: bool,
 }
 
+impl GrantArgs {
+    /// The flags as the one grant spec (the API's JSON form too).
+    pub fn spec(&self) -> wasmflow_runtime::grants::GrantSpec {
+        wasmflow_runtime::grants::GrantSpec {
+            read: self.read.clone(),
+            write: self.write.clone(),
+            env: self.env.clone(),
+            net: self.net.clone(),
+            exec: self.exec.clone(),
+        }
+    }
+}
+
 #[derive(Args)]
 pub struct InspectArgs {
     /// The action: a component file (.wasm or .wat).

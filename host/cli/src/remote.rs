@@ -32,12 +32,11 @@ fn record(v: Value) -> Result<ExecutionRecord, Fail> {
 /// The grant flags as the API takes them; none given leaves the choice to
 /// the server (nothing for an action, its grants for a workflow).
 fn grants(args: &RunArgs) -> Value {
-    let g = &args.grants;
-    let lists = [&g.read, &g.write, &g.env, &g.net, &g.exec];
-    if lists.iter().all(|l| l.is_empty()) {
+    let spec = args.grants.spec();
+    if spec.is_empty() {
         return Value::Null;
     }
-    json!({"read": g.read, "write": g.write, "env": g.env, "net": g.net, "exec": g.exec})
+    serde_json::to_value(spec).expect("grant specs serialize")
 }
 
 async fn run(client: &Client, args: &RunArgs) -> CmdResult {

@@ -7,7 +7,7 @@ use anyhow::anyhow;
 use serde_json::Value;
 use std::io::Read;
 use std::path::Path;
-use wasmflow_runtime::{grants, overrides, LogWatcher, RunOptions};
+use wasmflow_runtime::{overrides, LogWatcher, RunOptions};
 use wasmflow_store::{Grants, Limits};
 
 pub fn run(home: &Home, args: RunArgs) -> CmdResult {
@@ -85,33 +85,7 @@ fn strip_position(msg: &str) -> &str {
 }
 
 pub(crate) fn grants_from(args: &GrantArgs) -> Result<Grants, wasmflow_runtime::GrantError> {
-    Ok(Grants {
-        read: args
-            .read
-            .iter()
-            .map(|v| grants::parse_mount("--allow-read", v))
-            .collect::<Result<_, _>>()?,
-        write: args
-            .write
-            .iter()
-            .map(|v| grants::parse_mount("--allow-write", v))
-            .collect::<Result<_, _>>()?,
-        env: args
-            .env
-            .iter()
-            .map(|v| grants::parse_env(v))
-            .collect::<Result<_, _>>()?,
-        net: args
-            .net
-            .iter()
-            .map(|v| grants::parse_net(v))
-            .collect::<Result<_, _>>()?,
-        exec: args
-            .exec
-            .iter()
-            .map(|v| grants::parse_exec(v))
-            .collect::<Result<_, _>>()?,
-        secrets: Vec::new(),
-        unconfined_exec: args.unconfined_exec,
-    })
+    let mut grants = args.spec().parse()?;
+    grants.unconfined_exec = args.unconfined_exec;
+    Ok(grants)
 }

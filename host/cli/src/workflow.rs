@@ -8,12 +8,13 @@ use anyhow::anyhow;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use wasmflow_runtime::{CancellationToken, Loader, Runtime};
 use wasmflow_store::{ExecutionId, ExecutionRecord, Status, Store, StoreError};
+use wasmflow_workflow::cancel::CancelRequests;
 use wasmflow_workflow::{
     Components, Definition, Observer, Problems, Request, Scheduler, WorkflowError,
 };
@@ -109,9 +110,8 @@ fn foreground(
     Ok(crate::exit_code(print::outcome(&record, json)))
 }
 
-/// Ctrl-C, or a request file from `wasmflow execution cancel`, cancels.
+/// Ctrl-C, or a request from `wasmflow execution cancel`, cancels.
 fn watch_cancel(home: &Home, id: ExecutionId, cancel: CancellationToken) {
-    let dir = cancel_dir(home);
     let c = cancel.clone();
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
@@ -119,27 +119,7 @@ fn watch_cancel(home: &Home, id: ExecutionId, cancel: CancellationToken) {
             c.cancel();
         }
     });
-    tokio::spawn(async move {
-        let me = id.to_string();
-        loop {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            let Ok(entries) = std::fs::read_dir(&dir) else {
-                continue;
-            };
-            for e in entries.flatten() {
-                let name = e.file_name().to_string_lossy().to_ascii_uppercase();
-                if !name.is_empty() && me.starts_with(&name) {
-                    let _ = std::fs::remove_file(e.path());
-                    cancel.cancel();
-                    return;
-                }
-            }
-        }
-    });
-}
-
-fn cancel_dir(home: &Home) -> PathBuf {
-    home.dir.join("cancel")
+    CancelRequests::of_home(&home.dir).watch(id, cancel);
 }
 
 /// Several tasks run at once: give them the machine's cores.
@@ -187,9 +167,8 @@ pub fn cancel(home: &Home, id: &str) -> CmdResult {
         // A process holds the store: it is running the execution (or some
         // other one); leave it a request it polls for.
         Err(StoreError::Locked { .. }) => {
-            let dir = cancel_dir(home);
-            std::fs::create_dir_all(&dir)
-                .and_then(|()| std::fs::write(dir.join(id.to_ascii_uppercase()), b""))
+            CancelRequests::of_home(&home.dir)
+                .request(id)
                 .map_err(|e| Fail::usage(anyhow!("cannot write the cancel request: {e}")))?;
             eprintln!("cancel requested: the wasmflow process running {id} will stop it");
             Ok(ExitCode::SUCCESS)
@@ -206,29 +185,11 @@ pub fn cancel(home: &Home, id: &str) -> CmdResult {
                     record.status
                 )));
             }
-            let n = cancel_tree(&store, record.clone())?;
+            let n = wasmflow_workflow::cancel::cancel_tree(&store, record.clone())?;
             eprintln!("canceled {} ({n} execution(s))", record.id);
             Ok(ExitCode::SUCCESS)
         }
     }
-}
-
-fn cancel_tree(store: &Store, mut r: ExecutionRecord) -> Result<usize, StoreError> {
-    let mut n = 0;
-    for c in store.children(r.id)? {
-        if !c.is_finished() {
-            n += cancel_tree(store, c)?;
-        }
-    }
-    r.fail(
-        Status::Canceled,
-        wasmflow_store::Failure::new(
-            wasmflow_store::code::CANCELED,
-            "canceled with `wasmflow execution cancel`",
-        ),
-    );
-    store.put(&r)?;
-    Ok(n + 1)
 }
 
 /// `execution re-run` of a workflow execution: the same workflow (the copy

@@ -5,8 +5,83 @@
 //! (directories exist, hosts and ports are well formed), so a typo is a
 //! usage error, not a surprising denial at run time.
 
+use serde::{Deserialize, Serialize};
 use std::path::Path;
-use wasmflow_store::{EnvGrant, Mount, NetGrant};
+use wasmflow_store::{EnvGrant, Grants, Mount, NetGrant};
+
+/// Grants as people write them, one list of flag values per kind: the
+/// CLI's `--allow-*` flags, a workflow's `grants:`, a webhook's, the API's
+/// `grants` object (this is its JSON form). Strings may be templates in a
+/// workflow, rendered before [`GrantSpec::parse`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantSpec {
+    /// `HOST_DIR[::GUEST_DIR]`, read-only.
+    #[serde(default)]
+    pub read: Vec<String>,
+    /// `HOST_DIR[::GUEST_DIR]`, read-write.
+    #[serde(default)]
+    pub write: Vec<String>,
+    /// `NAME` or `NAME=VALUE`.
+    #[serde(default)]
+    pub env: Vec<String>,
+    /// `HOST` or `HOST:PORT`.
+    #[serde(default)]
+    pub net: Vec<String>,
+    /// Program names (or absolute paths) for `wasmflow:action/process`.
+    #[serde(default)]
+    pub exec: Vec<String>,
+}
+
+impl GrantSpec {
+    pub fn is_empty(&self) -> bool {
+        *self == GrantSpec::default()
+    }
+
+    /// Each list with its key (`read`, ...), in the order they are written.
+    pub fn lists(&self) -> [(&'static str, &Vec<String>); 5] {
+        [
+            ("read", &self.read),
+            ("write", &self.write),
+            ("env", &self.env),
+            ("net", &self.net),
+            ("exec", &self.exec),
+        ]
+    }
+
+    /// The one parser of grants: every entry checked (directories exist,
+    /// hosts and ports are well formed), errors named by the flag that
+    /// takes the value. `unconfined_exec` is the operator's alone to give.
+    pub fn parse(&self) -> Result<Grants, GrantError> {
+        let mounts = |flag, values: &[String]| {
+            values
+                .iter()
+                .map(|v| parse_mount(flag, v))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        Ok(Grants {
+            read: mounts("--allow-read", &self.read)?,
+            write: mounts("--allow-write", &self.write)?,
+            env: self
+                .env
+                .iter()
+                .map(|v| parse_env(v))
+                .collect::<Result<_, _>>()?,
+            net: self
+                .net
+                .iter()
+                .map(|v| parse_net(v))
+                .collect::<Result<_, _>>()?,
+            exec: self
+                .exec
+                .iter()
+                .map(|v| parse_exec(v))
+                .collect::<Result<_, _>>()?,
+            secrets: Vec::new(),
+            unconfined_exec: false,
+        })
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 #[error("{flag} {value}: {problem}")]

@@ -191,37 +191,23 @@ fn draining(app: &App) -> ApiResult<()> {
     Ok(())
 }
 
-/// Grants as the CLI's flags write them, one list per kind.
-#[derive(Clone, Debug, Default, Deserialize, Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+/// The OpenAPI schema of the API's `grants` object, which is
+/// [`GrantSpec`]'s serde form (never made: requests deserialize straight
+/// into `GrantSpec`; `the_grant_schema_matches_the_grant_spec` keeps the
+/// two alike).
+#[derive(ToSchema)]
+#[allow(dead_code)]
 pub struct GrantRequest {
     /// `HOST_DIR[::GUEST_DIR]`, read-only.
-    #[serde(default)]
-    pub read: Vec<String>,
+    read: Vec<String>,
     /// `HOST_DIR[::GUEST_DIR]`, read-write.
-    #[serde(default)]
-    pub write: Vec<String>,
+    write: Vec<String>,
     /// `NAME` or `NAME=VALUE`.
-    #[serde(default)]
-    pub env: Vec<String>,
+    env: Vec<String>,
     /// `HOST` or `HOST:PORT`.
-    #[serde(default)]
-    pub net: Vec<String>,
+    net: Vec<String>,
     /// Program names for `wasmflow:action/process`.
-    #[serde(default)]
-    pub exec: Vec<String>,
-}
-
-impl From<GrantRequest> for GrantSpec {
-    fn from(g: GrantRequest) -> Self {
-        GrantSpec {
-            read: g.read,
-            write: g.write,
-            env: g.env,
-            net: g.net,
-            exec: g.exec,
-        }
-    }
+    exec: Vec<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -237,7 +223,8 @@ pub struct CreateExecution {
     /// server allows. Actions default to nothing; workflows to the
     /// server's grants (their own `grants` narrow them).
     #[serde(default)]
-    pub grants: Option<GrantRequest>,
+    #[schema(value_type = Option<GrantRequest>)]
+    pub grants: Option<GrantSpec>,
     /// `key=value` or `a.b=value` overrides of the input, typed by the
     /// action's WIT (like the CLI's `-p`).
     #[serde(default)]
@@ -351,14 +338,7 @@ pub async fn create_execution(
     Body(req): Body<CreateExecution>,
 ) -> ApiResult<impl IntoResponse> {
     let input = req.input.unwrap_or_else(|| Value::Object(Map::new()));
-    let record = start(
-        &app,
-        &req.action,
-        input,
-        &req.params,
-        req.grants.map(Into::into),
-    )
-    .await?;
+    let record = start(&app, &req.action, input, &req.params, req.grants).await?;
     Ok(accepted(&record))
 }
 
@@ -918,3 +898,21 @@ impl utoipa::Modify for BearerAuth {
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_grant_schema_matches_the_grant_spec() {
+        let schema =
+            serde_json::to_value(<GrantRequest as utoipa::PartialSchema>::schema()).unwrap();
+        let mut documented: Vec<&String> =
+            schema["properties"].as_object().unwrap().keys().collect();
+        documented.sort();
+        let spec = serde_json::to_value(GrantSpec::default()).unwrap();
+        let mut real: Vec<&String> = spec.as_object().unwrap().keys().collect();
+        real.sort();
+        assert_eq!(documented, real);
+    }
+}

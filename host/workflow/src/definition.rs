@@ -303,7 +303,7 @@ impl Definition {
             expr(join("output", k), v, &mut out);
         }
         if let Some(g) = &wf.grants {
-            for (kind, list) in grant_lists(g) {
+            for (kind, list) in g.lists() {
                 expr(
                     join("grants", kind),
                     &serde_json::to_value(list).unwrap_or_default(),
@@ -341,7 +341,7 @@ impl Definition {
                 ));
             }
             if let Some(g) = &task.grants {
-                for (kind, list) in grant_lists(g) {
+                for (kind, list) in g.lists() {
                     let path = join(&join(&at, "grants"), kind);
                     expr(
                         path,
@@ -602,16 +602,6 @@ fn check_workflow_input(
             ));
         }
     }
-}
-
-fn grant_lists(g: &crate::model::GrantSpec) -> [(&'static str, &Vec<String>); 5] {
-    [
-        ("read", &g.read),
-        ("write", &g.write),
-        ("env", &g.env),
-        ("net", &g.net),
-        ("exec", &g.exec),
-    ]
 }
 
 /// `a/./b/../c` -> `a/c`, without touching the file system (so records

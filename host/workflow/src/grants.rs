@@ -7,42 +7,12 @@
 
 use crate::model::GrantSpec;
 use std::path::Path;
-use wasmflow_runtime::grants::{parse_env, parse_exec, parse_mount, parse_net};
 use wasmflow_store::{Grants, Mount};
 
-/// Parse a rendered grant spec (templates already filled in).
+/// Parse a rendered grant spec (templates already filled in). Only the
+/// operator can allow unconfined programs (see `bound`).
 pub fn parse(spec: &GrantSpec) -> Result<Grants, String> {
-    let e = |e: wasmflow_runtime::GrantError| e.to_string();
-    Ok(Grants {
-        read: spec
-            .read
-            .iter()
-            .map(|v| parse_mount("--allow-read", v).map_err(e))
-            .collect::<Result<_, _>>()?,
-        write: spec
-            .write
-            .iter()
-            .map(|v| parse_mount("--allow-write", v).map_err(e))
-            .collect::<Result<_, _>>()?,
-        env: spec
-            .env
-            .iter()
-            .map(|v| parse_env(v).map_err(e))
-            .collect::<Result<_, _>>()?,
-        net: spec
-            .net
-            .iter()
-            .map(|v| parse_net(v).map_err(e))
-            .collect::<Result<_, _>>()?,
-        exec: spec
-            .exec
-            .iter()
-            .map(|v| parse_exec(v).map_err(e))
-            .collect::<Result<_, _>>()?,
-        secrets: Vec::new(),
-        // Only the operator can allow it (see `bound`).
-        unconfined_exec: false,
-    })
+    spec.parse().map_err(|e| e.to_string())
 }
 
 /// Check that every entry of `asked` is within `operator`, naming the first

@@ -3,11 +3,12 @@
 //!
 //! This crate owns the workflow language ([`model`]), reading and checking
 //! a file with positions ([`Definition`], [`check`]), Jinja expressions
-//! ([`expr`]), the journal of state transitions ([`journal`]) and the
-//! [`Scheduler`]. It runs each task through the runtime as a child
+//! ([`expr`]), the journal of state transitions ([`journal`]), the
+//! [`Scheduler`] and canceling from another process ([`cancel`]). It runs each task through the runtime as a child
 //! execution and must not reach into the sandbox or print anything: the
 //! CLI and the server are its front ends.
 
+pub mod cancel;
 pub mod definition;
 pub mod expr;
 pub mod grants;

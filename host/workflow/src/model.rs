@@ -50,22 +50,9 @@ pub struct InputSpec {
     pub description: Option<String>,
 }
 
-/// Grants as a workflow writes them: the CLI's flag values, one list per
-/// kind. Strings may be templates (`"{{ input.dir }}"`).
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct GrantSpec {
-    #[serde(default)]
-    pub read: Vec<String>,
-    #[serde(default)]
-    pub write: Vec<String>,
-    #[serde(default)]
-    pub env: Vec<String>,
-    #[serde(default)]
-    pub net: Vec<String>,
-    #[serde(default)]
-    pub exec: Vec<String>,
-}
+/// Grants as a workflow writes them (strings may be templates:
+/// `"{{ input.dir }}"`); the one grant spec of wasmflow.
+pub use wasmflow_runtime::grants::GrantSpec;
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]

@@ -911,20 +911,10 @@ impl Driver {
         };
         let rendered = self
             .exprs()
-            .render(
-                &serde_json::to_value(spec_strings(spec)).unwrap_or_default(),
-                scope,
-            )
+            .render(&serde_json::to_value(spec).unwrap_or_default(), scope)
             .map_err(|e| format!("grants: {e}"))?;
-        let lists: Vec<Vec<String>> = serde_json::from_value(rendered)
+        let spec: crate::model::GrantSpec = serde_json::from_value(rendered)
             .map_err(|_| "grants: every entry must render to a string".to_owned())?;
-        let spec = crate::model::GrantSpec {
-            read: lists[0].clone(),
-            write: lists[1].clone(),
-            env: lists[2].clone(),
-            net: lists[3].clone(),
-            exec: lists[4].clone(),
-        };
         let asked = grants::parse(&spec)?;
         grants::bound(asked, &self.req.grants)
     }
@@ -1266,10 +1256,6 @@ fn failure(code: &str, message: &str) -> Failure {
 
 fn expression_failure(at: &str, e: &str) -> Failure {
     failure(code::EXPRESSION, &format!("{at}: {e}"))
-}
-
-fn spec_strings(g: &crate::model::GrantSpec) -> [&Vec<String>; 5] {
-    [&g.read, &g.write, &g.env, &g.net, &g.exec]
 }
 
 /// The wait before `attempt` (2 is the first retry): `delay`, times
