@@ -12,6 +12,7 @@ mod grants_race;
 mod hostile;
 mod http;
 mod inspect;
+mod old_store;
 mod records;
 mod registry;
 mod replay;
