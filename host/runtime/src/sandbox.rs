@@ -460,7 +460,8 @@ impl WasiHttpHooks for NetPolicy {
                 journal.note(
                     LogLevel::Warn,
                     format!(
-                        "http: the response body of {method} {url} is over the limit of {} MiB                          (16 MiB, or --max-output if larger); the request failed",
+                        "http: the response body of {method} {url} is over the limit of {} MiB \
+                         (16 MiB, or --max-output if larger); the request failed",
                         limit >> 20
                     ),
                 );
