@@ -89,7 +89,7 @@ fn second_run_uses_the_compiled_cache() {
         t.elapsed()
     };
     let cold = run();
-    let cached: Vec<_> = walk(cache.path())
+    let cached: Vec<_> = crate::files_under(cache.path())
         .into_iter()
         .filter(|p| p.extension().is_some_and(|e| e == "cwasm"))
         .collect();
@@ -103,17 +103,4 @@ fn second_run_uses_the_compiled_cache() {
     );
     // Compiling an 18 MB Python component takes seconds; loading it does not.
     assert!(warm < cold, "warm {warm:?} vs cold {cold:?}");
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }

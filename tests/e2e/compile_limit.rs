@@ -71,7 +71,7 @@ fn a_compile_bomb_fails_on_the_cli_within_the_bound() {
     assert!(took < Duration::from_secs(5), "read it anyway? {took:?}");
 
     // Nothing was cached, nothing was recorded.
-    let cached: Vec<_> = walk(&cache)
+    let cached: Vec<_> = crate::files_under(&cache)
         .into_iter()
         .filter(|p| p.extension().is_some_and(|e| e == "cwasm"))
         .collect();
@@ -180,20 +180,4 @@ fn a_compile_bomb_fails_in_the_server_which_keeps_answering() {
         "{stderr}"
     );
     assert!(started.elapsed() < Duration::from_secs(15));
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for e in entries {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }

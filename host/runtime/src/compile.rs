@@ -178,7 +178,7 @@ pub(crate) fn in_child(
     let _ = writer.join();
     let out = reader.join().expect("the reader does not panic");
     let errors = errors.join().expect("the reader does not panic");
-    let seconds = humantime_secs(limits.timeout);
+    let seconds = crate::run::humanize(limits.timeout);
     if timed_out || status.signal() == Some(libc::SIGXCPU) {
         return Err(CompileLimit(format!(
             "compiling took longer than {seconds} (--compile-timeout)"
@@ -209,14 +209,6 @@ pub(crate) fn in_child(
     } else {
         message.to_owned()
     }))
-}
-
-fn humantime_secs(d: Duration) -> String {
-    if d.subsec_millis() == 0 {
-        format!("{}s", d.as_secs())
-    } else {
-        format!("{}ms", d.as_millis())
-    }
 }
 
 /// The compiler program's side: a component on stdin, its serialized

@@ -355,7 +355,9 @@ fn timed_out(timeout: Duration) -> Failure {
     )
 }
 
-fn humanize(d: Duration) -> String {
+/// `30s`, or `300ms` when not whole seconds: how limits are named in
+/// messages.
+pub(crate) fn humanize(d: Duration) -> String {
     if d.as_millis().is_multiple_of(1000) {
         format!("{}s", d.as_secs())
     } else {
