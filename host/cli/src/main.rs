@@ -258,10 +258,16 @@ impl Home {
             self.engine.clone(),
         )?)
     }
+
+    /// Where this invocation's store is (the home's own).
+    pub(crate) fn store_location(&self) -> wasmflow_store::Location {
+        wasmflow_store::Location::in_home(&self.dir)
+    }
 }
 
 pub(crate) fn runtime(home: &Home) -> Result<wasmflow_runtime::Runtime, Fail> {
-    let rt = wasmflow_runtime::Runtime::open_with(
+    let rt = wasmflow_runtime::Runtime::open_at(
+        home.store_location(),
         &home.dir,
         home.cache.as_deref(),
         home.engine.clone(),
@@ -272,7 +278,7 @@ pub(crate) fn runtime(home: &Home) -> Result<wasmflow_runtime::Runtime, Fail> {
 
 /// The store of this invocation's home (for commands without a runtime).
 pub(crate) fn store(home: &Home) -> Result<wasmflow_store::Store, Fail> {
-    let store = wasmflow_store::Store::open(&home.dir.join("store"))?;
+    let store = wasmflow_store::Store::open_at(&home.store_location())?;
     settle_interrupted(&store);
     Ok(store)
 }

@@ -16,7 +16,7 @@ pub fn store(home: &Home, command: StoreCommand) -> CmdResult {
 
 fn check(home: &Home, json: bool) -> CmdResult {
     // Read-only: no interrupted executions recorded here.
-    let store = Store::open(&home.dir.join("store"))?;
+    let store = Store::open_at(&home.store_location())?;
     let report = store.check()?;
     if json {
         print::json(&report);
@@ -26,7 +26,7 @@ fn check(home: &Home, json: bool) -> CmdResult {
         }
         eprintln!(
             "store {}: {} record(s), {}, {}, {} blob(s) ({}) checked; {}",
-            store.path().display(),
+            store.location(),
             report.records,
             entries(report.event_entries, "event"),
             entries(report.journal_entries, "journal"),

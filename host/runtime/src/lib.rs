@@ -43,7 +43,7 @@ pub use world::Divergence;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use wasmflow_store::{ExecutionRecord, Store, StoreError};
+use wasmflow_store::{ExecutionRecord, Location, Store, StoreError};
 
 /// Why a run could not start. Once an action is running, its failures are
 /// written to its [`ExecutionRecord`] instead.
@@ -188,10 +188,19 @@ impl Runtime {
         cache_dir: Option<&Path>,
         options: EngineOptions,
     ) -> Result<Self, RuntimeError> {
-        // Opening sled is mostly I/O and building the engine and linker is
-        // all CPU: overlap them, it is most of a short CLI run.
-        let path = home.join("store");
-        let opening = std::thread::spawn(move || Store::open(&path));
+        Self::open_at(Location::in_home(home), home, cache_dir, options)
+    }
+
+    /// [`Runtime::open_with`] on the store at `store` instead of `home`'s.
+    pub fn open_at(
+        store: Location,
+        home: &Path,
+        cache_dir: Option<&Path>,
+        options: EngineOptions,
+    ) -> Result<Self, RuntimeError> {
+        // Opening the store is mostly I/O and building the engine and
+        // linker is all CPU: overlap them, it is most of a short CLI run.
+        let opening = std::thread::spawn(move || Store::open_at(&store));
         let loader = Loader::open_with(home, cache_dir, options);
         let store = opening.join().expect("opening the store does not panic")?;
         let loader = loader?;

@@ -120,5 +120,5 @@ async fn hostile_guests_do_not_hurt_the_host() {
     let (spun, n) = tokio::join!(spin, fine);
     assert_eq!(spun.unwrap().status, Status::TimedOut);
     assert_eq!(n, 20);
-    assert_eq!(rt.store().len(), 2 * 10 + 21);
+    assert_eq!(rt.store().len().unwrap(), 2 * 10 + 21);
 }

@@ -5,9 +5,10 @@
 //! `{ "format": "wasmflow-replay-bundle", "version": 1, "record": {...},
 //!    "events": [...], "blobs": { "sha256:...": "<base64>" } }`.
 
+use crate::error::StoreError;
 use crate::event::{Event, HttpOutcome, ProcessOutcome, ReadOutcome};
 use crate::record::ExecutionRecord;
-use crate::store::{Digest, Store, StoreError};
+use crate::store::{Digest, Store};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

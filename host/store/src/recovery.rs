@@ -2,12 +2,14 @@
 //!
 //! Only one process opens a sled store at a time, so an action execution
 //! still `running` when the store is opened has no process left to finish
-//! it. Workflow tasks are settled by the workflow's resume (it starts them
+//! it. (A shared store needs leases instead: a backend that allows more
+//! than one process must not call this on open.) Workflow tasks are settled by the workflow's resume (it starts them
 //! again); executions in a server's queue by the server's next start.
 
+use crate::error::StoreError;
 use crate::failure::{code, Failure};
 use crate::record::{ExecutionRecord, Kind, Status};
-use crate::store::{ListFilter, Store, StoreError};
+use crate::store::{ListFilter, Store};
 use std::collections::HashSet;
 
 impl Store {

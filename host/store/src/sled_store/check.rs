@@ -2,73 +2,18 @@
 //! journal entry, verify every blob against its sha256, and say exactly
 //! what is damaged, by id. Read-only: nothing is repaired or dropped.
 
+use super::{no_panic, At, SledStore};
 use crate::bundle::payloads;
+use crate::error::StoreError;
 use crate::record::{ExecutionId, ExecutionRecord};
-use crate::store::{no_panic, At, Digest, Store, StoreError};
-use crate::Event;
-use serde::Serialize;
+use crate::store::Digest;
+use crate::{CheckReport, Event};
 use std::collections::HashSet;
 
-/// What a check found.
-#[derive(Debug, Default, Serialize)]
-pub struct CheckReport {
-    pub records: usize,
-    pub event_entries: usize,
-    pub journal_entries: usize,
-    pub blobs: usize,
-    pub blob_bytes: u64,
-    /// Damage: data that cannot be read back as it was written.
-    pub damaged: Vec<Damage>,
-    /// Harmless leftovers of an interrupted write (an index entry whose
-    /// record moved on): readers skip them.
-    pub stale: usize,
-    /// Files of large values that nothing refers to any more (a record
-    /// rewritten since): the next purge deletes them.
-    pub unreferenced_files: usize,
-}
-
-/// One damaged item.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Damage {
-    /// What it is: `record 01J...`, `blob sha256:...`, `events of 01J...`.
-    pub item: String,
-    pub problem: String,
-}
-
-impl CheckReport {
-    pub fn is_clean(&self) -> bool {
-        self.damaged.is_empty()
-    }
-
-    fn damage(&mut self, item: impl Into<String>, problem: impl Into<String>) {
-        self.damaged.push(Damage {
-            item: item.into(),
-            problem: problem.into(),
-        });
-    }
-}
-
-impl Store {
-    /// The blobs `record` refers to (its component or workflow file, its
-    /// events' payloads) that the store does not hold.
-    pub fn missing_blobs(&self, record: &ExecutionRecord) -> Result<Vec<String>, StoreError> {
-        let events = self.events(record.id)?;
-        let mut out = Vec::new();
-        for digest in crate::bundle::referenced(record, &events) {
-            let held = match Digest::parse(&digest) {
-                Some(d) => self.has_blob(&d)?,
-                None => false,
-            };
-            if !held && !digest.is_empty() {
-                out.push(digest);
-            }
-        }
-        Ok(out)
-    }
-
+impl SledStore {
     /// Check everything in the store. A panic inside sled on a damaged
     /// file is reported as [`StoreError::Damaged`], like at open.
-    pub fn check(&self) -> Result<CheckReport, StoreError> {
+    pub(super) fn check_all(&self) -> Result<CheckReport, StoreError> {
         no_panic(&self.path.clone(), || self.check_inner())
     }
 
@@ -101,7 +46,7 @@ impl Store {
                 );
             };
             let name = d.to_string();
-            if Store::blob_in_file(&d, &value) {
+            if SledStore::blob_in_file(&d, &value) {
                 match self.files.get(&d) {
                     Ok(Some(bytes)) => {
                         report.blob_bytes += bytes.len() as u64;

@@ -5,7 +5,7 @@
 //! holding the replacement fills up. A one-shot CLI process never gets
 //! there, so every large record, event list or component it rewrote left a
 //! file behind for ever (60 runs of a Python action: 24 MB). Values over
-//! [`Store::inline_max`](crate::Store) are therefore kept here instead,
+//! `SledStore::inline_max` are therefore kept here instead,
 //! named by their sha256, and sled holds a 33-byte reference (see
 //! `store::Reference`): sled's own values stay small enough never to
 //! become blob files.
@@ -16,7 +16,8 @@
 //! check the sha256. Files no value refers to (a record rewritten, a purge)
 //! are deleted by the purge's sweep.
 
-use crate::store::{Digest, StoreError};
+use crate::error::StoreError;
+use crate::store::Digest;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -40,7 +41,7 @@ impl Files {
     }
 
     fn io(&self, what: &str, path: &Path, e: std::io::Error) -> StoreError {
-        if crate::store::is_no_space(&e) {
+        if super::is_no_space(&e) {
             return StoreError::NoSpace {
                 path: self.store.clone(),
             };

@@ -7,54 +7,20 @@
 //! executions that ended, and only when every execution below them ended
 //! too, so it never breaks a tree that is still running.
 
+use super::check::parse_events;
+use super::{pair_key, status_key, At, SledStore};
 use crate::bundle::referenced;
-use crate::check::parse_events;
-use crate::record::{ExecutionId, ExecutionRecord, Status};
-use crate::store::{pair_key, status_key, At, Digest, Store, StoreError};
-use serde::Serialize;
+use crate::error::StoreError;
+use crate::record::{ExecutionId, ExecutionRecord};
+use crate::store::{Backend, Digest};
+use crate::{PurgeFilter, PurgeReport};
 use std::collections::{BTreeSet, HashSet};
 use std::time::SystemTime;
 
-/// Which executions a purge deletes.
-#[derive(Clone, Debug)]
-pub struct PurgeFilter {
-    /// Executions created before this time.
-    pub before: SystemTime,
-    /// Only top-level executions with one of these statuses (all ended
-    /// statuses when empty).
-    pub statuses: Vec<Status>,
-    /// Only executions of this action or workflow (its `action` field).
-    pub action: Option<String>,
-    /// Count what would go, delete nothing.
-    pub dry_run: bool,
-    /// Other threads of this process may be writing (a server's workers):
-    /// a file younger than a minute may be one whose reference is not
-    /// written yet, and is left for a later purge.
-    pub writers_running: bool,
-}
-
-/// What a purge deleted (or, dry, would delete).
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct PurgeReport {
-    /// Top-level executions (each with its whole tree).
-    pub executions: usize,
-    /// Executions deleted with them (workflow tasks, nested workflows).
-    pub descendants: usize,
-    pub event_entries: usize,
-    pub journal_entries: usize,
-    pub blobs: usize,
-    /// Files of large values deleted (no value refers to them any more).
-    pub files: usize,
-    /// Bytes of the values deleted (records, events, journals, blobs) and
-    /// of the files.
-    pub bytes: u64,
-    pub dry_run: bool,
-}
-
-impl Store {
+impl SledStore {
     /// Delete what `filter` selects. Blobs in `in_use` (components a
     /// running process holds) are kept even when no record names them.
-    pub fn purge(
+    pub(super) fn purge_selected(
         &self,
         filter: &PurgeFilter,
         in_use: &HashSet<String>,
@@ -107,7 +73,7 @@ impl Store {
                 };
                 if let Some(v) = value {
                     report.blobs += 1;
-                    if !Store::blob_in_file(&d, &v) {
+                    if !SledStore::blob_in_file(&d, &v) {
                         report.bytes += v.len() as u64;
                     } else if filter.dry_run {
                         // The sweep below counts it when it is deleted.
@@ -166,7 +132,7 @@ impl Store {
         for tree in [&self.executions, &self.events, &self.workflow_log] {
             for item in tree.iter() {
                 let (_, v) = item.at(self)?;
-                if let Some(d) = Store::reference(&v) {
+                if let Some(d) = SledStore::reference(&v) {
                     out.insert(d);
                 }
             }
@@ -175,7 +141,7 @@ impl Store {
             let (k, v) = item.at(self)?;
             if let Ok(key) = <[u8; 32]>::try_from(k.as_ref()) {
                 let d = Digest(key);
-                if Store::blob_in_file(&d, &v) {
+                if SledStore::blob_in_file(&d, &v) {
                     out.insert(d);
                 }
             }
@@ -281,68 +247,5 @@ impl Store {
             }
         }
         Ok(out)
-    }
-}
-
-/// How long ended executions are kept (`serve --retain`): one age for
-/// every status, and ages for single statuses that override it.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Retention {
-    pub all: Option<std::time::Duration>,
-    pub by_status: Vec<(Status, std::time::Duration)>,
-}
-
-impl Retention {
-    pub fn is_empty(&self) -> bool {
-        self.all.is_none() && self.by_status.is_empty()
-    }
-
-    /// The age kept for `status`, if any is set.
-    pub fn age(&self, status: Status) -> Option<std::time::Duration> {
-        self.by_status
-            .iter()
-            .find(|(s, _)| *s == status)
-            .map(|(_, age)| *age)
-            .or(self.all)
-    }
-
-    /// Purge, for every ended status with an age, what is older than it.
-    pub fn apply(
-        &self,
-        store: &Store,
-        in_use: &HashSet<String>,
-    ) -> Result<PurgeReport, StoreError> {
-        let now = SystemTime::now();
-        let mut total = PurgeReport::default();
-        for status in Status::ALL.into_iter().filter(|s| s.is_terminal()) {
-            let Some(age) = self.age(status) else {
-                continue;
-            };
-            let filter = PurgeFilter {
-                before: now.checked_sub(age).unwrap_or(SystemTime::UNIX_EPOCH),
-                statuses: vec![status],
-                action: None,
-                dry_run: false,
-                writers_running: true,
-            };
-            total.add(&store.purge(&filter, in_use)?);
-        }
-        Ok(total)
-    }
-}
-
-impl PurgeReport {
-    fn add(&mut self, other: &PurgeReport) {
-        self.executions += other.executions;
-        self.descendants += other.descendants;
-        self.event_entries += other.event_entries;
-        self.journal_entries += other.journal_entries;
-        self.blobs += other.blobs;
-        self.files += other.files;
-        self.bytes += other.bytes;
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.executions == 0 && self.blobs == 0 && self.files == 0
     }
 }

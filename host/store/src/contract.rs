@@ -1,0 +1,398 @@
+//! What every backend must do, written once as checks over a [`Store`]:
+//! each backend's tests run them all ([`all`]) against a fresh, empty
+//! store of their kind. `open` opens that same store again (after the
+//! previous handle was dropped), so the checks can ask what survives.
+//! A check panics with what differed.
+
+use crate::{
+    Digest, Event, ExecutionRecord, ListFilter, PurgeFilter, PurgeReport, Status, Store, StoreError,
+};
+use serde_json::json;
+use std::collections::HashSet;
+use std::time::{Duration, SystemTime};
+
+/// Every check, each on a store of its own (`fresh` makes one and returns
+/// its opener).
+pub fn all(fresh: &dyn Fn() -> Box<dyn Fn() -> Store>) {
+    list_is_newest_first_and_filters_by_status(&*fresh());
+    the_queue_keeps_accept_order_and_survives_reopening(&*fresh());
+    status_change_moves_the_index_entry(&*fresh());
+    find_by_unique_prefix(&*fresh());
+    records_survive_reopen(&*fresh());
+    events_are_kept_in_order_and_replaced_by_a_later_attempt(&*fresh());
+    children_are_indexed_and_hidden_from_the_default_list(&*fresh());
+    workflow_log_appends_in_order(&*fresh());
+    blobs_are_content_addressed(&*fresh());
+    large_values_read_back(&*fresh());
+    purge_takes_whole_ended_trees_and_only_their_blobs(&*fresh());
+    check_is_clean_after_ordinary_writes(&*fresh());
+}
+
+fn record(n: u64) -> ExecutionRecord {
+    ExecutionRecord::new_action(format!("a{n}"), "sha256:00".into(), json!({ "n": n }))
+}
+
+pub fn list_is_newest_first_and_filters_by_status(open: &dyn Fn() -> Store) {
+    let store = open();
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        let mut r = record(n);
+        r.status = if n % 2 == 0 {
+            Status::Succeeded
+        } else {
+            Status::Failed
+        };
+        store.put(&r).unwrap();
+        ids.push(r.id);
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let all = store
+        .list(&ListFilter {
+            status: None,
+            limit: 10,
+            children: false,
+            ..Default::default()
+        })
+        .unwrap();
+    let got: Vec<_> = all.iter().map(|r| r.id).collect();
+    let mut want = ids.clone();
+    want.reverse();
+    assert_eq!(got, want);
+
+    let failed = store
+        .list(&ListFilter {
+            status: Some(Status::Failed),
+            limit: 10,
+            children: false,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(
+        failed.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![ids[3], ids[1]]
+    );
+
+    let two = store
+        .list(&ListFilter {
+            status: None,
+            limit: 2,
+            children: false,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(two.len(), 2);
+
+    // Paging: older than the last of a page, with and without a status.
+    let older = store
+        .list(&ListFilter {
+            before: Some(two[1].id),
+            limit: 10,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(older.iter().map(|r| r.id).collect::<Vec<_>>(), want[2..]);
+    let older_failed = store
+        .list(&ListFilter {
+            status: Some(Status::Failed),
+            before: Some(ids[3]),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(
+        older_failed.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![ids[1]]
+    );
+    let none = store
+        .list(&ListFilter {
+            action: Some("no-such-action".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(none.is_empty());
+}
+
+pub fn the_queue_keeps_accept_order_and_survives_reopening(open: &dyn Fn() -> Store) {
+    let ids: Vec<_> = {
+        let store = open();
+        let ids: Vec<_> = (0..3)
+            .map(|i| {
+                let mut r = ExecutionRecord::new_action(
+                    format!("a{i}"),
+                    "sha256:00".into(),
+                    serde_json::json!({}),
+                );
+                r.status = Status::Pending;
+                store.enqueue(&r, format!("p{i}").as_bytes()).unwrap();
+                r.id
+            })
+            .collect();
+        store.flush().unwrap();
+        ids
+    };
+    let store = open();
+    let queued = store.queued().unwrap();
+    assert_eq!(queued.iter().map(|q| q.id).collect::<Vec<_>>(), ids);
+    assert_eq!(queued[1].payload, b"p1");
+    assert_eq!(store.get(ids[0]).unwrap().unwrap().status, Status::Pending);
+    store.dequeue(queued[0].seq).unwrap();
+    assert_eq!(store.queue_len().unwrap(), 2);
+    assert_eq!(store.queued().unwrap()[0].id, ids[1]);
+}
+
+pub fn status_change_moves_the_index_entry(open: &dyn Fn() -> Store) {
+    let store = open();
+    let mut r = record(1);
+    r.status = Status::Running;
+    store.put(&r).unwrap();
+    r.status = Status::Succeeded;
+    store.put(&r).unwrap();
+    let running = store
+        .list(&ListFilter {
+            status: Some(Status::Running),
+            limit: 10,
+            children: false,
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(running.is_empty());
+    let done = store
+        .list(&ListFilter {
+            status: Some(Status::Succeeded),
+            limit: 10,
+            children: false,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(done, vec![r]);
+}
+
+pub fn find_by_unique_prefix(open: &dyn Fn() -> Store) {
+    let store = open();
+    let r = record(1);
+    store.put(&r).unwrap();
+    let id = r.id.to_string();
+    assert_eq!(store.find(&id).unwrap().id, r.id);
+    assert_eq!(store.find(&id[..20].to_lowercase()).unwrap().id, r.id);
+    assert!(matches!(store.find("ZZZZ"), Err(StoreError::NotFound(_))));
+    let r2 = record(2);
+    store.put(&r2).unwrap();
+    // Both share the timestamp's leading characters.
+    assert!(matches!(
+        store.find(&id[..2]),
+        Err(StoreError::Ambiguous { count: 2, .. })
+    ));
+}
+
+pub fn records_survive_reopen(open: &dyn Fn() -> Store) {
+    let r = record(7);
+    {
+        let store = open();
+        store.put(&r).unwrap();
+    }
+    let store = open();
+    assert_eq!(store.get(r.id).unwrap(), Some(r));
+}
+
+pub fn events_are_kept_in_order_and_replaced_by_a_later_attempt(open: &dyn Fn() -> Store) {
+    let store = open();
+    let a = record(1);
+    let b = record(2);
+    let ev = |n| Event::MonotonicClock { nanoseconds: n };
+    store.put_events(a.id, &[ev(1), ev(2)]).unwrap();
+    store.put_events(b.id, &[ev(9)]).unwrap();
+    assert_eq!(store.events(a.id).unwrap(), vec![ev(1), ev(2)]);
+    assert_eq!(store.events(b.id).unwrap(), vec![ev(9)]);
+    store.put_events(a.id, &[ev(3)]).unwrap();
+    assert_eq!(store.events(a.id).unwrap(), vec![ev(3)]);
+    store.put_events(a.id, &[]).unwrap();
+    assert_eq!(store.events(a.id).unwrap(), vec![]);
+    assert_eq!(store.events(b.id).unwrap(), vec![ev(9)]);
+}
+
+pub fn children_are_indexed_and_hidden_from_the_default_list(open: &dyn Fn() -> Store) {
+    let store = open();
+    let parent = record(1);
+    store.put(&parent).unwrap();
+    let mut kids = Vec::new();
+    for n in 2..4 {
+        let mut c = record(n);
+        c.parent = Some(parent.id);
+        store.put(&c).unwrap();
+        kids.push(c.id);
+    }
+    let got: Vec<_> = store
+        .children(parent.id)
+        .unwrap()
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(got, kids);
+    let roots = store.list(&ListFilter::default()).unwrap();
+    assert_eq!(
+        roots.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![parent.id]
+    );
+    let all = store
+        .list(&ListFilter {
+            children: true,
+            ..ListFilter::default()
+        })
+        .unwrap();
+    assert_eq!(all.len(), 3);
+}
+
+pub fn workflow_log_appends_in_order(open: &dyn Fn() -> Store) {
+    let store = open();
+    let a = record(1).id;
+    store
+        .append_workflow_log(a, 0, &[b"x".to_vec(), b"y".to_vec()], false)
+        .unwrap();
+    store
+        .append_workflow_log(a, 2, &[b"z".to_vec()], true)
+        .unwrap();
+    assert_eq!(
+        store.workflow_log(a).unwrap(),
+        vec![b"x".to_vec(), b"y".to_vec(), b"z".to_vec()]
+    );
+    assert!(store.workflow_log(record(2).id).unwrap().is_empty());
+}
+
+pub fn blobs_are_content_addressed(open: &dyn Fn() -> Store) {
+    let store = open();
+    let a = store.put_blob(b"hello").unwrap();
+    let b = store.put_blob(b"hello").unwrap();
+    assert_eq!(a, b);
+    assert!(store.has_blob(&a).unwrap());
+    assert!(!store.has_blob(&Digest::of(b"other")).unwrap());
+    assert_eq!(
+        a.to_string(),
+        "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+    );
+    assert_eq!(store.get_blob(&a).unwrap().as_deref(), Some(&b"hello"[..]));
+    assert_eq!(Digest::parse(&a.to_string()), Some(a.clone()));
+    assert_eq!(
+        store.get_blob_str(&a.to_string()).unwrap().as_deref(),
+        Some(&b"hello"[..])
+    );
+    assert_eq!(Digest::parse("sha256:zz"), None);
+}
+
+/// Values far over any page or row size come back byte for byte.
+pub fn large_values_read_back(open: &dyn Fn() -> Store) {
+    let store = open();
+    let big = vec![7u8; 300_000];
+    let digest = store.put_blob(&big).unwrap();
+    let mut r = record(1);
+    r.stdout = "x".repeat(100_000);
+    r.component_digest = digest.to_string();
+    store.put(&r).unwrap();
+    let entry = format!("{{\"big\":\"{}\"}}", "y".repeat(9000)).into_bytes();
+    store
+        .append_workflow_log(r.id, 0, std::slice::from_ref(&entry), true)
+        .unwrap();
+    drop(store);
+    let store = open();
+    assert_eq!(store.get(r.id).unwrap(), Some(r.clone()));
+    assert_eq!(store.get_blob(&digest).unwrap(), Some(big));
+    assert_eq!(store.workflow_log(r.id).unwrap(), vec![entry]);
+}
+
+/// A purge takes an ended top-level execution with its children, events
+/// and journal, and the blobs only they used; a blob another record (or
+/// `in_use`) names stays, and so does everything newer or still running.
+pub fn purge_takes_whole_ended_trees_and_only_their_blobs(open: &dyn Fn() -> Store) {
+    let store = open();
+    let shared = store.put_blob(b"shared component").unwrap();
+    let own = store.put_blob(b"only the old tree's").unwrap();
+    let held = store.put_blob(b"held by a running process").unwrap();
+    let ended = |n, digest: &Digest| {
+        let mut r = record(n);
+        r.status = Status::Succeeded;
+        r.component_digest = digest.to_string();
+        r
+    };
+    let old = ended(1, &own);
+    let mut child = ended(2, &shared);
+    child.parent = Some(old.id);
+    let running = {
+        let mut r = record(3);
+        r.status = Status::Running;
+        r
+    };
+    let unused_but_held = ended(4, &held);
+    for r in [&old, &child, &running, &unused_but_held] {
+        store.put(r).unwrap();
+    }
+    store
+        .put_events(old.id, &[Event::MonotonicClock { nanoseconds: 1 }])
+        .unwrap();
+    store
+        .append_workflow_log(old.id, 0, &[b"{}".to_vec()], true)
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(5));
+    let newer = ended(5, &shared);
+    store.put(&newer).unwrap();
+
+    let filter = |dry_run| PurgeFilter {
+        before: SystemTime::now() - Duration::from_millis(2),
+        statuses: vec![],
+        action: Some(old.action.clone()),
+        dry_run,
+        writers_running: false,
+    };
+    let in_use: HashSet<String> = [held.to_string()].into();
+    let dry = store.purge(&filter(true), &in_use).unwrap();
+    assert_eq!((dry.executions, dry.descendants), (1, 1), "{dry:?}");
+    assert!(
+        store.get(old.id).unwrap().is_some(),
+        "a dry run deletes nothing"
+    );
+
+    let report: PurgeReport = store.purge(&filter(false), &in_use).unwrap();
+    assert_eq!(
+        (report.executions, report.descendants),
+        (1, 1),
+        "{report:?}"
+    );
+    assert_eq!(report.blobs, 1, "{report:?}");
+    assert_eq!(store.get(old.id).unwrap(), None);
+    assert_eq!(store.get(child.id).unwrap(), None);
+    assert!(store.children(old.id).unwrap().is_empty());
+    assert!(store.events(old.id).unwrap().is_empty());
+    assert!(store.workflow_log(old.id).unwrap().is_empty());
+    assert!(!store.has_blob(&own).unwrap());
+    assert!(store.has_blob(&shared).unwrap(), "the newer record uses it");
+    assert!(store.has_blob(&held).unwrap(), "in use");
+    assert_eq!(store.get(running.id).unwrap(), Some(running));
+    assert_eq!(store.get(newer.id).unwrap(), Some(newer));
+    assert_eq!(store.len().unwrap(), 3);
+}
+
+/// What ordinary writes leave behind reads back clean, counted.
+pub fn check_is_clean_after_ordinary_writes(open: &dyn Fn() -> Store) {
+    let store = open();
+    assert!(store.is_empty().unwrap());
+    let digest = store.put_blob(b"component").unwrap();
+    let mut parent = record(1);
+    parent.component_digest = digest.to_string();
+    store.put(&parent).unwrap();
+    let mut child = record(2);
+    child.parent = Some(parent.id);
+    child.component_digest = digest.to_string();
+    store.put(&child).unwrap();
+    child.status = Status::Succeeded;
+    store.put(&child).unwrap();
+    store
+        .put_events(child.id, &[Event::MonotonicClock { nanoseconds: 1 }])
+        .unwrap();
+    store
+        .append_workflow_log(parent.id, 0, &[b"{}".to_vec(), b"{}".to_vec()], true)
+        .unwrap();
+    let report = store.check().unwrap();
+    assert!(report.is_clean(), "{report:?}");
+    assert_eq!(report.records, 2, "{report:?}");
+    assert_eq!(report.blobs, 1, "{report:?}");
+    assert_eq!(report.journal_entries, 2, "{report:?}");
+    assert_eq!(store.len().unwrap(), 2);
+    assert!(store.missing_blobs(&parent).unwrap().is_empty());
+}

@@ -1,0 +1,312 @@
+//! [`Backend`] for sled: each operation of the interface on the trees.
+
+use super::{event_entry, seq_key, status_key, At, SledStore, IN_FILE};
+use crate::error::StoreError;
+use crate::record::{ExecutionId, ExecutionRecord};
+use crate::store::{Backend, Digest, ListFilter, Queued};
+use crate::{CheckReport, Event, PurgeFilter, PurgeReport};
+use std::collections::HashSet;
+
+impl Backend for SledStore {
+    fn location(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    /// Insert or update a record, keeping the status index in step, and
+    /// flush: a record that was written is on disk when this returns.
+    fn put(&self, record: &ExecutionRecord) -> Result<(), StoreError> {
+        self.put_unflushed(record)?;
+        self.db.flush().at(self)?;
+        Ok(())
+    }
+
+    /// Like [`Backend::put`] without waiting for the disk: for states that
+    /// nothing depends on (an execution's transient `running`). sled writes
+    /// it out within its flush interval, or with the next [`Backend::put`].
+    fn put_unflushed(&self, record: &ExecutionRecord) -> Result<(), StoreError> {
+        self.write(record, None)
+    }
+
+    /// Accept an execution: its queue entry, then its (pending) record (a
+    /// crash in between leaves an entry without a record, which `queued`'s
+    /// callers drop). Not flushed: callers batch many accepts into one
+    /// [`SledStore::flush`] before answering.
+    fn enqueue(&self, record: &ExecutionRecord, payload: &[u8]) -> Result<u64, StoreError> {
+        let seq = self.db.generate_id().at(self)?;
+        let mut entry = Vec::with_capacity(16 + payload.len());
+        entry.extend_from_slice(&record.id.key());
+        entry.extend_from_slice(payload);
+        self.write(record, Some((seq, entry)))?;
+        Ok(seq)
+    }
+
+    /// The queue, oldest first.
+    fn queued(&self) -> Result<Vec<Queued>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.queue.iter() {
+            let (k, v) = item.at(self)?;
+            let seq = u64::from_be_bytes(k.as_ref().try_into().map_err(|_| StoreError::BadKey)?);
+            let id = ExecutionId::from_key(&v[..16.min(v.len())]).ok_or(StoreError::BadKey)?;
+            out.push(Queued {
+                seq,
+                id,
+                payload: v[16..].to_vec(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Drop a finished entry from the queue. Not flushed: an entry that
+    /// survives a crash names a record that is already final, and is
+    /// dropped again on the next start.
+    fn dequeue(&self, seq: u64) -> Result<(), StoreError> {
+        self.queue.remove(seq.to_be_bytes()).at(self)?;
+        Ok(())
+    }
+
+    /// Entries in the queue (pending and running).
+    fn queue_len(&self) -> Result<usize, StoreError> {
+        Ok(self.queue.len())
+    }
+
+    fn get(&self, id: ExecutionId) -> Result<Option<ExecutionRecord>, StoreError> {
+        self.executions
+            .get(id.key())
+            .at(self)?
+            .map(|bytes| self.decode(&id.key(), &bytes))
+            .transpose()
+    }
+
+    fn find_prefix(&self, wanted: &str) -> Result<ExecutionRecord, StoreError> {
+        let not_found = || StoreError::NotFound(wanted.to_owned());
+        // ULID text order is key order: the matches start at the prefix
+        // padded with the smallest digit and are contiguous from there.
+        let Ok(first) = format!("{wanted:0<26}").parse::<ExecutionId>() else {
+            return Err(not_found());
+        };
+        let mut found = None;
+        let mut count = 0;
+        for item in self.executions.range(first.key()..) {
+            let (key, value) = item.at(self)?;
+            match ExecutionId::from_key(&key) {
+                Some(id) if id.to_string().starts_with(wanted) => {
+                    count += 1;
+                    found = Some((key, value));
+                }
+                _ => break,
+            }
+        }
+        match (count, found) {
+            (1, Some((key, value))) => self.decode(&key, &value),
+            (0, _) | (_, None) => Err(not_found()),
+            (count, _) => Err(StoreError::Ambiguous {
+                prefix: wanted.to_owned(),
+                count,
+            }),
+        }
+    }
+
+    /// Executions, newest first.
+    fn list(&self, filter: &ListFilter) -> Result<Vec<ExecutionRecord>, StoreError> {
+        let mut out = Vec::new();
+        let wanted = |rec: &ExecutionRecord| {
+            (filter.children || rec.parent.is_none())
+                && filter.action.as_ref().is_none_or(|a| &rec.action == a)
+        };
+        match filter.status {
+            None => {
+                let range = match filter.before {
+                    Some(b) => self.executions.range(..b.key()),
+                    None => self.executions.iter(),
+                };
+                for item in range.rev() {
+                    if out.len() >= filter.limit {
+                        break;
+                    }
+                    let (key, value) = item.at(self)?;
+                    let rec = self.decode(&key, &value)?;
+                    if wanted(&rec) {
+                        out.push(rec);
+                    }
+                }
+            }
+            Some(status) => {
+                let start = [status.tag()];
+                let end = match filter.before {
+                    Some(b) => status_key(status, &b.key()).to_vec(),
+                    None => vec![status.tag() + 1],
+                };
+                for item in self.by_status.range(&start[..]..&end[..]).rev() {
+                    if out.len() >= filter.limit {
+                        break;
+                    }
+                    let (key, _) = item.at(self)?;
+                    if let Some(id) = ExecutionId::from_key(&key[1..]) {
+                        if let Some(rec) = self.get(id)? {
+                            // A stale entry (see `write`) is skipped.
+                            if rec.status == status && wanted(&rec) {
+                                out.push(rec);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Flush every write so far to disk.
+    fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush().at(self)?;
+        Ok(())
+    }
+
+    /// The executions whose parent is `id`, oldest first.
+    fn children(&self, id: ExecutionId) -> Result<Vec<ExecutionRecord>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.children.scan_prefix(id.key()) {
+            let (k, _) = item.at(self)?;
+            if let Some(child) = ExecutionId::from_key(&k[16..]) {
+                if let Some(rec) = self.get(child)? {
+                    out.push(rec);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Append entries to a workflow's journal at `seq`, `seq + 1`, ...;
+    /// with `flush`, they are on disk when this returns (and so is every
+    /// earlier write: sled's log is sequential).
+    fn append_workflow_log(
+        &self,
+        id: ExecutionId,
+        seq: u32,
+        entries: &[Vec<u8>],
+        flush: bool,
+    ) -> Result<(), StoreError> {
+        if let [entry] = entries {
+            // One entry is atomic as a plain insert. A sled batch costs two
+            // extra log-buffer writes (it rolls the buffer, then seals its
+            // manifest in one of its own) and takes sled's global write
+            // lock: most journal writes are single entries.
+            let entry = self.stored(entry.clone())?;
+            self.workflow_log
+                .insert(&seq_key(&id.key(), seq)[..], entry)
+                .at(self)?;
+        } else {
+            let mut batch = sled::Batch::default();
+            for (i, e) in entries.iter().enumerate() {
+                let e = self.stored(e.clone())?;
+                batch.insert(&seq_key(&id.key(), seq + i as u32)[..], e);
+            }
+            self.workflow_log.apply_batch(batch).at(self)?;
+        }
+        if flush {
+            self.db.flush().at(self)?;
+        }
+        Ok(())
+    }
+
+    /// A workflow's journal, in order.
+    fn workflow_log(&self, id: ExecutionId) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.workflow_log
+            .scan_prefix(id.key())
+            .map(|item| Ok(self.resolve(&item.at(self)?.1)?.into_owned()))
+            .collect()
+    }
+
+    /// Number of executions in the store.
+    fn len(&self) -> Result<usize, StoreError> {
+        Ok(self.executions.len())
+    }
+
+    /// Store the answers an execution received, in order, replacing any
+    /// stored for it before: an execution started over under the same id
+    /// (a server's queue after a crash) keeps only its last attempt's, the
+    /// ones its record's outcome came from.
+    ///
+    /// One sled write: the events go in as one JSON array under the
+    /// execution's id and sequence number 0. (A batch of one key per event,
+    /// after a scan for the last one, cost more than the rest of a trivial
+    /// action's recording; stores written that way still read, see
+    /// `events`.)
+    fn put_events(&self, id: ExecutionId, events: &[Event]) -> Result<(), StoreError> {
+        let key = seq_key(&id.key(), 0);
+        if events.is_empty() {
+            self.events.remove(key).at(self)?;
+            return Ok(());
+        }
+        let value = self.stored(serde_json::to_vec(events).expect("events always serialize"))?;
+        self.events.insert(key, value).at(self)?;
+        Ok(())
+    }
+
+    /// The answers an execution received, in the order the guest asked.
+    fn events(&self, id: ExecutionId) -> Result<Vec<Event>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.events.scan_prefix(id.key()) {
+            let (k, v) = item.at(self)?;
+            let v = self.resolve(&v)?;
+            if v.first() == Some(&b'[') {
+                // Written whole by `put_events`: any entries after it are
+                // one-event entries of an attempt it replaced.
+                return event_entry(id, &k, &v);
+            }
+            out.extend(event_entry(id, &k, &v)?);
+        }
+        Ok(out)
+    }
+
+    /// Store bytes under their sha256; storing the same bytes twice is free.
+    fn put_blob(&self, bytes: &[u8]) -> Result<Digest, StoreError> {
+        let digest = Digest::of(bytes);
+        if !self.has_blob(&digest)? {
+            if bytes.len() > self.inline_max {
+                self.files.put(bytes)?;
+                self.blobs.insert(digest.0, IN_FILE).at(self)?;
+            } else {
+                self.blobs.insert(digest.0, bytes).at(self)?;
+            }
+        }
+        Ok(digest)
+    }
+
+    /// Whether a blob is stored, without reading it.
+    fn has_blob(&self, digest: &Digest) -> Result<bool, StoreError> {
+        Ok(match self.blobs.get(digest.0).at(self)? {
+            None => false,
+            Some(v) if Self::blob_in_file(digest, &v) => self.files.contains(digest),
+            Some(_) => true,
+        })
+    }
+
+    fn get_blob(&self, digest: &Digest) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.blobs.get(digest.0).at(self)? {
+            None => Ok(None),
+            Some(v) if Self::blob_in_file(digest, &v) => match self.files.get(digest)? {
+                Some(bytes) => Ok(Some(bytes)),
+                None => Err(StoreError::Damaged {
+                    path: self.path.to_path_buf(),
+                    detail: format!(
+                        "blob {digest} is missing its file {}",
+                        self.files.path(digest).display()
+                    ),
+                }),
+            },
+            Some(v) => Ok(Some(v.to_vec())),
+        }
+    }
+
+    fn check(&self) -> Result<CheckReport, StoreError> {
+        self.check_all()
+    }
+
+    fn purge(
+        &self,
+        filter: &PurgeFilter,
+        in_use: &HashSet<String>,
+    ) -> Result<PurgeReport, StoreError> {
+        self.purge_selected(filter, in_use)
+    }
+}

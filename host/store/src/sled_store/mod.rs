@@ -1,0 +1,402 @@
+//! The embedded store: sled, with large values in files beside it.
+//!
+//! Trees and keys (big-endian so scans come out in time order):
+//! - `executions`: ULID (16 bytes) -> JSON record
+//! - `by_status`: status byte + ULID -> ()
+//! - `events`: ULID + sequence (u32) -> JSON array of events
+//! - `blobs`: sha256 (32 bytes) -> bytes
+//! - `children`: parent ULID + child ULID -> ()
+//! - `workflow_log`: workflow ULID + sequence (u32) -> JSON transition (the
+//!   scheduler's journal; opaque here)
+//! - `queue`: sequence (u64) -> ULID + payload (a server's accepted
+//!   executions until they end; the payload is opaque here)
+//!
+//! Values over a small limit are files beside sled (`files`), sled holding
+//! a reference. `check` reads everything back, `purge` deletes old trees
+//! and what only they used, `reserve` keeps room to read a store on a full
+//! disk. It must not patch sled's recovery, flush or fsync path
+//! (vendor/PATCHES.md). Nothing outside this module knows it is sled: the
+//! rest of the crate and of wasmflow use [`crate::Backend`].
+
+mod backend;
+mod check;
+mod files;
+mod purge;
+mod reserve;
+#[cfg(test)]
+mod tests;
+
+use crate::error::StoreError;
+use crate::record::{ExecutionId, ExecutionRecord, Status};
+use crate::store::Digest;
+use files::Files;
+use reserve::Reserve;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// sled's own default. Stores made before values moved to files used 64
+/// KiB and keep it (see `segment_size`).
+const SEGMENT_SIZE: usize = 512 << 10;
+
+/// The largest value kept in sled itself; larger ones are files (see
+/// `files.rs`). sled writes a message over a quarter of a segment to a
+/// blob file of its own, and a leaf page holds up to 17 values: at 1/128
+/// of the segment (4 KiB at 512 KiB) no page comes near that.
+fn inline_max(segment_size: usize) -> usize {
+    segment_size / 128
+}
+
+/// What sled holds for a value kept in a file: this byte, then the file's
+/// sha256. JSON values (records, events, journal entries) never start with
+/// 0xFF (it is not UTF-8).
+const REFERENCE: u8 = 0xFF;
+
+/// In the `blobs` tree (key: the content's sha256) the value of a blob kept
+/// in a file is this one byte. A blob whose content is that byte has the
+/// key sha256 of it, which tells the two apart.
+pub(super) const IN_FILE: &[u8] = &[REFERENCE];
+
+/// The segment size is fixed when a store is created (sled refuses another
+/// one later), so an existing store keeps the size it was made with.
+fn segment_size(dir: &Path) -> usize {
+    std::fs::read(dir.join("conf"))
+        .ok()
+        .and_then(|conf| {
+            String::from_utf8_lossy(&conf)
+                .lines()
+                .find_map(|l| l.strip_prefix("segment_size: ")?.trim().parse().ok())
+        })
+        .unwrap_or(SEGMENT_SIZE)
+}
+
+/// The execution store. Cheap to clone; all clones share one database.
+#[derive(Clone)]
+pub struct SledStore {
+    pub(crate) path: Arc<PathBuf>,
+    pub(crate) files: Arc<Files>,
+    pub(crate) inline_max: usize,
+    pub(crate) db: sled::Db,
+    pub(crate) executions: sled::Tree,
+    pub(crate) by_status: sled::Tree,
+    pub(crate) events: sled::Tree,
+    pub(crate) blobs: sled::Tree,
+    pub(crate) children: sled::Tree,
+    pub(crate) workflow_log: sled::Tree,
+    pub(crate) queue: sled::Tree,
+}
+
+/// What a sled error means for the store at `path`.
+pub(crate) fn classify(path: &Path, source: sled::Error) -> StoreError {
+    let path = path.to_owned();
+    match &source {
+        sled::Error::Io(e) if is_no_space(e) => StoreError::NoSpace { path },
+        sled::Error::Corruption { at, .. } => StoreError::Damaged {
+            path,
+            detail: match at {
+                Some(at) => format!("sled found corrupted data at {at:?}"),
+                None => "sled found corrupted data in its log or snapshot".into(),
+            },
+        },
+        // A file sled needs (one of its blob files) is gone.
+        sled::Error::Io(e) if e.kind() == std::io::ErrorKind::NotFound => StoreError::Damaged {
+            path,
+            detail: format!("a file of the store is missing ({e})"),
+        },
+        _ => StoreError::Io {
+            path,
+            cause: source,
+        },
+    }
+}
+
+/// sled writes a snapshot to `snap.LSN.generating` and renames it when it
+/// is complete; an open interrupted in between (a full disk, `kill -9`)
+/// leaves the unfinished file, which sled 0.34 then takes for the newest
+/// snapshot and refuses as corrupt. Such a file is never a snapshot (the
+/// rename is what makes one): drop it, and sled recovers from the last
+/// complete snapshot and its log, as it would have before the attempt.
+fn remove_unfinished_snapshots(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("snap.") && name.ends_with(".generating") {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+/// Whether an I/O error is the file system being full (sled's writes and
+/// the value files alike).
+pub(crate) fn is_no_space(e: &std::io::Error) -> bool {
+    e.raw_os_error() == Some(libc::ENOSPC) || e.kind() == std::io::ErrorKind::StorageFull
+}
+
+/// sled results in this store's terms (the error names the store's path).
+pub(crate) trait At<T> {
+    fn at(self, store: &SledStore) -> Result<T, StoreError>;
+}
+
+impl<T> At<T> for sled::Result<T> {
+    fn at(self, store: &SledStore) -> Result<T, StoreError> {
+        self.map_err(|e| classify(&store.path, e))
+    }
+}
+
+/// Run `f`, turning a panic inside sled (it panics on some damaged files
+/// instead of returning an error) into [`StoreError::Damaged`]. The default
+/// panic message is kept off stderr: the error is reported once, by the
+/// caller.
+pub(crate) fn no_panic<T>(
+    path: &Path,
+    f: impl FnOnce() -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let quiet = QuietPanics::new();
+    let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    drop(quiet);
+    out.unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "sled stopped on an unreadable file".into());
+        Err(StoreError::Damaged {
+            path: path.to_owned(),
+            detail: format!("sled could not read its files ({what})"),
+        })
+    })
+}
+
+/// While alive, panics on this thread print nothing (they are caught and
+/// reported as errors). Other threads keep the previous hook's output.
+struct QuietPanics;
+
+thread_local! {
+    static QUIET: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+impl QuietPanics {
+    fn new() -> Self {
+        static HOOK: std::sync::Once = std::sync::Once::new();
+        HOOK.call_once(|| {
+            let previous = std::panic::take_hook();
+            std::panic::set_hook(Box::new(move |info| {
+                if QUIET.with(|q| q.get()) == 0 {
+                    previous(info);
+                }
+            }));
+        });
+        QUIET.with(|q| q.set(q.get() + 1));
+        QuietPanics
+    }
+}
+
+impl Drop for QuietPanics {
+    fn drop(&mut self) {
+        QUIET.with(|q| q.set(q.get() - 1));
+    }
+}
+
+impl SledStore {
+    /// Open (creating if needed) the store in `dir`.
+    ///
+    /// A damaged store is an error naming it ([`StoreError::Damaged`]),
+    /// never a panic; a store in use by another process is
+    /// [`StoreError::Locked`].
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::Open {
+            path: dir.to_owned(),
+            cause: e.into(),
+        })?;
+        let reserve = Reserve::new(dir);
+        let store = match no_panic(dir, || Self::open_sled(dir)) {
+            // The disk is full: give back the space kept for this, so the
+            // store can at least be read.
+            Err(StoreError::NoSpace { .. }) if reserve.release() => {
+                tracing::warn!(
+                    "the disk holding {} is full: released the space wasmflow keeps back so the \
+                     store can be read; free some space",
+                    dir.display()
+                );
+                no_panic(dir, || Self::open_sled(dir))?
+            }
+            other => other?,
+        };
+        reserve.replenish();
+        Ok(store)
+    }
+
+    fn open_sled(dir: &Path) -> Result<Self, StoreError> {
+        remove_unfinished_snapshots(dir);
+        let segment_size = segment_size(dir);
+        let db = sled::Config::new()
+            .path(dir)
+            .segment_size(segment_size)
+            .open()
+            .map_err(|source| match &source {
+                // sled reports the advisory lock held by another process as
+                // an I/O error wrapping WouldBlock.
+                sled::Error::Io(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.to_string().contains("could not acquire lock") =>
+                {
+                    StoreError::Locked {
+                        path: dir.to_owned(),
+                    }
+                }
+                _ => classify(dir, source),
+            })?;
+        let tree = |name: &str| db.open_tree(name).map_err(|e| classify(dir, e));
+        Ok(Self {
+            executions: tree("executions")?,
+            by_status: tree("by_status")?,
+            events: tree("events")?,
+            blobs: tree("blobs")?,
+            children: tree("children")?,
+            workflow_log: tree("workflow_log")?,
+            queue: tree("queue")?,
+            path: Arc::new(dir.to_owned()),
+            files: Arc::new(Files::new(dir)),
+            inline_max: inline_max(segment_size),
+            db,
+        })
+    }
+
+    /// What to give sled for `bytes`: the bytes, or a reference to the
+    /// file they were written to (durably, before this returns).
+    pub(crate) fn stored(&self, bytes: Vec<u8>) -> Result<Vec<u8>, StoreError> {
+        if bytes.len() <= self.inline_max {
+            return Ok(bytes);
+        }
+        let digest = self.files.put(&bytes)?;
+        let mut r = Vec::with_capacity(33);
+        r.push(REFERENCE);
+        r.extend_from_slice(&digest.0);
+        Ok(r)
+    }
+
+    /// The file a value in sled refers to, if it is a reference.
+    pub(crate) fn reference(value: &[u8]) -> Option<Digest> {
+        match value {
+            [REFERENCE, rest @ ..] if rest.len() == 32 => {
+                Some(Digest(rest.try_into().expect("32 bytes")))
+            }
+            _ => None,
+        }
+    }
+
+    /// The bytes a value in sled stands for: itself, or its file's content.
+    pub(crate) fn resolve<'a>(
+        &self,
+        value: &'a [u8],
+    ) -> Result<std::borrow::Cow<'a, [u8]>, StoreError> {
+        match Self::reference(value) {
+            None => Ok(std::borrow::Cow::Borrowed(value)),
+            Some(digest) => match self.files.get(&digest)? {
+                Some(bytes) => Ok(std::borrow::Cow::Owned(bytes)),
+                None => Err(StoreError::Damaged {
+                    path: self.path.to_path_buf(),
+                    detail: format!("file {} is missing", self.files.path(&digest).display()),
+                }),
+            },
+        }
+    }
+
+    /// A record from its key and sled value.
+    pub(crate) fn decode(&self, key: &[u8], value: &[u8]) -> Result<ExecutionRecord, StoreError> {
+        decode(key, &self.resolve(value)?)
+    }
+
+    /// One record write, without a sled transaction (a multi-tree
+    /// transaction cost several times the write itself). Entries that
+    /// point at the record go in first, so a crash or a concurrent writer
+    /// leaves at most a stale pointer, which readers check against the
+    /// record (`list` by status) or drop (`queued` without a record);
+    /// never a record its queue entry or status index misses.
+    fn write(
+        &self,
+        record: &ExecutionRecord,
+        queue_entry: Option<(u64, Vec<u8>)>,
+    ) -> Result<(), StoreError> {
+        let key = record.id.key();
+        let bytes = self.stored(serde_json::to_vec(record).expect("records always serialize"))?;
+        if let Some((seq, entry)) = queue_entry {
+            self.queue.insert(seq.to_be_bytes(), entry).at(self)?;
+        }
+        if let Some(parent) = record.parent {
+            self.children
+                .insert(pair_key(&parent.key(), &key), &[])
+                .at(self)?;
+        }
+        self.by_status
+            .insert(status_key(record.status, &key), &[])
+            .at(self)?;
+        if let Some(old) = self.executions.insert(key, bytes).at(self)? {
+            // Only the status is needed to drop the old index entry (a
+            // stale one is harmless if the old file cannot be read).
+            let old = self.resolve(&old).unwrap_or_default();
+            if let Ok(old) = serde_json::from_slice::<StatusOnly>(&old) {
+                if old.status != record.status {
+                    self.by_status
+                        .remove(status_key(old.status, &key))
+                        .at(self)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the `blobs` value `v` under `digest` says "in a file".
+    pub(crate) fn blob_in_file(digest: &Digest, v: &[u8]) -> bool {
+        v == IN_FILE && *digest != Digest::of(IN_FILE)
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct StatusOnly {
+    status: Status,
+}
+
+pub(crate) fn status_key(status: Status, key: &[u8; 16]) -> [u8; 17] {
+    let mut out = [0u8; 17];
+    out[0] = status.tag();
+    out[1..].copy_from_slice(key);
+    out
+}
+
+pub(crate) fn pair_key(a: &[u8; 16], b: &[u8; 16]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out[..16].copy_from_slice(a);
+    out[16..].copy_from_slice(b);
+    out
+}
+
+pub(crate) fn seq_key(id: &[u8; 16], seq: u32) -> [u8; 20] {
+    let mut out = [0u8; 20];
+    out[..16].copy_from_slice(id);
+    out[16..].copy_from_slice(&seq.to_be_bytes());
+    out
+}
+
+/// One `events` entry's events. Entries are JSON arrays; stores written
+/// before events were grouped hold one JSON object per entry.
+fn event_entry(id: ExecutionId, key: &[u8], value: &[u8]) -> Result<Vec<crate::Event>, StoreError> {
+    check::parse_events(value).map_err(|cause| StoreError::Corrupt {
+        key: format!(
+            "{id} event {}",
+            u32::from_be_bytes(key[16..20].try_into().unwrap_or([0; 4]))
+        ),
+        cause,
+    })
+}
+
+pub(crate) fn decode(key: &[u8], bytes: &[u8]) -> Result<ExecutionRecord, StoreError> {
+    serde_json::from_slice(bytes).map_err(|cause| StoreError::Corrupt {
+        key: ExecutionId::from_key(key)
+            .map(|id| id.to_string())
+            .unwrap_or_else(|| hex::encode(key)),
+        cause,
+    })
+}
