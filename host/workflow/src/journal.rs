@@ -312,3 +312,6 @@ impl State {
         s
     }
 }
+
+#[cfg(test)]
+mod tests;

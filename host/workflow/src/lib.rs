@@ -4,7 +4,9 @@
 //! This crate owns the workflow language ([`model`]), reading and checking
 //! a file with positions ([`Definition`], [`check`]), Jinja expressions
 //! ([`expr`]), the journal of state transitions ([`journal`]), the
-//! [`Scheduler`] and canceling from another process ([`cancel`]). It runs each task through the runtime as a child
+//! [`Scheduler`] (`scheduler/`: its API over the driver, jobs, recovery
+//! and the pure decisions) and canceling from another process
+//! ([`cancel`]). It runs each task through the runtime as a child
 //! execution and must not reach into the sandbox or print anything: the
 //! CLI and the server are its front ends.
 

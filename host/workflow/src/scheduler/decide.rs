@@ -1,0 +1,212 @@
+//! The scheduler's decisions that depend on nothing but what they are
+//! given: a run's outcome from its slots, where a finished task's
+//! transitions lead, whether an attempt is retried and after how long.
+//! The driver applies them; they are tested here without a runtime.
+
+use crate::definition::duration;
+use crate::expr::{Expressions, Scope};
+use crate::journal::{SlotOutcome, State, TaskRun};
+use crate::model::Task;
+use serde_json::{Map, Value};
+use std::time::Duration;
+use wasmflow_store::{code, ExecutionRecord, Failure, Status};
+
+/// What a finished task's transitions decided.
+#[derive(Debug, Default, PartialEq)]
+pub(super) struct Transitions {
+    /// Values the taken transitions publish to `ctx`, in order.
+    pub publish: Map<String, Value>,
+    /// Tasks they lead to.
+    pub next: Vec<String>,
+    /// Whether any transition was taken (a failed task none handles fails
+    /// the workflow).
+    pub taken: bool,
+}
+
+/// A run's outcome from its slots: a with-items run succeeds when every
+/// item did, and its result is the items' results in order.
+pub(super) fn run_outcome(r: &TaskRun) -> SlotOutcome {
+    if r.items.is_none() {
+        return r.slots[0].outcome.clone().unwrap_or(SlotOutcome {
+            status: Status::Failed,
+            result: None,
+            error: None,
+        });
+    }
+    let results: Vec<Value> = r
+        .slots
+        .iter()
+        .map(|s| {
+            s.outcome
+                .as_ref()
+                .and_then(|o| o.result.clone())
+                .unwrap_or(Value::Null)
+        })
+        .collect();
+    let failed = r.slots.iter().enumerate().find_map(|(i, s)| {
+        let o = s.outcome.as_ref()?;
+        (o.status != Status::Succeeded && !s.retry).then(|| (i, o.clone()))
+    });
+    match failed {
+        None => SlotOutcome {
+            status: Status::Succeeded,
+            result: Some(Value::Array(results)),
+            error: None,
+        },
+        Some((i, o)) => {
+            let mut error = o
+                .error
+                .unwrap_or_else(|| failure(code::FAILED, "the item failed"));
+            error.message = format!("item {i}: {}", error.message);
+            SlotOutcome {
+                status: o.status,
+                result: Some(Value::Array(results)),
+                error: Some(error),
+            }
+        }
+    }
+}
+
+/// `error` as expressions see it (`null` without one).
+fn error_value(outcome: &SlotOutcome) -> Value {
+    outcome
+        .error
+        .as_ref()
+        .map(|e| serde_json::to_value(e).unwrap_or_default())
+        .unwrap_or(Value::Null)
+}
+
+/// The scope of an expression about an ended attempt or run.
+fn outcome_scope<'a>(
+    input: &'a Value,
+    ctx: &'a Map<String, Value>,
+    outcome: &'a SlotOutcome,
+    error: &'a Value,
+) -> Scope<'a> {
+    const NULL: &Value = &Value::Null;
+    Scope {
+        input: Some(input),
+        ctx: Some(ctx),
+        result: Some(outcome.result.as_ref().unwrap_or(NULL)),
+        error: Some(error),
+        item: None,
+        status: Some(outcome.status.as_str()),
+    }
+}
+
+/// Evaluate task `name`'s transitions in order: every one whose `when`
+/// holds (default: the task succeeded) publishes and leads on; a later
+/// transition sees what an earlier one published.
+pub(super) fn transitions(
+    exprs: &Expressions,
+    name: &str,
+    task: &Task,
+    outcome: &SlotOutcome,
+    state: &State,
+) -> Result<Transitions, Failure> {
+    let error = error_value(outcome);
+    let mut ctx = state.ctx.clone();
+    let mut out = Transitions::default();
+    for (i, t) in task.next.iter().enumerate() {
+        let at = format!("tasks.{name}.next[{i}]");
+        let go = match &t.when {
+            None => outcome.status == Status::Succeeded,
+            Some(w) => exprs
+                .condition(w, outcome_scope(&state.input, &ctx, outcome, &error))
+                .map_err(|e| expression_failure(&format!("{at}.when"), &e))?,
+        };
+        if !go {
+            continue;
+        }
+        out.taken = true;
+        let mut published = Vec::new();
+        for (k, v) in &t.publish {
+            let value = exprs
+                .render(v, outcome_scope(&state.input, &ctx, outcome, &error))
+                .map_err(|e| expression_failure(&format!("{at}.publish.{k}"), &e))?;
+            published.push((k.clone(), value));
+        }
+        for (k, v) in published {
+            ctx.insert(k.clone(), v.clone());
+            out.publish.insert(k, v);
+        }
+        out.next.extend(t.to.iter().cloned());
+    }
+    Ok(out)
+}
+
+/// Whether `attempt` (1 is the first) of `task`, which ended with
+/// `outcome`, is followed by another.
+pub(super) fn should_retry(
+    exprs: &Expressions,
+    task: &Task,
+    attempt: u32,
+    outcome: &SlotOutcome,
+    state: &State,
+) -> bool {
+    if matches!(outcome.status, Status::Succeeded | Status::Canceled) {
+        return false;
+    }
+    let Some(retry) = &task.retry else {
+        return false;
+    };
+    if attempt > retry.count {
+        return false;
+    }
+    match &retry.when {
+        None => true,
+        Some(w) => {
+            let error = error_value(outcome);
+            // A `when` that cannot be evaluated does not retry; the
+            // failure stands as it is.
+            exprs
+                .condition(w, outcome_scope(&state.input, &state.ctx, outcome, &error))
+                .unwrap_or(false)
+        }
+    }
+}
+
+pub(super) fn outcome_of(rec: &ExecutionRecord) -> SlotOutcome {
+    SlotOutcome {
+        status: rec.status,
+        result: rec.result.clone(),
+        error: rec.error.clone(),
+    }
+}
+
+pub(super) fn failed(f: Failure) -> SlotOutcome {
+    SlotOutcome {
+        status: Status::Failed,
+        result: None,
+        error: Some(f),
+    }
+}
+
+pub(super) fn failure(code: &str, message: &str) -> Failure {
+    Failure::new(code, message)
+}
+
+pub(super) fn expression_failure(at: &str, e: &str) -> Failure {
+    failure(code::EXPRESSION, &format!("{at}: {e}"))
+}
+
+/// The wait before `attempt` (2 is the first retry): `delay`, times
+/// `backoff` for each retry after the first.
+pub(super) fn retry_delay(task: &Task, attempt: u32) -> Duration {
+    let Some(r) = &task.retry else {
+        return Duration::ZERO;
+    };
+    let base = r
+        .delay
+        .as_deref()
+        .and_then(|d| duration(d).ok())
+        .unwrap_or(Duration::ZERO);
+    let factor = r
+        .backoff
+        .unwrap_or(1.0)
+        .powi(attempt.saturating_sub(2) as i32);
+    base.mul_f64(factor)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,522 @@
+//! The driver of one workflow execution: its event loop (complete what
+//! settled, dispatch what may start, wait for an attempt or a cancel) and
+//! every journal write. Decisions come from `decide`, attempts from `job`,
+//! a restart's catching up from `recover`.
+
+use super::decide::{self, expression_failure, failed, failure};
+use super::job::Job;
+use super::{Request, Reuse, Scheduler};
+use crate::definition::Definition;
+use crate::expr::{Expressions, Scope};
+use crate::journal::{Entry, SlotOutcome, State};
+use crate::model::Task;
+use crate::{grants, WorkflowError};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::task::JoinSet;
+use wasmflow_store::{code, ExecutionId, ExecutionRecord, Failure, Grants, Status};
+
+/// One attempt finished.
+pub(super) struct Done {
+    pub(super) run: usize,
+    pub(super) slot: usize,
+    pub(super) child: Option<ExecutionId>,
+    pub(super) outcome: SlotOutcome,
+    pub(super) elapsed: Duration,
+}
+
+/// Drives one workflow execution.
+pub(super) struct Driver {
+    pub(super) sched: Scheduler,
+    pub(super) def: Arc<Definition>,
+    pub(super) record: ExecutionRecord,
+    pub(super) req: Request,
+    pub(super) state: State,
+    pub(super) reuse: Option<Reuse>,
+    pub(super) reused: HashMap<usize, ExecutionId>,
+    pub(super) jobs: JoinSet<Done>,
+    /// Dispatched attempts waiting for their journal entries to reach the
+    /// disk (see `launch`).
+    pub(super) ready: Vec<(usize, usize, Job)>,
+    pub(super) unflushed: bool,
+}
+
+impl Driver {
+    pub(super) fn new(
+        sched: Scheduler,
+        def: Arc<Definition>,
+        record: ExecutionRecord,
+        req: Request,
+        reuse: Option<Reuse>,
+    ) -> Self {
+        Self {
+            sched,
+            def,
+            record,
+            req,
+            state: State::default(),
+            reuse,
+            reused: HashMap::new(),
+            jobs: JoinSet::new(),
+            ready: Vec::new(),
+            unflushed: false,
+        }
+    }
+
+    pub(super) fn exprs(&self) -> &Expressions {
+        &self.sched.inner.exprs
+    }
+
+    pub(super) fn name(&self) -> String {
+        self.def.name()
+    }
+
+    /// `vars`, evaluated over the input, in order (each sees the earlier).
+    pub(super) fn initial_ctx(
+        &self,
+        input: &Value,
+    ) -> Result<serde_json::Map<String, Value>, Failure> {
+        let mut ctx = serde_json::Map::new();
+        for (k, v) in &self.def.workflow.vars {
+            let scope = Scope {
+                input: Some(input),
+                ctx: Some(&ctx),
+                ..Scope::default()
+            };
+            let value = self
+                .exprs()
+                .render(v, scope)
+                .map_err(|e| expression_failure(&format!("vars.{k}"), &e))?;
+            ctx.insert(k.clone(), value);
+        }
+        Ok(ctx)
+    }
+
+    /// Append entries to the journal and apply them.
+    pub(super) fn write(&mut self, entries: &[Entry], flush: bool) -> Result<(), WorkflowError> {
+        let bytes: Vec<Vec<u8>> = entries
+            .iter()
+            .map(|e| serde_json::to_vec(e).expect("entries always serialize"))
+            .collect();
+        self.sched.runtime().store().append_workflow_log(
+            self.record.id,
+            self.state.len,
+            &bytes,
+            flush,
+        )?;
+        self.unflushed = !flush;
+        for e in entries {
+            self.state.apply(&self.def.workflow, e);
+        }
+        Ok(())
+    }
+
+    pub(super) fn stopping(&self) -> bool {
+        self.state.failing.is_some() || self.state.canceled
+    }
+
+    pub(super) async fn drive(mut self) -> Result<ExecutionRecord, WorkflowError> {
+        loop {
+            self.complete_settled()?;
+            if !self.stopping() {
+                self.dispatch()?;
+                // Settled runs may have been completed by dispatch (reuse,
+                // empty items): go round again before waiting.
+                if self.has_settled_incomplete() {
+                    continue;
+                }
+            }
+            self.launch()?;
+            if self.jobs.is_empty() {
+                break;
+            }
+            // Tasks' records are written without their own fsync (see
+            // `start_slot`); what settled must be on disk before the
+            // scheduler waits, whether or not a dispatch flushed it.
+            if self.unflushed {
+                self.sched.runtime().store().flush()?;
+                self.unflushed = false;
+            }
+            let cancel = self.req.cancel.clone();
+            tokio::select! {
+                // The cancel first: a task stopped by it may already have
+                // ended, and its `canceled` outcome must find the workflow
+                // canceled, not settle first as a failure.
+                biased;
+                () = cancel.cancelled(), if !self.state.canceled => {
+                    // Running actions see the same token (children of it)
+                    // and stop; their records say `canceled`.
+                    self.write(&[Entry::Cancel], true)?;
+                }
+                done = self.jobs.join_next() => {
+                    if let Some(done) = done {
+                        let done = done.map_err(|e| WorkflowError::Join(e.to_string()))?;
+                        self.settle(done)?;
+                        // Take every other attempt that has ended too, so
+                        // one flush before the next dispatch covers them all.
+                        while let Some(done) = self.jobs.try_join_next() {
+                            let done = done.map_err(|e| WorkflowError::Join(e.to_string()))?;
+                            self.settle(done)?;
+                        }
+                    }
+                }
+            }
+        }
+        self.finish()
+    }
+
+    pub(super) fn has_settled_incomplete(&self) -> bool {
+        self.state
+            .runs
+            .iter()
+            .any(|r| r.completed.is_none() && r.is_settled(self.with_items(&r.name)))
+    }
+
+    pub(super) fn task(&self, name: &str) -> &Task {
+        &self.def.workflow.tasks[name]
+    }
+
+    pub(super) fn with_items(&self, name: &str) -> bool {
+        self.def
+            .workflow
+            .tasks
+            .get(name)
+            .is_some_and(|t| t.with_items.is_some())
+    }
+
+    /// Complete every run whose slots have all ended: evaluate its
+    /// transitions, publish, start what they lead to.
+    pub(super) fn complete_settled(&mut self) -> Result<(), WorkflowError> {
+        loop {
+            let Some(run) = (0..self.state.runs.len()).find(|&i| {
+                let r = &self.state.runs[i];
+                r.completed.is_none() && r.is_settled(self.with_items(&r.name))
+            }) else {
+                return Ok(());
+            };
+            let outcome = decide::run_outcome(&self.state.runs[run]);
+            self.conclude(run, outcome)?;
+        }
+    }
+
+    /// Write a run's completion with what its transitions decide.
+    pub(super) fn conclude(
+        &mut self,
+        run: usize,
+        outcome: SlotOutcome,
+    ) -> Result<(), WorkflowError> {
+        let name = self.state.runs[run].name.clone();
+        let reused_from = self.reused.get(&run).copied();
+        let mut entries = Vec::new();
+        let mut publish = serde_json::Map::new();
+        let mut next = Vec::new();
+        if !self.state.canceled {
+            match decide::transitions(self.exprs(), &name, self.task(&name), &outcome, &self.state)
+            {
+                Ok(t) => {
+                    publish = t.publish;
+                    next = t.next;
+                    if outcome.status != Status::Succeeded && !t.taken {
+                        let why = outcome
+                            .error
+                            .as_ref()
+                            .map(|e| format!("{} ({})", e.message, e.code))
+                            .unwrap_or_else(|| outcome.status.to_string());
+                        let mut f =
+                            failure(code::TASK_FAILED, &format!("task `{name}` failed: {why}"));
+                        f.details = Some(json!({ "failed_on": name, "error": outcome.error }));
+                        entries.push(Entry::Fail { failure: f });
+                    }
+                }
+                Err(f) => entries.push(Entry::Fail { failure: f }),
+            }
+        }
+        entries.insert(
+            0,
+            Entry::Complete {
+                run,
+                status: outcome.status,
+                result: outcome.result,
+                error: outcome.error,
+                publish,
+                next,
+                reused_from,
+            },
+        );
+        self.write(&entries, true)
+    }
+
+    /// Start every slot that may start now.
+    pub(super) fn dispatch(&mut self) -> Result<(), WorkflowError> {
+        // Runs are added while this walks them (a reused run's transitions
+        // start the next ones): the bound is re-read each time round.
+        let mut run = 0;
+        while run < self.state.runs.len() {
+            let this = run;
+            run += 1;
+            let run = this;
+            if self.stopping() {
+                return Ok(());
+            }
+            if self.state.runs[run].completed.is_some() {
+                continue;
+            }
+            let name = self.state.runs[run].name.clone();
+            if self.try_reuse(run)? {
+                continue;
+            }
+            let task = self.task(&name).clone();
+            if let (Some(items), None) = (&task.with_items, &self.state.runs[run].items) {
+                let scope = Scope {
+                    input: Some(&self.state.input),
+                    ctx: Some(&self.state.ctx),
+                    ..Scope::default()
+                };
+                match self.exprs().render(items, scope) {
+                    Ok(Value::Array(items)) => {
+                        self.write(&[Entry::Items { run, items }], false)?;
+                    }
+                    Ok(other) => {
+                        let f = failure(
+                            code::EXPRESSION,
+                            &format!("tasks.{name}.with-items: expected a list, got {other}"),
+                        );
+                        self.conclude(run, failed(f))?;
+                        continue;
+                    }
+                    Err(e) => {
+                        let f = expression_failure(&format!("tasks.{name}.with-items"), &e);
+                        self.conclude(run, failed(f))?;
+                        continue;
+                    }
+                }
+            }
+            let limit = task.concurrency.map(|c| c as usize).unwrap_or(usize::MAX);
+            for slot in 0..self.state.runs[run].slots.len() {
+                let r = &self.state.runs[run];
+                if r.running() >= limit || r.has_failed_slot() {
+                    break;
+                }
+                if !r.slots[slot].is_idle() {
+                    continue;
+                }
+                self.start_slot(run, slot, None)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// With `re-run --from`, a run of a task before TASK takes the earlier
+    /// execution's outcome of the same run (same task, same occurrence).
+    pub(super) fn try_reuse(&mut self, run: usize) -> Result<bool, WorkflowError> {
+        let Some(reuse) = &self.reuse else {
+            return Ok(false);
+        };
+        let name = &self.state.runs[run].name;
+        if reuse.rerun.contains(name)
+            || self.state.runs[run].slots.iter().any(|s| s.child.is_some())
+        {
+            return Ok(false);
+        }
+        let occurrence = self.state.occurrence(run);
+        let Some(old) = reuse
+            .state
+            .runs
+            .iter()
+            .filter(|r| &r.name == name)
+            .nth(occurrence)
+            .filter(|r| r.completed.is_some())
+            .cloned()
+        else {
+            return Ok(false);
+        };
+        let mut entries = Vec::new();
+        if let Some(items) = &old.items {
+            entries.push(Entry::Items {
+                run,
+                items: items.clone(),
+            });
+        }
+        for (slot, s) in old.slots.iter().enumerate() {
+            if let Some(o) = &s.outcome {
+                entries.push(Entry::Settle {
+                    run,
+                    slot,
+                    child: s.child,
+                    status: o.status,
+                    result: o.result.clone(),
+                    error: o.error.clone(),
+                    retry: false,
+                });
+            }
+        }
+        if let Some(child) = old.slots.iter().find_map(|s| s.child) {
+            self.reused.insert(run, child);
+        }
+        self.write(&entries, false)?;
+        let outcome = old.completed.clone().expect("filtered on completed");
+        self.conclude(run, outcome)?;
+        Ok(true)
+    }
+
+    /// Start the attempts dispatched since the last launch, once their
+    /// `Dispatch` entries are on disk: one fsync for a whole wave.
+    pub(super) fn launch(&mut self) -> Result<(), WorkflowError> {
+        if self.ready.is_empty() {
+            return Ok(());
+        }
+        if self.unflushed {
+            self.sched.runtime().store().flush()?;
+            self.unflushed = false;
+        }
+        for (run, slot, job) in self.ready.drain(..) {
+            self.jobs.spawn(async move {
+                let started = Instant::now();
+                let (child, outcome) = job.run().await;
+                Done {
+                    run,
+                    slot,
+                    child,
+                    outcome,
+                    elapsed: started.elapsed(),
+                }
+            });
+        }
+        Ok(())
+    }
+
+    /// A slot that fails before any action runs (its input or grants).
+    pub(super) fn settle_now(
+        &mut self,
+        run: usize,
+        slot: usize,
+        f: Failure,
+    ) -> Result<(), WorkflowError> {
+        self.write(
+            &[Entry::Settle {
+                run,
+                slot,
+                child: None,
+                status: Status::Failed,
+                result: None,
+                error: Some(f),
+                retry: false,
+            }],
+            false,
+        )
+    }
+
+    /// The task's own grants, or the workflow's, rendered and bounded by
+    /// the operator's.
+    pub(super) fn task_grants(&self, task: &Task, item: Option<&Value>) -> Result<Grants, String> {
+        let Some(spec) = task.grants.as_ref().or(self.def.workflow.grants.as_ref()) else {
+            return Ok(Grants::default());
+        };
+        let scope = Scope {
+            input: Some(&self.state.input),
+            ctx: Some(&self.state.ctx),
+            item,
+            ..Scope::default()
+        };
+        let rendered = self
+            .exprs()
+            .render(&serde_json::to_value(spec).unwrap_or_default(), scope)
+            .map_err(|e| format!("grants: {e}"))?;
+        let spec: crate::model::GrantSpec = serde_json::from_value(rendered)
+            .map_err(|_| "grants: every entry must render to a string".to_owned())?;
+        let asked = grants::parse(&spec)?;
+        grants::bound(asked, &self.req.grants)
+    }
+
+    /// An attempt ended: record it, and whether it will be retried.
+    pub(super) fn settle(&mut self, done: Done) -> Result<(), WorkflowError> {
+        let Done {
+            run,
+            slot,
+            child,
+            outcome,
+            elapsed,
+        } = done;
+        let name = self.state.runs[run].name.clone();
+        let attempt = self.state.runs[run].slots[slot].attempt;
+        let retry = !self.stopping()
+            && decide::should_retry(
+                self.exprs(),
+                self.task(&name),
+                attempt,
+                &outcome,
+                &self.state,
+            );
+        if let Some(o) = &self.req.observer {
+            o.task_finished(&self.name(), &name, outcome.status, elapsed);
+        }
+        self.write(
+            &[Entry::Settle {
+                run,
+                slot,
+                child,
+                status: outcome.status,
+                result: outcome.result,
+                error: outcome.error,
+                retry,
+            }],
+            false,
+        )
+    }
+
+    /// Write the end, update the workflow's record, and return it.
+    pub(super) fn finish(mut self) -> Result<ExecutionRecord, WorkflowError> {
+        if self.state.ended.is_none() {
+            let end = if self.state.canceled {
+                Entry::End {
+                    status: Status::Canceled,
+                    result: None,
+                    error: Some(failure(code::CANCELED, "the workflow was canceled")),
+                }
+            } else if let Some(f) = self.state.failing.clone() {
+                Entry::End {
+                    status: Status::Failed,
+                    result: None,
+                    error: Some(f),
+                }
+            } else {
+                match self.output() {
+                    Ok(out) => Entry::End {
+                        status: Status::Succeeded,
+                        result: Some(out),
+                        error: None,
+                    },
+                    Err(f) => Entry::End {
+                        status: Status::Failed,
+                        result: None,
+                        error: Some(f),
+                    },
+                }
+            };
+            self.write(&[end], false)?;
+        }
+        let (status, result, error) = self.state.ended.clone().expect("just ended");
+        self.record.end(status, result, error);
+        self.sched.runtime().store().put(&self.record)?;
+        Ok(self.record)
+    }
+
+    pub(super) fn output(&self) -> Result<Value, Failure> {
+        let mut out = serde_json::Map::new();
+        for (k, v) in &self.def.workflow.output {
+            let scope = Scope {
+                input: Some(&self.state.input),
+                ctx: Some(&self.state.ctx),
+                ..Scope::default()
+            };
+            let value = self
+                .exprs()
+                .render(v, scope)
+                .map_err(|e| expression_failure(&format!("output.{k}"), &e))?;
+            out.insert(k.clone(), value);
+        }
+        Ok(Value::Object(out))
+    }
+}

@@ -1,0 +1,210 @@
+//! Starting one attempt of a slot: its input and grants rendered, its
+//! dispatch journaled, and the [`Job`] that runs it away from the driver.
+
+use super::decide::{expression_failure, failed, failure, outcome_of, retry_delay};
+use super::driver::Driver;
+use super::{Observer, Request, Scheduler};
+use crate::definition::{duration, resolve_pack, ActionRef, Definition};
+use crate::expr::Scope;
+use crate::journal::{Entry, Slot, SlotOutcome};
+use crate::WorkflowError;
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
+use wasmflow_runtime::{RunOptions, RuntimeError};
+use wasmflow_store::{code, ExecutionId, Lineage, Status};
+
+impl Driver {
+    /// Render a slot's input and grants and hand it to an action. `restart`
+    /// is the input of an attempt that was running when the host stopped.
+    pub(super) fn start_slot(
+        &mut self,
+        run: usize,
+        slot: usize,
+        restart: Option<Value>,
+    ) -> Result<(), WorkflowError> {
+        let r = &self.state.runs[run];
+        let name = r.name.clone();
+        let task = self.task(&name).clone();
+        let item = r.items.as_ref().map(|items| items[slot].clone());
+        let s: &Slot = &r.slots[slot];
+        let attempt = match (&restart, s.retry) {
+            // Started again after the host stopped while it ran: a new
+            // attempt, so the records show the work was started twice.
+            (Some(_), _) => s.attempt + 1,
+            (None, true) => s.attempt + 1,
+            (None, false) => 1,
+        };
+        let input = match restart {
+            Some(input) => input,
+            None => {
+                let scope = Scope {
+                    input: Some(&self.state.input),
+                    ctx: Some(&self.state.ctx),
+                    item: item.as_ref(),
+                    ..Scope::default()
+                };
+                let raw = Value::Object(
+                    task.input
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
+                );
+                match self.exprs().render(&raw, scope) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        let f = expression_failure(&format!("tasks.{name}.input"), &e);
+                        return self.settle_now(run, slot, f);
+                    }
+                }
+            }
+        };
+        let grants = match self.task_grants(&task, item.as_ref()) {
+            Ok(g) => g,
+            Err(e) => {
+                let f = failure(code::GRANT_DENIED, &format!("task `{name}` {e}"));
+                return self.settle_now(run, slot, f);
+            }
+        };
+        let mut limits = self.req.limits;
+        if let Some(t) = &task.timeout {
+            if let Ok(d) = duration(t) {
+                limits.timeout_ms = d.as_millis() as u64;
+            }
+        }
+        let delay = if attempt > 1 {
+            retry_delay(&task, attempt)
+        } else {
+            Duration::ZERO
+        };
+        let child = ExecutionId::new();
+        // On disk before the action starts (see `launch`), with the entries
+        // it depends on: after a crash the journal names every attempt
+        // that may have run, so none is lost from the records.
+        self.write(
+            &[Entry::Dispatch {
+                run,
+                slot,
+                attempt,
+                child,
+                input: input.clone(),
+            }],
+            false,
+        )?;
+        let action = match self.def.action_ref(&task).and_then(|a| match a {
+            ActionRef::Pack(name) => {
+                resolve_pack(&*self.sched.inner.components, &name, &self.def.dir)
+            }
+            other => Ok(other),
+        }) {
+            Ok(a) => a,
+            Err(e) => {
+                return self.settle_now(run, slot, failure(code::ACTION, &e));
+            }
+        };
+        if let Some(o) = &self.req.observer {
+            o.task_started(&self.name(), &name, item.as_ref().map(|_| slot));
+        }
+        let job = Job {
+            sched: self.sched.clone(),
+            action,
+            input,
+            options: RunOptions {
+                grants,
+                limits,
+                lineage: Lineage::child_of(
+                    &self.record,
+                    child,
+                    match &item {
+                        Some(_) => format!("{name}[{slot}]"),
+                        None => name,
+                    },
+                ),
+                cancel: Some(self.req.cancel.child_token()),
+                // Flushed with the journal entry that settles it, before
+                // the scheduler dispatches or waits again: one fsync per
+                // step, not two. A crash before that flush runs the task
+                // again, as one during the task would.
+                defer_flush: true,
+                attempt,
+                ..RunOptions::default()
+            },
+            observer: self.req.observer.clone(),
+            delay,
+        };
+        self.ready.push((run, slot, job));
+        Ok(())
+    }
+}
+
+/// One attempt of one slot, away from the driver.
+pub(super) struct Job {
+    sched: Scheduler,
+    action: ActionRef,
+    input: Value,
+    options: RunOptions,
+    observer: Option<Arc<dyn Observer>>,
+    delay: Duration,
+}
+
+impl Job {
+    pub(super) async fn run(self) -> (Option<ExecutionId>, SlotOutcome) {
+        let cancel = self.options.cancel.clone().unwrap_or_default();
+        if !self.delay.is_zero() {
+            tokio::select! {
+                () = tokio::time::sleep(self.delay) => {}
+                () = cancel.cancelled() => {
+                    return (None, SlotOutcome {
+                        status: Status::Canceled,
+                        result: None,
+                        error: Some(failure(code::CANCELED, "canceled while waiting to retry")),
+                    });
+                }
+            }
+        }
+        let child = self.options.lineage.id;
+        match &self.action {
+            // Resolved to a component or workflow before the job starts.
+            ActionRef::Component(_) | ActionRef::Oci(_) | ActionRef::Pack(_) => {
+                let action = match self.sched.load(&self.action) {
+                    Ok(a) => a,
+                    Err(e) => return (None, failed(failure(code::ACTION, &e))),
+                };
+                match self
+                    .sched
+                    .runtime()
+                    .run(&action, self.input, self.options)
+                    .await
+                {
+                    Ok(rec) => (child, outcome_of(&rec)),
+                    Err(RuntimeError::Input(e)) => {
+                        (None, failed(failure(code::INVALID_INPUT, &e.to_string())))
+                    }
+                    Err(e) => (None, failed(failure(code::ACTION, &e.to_string()))),
+                }
+            }
+            ActionRef::Workflow(path) => {
+                let def = match Definition::load(path) {
+                    Ok(d) => Arc::new(d),
+                    Err(p) => return (None, failed(failure(code::WORKFLOW, &p.to_string()))),
+                };
+                let o = self.options;
+                let req = Request {
+                    grants: o.grants,
+                    limits: o.limits,
+                    lineage: o.lineage,
+                    cancel,
+                    observer: self.observer,
+                    ..Request::new(def, self.input)
+                };
+                match self.sched.run_boxed(req).await {
+                    Ok(rec) => (child, outcome_of(&rec)),
+                    Err(WorkflowError::Input(e)) => {
+                        (None, failed(failure(code::INVALID_INPUT, &e)))
+                    }
+                    Err(e) => (None, failed(failure(code::WORKFLOW, &e.to_string()))),
+                }
+            }
+        }
+    }
+}

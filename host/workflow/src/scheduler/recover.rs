@@ -1,0 +1,122 @@
+//! After a restart: what the journal says was running is settled from
+//! its record, resumed (a nested workflow) or started again.
+
+use super::decide::{failed, failure, outcome_of};
+use super::driver::{Done, Driver};
+use crate::definition::ActionRef;
+use crate::journal::SlotOutcome;
+use crate::WorkflowError;
+use serde_json::Value;
+use std::time::Instant;
+use wasmflow_store::{code, ExecutionId, ExecutionRecord, Failure, Kind, Lineage, Status};
+
+impl Driver {
+    /// After a restart: settle attempts whose action finished before the
+    /// host stopped, resume nested workflows, start the rest again.
+    pub(super) async fn recover(&mut self) -> Result<(), WorkflowError> {
+        let store = self.sched.runtime().store().clone();
+        let mut restart = Vec::new();
+        for (run, r) in self.state.runs.iter().enumerate() {
+            for (slot, s) in r.slots.iter().enumerate() {
+                if s.is_running() {
+                    restart.push((
+                        run,
+                        slot,
+                        s.child.expect("running slots have a child"),
+                        s.input.clone(),
+                    ));
+                }
+            }
+        }
+        for (run, slot, child, input) in restart {
+            let rec = store.get(child)?;
+            match rec {
+                Some(rec) if rec.is_finished() => {
+                    let outcome = SlotOutcome {
+                        status: rec.status,
+                        result: rec.result.clone(),
+                        error: rec.error.clone(),
+                    };
+                    self.settle(Done {
+                        run,
+                        slot,
+                        child: Some(child),
+                        outcome,
+                        elapsed: rec.elapsed().unwrap_or_default(),
+                    })?;
+                }
+                Some(rec) if rec.kind == Kind::Workflow => {
+                    let sched = self.sched.clone();
+                    let cancel = self.req.cancel.child_token();
+                    let observer = self.req.observer.clone();
+                    self.jobs.spawn(async move {
+                        let started = Instant::now();
+                        let outcome =
+                            match Box::pin(sched.resume_boxed(child, cancel, observer)).await {
+                                Ok(rec) => outcome_of(&rec),
+                                Err(e) => failed(failure(code::RESUME, &e.to_string())),
+                            };
+                        Done {
+                            run,
+                            slot,
+                            child: Some(child),
+                            outcome,
+                            elapsed: started.elapsed(),
+                        }
+                    });
+                }
+                other => {
+                    // The action was running when the host stopped: its
+                    // record says so (made from the journal when the task
+                    // had not written one yet), and the task starts again.
+                    let input = input.unwrap_or(Value::Null);
+                    let mut rec = match other {
+                        Some(rec) => rec,
+                        None => self.lost_attempt(run, slot, child, input.clone()),
+                    };
+                    let replacement = "interrupted: the host stopped while it ran; the workflow started the task again";
+                    rec.fail(Status::Failed, Failure::new(code::INTERRUPTED, replacement));
+                    store.put_unflushed(&rec)?;
+                    self.start_slot(run, slot, Some(input))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The record of an attempt that was dispatched (the journal says so)
+    /// but had not written its own record when the host stopped.
+    fn lost_attempt(
+        &self,
+        run: usize,
+        slot: usize,
+        child: ExecutionId,
+        input: Value,
+    ) -> ExecutionRecord {
+        let r = &self.state.runs[run];
+        let task = self.task(&r.name);
+        let loaded = self
+            .def
+            .action_ref(task)
+            .ok()
+            .filter(|a| matches!(a, ActionRef::Component(_) | ActionRef::Oci(_)))
+            .and_then(|a| self.sched.load(&a).ok());
+        let (action, digest) = match loaded {
+            Some(a) => (a.reference.clone(), a.digest.to_string()),
+            None => (task.action.clone(), String::new()),
+        };
+        let mut rec = ExecutionRecord::new_action(action, digest, input);
+        let task_name = match &r.items {
+            Some(_) => format!("{}[{slot}]", r.name),
+            None => r.name.clone(),
+        };
+        Lineage::child_of(&self.record, child, task_name).apply(&mut rec);
+        rec.grants = self
+            .task_grants(task, r.items.as_ref().map(|i| &i[slot]))
+            .unwrap_or_default();
+        rec.limits = self.req.limits;
+        rec.attempt = r.slots[slot].attempt.max(1);
+        rec.status = Status::Running;
+        rec
+    }
+}
