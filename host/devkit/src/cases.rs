@@ -190,7 +190,7 @@ async fn run_case(rt: &Runtime, action: &wasmflow_runtime::Action, case: Case) -
     let input = Value::Object(case.input);
     let limits = case.limits.unwrap_or_default();
     let outcome = match rt.execute(action, &input, &case.grants, &limits).await {
-        Ok(o) => o,
+        Ok(produced) => produced.outcome,
         Err(e) => return Some(format!("the input does not match the action's WIT: {e}")),
     };
     match (case.expect, case.expect_error) {

@@ -106,7 +106,11 @@ fn recording_overhead(c: &mut Criterion) {
             let out = tokio
                 .block_on(rt.execute(&vm, &spec(), &grants, &limits))
                 .unwrap();
-            assert_eq!(out.status, wasmflow_store::Status::Succeeded, "{out:?}");
+            assert_eq!(
+                out.outcome.status,
+                wasmflow_store::Status::Succeeded,
+                "{out:?}"
+            );
         })
     });
     group.bench_function("recorded", |b| {

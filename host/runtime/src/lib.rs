@@ -35,7 +35,7 @@ pub use engine::EngineOptions;
 pub use granted::GrantOpenError;
 pub use grants::GrantError;
 pub use replay::{Recording, ReplayReport, Verdict};
-pub use run::{LogWatcher, Outcome, RunOptions};
+pub use run::{LogWatcher, Produced, RunOptions};
 pub use tokio_util::sync::CancellationToken;
 pub use value::InputError;
 pub use wasmflow_store as store;
@@ -288,7 +288,7 @@ impl Runtime {
         input: &serde_json::Value,
         grants: &wasmflow_store::Grants,
         limits: &wasmflow_store::Limits,
-    ) -> Result<Outcome, InputError> {
+    ) -> Result<Produced, InputError> {
         let params = action.check_input(input)?;
         Ok(run::execute(
             self,

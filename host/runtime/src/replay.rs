@@ -7,13 +7,15 @@
 //! different result.
 
 use crate::action::Action;
-use crate::run::{begin, conclude, execute, Outcome};
+use crate::run::{begin, conclude, execute};
 use crate::world::{Blobs, Divergence, World};
 use crate::{Runtime, RuntimeError};
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
-use wasmflow_store::{Event, ExecutionRecord, LogLevel, LogLine, ReplayBundle, Status, Store};
+use wasmflow_store::{
+    Event, ExecutionRecord, LogLevel, LogLine, Outcome, ReplayBundle, Status, Store,
+};
 
 /// A recorded execution and the answers it received, from a store or a
 /// bundle.
@@ -150,7 +152,7 @@ impl Runtime {
         self.store().put_unflushed(&record)?;
         let started = std::time::Instant::now();
         let world = World::replay(rec.events.clone(), rec.blobs.clone());
-        let mut outcome = execute(
+        let mut produced = execute(
             self,
             action,
             params,
@@ -162,9 +164,9 @@ impl Runtime {
         .await;
         let verdict = match world.finish() {
             Some(d) => Verdict::Diverged(d),
-            None => compare(original, &outcome),
+            None => compare(original, &produced.outcome),
         };
-        outcome.logs.push(LogLine {
+        produced.logs.push(LogLine {
             at_ms: started.elapsed().as_millis() as u64,
             level: if verdict.is_reproduced() {
                 LogLevel::Info
@@ -178,7 +180,7 @@ impl Runtime {
             ),
             progress: None,
         });
-        let record = conclude(self, record, outcome)?;
+        let record = conclude(self, record, produced)?;
         Ok(ReplayReport {
             verdict,
             record,
@@ -189,11 +191,12 @@ impl Runtime {
 
 /// What must match for a reproduction: status, result, and the error's
 /// code, message and retryability (not its trace, which names addresses).
-fn ending(
-    status: Status,
-    result: &Option<Value>,
-    error: &Option<wasmflow_store::Failure>,
-) -> Value {
+fn ending(outcome: &Outcome) -> Value {
+    let Outcome {
+        status,
+        result,
+        error,
+    } = outcome;
     json!({
         "status": status,
         "result": result,
@@ -202,8 +205,8 @@ fn ending(
 }
 
 fn compare(original: &ExecutionRecord, outcome: &Outcome) -> Verdict {
-    let recorded = ending(original.status, &original.result, &original.error);
-    let replayed = ending(outcome.status, &outcome.result, &outcome.error);
+    let recorded = ending(&original.outcome());
+    let replayed = ending(outcome);
     if recorded == replayed {
         Verdict::Reproduced {
             status: outcome.status,

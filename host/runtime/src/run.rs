@@ -13,7 +13,9 @@ use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-use wasmflow_store::{code, now, ExecutionRecord, Failure, Grants, Limits, Lineage, Status};
+use wasmflow_store::{
+    code, now, ExecutionRecord, Failure, Grants, Limits, Lineage, Outcome, Status,
+};
 use wasmtime::component::{HasSelf, Linker, Type, Val};
 use wasmtime::{Trap, UpdateDeadline};
 
@@ -187,19 +189,19 @@ pub(crate) fn begin(
 pub(crate) fn conclude(
     rt: &Runtime,
     record: ExecutionRecord,
-    outcome: Outcome,
+    produced: Produced,
 ) -> Result<ExecutionRecord, RuntimeError> {
-    let record = finish(record, outcome);
+    let record = finish(record, produced);
     rt.store().put(&record)?;
     Ok(record)
 }
 
 /// The record with what the execution produced.
-fn finish(mut record: ExecutionRecord, outcome: Outcome) -> ExecutionRecord {
-    record.stdout = outcome.stdout;
-    record.stderr = outcome.stderr;
-    record.logs = outcome.logs;
-    record.end(outcome.status, outcome.result, outcome.error);
+fn finish(mut record: ExecutionRecord, produced: Produced) -> ExecutionRecord {
+    record.stdout = produced.stdout;
+    record.stderr = produced.stderr;
+    record.logs = produced.logs;
+    record.end(produced.outcome);
     record
 }
 
@@ -210,12 +212,11 @@ pub(crate) struct Control {
     pub cancel: Option<CancellationToken>,
 }
 
-/// What one call of `run` produced, before it is recorded.
+/// What one call of `run` produced, before it is recorded: how it ended
+/// and what it wrote.
 #[derive(Debug, Clone)]
-pub struct Outcome {
-    pub status: Status,
-    pub result: Option<Value>,
-    pub error: Option<Failure>,
+pub struct Produced {
+    pub outcome: Outcome,
     pub stdout: String,
     pub stderr: String,
     pub logs: Vec<wasmflow_store::LogLine>,
@@ -231,16 +232,14 @@ pub(crate) async fn execute(
     limits: &Limits,
     world: World,
     control: Control,
-) -> Outcome {
+) -> Produced {
     let Control { watch_logs, cancel } = control;
     let name = action_name(&action.reference);
     let sandbox = match Sandbox::new(&name, grants, limits, world, watch_logs) {
         Ok(s) => s,
         Err(e) => {
-            return Outcome {
-                status: Status::Failed,
-                result: None,
-                error: Some(failure(code::SANDBOX, format!("{e:#}"))),
+            return Produced {
+                outcome: Outcome::failed(failure(code::SANDBOX, format!("{e:#}"))),
                 stdout: String::new(),
                 stderr: String::new(),
                 logs: Vec::new(),
@@ -291,8 +290,8 @@ pub(crate) async fn execute(
         () = canceled => Err(Stopped::Canceled),
     };
 
-    let (status, result, error) = match outcome {
-        Err(Stopped::Timeout) => (Status::TimedOut, None, Some(timed_out(timeout))),
+    let ended = match outcome {
+        Err(Stopped::Timeout) => Outcome::stopped(Status::TimedOut, timed_out(timeout)),
         Err(Stopped::Canceled) => canceled_outcome(),
         Ok(Err(e)) => classify_trap(&e, store.data(), timeout),
         Ok(Ok(results)) => outcome_of(action.signature.result.as_ref(), results.first()),
@@ -300,20 +299,17 @@ pub(crate) async fn execute(
     // Past the recording limit the guest is stopped at the next tick (the
     // trap it gets is kept as the trace), or has finished in between: its
     // recording is incomplete either way, and it fails the same way.
-    let (status, result, error) = if store.data().world().over_limit() && status != Status::Canceled
-    {
+    let ended = if store.data().world().over_limit() && ended.status != Status::Canceled {
         let mut f = failure(code::RECORDING_LIMIT, RecordingLimitExceeded.to_string());
-        f.details = error.and_then(|e| e.details);
-        (Status::Failed, None, Some(f))
+        f.details = ended.error.and_then(|e| e.details);
+        Outcome::failed(f)
     } else {
-        (status, result, error)
+        ended
     };
 
     let data = store.data();
-    Outcome {
-        status,
-        result,
-        error,
+    Produced {
+        outcome: ended,
         stdout: String::from_utf8_lossy(&data.stdout.contents()).into_owned(),
         stderr: String::from_utf8_lossy(&data.stderr.contents()).into_owned(),
         logs: data.journal.take(),
@@ -326,11 +322,10 @@ enum Stopped {
     Canceled,
 }
 
-fn canceled_outcome() -> (Status, Option<Value>, Option<Failure>) {
-    (
+fn canceled_outcome() -> Outcome {
+    Outcome::stopped(
         Status::Canceled,
-        None,
-        Some(failure(code::CANCELED, Canceled.to_string())),
+        failure(code::CANCELED, Canceled.to_string()),
     )
 }
 
@@ -366,11 +361,7 @@ pub(crate) fn humanize(d: Duration) -> String {
 }
 
 /// Name what stopped the guest: a limit, the clock, or a trap of its own.
-fn classify_trap(
-    e: &wasmtime::Error,
-    sandbox: &Sandbox,
-    timeout: Duration,
-) -> (Status, Option<Value>, Option<Failure>) {
+fn classify_trap(e: &wasmtime::Error, sandbox: &Sandbox, timeout: Duration) -> Outcome {
     let trace = format!("{e:?}");
     let with_trace = |mut f: Failure| {
         f.details = Some(json!({ "trace": trace }));
@@ -380,40 +371,20 @@ fn classify_trap(
         return canceled_outcome();
     }
     if let Some(d) = e.downcast_ref::<crate::world::Divergence>() {
-        return (
-            Status::Failed,
-            None,
-            Some(failure(code::REPLAY_DIVERGENCE, d.to_string())),
-        );
+        return Outcome::failed(failure(code::REPLAY_DIVERGENCE, d.to_string()));
     }
     if let Some(m) = e.downcast_ref::<MemoryLimitExceeded>() {
-        return (
-            Status::Failed,
-            None,
-            Some(with_trace(failure(code::MEMORY_LIMIT, m.to_string()))),
-        );
+        return Outcome::failed(with_trace(failure(code::MEMORY_LIMIT, m.to_string())));
     }
     if let Some(t) = e.downcast_ref::<TableLimitExceeded>() {
-        return (
-            Status::Failed,
-            None,
-            Some(with_trace(failure(code::MEMORY_LIMIT, t.to_string()))),
-        );
+        return Outcome::failed(with_trace(failure(code::MEMORY_LIMIT, t.to_string())));
     }
     if sandbox.memory.exceeded {
         let msg = format!("memory limit exceeded: {}", e.root_cause());
-        return (
-            Status::Failed,
-            None,
-            Some(with_trace(failure(code::MEMORY_LIMIT, msg))),
-        );
+        return Outcome::failed(with_trace(failure(code::MEMORY_LIMIT, msg)));
     }
     if let Some(o) = e.downcast_ref::<OutputLimitExceeded>() {
-        return (
-            Status::Failed,
-            None,
-            Some(with_trace(failure(code::OUTPUT_LIMIT, o.to_string()))),
-        );
+        return Outcome::failed(with_trace(failure(code::OUTPUT_LIMIT, o.to_string())));
     }
     for stream in [&sandbox.stdout, &sandbox.stderr] {
         if stream.exceeded() {
@@ -422,47 +393,31 @@ fn classify_trap(
                 stream.limit_message(),
                 e.root_cause()
             );
-            return (
-                Status::Failed,
-                None,
-                Some(with_trace(failure(code::OUTPUT_LIMIT, msg))),
-            );
+            return Outcome::failed(with_trace(failure(code::OUTPUT_LIMIT, msg)));
         }
     }
     if let Some(u) = e.downcast_ref::<crate::process::Refused>() {
-        return (
-            Status::Failed,
-            None,
-            Some(failure(code::UNCONFINED, u.to_string())),
-        );
+        return Outcome::failed(failure(code::UNCONFINED, u.to_string()));
     }
     if let Some(l) = e.downcast_ref::<LogLimitExceeded>() {
-        return (
-            Status::Failed,
-            None,
-            Some(with_trace(failure(code::LOG_LIMIT, l.to_string()))),
-        );
+        return Outcome::failed(with_trace(failure(code::LOG_LIMIT, l.to_string())));
     }
     if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
-        return (Status::TimedOut, None, Some(timed_out(timeout)));
+        return Outcome::stopped(Status::TimedOut, timed_out(timeout));
     }
     let code = match e.downcast_ref::<Trap>() {
         Some(Trap::StackOverflow) => code::STACK_OVERFLOW,
         Some(_) => code::TRAP,
         None => code::HOST_ERROR,
     };
-    (
-        Status::Failed,
-        None,
-        Some(with_trace(failure(code, e.root_cause().to_string()))),
-    )
+    Outcome::failed(with_trace(failure(code, e.root_cause().to_string())))
 }
 
 /// Map `run`'s return value to the record: `result<T, E>` decides success
 /// by its case; any other return type is a success carrying the value.
-fn outcome_of(ty: Option<&Type>, val: Option<&Val>) -> (Status, Option<Value>, Option<Failure>) {
+fn outcome_of(ty: Option<&Type>, val: Option<&Val>) -> Outcome {
     let (Some(ty), Some(val)) = (ty, val) else {
-        return (Status::Succeeded, Some(Value::Null), None);
+        return Outcome::succeeded(Some(Value::Null));
     };
     match (ty, val) {
         (Type::Result(rt), Val::Result(r)) => match r {
@@ -471,17 +426,17 @@ fn outcome_of(ty: Option<&Type>, val: Option<&Val>) -> (Status, Option<Value>, O
                     (Some(t), Some(v)) => val_to_json(&t, v),
                     _ => Value::Null,
                 };
-                (Status::Succeeded, Some(json), None)
+                Outcome::succeeded(Some(json))
             }
             Err(v) => {
                 let json = match (rt.err(), v) {
                     (Some(t), Some(v)) => val_to_json(&t, v),
                     _ => Value::Null,
                 };
-                (Status::Failed, None, Some(action_failure(json)))
+                Outcome::failed(action_failure(json))
             }
         },
-        (ty, v) => (Status::Succeeded, Some(val_to_json(ty, v)), None),
+        (ty, v) => Outcome::succeeded(Some(val_to_json(ty, v))),
     }
 }
 

@@ -42,7 +42,7 @@ pub use failure::code;
 pub use lineage::Lineage;
 pub use record::{
     now, EnvGrant, ExecutionId, ExecutionRecord, Failure, Grants, Kind, Limits, LogLevel, LogLine,
-    Mount, NetGrant, Progress, Status,
+    Mount, NetGrant, Outcome, Progress, Status,
 };
 pub use store::{Backend, Digest, ListFilter, Location, Queued, Store};
 pub use upkeep::{CheckReport, Damage, PurgeFilter, PurgeReport, Retention};

@@ -263,6 +263,44 @@ pub struct Progress {
     pub total: u64,
 }
 
+/// How an execution, or one attempt of a workflow task, ended: its
+/// terminal status and what it produced. The one outcome type: records,
+/// the runtime, the workflow journal's state and the scheduler's decisions
+/// all hold it (a record keeps its three fields in place, so its JSON is
+/// what it always was; [`ExecutionRecord::outcome`] and
+/// [`ExecutionRecord::end`] convert).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Outcome {
+    pub status: Status,
+    pub result: Option<Value>,
+    pub error: Option<Failure>,
+}
+
+impl Outcome {
+    /// Succeeded with `result`.
+    pub fn succeeded(result: Option<Value>) -> Self {
+        Self {
+            status: Status::Succeeded,
+            result,
+            error: None,
+        }
+    }
+
+    /// Failed with `failure`.
+    pub fn failed(failure: Failure) -> Self {
+        Self::stopped(Status::Failed, failure)
+    }
+
+    /// Ended as `status` (failed, canceled, timed out) with `failure`.
+    pub fn stopped(status: Status, failure: Failure) -> Self {
+        Self {
+            status,
+            result: None,
+            error: Some(failure),
+        }
+    }
+}
+
 /// Everything wasmflow knows about one execution.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ExecutionRecord {
@@ -323,8 +361,13 @@ fn is_first_attempt(n: &u32) -> bool {
 }
 
 impl ExecutionRecord {
-    /// End the record: a terminal `status`, what it produced, now.
-    pub fn end(&mut self, status: Status, result: Option<Value>, error: Option<Failure>) {
+    /// End the record with `outcome` (a terminal status), now.
+    pub fn end(&mut self, outcome: Outcome) {
+        let Outcome {
+            status,
+            result,
+            error,
+        } = outcome;
         debug_assert!(status.is_terminal(), "ending a record as {status}");
         self.status = status;
         self.result = result;
@@ -334,7 +377,16 @@ impl ExecutionRecord {
 
     /// End the record as `status` (failed, canceled, ...) with `failure`.
     pub fn fail(&mut self, status: Status, failure: Failure) {
-        self.end(status, None, Some(failure));
+        self.end(Outcome::stopped(status, failure));
+    }
+
+    /// How it ended (or its status so far, with nothing produced yet).
+    pub fn outcome(&self) -> Outcome {
+        Outcome {
+            status: self.status,
+            result: self.result.clone(),
+            error: self.error.clone(),
+        }
     }
 
     /// A fresh, pending record for one action.

@@ -10,7 +10,7 @@ use crate::model::{Join, Workflow};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
-use wasmflow_store::{ExecutionId, Failure, Status};
+use wasmflow_store::{ExecutionId, Failure, Outcome, Status};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "entry", rename_all = "snake_case")]
@@ -81,16 +81,9 @@ pub struct Slot {
     pub child: Option<ExecutionId>,
     pub input: Option<Value>,
     /// Set when the current attempt has ended.
-    pub outcome: Option<SlotOutcome>,
+    pub outcome: Option<Outcome>,
     /// The current attempt ended and another will follow.
     pub retry: bool,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct SlotOutcome {
-    pub status: Status,
-    pub result: Option<Value>,
-    pub error: Option<Failure>,
 }
 
 impl Slot {
@@ -117,7 +110,7 @@ pub struct TaskRun {
     /// For with-items tasks, once evaluated.
     pub items: Option<Vec<Value>>,
     pub slots: Vec<Slot>,
-    pub completed: Option<SlotOutcome>,
+    pub completed: Option<Outcome>,
     pub reused_from: Option<ExecutionId>,
 }
 
@@ -178,7 +171,7 @@ pub struct State {
     pub arrivals: HashMap<String, u32>,
     pub failing: Option<Failure>,
     pub canceled: bool,
-    pub ended: Option<(Status, Option<Value>, Option<Failure>)>,
+    pub ended: Option<Outcome>,
     /// Entries applied so far (the next entry's sequence number).
     pub len: u32,
 }
@@ -227,7 +220,7 @@ impl State {
                 if child.is_some() {
                     s.child = *child;
                 }
-                s.outcome = Some(SlotOutcome {
+                s.outcome = Some(Outcome {
                     status: *status,
                     result: result.clone(),
                     error: error.clone(),
@@ -244,7 +237,7 @@ impl State {
                 reused_from,
             } => {
                 let r = &mut self.runs[*run];
-                r.completed = Some(SlotOutcome {
+                r.completed = Some(Outcome {
                     status: *status,
                     result: result.clone(),
                     error: error.clone(),
@@ -267,7 +260,13 @@ impl State {
                 status,
                 result,
                 error,
-            } => self.ended = Some((*status, result.clone(), error.clone())),
+            } => {
+                self.ended = Some(Outcome {
+                    status: *status,
+                    result: result.clone(),
+                    error: error.clone(),
+                })
+            }
         }
     }
 

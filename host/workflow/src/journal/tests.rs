@@ -93,7 +93,7 @@ tasks:
     ]);
     let s = State::fold(&wf, &entries);
     assert_eq!(s.runs.last().map(|r| r.name.as_str()), Some("d"));
-    assert_eq!(s.ended.as_ref().map(|e| e.0), Some(Status::Succeeded));
+    assert_eq!(s.ended.as_ref().map(|e| e.status), Some(Status::Succeeded));
     // Folding is all there is to it: the same entries, the same state.
     assert_eq!(State::fold(&wf, &entries), s);
 }

@@ -5,11 +5,11 @@
 
 use crate::definition::duration;
 use crate::expr::{Expressions, Scope};
-use crate::journal::{SlotOutcome, State, TaskRun};
+use crate::journal::{State, TaskRun};
 use crate::model::Task;
 use serde_json::{Map, Value};
 use std::time::Duration;
-use wasmflow_store::{code, ExecutionRecord, Failure, Status};
+use wasmflow_store::{code, Failure, Outcome, Status};
 
 /// What a finished task's transitions decided.
 #[derive(Debug, Default, PartialEq)]
@@ -25,9 +25,9 @@ pub(super) struct Transitions {
 
 /// A run's outcome from its slots: a with-items run succeeds when every
 /// item did, and its result is the items' results in order.
-pub(super) fn run_outcome(r: &TaskRun) -> SlotOutcome {
+pub(super) fn run_outcome(r: &TaskRun) -> Outcome {
     if r.items.is_none() {
-        return r.slots[0].outcome.clone().unwrap_or(SlotOutcome {
+        return r.slots[0].outcome.clone().unwrap_or(Outcome {
             status: Status::Failed,
             result: None,
             error: None,
@@ -48,17 +48,13 @@ pub(super) fn run_outcome(r: &TaskRun) -> SlotOutcome {
         (o.status != Status::Succeeded && !s.retry).then(|| (i, o.clone()))
     });
     match failed {
-        None => SlotOutcome {
-            status: Status::Succeeded,
-            result: Some(Value::Array(results)),
-            error: None,
-        },
+        None => Outcome::succeeded(Some(Value::Array(results))),
         Some((i, o)) => {
             let mut error = o
                 .error
                 .unwrap_or_else(|| failure(code::FAILED, "the item failed"));
             error.message = format!("item {i}: {}", error.message);
-            SlotOutcome {
+            Outcome {
                 status: o.status,
                 result: Some(Value::Array(results)),
                 error: Some(error),
@@ -68,7 +64,7 @@ pub(super) fn run_outcome(r: &TaskRun) -> SlotOutcome {
 }
 
 /// `error` as expressions see it (`null` without one).
-fn error_value(outcome: &SlotOutcome) -> Value {
+fn error_value(outcome: &Outcome) -> Value {
     outcome
         .error
         .as_ref()
@@ -80,7 +76,7 @@ fn error_value(outcome: &SlotOutcome) -> Value {
 fn outcome_scope<'a>(
     input: &'a Value,
     ctx: &'a Map<String, Value>,
-    outcome: &'a SlotOutcome,
+    outcome: &'a Outcome,
     error: &'a Value,
 ) -> Scope<'a> {
     const NULL: &Value = &Value::Null;
@@ -101,7 +97,7 @@ pub(super) fn transitions(
     exprs: &Expressions,
     name: &str,
     task: &Task,
-    outcome: &SlotOutcome,
+    outcome: &Outcome,
     state: &State,
 ) -> Result<Transitions, Failure> {
     let error = error_value(outcome);
@@ -141,7 +137,7 @@ pub(super) fn should_retry(
     exprs: &Expressions,
     task: &Task,
     attempt: u32,
-    outcome: &SlotOutcome,
+    outcome: &Outcome,
     state: &State,
 ) -> bool {
     if matches!(outcome.status, Status::Succeeded | Status::Canceled) {
@@ -163,22 +159,6 @@ pub(super) fn should_retry(
                 .condition(w, outcome_scope(&state.input, &state.ctx, outcome, &error))
                 .unwrap_or(false)
         }
-    }
-}
-
-pub(super) fn outcome_of(rec: &ExecutionRecord) -> SlotOutcome {
-    SlotOutcome {
-        status: rec.status,
-        result: rec.result.clone(),
-        error: rec.error.clone(),
-    }
-}
-
-pub(super) fn failed(f: Failure) -> SlotOutcome {
-    SlotOutcome {
-        status: Status::Failed,
-        result: None,
-        error: Some(f),
     }
 }
 

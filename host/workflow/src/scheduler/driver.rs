@@ -3,12 +3,12 @@
 //! every journal write. Decisions come from `decide`, attempts from `job`,
 //! a restart's catching up from `recover`.
 
-use super::decide::{self, expression_failure, failed, failure};
+use super::decide::{self, expression_failure, failure};
 use super::job::Job;
 use super::{Request, Reuse, Scheduler};
 use crate::definition::Definition;
 use crate::expr::{Expressions, Scope};
-use crate::journal::{Entry, SlotOutcome, State};
+use crate::journal::{Entry, State};
 use crate::model::Task;
 use crate::{grants, WorkflowError};
 use serde_json::{json, Value};
@@ -16,14 +16,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
-use wasmflow_store::{code, ExecutionId, ExecutionRecord, Failure, Grants, Status};
+use wasmflow_store::{code, ExecutionId, ExecutionRecord, Failure, Grants, Outcome, Status};
 
 /// One attempt finished.
 pub(super) struct Done {
     pub(super) run: usize,
     pub(super) slot: usize,
     pub(super) child: Option<ExecutionId>,
-    pub(super) outcome: SlotOutcome,
+    pub(super) outcome: Outcome,
     pub(super) elapsed: Duration,
 }
 
@@ -202,11 +202,7 @@ impl Driver {
     }
 
     /// Write a run's completion with what its transitions decide.
-    pub(super) fn conclude(
-        &mut self,
-        run: usize,
-        outcome: SlotOutcome,
-    ) -> Result<(), WorkflowError> {
+    pub(super) fn conclude(&mut self, run: usize, outcome: Outcome) -> Result<(), WorkflowError> {
         let name = self.state.runs[run].name.clone();
         let reused_from = self.reused.get(&run).copied();
         let mut entries = Vec::new();
@@ -283,12 +279,12 @@ impl Driver {
                             code::EXPRESSION,
                             &format!("tasks.{name}.with-items: expected a list, got {other}"),
                         );
-                        self.conclude(run, failed(f))?;
+                        self.conclude(run, Outcome::failed(f))?;
                         continue;
                     }
                     Err(e) => {
                         let f = expression_failure(&format!("tasks.{name}.with-items"), &e);
-                        self.conclude(run, failed(f))?;
+                        self.conclude(run, Outcome::failed(f))?;
                         continue;
                     }
                 }
@@ -497,8 +493,8 @@ impl Driver {
             };
             self.write(&[end], false)?;
         }
-        let (status, result, error) = self.state.ended.clone().expect("just ended");
-        self.record.end(status, result, error);
+        let ended = self.state.ended.clone().expect("just ended");
+        self.record.end(ended);
         self.sched.runtime().store().put(&self.record)?;
         Ok(self.record)
     }

@@ -1,18 +1,18 @@
 //! Starting one attempt of a slot: its input and grants rendered, its
 //! dispatch journaled, and the [`Job`] that runs it away from the driver.
 
-use super::decide::{expression_failure, failed, failure, outcome_of, retry_delay};
+use super::decide::{expression_failure, failure, retry_delay};
 use super::driver::Driver;
 use super::{Observer, Request, Scheduler};
 use crate::definition::{duration, resolve_pack, ActionRef, Definition};
 use crate::expr::Scope;
-use crate::journal::{Entry, Slot, SlotOutcome};
+use crate::journal::{Entry, Slot};
 use crate::WorkflowError;
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
 use wasmflow_runtime::{RunOptions, RuntimeError};
-use wasmflow_store::{code, ExecutionId, Lineage, Status};
+use wasmflow_store::{code, ExecutionId, Lineage, Outcome, Status};
 
 impl Driver {
     /// Render a slot's input and grants and hand it to an action. `restart`
@@ -148,17 +148,14 @@ pub(super) struct Job {
 }
 
 impl Job {
-    pub(super) async fn run(self) -> (Option<ExecutionId>, SlotOutcome) {
+    pub(super) async fn run(self) -> (Option<ExecutionId>, Outcome) {
         let cancel = self.options.cancel.clone().unwrap_or_default();
         if !self.delay.is_zero() {
             tokio::select! {
                 () = tokio::time::sleep(self.delay) => {}
                 () = cancel.cancelled() => {
-                    return (None, SlotOutcome {
-                        status: Status::Canceled,
-                        result: None,
-                        error: Some(failure(code::CANCELED, "canceled while waiting to retry")),
-                    });
+                    let why = failure(code::CANCELED, "canceled while waiting to retry");
+                    return (None, Outcome::stopped(Status::Canceled, why));
                 }
             }
         }
@@ -168,7 +165,7 @@ impl Job {
             ActionRef::Component(_) | ActionRef::Oci(_) | ActionRef::Pack(_) => {
                 let action = match self.sched.load(&self.action) {
                     Ok(a) => a,
-                    Err(e) => return (None, failed(failure(code::ACTION, &e))),
+                    Err(e) => return (None, Outcome::failed(failure(code::ACTION, &e))),
                 };
                 match self
                     .sched
@@ -176,17 +173,23 @@ impl Job {
                     .run(&action, self.input, self.options)
                     .await
                 {
-                    Ok(rec) => (child, outcome_of(&rec)),
-                    Err(RuntimeError::Input(e)) => {
-                        (None, failed(failure(code::INVALID_INPUT, &e.to_string())))
-                    }
-                    Err(e) => (None, failed(failure(code::ACTION, &e.to_string()))),
+                    Ok(rec) => (child, rec.outcome()),
+                    Err(RuntimeError::Input(e)) => (
+                        None,
+                        Outcome::failed(failure(code::INVALID_INPUT, &e.to_string())),
+                    ),
+                    Err(e) => (None, Outcome::failed(failure(code::ACTION, &e.to_string()))),
                 }
             }
             ActionRef::Workflow(path) => {
                 let def = match Definition::load(path) {
                     Ok(d) => Arc::new(d),
-                    Err(p) => return (None, failed(failure(code::WORKFLOW, &p.to_string()))),
+                    Err(p) => {
+                        return (
+                            None,
+                            Outcome::failed(failure(code::WORKFLOW, &p.to_string())),
+                        )
+                    }
                 };
                 let o = self.options;
                 let req = Request {
@@ -198,11 +201,14 @@ impl Job {
                     ..Request::new(def, self.input)
                 };
                 match self.sched.run_boxed(req).await {
-                    Ok(rec) => (child, outcome_of(&rec)),
+                    Ok(rec) => (child, rec.outcome()),
                     Err(WorkflowError::Input(e)) => {
-                        (None, failed(failure(code::INVALID_INPUT, &e)))
+                        (None, Outcome::failed(failure(code::INVALID_INPUT, &e)))
                     }
-                    Err(e) => (None, failed(failure(code::WORKFLOW, &e.to_string()))),
+                    Err(e) => (
+                        None,
+                        Outcome::failed(failure(code::WORKFLOW, &e.to_string())),
+                    ),
                 }
             }
         }

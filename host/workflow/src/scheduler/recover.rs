@@ -1,14 +1,13 @@
 //! After a restart: what the journal says was running is settled from
 //! its record, resumed (a nested workflow) or started again.
 
-use super::decide::{failed, failure, outcome_of};
+use super::decide::failure;
 use super::driver::{Done, Driver};
 use crate::definition::ActionRef;
-use crate::journal::SlotOutcome;
 use crate::WorkflowError;
 use serde_json::Value;
 use std::time::Instant;
-use wasmflow_store::{code, ExecutionId, ExecutionRecord, Failure, Kind, Lineage, Status};
+use wasmflow_store::{code, ExecutionId, ExecutionRecord, Failure, Kind, Lineage, Outcome, Status};
 
 impl Driver {
     /// After a restart: settle attempts whose action finished before the
@@ -32,16 +31,11 @@ impl Driver {
             let rec = store.get(child)?;
             match rec {
                 Some(rec) if rec.is_finished() => {
-                    let outcome = SlotOutcome {
-                        status: rec.status,
-                        result: rec.result.clone(),
-                        error: rec.error.clone(),
-                    };
                     self.settle(Done {
                         run,
                         slot,
                         child: Some(child),
-                        outcome,
+                        outcome: rec.outcome(),
                         elapsed: rec.elapsed().unwrap_or_default(),
                     })?;
                 }
@@ -53,8 +47,8 @@ impl Driver {
                         let started = Instant::now();
                         let outcome =
                             match Box::pin(sched.resume_boxed(child, cancel, observer)).await {
-                                Ok(rec) => outcome_of(&rec),
-                                Err(e) => failed(failure(code::RESUME, &e.to_string())),
+                                Ok(rec) => rec.outcome(),
+                                Err(e) => Outcome::failed(failure(code::RESUME, &e.to_string())),
                             };
                         Done {
                             run,

@@ -13,23 +13,15 @@ fn task<'a>(wf: &'a Workflow, name: &str) -> &'a Task {
     &wf.tasks[name]
 }
 
-fn ok(result: Value) -> SlotOutcome {
-    SlotOutcome {
-        status: Status::Succeeded,
-        result: Some(result),
-        error: None,
-    }
+fn ok(result: Value) -> Outcome {
+    Outcome::succeeded(Some(result))
 }
 
-fn err(code: &str, message: &str) -> SlotOutcome {
-    SlotOutcome {
-        status: Status::Failed,
-        result: None,
-        error: Some(Failure::new(code, message)),
-    }
+fn err(code: &str, message: &str) -> Outcome {
+    Outcome::failed(Failure::new(code, message))
 }
 
-fn ended(outcome: SlotOutcome, retry: bool) -> Slot {
+fn ended(outcome: Outcome, retry: bool) -> Slot {
     Slot {
         attempt: 1,
         child: None,
@@ -204,15 +196,14 @@ tasks:
     let exprs = Expressions::new();
     let s = State::default();
     let fail = err("timeout", "slow");
-    let yes = |name: &str, attempt, o: &SlotOutcome| {
-        should_retry(&exprs, task(&wf, name), attempt, o, &s)
-    };
+    let yes =
+        |name: &str, attempt, o: &Outcome| should_retry(&exprs, task(&wf, name), attempt, o, &s);
     // `count` is the attempts after the first.
     assert!(yes("any", 1, &fail));
     assert!(yes("any", 2, &fail));
     assert!(!yes("any", 3, &fail));
     assert!(!yes("any", 1, &ok(json!(1))));
-    let canceled = SlotOutcome {
+    let canceled = Outcome {
         status: Status::Canceled,
         ..fail.clone()
     };
