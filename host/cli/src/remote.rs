@@ -8,7 +8,8 @@ use anyhow::anyhow;
 use serde_json::{json, Value};
 use std::process::ExitCode;
 use wasmflow_server::client::Client;
-use wasmflow_store::{ExecutionRecord, LogLine};
+use wasmflow_server::wire::{CreateExecution, ListQuery, ReRun};
+use wasmflow_store::LogLine;
 
 /// Run `command` against the server, or None when it is a local command
 /// (new, build, inspect, serve, token, ...).
@@ -21,33 +22,24 @@ pub fn dispatch(server: &str, token: Option<String>, command: &mut Command) -> O
     })
 }
 
-fn record(v: Value) -> Result<ExecutionRecord, Fail> {
-    serde_json::from_value(v).map_err(|e| {
-        Fail::usage(anyhow!(
-            "the server sent a record this CLI cannot read: {e}"
-        ))
-    })
-}
-
-/// The grant flags as the API takes them; none given leaves the choice to
-/// the server (nothing for an action, its grants for a workflow).
-fn grants(args: &RunArgs) -> Value {
-    let spec = args.grants.spec();
-    if spec.is_empty() {
-        return Value::Null;
-    }
-    serde_json::to_value(spec).expect("grant specs serialize")
-}
-
 async fn run(client: &Client, args: &RunArgs) -> CmdResult {
     let name = args.component.to_string_lossy().into_owned();
     let input = match &args.input {
         Some(path) => read_input(path)?,
         None => Value::Object(Default::default()),
     };
+    // No grant flags leave the choice to the server (nothing for an action,
+    // its grants for a workflow).
+    let grants = Some(args.grants.spec()).filter(|g| !g.is_empty());
     let id = client
-        .create(&name, &input, &args.params, &grants(args))
-        .await?;
+        .create(&CreateExecution {
+            action: name.clone(),
+            input: Some(input),
+            grants,
+            params: args.params.clone(),
+        })
+        .await?
+        .id;
     eprintln!("execution {id} of {name} queued on {}", client.base());
     use std::io::IsTerminal;
     let show = args.logs || (!args.no_logs && std::io::stderr().is_terminal());
@@ -60,7 +52,7 @@ async fn run(client: &Client, args: &RunArgs) -> CmdResult {
             }
         })
         .await?;
-    let rec = record(client.get(&format!("/executions/{id}")).await?)?;
+    let rec = client.execution(&id).await?;
     Ok(crate::exit_code(print::outcome(&rec, args.json)))
 }
 
@@ -72,21 +64,13 @@ async fn execution(client: &Client, command: &ExecutionCommand) -> CmdResult {
             json,
             all,
         } => {
-            let mut q = format!("/executions?limit={}", (*limit).clamp(1, 500));
-            if let Some(s) = status {
-                q.push_str(&format!("&status={s}"));
-            }
-            if *all {
-                q.push_str("&all=true");
-            }
-            let page = client.get(&q).await?;
-            let records = page["executions"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-                .into_iter()
-                .map(record)
-                .collect::<Result<Vec<_>, _>>()?;
+            let query = ListQuery {
+                status: status.clone(),
+                limit: Some((*limit).clamp(1, 500)),
+                all: all.then_some(true),
+                ..ListQuery::default()
+            };
+            let (records, _) = client.list(&query).await?;
             print::listing(&records, *json);
         }
         ExecutionCommand::Get {
@@ -96,7 +80,7 @@ async fn execution(client: &Client, command: &ExecutionCommand) -> CmdResult {
             tree,
         } => {
             if *tree {
-                let v = client.get(&format!("/executions/{id}?tree=true")).await?;
+                let v = client.tree(id).await?;
                 if *json {
                     print::json(&v);
                 } else {
@@ -107,7 +91,7 @@ async fn execution(client: &Client, command: &ExecutionCommand) -> CmdResult {
                         .print();
                 }
             } else {
-                let rec = record(client.get(&format!("/executions/{id}")).await?)?;
+                let rec = client.execution(id).await?;
                 if *json {
                     print::json(&rec);
                 } else {
@@ -121,16 +105,15 @@ async fn execution(client: &Client, command: &ExecutionCommand) -> CmdResult {
             from,
             json,
         } => {
-            let accepted = client
-                .post(
-                    &format!("/executions/{id}/re-run"),
-                    &json!({"params": params, "from": from}),
-                )
-                .await?;
-            let new = accepted["id"].as_str().unwrap_or_default().to_owned();
+            let req = ReRun {
+                params: params.clone(),
+                from: from.clone(),
+                ..ReRun::default()
+            };
+            let new = client.rerun(id, &req).await?.id;
             eprintln!("execution {new} queued (re-run of {id})");
             client.follow(&new, |_, _| {}).await?;
-            let rec = record(client.get(&format!("/executions/{new}")).await?)?;
+            let rec = client.execution(&new).await?;
             return Ok(crate::exit_code(print::outcome(&rec, *json)));
         }
         ExecutionCommand::Replay {
@@ -146,26 +129,18 @@ async fn execution(client: &Client, command: &ExecutionCommand) -> CmdResult {
                 )));
             }
             let id = id.as_deref().unwrap_or_default();
-            let v = client
-                .post(&format!("/executions/{id}/replay"), &json!({}))
-                .await?;
-            let rec = record(v["record"].clone())?;
+            let (result, rec) = client.replay(id).await?;
             if *json {
-                print::json(&json!({"verdict": v["detail"], "record": rec}));
+                print::json(&json!({"verdict": result.detail, "record": rec}));
             } else {
-                println!("{}", v["verdict"].as_str().unwrap_or_default());
+                println!("{}", result.verdict);
             }
             print::summary(&rec);
-            return Ok(crate::exit_code(v["passed"].as_bool() == Some(true)));
+            return Ok(crate::exit_code(result.passed));
         }
         ExecutionCommand::Cancel { id } => {
-            let v = client
-                .post(&format!("/executions/{id}/cancel"), &json!({}))
-                .await?;
-            eprintln!(
-                "cancel requested for {}",
-                v["id"].as_str().unwrap_or(id.as_str())
-            );
+            let accepted = client.cancel(id).await?;
+            eprintln!("cancel requested for {}", accepted.id);
         }
         ExecutionCommand::Export { .. } => {
             return Err(Fail::usage(anyhow!(

@@ -1,9 +1,13 @@
 //! The API seen from the other side: what the CLI's `--server URL` uses
 //! instead of opening the store (which the server holds; sled allows one
-//! process).
+//! process). Requests and answers are the handlers' own types (`wire`).
 
+use crate::wire::{Accepted, CreateExecution, ExecutionPage, ListQuery, ReRun, ReplayResult};
 use futures_util::StreamExt;
-use serde_json::{json, Value};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+use wasmflow_store::ExecutionRecord;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -15,6 +19,13 @@ pub enum ClientError {
     },
     #[error("cannot reach the wasmflow server at {url}: {message}")]
     Unreachable { url: String, message: String },
+    /// An answer of a shape this client does not know (another version).
+    #[error("{url}: the server sent {what} this client cannot read: {message}")]
+    Unreadable {
+        url: String,
+        what: &'static str,
+        message: String,
+    },
 }
 
 impl ClientError {
@@ -23,7 +34,7 @@ impl ClientError {
     pub fn is_usage(&self) -> bool {
         match self {
             ClientError::Api { status, .. } => *status < 500,
-            ClientError::Unreachable { .. } => true,
+            ClientError::Unreachable { .. } | ClientError::Unreadable { .. } => true,
         }
     }
 }
@@ -91,31 +102,90 @@ impl Client {
         })
     }
 
-    pub async fn get(&self, path: &str) -> Result<Value, ClientError> {
-        let url = self.url(path);
-        self.json(self.http.get(&url), &url).await
-    }
-
-    pub async fn post(&self, path: &str, body: &Value) -> Result<Value, ClientError> {
-        let url = self.url(path);
-        self.json(self.http.post(&url).json(body), &url).await
-    }
-
-    /// Queue an execution; its id.
-    pub async fn create(
+    /// `GET path`, the answer as `T`.
+    async fn get<T: DeserializeOwned>(
         &self,
-        action: &str,
-        input: &Value,
-        params: &[String],
-        grants: &Value,
-    ) -> Result<String, ClientError> {
-        let v = self
-            .post(
-                "/executions",
-                &json!({"action": action, "input": input, "params": params, "grants": grants}),
-            )
+        path: &str,
+        what: &'static str,
+    ) -> Result<T, ClientError> {
+        let url = self.url(path);
+        decode(&url, what, self.json(self.http.get(&url), &url).await?)
+    }
+
+    /// `POST path` with `body`, the answer as `T`.
+    async fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl Serialize,
+        what: &'static str,
+    ) -> Result<T, ClientError> {
+        let url = self.url(path);
+        decode(
+            &url,
+            what,
+            self.json(self.http.post(&url).json(body), &url).await?,
+        )
+    }
+
+    /// Queue an execution.
+    pub async fn create(&self, req: &CreateExecution) -> Result<Accepted, ClientError> {
+        self.post("/executions", req, "an acceptance").await
+    }
+
+    /// One execution's record.
+    pub async fn execution(&self, id: &str) -> Result<ExecutionRecord, ClientError> {
+        self.get(&format!("/executions/{id}"), "a record").await
+    }
+
+    /// One execution with its task executions under it, as `children`.
+    pub async fn tree(&self, id: &str) -> Result<Value, ClientError> {
+        self.get(&format!("/executions/{id}?tree=true"), "a tree")
+            .await
+    }
+
+    /// A page of executions, newest first, and the `before` of the next.
+    pub async fn list(
+        &self,
+        query: &ListQuery,
+    ) -> Result<(Vec<ExecutionRecord>, Option<String>), ClientError> {
+        let url = self.url("/executions");
+        let page: ExecutionPage = decode(
+            &url,
+            "a page of executions",
+            self.json(self.http.get(&url).query(query), &url).await?,
+        )?;
+        let records = page
+            .executions
+            .into_iter()
+            .map(|v| decode(&url, "a record", v))
+            .collect::<Result<_, _>>()?;
+        Ok((records, page.next_before))
+    }
+
+    /// Queue a re-run of an execution.
+    pub async fn rerun(&self, id: &str, req: &ReRun) -> Result<Accepted, ClientError> {
+        self.post(&format!("/executions/{id}/re-run"), req, "an acceptance")
+            .await
+    }
+
+    /// Replay an execution; the result and the replay's own record.
+    pub async fn replay(&self, id: &str) -> Result<(ReplayResult, ExecutionRecord), ClientError> {
+        let path = format!("/executions/{id}/replay");
+        let result: ReplayResult = self
+            .post(&path, &serde_json::json!({}), "a replay result")
             .await?;
-        Ok(v["id"].as_str().unwrap_or_default().to_owned())
+        let record = decode(&self.url(&path), "a record", result.record.clone())?;
+        Ok((result, record))
+    }
+
+    /// Ask for an execution to stop.
+    pub async fn cancel(&self, id: &str) -> Result<Accepted, ClientError> {
+        self.post(
+            &format!("/executions/{id}/cancel"),
+            &serde_json::json!({}),
+            "an acceptance",
+        )
+        .await
     }
 
     /// Follow an execution's events (`log`, `task`, `end`) until it ends;
@@ -160,4 +230,17 @@ impl Client {
         }
         Ok(())
     }
+}
+
+/// `value` as the `T` it should be.
+fn decode<T: DeserializeOwned>(
+    url: &str,
+    what: &'static str,
+    value: Value,
+) -> Result<T, ClientError> {
+    serde_json::from_value(value).map_err(|e| ClientError::Unreadable {
+        url: url.to_owned(),
+        what,
+        message: e.to_string(),
+    })
 }

@@ -5,7 +5,7 @@
 //! runtime or the scheduler. It must not run guests itself (the runtime
 //! does), interpret workflows (the scheduler does), or print: the CLI
 //! starts it with [`serve`] and reports what it returns. [`client`] is the
-//! other side, for the CLI's `--server`.
+//! other side, for the CLI's `--server`; both speak [`wire`]'s types.
 
 pub mod api;
 pub mod catalog;
@@ -17,6 +17,7 @@ pub mod queue;
 pub mod tokens;
 mod ui;
 pub mod webhooks;
+pub mod wire;
 mod worker;
 
 use std::net::SocketAddr;

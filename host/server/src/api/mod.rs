@@ -8,7 +8,11 @@
 
 use crate::catalog::{ActionDescription, Target};
 use crate::live::LiveEvent;
-use crate::queue::{AcceptError, Payload, QueueView};
+use crate::queue::{Payload, QueueView};
+use crate::wire::{
+    Accepted, ActionSummary, CreateExecution, ErrorBody, ExecutionPage, GetQuery, GrantRequest,
+    Health, ListQuery, ReRun, ReplayResult,
+};
 use crate::worker::App;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
@@ -17,12 +21,11 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures_util::stream::{self, Stream, StreamExt};
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::convert::Infallible;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa::OpenApi;
 use wasmflow_runtime::{overrides, Recording};
 use wasmflow_store::{
     code, ExecutionId, ExecutionRecord, Failure, Kind, Lineage, ListFilter, Status,
@@ -31,127 +34,9 @@ use wasmflow_workflow::model::GrantSpec;
 
 pub type AppState = Arc<App>;
 
-/// An error answer.
-#[derive(Debug)]
-pub struct ApiError {
-    pub status: StatusCode,
-    pub message: String,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct ErrorBody {
-    pub error: String,
-}
-
-impl ApiError {
-    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            message: message.into(),
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let mut r = (
-            self.status,
-            Json(ErrorBody {
-                error: self.message,
-            }),
-        )
-            .into_response();
-        if self.status == StatusCode::UNAUTHORIZED {
-            r.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                header::HeaderValue::from_static("Bearer"),
-            );
-        }
-        r
-    }
-}
-
-impl From<wasmflow_store::StoreError> for ApiError {
-    fn from(e: wasmflow_store::StoreError) -> Self {
-        use wasmflow_store::StoreError as E;
-        let status = match e {
-            E::NotFound(_) => StatusCode::NOT_FOUND,
-            E::Ambiguous { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        Self::new(status, e.to_string())
-    }
-}
-
-impl From<AcceptError> for ApiError {
-    fn from(e: AcceptError) -> Self {
-        match e {
-            AcceptError::Full(_) => Self::new(StatusCode::TOO_MANY_REQUESTS, e.to_string()),
-            AcceptError::Store(e) => e.into(),
-        }
-    }
-}
-
-type ApiResult<T> = Result<T, ApiError>;
-
-/// axum's default request body limit (`DefaultBodyLimit`), which the API
-/// keeps.
-const BODY_LIMIT: usize = 2 << 20;
-
-/// A JSON body whose rejection is one of ours (a JSON error body, 400 for
-/// malformed JSON, 422 for the wrong shape) instead of axum's plain text.
-pub struct Body<T>(pub T);
-
-impl<S, T> axum::extract::FromRequest<S> for Body<T>
-where
-    T: serde::de::DeserializeOwned,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = axum::body::Bytes::from_request(req, state)
-            .await
-            .map_err(|e| {
-                // A body over axum's limit is 413, not a malformed request.
-                let status = e.status();
-                let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
-                    format!(
-                        "request body over the API's limit of {} MiB",
-                        BODY_LIMIT >> 20
-                    )
-                } else {
-                    e.body_text()
-                };
-                ApiError::new(status, message)
-            })?;
-        if bytes.is_empty() {
-            return serde_json::from_slice(b"{}").map(Body).map_err(|e| {
-                ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    format!("request body: {e}"),
-                )
-            });
-        }
-        let mut de = serde_json::Deserializer::from_slice(&bytes);
-        let value: Value = Value::deserialize(&mut de).map_err(|e| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                format!(
-                    "request body is not JSON (line {} column {}): {e}",
-                    e.line(),
-                    e.column()
-                ),
-            )
-        })?;
-        serde_json::from_value(value).map(Body).map_err(|e| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                format!("request body: {e}"),
-            )
-        })
-    }
-}
+mod edge;
+use edge::ApiResult;
+pub use edge::{ApiError, Body};
 
 /// Every `/api/v1` call but webhooks and the OpenAPI document.
 pub async fn authenticate(State(app): State<AppState>, req: Request, next: Next) -> Response {
@@ -189,54 +74,6 @@ fn draining(app: &App) -> ApiResult<()> {
         ));
     }
     Ok(())
-}
-
-/// The OpenAPI schema of the API's `grants` object, which is
-/// [`GrantSpec`]'s serde form (never made: requests deserialize straight
-/// into `GrantSpec`; `the_grant_schema_matches_the_grant_spec` keeps the
-/// two alike).
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct GrantRequest {
-    /// `HOST_DIR[::GUEST_DIR]`, read-only.
-    read: Vec<String>,
-    /// `HOST_DIR[::GUEST_DIR]`, read-write.
-    write: Vec<String>,
-    /// `NAME` or `NAME=VALUE`.
-    env: Vec<String>,
-    /// `HOST` or `HOST:PORT`.
-    net: Vec<String>,
-    /// Program names for `wasmflow:action/process`.
-    exec: Vec<String>,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateExecution {
-    /// An action or workflow name from `GET /api/v1/actions`.
-    pub action: String,
-    /// The input object, keyed by parameter name.
-    #[serde(default)]
-    #[schema(value_type = Object)]
-    pub input: Option<Value>,
-    /// What the execution may touch; each entry must be within what the
-    /// server allows. Actions default to nothing; workflows to the
-    /// server's grants (their own `grants` narrow them).
-    #[serde(default)]
-    #[schema(value_type = Option<GrantRequest>)]
-    pub grants: Option<GrantSpec>,
-    /// `key=value` or `a.b=value` overrides of the input, typed by the
-    /// action's WIT (like the CLI's `-p`).
-    #[serde(default)]
-    pub params: Vec<String>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Accepted {
-    pub id: String,
-    pub status: String,
-    /// Where to follow it.
-    pub url: String,
 }
 
 fn accepted(record: &ExecutionRecord) -> (StatusCode, Json<Accepted>) {
@@ -342,30 +179,6 @@ pub async fn create_execution(
     Ok(accepted(&record))
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct ListQuery {
-    /// pending, running, succeeded, failed, timed_out or canceled.
-    pub status: Option<String>,
-    /// Only executions of this action or workflow (its catalog name).
-    pub action: Option<String>,
-    /// Page size, 1-500 (default 50).
-    pub limit: Option<usize>,
-    /// Only executions older than this id: the `next_before` of the
-    /// previous page.
-    pub before: Option<String>,
-    /// Include the executions that ran as workflow tasks.
-    pub all: Option<bool>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct ExecutionPage {
-    #[schema(value_type = Vec<Object>)]
-    pub executions: Vec<Value>,
-    /// Pass as `before` for the next page; absent on the last page.
-    pub next_before: Option<String>,
-}
-
 /// A record as the API shows it: the stored record, plus `name`, the
 /// catalog name of what it ran when the server knows it.
 fn view(app: &App, record: &ExecutionRecord) -> Value {
@@ -436,13 +249,6 @@ pub async fn list_executions(
         executions: page.iter().map(|r| view(&app, r)).collect(),
         next_before,
     }))
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct GetQuery {
-    /// With the task executions under it, recursively, as `children`.
-    pub tree: Option<bool>,
 }
 
 fn find(app: &App, id: &str) -> ApiResult<ExecutionRecord> {
@@ -595,22 +401,6 @@ pub async fn cancel_execution(
     }
 }
 
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ReRun {
-    /// Replace these top-level input fields.
-    #[serde(default)]
-    #[schema(value_type = Object)]
-    pub input: Option<Map<String, Value>>,
-    /// `key=value` or `a.b=value` overrides, typed by the WIT (like `-p`).
-    #[serde(default)]
-    pub params: Vec<String>,
-    /// Workflows only: reuse the recorded results of the tasks that do not
-    /// follow this one.
-    #[serde(default)]
-    pub from: Option<String>,
-}
-
 #[utoipa::path(post, path = "/api/v1/executions/{id}/re-run", tag = "executions",
     params(("id" = String, Path, description = "Execution id or a unique prefix")),
     request_body = ReRun,
@@ -686,21 +476,6 @@ pub async fn rerun_execution(
     Ok(accepted(&record))
 }
 
-#[derive(Serialize, ToSchema)]
-pub struct ReplayResult {
-    /// `reproduced: identical result`, `diverged at event N: …` or
-    /// `different result: …`.
-    pub verdict: String,
-    /// The verdict as data.
-    #[schema(value_type = Object)]
-    pub detail: Value,
-    /// Whether the replay reproduced the recording faithfully.
-    pub passed: bool,
-    /// The replay's own execution record (`replay_of` the original).
-    #[schema(value_type = Object)]
-    pub record: Value,
-}
-
 #[utoipa::path(post, path = "/api/v1/executions/{id}/replay", tag = "executions",
     params(("id" = String, Path, description = "Execution id or a unique prefix")),
     responses((status = 200, body = ReplayResult), (status = 401, body = ErrorBody),
@@ -742,14 +517,6 @@ pub async fn replay_execution(
         passed: report.passed(),
         record: view(&app, &report.record),
     }))
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct ActionSummary {
-    pub name: String,
-    pub kind: String,
-    pub signature: String,
-    pub docs: Option<String>,
 }
 
 #[utoipa::path(get, path = "/api/v1/actions", tag = "actions",
@@ -831,14 +598,6 @@ pub async fn webhook(
         })?;
     let record = start(&app, &hook.action, input, &[], hook.grants.clone()).await?;
     Ok(accepted(&record))
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct Health {
-    pub status: String,
-    pub pending: usize,
-    pub running: usize,
-    pub draining: bool,
 }
 
 #[utoipa::path(get, path = "/healthz", tag = "server",
