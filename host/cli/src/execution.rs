@@ -6,8 +6,9 @@ use anyhow::anyhow;
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
-use wasmflow_runtime::{overrides, Recording, RunOptions};
+use wasmflow_runtime::{Recording, RunOptions};
 use wasmflow_store::{ListFilter, ReplayBundle, Status, Store};
+use wasmflow_workflow::Runnable;
 
 pub fn execution(home: &Home, command: ExecutionCommand) -> CmdResult {
     match command {
@@ -176,10 +177,9 @@ fn rerun(home: &Home, id: &str, params: &[String], from: Option<&str>, json: boo
     }
     let action = rt.load_executed(&original)?;
     let mut input = original.input.clone();
-    for p in params {
-        overrides::apply(&action, &mut input, p)
-            .map_err(|e| Fail::usage(anyhow!("-p {p}: {e}")))?;
-    }
+    Runnable::Action(action.clone())
+        .apply_params(&mut input, params)
+        .map_err(crate::run::params_error)?;
     let options = RunOptions {
         grants: original.grants.clone(),
         limits: original.limits,

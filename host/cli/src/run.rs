@@ -7,8 +7,9 @@ use anyhow::anyhow;
 use serde_json::Value;
 use std::io::Read;
 use std::path::Path;
-use wasmflow_runtime::{overrides, LogWatcher, RunOptions};
+use wasmflow_runtime::{LogWatcher, RunOptions};
 use wasmflow_store::{Grants, Limits};
+use wasmflow_workflow::{PrepareError, Runnable};
 
 pub fn run(home: &Home, args: RunArgs) -> CmdResult {
     // Everything the user typed is checked before the store is opened or
@@ -28,10 +29,9 @@ pub fn run(home: &Home, args: RunArgs) -> CmdResult {
         }
         None => rt.load(&args.component)?,
     };
-    for p in &args.params {
-        overrides::apply(&action, &mut input, p)
-            .map_err(|e| Fail::usage(anyhow!("-p {p}: {e}")))?;
-    }
+    Runnable::Action(action.clone())
+        .apply_params(&mut input, &args.params)
+        .map_err(params_error)?;
     use std::io::IsTerminal;
     let show_logs = args.logs || (!args.no_logs && std::io::stderr().is_terminal());
     let options = RunOptions {
@@ -43,6 +43,11 @@ pub fn run(home: &Home, args: RunArgs) -> CmdResult {
     let record = crate::tokio().block_on(rt.run(&action, input, options))?;
 
     crate::exit_now(print::outcome(&record, args.json))
+}
+
+/// A `-p` that names nothing or does not parse: the caller's to fix.
+pub(crate) fn params_error(e: PrepareError) -> Fail {
+    Fail::usage(anyhow!("-p {e}"))
 }
 
 pub(crate) fn limits_from(args: &LimitArgs) -> Result<Limits, Fail> {

@@ -16,7 +16,7 @@ use wasmflow_runtime::{CancellationToken, Loader, Runtime};
 use wasmflow_store::{ExecutionId, ExecutionRecord, Status, Store, StoreError};
 use wasmflow_workflow::cancel::CancelRequests;
 use wasmflow_workflow::{
-    Components, Definition, Observer, Problems, Request, Scheduler, WorkflowError,
+    Components, Definition, Observer, Problems, Request, Runnable, Scheduler, WorkflowError,
 };
 
 /// Read a workflow and check everything that can be known before it runs.
@@ -68,12 +68,11 @@ pub fn run(home: &Home, args: RunArgs) -> CmdResult {
     let limits = limits_from(&args.limits)?;
     let rt = crate::runtime(home)?;
     let components = crate::registry::components(home, args.insecure);
-    let def = load_checked(&args.component, rt.loader(), &*components)?;
-    for p in &args.params {
-        def.apply_override(&mut input, p)
-            .map_err(|e| Fail::usage(anyhow!("-p {p}: {e}")))?;
-    }
-    let mut req = Request::new(Arc::new(def), input);
+    let def = Arc::new(load_checked(&args.component, rt.loader(), &*components)?);
+    Runnable::Workflow(def.clone())
+        .apply_params(&mut input, &args.params)
+        .map_err(crate::run::params_error)?;
+    let mut req = Request::new(def, input);
     req.grants = grants;
     req.limits = limits;
     let show = args.logs || (!args.no_logs && std::io::stderr().is_terminal());
@@ -203,13 +202,12 @@ pub fn rerun(
     json: bool,
 ) -> CmdResult {
     let sched = Scheduler::with_components(rt.clone(), crate::registry::components(home, false));
-    let def = sched.recorded_definition(&original)?;
+    let def = Arc::new(sched.recorded_definition(&original)?);
     let mut input = original.input.clone();
-    for p in params {
-        def.apply_override(&mut input, p)
-            .map_err(|e| Fail::usage(anyhow!("-p {p}: {e}")))?;
-    }
-    let mut req = Request::new(Arc::new(def), input);
+    Runnable::Workflow(def.clone())
+        .apply_params(&mut input, params)
+        .map_err(crate::run::params_error)?;
+    let mut req = Request::new(def, input);
     req.grants = original.grants.clone();
     req.limits = original.limits;
     req.lineage = wasmflow_store::Lineage::rerun_of(&original);

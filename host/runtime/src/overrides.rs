@@ -10,8 +10,24 @@ use crate::value::InputError;
 use serde_json::{Map, Value};
 use wasmtime::component::Type;
 
-/// Apply `key=value` to `input`, creating intermediate objects as needed.
-pub fn apply(action: &Action, input: &mut Value, assignment: &str) -> Result<(), InputError> {
+/// How an override's text becomes a value at its path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reading {
+    /// As it is (`-p name=web01`): strings, chars, enums.
+    Text,
+    /// As JSON (`-p cpus=4`, `-p tags='["a"]'`), falling back to the text.
+    Json,
+}
+
+/// The walker every `-p` goes through, for actions and workflows alike:
+/// split `PATH=VALUE`, ask `reading` how the value at the dotted PATH is
+/// read (or why PATH names nothing), and set it in `input`, creating
+/// intermediate objects as needed (a non-object on the way is replaced).
+pub fn assign(
+    input: &mut Value,
+    assignment: &str,
+    reading: impl FnOnce(&[&str]) -> Result<Reading, String>,
+) -> Result<(), InputError> {
     let bad = |path: &str, problem: String| InputError {
         path: path.to_owned(),
         problem,
@@ -23,21 +39,12 @@ pub fn apply(action: &Action, input: &mut Value, assignment: &str) -> Result<(),
     if keys.iter().any(|k| k.is_empty()) {
         return Err(bad(path, "empty key in dotted path".into()));
     }
-    let ty = type_at(action, &keys).ok_or_else(|| {
-        bad(
-            path,
-            format!(
-                "no such parameter or field (parameters: {})",
-                action.param_names().join(", ")
-            ),
-        )
-    })?;
-    let value = if takes_text(&ty) {
-        Value::String(raw.to_owned())
-    } else {
-        serde_json::from_str(raw).unwrap_or_else(|_| Value::String(raw.to_owned()))
+    let value = match reading(&keys).map_err(|problem| bad(path, problem))? {
+        Reading::Text => Value::String(raw.to_owned()),
+        Reading::Json => {
+            serde_json::from_str(raw).unwrap_or_else(|_| Value::String(raw.to_owned()))
+        }
     };
-
     if !input.is_object() {
         *input = Value::Object(Map::new());
     }
@@ -56,6 +63,23 @@ pub fn apply(action: &Action, input: &mut Value, assignment: &str) -> Result<(),
         .expect("walked only through objects")
         .insert(keys[keys.len() - 1].to_owned(), value);
     Ok(())
+}
+
+/// Apply `key=value` to an action's `input`, typed by its WIT.
+pub fn apply(action: &Action, input: &mut Value, assignment: &str) -> Result<(), InputError> {
+    assign(input, assignment, |keys| {
+        let ty = type_at(action, keys).ok_or_else(|| {
+            format!(
+                "no such parameter or field (parameters: {})",
+                action.param_names().join(", ")
+            )
+        })?;
+        Ok(if takes_text(&ty) {
+            Reading::Text
+        } else {
+            Reading::Json
+        })
+    })
 }
 
 fn takes_text(ty: &Type) -> bool {

@@ -11,21 +11,15 @@ use std::sync::Arc;
 use utoipa::ToSchema;
 use wasmflow_runtime::{Action, Runtime};
 use wasmflow_workflow::types::InputType;
-use wasmflow_workflow::{Components, Definition};
+use wasmflow_workflow::{Components, Definition, Runnable};
 
-/// One runnable thing.
+/// One action or workflow of the catalog.
 #[derive(Clone)]
 pub struct Entry {
     pub name: String,
     pub path: PathBuf,
-    pub target: Target,
+    pub target: Runnable,
     pub description: ActionDescription,
-}
-
-#[derive(Clone)]
-pub enum Target {
-    Action(Action),
-    Workflow(Arc<Definition>),
 }
 
 /// What `GET /api/v1/actions/{name}` says of an action or workflow.
@@ -99,7 +93,7 @@ impl Catalog {
                     Entry {
                         name: name.clone(),
                         path: path.clone(),
-                        target: Target::Action(action),
+                        target: Runnable::Action(action),
                         description,
                     }
                 }
@@ -121,7 +115,7 @@ impl Catalog {
                     Entry {
                         name: name.clone(),
                         path,
-                        target: Target::Workflow(Arc::new(def)),
+                        target: Runnable::Workflow(Arc::new(def)),
                         description,
                     }
                 }
@@ -157,8 +151,8 @@ impl Catalog {
     /// The loaded action with this digest, if it is in the catalog.
     pub fn action_by_digest(&self, digest: &str) -> Option<&Action> {
         match &self.get(self.name_of_digest(digest)?)?.target {
-            Target::Action(a) => Some(a),
-            Target::Workflow(_) => None,
+            Runnable::Action(a) => Some(a),
+            Runnable::Workflow(_) => None,
         }
     }
 

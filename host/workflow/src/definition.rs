@@ -14,6 +14,7 @@ use serde_json::Value;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use wasmflow_runtime::overrides::{self, Reading};
 use wasmflow_runtime::Loader;
 
 /// A parsed workflow file whose structure has been checked.
@@ -652,44 +653,26 @@ pub fn duration(s: &str) -> Result<Duration, String> {
 }
 
 impl Definition {
-    /// Apply `-p path=value` to a workflow input: the value is read as the
-    /// declared type wants (a `string` input takes the text as it is;
-    /// others parse it as JSON, falling back to the text).
+    /// Apply `-p path=value` to a workflow input (through the walker
+    /// actions use): the value is read as the declared type wants (a
+    /// `string` input takes the text as it is; others parse it as JSON,
+    /// falling back to the text).
     pub fn apply_override(&self, input: &mut Value, assignment: &str) -> Result<(), String> {
-        let (path, raw) = assignment
-            .split_once('=')
-            .ok_or_else(|| "expected PATH=VALUE".to_owned())?;
-        let keys: Vec<&str> = path.split('.').collect();
-        let top = keys[0];
         let types = self.input_types();
-        let Some((_, ty)) = types.iter().find(|(n, _)| n == top) else {
-            let names: Vec<&str> = types.iter().map(|(n, _)| n.as_str()).collect();
-            return Err(format!(
-                "{top}: unknown input (the workflow takes: {})",
-                names.join(", ")
-            ));
-        };
-        let value = if keys.len() == 1 && *ty == InputType::String {
-            Value::String(raw.to_owned())
-        } else {
-            serde_json::from_str(raw).unwrap_or_else(|_| Value::String(raw.to_owned()))
-        };
-        if !input.is_object() {
-            *input = Value::Object(Default::default());
-        }
-        let mut at = input;
-        for k in &keys[..keys.len() - 1] {
-            let obj = at
-                .as_object_mut()
-                .ok_or_else(|| format!("{path}: {k} is not an object"))?;
-            at = obj
-                .entry(k.to_string())
-                .or_insert_with(|| Value::Object(Default::default()));
-        }
-        let obj = at
-            .as_object_mut()
-            .ok_or_else(|| format!("{path}: the parent is not an object"))?;
-        obj.insert(keys[keys.len() - 1].to_owned(), value);
-        Ok(())
+        overrides::assign(input, assignment, |keys| {
+            let Some((_, ty)) = types.iter().find(|(n, _)| n == keys[0]) else {
+                let names: Vec<&str> = types.iter().map(|(n, _)| n.as_str()).collect();
+                return Err(format!(
+                    "unknown input (the workflow takes: {})",
+                    names.join(", ")
+                ));
+            };
+            Ok(if keys.len() == 1 && *ty == InputType::String {
+                Reading::Text
+            } else {
+                Reading::Json
+            })
+        })
+        .map_err(|e| e.to_string())
     }
 }

@@ -5,8 +5,8 @@
 //! a file with positions ([`Definition`], [`check`]), Jinja expressions
 //! ([`expr`]), the journal of state transitions ([`journal`]), the
 //! [`Scheduler`] (`scheduler/`: its API over the driver, jobs, recovery
-//! and the pure decisions) and canceling from another process
-//! ([`cancel`]). It runs each task through the runtime as a child
+//! and the pure decisions), what a front end starts ([`Runnable`]) and
+//! canceling from another process ([`cancel`]). It runs each task through the runtime as a child
 //! execution and must not reach into the sandbox or print anything: the
 //! CLI and the server are its front ends.
 
@@ -16,6 +16,7 @@ pub mod expr;
 pub mod grants;
 pub mod journal;
 pub mod model;
+pub mod runnable;
 mod scheduler;
 pub mod source;
 pub mod types;
@@ -23,6 +24,7 @@ pub mod types;
 pub use definition::{
     check, is_workflow_path, resolve_pack, ActionRef, Components, Definition, NoRegistry,
 };
+pub use runnable::{PrepareError, Runnable};
 pub use scheduler::{Observer, Request, Scheduler};
 pub use source::{Position, Problem, Problems};
 

@@ -6,7 +6,7 @@
 //! not allow it, 422 input that does not fit the action's types, 429 queue
 //! full, 503 shutting down.
 
-use crate::catalog::{ActionDescription, Target};
+use crate::catalog::ActionDescription;
 use crate::live::LiveEvent;
 use crate::queue::{Payload, QueueView};
 use crate::wire::{
@@ -26,11 +26,10 @@ use std::convert::Infallible;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use utoipa::OpenApi;
-use wasmflow_runtime::{overrides, Recording};
-use wasmflow_store::{
-    code, ExecutionId, ExecutionRecord, Failure, Kind, Lineage, ListFilter, Status,
-};
+use wasmflow_runtime::Recording;
+use wasmflow_store::{code, ExecutionId, ExecutionRecord, Failure, Kind, ListFilter, Status};
 use wasmflow_workflow::model::GrantSpec;
+use wasmflow_workflow::{PrepareError, Runnable};
 
 pub type AppState = Arc<App>;
 
@@ -66,6 +65,16 @@ pub async fn authenticate(State(app): State<AppState>, req: Request, next: Next)
     next.run(req).await
 }
 
+/// A request the runnable refused: 422, named as the API names fields.
+fn prepare_error(e: PrepareError) -> ApiError {
+    let message = match e {
+        PrepareError::Param { .. } => format!("params: {e}"),
+        PrepareError::From(m) => format!("from: {m}"),
+        PrepareError::Input(_) => e.to_string(),
+    };
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, message)
+}
+
 fn draining(app: &App) -> ApiResult<()> {
     if app.draining.load(Ordering::SeqCst) {
         return Err(ApiError::new(
@@ -91,7 +100,7 @@ fn accepted(record: &ExecutionRecord) -> (StatusCode, Json<Accepted>) {
 pub async fn start(
     app: &App,
     name: &str,
-    mut input: Value,
+    input: Value,
     params: &[String],
     grants: Option<GrantSpec>,
 ) -> ApiResult<ExecutionRecord> {
@@ -105,8 +114,8 @@ pub async fn start(
     let asked = match (&grants, &entry.target) {
         (Some(spec), _) => wasmflow_workflow::grants::parse(spec)
             .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("grants: {e}")))?,
-        (None, Target::Action(_)) => Default::default(),
-        (None, Target::Workflow(_)) => app.grants.clone(),
+        (None, Runnable::Action(_)) => Default::default(),
+        (None, Runnable::Workflow(_)) => app.grants.clone(),
     };
     let grants = wasmflow_workflow::grants::bound(asked, &app.grants).map_err(|e| {
         // The operator here is whoever started `wasmflow serve`.
@@ -115,49 +124,19 @@ pub async fn start(
             format!("grants beyond what this server allows: the request {e}"),
         )
     })?;
-    let mut record = match &entry.target {
-        Target::Action(action) => {
-            for p in params {
-                overrides::apply(action, &mut input, p).map_err(|e| {
-                    ApiError::new(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        format!("params: {p}: {e}"),
-                    )
-                })?;
-            }
-            action.check_input(&input).map_err(|e| {
-                ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    format!("invalid input: {e}"),
-                )
-            })?;
-            ExecutionRecord::new_action(entry.name.clone(), action.digest.to_string(), input)
-        }
-        Target::Workflow(def) => {
-            for p in params {
-                def.apply_override(&mut input, p).map_err(|e| {
-                    ApiError::new(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        format!("params: {p}: {e}"),
-                    )
-                })?;
-            }
-            let input = def.check_input(&input).map_err(|e| {
-                ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    format!("invalid input: {e}"),
-                )
-            })?;
-            ExecutionRecord::new_workflow(
-                def.source.path.display().to_string(),
-                entry.description.digest.clone(),
-                input,
-            )
-        }
+    let (action, digest) = match &entry.target {
+        Runnable::Action(action) => (entry.name.clone(), action.digest.to_string()),
+        Runnable::Workflow(def) => (
+            def.source.path.display().to_string(),
+            entry.description.digest.clone(),
+        ),
     };
+    let mut record = entry
+        .target
+        .prepare(action, digest, input, params)
+        .map_err(prepare_error)?;
     record.grants = grants;
     record.limits = app.limits;
-    record.status = Status::Pending;
     app.submit(&record, Payload::default()).await?;
     Ok(record)
 }
@@ -224,7 +203,7 @@ pub async fn list_executions(
     // Records name workflows by path; the API filters by catalog name.
     let action = q.action.as_deref().filter(|s| !s.is_empty()).map(|name| {
         match app.catalog.get(name).map(|e| &e.target) {
-            Some(Target::Workflow(def)) => def.source.path.display().to_string(),
+            Some(Runnable::Workflow(def)) => def.source.path.display().to_string(),
             _ => name.to_owned(),
         }
     });
@@ -416,62 +395,17 @@ pub async fn rerun_execution(
     draining(&app)?;
     let original = find(&app, &id)?;
     let unprocessable = |m: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, m);
-    let mut input = original.input.clone();
-    if let (Some(fields), Value::Object(m)) = (req.input, &mut input) {
-        m.extend(fields);
-    }
-    let mut record = match original.kind {
-        Kind::Action => {
-            if req.from.is_some() {
-                return Err(unprocessable(format!(
-                    "`from` applies to workflow executions; {} ran the action {}",
-                    original.id, original.action
-                )));
-            }
-            let action = app.action_of(&original).map_err(unprocessable)?;
-            for p in &req.params {
-                overrides::apply(&action, &mut input, p)
-                    .map_err(|e| unprocessable(format!("params: {p}: {e}")))?;
-            }
-            action
-                .check_input(&input)
-                .map_err(|e| unprocessable(format!("invalid input: {e}")))?;
-            ExecutionRecord::new_action(
-                original.action.clone(),
-                original.component_digest.clone(),
-                input,
-            )
-        }
-        Kind::Workflow => {
-            let def = app
-                .sched
+    let runnable = match original.kind {
+        Kind::Action => Runnable::Action(app.action_of(&original).map_err(unprocessable)?),
+        Kind::Workflow => Runnable::Workflow(Arc::new(
+            app.sched
                 .recorded_definition(&original)
-                .map_err(|e| unprocessable(e.to_string()))?;
-            for p in &req.params {
-                def.apply_override(&mut input, p)
-                    .map_err(|e| unprocessable(format!("params: {p}: {e}")))?;
-            }
-            if let Some(task) = &req.from {
-                if !def.workflow.tasks.contains_key(task) {
-                    return Err(unprocessable(format!(
-                        "from: the workflow has no task `{task}`"
-                    )));
-                }
-            }
-            let input = def
-                .check_input(&input)
-                .map_err(|e| unprocessable(format!("invalid input: {e}")))?;
-            ExecutionRecord::new_workflow(
-                original.action.clone(),
-                original.component_digest.clone(),
-                input,
-            )
-        }
+                .map_err(|e| unprocessable(e.to_string()))?,
+        )),
     };
-    Lineage::rerun_of(&original).apply(&mut record);
-    record.grants = original.grants.clone();
-    record.limits = original.limits;
-    record.status = Status::Pending;
+    let record = runnable
+        .rerun(&original, req.input, &req.params, req.from.as_deref())
+        .map_err(prepare_error)?;
     app.submit(&record, Payload { from: req.from }).await?;
     Ok(accepted(&record))
 }
