@@ -684,3 +684,55 @@ fn purge_deletes_old_records_keeps_shared_blobs_and_frees_space() {
         .code(2)
         .stderr_has("--before soon");
 }
+
+/// One record that cannot be read does not hide the others: `execution
+/// list` prints every readable one, then names the damaged one and the
+/// store in one error (exit 2); the API's list does the same in
+/// `unreadable` (same scan).
+#[test]
+fn a_damaged_record_is_named_and_the_others_still_listed() {
+    let (home, recs) = populated();
+    // A record over the inline limit is a file beside sled: overwrite the
+    // file of one (its final version) with JSON that is not a record.
+    let victim = recs[3]["id"].as_str().unwrap().to_owned();
+    let file = crate::files_under(&home.path().join("store/files"))
+        .into_iter()
+        .find(|p| {
+            std::fs::read(p)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+                .is_some_and(|v| v["id"] == victim.as_str() && v["status"] == "succeeded")
+        })
+        .expect("the record's value file");
+    std::fs::write(&file, br#"{"not":"a record"}"#).unwrap();
+
+    let list = home.run(&["execution", "list", "--json", "-n", "100"]);
+    list.code(2)
+        .stderr_has(&victim)
+        .stderr_has(s(&home.path().join("store")))
+        .stderr_has("store check");
+    assert_eq!(list.stderr.matches("error:").count(), 1, "{}", list.stderr);
+    let listed: Vec<String> = list
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_owned())
+        .collect();
+    let mut want: Vec<String> = recs
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_owned())
+        .filter(|id| *id != victim)
+        .collect();
+    want.reverse();
+    assert_eq!(listed, want, "every other record, newest first");
+    // Reading the damaged one names it; `store check` reports it.
+    home.run(&["execution", "get", &victim]).stderr_has(&victim);
+    let check = home.run(&["store", "check"]);
+    check.code(1);
+    assert!(
+        check.stdout.contains(&format!("record {victim}")),
+        "{}",
+        check.stdout
+    );
+}

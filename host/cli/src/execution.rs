@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 use wasmflow_runtime::{Recording, RunOptions};
-use wasmflow_store::{ListFilter, ReplayBundle, Status, Store};
+use wasmflow_store::{ListFilter, ReplayBundle, Status, Store, Unreadable};
 use wasmflow_workflow::Runnable;
 
 pub fn execution(home: &Home, command: ExecutionCommand) -> CmdResult {
@@ -25,13 +25,14 @@ pub fn execution(home: &Home, command: ExecutionCommand) -> CmdResult {
                         .map_err(|e| Fail::usage(anyhow!("--status: {e}")))
                 })
                 .transpose()?;
-            let records = store.list(&ListFilter {
+            let listing = store.scan(&ListFilter {
                 status,
                 limit,
                 children: all,
                 ..Default::default()
             })?;
-            print::listing(&records, json);
+            print::listing(&listing.records, json);
+            unreadable(&store, &listing.unreadable)?;
         }
         ExecutionCommand::Get {
             id,
@@ -188,4 +189,31 @@ fn rerun(home: &Home, id: &str, params: &[String], from: Option<&str>, json: boo
     };
     let record = crate::tokio().block_on(rt.run(&action, input, options))?;
     Ok(crate::exit_code(print::outcome(&record, json)))
+}
+
+/// Records a listing passed over, after the readable ones were printed:
+/// one error naming them and the store, exit 2.
+fn unreadable(store: &Store, unreadable: &[Unreadable]) -> Result<(), Fail> {
+    const SHOWN: usize = 5;
+    if unreadable.is_empty() {
+        return Ok(());
+    }
+    let named: Vec<String> = unreadable
+        .iter()
+        .take(SHOWN)
+        .map(|u| format!("{} ({})", u.id, u.problem()))
+        .collect();
+    let more = unreadable.len().saturating_sub(SHOWN);
+    Err(Fail::usage(anyhow!(
+        "the store at {} is damaged: {} execution record(s) cannot be read ({}{}); the others \
+         are listed; `wasmflow store check` lists all damage",
+        store.location(),
+        unreadable.len(),
+        named.join("; "),
+        if more > 0 {
+            format!("; {more} more")
+        } else {
+            String::new()
+        }
+    )))
 }

@@ -87,6 +87,10 @@ pub struct ExecutionPage {
     pub executions: Vec<Value>,
     /// Pass as `before` for the next page; absent on the last page.
     pub next_before: Option<String>,
+    /// Records in this range that cannot be read (`ID: problem`), left
+    /// out of `executions`; `wasmflow store check` names all damage.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unreadable: Vec<String>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize, IntoParams)]

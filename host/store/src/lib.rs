@@ -44,5 +44,5 @@ pub use record::{
     now, EnvGrant, ExecutionId, ExecutionRecord, Failure, Grants, Kind, Limits, LogLevel, LogLine,
     Mount, NetGrant, Outcome, Progress, Status,
 };
-pub use store::{Backend, Digest, ListFilter, Location, Queued, Store};
+pub use store::{Backend, Digest, ListFilter, Listing, Location, Queued, Store, Unreadable};
 pub use upkeep::{CheckReport, Damage, PurgeFilter, PurgeReport, Retention};

@@ -51,8 +51,10 @@ pub trait Backend: Send + Sync {
     /// `prefix`: [`StoreError::NotFound`] for none,
     /// [`StoreError::Ambiguous`] with the count for more than one.
     fn find_prefix(&self, prefix: &str) -> Result<ExecutionRecord, StoreError>;
-    /// Executions, newest first.
-    fn list(&self, filter: &ListFilter) -> Result<Vec<ExecutionRecord>, StoreError>;
+    /// Executions, newest first, up to `filter.limit` readable ones; a
+    /// record that cannot be read is named in the listing, not an error
+    /// (see [`Store::list`] for the strict form).
+    fn scan(&self, filter: &ListFilter) -> Result<Listing, StoreError>;
     /// The executions whose parent is `id`, oldest first.
     fn children(&self, id: ExecutionId) -> Result<Vec<ExecutionRecord>, StoreError>;
     /// Number of executions in the store.
@@ -119,6 +121,32 @@ pub trait Backend: Send + Sync {
         filter: &PurgeFilter,
         in_use: &HashSet<String>,
     ) -> Result<PurgeReport, StoreError>;
+}
+
+/// What a scan found: the readable records, and the ones that are not.
+#[derive(Debug, Default)]
+pub struct Listing {
+    pub records: Vec<ExecutionRecord>,
+    pub unreadable: Vec<Unreadable>,
+}
+
+/// A record a scan passed over: its id (or key) and why.
+#[derive(Debug)]
+pub struct Unreadable {
+    pub id: String,
+    pub error: StoreError,
+}
+
+impl Unreadable {
+    /// What is wrong with it, without the store-wide advice its error
+    /// carries (a listing gives that once).
+    pub fn problem(&self) -> String {
+        match &self.error {
+            StoreError::Damaged { detail, .. } => detail.clone(),
+            StoreError::Corrupt { cause, .. } => format!("not a record ({cause})"),
+            e => e.to_string(),
+        }
+    }
 }
 
 /// Where a store is: what a front end names to open one.
@@ -200,6 +228,17 @@ impl Store {
             },
             e => e,
         })
+    }
+
+    /// Executions, newest first; any record that cannot be read is an
+    /// error (the first one's). Front ends that show a list use
+    /// [`Backend::scan`] and name the unreadable ones instead.
+    pub fn list(&self, filter: &ListFilter) -> Result<Vec<ExecutionRecord>, StoreError> {
+        let listing = self.scan(filter)?;
+        match listing.unreadable.into_iter().next() {
+            Some(u) => Err(u.error),
+            None => Ok(listing.records),
+        }
     }
 
     /// A blob by its `sha256:<hex>` text form.

@@ -208,8 +208,8 @@ pub async fn list_executions(
         }
     });
     let store = app.rt.store().clone();
-    let records = tokio::task::spawn_blocking(move || {
-        store.list(&ListFilter {
+    let listing = tokio::task::spawn_blocking(move || {
+        store.scan(&ListFilter {
             status,
             limit: limit + 1,
             children: q.all.unwrap_or(false),
@@ -219,14 +219,19 @@ pub async fn list_executions(
     })
     .await
     .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
-    let more = records.len() > limit;
-    let page: Vec<_> = records.into_iter().take(limit).collect();
+    let more = listing.records.len() > limit;
+    let page: Vec<_> = listing.records.into_iter().take(limit).collect();
     let next_before = more
         .then(|| page.last().map(|r| r.id.to_string()))
         .flatten();
     Ok(Json(ExecutionPage {
         executions: page.iter().map(|r| view(&app, r)).collect(),
         next_before,
+        unreadable: listing
+            .unreadable
+            .iter()
+            .map(|u| format!("{} ({})", u.id, u.problem()))
+            .collect(),
     }))
 }
 

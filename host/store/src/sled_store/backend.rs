@@ -1,9 +1,9 @@
 //! [`Backend`] for sled: each operation of the interface on the trees.
 
-use super::{event_entry, seq_key, status_key, At, SledStore, IN_FILE};
+use super::{event_entry, key_text, seq_key, status_key, At, SledStore, IN_FILE};
 use crate::error::StoreError;
-use crate::record::{ExecutionId, ExecutionRecord};
-use crate::store::{Backend, Digest, ListFilter, Queued};
+use crate::record::{ExecutionId, ExecutionRecord, Status};
+use crate::store::{Backend, Digest, ListFilter, Listing, Queued, Unreadable};
 use crate::{CheckReport, Event, PurgeFilter, PurgeReport};
 use std::collections::HashSet;
 
@@ -73,7 +73,7 @@ impl Backend for SledStore {
         self.executions
             .get(id.key())
             .at(self)?
-            .map(|bytes| self.decode(&id.key(), &bytes))
+            .map(|bytes| self.decode_named(&id.key(), &bytes))
             .transpose()
     }
 
@@ -97,7 +97,7 @@ impl Backend for SledStore {
             }
         }
         match (count, found) {
-            (1, Some((key, value))) => self.decode(&key, &value),
+            (1, Some((key, value))) => self.decode_named(&key, &value),
             (0, _) | (_, None) => Err(not_found()),
             (count, _) => Err(StoreError::Ambiguous {
                 prefix: wanted.to_owned(),
@@ -107,11 +107,25 @@ impl Backend for SledStore {
     }
 
     /// Executions, newest first.
-    fn list(&self, filter: &ListFilter) -> Result<Vec<ExecutionRecord>, StoreError> {
-        let mut out = Vec::new();
+    fn scan(&self, filter: &ListFilter) -> Result<Listing, StoreError> {
+        let mut out = Listing::default();
         let wanted = |rec: &ExecutionRecord| {
             (filter.children || rec.parent.is_none())
                 && filter.action.as_ref().is_none_or(|a| &rec.action == a)
+        };
+        // One record that cannot be read is named and passed over; an
+        // error of sled itself ends the scan.
+        let take = |out: &mut Listing, key: &[u8], value: &[u8], status: Option<Status>| match self
+            .decode(key, value)
+        {
+            Ok(rec) if status.is_none_or(|s| rec.status == s) && wanted(&rec) => {
+                out.records.push(rec)
+            }
+            Ok(_) => {}
+            Err(error) => out.unreadable.push(Unreadable {
+                id: key_text(key),
+                error,
+            }),
         };
         match filter.status {
             None => {
@@ -120,14 +134,11 @@ impl Backend for SledStore {
                     None => self.executions.iter(),
                 };
                 for item in range.rev() {
-                    if out.len() >= filter.limit {
+                    if out.records.len() >= filter.limit {
                         break;
                     }
                     let (key, value) = item.at(self)?;
-                    let rec = self.decode(&key, &value)?;
-                    if wanted(&rec) {
-                        out.push(rec);
-                    }
+                    take(&mut out, &key, &value, None);
                 }
             }
             Some(status) => {
@@ -137,17 +148,14 @@ impl Backend for SledStore {
                     None => vec![status.tag() + 1],
                 };
                 for item in self.by_status.range(&start[..]..&end[..]).rev() {
-                    if out.len() >= filter.limit {
+                    if out.records.len() >= filter.limit {
                         break;
                     }
                     let (key, _) = item.at(self)?;
-                    if let Some(id) = ExecutionId::from_key(&key[1..]) {
-                        if let Some(rec) = self.get(id)? {
-                            // A stale entry (see `write`) is skipped.
-                            if rec.status == status && wanted(&rec) {
-                                out.push(rec);
-                            }
-                        }
+                    // A stale entry (see `write`) names a record that moved
+                    // on to another status, or none: skipped.
+                    if let Some(value) = self.executions.get(&key[1..]).at(self)? {
+                        take(&mut out, &key[1..], &value, Some(status));
                     }
                 }
             }

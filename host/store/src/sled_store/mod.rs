@@ -309,6 +309,22 @@ impl SledStore {
         decode(key, &self.resolve(value)?)
     }
 
+    /// [`SledStore::decode`] for a reader of one record: a value file that
+    /// is gone or changed is named with the record it held.
+    pub(crate) fn decode_named(
+        &self,
+        key: &[u8],
+        value: &[u8],
+    ) -> Result<ExecutionRecord, StoreError> {
+        self.decode(key, value).map_err(|e| match e {
+            StoreError::Damaged { path, detail } => StoreError::Damaged {
+                path,
+                detail: format!("execution record {}: {detail}", key_text(key)),
+            },
+            e => e,
+        })
+    }
+
     /// One record write, without a sled transaction (a multi-tree
     /// transaction cost several times the write itself). Entries that
     /// point at the record go in first, so a crash or a concurrent writer
@@ -394,9 +410,14 @@ fn event_entry(id: ExecutionId, key: &[u8], value: &[u8]) -> Result<Vec<crate::E
 
 pub(crate) fn decode(key: &[u8], bytes: &[u8]) -> Result<ExecutionRecord, StoreError> {
     serde_json::from_slice(bytes).map_err(|cause| StoreError::Corrupt {
-        key: ExecutionId::from_key(key)
-            .map(|id| id.to_string())
-            .unwrap_or_else(|| hex::encode(key)),
+        key: key_text(key),
         cause,
     })
+}
+
+/// A record's key as its id (or hex, when it is not one).
+pub(crate) fn key_text(key: &[u8]) -> String {
+    ExecutionId::from_key(key)
+        .map(|id| id.to_string())
+        .unwrap_or_else(|| hex::encode(key))
 }
