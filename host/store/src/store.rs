@@ -7,9 +7,10 @@
 //! built from those operations alone (finding a record by a prefix of
 //! its id after a full-id lookup, marking interrupted actions, replay
 //! bundles, missing blobs) is written once, on [`Store`], for every
-//! backend. sled ([`crate::sled_store`]) is the one backend today; a second
-//! one implements [`Backend`] and adds a constructor here, and nothing
-//! outside this crate changes.
+//! backend. sled (`sled_store`) is the one backend today; a second one
+//! implements [`Backend`], passes [`crate::contract::all`], and adds a
+//! [`Location`] variant that [`Store::open_at`] opens; nothing outside this
+//! crate changes but the front ends' way of naming it (`--store URL`).
 //!
 //! Calls are synchronous and may block on I/O: async callers run them as
 //! they run file I/O (`spawn_blocking` or `block_in_place`).
