@@ -312,7 +312,7 @@ pub(crate) async fn execute(
         outcome: ended,
         stdout: String::from_utf8_lossy(&data.stdout.contents()).into_owned(),
         stderr: String::from_utf8_lossy(&data.stderr.contents()).into_owned(),
-        logs: data.journal.take(),
+        logs: data.log_book.take(),
     }
 }
 

@@ -41,17 +41,19 @@ pub(crate) mod bindings {
 
 use bindings::wasmflow::action::{log, process, types};
 
-/// What one execution's host calls leave behind, shared with the hooks that
-/// run outside the store (socket checks, HTTP sends).
+/// The log lines one execution's host calls leave behind (the guest's
+/// `log` calls, denials, notes), shared with the hooks that run outside
+/// the store (socket checks, HTTP sends). Not `workflow::journal`, which
+/// holds a workflow's transitions.
 #[derive(Default)]
-pub(crate) struct Journal {
+pub(crate) struct LogBook {
     pub logs: Vec<LogLine>,
     pub log_bytes: usize,
 }
 
 #[derive(Clone)]
-pub(crate) struct SharedJournal {
-    inner: Arc<Mutex<Journal>>,
+pub(crate) struct SharedLogBook {
+    inner: Arc<Mutex<LogBook>>,
     started: Instant,
     log_limit: usize,
     watcher: Option<LogWatcher>,
@@ -65,7 +67,7 @@ pub(crate) struct LogLimitExceeded {
     pub limit: usize,
 }
 
-impl SharedJournal {
+impl SharedLogBook {
     fn new(log_limit: usize, watcher: Option<LogWatcher>) -> Self {
         Self {
             inner: Arc::default(),
@@ -84,11 +86,11 @@ impl SharedJournal {
         }
     }
 
-    fn append(&self, journal: &mut Journal, line: LogLine) {
+    fn append(&self, log_book: &mut LogBook, line: LogLine) {
         if let Some(w) = &self.watcher {
             (w.0)(&line);
         }
-        journal.logs.push(line);
+        log_book.logs.push(line);
     }
 
     fn push(
@@ -140,7 +142,7 @@ pub(crate) struct Sandbox {
     /// What programs started through `process` may reach.
     confinement: crate::confine::Policy,
     output_limit: usize,
-    pub journal: SharedJournal,
+    pub log_book: SharedLogBook,
     pub memory: MemoryBudget,
     pub stdout: CapturedOutput,
     pub stderr: CapturedOutput,
@@ -167,7 +169,7 @@ impl Sandbox {
         let output_limit = usize::try_from(limits.output_bytes).unwrap_or(usize::MAX);
         let stdout = CapturedOutput::new("stdout", output_limit);
         let stderr = CapturedOutput::new("stderr", output_limit);
-        let journal = SharedJournal::new(
+        let log_book = SharedLogBook::new(
             usize::try_from(limits.log_bytes).unwrap_or(usize::MAX),
             watch_logs,
         );
@@ -191,7 +193,7 @@ impl Sandbox {
         {
             // Opened once (see `granted`); the preopen, the snapshot and
             // the programs' confinement all derive from this handle.
-            let dir = match setup::replayed_directory(&world, &m.guest, &journal)? {
+            let dir = match setup::replayed_directory(&world, &m.guest, &log_book)? {
                 Some(materialized) => {
                     let path = materialized.path().canonicalize().map_err(|e| {
                         wasmtime::format_err!(
@@ -206,7 +208,7 @@ impl Sandbox {
                 }
                 None => {
                     let dir = GrantedDir::open(Path::new(&m.host))?;
-                    setup::snapshot_directory(&world, &dir, &m.guest, &journal)?;
+                    setup::snapshot_directory(&world, &dir, &m.guest, &log_book)?;
                     dir
                 }
             };
@@ -238,7 +240,7 @@ impl Sandbox {
         let net = NetPolicy {
             grants: grants.net.clone(),
             addresses: Arc::default(),
-            journal: journal.clone(),
+            log_book: log_book.clone(),
             world: world.clone(),
             body_limit: output_limit.max(HTTP_BODY_MIN_LIMIT),
         };
@@ -284,7 +286,7 @@ impl Sandbox {
             exec: grants.exec.clone(),
             confinement: crate::confine::Policy::of(grants, &dirs),
             output_limit,
-            journal,
+            log_book,
             memory: MemoryBudget::new(limits.memory_bytes),
             stdout,
             stderr,
@@ -341,7 +343,7 @@ pub(crate) struct NetPolicy {
     /// The addresses each grant's host resolves to, looked up on the first
     /// socket check of the execution and kept for the rest of it.
     addresses: Arc<OnceLock<Vec<Vec<IpAddr>>>>,
-    journal: SharedJournal,
+    log_book: SharedLogBook,
     world: World,
     body_limit: usize,
 }
@@ -373,7 +375,7 @@ impl NetPolicy {
                 g.port.is_none_or(|p| p == addr.port()) && ips.contains(&addr.ip())
             });
         if !ok {
-            self.journal.deny(
+            self.log_book.deny(
                 "net",
                 &addr.to_string(),
                 "not granted; use --allow-net HOST[:PORT]",
@@ -437,7 +439,7 @@ impl WasiHttpHooks for NetPolicy {
                 80
             });
         if !self.allows_host(&host, port) {
-            self.journal.deny(
+            self.log_book.deny(
                 "net",
                 &format!("{method} {url}"),
                 &format!("not granted; use --allow-net {host}:{port}"),
@@ -450,14 +452,14 @@ impl WasiHttpHooks for NetPolicy {
             return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
         }
         let world = self.world.clone();
-        let journal = self.journal.clone();
+        let log_book = self.log_book.clone();
         let limit = self.body_limit;
         Box::new(async move {
             let result = http_replay::send_buffered(request, options, limit).await;
             if let Err(wasmtime_wasi_http::Error::HttpResponseBodySize(_)) = &result {
                 // The guest sees only an error code (often shown as a bare
                 // network error): say which limit it met.
-                journal.note(
+                log_book.note(
                     LogLevel::Warn,
                     format!(
                         "http: the response body of {method} {url} is over the limit of {} MiB \
@@ -507,13 +509,13 @@ impl log::Host for Sandbox {
             log::Level::Warn => LogLevel::Warn,
             log::Level::Error => LogLevel::Error,
         };
-        self.journal
+        self.log_book
             .push(level, message, None)
             .map_err(wasmtime::Error::new)
     }
 
     fn progress(&mut self, done: u64, total: u64, message: String) -> wasmtime::Result<()> {
-        self.journal
+        self.log_book
             .push(LogLevel::Info, message, Some(Progress { done, total }))
             .map_err(wasmtime::Error::new)
     }
@@ -540,7 +542,7 @@ impl process::Host for Sandbox {
         }
         let result = match crate::process::resolve(&self.exec, &program) {
             None => {
-                self.journal.deny(
+                self.log_book.deny(
                     "exec",
                     &program,
                     &format!("not granted; use --allow-exec {program}"),

@@ -8,7 +8,7 @@
 //! instead, so a replay never reads or writes the operator's real files.
 
 use crate::granted::{open_at, proc_path, GrantedDir};
-use crate::sandbox::SharedJournal;
+use crate::sandbox::SharedLogBook;
 use crate::world::{put_blob, World};
 use std::io::Read;
 use std::os::fd::{AsFd, BorrowedFd};
@@ -73,7 +73,7 @@ pub(crate) fn insecure_seed(world: &World) -> wasmtime::Result<u128> {
 pub(crate) fn replayed_directory(
     world: &World,
     guest: &str,
-    journal: &SharedJournal,
+    log_book: &SharedLogBook,
 ) -> wasmtime::Result<Option<tempfile::TempDir>> {
     let Some(Event::Directory {
         files, complete, ..
@@ -101,7 +101,7 @@ pub(crate) fn replayed_directory(
         std::fs::write(&path, bytes).map_err(at)?;
     }
     if !complete {
-        journal.note(
+        log_book.note(
             LogLevel::Warn,
             format!("replay: the recording of {guest} was partial (over the snapshot budget); files it left out are absent"),
         );
@@ -115,7 +115,7 @@ pub(crate) fn snapshot_directory(
     world: &World,
     dir: &GrantedDir,
     guest: &str,
-    journal: &SharedJournal,
+    log_book: &SharedLogBook,
 ) -> wasmtime::Result<()> {
     // Only a recorded run needs the snapshot.
     let Some(store) = world.recording_store() else {
@@ -129,7 +129,7 @@ pub(crate) fn snapshot_directory(
     };
     let complete = walk.dir(dir.fd(), Path::new(""), &dir.host)?;
     if !complete {
-        journal.note(
+        log_book.note(
             LogLevel::Warn,
             format!(
                 "snapshot of {guest} is partial (files over {} MiB, or past {} files / {} MiB in all, \
@@ -142,10 +142,10 @@ pub(crate) fn snapshot_directory(
     }
     const SHOWN: usize = 10;
     for line in walk.churn.iter().take(SHOWN) {
-        journal.note(LogLevel::Warn, format!("snapshot of {guest}: {line}"));
+        log_book.note(LogLevel::Warn, format!("snapshot of {guest}: {line}"));
     }
     if walk.churn.len() > SHOWN {
-        journal.note(
+        log_book.note(
             LogLevel::Warn,
             format!(
                 "snapshot of {guest}: {} more files changed while it was taken",

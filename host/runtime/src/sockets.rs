@@ -572,7 +572,7 @@ fn add_name_lookup(linker: &mut Linker<Sandbox>) -> wasmtime::Result<()> {
                             // resolver, a way out of its own: only names a
                             // net grant names are looked up.
                             sandbox.sockets().table.get(&network)?;
-                            sandbox.journal.deny(
+                            sandbox.log_book.deny(
                                 "net",
                                 &format!("name lookup of {name}"),
                                 &format!("not a granted host; use --allow-net {name}"),

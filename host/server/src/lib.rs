@@ -162,7 +162,7 @@ pub async fn serve(
         config.grants.clone(),
         config.limits,
     ));
-    for (id, _) in app.queue.slots() {
+    for (id, _) in app.queue.entries() {
         app.live.open(id);
     }
     app.update_depth();
@@ -240,10 +240,10 @@ pub async fn serve(
 fn leave_for_next_start(app: &App) -> Result<ShutdownReport, ServerError> {
     let mut report = ShutdownReport::default();
     let store = app.rt.store();
-    for (id, slot) in app.queue.slots() {
-        match slot.state {
-            queue::SlotState::Pending => report.pending += 1,
-            queue::SlotState::Running { .. } => {
+    for (id, entry) in app.queue.entries() {
+        match entry.state {
+            queue::EntryState::Pending => report.pending += 1,
+            queue::EntryState::Running { .. } => {
                 let Some(mut r) = store.get(id)? else {
                     continue;
                 };
@@ -252,7 +252,7 @@ fn leave_for_next_start(app: &App) -> Result<ShutdownReport, ServerError> {
                     continue;
                 }
                 report.interrupted += 1;
-                if slot.kind == Kind::Action {
+                if entry.kind == Kind::Action {
                     r.status = Status::Pending;
                     r.started_at = None;
                     r.logs.push(wasmflow_store::LogLine {

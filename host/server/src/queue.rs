@@ -34,25 +34,29 @@ pub enum AcceptError {
     Store(#[from] StoreError),
 }
 
+/// A worker's claim on one queued execution: what the queue hands out
+/// (not the scheduler's `Job`, one attempt of a workflow task).
 #[derive(Clone, Copy, Debug)]
-pub struct Job {
+pub struct Ticket {
     pub seq: u64,
     pub id: ExecutionId,
 }
 
 #[derive(Clone, Debug)]
-pub enum SlotState {
+pub enum EntryState {
     Pending,
     Running { worker: usize, since: SystemTime },
 }
 
+/// What the queue holds for one accepted execution until it ends (not
+/// the scheduler's `Slot`, one item of a workflow task).
 #[derive(Clone, Debug)]
-pub struct Slot {
+pub struct QueueEntry {
     pub seq: u64,
     pub action: String,
     pub kind: Kind,
     pub accepted_at: SystemTime,
-    pub state: SlotState,
+    pub state: EntryState,
     pub cancel: CancellationToken,
     pub payload: Payload,
 }
@@ -84,24 +88,24 @@ pub struct Queue {
     store: Store,
     capacity: usize,
     workers: usize,
-    slots: Mutex<HashMap<ExecutionId, Slot>>,
-    jobs_tx: mpsc::UnboundedSender<Job>,
-    jobs_rx: tokio::sync::Mutex<mpsc::UnboundedReceiver<Job>>,
+    entries: Mutex<HashMap<ExecutionId, QueueEntry>>,
+    tickets_tx: mpsc::UnboundedSender<Ticket>,
+    tickets_rx: tokio::sync::Mutex<mpsc::UnboundedReceiver<Ticket>>,
     flusher: mpsc::UnboundedSender<oneshot::Sender<Result<(), String>>>,
 }
 
 impl Queue {
     /// Must be called inside a tokio runtime (it starts the flusher).
     pub fn new(store: Store, capacity: usize, workers: usize) -> Self {
-        let (jobs_tx, jobs_rx) = mpsc::unbounded_channel();
+        let (tickets_tx, tickets_rx) = mpsc::unbounded_channel();
         Self {
             flusher: start_flusher(store.clone()),
             store,
             capacity,
             workers,
-            slots: Mutex::new(HashMap::new()),
-            jobs_tx,
-            jobs_rx: tokio::sync::Mutex::new(jobs_rx),
+            entries: Mutex::new(HashMap::new()),
+            tickets_tx,
+            tickets_rx: tokio::sync::Mutex::new(tickets_rx),
         }
     }
 
@@ -131,7 +135,7 @@ impl Queue {
             }
             let payload = serde_json::from_slice(&q.payload).unwrap_or_default();
             self.insert(q.seq, &record, payload);
-            let _ = self.jobs_tx.send(Job {
+            let _ = self.tickets_tx.send(Ticket {
                 seq: q.seq,
                 id: q.id,
             });
@@ -139,7 +143,7 @@ impl Queue {
         }
         for record in interrupted_workflows {
             if self
-                .slots
+                .entries
                 .lock()
                 .expect("not poisoned")
                 .contains_key(&record.id)
@@ -148,7 +152,7 @@ impl Queue {
             }
             let seq = self.store.enqueue(&record, b"{}")?;
             self.insert(seq, &record, Payload::default());
-            let _ = self.jobs_tx.send(Job { seq, id: record.id });
+            let _ = self.tickets_tx.send(Ticket { seq, id: record.id });
             n += 1;
         }
         self.store.flush()?;
@@ -156,14 +160,14 @@ impl Queue {
     }
 
     fn insert(&self, seq: u64, record: &ExecutionRecord, payload: Payload) {
-        self.slots.lock().expect("not poisoned").insert(
+        self.entries.lock().expect("not poisoned").insert(
             record.id,
-            Slot {
+            QueueEntry {
                 seq,
                 action: record.action.clone(),
                 kind: record.kind,
                 accepted_at: record.created_at,
-                state: SlotState::Pending,
+                state: EntryState::Pending,
                 cancel: CancellationToken::new(),
                 payload,
             },
@@ -177,19 +181,19 @@ impl Queue {
         payload: Payload,
     ) -> Result<(), AcceptError> {
         {
-            let mut slots = self.slots.lock().expect("not poisoned");
-            if slots.len() >= self.capacity {
-                return Err(AcceptError::Full(slots.len()));
+            let mut entries = self.entries.lock().expect("not poisoned");
+            if entries.len() >= self.capacity {
+                return Err(AcceptError::Full(entries.len()));
             }
             // Reserved before writing, so concurrent accepts cannot overfill.
-            slots.insert(
+            entries.insert(
                 record.id,
-                Slot {
+                QueueEntry {
                     seq: 0,
                     action: record.action.clone(),
                     kind: record.kind,
                     accepted_at: record.created_at,
-                    state: SlotState::Pending,
+                    state: EntryState::Pending,
                     cancel: CancellationToken::new(),
                     payload: payload.clone(),
                 },
@@ -207,14 +211,22 @@ impl Queue {
         let seq = match written {
             Ok(seq) => seq,
             Err(e) => {
-                self.slots.lock().expect("not poisoned").remove(&record.id);
+                self.entries
+                    .lock()
+                    .expect("not poisoned")
+                    .remove(&record.id);
                 return Err(e);
             }
         };
-        if let Some(slot) = self.slots.lock().expect("not poisoned").get_mut(&record.id) {
-            slot.seq = seq;
+        if let Some(entry) = self
+            .entries
+            .lock()
+            .expect("not poisoned")
+            .get_mut(&record.id)
+        {
+            entry.seq = seq;
         }
-        let _ = self.jobs_tx.send(Job { seq, id: record.id });
+        let _ = self.tickets_tx.send(Ticket { seq, id: record.id });
         Ok(())
     }
 
@@ -232,61 +244,64 @@ impl Queue {
         }
     }
 
-    /// The next job, in accept order.
-    pub async fn next(&self) -> Option<Job> {
-        self.jobs_rx.lock().await.recv().await
+    /// The next ticket, in accept order.
+    pub async fn next(&self) -> Option<Ticket> {
+        self.tickets_rx.lock().await.recv().await
     }
 
-    /// Mark `id` running on `worker`; its slot (None if it was canceled
+    /// Mark `id` running on `worker`; its entry (None if it was canceled
     /// while it waited).
-    pub fn start(&self, id: ExecutionId, worker: usize) -> Option<Slot> {
-        let mut slots = self.slots.lock().expect("not poisoned");
-        let slot = slots.get_mut(&id)?;
-        slot.state = SlotState::Running {
+    pub fn start(&self, id: ExecutionId, worker: usize) -> Option<QueueEntry> {
+        let mut entries = self.entries.lock().expect("not poisoned");
+        let entry = entries.get_mut(&id)?;
+        entry.state = EntryState::Running {
             worker,
             since: SystemTime::now(),
         };
-        Some(slot.clone())
+        Some(entry.clone())
     }
 
     /// The execution ended: out of the view and out of the queue.
-    pub fn done(&self, job: Job) {
-        self.slots.lock().expect("not poisoned").remove(&job.id);
-        if let Err(e) = self.store.dequeue(job.seq) {
+    pub fn done(&self, ticket: Ticket) {
+        self.entries
+            .lock()
+            .expect("not poisoned")
+            .remove(&ticket.id);
+        if let Err(e) = self.store.dequeue(ticket.seq) {
             // The entry stays; the next start sees its final record and
             // drops it then.
-            tracing::warn!("dropping queue entry {}: {e}", job.seq);
+            tracing::warn!("dropping queue entry {}: {e}", ticket.seq);
         }
     }
 
-    pub fn slot(&self, id: ExecutionId) -> Option<Slot> {
-        self.slots.lock().expect("not poisoned").get(&id).cloned()
+    pub fn entry(&self, id: ExecutionId) -> Option<QueueEntry> {
+        self.entries.lock().expect("not poisoned").get(&id).cloned()
     }
 
     /// Take a pending execution out of line (it was canceled).
-    pub fn withdraw(&self, id: ExecutionId) -> Option<Slot> {
-        let mut slots = self.slots.lock().expect("not poisoned");
-        if matches!(slots.get(&id)?.state, SlotState::Pending) {
-            let slot = slots.remove(&id)?;
-            let _ = self.store.dequeue(slot.seq);
-            return Some(slot);
+    pub fn withdraw(&self, id: ExecutionId) -> Option<QueueEntry> {
+        let mut entries = self.entries.lock().expect("not poisoned");
+        if matches!(entries.get(&id)?.state, EntryState::Pending) {
+            let entry = entries.remove(&id)?;
+            let _ = self.store.dequeue(entry.seq);
+            return Some(entry);
         }
         None
     }
 
     /// Pending and running counts.
     pub fn depth(&self) -> (usize, usize) {
-        let slots = self.slots.lock().expect("not poisoned");
-        let running = slots
+        let entries = self.entries.lock().expect("not poisoned");
+        let running = entries
             .values()
-            .filter(|s| matches!(s.state, SlotState::Running { .. }))
+            .filter(|s| matches!(s.state, EntryState::Running { .. }))
             .count();
-        (slots.len() - running, running)
+        (entries.len() - running, running)
     }
 
-    /// Every slot still held (for shutdown).
-    pub fn slots(&self) -> Vec<(ExecutionId, Slot)> {
-        self.slots
+    /// Every entry still held (for shutdown).
+    pub fn entries(&self) -> Vec<(ExecutionId, QueueEntry)> {
+        self.entries
             .lock()
             .expect("not poisoned")
             .iter()
@@ -301,8 +316,8 @@ impl Queue {
                 .unwrap_or(Duration::ZERO)
                 .as_millis() as u64
         };
-        let slots = self.slots.lock().expect("not poisoned");
-        let mut ordered: Vec<_> = slots.iter().collect();
+        let entries = self.entries.lock().expect("not poisoned");
+        let mut ordered: Vec<_> = entries.iter().collect();
         ordered.sort_by_key(|(_, s)| s.seq);
         let mut pending = Vec::new();
         let mut running = Vec::new();
@@ -315,8 +330,8 @@ impl Queue {
                 running_ms: None,
             };
             match s.state {
-                SlotState::Pending => pending.push(item),
-                SlotState::Running { worker, since } => {
+                EntryState::Pending => pending.push(item),
+                EntryState::Running { worker, since } => {
                     item.worker = Some(worker);
                     item.running_ms = Some(ms(since));
                     running.push(item);

@@ -7,7 +7,7 @@
 use crate::catalog::Catalog;
 use crate::live::{Live, LiveEvent};
 use crate::metrics::Metrics;
-use crate::queue::{AcceptError, Job, Payload, Queue};
+use crate::queue::{AcceptError, Payload, Queue, Ticket};
 use crate::tokens::Tokens;
 use crate::webhooks::Webhooks;
 use std::collections::HashMap;
@@ -122,36 +122,36 @@ impl App {
     }
 }
 
-/// Take jobs until `stop`; a job taken is run to its end.
+/// Take tickets until `stop`; a ticket taken is run to its end.
 pub async fn work(app: Arc<App>, worker: usize, stop: CancellationToken) {
     loop {
-        let job = tokio::select! {
+        let ticket = tokio::select! {
             biased;
             _ = stop.cancelled() => return,
-            job = app.queue.next() => job,
+            ticket = app.queue.next() => ticket,
         };
-        let Some(job) = job else { return };
-        run_job(&app, worker, job).await;
+        let Some(ticket) = ticket else { return };
+        run_ticket(&app, worker, ticket).await;
     }
 }
 
-async fn run_job(app: &Arc<App>, worker: usize, job: Job) {
+async fn run_ticket(app: &Arc<App>, worker: usize, ticket: Ticket) {
     let store = app.rt.store();
-    let record = match store.get(job.id) {
+    let record = match store.get(ticket.id) {
         Ok(Some(r)) if !r.is_finished() => r,
         Ok(_) => {
             // Canceled while it waited (or its record is gone).
-            app.queue.done(job);
+            app.queue.done(ticket);
             app.update_depth();
             return;
         }
         Err(e) => {
-            tracing::error!("reading {}: {e}", job.id);
+            tracing::error!("reading {}: {e}", ticket.id);
             return;
         }
     };
-    let Some(slot) = app.queue.start(job.id, worker) else {
-        app.queue.done(job);
+    let Some(entry) = app.queue.start(ticket.id, worker) else {
+        app.queue.done(ticket);
         return;
     };
     app.update_depth();
@@ -167,8 +167,8 @@ async fn run_job(app: &Arc<App>, worker: usize, job: Job) {
         .to_owned();
     let id = record.id;
     let outcome = match record.kind {
-        Kind::Action => run_action(app, worker, record.clone(), slot.cancel).await,
-        Kind::Workflow => run_workflow(app, record.clone(), slot.payload, slot.cancel).await,
+        Kind::Action => run_action(app, worker, record.clone(), entry.cancel).await,
+        Kind::Workflow => run_workflow(app, record.clone(), entry.payload, entry.cancel).await,
     };
     let finished = match outcome {
         Ok(r) => r,
@@ -194,7 +194,7 @@ async fn run_job(app: &Arc<App>, worker: usize, job: Job) {
         app.metrics
             .ended(&name, finished.status.as_str(), finished.elapsed());
         app.live.end(id, finished.status);
-        app.queue.done(job);
+        app.queue.done(ticket);
         app.update_depth();
     });
 }

@@ -369,9 +369,9 @@ pub async fn cancel_execution(
         app.update_depth();
         return Ok(accepted(&record));
     }
-    match app.queue.slot(record.id) {
-        Some(slot) => {
-            slot.cancel.cancel();
+    match app.queue.entry(record.id) {
+        Some(entry) => {
+            entry.cancel.cancel();
             Ok(accepted(&record))
         }
         None => Err(ApiError::new(
