@@ -178,7 +178,7 @@ pub(crate) fn in_child(
     let _ = writer.join();
     let out = reader.join().expect("the reader does not panic");
     let errors = errors.join().expect("the reader does not panic");
-    let seconds = crate::run::humanize(limits.timeout);
+    let seconds = crate::limits::humanize(limits.timeout);
     if timed_out || status.signal() == Some(libc::SIGXCPU) {
         return Err(CompileLimit(format!(
             "compiling took longer than {seconds} (--compile-timeout)"

@@ -6,26 +6,42 @@
 //! or of how results are printed: the workflow scheduler and the CLI call
 //! [`Runtime::load`] and [`Runtime::run`] ([`Loader`] alone where no store
 //! is needed).
+//!
+//! Its modules are layered, every edge pointing down:
+//! - leaves: `world` (recording and replay: every answer that could differ
+//!   between two runs goes through `World::recorded`), `log_book`,
+//!   `bindings` (the generated `wasmflow:action` traits), `limits`,
+//!   `output`, `net` (the net grants as a policy), `granted`, `confine`,
+//!   `program` (running a granted program), `setup` (answers fixed at
+//!   start), `http_replay`;
+//! - `sandbox`: the per-execution `T` of the wasmtime store, built from
+//!   the grants;
+//! - `host/`: one file per host interface (log, process, files, http,
+//!   sockets/{tcp,udp,lookup}), each a wrapper over the sandbox;
+//! - `linker`, then `action` (a loaded component), `run` and `replay`.
 
 mod action;
+mod bindings;
 mod cache;
 pub mod compile;
 pub mod confine;
 mod engine;
-mod files;
 mod granted;
 pub mod grants;
+mod host;
 mod http_replay;
 pub mod inspect;
 mod limits;
+mod linker;
+mod log_book;
+mod net;
 mod output;
 pub mod overrides;
-mod process;
+mod program;
 mod replay;
 mod run;
 mod sandbox;
 mod setup;
-mod sockets;
 pub mod value;
 pub(crate) mod world;
 
@@ -34,8 +50,9 @@ pub use compile::{CompileLimits, CompileOptions};
 pub use engine::EngineOptions;
 pub use granted::GrantOpenError;
 pub use grants::GrantError;
+pub use log_book::LogWatcher;
 pub use replay::{Recording, ReplayReport, Verdict};
-pub use run::{LogWatcher, Produced, RunOptions};
+pub use run::{Produced, RunOptions};
 pub use tokio_util::sync::CancellationToken;
 pub use value::InputError;
 pub use wasmflow_store as store;
@@ -116,7 +133,7 @@ impl Loader {
             message,
         };
         let engine = engine::new_engine(&options).map_err(|e| setup(format!("{e:#}")))?;
-        let linker = run::linker(&engine).map_err(|e| setup(format!("{e:#}")))?;
+        let linker = linker::linker(&engine).map_err(|e| setup(format!("{e:#}")))?;
         let cache_root = cache_dir
             .map(Path::to_owned)
             .unwrap_or_else(|| home.join("cache"));

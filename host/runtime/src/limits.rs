@@ -1,6 +1,18 @@
-//! The memory budget of one execution.
+//! The memory budget of one execution, and how limits are named in
+//! messages.
 
+use std::time::Duration;
 use wasmtime::ResourceLimiter;
+
+/// `30s`, or `300ms` when not whole seconds: how limits are named in
+/// messages.
+pub(crate) fn humanize(d: Duration) -> String {
+    if d.as_millis().is_multiple_of(1000) {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
 
 /// Caps the linear memory of all of a component's memories together.
 ///

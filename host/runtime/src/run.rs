@@ -3,9 +3,10 @@
 
 use crate::action::Action;
 use crate::engine::EPOCH_TICK;
-use crate::limits::{MemoryLimitExceeded, TableLimitExceeded};
+use crate::limits::{humanize, MemoryLimitExceeded, TableLimitExceeded};
+use crate::log_book::{LogLimitExceeded, LogWatcher};
 use crate::output::OutputLimitExceeded;
-use crate::sandbox::{bindings, LogLimitExceeded, Sandbox};
+use crate::sandbox::Sandbox;
 use crate::value::val_to_json;
 use crate::world::{RecordingLimitExceeded, World};
 use crate::{Runtime, RuntimeError};
@@ -16,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use wasmflow_store::{
     code, now, ExecutionRecord, Failure, Grants, Limits, Lineage, Outcome, Status,
 };
-use wasmtime::component::{HasSelf, Linker, Type, Val};
+use wasmtime::component::{Type, Val};
 use wasmtime::{Trap, UpdateDeadline};
 
 /// Raised into a guest whose execution was cancelled.
@@ -51,26 +52,6 @@ pub struct RunOptions {
     pub defer_flush: bool,
     /// Which start of this work it is (0 or 1: the first).
     pub attempt: u32,
-}
-
-/// Something that wants an execution's log lines as they happen.
-#[derive(Clone)]
-pub struct LogWatcher(pub std::sync::Arc<dyn Fn(&wasmflow_store::LogLine) + Send + Sync>);
-
-impl std::fmt::Debug for LogWatcher {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("LogWatcher")
-    }
-}
-
-pub(crate) fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<Sandbox>> {
-    let mut linker = Linker::new(engine);
-    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
-    crate::files::add_to_linker(&mut linker)?;
-    crate::sockets::add_to_linker(&mut linker)?;
-    bindings::Imports::add_to_linker::<_, HasSelf<Sandbox>>(&mut linker, |s| s)?;
-    Ok(linker)
 }
 
 /// An execution that ends within this is written once, at its end, and
@@ -350,16 +331,6 @@ fn timed_out(timeout: Duration) -> Failure {
     )
 }
 
-/// `30s`, or `300ms` when not whole seconds: how limits are named in
-/// messages.
-pub(crate) fn humanize(d: Duration) -> String {
-    if d.as_millis().is_multiple_of(1000) {
-        format!("{}s", d.as_secs())
-    } else {
-        format!("{}ms", d.as_millis())
-    }
-}
-
 /// Name what stopped the guest: a limit, the clock, or a trap of its own.
 fn classify_trap(e: &wasmtime::Error, sandbox: &Sandbox, timeout: Duration) -> Outcome {
     let trace = format!("{e:?}");
@@ -396,7 +367,7 @@ fn classify_trap(e: &wasmtime::Error, sandbox: &Sandbox, timeout: Duration) -> O
             return Outcome::failed(with_trace(failure(code::OUTPUT_LIMIT, msg)));
         }
     }
-    if let Some(u) = e.downcast_ref::<crate::process::Refused>() {
+    if let Some(u) = e.downcast_ref::<crate::program::Refused>() {
         return Outcome::failed(failure(code::UNCONFINED, u.to_string()));
     }
     if let Some(l) = e.downcast_ref::<LogLimitExceeded>() {

@@ -8,7 +8,7 @@
 //! instead, so a replay never reads or writes the operator's real files.
 
 use crate::granted::{open_at, proc_path, GrantedDir};
-use crate::sandbox::SharedLogBook;
+use crate::log_book::SharedLogBook;
 use crate::world::{put_blob, World};
 use std::io::Read;
 use std::os::fd::{AsFd, BorrowedFd};
@@ -22,19 +22,13 @@ const SNAPSHOT_MAX_FILES: usize = 10_000;
 /// over a directory of them does not copy gigabytes into the store per run.
 const SNAPSHOT_MAX_FILE: u64 = 8 << 20;
 
-fn replayed_setup(world: &World, what: &'static str) -> wasmtime::Result<Option<Event>> {
-    match world.replayed(&Question::Setup(what)) {
-        None => Ok(None),
-        Some(Ok(e)) => Ok(Some(e)),
-        Some(Err(d)) => Err(wasmtime::Error::new(d)),
-    }
-}
-
 pub(crate) fn environment(
     world: &World,
     grants: &Grants,
 ) -> wasmtime::Result<Vec<(String, String)>> {
-    if let Some(Event::Environment { vars }) = replayed_setup(world, "environment")? {
+    if let Some(Event::Environment { vars }) =
+        world.recorded(&Question::Setup("environment"), Some)?
+    {
         return Ok(vars);
     }
     // A grant without a value passes the host's value, if it has one.
@@ -53,7 +47,9 @@ pub(crate) fn environment(
 }
 
 pub(crate) fn insecure_seed(world: &World) -> wasmtime::Result<u128> {
-    if let Some(Event::InsecureSeed { seed }) = replayed_setup(world, "insecure random seed")? {
+    if let Some(Event::InsecureSeed { seed }) =
+        world.recorded(&Question::Setup("insecure random seed"), Some)?
+    {
         return seed
             .parse()
             .map_err(|_| wasmtime::format_err!("recorded insecure seed `{seed}` is not a number"));
@@ -77,7 +73,7 @@ pub(crate) fn replayed_directory(
 ) -> wasmtime::Result<Option<tempfile::TempDir>> {
     let Some(Event::Directory {
         files, complete, ..
-    }) = replayed_setup(world, "directory snapshot")?
+    }) = world.recorded(&Question::Setup("directory snapshot"), Some)?
     else {
         return Ok(None);
     };

@@ -185,6 +185,26 @@ impl World {
         Some(answer)
     }
 
+    /// The one way a host function asks the world. In replay: the recorded
+    /// answer, which `pick` takes out of its event (a divergence stops the
+    /// guest). Live or unrecorded: `None`, and the caller asks the host,
+    /// then [`World::record`]s what it got.
+    pub fn recorded<T>(
+        &self,
+        question: &Question,
+        pick: impl FnOnce(Event) -> Option<T>,
+    ) -> wasmtime::Result<Option<T>> {
+        match self.replayed(question) {
+            None => Ok(None),
+            Some(Err(d)) => Err(wasmtime::Error::new(d)),
+            // `replayed` matched the event's question to this one, so
+            // `pick` finds its kind; a tape that says otherwise is corrupt.
+            Some(Ok(event)) => pick(event).map(Some).ok_or_else(|| {
+                wasmtime::format_err!("the recorded event does not answer {question}")
+            }),
+        }
+    }
+
     pub fn record(&self, event: Event) {
         let mut st = self.state.lock().unwrap();
         st.flush_random();

@@ -32,13 +32,10 @@ pub(crate) fn add_to_linker(linker: &mut Linker<Sandbox>) -> wasmtime::Result<()
             Box::new(async move {
                 let sandbox = store.data_mut();
                 let question = Question::FileOpen { path: path.clone() };
-                match sandbox.world().replayed(&question) {
-                    // A different file is a different run: stop here.
-                    Some(Err(d)) => return Err(wasmtime::Error::new(d)),
-                    Some(Ok(_)) => {}
-                    None => sandbox
-                        .world()
-                        .record(Event::FileOpen { path: path.clone() }),
+                // A different file is a different run: stop here.
+                let world = sandbox.world();
+                if world.recorded(&question, Some)?.is_none() {
+                    world.record(Event::FileOpen { path: path.clone() });
                 }
                 let mut view = sandbox.filesystem();
                 let opened =

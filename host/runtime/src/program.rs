@@ -6,8 +6,8 @@
 //! (timeout, cancel), the whole group is killed: nothing it started is
 //! left running.
 
+use crate::bindings::wasmflow::action::process::{Output, ProcessError};
 use crate::confine::{self, Policy};
-use crate::sandbox::bindings::wasmflow::action::process::{Output, ProcessError};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
