@@ -1,4 +1,6 @@
-//! `wasmflow push`, `wasmflow pull`, and fetching `oci://` actions for `run`.
+//! `wasmflow push`, `wasmflow pull`, `pack ...`, and fetching `oci://`
+//! actions for `run` (with a progress bar); workflows fetch theirs through
+//! `wasmflow_workflow::RegistryComponents`.
 
 use crate::args::{PackCommand, PullArgs, PushArgs, RegistryArgs};
 use crate::{CmdResult, Fail, Home};
@@ -8,10 +10,12 @@ use std::collections::BTreeMap;
 use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use wasmflow_registry::pack::LocalPack;
 use wasmflow_registry::{
     Auth, OciRef, Registry, ANNOTATION_DESCRIPTION, ANNOTATION_SIGNATURE, ANNOTATION_TITLE,
 };
+use wasmflow_workflow::RegistryComponents;
 
 fn registry(home: &Home) -> Registry {
     Registry::new(&home.dir.join("oci"))
@@ -115,49 +119,20 @@ pub fn pull(home: &Home, args: PullArgs) -> CmdResult {
 }
 
 /// `oci://` task actions for the workflow scheduler and checker: from the
-/// cache, pulled on first use (credentials from the environment, as for
-/// `run`).
-pub struct RegistryComponents {
-    registry: Registry,
-    packs: PathBuf,
-    insecure: bool,
-    /// Read from the environment once, when made (`serve` then removes
-    /// the password from its environment).
-    auth: Result<Auth, String>,
-}
-
-pub fn components(home: &Home, insecure: bool) -> std::sync::Arc<RegistryComponents> {
-    std::sync::Arc::new(RegistryComponents {
-        registry: registry(home),
-        packs: packs_dir(home),
+/// cache, pulled on first use (credentials from the environment, read now,
+/// as for `run`), and the installed packs.
+pub fn components(home: &Home, insecure: bool) -> Arc<RegistryComponents> {
+    Arc::new(RegistryComponents::new(
+        registry(home),
+        packs_dir(home),
         insecure,
-        auth: env_auth().map_err(|f| crate::report(&f.error)),
-    })
+        env_auth().map_err(|f| crate::report(&f.error)),
+    ))
 }
 
 /// Installed packs: `WASMFLOW_HOME/packs/NAME`.
 pub fn packs_dir(home: &Home) -> PathBuf {
     home.dir.join("packs")
-}
-
-impl wasmflow_workflow::Components for RegistryComponents {
-    fn oci(&self, reference: &str) -> Result<(String, Vec<u8>), String> {
-        let r = OciRef::parse(reference).map_err(|e| e.to_string())?;
-        let auth = self.auth.clone()?;
-        // Called from inside the scheduler's tokio runtime as well as from
-        // plain code: fetch on a thread with a runtime of its own.
-        let cached = std::thread::scope(|s| {
-            s.spawn(|| crate::tokio().block_on(self.registry.fetch(&r, &auth, self.insecure, None)))
-                .join()
-                .expect("fetching does not panic")
-        })
-        .map_err(|e| e.to_string())?;
-        Ok((cached.pinned(&r).to_string(), cached.bytes))
-    }
-
-    fn pack(&self, name: &str, from: &Path) -> Result<PathBuf, String> {
-        wasmflow_registry::pack::resolve(&self.packs, from, name)
-    }
 }
 
 /// Credentials from WASMFLOW_REGISTRY_USERNAME / _PASSWORD, else anonymous.

@@ -26,7 +26,7 @@ fn load_checked(
     components: &dyn Components,
 ) -> Result<Definition, Fail> {
     let def = Definition::load(path).map_err(problems)?;
-    let found = wasmflow_workflow::check(&def, loader, components);
+    let found = crate::tokio().block_on(wasmflow_workflow::check(&def, loader, components));
     if !found.is_empty() {
         return Err(problems(Problems(found)));
     }

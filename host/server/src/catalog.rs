@@ -59,7 +59,7 @@ impl Catalog {
     /// Load every action and workflow in `dir`; a file that does not load
     /// or a workflow that does not validate stops the server from starting,
     /// naming the file (a half-working catalog would fail later, per request).
-    pub fn load(
+    pub async fn load(
         dir: &Path,
         rt: &Runtime,
         components: &dyn Components,
@@ -100,7 +100,7 @@ impl Catalog {
                 "yaml" | "yml" => {
                     let path = path.canonicalize().unwrap_or(path);
                     let def = Definition::load(&path).map_err(|p| err(&path, p.to_string()))?;
-                    let problems = wasmflow_workflow::check(&def, rt.loader(), components);
+                    let problems = wasmflow_workflow::check(&def, rt.loader(), components).await;
                     if !problems.is_empty() {
                         return Err(err(
                             &path,

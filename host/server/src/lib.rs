@@ -140,7 +140,7 @@ pub async fn serve(
 ) -> Result<ShutdownReport, ServerError> {
     let sched = Scheduler::with_components(rt.clone(), components.clone());
     let catalog = match &config.actions {
-        Some(dir) => catalog::Catalog::load(dir, &rt, &*components)?,
+        Some(dir) => catalog::Catalog::load(dir, &rt, &*components).await?,
         None => catalog::Catalog::default(),
     };
     let webhooks = match &config.webhooks {

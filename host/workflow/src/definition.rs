@@ -6,13 +6,16 @@
 //! parse, bad types and durations, and, where the action is a component on
 //! disk, input that does not fit its WIT parameters.
 
+use crate::components::{resolve_pack, Components};
 use crate::expr::{is_literal, Expressions};
 use crate::model::{Join, Task, Workflow};
 use crate::source::{index, join, Problem, Problems, Source};
 use crate::types::InputType;
 use serde_json::Value;
 use std::collections::HashSet;
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::time::Duration;
 use wasmflow_runtime::overrides::{self, Reading};
 use wasmflow_runtime::Loader;
@@ -38,32 +41,6 @@ pub enum ActionRef {
     Pack(String),
 }
 
-/// Where `oci://` task actions come from. The workflow crate does not talk
-/// to registries; its front end (the CLI) does, and hands over the bytes.
-pub trait Components: Send + Sync {
-    /// The component `reference` names, and the reference pinned to the
-    /// digest it resolved to (what the task's record keeps).
-    fn oci(&self, reference: &str) -> Result<(String, Vec<u8>), String>;
-
-    /// The file (component or workflow) `pack.item` names, for a workflow
-    /// in `from`.
-    fn pack(&self, name: &str, from: &Path) -> Result<PathBuf, String>;
-}
-
-/// `pack.item` resolved to what it names.
-pub fn resolve_pack(
-    components: &dyn Components,
-    name: &str,
-    from: &Path,
-) -> Result<ActionRef, String> {
-    let path = components.pack(name, from)?;
-    Ok(if is_workflow_path(&path) {
-        ActionRef::Workflow(path)
-    } else {
-        ActionRef::Component(path)
-    })
-}
-
 /// Whether `s` reads as `pack.item`.
 fn is_pack_name(s: &str) -> bool {
     let word = |w: &str| {
@@ -72,22 +49,6 @@ fn is_pack_name(s: &str) -> bool {
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
     };
     s.split_once('.').is_some_and(|(p, i)| word(p) && word(i))
-}
-
-/// For front ends without registry access: every `oci://` and
-/// `pack.action` action fails.
-pub struct NoRegistry;
-
-impl Components for NoRegistry {
-    fn oci(&self, reference: &str) -> Result<(String, Vec<u8>), String> {
-        Err(format!(
-            "{reference}: this front end cannot fetch oci:// actions"
-        ))
-    }
-
-    fn pack(&self, name: &str, _from: &Path) -> Result<PathBuf, String> {
-        Err(format!("{name}: this front end cannot find packs"))
-    }
 }
 
 /// Whether a path names a workflow file rather than a component.
@@ -466,94 +427,107 @@ impl Definition {
 /// Check the whole workflow, actions included: components are loaded (and
 /// so compiled into the cache) to check task input against their WIT, and
 /// nested workflows are checked in turn. Returns every problem found.
-pub fn check(def: &Definition, loader: &Loader, components: &dyn Components) -> Vec<Problem> {
+///
+/// Async because an `oci://` action may have to be pulled first.
+pub async fn check(def: &Definition, loader: &Loader, components: &dyn Components) -> Vec<Problem> {
     let mut stack = vec![canonical(&def.source.path)];
-    check_actions(def, loader, components, &mut stack)
+    check_actions(def, loader, components, &mut stack).await
 }
 
 fn canonical(p: &Path) -> PathBuf {
     p.canonicalize().unwrap_or_else(|_| p.to_owned())
 }
 
-fn check_actions(
-    def: &Definition,
-    loader: &Loader,
-    components: &dyn Components,
-    stack: &mut Vec<PathBuf>,
-) -> Vec<Problem> {
-    let src = &def.source;
-    let mut out = Vec::new();
-    for (name, task) in &def.workflow.tasks {
-        let at = join("tasks", name);
-        let action_at = join(&at, "action");
-        let action = match def.action_ref(task) {
-            Ok(ActionRef::Pack(name)) => match resolve_pack(components, &name, &def.dir) {
-                Ok(a) => Ok(a),
-                Err(e) => {
-                    out.push(src.problem(&action_at, e));
-                    continue;
-                }
-            },
-            other => other,
-        };
-        match action {
-            Err(_) => {} // reported by the structure check
-            Ok(ActionRef::Pack(_)) => unreachable!("resolved above"),
-            Ok(ActionRef::Workflow(path)) => {
-                let c = canonical(&path);
-                if stack.contains(&c) {
-                    out.push(src.problem(
-                        &action_at,
-                        format!(
-                            "{} includes itself (through nested workflows)",
-                            path.display()
-                        ),
-                    ));
-                    continue;
-                }
-                match Definition::load(&path) {
-                    Err(p) => out.push(src.problem(
-                        &action_at,
-                        format!("the nested workflow has problems:\n{p}"),
-                    )),
-                    Ok(child) => {
-                        stack.push(c);
-                        let nested = check_actions(&child, loader, components, stack);
-                        stack.pop();
-                        if !nested.is_empty() {
-                            out.push(src.problem(
-                                &action_at,
-                                format!("the nested workflow has problems:\n{}", Problems(nested)),
-                            ));
+/// Boxed: it recurses into nested workflows.
+fn check_actions<'a>(
+    def: &'a Definition,
+    loader: &'a Loader,
+    components: &'a dyn Components,
+    stack: &'a mut Vec<PathBuf>,
+) -> Pin<Box<dyn Future<Output = Vec<Problem>> + Send + 'a>> {
+    Box::pin(async move {
+        let src = &def.source;
+        let mut out = Vec::new();
+        for (name, task) in &def.workflow.tasks {
+            let at = join("tasks", name);
+            let action_at = join(&at, "action");
+            let action = match def.action_ref(task) {
+                Ok(ActionRef::Pack(name)) => match resolve_pack(components, &name, &def.dir) {
+                    Ok(a) => Ok(a),
+                    Err(e) => {
+                        out.push(src.problem(&action_at, e));
+                        continue;
+                    }
+                },
+                other => other,
+            };
+            match action {
+                Err(_) => {} // reported by the structure check
+                Ok(ActionRef::Pack(_)) => unreachable!("resolved above"),
+                Ok(ActionRef::Workflow(path)) => {
+                    let c = canonical(&path);
+                    if stack.contains(&c) {
+                        out.push(src.problem(
+                            &action_at,
+                            format!(
+                                "{} includes itself (through nested workflows)",
+                                path.display()
+                            ),
+                        ));
+                        continue;
+                    }
+                    match Definition::load(&path) {
+                        Err(p) => out.push(src.problem(
+                            &action_at,
+                            format!("the nested workflow has problems:\n{p}"),
+                        )),
+                        Ok(child) => {
+                            stack.push(c);
+                            let nested = check_actions(&child, loader, components, stack).await;
+                            stack.pop();
+                            if !nested.is_empty() {
+                                out.push(src.problem(
+                                    &action_at,
+                                    format!(
+                                        "the nested workflow has problems:\n{}",
+                                        Problems(nested)
+                                    ),
+                                ));
+                            }
+                            // Literal input can be checked against the nested
+                            // workflow's declared input.
+                            check_workflow_input(def, &child, task, &at, &mut out);
                         }
-                        // Literal input can be checked against the nested
-                        // workflow's declared input.
-                        check_workflow_input(def, &child, task, &at, &mut out);
+                    }
+                }
+                Ok(ActionRef::Component(path)) => {
+                    if !path.exists() {
+                        out.push(
+                            src.problem(&action_at, format!("{} does not exist", path.display())),
+                        );
+                        continue;
+                    }
+                    match loader.load(&path) {
+                        Err(e) => out.push(src.problem(&action_at, e.to_string())),
+                        Ok(action) => check_literal_input(def, &action, task, &at, &mut out),
+                    }
+                }
+                Ok(ActionRef::Oci(reference)) => {
+                    let loaded = components
+                        .oci(&reference)
+                        .await
+                        .and_then(|(pinned, bytes)| {
+                            loader.load_bytes(&pinned, bytes).map_err(|e| e.to_string())
+                        });
+                    match loaded {
+                        Err(e) => out.push(src.problem(&action_at, e)),
+                        Ok(action) => check_literal_input(def, &action, task, &at, &mut out),
                     }
                 }
             }
-            Ok(ActionRef::Component(path)) => {
-                if !path.exists() {
-                    out.push(src.problem(&action_at, format!("{} does not exist", path.display())));
-                    continue;
-                }
-                match loader.load(&path) {
-                    Err(e) => out.push(src.problem(&action_at, e.to_string())),
-                    Ok(action) => check_literal_input(def, &action, task, &at, &mut out),
-                }
-            }
-            Ok(ActionRef::Oci(reference)) => {
-                let loaded = components.oci(&reference).and_then(|(pinned, bytes)| {
-                    loader.load_bytes(&pinned, bytes).map_err(|e| e.to_string())
-                });
-                match loaded {
-                    Err(e) => out.push(src.problem(&action_at, e)),
-                    Ok(action) => check_literal_input(def, &action, task, &at, &mut out),
-                }
-            }
         }
-    }
-    out
+        out
+    })
 }
 
 /// The task's literal input against the action's WIT (expressions are

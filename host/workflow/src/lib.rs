@@ -6,11 +6,13 @@
 //! ([`expr`]), the journal of state transitions ([`journal`]), the
 //! [`Scheduler`] (`scheduler/`: its API over the driver, jobs, recovery
 //! and the pure decisions), what a front end starts ([`Runnable`]) and
-//! canceling from another process ([`cancel`]). It runs each task through the runtime as a child
+//! canceling from another process ([`cancel`]), and where `oci://` and
+//! `pack.item` actions come from ([`components`]). It runs each task through the runtime as a child
 //! execution and must not reach into the sandbox or print anything: the
 //! CLI and the server are its front ends.
 
 pub mod cancel;
+pub mod components;
 pub mod definition;
 pub mod expr;
 pub mod grants;
@@ -21,9 +23,8 @@ mod scheduler;
 pub mod source;
 pub mod types;
 
-pub use definition::{
-    check, is_workflow_path, resolve_pack, ActionRef, Components, Definition, NoRegistry,
-};
+pub use components::{resolve_pack, Components, NoRegistry, RegistryComponents};
+pub use definition::{check, is_workflow_path, ActionRef, Definition};
 pub use runnable::{PrepareError, Runnable};
 pub use scheduler::{Observer, Request, Scheduler};
 pub use source::{Position, Problem, Problems};

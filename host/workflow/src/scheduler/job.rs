@@ -4,7 +4,8 @@
 use super::decide::{expression_failure, failure, retry_delay};
 use super::driver::Driver;
 use super::{Observer, Request, Scheduler};
-use crate::definition::{duration, resolve_pack, ActionRef, Definition};
+use crate::components::resolve_pack;
+use crate::definition::{duration, ActionRef, Definition};
 use crate::expr::Scope;
 use crate::journal::{Entry, Slot};
 use crate::WorkflowError;
@@ -163,7 +164,7 @@ impl Job {
         match &self.action {
             // Resolved to a component or workflow before the job starts.
             ActionRef::Component(_) | ActionRef::Oci(_) | ActionRef::Pack(_) => {
-                let action = match self.sched.load(&self.action) {
+                let action = match self.sched.load(&self.action).await {
                     Ok(a) => a,
                     Err(e) => return (None, Outcome::failed(failure(code::ACTION, &e))),
                 };

@@ -20,7 +20,8 @@ mod recover;
 
 use driver::Driver;
 
-use crate::definition::{ActionRef, Components, Definition, NoRegistry};
+use crate::components::{Components, NoRegistry};
+use crate::definition::{ActionRef, Definition};
 use crate::expr::Expressions;
 use crate::journal::{Entry, State};
 use crate::WorkflowError;
@@ -273,7 +274,7 @@ impl Scheduler {
 
     /// A task's component, loaded once per scheduler (keyed by its path or
     /// its `oci://` reference).
-    fn load(&self, action: &ActionRef) -> Result<Action, String> {
+    async fn load(&self, action: &ActionRef) -> Result<Action, String> {
         let key = match action {
             ActionRef::Component(p) | ActionRef::Workflow(p) => p.display().to_string(),
             ActionRef::Oci(r) | ActionRef::Pack(r) => r.clone(),
@@ -283,7 +284,7 @@ impl Scheduler {
         }
         let loaded = match action {
             ActionRef::Oci(r) => {
-                let (pinned, bytes) = self.inner.components.oci(r)?;
+                let (pinned, bytes) = self.inner.components.oci(r).await?;
                 self.inner.runtime.load_bytes(&pinned, bytes)
             }
             ActionRef::Component(p) | ActionRef::Workflow(p) => self.inner.runtime.load(p),

@@ -66,7 +66,7 @@ impl Driver {
                     let input = input.unwrap_or(Value::Null);
                     let mut rec = match other {
                         Some(rec) => rec,
-                        None => self.lost_attempt(run, slot, child, input.clone()),
+                        None => self.lost_attempt(run, slot, child, input.clone()).await,
                     };
                     let replacement = "interrupted: the host stopped while it ran; the workflow started the task again";
                     rec.fail(Status::Failed, Failure::new(code::INTERRUPTED, replacement));
@@ -80,7 +80,7 @@ impl Driver {
 
     /// The record of an attempt that was dispatched (the journal says so)
     /// but had not written its own record when the host stopped.
-    fn lost_attempt(
+    async fn lost_attempt(
         &self,
         run: usize,
         slot: usize,
@@ -89,12 +89,10 @@ impl Driver {
     ) -> ExecutionRecord {
         let r = &self.state.runs[run];
         let task = self.task(&r.name);
-        let loaded = self
-            .def
-            .action_ref(task)
-            .ok()
-            .filter(|a| matches!(a, ActionRef::Component(_) | ActionRef::Oci(_)))
-            .and_then(|a| self.sched.load(&a).ok());
+        let loaded = match self.def.action_ref(task) {
+            Ok(a @ (ActionRef::Component(_) | ActionRef::Oci(_))) => self.sched.load(&a).await.ok(),
+            _ => None,
+        };
         let (action, digest) = match loaded {
             Some(a) => (a.reference.clone(), a.digest.to_string()),
             None => (task.action.clone(), String::new()),
