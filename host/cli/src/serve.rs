@@ -50,7 +50,7 @@ pub fn serve(home: &Home, args: ServeArgs) -> CmdResult {
         shutdown_timeout,
         grants,
         limits,
-        home: home.dir.clone(),
+        tokens: wasmflow_store::token_book(&home.store_location()),
         retention,
         retain_every,
     };
@@ -77,9 +77,11 @@ pub fn serve(home: &Home, args: ServeArgs) -> CmdResult {
 }
 
 pub fn token(home: &Home, command: TokenCommand) -> CmdResult {
+    let book = wasmflow_store::token_book(&home.store_location());
+    let book = &*book;
     match command {
         TokenCommand::Create { name, read_only } => {
-            let token = tokens::create(&home.dir, &name, read_only)?;
+            let token = tokens::create(book, &name, read_only)?;
             eprintln!(
                 "token `{name}`{} created; it is shown once, keep it now:",
                 if read_only { " (read-only)" } else { "" }
@@ -90,7 +92,7 @@ pub fn token(home: &Home, command: TokenCommand) -> CmdResult {
             let mut table = comfy_table::Table::new();
             table.load_preset(comfy_table::presets::NOTHING);
             table.set_header(["NAME", "ACCESS", "CREATED"]);
-            for t in tokens::list(&home.dir)? {
+            for t in tokens::list(book)? {
                 table.add_row([
                     t.name,
                     if t.read_only {
@@ -105,7 +107,7 @@ pub fn token(home: &Home, command: TokenCommand) -> CmdResult {
             println!("{table}");
         }
         TokenCommand::Revoke { name } => {
-            tokens::revoke(&home.dir, &name)?;
+            tokens::revoke(book, &name)?;
             eprintln!("token `{name}` revoked");
         }
     }

@@ -52,8 +52,8 @@ pub struct ServeConfig {
     /// The most an execution may be granted.
     pub grants: Grants,
     pub limits: Limits,
-    /// `WASMFLOW_HOME`: the token file is here.
-    pub home: PathBuf,
+    /// Where the API tokens are kept (the store's [`TokenBook`]).
+    pub tokens: Arc<dyn wasmflow_store::TokenBook>,
     /// How long ended executions are kept (empty: for ever).
     pub retention: wasmflow_store::Retention,
     /// How often retention looks for what to delete.
@@ -157,7 +157,7 @@ pub async fn serve(
         sched,
         catalog,
         queue,
-        tokens::Tokens::new(&config.home),
+        tokens::Tokens::new(config.tokens.clone()),
         webhooks,
         config.grants.clone(),
         config.limits,

@@ -396,3 +396,36 @@ pub fn check_is_clean_after_ordinary_writes(open: &dyn Fn() -> Store) {
     assert_eq!(store.len().unwrap(), 2);
     assert!(store.missing_blobs(&parent).unwrap().is_empty());
 }
+
+/// What every [`crate::TokenBook`] does, on an empty one: names are
+/// unique, removal is by name, the version changes with every change, and
+/// entries read back equal.
+pub fn token_book(book: &dyn crate::TokenBook) {
+    use crate::TokenEntry;
+    let entry = |name: &str, read_only| TokenEntry {
+        name: name.into(),
+        sha256: format!("{:064x}", name.len()),
+        read_only,
+        // Whole seconds: what RFC 3339 text keeps.
+        created_at: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+    };
+    assert!(book.list().unwrap().is_empty());
+    let v0 = book.version();
+    assert!(book.add(entry("ci", false)).unwrap());
+    let v1 = book.version();
+    assert_ne!(v0, v1, "adding a token changes the version");
+    assert!(book.add(entry("viewer", true)).unwrap());
+    assert!(
+        !book.add(entry("ci", true)).unwrap(),
+        "a taken name is refused"
+    );
+    assert_eq!(
+        book.list().unwrap(),
+        vec![entry("ci", false), entry("viewer", true)]
+    );
+    let v2 = book.version();
+    assert!(book.remove("ci").unwrap());
+    assert!(!book.remove("ci").unwrap(), "a removed token is gone");
+    assert_ne!(book.version(), v2, "removing a token changes the version");
+    assert_eq!(book.list().unwrap(), vec![entry("viewer", true)]);
+}

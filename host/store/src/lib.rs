@@ -15,6 +15,8 @@
 //!   its check and purge);
 //! - `record`, `event`, `failure`, `lineage`: what is stored, the same for
 //!   every backend (their serde form is the stored JSON);
+//! - `tokens`: where API tokens' hashes are kept ([`TokenBook`]; beside
+//!   the store, not in it: they change while a server holds the store);
 //! - `recovery`, `bundle`, `upkeep`: what is built on the interface alone
 //!   (interrupted actions, replay bundles, check and purge reports,
 //!   retention).
@@ -29,6 +31,7 @@ mod record;
 mod recovery;
 mod sled_store;
 mod store;
+mod tokens;
 mod upkeep;
 
 pub use bundle::{BundleError, ReplayBundle, BUNDLE_FORMAT, BUNDLE_VERSION};
@@ -45,4 +48,5 @@ pub use record::{
     Mount, NetGrant, Outcome, Progress, Status,
 };
 pub use store::{Backend, Digest, ListFilter, Listing, Location, Queued, Store, Unreadable};
+pub use tokens::{token_book, TokenBook, TokenEntry};
 pub use upkeep::{CheckReport, Damage, PurgeFilter, PurgeReport, Retention};

@@ -31,6 +31,15 @@ fn sled_meets_the_contract() {
     });
 }
 
+/// The embedded store's token file meets the token contract.
+#[test]
+fn the_token_file_meets_the_contract() {
+    let home = tempfile::tempdir().unwrap();
+    let book = crate::token_book(&crate::Location::in_home(home.path()));
+    crate::contract::token_book(&*book);
+    assert!(home.path().join("tokens.json").exists());
+}
+
 fn record(n: u64) -> ExecutionRecord {
     ExecutionRecord::new_action(format!("a{n}"), "sha256:00".into(), json!({ "n": n }))
 }
