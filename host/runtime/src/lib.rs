@@ -177,6 +177,17 @@ impl Loader {
     }
 }
 
+/// What named a loaded action: the key of [`Runtime::loaded`].
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum LoadedFrom {
+    /// A component (or workflow) file.
+    Path(PathBuf),
+    /// An `oci://` reference as written.
+    Reference(String),
+    /// A component digest (the component of a recorded execution).
+    Digest(String),
+}
+
 /// The loader and the store, shared by every run.
 #[derive(Clone)]
 pub struct Runtime {
@@ -189,6 +200,9 @@ struct Inner {
     /// Components known to be in the store's blobs, so a warm execution
     /// does not ask sled again every time.
     stored_components: std::sync::Mutex<std::collections::HashSet<wasmflow_store::Digest>>,
+    /// Actions loaded once for everyone holding this runtime (the
+    /// scheduler's tasks, the server's re-runs), by what named them.
+    loaded: std::sync::Mutex<std::collections::HashMap<LoadedFrom, Action>>,
     _ticker: engine::EpochTicker,
 }
 
@@ -227,6 +241,7 @@ impl Runtime {
                 loader,
                 store,
                 stored_components: Default::default(),
+                loaded: Default::default(),
                 _ticker: ticker,
             }),
         })
@@ -269,6 +284,21 @@ impl Runtime {
 
     pub fn loader(&self) -> &Loader {
         &self.inner.loader
+    }
+
+    /// The action loaded earlier from `from` by anyone holding this
+    /// runtime ([`Runtime::remember`]).
+    pub fn loaded(&self, from: &LoadedFrom) -> Option<Action> {
+        let loaded = self.inner.loaded.lock().unwrap_or_else(|e| e.into_inner());
+        loaded.get(from).cloned()
+    }
+
+    /// Keep `action` as loaded from `from`, for the runtime's lifetime.
+    /// Loading is the caller's (it may need a fetch or a blob first) and
+    /// happens outside any lock: a compilation may take minutes.
+    pub fn remember(&self, from: LoadedFrom, action: &Action) {
+        let mut loaded = self.inner.loaded.lock().unwrap_or_else(|e| e.into_inner());
+        loaded.insert(from, action.clone());
     }
 
     /// See [`Loader::load`].

@@ -10,11 +10,11 @@ use crate::metrics::Metrics;
 use crate::queue::{AcceptError, Payload, Queue, Ticket};
 use crate::tokens::Tokens;
 use crate::webhooks::Webhooks;
-use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio_util::sync::CancellationToken;
+use wasmflow_runtime::LoadedFrom;
 use wasmflow_runtime::{Action, LogWatcher, RunOptions, Runtime};
 use wasmflow_store::{
     code, ExecutionId, ExecutionRecord, Failure, Grants, Kind, Limits, Lineage, Status,
@@ -36,8 +36,6 @@ pub struct App {
     pub limits: Limits,
     /// Set on SIGTERM: no new work is accepted.
     pub draining: AtomicBool,
-    /// Components of re-run executions that are not in the catalog.
-    loaded: Mutex<HashMap<String, Action>>,
 }
 
 impl App {
@@ -64,7 +62,6 @@ impl App {
             grants,
             limits,
             draining: AtomicBool::new(false),
-            loaded: Mutex::new(HashMap::new()),
         }
     }
 
@@ -74,21 +71,14 @@ impl App {
         if let Some(a) = self.catalog.action_by_digest(&record.component_digest) {
             return Ok(a.clone());
         }
-        if let Some(a) = self
-            .loaded
-            .lock()
-            .expect("not poisoned")
-            .get(&record.component_digest)
-        {
-            return Ok(a.clone());
+        let from = LoadedFrom::Digest(record.component_digest.clone());
+        if let Some(a) = self.rt.loaded(&from) {
+            return Ok(a);
         }
         // A compilation may take up to the compile limit: not under the
         // lock, and with this async worker thread handed over meanwhile.
         let a = blocking(|| self.rt.load_executed(record)).map_err(|e| e.to_string())?;
-        self.loaded
-            .lock()
-            .expect("not poisoned")
-            .insert(record.component_digest.clone(), a.clone());
+        self.rt.remember(from, &a);
         Ok(a)
     }
 

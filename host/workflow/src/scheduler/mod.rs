@@ -26,12 +26,13 @@ use crate::expr::Expressions;
 use crate::journal::{Entry, State};
 use crate::WorkflowError;
 use serde_json::Value;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
+use wasmflow_runtime::LoadedFrom;
 use wasmflow_runtime::{Action, CancellationToken, Runtime};
 use wasmflow_store::{now, ExecutionId, ExecutionRecord, Grants, Kind, Limits, Lineage, Status};
 
@@ -88,8 +89,6 @@ pub struct Scheduler {
 struct Inner {
     runtime: Runtime,
     exprs: Expressions,
-    /// Components are loaded once per scheduler.
-    actions: Mutex<HashMap<String, Action>>,
     /// Where `oci://` task actions come from.
     components: Arc<dyn Components>,
 }
@@ -107,7 +106,6 @@ impl Scheduler {
             inner: Arc::new(Inner {
                 runtime,
                 exprs: Expressions::new(),
-                actions: Mutex::new(HashMap::new()),
                 components,
             }),
         }
@@ -272,32 +270,30 @@ impl Scheduler {
         })
     }
 
-    /// A task's component, loaded once per scheduler (keyed by its path or
-    /// its `oci://` reference).
+    /// A task's component, loaded once per runtime (keyed by its path or
+    /// its `oci://` reference; see [`Runtime::loaded`]).
     async fn load(&self, action: &ActionRef) -> Result<Action, String> {
-        let key = match action {
-            ActionRef::Component(p) | ActionRef::Workflow(p) => p.display().to_string(),
-            ActionRef::Oci(r) | ActionRef::Pack(r) => r.clone(),
-        };
-        if let Some(a) = self.inner.actions.lock().expect("not poisoned").get(&key) {
-            return Ok(a.clone());
-        }
-        let loaded = match action {
-            ActionRef::Oci(r) => {
-                let (pinned, bytes) = self.inner.components.oci(r).await?;
-                self.inner.runtime.load_bytes(&pinned, bytes)
-            }
-            ActionRef::Component(p) | ActionRef::Workflow(p) => self.inner.runtime.load(p),
+        let rt = &self.inner.runtime;
+        let from = match action {
+            ActionRef::Component(p) | ActionRef::Workflow(p) => LoadedFrom::Path(p.clone()),
+            ActionRef::Oci(r) => LoadedFrom::Reference(r.clone()),
             ActionRef::Pack(name) => {
                 return Err(format!("{name}: packs are resolved before loading"))
             }
         };
+        if let Some(a) = rt.loaded(&from) {
+            return Ok(a);
+        }
+        let loaded = match &from {
+            LoadedFrom::Reference(r) => {
+                let (pinned, bytes) = self.inner.components.oci(r).await?;
+                rt.load_bytes(&pinned, bytes)
+            }
+            LoadedFrom::Path(p) => rt.load(p),
+            LoadedFrom::Digest(_) => unreachable!("not named by a task"),
+        };
         let action = loaded.map_err(|e| e.to_string())?;
-        self.inner
-            .actions
-            .lock()
-            .expect("not poisoned")
-            .insert(key, action.clone());
+        rt.remember(from, &action);
         Ok(action)
     }
 }
