@@ -11,8 +11,17 @@ pub enum StoreError {
     )]
     Locked { path: PathBuf },
     // The cause is part of the message, not a `source`: printed once.
-    #[error("cannot open the store at {path}: {cause}")]
-    Open { path: PathBuf, cause: sled::Error },
+    // `at` is the store's location as `Backend::location` gives it (a
+    // directory, or a database URL without its password).
+    #[error("cannot open the store at {at}: {cause}")]
+    Open { at: String, cause: String },
+    /// The database holds a schema newer than this wasmflow knows: it was
+    /// migrated by a newer wasmflow, and nothing is read or written.
+    #[error(
+        "the store at {at} has schema version {found}, newer than this wasmflow knows \
+         ({known}); nothing was changed: upgrade wasmflow to use it"
+    )]
+    SchemaTooNew { at: String, found: i32, known: i32 },
     /// The store's files are not what sled wrote: truncated, overwritten,
     /// a blob file gone. Nothing is repaired or dropped silently.
     #[error(
@@ -25,8 +34,8 @@ pub enum StoreError {
          (everything written before it is kept); free some space and try again"
     )]
     NoSpace { path: PathBuf },
-    #[error("store I/O error at {path}: {cause}")]
-    Io { path: PathBuf, cause: sled::Error },
+    #[error("store I/O error at {at}: {cause}")]
+    Io { at: String, cause: String },
     #[error("execution record {key} is corrupt: {cause}")]
     Corrupt {
         key: String,
@@ -52,6 +61,7 @@ impl StoreError {
                 | StoreError::Ambiguous { .. }
                 | StoreError::Locked { .. }
                 | StoreError::Open { .. }
+                | StoreError::SchemaTooNew { .. }
                 | StoreError::Damaged { .. }
                 | StoreError::NoSpace { .. }
         )

@@ -2,8 +2,8 @@
 //! every backend (each backend does the walking).
 
 use crate::error::StoreError;
-use crate::record::Status;
-use crate::store::Store;
+use crate::record::{ExecutionRecord, Status};
+use crate::store::{Backend, Store};
 use serde::Serialize;
 use std::collections::HashSet;
 use std::time::SystemTime;
@@ -63,6 +63,39 @@ pub struct PurgeFilter {
     /// a file younger than a minute may be one whose reference is not
     /// written yet, and is left for a later purge.
     pub writers_running: bool,
+}
+
+impl PurgeFilter {
+    /// Whether `record` is one a purge takes (with its tree): top level,
+    /// ended, older than `before`, of a wanted status and action.
+    pub fn selects(&self, record: &ExecutionRecord) -> bool {
+        record.parent.is_none()
+            && record.is_finished()
+            && record.created_at < self.before
+            && (self.statuses.is_empty() || self.statuses.contains(&record.status))
+            && self.action.as_ref().is_none_or(|a| &record.action == a)
+    }
+}
+
+/// `root` and every execution below it, when all of them ended (a purge
+/// never breaks a tree that is still running); the same walk for every
+/// backend.
+pub(crate) fn finished_tree(
+    backend: &dyn Backend,
+    root: ExecutionRecord,
+) -> Result<Option<Vec<ExecutionRecord>>, StoreError> {
+    let mut out = vec![root];
+    let mut i = 0;
+    while i < out.len() {
+        for child in backend.children(out[i].id)? {
+            if !child.is_finished() {
+                return Ok(None);
+            }
+            out.push(child);
+        }
+        i += 1;
+    }
+    Ok(Some(out))
 }
 
 /// What a purge deleted (or, dry, would delete).

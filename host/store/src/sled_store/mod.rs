@@ -103,8 +103,8 @@ pub(crate) fn classify(path: &Path, source: sled::Error) -> StoreError {
             detail: format!("a file of the store is missing ({e})"),
         },
         _ => StoreError::Io {
-            path,
-            cause: source,
+            at: path.display().to_string(),
+            cause: source.to_string(),
         },
     }
 }
@@ -207,8 +207,8 @@ impl SledStore {
     /// [`StoreError::Locked`].
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| StoreError::Open {
-            path: dir.to_owned(),
-            cause: e.into(),
+            at: dir.display().to_string(),
+            cause: e.to_string(),
         })?;
         let reserve = Reserve::new(dir);
         let store = match no_panic(dir, || Self::open_sled(dir)) {

@@ -42,10 +42,10 @@ impl SledStore {
         for item in self.executions.range(..bound) {
             let (key, value) = item.at(self)?;
             let record = self.decode(&key, &value)?;
-            if !self.selected(&record, filter) {
+            if !filter.selects(&record) {
                 continue;
             }
-            let Some(tree) = self.finished_tree(record)? else {
+            let Some(tree) = crate::upkeep::finished_tree(self, record)? else {
                 continue;
             };
             report.executions += 1;
@@ -147,33 +147,6 @@ impl SledStore {
             }
         }
         Ok(out)
-    }
-
-    fn selected(&self, record: &ExecutionRecord, filter: &PurgeFilter) -> bool {
-        record.parent.is_none()
-            && record.is_finished()
-            && record.created_at < filter.before
-            && (filter.statuses.is_empty() || filter.statuses.contains(&record.status))
-            && filter.action.as_ref().is_none_or(|a| &record.action == a)
-    }
-
-    /// `root` and every execution below it, when all of them ended.
-    fn finished_tree(
-        &self,
-        root: ExecutionRecord,
-    ) -> Result<Option<Vec<ExecutionRecord>>, StoreError> {
-        let mut out = vec![root];
-        let mut i = 0;
-        while i < out.len() {
-            for child in self.children(out[i].id)? {
-                if !child.is_finished() {
-                    return Ok(None);
-                }
-                out.push(child);
-            }
-            i += 1;
-        }
-        Ok(Some(out))
     }
 
     /// Delete one execution's entries; the record itself last, so an
