@@ -13,6 +13,7 @@ mod hostile;
 mod http;
 mod inspect;
 mod old_store;
+mod postgres;
 mod records;
 mod registry;
 mod replay;
@@ -33,6 +34,10 @@ use std::process::{Command, Output};
 #[derive(Default)]
 pub struct Home {
     pub dir: TempHome,
+    /// `WASMFLOW_STORE` for every command: a database of the test
+    /// binary's PostgreSQL cluster ([`Home::on_postgres`]); the home's
+    /// sled store when `None`.
+    pub store: Option<String>,
 }
 
 /// `tempfile::TempDir` with a `Default`, or a directory of the test's
@@ -75,6 +80,14 @@ impl Home {
         Self::default()
     }
 
+    /// A home whose store is a fresh PostgreSQL database.
+    pub fn on_postgres() -> Self {
+        Self {
+            store: Some(wasmflow_testkit::PgCluster::shared().database()),
+            ..Self::default()
+        }
+    }
+
     pub fn cmd(&self) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_wasmflow"));
         c.env("WASMFLOW_HOME", self.dir.path())
@@ -83,6 +96,10 @@ impl Home {
             // machine; the bound itself is tested with explicit flags.
             .env("WASMFLOW_COMPILE_TIMEOUT", "15m")
             .env_remove("WASMFLOW_LOG");
+        match &self.store {
+            Some(url) => c.env("WASMFLOW_STORE", url),
+            None => c.env_remove("WASMFLOW_STORE"),
+        };
         c
     }
 

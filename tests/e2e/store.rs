@@ -534,6 +534,7 @@ fn reads_work_on_a_full_disk_and_writes_say_so() {
     };
     let home = Home {
         dir: crate::TempHome::at(disk.0.join("home")),
+        store: None,
     };
     let mut recs = Vec::new();
     for i in 0..6 {

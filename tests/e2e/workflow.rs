@@ -79,7 +79,7 @@ pub fn children(tree: &Value) -> Vec<&Value> {
     tree["children"].as_array().unwrap().iter().collect()
 }
 
-const CHAIN: &str = r#"
+pub(crate) const CHAIN: &str = r#"
 version: 1
 name: chain
 input:

@@ -16,6 +16,17 @@ pub struct Cli {
     #[arg(long, env = "WASMFLOW_HOME", global = true, value_name = "DIR")]
     pub home: Option<PathBuf>,
 
+    /// The store: a `postgres://USER@HOST:PORT/DB` URL (shared by any
+    /// number of processes) or a directory [default: <home>/store]
+    #[arg(
+        long,
+        env = "WASMFLOW_STORE",
+        global = true,
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub store: Option<String>,
+
     /// Compiled-component cache [default: <home>/cache]
     #[arg(long, env = "WASMFLOW_CACHE_DIR", global = true, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,

@@ -120,6 +120,7 @@ fn main() -> ExitCode {
     let home = Home {
         dir: cli.home.clone().unwrap_or_else(default_home),
         cache: cli.cache_dir.clone(),
+        store: cli.store.as_deref().map(wasmflow_store::Location::parse),
         engine: wasmflow_runtime::EngineOptions {
             compile: wasmflow_runtime::CompileOptions::in_child(compile),
             ..Default::default()
@@ -246,6 +247,8 @@ fn compile_limits(cli: &args::Cli) -> Result<wasmflow_runtime::CompileLimits, St
 pub(crate) struct Home {
     pub dir: PathBuf,
     pub cache: Option<PathBuf>,
+    /// `--store`: where the store is, when not in the home.
+    pub store: Option<wasmflow_store::Location>,
     pub engine: wasmflow_runtime::EngineOptions,
 }
 
@@ -261,7 +264,9 @@ impl Home {
 
     /// Where this invocation's store is (the home's own).
     pub(crate) fn store_location(&self) -> wasmflow_store::Location {
-        wasmflow_store::Location::in_home(&self.dir)
+        self.store
+            .clone()
+            .unwrap_or_else(|| wasmflow_store::Location::in_home(&self.dir))
     }
 }
 
@@ -272,14 +277,18 @@ pub(crate) fn runtime(home: &Home) -> Result<wasmflow_runtime::Runtime, Fail> {
         home.cache.as_deref(),
         home.engine.clone(),
     )?;
-    settle_interrupted(rt.store());
+    if home.store_location().is_exclusive() {
+        settle_interrupted(rt.store());
+    }
     Ok(rt)
 }
 
 /// The store of this invocation's home (for commands without a runtime).
 pub(crate) fn store(home: &Home) -> Result<wasmflow_store::Store, Fail> {
     let store = wasmflow_store::Store::open_at(&home.store_location())?;
-    settle_interrupted(&store);
+    if home.store_location().is_exclusive() {
+        settle_interrupted(&store);
+    }
     Ok(store)
 }
 

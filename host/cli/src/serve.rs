@@ -50,7 +50,7 @@ pub fn serve(home: &Home, args: ServeArgs) -> CmdResult {
         shutdown_timeout,
         grants,
         limits,
-        tokens: wasmflow_store::token_book(&home.store_location()),
+        tokens: wasmflow_store::token_book(&home.store_location())?,
         retention,
         retain_every,
     };
@@ -77,7 +77,7 @@ pub fn serve(home: &Home, args: ServeArgs) -> CmdResult {
 }
 
 pub fn token(home: &Home, command: TokenCommand) -> CmdResult {
-    let book = wasmflow_store::token_book(&home.store_location());
+    let book = wasmflow_store::token_book(&home.store_location())?;
     let book = &*book;
     match command {
         TokenCommand::Create { name, read_only } => {

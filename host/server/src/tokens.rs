@@ -137,7 +137,8 @@ mod tests {
     #[test]
     fn created_tokens_check_and_revoked_ones_do_not() {
         let home = tempfile::tempdir().unwrap();
-        let book = wasmflow_store::token_book(&wasmflow_store::Location::in_home(home.path()));
+        let book =
+            wasmflow_store::token_book(&wasmflow_store::Location::in_home(home.path())).unwrap();
         let ci = create(&*book, "ci", false).unwrap();
         let ro = create(&*book, "viewer", true).unwrap();
         assert!(ci.starts_with(PREFIX) && ci.len() == PREFIX.len() + 64);

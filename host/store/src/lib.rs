@@ -11,6 +11,8 @@
 //! Where things live:
 //! - `store`: the interface every backend implements ([`Backend`]) and the
 //!   handle the rest of wasmflow holds ([`Store`]); `error`: [`StoreError`];
+//! - `postgres`: the shared backend (PostgreSQL; schema and migrations,
+//!   the queue, tokens), for stores many processes use at once;
 //! - `sled_store`: the embedded backend (sled; its trees, files beside it,
 //!   its check and purge);
 //! - `record`, `event`, `failure`, `lineage`: what is stored, the same for
@@ -27,6 +29,7 @@ mod error;
 mod event;
 mod failure;
 mod lineage;
+mod postgres;
 mod record;
 mod recovery;
 mod sled_store;

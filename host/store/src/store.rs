@@ -155,6 +155,8 @@ impl Unreadable {
 pub enum Location {
     /// The embedded store in this directory (sled).
     Dir(PathBuf),
+    /// A PostgreSQL database: `postgres://USER[:PASSWORD]@HOST[:PORT]/DB`.
+    Postgres(String),
 }
 
 impl Location {
@@ -162,12 +164,30 @@ impl Location {
     pub fn in_home(home: &Path) -> Self {
         Location::Dir(home.join("store"))
     }
+
+    /// What `--store` (or `WASMFLOW_STORE`) names: a `postgres://` or
+    /// `postgresql://` URL, else a directory.
+    pub fn parse(s: &str) -> Self {
+        if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            Location::Postgres(s.to_owned())
+        } else {
+            Location::Dir(PathBuf::from(s))
+        }
+    }
+
+    /// Whether only one process at a time opens it (the embedded store):
+    /// an execution left `running` there has nobody to finish it. A shared
+    /// store can say so only through a lease, which it does not keep yet.
+    pub fn is_exclusive(&self) -> bool {
+        matches!(self, Location::Dir(_))
+    }
 }
 
 impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Location::Dir(dir) => write!(f, "{}", dir.display()),
+            Location::Postgres(url) => f.write_str(&crate::postgres::redacted(url)),
         }
     }
 }
@@ -191,6 +211,7 @@ impl Store {
     pub fn open_at(location: &Location) -> Result<Self, StoreError> {
         match location {
             Location::Dir(dir) => Self::open(dir),
+            Location::Postgres(url) => Ok(Self::new(crate::postgres::PgStore::open(url)?)),
         }
     }
 

@@ -49,9 +49,10 @@ impl std::fmt::Debug for dyn TokenBook {
 }
 
 /// The token book of the store at `location`.
-pub fn token_book(location: &Location) -> Arc<dyn TokenBook> {
+pub fn token_book(location: &Location) -> Result<Arc<dyn TokenBook>, StoreError> {
     match location {
-        Location::Dir(dir) => Arc::new(TokenFile::beside(dir)),
+        Location::Dir(dir) => Ok(Arc::new(TokenFile::beside(dir))),
+        Location::Postgres(url) => Ok(Arc::new(crate::postgres::PgStore::open(url)?)),
     }
 }
 

@@ -35,7 +35,7 @@ fn sled_meets_the_contract() {
 #[test]
 fn the_token_file_meets_the_contract() {
     let home = tempfile::tempdir().unwrap();
-    let book = crate::token_book(&crate::Location::in_home(home.path()));
+    let book = crate::token_book(&crate::Location::in_home(home.path())).unwrap();
     crate::contract::token_book(&*book);
     assert!(home.path().join("tokens.json").exists());
 }

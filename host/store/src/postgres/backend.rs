@@ -1,0 +1,445 @@
+//! [`Backend`] for PostgreSQL: each operation of the interface as SQL.
+
+use super::{PgStore, CHUNK};
+use crate::error::StoreError;
+use crate::record::{ExecutionId, ExecutionRecord};
+use crate::store::{Backend, Digest, ListFilter, Listing, Queued, Unreadable};
+use crate::{CheckReport, Event, PurgeFilter, PurgeReport};
+use std::collections::HashSet;
+use tokio_postgres::types::ToSql;
+
+/// The columns a record is written as.
+struct Row {
+    id: String,
+    status: String,
+    parent: Option<String>,
+    action: String,
+    body: String,
+}
+
+impl Row {
+    fn of(record: &ExecutionRecord) -> Self {
+        Self {
+            id: record.id.to_string(),
+            status: record.status.as_str().to_owned(),
+            parent: record.parent.map(|p| p.to_string()),
+            action: record.action.clone(),
+            body: serde_json::to_string(record).expect("records always serialize"),
+        }
+    }
+}
+
+const UPSERT: &str = "INSERT INTO executions (id, status, parent, action, body) \
+     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO UPDATE SET \
+     status = EXCLUDED.status, parent = EXCLUDED.parent, action = EXCLUDED.action, body = EXCLUDED.body";
+
+pub(super) fn decode(id: &str, body: &str) -> Result<ExecutionRecord, StoreError> {
+    serde_json::from_str(body).map_err(|cause| StoreError::Corrupt {
+        key: id.to_owned(),
+        cause,
+    })
+}
+
+impl PgStore {
+    /// Write one record, durably or not.
+    fn write(&self, record: &ExecutionRecord, durable: bool) -> Result<(), StoreError> {
+        let row = Row::of(record);
+        self.call(move |mut client, _| async move {
+            let tx = client.transaction().await?;
+            if !durable {
+                tx.batch_execute("SET LOCAL synchronous_commit TO OFF")
+                    .await?;
+            }
+            tx.execute(
+                UPSERT,
+                &[&row.id, &row.status, &row.parent, &row.action, &row.body],
+            )
+            .await?;
+            tx.commit().await
+        })?;
+        if !durable {
+            self.wrote_unflushed();
+        }
+        Ok(())
+    }
+
+    /// Records from a query whose columns are (id, body).
+    fn records(
+        &self,
+        sql: &'static str,
+        params: Vec<Box<dyn ToSql + Send + Sync>>,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        self.call(move |client, _| async move {
+            let refs: Vec<&(dyn ToSql + Sync)> = params
+                .iter()
+                .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+                .collect();
+            let rows = client.query(sql, &refs).await?;
+            Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        })
+    }
+}
+
+impl Backend for PgStore {
+    fn location(&self) -> String {
+        self.at().to_owned()
+    }
+
+    fn put(&self, record: &ExecutionRecord) -> Result<(), StoreError> {
+        self.write(record, true)
+    }
+
+    fn put_unflushed(&self, record: &ExecutionRecord) -> Result<(), StoreError> {
+        self.write(record, false)
+    }
+
+    /// One synchronous commit makes every earlier one durable.
+    fn flush(&self) -> Result<(), StoreError> {
+        if !self.dirty.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            return Ok(());
+        }
+        let done = self.call(|client, _| async move {
+            client
+                .execute(
+                    "INSERT INTO flushes VALUES (1, now()) ON CONFLICT (id) DO UPDATE SET at = now()",
+                    &[],
+                )
+                .await
+        });
+        if done.is_err() {
+            self.wrote_unflushed();
+        }
+        done.map(|_| ())
+    }
+
+    fn get(&self, id: ExecutionId) -> Result<Option<ExecutionRecord>, StoreError> {
+        let rows = self.records(
+            "SELECT id, body FROM executions WHERE id = $1",
+            vec![Box::new(id.to_string())],
+        )?;
+        rows.first().map(|(id, body)| decode(id, body)).transpose()
+    }
+
+    fn find_prefix(&self, wanted: &str) -> Result<ExecutionRecord, StoreError> {
+        let not_found = || StoreError::NotFound(wanted.to_owned());
+        // ULID text: only these characters can match; anything else (a
+        // `%`, say) matches nothing.
+        if wanted.is_empty() || !wanted.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(not_found());
+        }
+        let (count, first) = self.call({
+            let pattern = format!("{wanted}%");
+            move |client, _| async move {
+                let rows = client
+                    .query(
+                        "SELECT id, body, count(*) OVER () FROM executions WHERE id LIKE $1 \
+                         ORDER BY id LIMIT 1",
+                        &[&pattern],
+                    )
+                    .await?;
+                Ok(match rows.first() {
+                    Some(r) => (
+                        r.get::<_, i64>(2) as usize,
+                        Some((r.get::<_, String>(0), r.get::<_, String>(1))),
+                    ),
+                    None => (0, None),
+                })
+            }
+        })?;
+        match (count, first) {
+            (1, Some((id, body))) => decode(&id, &body),
+            (0, _) | (_, None) => Err(not_found()),
+            (count, _) => Err(StoreError::Ambiguous {
+                prefix: wanted.to_owned(),
+                count,
+            }),
+        }
+    }
+
+    fn scan(&self, filter: &ListFilter) -> Result<Listing, StoreError> {
+        let status = filter.status.map(|s| s.as_str().to_owned());
+        let before = filter.before.map(|b| b.to_string());
+        let rows = self.records(
+            "SELECT id, body FROM executions \
+             WHERE ($1::text IS NULL OR status = $1) \
+               AND ($2::text IS NULL OR id < $2) \
+               AND ($3 OR parent IS NULL) \
+               AND ($4::text IS NULL OR action = $4) \
+             ORDER BY id DESC LIMIT $5",
+            vec![
+                Box::new(status),
+                Box::new(before),
+                Box::new(filter.children),
+                Box::new(filter.action.clone()),
+                Box::new(filter.limit.min(i64::MAX as usize) as i64),
+            ],
+        )?;
+        let mut out = Listing::default();
+        for (id, body) in rows {
+            match decode(&id, &body) {
+                Ok(r) => out.records.push(r),
+                Err(error) => out.unreadable.push(Unreadable { id, error }),
+            }
+        }
+        Ok(out)
+    }
+
+    fn children(&self, id: ExecutionId) -> Result<Vec<ExecutionRecord>, StoreError> {
+        self.records(
+            "SELECT id, body FROM executions WHERE parent = $1 ORDER BY id",
+            vec![Box::new(id.to_string())],
+        )?
+        .iter()
+        .map(|(id, body)| decode(id, body))
+        .collect()
+    }
+
+    fn len(&self) -> Result<usize, StoreError> {
+        self.call(|client, _| async move {
+            let n: i64 = client
+                .query_one("SELECT count(*) FROM executions", &[])
+                .await?
+                .get(0);
+            Ok(n as usize)
+        })
+    }
+
+    /// The entry and the record in one transaction, committed without
+    /// waiting: durable with the next flush.
+    fn enqueue(&self, record: &ExecutionRecord, payload: &[u8]) -> Result<u64, StoreError> {
+        let row = Row::of(record);
+        let payload = payload.to_vec();
+        let seq = self.call(move |mut client, _| async move {
+            let tx = client.transaction().await?;
+            tx.batch_execute("SET LOCAL synchronous_commit TO OFF")
+                .await?;
+            let seq: i64 = tx
+                .query_one(
+                    "INSERT INTO queue (id, payload) VALUES ($1, $2) RETURNING seq",
+                    &[&row.id, &payload],
+                )
+                .await?
+                .get(0);
+            tx.execute(
+                UPSERT,
+                &[&row.id, &row.status, &row.parent, &row.action, &row.body],
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(seq)
+        })?;
+        self.wrote_unflushed();
+        Ok(seq as u64)
+    }
+
+    fn queued(&self) -> Result<Vec<Queued>, StoreError> {
+        let rows = self.call(|client, _| async move {
+            let rows = client
+                .query("SELECT seq, id, payload FROM queue ORDER BY seq", &[])
+                .await?;
+            Ok(rows
+                .iter()
+                .map(|r| (r.get::<_, i64>(0), r.get::<_, String>(1), r.get(2)))
+                .collect::<Vec<(i64, String, Vec<u8>)>>())
+        })?;
+        rows.into_iter()
+            .map(|(seq, id, payload)| {
+                Ok(Queued {
+                    seq: seq as u64,
+                    id: id.parse().map_err(|_| StoreError::BadKey)?,
+                    payload,
+                })
+            })
+            .collect()
+    }
+
+    fn dequeue(&self, seq: u64) -> Result<(), StoreError> {
+        self.call(move |mut client, _| async move {
+            let tx = client.transaction().await?;
+            tx.batch_execute("SET LOCAL synchronous_commit TO OFF")
+                .await?;
+            tx.execute("DELETE FROM queue WHERE seq = $1", &[&(seq as i64)])
+                .await?;
+            tx.commit().await
+        })?;
+        self.wrote_unflushed();
+        Ok(())
+    }
+
+    fn queue_len(&self) -> Result<usize, StoreError> {
+        self.call(|client, _| async move {
+            let n: i64 = client
+                .query_one("SELECT count(*) FROM queue", &[])
+                .await?
+                .get(0);
+            Ok(n as usize)
+        })
+    }
+
+    /// Replaces the execution's events in one transaction, durable with
+    /// the next durable write (its record's, which follows).
+    fn put_events(&self, id: ExecutionId, events: &[Event]) -> Result<(), StoreError> {
+        let id = id.to_string();
+        let bodies: Vec<String> = events
+            .iter()
+            .map(|e| serde_json::to_string(e).expect("events always serialize"))
+            .collect();
+        self.call(move |mut client, _| async move {
+            let tx = client.transaction().await?;
+            tx.batch_execute("SET LOCAL synchronous_commit TO OFF")
+                .await?;
+            tx.execute("DELETE FROM events WHERE id = $1", &[&id])
+                .await?;
+            let insert = tx
+                .prepare("INSERT INTO events (id, n, body) VALUES ($1, $2, $3)")
+                .await?;
+            for (n, body) in bodies.iter().enumerate() {
+                tx.execute(&insert, &[&id, &(n as i32), body]).await?;
+            }
+            tx.commit().await
+        })?;
+        self.wrote_unflushed();
+        Ok(())
+    }
+
+    fn events(&self, id: ExecutionId) -> Result<Vec<Event>, StoreError> {
+        let key = id.to_string();
+        let rows = self.call(move |client, _| async move {
+            let rows = client
+                .query("SELECT body FROM events WHERE id = $1 ORDER BY n", &[&key])
+                .await?;
+            Ok(rows.iter().map(|r| r.get(0)).collect::<Vec<String>>())
+        })?;
+        rows.iter()
+            .map(|b| {
+                serde_json::from_str(b).map_err(|cause| StoreError::Corrupt {
+                    key: format!("events of {id}"),
+                    cause,
+                })
+            })
+            .collect()
+    }
+
+    fn append_workflow_log(
+        &self,
+        id: ExecutionId,
+        seq: u32,
+        entries: &[Vec<u8>],
+        flush: bool,
+    ) -> Result<(), StoreError> {
+        let id = id.to_string();
+        let entries = entries.to_vec();
+        self.call(move |mut client, _| async move {
+            let tx = client.transaction().await?;
+            if !flush {
+                tx.batch_execute("SET LOCAL synchronous_commit TO OFF")
+                    .await?;
+            }
+            let insert = tx
+                .prepare(
+                    "INSERT INTO workflow_log (id, seq, entry) VALUES ($1, $2, $3) \
+                     ON CONFLICT (id, seq) DO UPDATE SET entry = EXCLUDED.entry",
+                )
+                .await?;
+            for (i, entry) in entries.iter().enumerate() {
+                let n = (seq as i64 + i as i64) as i32;
+                tx.execute(&insert, &[&id, &n, entry]).await?;
+            }
+            tx.commit().await
+        })?;
+        if flush {
+            // Every earlier write is durable now too.
+            self.dirty.store(false, std::sync::atomic::Ordering::SeqCst);
+        } else {
+            self.wrote_unflushed();
+        }
+        Ok(())
+    }
+
+    fn workflow_log(&self, id: ExecutionId) -> Result<Vec<Vec<u8>>, StoreError> {
+        let id = id.to_string();
+        self.call(move |client, _| async move {
+            let rows = client
+                .query(
+                    "SELECT entry FROM workflow_log WHERE id = $1 ORDER BY seq",
+                    &[&id],
+                )
+                .await?;
+            Ok(rows.iter().map(|r| r.get(0)).collect())
+        })
+    }
+
+    /// Content-addressed: the same bytes twice are one row (and the
+    /// second write changes nothing). Durable when this returns: a record
+    /// pointing at it may be written next.
+    fn put_blob(&self, bytes: &[u8]) -> Result<Digest, StoreError> {
+        let digest = Digest::of(bytes);
+        let key = digest.to_string();
+        let bytes = bytes.to_vec();
+        self.call(move |mut client, _| async move {
+            let tx = client.transaction().await?;
+            let new = tx
+                .execute(
+                    "INSERT INTO blobs (digest, size) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                    &[&key, &(bytes.len() as i64)],
+                )
+                .await?;
+            if new == 1 {
+                let insert = tx
+                    .prepare("INSERT INTO blob_chunks (digest, n, data) VALUES ($1, $2, $3)")
+                    .await?;
+                for (n, chunk) in bytes.chunks(CHUNK).enumerate() {
+                    tx.execute(&insert, &[&key, &(n as i32), &chunk]).await?;
+                }
+            }
+            tx.commit().await
+        })?;
+        Ok(digest)
+    }
+
+    fn has_blob(&self, digest: &Digest) -> Result<bool, StoreError> {
+        let key = digest.to_string();
+        self.call(move |client, _| async move {
+            Ok(client
+                .query_opt("SELECT 1 FROM blobs WHERE digest = $1", &[&key])
+                .await?
+                .is_some())
+        })
+    }
+
+    fn get_blob(&self, digest: &Digest) -> Result<Option<Vec<u8>>, StoreError> {
+        let key = digest.to_string();
+        self.call(move |client, _| async move {
+            let Some(blob) = client
+                .query_opt("SELECT size FROM blobs WHERE digest = $1", &[&key])
+                .await?
+            else {
+                return Ok(None);
+            };
+            let size: i64 = blob.get(0);
+            let mut out = Vec::with_capacity(size.max(0) as usize);
+            for row in client
+                .query(
+                    "SELECT data FROM blob_chunks WHERE digest = $1 ORDER BY n",
+                    &[&key],
+                )
+                .await?
+            {
+                out.extend_from_slice(row.get::<_, &[u8]>(0));
+            }
+            Ok(Some(out))
+        })
+    }
+
+    fn check(&self) -> Result<CheckReport, StoreError> {
+        self.check_all()
+    }
+
+    fn purge(
+        &self,
+        filter: &PurgeFilter,
+        in_use: &HashSet<String>,
+    ) -> Result<PurgeReport, StoreError> {
+        self.purge_selected(filter, in_use)
+    }
+}

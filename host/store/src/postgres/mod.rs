@@ -1,0 +1,355 @@
+//! The shared backend: PostgreSQL, for stores that outgrow one machine.
+//!
+//! Tables (created and migrated by wasmflow itself, see [`MIGRATIONS`]):
+//! `executions` (id, status, parent, action, the record's JSON as text, so
+//! a record reads back byte for byte), `events` (one row per answer),
+//! `workflow_log`, `blobs` + `blob_chunks` (content-addressed, chunked),
+//! `queue`, `tokens`. Ids are ULID text compared in the "C" collation, so
+//! id order is time order as in the embedded store.
+//!
+//! Durability is PostgreSQL's: a write that must be durable commits with
+//! `synchronous_commit` on; the writes the interface lets wait for the
+//! next flush commit with it off, and [`Backend::flush`] then commits one
+//! synchronous write, which makes every earlier commit durable (the WAL is
+//! one sequence).
+//!
+//! The interface is synchronous and its callers may be inside a tokio
+//! runtime: every call runs on this backend's own runtime and the calling
+//! thread waits on a channel, which blocks like file I/O and never nests
+//! runtimes.
+
+mod backend;
+#[cfg(test)]
+mod tests;
+mod upkeep;
+
+use crate::error::StoreError;
+use crate::tokens::{TokenBook, TokenEntry};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// The schema, one migration per version, applied in order. A database
+/// at a version past the last is refused ([`StoreError::SchemaTooNew`]).
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE executions (
+    id text COLLATE "C" PRIMARY KEY,
+    status text NOT NULL,
+    parent text COLLATE "C",
+    action text NOT NULL,
+    body text NOT NULL
+);
+CREATE INDEX executions_by_status ON executions (status, id);
+CREATE INDEX executions_by_parent ON executions (parent, id);
+CREATE TABLE events (
+    id text COLLATE "C" NOT NULL,
+    n integer NOT NULL,
+    body text NOT NULL,
+    PRIMARY KEY (id, n)
+);
+CREATE TABLE workflow_log (
+    id text COLLATE "C" NOT NULL,
+    seq integer NOT NULL,
+    entry bytea NOT NULL,
+    PRIMARY KEY (id, seq)
+);
+CREATE TABLE blobs (
+    digest text PRIMARY KEY,
+    size bigint NOT NULL
+);
+CREATE TABLE blob_chunks (
+    digest text NOT NULL REFERENCES blobs ON DELETE CASCADE,
+    n integer NOT NULL,
+    data bytea NOT NULL,
+    PRIMARY KEY (digest, n)
+);
+CREATE TABLE queue (
+    seq bigserial PRIMARY KEY,
+    id text COLLATE "C" NOT NULL,
+    payload bytea NOT NULL
+);
+CREATE TABLE tokens (
+    name text PRIMARY KEY,
+    sha256 text NOT NULL,
+    read_only boolean NOT NULL,
+    created_at text NOT NULL,
+    added bigserial
+);
+CREATE TABLE flushes (
+    id integer PRIMARY KEY,
+    at timestamptz NOT NULL
+);
+"#];
+
+/// Blobs are stored in chunks of this size (a row per chunk, so no value
+/// nears PostgreSQL's 1 GB field limit and reads stream).
+const CHUNK: usize = 1 << 20;
+
+/// A PostgreSQL store. Cheap to share; all calls go through one pool.
+pub(crate) struct PgStore {
+    pool: Pool,
+    runtime: Option<tokio::runtime::Runtime>,
+    /// The URL without its password, for messages.
+    at: Arc<str>,
+    /// A write was committed without waiting for the disk since the last
+    /// flush.
+    dirty: Arc<AtomicBool>,
+}
+
+impl PgStore {
+    /// Connect to `url` (`postgres://USER[:PASSWORD]@HOST[:PORT]/DB`,
+    /// libpq's `sslmode` honoured), create or migrate the schema.
+    pub fn open(url: &str) -> Result<Self, StoreError> {
+        let config: tokio_postgres::Config = url.parse().map_err(|e| StoreError::Open {
+            at: redacted(url),
+            cause: format!("not a PostgreSQL URL: {e}"),
+        })?;
+        let at: Arc<str> = shown(&config).into();
+        let open = |cause: String| StoreError::Open {
+            at: at.to_string(),
+            cause,
+        };
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("wasmflow-postgres")
+            .enable_all()
+            .build()
+            .map_err(|e| open(format!("starting its I/O threads: {e}")))?;
+        let manager = ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let pool = {
+            let _entered = runtime.enter();
+            let manager = match config.get_ssl_mode() {
+                tokio_postgres::config::SslMode::Disable => {
+                    Manager::from_config(config, tokio_postgres::NoTls, manager)
+                }
+                _ => Manager::from_config(config, tls()?, manager),
+            };
+            Pool::builder(manager)
+                .max_size(16)
+                .build()
+                .map_err(|e| open(e.to_string()))?
+        };
+        let store = Self {
+            pool,
+            runtime: Some(runtime),
+            at,
+            dirty: Arc::default(),
+        };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    pub fn at(&self) -> &str {
+        &self.at
+    }
+
+    /// Run `work` with a pooled client on this backend's runtime and wait
+    /// for it.
+    fn call<T, F, Fut>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(deadpool_postgres::Object, Arc<str>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, tokio_postgres::Error>> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        let at = self.at.clone();
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.runtime
+            .as_ref()
+            .expect("running until dropped")
+            .spawn(async move {
+                let result = match pool.get().await {
+                    Ok(client) => work(client, at.clone()).await.map_err(|e| io(&at, &e)),
+                    Err(e) => Err(StoreError::Io {
+                        at: at.to_string(),
+                        cause: format!("no connection: {e}"),
+                    }),
+                };
+                let _ = tx.send(result);
+            });
+        rx.recv().map_err(|_| StoreError::Io {
+            at: self.at.to_string(),
+            cause: "the database call stopped".into(),
+        })?
+    }
+
+    /// Note a write committed without waiting: the next flush syncs it.
+    fn wrote_unflushed(&self) {
+        self.dirty.store(true, Ordering::SeqCst);
+    }
+
+    /// Create the schema, or bring it up to date, under an advisory lock
+    /// (two processes opening a new database at once apply it once).
+    fn migrate(&self) -> Result<(), StoreError> {
+        let known = MIGRATIONS.len() as i32;
+        let found = self.call(move |mut client, _| async move {
+            let tx = client.transaction().await?;
+            tx.batch_execute(
+                "SELECT pg_advisory_xact_lock(7215004); \
+                 CREATE TABLE IF NOT EXISTS wasmflow_schema (version integer NOT NULL); \
+                 INSERT INTO wasmflow_schema SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM wasmflow_schema);",
+            )
+            .await?;
+            let found: i32 = tx
+                .query_one("SELECT version FROM wasmflow_schema", &[])
+                .await?
+                .get(0);
+            if found < known {
+                for sql in &MIGRATIONS[found as usize..] {
+                    tx.batch_execute(sql).await?;
+                }
+                tx.execute("UPDATE wasmflow_schema SET version = $1", &[&known])
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(found)
+        });
+        match found {
+            Ok(found) if found > known => Err(StoreError::SchemaTooNew {
+                at: self.at.to_string(),
+                found,
+                known,
+            }),
+            Ok(_) => Ok(()),
+            // The first call is where an unreachable server shows.
+            Err(StoreError::Io { at, cause }) => Err(StoreError::Open { at, cause }),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        // May be dropped inside another runtime: never block here.
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// rustls with the system's roots, as the rest of wasmflow.
+fn tls() -> Result<tokio_postgres_rustls::MakeRustlsConnect, StoreError> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(cert);
+    }
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+}
+
+/// A database error as text: the server's message (and detail) when it
+/// sent one.
+fn io(at: &str, e: &tokio_postgres::Error) -> StoreError {
+    let cause = match e.as_db_error() {
+        Some(d) => match d.detail() {
+            Some(detail) => format!("{}: {detail}", d.message()),
+            None => d.message().to_owned(),
+        },
+        None => match std::error::Error::source(e) {
+            Some(s) => format!("{e}: {s}"),
+            None => e.to_string(),
+        },
+    };
+    StoreError::Io {
+        at: at.to_owned(),
+        cause,
+    }
+}
+
+/// `postgres://user@host:port/db`, never the password.
+fn shown(config: &tokio_postgres::Config) -> String {
+    let host = config
+        .get_hosts()
+        .first()
+        .map(|h| match h {
+            tokio_postgres::config::Host::Tcp(h) => h.clone(),
+            tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
+        })
+        .unwrap_or_default();
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    format!(
+        "postgres://{}@{host}:{port}/{}",
+        config.get_user().unwrap_or(""),
+        config.get_dbname().unwrap_or("")
+    )
+}
+
+/// A URL that did not parse, without what could be a password.
+pub(crate) fn redacted(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(a)) if a > s => format!("{}***{}", &url[..s + 3], &url[a..]),
+        _ => url.to_owned(),
+    }
+}
+
+impl TokenBook for PgStore {
+    fn list(&self) -> Result<Vec<TokenEntry>, StoreError> {
+        let rows = self.call(|client, _| async move {
+            client
+                .query(
+                    "SELECT name, sha256, read_only, created_at FROM tokens ORDER BY added",
+                    &[],
+                )
+                .await
+        })?;
+        rows.iter()
+            .map(|r| {
+                let created: String = r.get(3);
+                Ok(TokenEntry {
+                    name: r.get(0),
+                    sha256: r.get(1),
+                    read_only: r.get(2),
+                    created_at: humantime::parse_rfc3339(&created).map_err(|e| {
+                        StoreError::Other(format!(
+                            "{}: token {}: {e}",
+                            self.at,
+                            r.get::<_, String>(0)
+                        ))
+                    })?,
+                })
+            })
+            .collect()
+    }
+
+    fn add(&self, entry: TokenEntry) -> Result<bool, StoreError> {
+        let created = humantime::format_rfc3339_seconds(entry.created_at).to_string();
+        self.call(move |client, _| async move {
+            let n = client
+                .execute(
+                    "INSERT INTO tokens (name, sha256, read_only, created_at) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (name) DO NOTHING",
+                    &[&entry.name, &entry.sha256, &entry.read_only, &created],
+                )
+                .await?;
+            Ok(n == 1)
+        })
+    }
+
+    fn remove(&self, name: &str) -> Result<bool, StoreError> {
+        let name = name.to_owned();
+        self.call(move |client, _| async move {
+            Ok(client
+                .execute("DELETE FROM tokens WHERE name = $1", &[&name])
+                .await?
+                == 1)
+        })
+    }
+
+    /// How many tokens there are and the newest one's number: an add
+    /// raises the second, a removal lowers the first.
+    fn version(&self) -> Option<String> {
+        self.call(|client, _| async move {
+            let row = client
+                .query_one("SELECT count(*), coalesce(max(added), 0) FROM tokens", &[])
+                .await?;
+            Ok(format!("{}/{}", row.get::<_, i64>(0), row.get::<_, i64>(1)))
+        })
+        .ok()
+    }
+}
