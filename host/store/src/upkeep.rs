@@ -2,7 +2,7 @@
 //! every backend (each backend does the walking).
 
 use crate::error::StoreError;
-use crate::record::{ExecutionRecord, Status};
+use crate::record::{ExecutionId, ExecutionRecord, Status};
 use crate::store::{Backend, Store};
 use serde::Serialize;
 use std::collections::HashSet;
@@ -74,6 +74,17 @@ impl PurgeFilter {
             && record.created_at < self.before
             && (self.statuses.is_empty() || self.statuses.contains(&record.status))
             && self.action.as_ref().is_none_or(|a| &record.action == a)
+    }
+
+    /// The smallest id created at `before`: ULIDs sort by creation time,
+    /// so nothing at or past it is old enough and a purge scans below it.
+    pub(crate) fn bound(&self) -> ExecutionId {
+        let ms = self
+            .before
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis() as u64;
+        ExecutionId(ulid::Ulid::from_parts(ms, 0))
     }
 }
 

@@ -125,7 +125,7 @@ impl PgStore {
                 tokio_postgres::config::SslMode::Disable => {
                     Manager::from_config(config, tokio_postgres::NoTls, manager)
                 }
-                _ => Manager::from_config(config, tls()?, manager),
+                _ => Manager::from_config(config, tls(), manager),
             };
             Pool::builder(manager)
                 .max_size(16)
@@ -231,7 +231,7 @@ impl Drop for PgStore {
 }
 
 /// rustls with the system's roots, as the rest of wasmflow.
-fn tls() -> Result<tokio_postgres_rustls::MakeRustlsConnect, StoreError> {
+fn tls() -> tokio_postgres_rustls::MakeRustlsConnect {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls_native_certs::load_native_certs().certs {
@@ -240,7 +240,7 @@ fn tls() -> Result<tokio_postgres_rustls::MakeRustlsConnect, StoreError> {
     let config = rustls::ClientConfig::builder()
         .with_root_certificates(roots)
         .with_no_client_auth();
-    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+    tokio_postgres_rustls::MakeRustlsConnect::new(config)
 }
 
 /// A database error as text: the server's message (and detail) when it

@@ -5,11 +5,10 @@ use super::backend::decode;
 use super::PgStore;
 use crate::bundle::{payloads, referenced};
 use crate::error::StoreError;
-use crate::record::{ExecutionId, ExecutionRecord};
+use crate::record::ExecutionRecord;
 use crate::store::{Backend, Digest};
 use crate::{CheckReport, Event, PurgeFilter, PurgeReport};
 use std::collections::{BTreeSet, HashSet};
-use std::time::SystemTime;
 
 impl PgStore {
     /// Every `(id, body)` of a table with those columns.
@@ -84,14 +83,7 @@ impl PgStore {
             dry_run: filter.dry_run,
             ..Default::default()
         };
-        // ULIDs sort by creation time: nothing at or past this id is old
-        // enough.
-        let ms = filter
-            .before
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_millis() as u64;
-        let bound = ExecutionId(ulid::Ulid::from_parts(ms, 0)).to_string();
+        let bound = filter.bound().to_string();
         let top = self.call(move |client, _| async move {
             let rows = client
                 .query(

@@ -31,14 +31,7 @@ impl SledStore {
         };
         let mut doomed: Vec<ExecutionRecord> = Vec::new();
         let mut candidates: BTreeSet<String> = BTreeSet::new();
-        // ULIDs sort by creation time: nothing at or past this key is old
-        // enough.
-        let ms = filter
-            .before
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_millis() as u64;
-        let bound = ExecutionId(ulid::Ulid::from_parts(ms, 0)).key();
+        let bound = filter.bound().key();
         for item in self.executions.range(..bound) {
             let (key, value) = item.at(self)?;
             let record = self.decode(&key, &value)?;
