@@ -92,3 +92,106 @@ fn an_unreachable_database_is_a_usage_error_naming_it() {
         .stderr_has("cannot open the store at postgres://someone@127.0.0.1:1/nothing");
     assert!(!run.stderr.contains("hunter2"));
 }
+
+/// `store copy` moves a sled home into PostgreSQL and back: the same
+/// records (the same JSON), trees, journals, blobs and tokens; a second
+/// copy doubles nothing; a target with executions of its own is refused.
+#[test]
+fn store_copy_moves_a_home_to_postgres_and_back() {
+    let b = Bench::new();
+    let wf = b.file("chain.yaml", CHAIN);
+    b.run(&wf, &["-p", "start=10"]).ok();
+    let sled = &b.home;
+    sled.run(&["run", s(&wat("add")), "-p", "a=2", "-p", "b=40"])
+        .ok();
+    sled.run(&["run", s(&wat("trap"))]).code(1);
+    sled.run(&["token", "create", "--name", "ci"]).ok();
+
+    let pg = Home::on_postgres();
+    let url = pg.store.clone().unwrap();
+    let copied = sled
+        .run(&["store", "copy", "--to", &url, "--json"])
+        .ok()
+        .json();
+    assert_eq!(copied["records"], 7, "{copied}");
+    assert_eq!(copied["tokens"], 1, "{copied}");
+    assert!(copied["journal_entries"].as_u64().unwrap() > 0, "{copied}");
+    same_store(sled, &pg);
+
+    // And back, from the URL into a new home directory.
+    let back = Home::default();
+    let dir = back.path().join("moved");
+    sled.run(&["store", "copy", "--from", &url, "--to", s(&dir)])
+        .ok()
+        .stderr_has("copied 7 record(s)");
+    let moved = Home {
+        dir: crate::TempHome::At(dir),
+        store: None,
+    };
+    same_store(sled, &moved);
+    // What the copy holds replays, blobs and events and all.
+    let add = moved
+        .run(&["execution", "list", "--json"])
+        .ok()
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["action"].as_str().unwrap().contains("add"))
+        .map(|r| r["id"].as_str().unwrap().to_owned())
+        .unwrap();
+    moved.run(&["execution", "replay", &add]).ok();
+
+    // Again: nothing doubled.
+    let again = sled
+        .run(&["store", "copy", "--to", &url, "--json"])
+        .ok()
+        .json();
+    assert_eq!(again, copied);
+    same_store(sled, &pg);
+
+    // A store with its own executions is not a target.
+    pg.run(&["run", s(&wat("add")), "-p", "a=1", "-p", "b=1"])
+        .ok();
+    sled.run(&["store", "copy", "--to", &url])
+        .code(2)
+        .stderr_has("holds 1 execution(s) the source does not have");
+    sled.run(&["store", "copy", "--to", s(sled.path())])
+        .code(2)
+        .stderr_has("name the same store");
+}
+
+/// `a` and `b` show the same executions, trees and tokens, byte for byte.
+fn same_store(a: &Home, b: &Home) {
+    let list = |h: &Home| stdout(h, &["execution", "list", "--all", "-n", "1000", "--json"]);
+    let rows = list(a);
+    assert_eq!(list(b), rows);
+    for row in serde_json::from_str::<serde_json::Value>(&rows)
+        .unwrap()
+        .as_array()
+        .unwrap()
+    {
+        let id = row["id"].as_str().unwrap();
+        let get = |h: &Home| stdout(h, &["execution", "get", id, "--json"]);
+        assert_eq!(get(b), get(a), "execution {id}");
+    }
+    let counts = |h: &Home| {
+        let r = h.run(&["store", "check", "--json"]).ok().json();
+        (
+            r["records"].clone(),
+            r["journal_entries"].clone(),
+            r["blobs"].clone(),
+            r["blob_bytes"].clone(),
+        )
+    };
+    assert_eq!(counts(b), counts(a));
+    let tokens = |h: &Home| stdout(h, &["token", "list"]);
+    assert_eq!(tokens(b), tokens(a));
+}
+
+/// What `args` print on stdout in `home`, after they succeeded.
+fn stdout(home: &Home, args: &[&str]) -> String {
+    let run = home.run(args);
+    run.ok();
+    run.stdout
+}

@@ -137,6 +137,23 @@ pub enum StoreCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Copy every record, event, journal, blob, queue entry and token of
+    /// one store into another (a sled home into PostgreSQL, or back), then
+    /// read every record back and compare. The source is not changed; the
+    /// target must be empty or hold an earlier copy of the same source.
+    Copy {
+        /// The store to copy: a wasmflow home directory, a store
+        /// directory or a postgres:// URL [default: this home's store]
+        #[arg(long, value_name = "HOME|URL")]
+        from: Option<String>,
+        /// Where to copy it: a home directory (created if needed), a store
+        /// directory or a postgres:// URL.
+        #[arg(long, value_name = "HOME|URL")]
+        to: String,
+        /// Print what was copied as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args)]

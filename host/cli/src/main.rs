@@ -66,6 +66,7 @@ fail_from!(
     wasmflow_registry::pack::PackError,
     wasmflow_devkit::DevkitError,
     wasmflow_store::StoreError,
+    wasmflow_store::CopyError,
     wasmflow_server::ServerError,
     wasmflow_server::tokens::TokenError,
     wasmflow_server::client::ClientError,

@@ -1,4 +1,4 @@
-//! `wasmflow store check` and `wasmflow execution purge`.
+//! `wasmflow store check`, `wasmflow store copy` and `wasmflow execution purge`.
 
 use crate::args::StoreCommand;
 use crate::units::{parse_before, size};
@@ -6,12 +6,36 @@ use crate::{print, CmdResult, Fail, Home};
 use anyhow::anyhow;
 use std::collections::HashSet;
 use std::process::ExitCode;
-use wasmflow_store::{PurgeFilter, Status, Store};
+use wasmflow_store::{Location, PurgeFilter, Status, Store};
 
 pub fn store(home: &Home, command: StoreCommand) -> CmdResult {
     match command {
         StoreCommand::Check { json } => check(home, json),
+        StoreCommand::Copy { from, to, json } => copy(home, from.as_deref(), &to, json),
     }
+}
+
+fn copy(home: &Home, from: Option<&str>, to: &str, json: bool) -> CmdResult {
+    let from = from.map_or_else(|| home.store_location(), Location::home_or_store);
+    let to = Location::home_or_store(to);
+    let report = wasmflow_store::copy(&from, &to)?;
+    if json {
+        print::json(&report);
+    } else {
+        eprintln!(
+            "copied {} record(s), {} event(s), {}, {} blob(s) ({}), {} queue entr{} and {} token(s) \
+             from {from} to {to}; every record read back the same",
+            report.records,
+            report.events,
+            entries(report.journal_entries, "journal"),
+            report.blobs,
+            size(report.blob_bytes),
+            report.queued,
+            if report.queued == 1 { "y" } else { "ies" },
+            report.tokens,
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn check(home: &Home, json: bool) -> CmdResult {

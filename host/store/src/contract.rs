@@ -5,7 +5,8 @@
 //! A check panics with what differed.
 
 use crate::{
-    Digest, Event, ExecutionRecord, ListFilter, PurgeFilter, PurgeReport, Status, Store, StoreError,
+    Digest, Event, ExecutionRecord, ListFilter, PurgeFilter, PurgeReport, Status, Store,
+    StoreError, TokenBook,
 };
 use serde_json::json;
 use std::collections::HashSet;
@@ -275,6 +276,14 @@ pub fn blobs_are_content_addressed(open: &dyn Fn() -> Store) {
         Some(&b"hello"[..])
     );
     assert_eq!(Digest::parse("sha256:zz"), None);
+    let w = store.put_blob(b"world").unwrap();
+    let mut want = vec![a, w];
+    want.sort_by_key(|d| d.0);
+    assert_eq!(
+        store.blobs().unwrap(),
+        want,
+        "every blob once, in digest order"
+    );
 }
 
 /// Values far over any page or row size come back byte for byte.
@@ -428,4 +437,113 @@ pub fn token_book(book: &dyn crate::TokenBook) {
     assert!(!book.remove("ci").unwrap(), "a removed token is gone");
     assert_ne!(book.version(), v2, "removing a token changes the version");
     assert_eq!(book.list().unwrap(), vec![entry("viewer", true)]);
+}
+
+/// `store copy` between any two backends: `a` (empty) is filled with one
+/// of everything a store holds, copied into `b` (empty) and `b` into `c`
+/// (empty); each copy holds what `a` does, read the same way. A second
+/// copy into the same target doubles nothing, and a target holding an
+/// execution of its own is refused before anything is written.
+pub fn copy_moves_everything(
+    a: (&Store, &dyn TokenBook),
+    b: (&Store, &dyn TokenBook),
+    c: (&Store, &dyn TokenBook),
+) {
+    let store = a.0;
+    let small = store.put_blob(b"component").unwrap();
+    let big = store.put_blob(&vec![3u8; 300_000]).unwrap();
+    let _loose = store.put_blob(b"nothing refers to this").unwrap();
+    let mut parent = record(1);
+    parent.component_digest = small.to_string();
+    parent.status = Status::Succeeded;
+    parent.stdout = "y".repeat(50_000);
+    store.put(&parent).unwrap();
+    let mut child = record(2);
+    child.parent = Some(parent.id);
+    child.component_digest = big.to_string();
+    store.put(&child).unwrap();
+    store
+        .put_events(child.id, &[Event::MonotonicClock { nanoseconds: 7 }])
+        .unwrap();
+    store
+        .append_workflow_log(parent.id, 0, &[b"{\"a\":1}".to_vec(), b"{}".to_vec()], true)
+        .unwrap();
+    let mut waiting = record(3);
+    waiting.component_digest = small.to_string();
+    store.enqueue(&waiting, b"{\"from\":\"t\"}").unwrap();
+    store.flush().unwrap();
+    a.1.add(crate::TokenEntry {
+        name: "ci".into(),
+        sha256: "ab".repeat(32),
+        read_only: true,
+        created_at: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+    })
+    .unwrap();
+
+    let report = crate::copy_between(a, b).unwrap();
+    assert_eq!(
+        (report.records, report.events, report.journal_entries),
+        (3, 1, 2),
+        "{report:?}"
+    );
+    assert_eq!((report.blobs, report.queued, report.tokens), (3, 1, 1));
+    crate::copy_between(b, c).unwrap();
+    for (to, tokens) in [b, c] {
+        same_contents(store, to);
+        assert_eq!(tokens.list().unwrap(), a.1.list().unwrap());
+    }
+
+    // Again into the same target: nothing doubled.
+    let again = crate::copy_between(a, b).unwrap();
+    assert_eq!(again, report);
+    same_contents(store, b.0);
+    assert_eq!(b.1.list().unwrap().len(), 1);
+
+    // A target with an execution of its own is refused, and left alone.
+    let own = record(9);
+    c.0.put(&own).unwrap();
+    let err = crate::copy_between(a, c).unwrap_err();
+    assert!(
+        matches!(err, crate::CopyError::TargetHasOthers { count: 1, first, .. } if first == own.id),
+        "{err}"
+    );
+    assert_eq!(c.0.len().unwrap(), 4);
+}
+
+/// Everything `a` holds, `b` holds the same.
+fn same_contents(a: &Store, b: &Store) {
+    let all = ListFilter {
+        limit: 100,
+        children: true,
+        ..Default::default()
+    };
+    let records = a.list(&all).unwrap();
+    assert_eq!(b.list(&all).unwrap(), records);
+    for r in &records {
+        assert_eq!(
+            serde_json::to_string(&b.get(r.id).unwrap()).unwrap(),
+            serde_json::to_string(&Some(r)).unwrap()
+        );
+        assert_eq!(b.events(r.id).unwrap(), a.events(r.id).unwrap());
+        assert_eq!(b.workflow_log(r.id).unwrap(), a.workflow_log(r.id).unwrap());
+        assert_eq!(b.children(r.id).unwrap(), a.children(r.id).unwrap());
+    }
+    assert_eq!(b.blobs().unwrap(), a.blobs().unwrap());
+    for d in a.blobs().unwrap() {
+        assert_eq!(b.get_blob(&d).unwrap(), a.get_blob(&d).unwrap());
+    }
+    let queue = |s: &Store| -> Vec<_> {
+        s.queued()
+            .unwrap()
+            .into_iter()
+            .map(|q| (q.id, q.payload))
+            .collect()
+    };
+    assert_eq!(queue(b), queue(a));
+    let (ca, cb) = (a.check().unwrap(), b.check().unwrap());
+    assert!(cb.is_clean(), "{cb:?}");
+    assert_eq!(
+        (ca.records, ca.journal_entries, ca.blobs, ca.blob_bytes),
+        (cb.records, cb.journal_entries, cb.blobs, cb.blob_bytes)
+    );
 }

@@ -19,12 +19,13 @@
 //!   every backend (their serde form is the stored JSON);
 //! - `tokens`: where API tokens' hashes are kept ([`TokenBook`]; beside
 //!   the store, not in it: they change while a server holds the store);
-//! - `recovery`, `bundle`, `upkeep`: what is built on the interface alone
-//!   (interrupted actions, replay bundles, check and purge reports,
-//!   retention).
+//! - `recovery`, `bundle`, `upkeep`, `copy`: what is built on the interface
+//!   alone (interrupted actions, replay bundles, check and purge reports,
+//!   retention, moving a store to another backend).
 
 mod bundle;
 pub mod contract;
+mod copy;
 mod error;
 mod event;
 mod failure;
@@ -43,6 +44,7 @@ pub use event::{
     ReadOutcome, ReceiveOutcome, SendOutcome,
 };
 
+pub use copy::{copy, copy_between, CopyError, CopyReport};
 pub use error::StoreError;
 pub use failure::code;
 pub use lineage::Lineage;

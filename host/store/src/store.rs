@@ -110,6 +110,9 @@ pub trait Backend: Send + Sync {
     /// Whether a blob is stored, without reading it.
     fn has_blob(&self, digest: &Digest) -> Result<bool, StoreError>;
     fn get_blob(&self, digest: &Digest) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Every stored blob's digest, in digest order (`store copy` moves
+    /// them all, referred to or not, so that counts match).
+    fn blobs(&self) -> Result<Vec<Digest>, StoreError>;
 
     // Upkeep.
 
@@ -172,6 +175,20 @@ impl Location {
             Location::Postgres(s.to_owned())
         } else {
             Location::Dir(PathBuf::from(s))
+        }
+    }
+
+    /// What `store copy` names as either end: a `postgres://` URL, a
+    /// store directory (one sled made), or a wasmflow home (its store is
+    /// `DIR/store`, its tokens beside it). A directory that does not hold
+    /// a store yet is taken as a home.
+    pub fn home_or_store(s: &str) -> Self {
+        match Self::parse(s) {
+            Location::Dir(dir) if !dir.join("store").is_dir() && dir.join("conf").is_file() => {
+                Location::Dir(dir)
+            }
+            Location::Dir(dir) => Self::in_home(&dir),
+            url => url,
         }
     }
 

@@ -431,6 +431,18 @@ impl Backend for PgStore {
         })
     }
 
+    fn blobs(&self) -> Result<Vec<Digest>, StoreError> {
+        let keys = self.call(|client, _| async move {
+            let rows = client
+                .query("SELECT digest FROM blobs ORDER BY digest", &[])
+                .await?;
+            Ok(rows.iter().map(|r| r.get(0)).collect::<Vec<String>>())
+        })?;
+        keys.iter()
+            .map(|k| Digest::parse(k).ok_or(StoreError::BadKey))
+            .collect()
+    }
+
     fn check(&self) -> Result<CheckReport, StoreError> {
         self.check_all()
     }

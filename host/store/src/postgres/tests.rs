@@ -59,3 +59,20 @@ fn an_unreachable_server_is_named() {
         "the password is never shown: {text}"
     );
 }
+
+/// `store copy` from a sled home into PostgreSQL and back out to sled.
+#[test]
+fn a_sled_store_copies_to_postgres_and_back() {
+    use crate::{token_book, Location};
+    let dir = tempfile::tempdir().unwrap();
+    let side = |location: Location| {
+        (
+            Store::open_at(&location).unwrap(),
+            token_book(&location).unwrap(),
+        )
+    };
+    let a = side(Location::in_home(&dir.path().join("a")));
+    let b = side(Location::Postgres(PgCluster::shared().database()));
+    let c = side(Location::in_home(&dir.path().join("c")));
+    crate::contract::copy_moves_everything((&a.0, &*a.1), (&b.0, &*b.1), (&c.0, &*c.1));
+}

@@ -306,6 +306,18 @@ impl Backend for SledStore {
         }
     }
 
+    fn blobs(&self) -> Result<Vec<Digest>, StoreError> {
+        self.blobs
+            .iter()
+            .keys()
+            .map(|k| {
+                let k = k.at(self)?;
+                let digest: [u8; 32] = k.as_ref().try_into().map_err(|_| StoreError::BadKey)?;
+                Ok(Digest(digest))
+            })
+            .collect()
+    }
+
     fn check(&self) -> Result<CheckReport, StoreError> {
         self.check_all()
     }
