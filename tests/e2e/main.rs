@@ -30,6 +30,34 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// Which backend a test's store is: the suites that must hold on both
+/// take one and run once per kind ([`on_both_stores!`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreKind {
+    /// The home's own embedded store.
+    Sled,
+    /// A fresh database of this test binary's PostgreSQL cluster.
+    Postgres,
+}
+
+/// For each `fn name(kind: StoreKind)`, the tests `name::sled` and
+/// `name::postgres`: one body, run on both backends (not copied).
+#[macro_export]
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn sled() {
+                super::$name($crate::StoreKind::Sled)
+            }
+            #[test]
+            fn postgres() {
+                super::$name($crate::StoreKind::Postgres)
+            }
+        }
+    )*};
+}
+
 /// A fresh store for one test; compiled components are shared.
 #[derive(Default)]
 pub struct Home {
@@ -78,6 +106,14 @@ impl Drop for TempHome {
 impl Home {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A fresh home whose store is of `kind`.
+    pub fn with_store(kind: StoreKind) -> Self {
+        match kind {
+            StoreKind::Sled => Self::new(),
+            StoreKind::Postgres => Self::on_postgres(),
+        }
     }
 
     /// A home whose store is a fresh PostgreSQL database.

@@ -1,8 +1,11 @@
 //! `wasmflow serve`: the real server process on a loopback port, driven
 //! over HTTP (and by the CLI's --server); restarts with SIGKILL and
-//! SIGTERM really kill it.
+//! SIGTERM really kill it. Most of the suite runs on both stores
+//! (`name::sled`, `name::postgres`); the rest is about sled's one-opener
+//! lock, or about the browser and the server's environment, which no
+//! backend changes.
 
-use crate::{s, support, Home};
+use crate::{s, support, Home, StoreKind};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -43,7 +46,12 @@ output: { value: "{{ ctx.second }}" }
 
 impl Site {
     pub fn new() -> Self {
-        let home = Home::new();
+        Self::on(StoreKind::Sled)
+    }
+
+    /// A site whose store is of `kind`.
+    pub fn on(kind: StoreKind) -> Self {
+        let home = Home::with_store(kind);
         let actions = home.path().join("actions");
         let marks = home.path().join("marks");
         std::fs::create_dir_all(&actions).unwrap();
@@ -235,6 +243,18 @@ impl Server {
     }
 }
 
+// The server's contract holds whichever store is behind it.
+crate::on_both_stores!(
+    the_api_runs_lists_pages_filters_and_describes,
+    tokens_and_grants_guard_every_call,
+    logs_follow_a_running_execution_and_cancel_rerun_replay_work,
+    a_full_queue_answers_429,
+    a_killed_server_finishes_every_accepted_execution_exactly_once,
+    sigterm_drains_and_the_rest_resume_on_the_next_start,
+    a_bounded_load_is_accepted_and_every_execution_runs,
+    retention_deletes_old_executions_while_serving
+);
+
 fn step(marks: &Path, name: &str, sleep_ms: u64) -> Value {
     json!({
         "action": "step",
@@ -256,9 +276,8 @@ fn markers(marks: &Path, prefix: &str) -> usize {
         .count()
 }
 
-#[test]
-fn the_api_runs_lists_pages_filters_and_describes() {
-    let site = Site::new();
+fn the_api_runs_lists_pages_filters_and_describes(kind: StoreKind) {
+    let site = Site::on(kind);
     let srv = site.serve(&["--workers", "2"]);
     let health = srv.call("GET", "/healthz", None, None);
     assert_eq!(health.0, 200);
@@ -436,9 +455,8 @@ fn the_api_runs_lists_pages_filters_and_describes() {
     );
 }
 
-#[test]
-fn tokens_and_grants_guard_every_call() {
-    let site = Site::new();
+fn tokens_and_grants_guard_every_call(kind: StoreKind) {
+    let site = Site::on(kind);
     let srv = site.serve(&["--workers", "1"]);
     let add = json!({"action": "add", "input": {"a": 1, "b": 2}});
     let (status, v) = srv.call("POST", "/api/v1/executions", None, Some(add.clone()));
@@ -524,9 +542,8 @@ fn tokens_and_grants_guard_every_call() {
     assert_eq!(status, 404);
 }
 
-#[test]
-fn logs_follow_a_running_execution_and_cancel_rerun_replay_work() {
-    let site = Site::new();
+fn logs_follow_a_running_execution_and_cancel_rerun_replay_work(kind: StoreKind) {
+    let site = Site::on(kind);
     let srv = site.serve(&["--workers", "2"]);
 
     // SSE: lines arrive while the step runs, then `end`.
@@ -636,9 +653,8 @@ fn logs_follow_a_running_execution_and_cancel_rerun_replay_work() {
     assert_eq!(v["record"]["replay_of"], first.as_str());
 }
 
-#[test]
-fn a_full_queue_answers_429() {
-    let site = Site::new();
+fn a_full_queue_answers_429(kind: StoreKind) {
+    let site = Site::on(kind);
     let srv = site.serve(&["--workers", "1", "--queue-capacity", "2"]);
     let a = srv.start(step(&site.marks, "a", 20_000));
     let b = srv.start(step(&site.marks, "b", 20_000));
@@ -666,9 +682,8 @@ fn a_full_queue_answers_429() {
         .contains("wasmflow_executions_rejected_queue_full_total 1"));
 }
 
-#[test]
-fn a_killed_server_finishes_every_accepted_execution_exactly_once() {
-    let site = Site::new();
+fn a_killed_server_finishes_every_accepted_execution_exactly_once(kind: StoreKind) {
+    let site = Site::on(kind);
     let srv = site.serve(&["--workers", "2"]);
     let ids: Vec<String> = (0..50)
         .map(|i| srv.start(step(&site.marks, &format!("k{i:02}"), 100)))
@@ -700,9 +715,8 @@ fn a_killed_server_finishes_every_accepted_execution_exactly_once() {
     assert!((50..=52).contains(&total), "{total} marker files");
 }
 
-#[test]
-fn sigterm_drains_and_the_rest_resume_on_the_next_start() {
-    let site = Site::new();
+fn sigterm_drains_and_the_rest_resume_on_the_next_start(kind: StoreKind) {
+    let site = Site::on(kind);
     let srv = site.serve(&["--workers", "1", "--shutdown-timeout", "300ms"]);
     let long = srv.start(step(&site.marks, "long", 3000));
     let next = srv.start(step(&site.marks, "next", 0));
@@ -845,9 +859,8 @@ pub fn ab(url: &str, token: &str, body: &Path, n: usize, concurrency: usize) -> 
     text
 }
 
-#[test]
-fn a_bounded_load_is_accepted_and_every_execution_runs() {
-    let site = Site::new();
+fn a_bounded_load_is_accepted_and_every_execution_runs(kind: StoreKind) {
+    let site = Site::on(kind);
     let srv = site.serve(&["--workers", "2"]);
     let body = site.home.path().join("add.json");
     std::fs::write(&body, r#"{"action": "add", "input": {"a": 1, "b": 2}}"#).unwrap();
@@ -883,9 +896,8 @@ fn a_bounded_load_is_accepted_and_every_execution_runs() {
 
 /// `serve --retain`: executions older than the age go while the server
 /// serves (whole workflow trees, not a running one), younger ones stay.
-#[test]
-fn retention_deletes_old_executions_while_serving() {
-    let site = Site::new();
+fn retention_deletes_old_executions_while_serving(kind: StoreKind) {
+    let site = Site::on(kind);
     let server = site.serve(&["--retain", "2s", "--retain-every", "200ms"]);
     let old = server.start(json!({"action": "add", "input": {"a": 1, "b": 2}}));
     server.wait_done(&old);

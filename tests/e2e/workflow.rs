@@ -1,8 +1,9 @@
 //! Workflows end to end: the language features with a real action (the
 //! `step` fixture, Python built with componentize-py), validation errors
-//! with positions, crash and resume, re-run --from, cancel.
+//! with positions, crash and resume, re-run --from, cancel. What records
+//! runs runs on both stores (`name::sled`, `name::postgres`).
 
-use crate::{s, Home, Run};
+use crate::{s, Home, Run, StoreKind};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
@@ -34,11 +35,16 @@ pub struct Bench {
 
 impl Bench {
     pub fn new() -> Self {
+        Self::on(StoreKind::Sled)
+    }
+
+    /// A bench whose store is of `kind`.
+    pub fn on(kind: StoreKind) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let marks = dir.path().join("marks");
         std::fs::create_dir(&marks).unwrap();
         Self {
-            home: Home::new(),
+            home: Home::with_store(kind),
             dir,
             marks,
         }
@@ -129,9 +135,20 @@ output:
   summary: "a={{ ctx.a }} d={{ ctx.d }}"
 "#;
 
-#[test]
-fn transitions_publish_and_parallel_branches_join_into_the_output() {
-    let b = Bench::new();
+// What a workflow does holds whichever store records it.
+crate::on_both_stores!(
+    transitions_publish_and_parallel_branches_join_into_the_output,
+    with_items_fans_out_within_its_concurrency,
+    retry_waits_with_backoff_and_succeeds,
+    a_handled_failure_routes_on_and_an_unhandled_one_fails_naming_the_task,
+    join_on_a_number_starts_after_the_first_arrivals,
+    a_nested_workflow_runs_as_a_child_and_shows_in_the_tree,
+    bad_workflow_input_is_a_usage_error_naming_the_field,
+    rerun_from_a_task_reuses_the_results_before_it
+);
+
+fn transitions_publish_and_parallel_branches_join_into_the_output(kind: StoreKind) {
+    let b = Bench::on(kind);
     let wf = b.file("chain.yaml", CHAIN);
     let run = b.run(&wf, &["-p", "start=10"]);
     let rec = run.ok().json();
@@ -165,9 +182,8 @@ fn transitions_publish_and_parallel_branches_join_into_the_output() {
     assert_eq!(all.as_array().unwrap().len(), 5);
 }
 
-#[test]
-fn with_items_fans_out_within_its_concurrency() {
-    let b = Bench::new();
+fn with_items_fans_out_within_its_concurrency(kind: StoreKind) {
+    let b = Bench::on(kind);
     let wf = b.file(
         "items.yaml",
         r#"
@@ -224,9 +240,8 @@ output:
     assert_eq!(kids[0]["task"], "disks[0]");
 }
 
-#[test]
-fn retry_waits_with_backoff_and_succeeds() {
-    let b = Bench::new();
+fn retry_waits_with_backoff_and_succeeds(kind: StoreKind) {
+    let b = Bench::on(kind);
     let wf = b.file(
         "retry.yaml",
         r#"
@@ -266,9 +281,8 @@ output:
     );
 }
 
-#[test]
-fn a_handled_failure_routes_on_and_an_unhandled_one_fails_naming_the_task() {
-    let b = Bench::new();
+fn a_handled_failure_routes_on_and_an_unhandled_one_fails_naming_the_task(kind: StoreKind) {
+    let b = Bench::on(kind);
     let yaml = r#"
 version: 1
 input: [{ name: dir, type: string }, { name: handle, type: bool, default: true }]
@@ -316,9 +330,8 @@ output:
     );
 }
 
-#[test]
-fn join_on_a_number_starts_after_the_first_arrivals() {
-    let b = Bench::new();
+fn join_on_a_number_starts_after_the_first_arrivals(kind: StoreKind) {
+    let b = Bench::on(kind);
     let wf = b.file(
         "race.yaml",
         r#"
@@ -351,9 +364,8 @@ tasks:
     );
 }
 
-#[test]
-fn a_nested_workflow_runs_as_a_child_and_shows_in_the_tree() {
-    let b = Bench::new();
+fn a_nested_workflow_runs_as_a_child_and_shows_in_the_tree(kind: StoreKind) {
+    let b = Bench::on(kind);
     b.file(
         "inner.yaml",
         r#"
@@ -509,9 +521,8 @@ fn validation_reports_each_problem_with_its_position() {
     r.ok().stderr_has("ok (4 tasks, starts with a)");
 }
 
-#[test]
-fn bad_workflow_input_is_a_usage_error_naming_the_field() {
-    let b = Bench::new();
+fn bad_workflow_input_is_a_usage_error_naming_the_field(kind: StoreKind) {
+    let b = Bench::on(kind);
     let wf = b.file("chain.yaml", CHAIN);
     b.run(&wf, &["-p", "start=ten"])
         .code(2)
@@ -540,9 +551,8 @@ fn bad_workflow_input_is_a_usage_error_naming_the_field() {
     assert_eq!(b.runs("a"), 0);
 }
 
-#[test]
-fn rerun_from_a_task_reuses_the_results_before_it() {
-    let b = Bench::new();
+fn rerun_from_a_task_reuses_the_results_before_it(kind: StoreKind) {
+    let b = Bench::on(kind);
     let wf = b.file("chain.yaml", CHAIN);
     let first = b.run(&wf, &["-p", "start=10"]).ok().json();
     let id = first["id"].as_str().unwrap();
