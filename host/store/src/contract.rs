@@ -547,3 +547,94 @@ fn same_contents(a: &Store, b: &Store) {
         (cb.records, cb.journal_entries, cb.blobs, cb.blob_bytes)
     );
 }
+
+/// What a store with leases does ([`crate::SharedQueue`]): claims oldest
+/// first, one winner per entry however many race, an expired lease taken
+/// over and counted, renewals telling a holder what it lost, a worker
+/// that leaves releasing its entries at once.
+pub fn shared_queue(open: &dyn Fn() -> Store) {
+    let store = open();
+    let queue = store.shared_queue().expect("a shared store");
+    let long = Duration::from_secs(30);
+    let ids: Vec<_> = (1..=3)
+        .map(|n| {
+            let r = record(n);
+            store.enqueue(&r, b"{}").unwrap();
+            r.id
+        })
+        .collect();
+    store.flush().unwrap();
+    let first = queue.claim("w1", 0, long).unwrap().unwrap();
+    assert_eq!((first.entry.id, first.claims, first.lost), (ids[0], 1, 0));
+    assert_eq!(first.lost_by, None);
+    let second = queue.claim("w2", 0, long).unwrap().unwrap();
+    assert_eq!(second.entry.id, ids[1], "oldest first");
+    let short = queue
+        .claim("w3", 0, Duration::from_millis(1))
+        .unwrap()
+        .unwrap();
+    assert_eq!(short.entry.id, ids[2]);
+    std::thread::sleep(Duration::from_millis(50));
+    let taken = queue
+        .claim("w1", 1, long)
+        .unwrap()
+        .expect("expired: taken over");
+    assert_eq!((taken.entry.id, taken.claims, taken.lost), (ids[2], 2, 1));
+    assert_eq!(taken.lost_by.as_deref(), Some("w3"));
+    assert!(queue.claim("w4", 0, long).unwrap().is_none(), "all held");
+
+    let mut held = queue.renew("w1", 2, long).unwrap();
+    held.sort();
+    assert_eq!(held, vec![first.entry.seq, taken.entry.seq]);
+    assert!(queue.renew("w3", 1, long).unwrap().is_empty(), "w3 lost it");
+    let entries = queue.entries().unwrap();
+    let holders: Vec<_> = entries
+        .iter()
+        .map(|e| e.lease.as_ref().map(|l| (l.worker.as_str(), l.slot)))
+        .collect();
+    assert_eq!(
+        holders,
+        vec![Some(("w1", 0)), Some(("w2", 0)), Some(("w1", 1))]
+    );
+    let workers = queue.workers().unwrap();
+    let names: Vec<_> = workers.iter().map(|w| w.name.as_str()).collect();
+    assert_eq!(names, vec!["w1", "w3"], "w2 has sent no heartbeat");
+    assert_eq!(workers[0].running, vec![ids[0], ids[2]]);
+    assert_eq!(workers[0].concurrency, 2);
+    assert!(workers[0].silent_for < Duration::from_secs(5));
+
+    // Leaving lets go at once, and is not a lost attempt.
+    queue.leave("w1").unwrap();
+    let again = queue.claim("w2", 1, long).unwrap().unwrap();
+    assert_eq!((again.entry.id, again.claims, again.lost), (ids[0], 2, 0));
+    assert_eq!(again.lost_by, None);
+    assert_eq!(queue.workers().unwrap().len(), 1);
+    store.dequeue(again.entry.seq).unwrap();
+    assert_eq!(queue.entries().unwrap().len(), 2);
+
+    // Many claimers at once: every entry claimed exactly once, the one
+    // w1 let go of among them, the one w2 holds not.
+    for n in 0..200 {
+        store.enqueue(&record(100 + n), b"{}").unwrap();
+    }
+    store.flush().unwrap();
+    let won = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for w in 0..4 {
+            let (store, won) = (&store, &won);
+            s.spawn(move || {
+                let queue = store.shared_queue().unwrap();
+                while let Some(c) = queue.claim(&format!("racer{w}"), 0, long).unwrap() {
+                    won.lock().unwrap().push(c.entry.id);
+                }
+            });
+        }
+    });
+    let mut won = won.into_inner().unwrap();
+    let before = won.len();
+    won.sort();
+    won.dedup();
+    assert_eq!(before, won.len(), "an entry claimed twice");
+    assert_eq!(won.len(), 201);
+    assert!(won.contains(&ids[2]) && !won.contains(&ids[1]));
+}

@@ -17,6 +17,8 @@
 //!   its check and purge);
 //! - `record`, `event`, `failure`, `lineage`: what is stored, the same for
 //!   every backend (their serde form is the stored JSON);
+//! - `lease`: the queue's leases and workers' heartbeats, for a store many
+//!   processes share ([`SharedQueue`]);
 //! - `tokens`: where API tokens' hashes are kept ([`TokenBook`]; beside
 //!   the store, not in it: they change while a server holds the store);
 //! - `recovery`, `bundle`, `upkeep`, `copy`: what is built on the interface
@@ -29,6 +31,7 @@ mod copy;
 mod error;
 mod event;
 mod failure;
+mod lease;
 mod lineage;
 mod postgres;
 mod record;
@@ -47,6 +50,7 @@ pub use event::{
 pub use copy::{copy, copy_between, CopyError, CopyReport};
 pub use error::StoreError;
 pub use failure::code;
+pub use lease::{Claimed, Entry, Lease, SharedQueue, Worker};
 pub use lineage::Lineage;
 pub use record::{
     now, EnvGrant, ExecutionId, ExecutionRecord, Failure, Grants, Kind, Limits, LogLevel, LogLine,

@@ -78,6 +78,12 @@ pub trait Backend: Send + Sync {
     fn dequeue(&self, seq: u64) -> Result<(), StoreError>;
     /// Entries in the queue (pending and running).
     fn queue_len(&self) -> Result<usize, StoreError>;
+    /// The queue's leases, when many processes share this store and take
+    /// work from it ([`crate::SharedQueue`]); `None` for a store with one
+    /// opener, whose entries that process alone runs.
+    fn shared_queue(&self) -> Option<&dyn crate::SharedQueue> {
+        None
+    }
 
     // What executions received.
 

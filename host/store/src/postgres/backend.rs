@@ -276,6 +276,10 @@ impl Backend for PgStore {
         })
     }
 
+    fn shared_queue(&self) -> Option<&dyn crate::SharedQueue> {
+        Some(self)
+    }
+
     /// Replaces the execution's events in one transaction, durable with
     /// the next durable write (its record's, which follows).
     fn put_events(&self, id: ExecutionId, events: &[Event]) -> Result<(), StoreError> {

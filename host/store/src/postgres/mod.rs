@@ -4,7 +4,8 @@
 //! `executions` (id, status, parent, action, the record's JSON as text, so
 //! a record reads back byte for byte), `events` (one row per answer),
 //! `workflow_log`, `blobs` + `blob_chunks` (content-addressed, chunked),
-//! `queue`, `tokens`. Ids are ULID text compared in the "C" collation, so
+//! `queue` (with each entry's lease: see `lease`), `workers` (their
+//! heartbeats), `tokens`. Ids are ULID text compared in the "C" collation, so
 //! id order is time order as in the embedded store.
 //!
 //! Durability is PostgreSQL's: a write that must be durable commits with
@@ -19,6 +20,7 @@
 //! runtimes.
 
 mod backend;
+mod lease;
 #[cfg(test)]
 mod tests;
 mod upkeep;
@@ -32,7 +34,8 @@ use std::sync::Arc;
 
 /// The schema, one migration per version, applied in order. A database
 /// at a version past the last is refused ([`StoreError::SchemaTooNew`]).
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE executions (
     id text COLLATE "C" PRIMARY KEY,
     status text NOT NULL,
@@ -80,7 +83,24 @@ CREATE TABLE flushes (
     id integer PRIMARY KEY,
     at timestamptz NOT NULL
 );
-"#];
+"#,
+    r#"
+ALTER TABLE queue
+    ADD COLUMN worker text,
+    ADD COLUMN slot integer,
+    ADD COLUMN claimed_at timestamptz,
+    ADD COLUMN lease_until timestamptz,
+    ADD COLUMN claims integer NOT NULL DEFAULT 0,
+    ADD COLUMN lost integer NOT NULL DEFAULT 0;
+CREATE INDEX queue_by_worker ON queue (worker);
+CREATE TABLE workers (
+    name text PRIMARY KEY,
+    started_at timestamptz NOT NULL,
+    heartbeat timestamptz NOT NULL,
+    concurrency integer NOT NULL
+);
+"#,
+];
 
 /// Blobs are stored in chunks of this size (a row per chunk, so no value
 /// nears PostgreSQL's 1 GB field limit and reads stream).

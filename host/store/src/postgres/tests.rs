@@ -76,3 +76,9 @@ fn a_sled_store_copies_to_postgres_and_back() {
     let c = side(Location::in_home(&dir.path().join("c")));
     crate::contract::copy_moves_everything((&a.0, &*a.1), (&b.0, &*b.1), (&c.0, &*c.1));
 }
+
+#[test]
+fn postgres_leases_meet_the_contract() {
+    let url = PgCluster::shared().database();
+    crate::contract::shared_queue(&|| Store::new(PgStore::open(&url).unwrap()));
+}

@@ -1,0 +1,88 @@
+//! Leases on the queue, for a store many processes share: a worker
+//! claims the oldest entry nobody holds (or whose holder's lease ran
+//! out), renews its leases with a heartbeat, and lets go of them when it
+//! stops. Time is the store's clock, one for every process, so a lease's
+//! expiry does not depend on whose clock is right.
+//!
+//! Only a shared store keeps leases ([`crate::Backend::shared_queue`]):
+//! an embedded store has one opener, whose own memory knows what it runs.
+//! What a worker does with a claim (run it, start it over, resume a
+//! workflow, give up after too many lost attempts) is the server's.
+
+use crate::error::StoreError;
+use crate::record::ExecutionId;
+use crate::store::Queued;
+use std::time::{Duration, SystemTime};
+
+/// A queue whose entries processes hold under leases.
+pub trait SharedQueue: Send + Sync {
+    /// Take the oldest entry nobody holds or whose lease has expired, for
+    /// `lease` from now, on behalf of `worker`'s `slot`. One winner per
+    /// entry, however many claim at once.
+    fn claim(
+        &self,
+        worker: &str,
+        slot: u32,
+        lease: Duration,
+    ) -> Result<Option<Claimed>, StoreError>;
+    /// The heartbeat: `worker` (running `concurrency` slots) is alive, and
+    /// every lease it holds runs `lease` from now. Returns the entries it
+    /// still holds: one missing was taken over after its lease expired,
+    /// and its holder must stop running it.
+    fn renew(
+        &self,
+        worker: &str,
+        concurrency: u32,
+        lease: Duration,
+    ) -> Result<Vec<u64>, StoreError>;
+    /// `worker` stops: its leases end now (what it still held is
+    /// claimable at once, not after expiry) and it leaves the list.
+    fn leave(&self, worker: &str) -> Result<(), StoreError>;
+    /// The entries of the queue, oldest first, each with its lease.
+    fn entries(&self) -> Result<Vec<Entry>, StoreError>;
+    /// Every worker that has sent a heartbeat and not left, by name.
+    fn workers(&self) -> Result<Vec<Worker>, StoreError>;
+}
+
+/// A claim won: the entry, and what happened to it before.
+#[derive(Clone, Debug)]
+pub struct Claimed {
+    pub entry: Queued,
+    /// How many times it has been claimed, this one included.
+    pub claims: u32,
+    /// How many of those claims ended with the holder's lease expiring.
+    pub lost: u32,
+    /// The worker whose lease expired, when this claim takes over from it.
+    pub lost_by: Option<String>,
+}
+
+/// A queue entry and who holds it.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    pub seq: u64,
+    pub id: ExecutionId,
+    pub lease: Option<Lease>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Lease {
+    pub worker: String,
+    pub slot: u32,
+    /// When it was claimed.
+    pub since: SystemTime,
+    /// Whether its holder has stopped renewing it.
+    pub expired: bool,
+}
+
+/// A worker process, as its heartbeats say.
+#[derive(Clone, Debug)]
+pub struct Worker {
+    pub name: String,
+    pub started_at: SystemTime,
+    pub heartbeat: SystemTime,
+    /// How long ago the last heartbeat was, on the store's clock.
+    pub silent_for: Duration,
+    pub concurrency: u32,
+    /// What it holds, oldest first.
+    pub running: Vec<ExecutionId>,
+}

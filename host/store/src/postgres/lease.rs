@@ -1,0 +1,209 @@
+//! [`SharedQueue`] for PostgreSQL: a claim is one `UPDATE ... FROM (SELECT
+//! ... FOR UPDATE SKIP LOCKED)`, so claimers never wait on each other and
+//! never win the same entry; leases and heartbeats are timestamps on the
+//! server's clock (`now()`).
+//!
+//! Claims, renewals and departures commit without waiting for the disk:
+//! one lost in a crash of the database leaves its entry claimable again,
+//! which is what a crash of its worker does anyway.
+
+use super::PgStore;
+use crate::error::StoreError;
+use crate::lease::{Claimed, Entry, Lease, SharedQueue, Worker};
+use crate::record::ExecutionId;
+use crate::store::Queued;
+use std::time::{Duration, SystemTime};
+
+const CLAIM: &str = "\
+WITH next AS (
+    SELECT seq, worker AS was FROM queue
+    WHERE worker IS NULL OR lease_until < now()
+    ORDER BY seq LIMIT 1
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE queue q SET
+    worker = $1, slot = $2, claimed_at = now(),
+    lease_until = now() + $3 * interval '1 millisecond',
+    claims = q.claims + 1,
+    lost = q.lost + (CASE WHEN next.was IS NULL THEN 0 ELSE 1 END)
+FROM next WHERE q.seq = next.seq
+RETURNING q.seq, q.id, q.payload, q.claims, q.lost, next.was";
+
+fn id_of(text: &str) -> Result<ExecutionId, StoreError> {
+    text.parse().map_err(|_| StoreError::BadKey)
+}
+
+fn millis(d: Duration) -> f64 {
+    d.as_millis() as f64
+}
+
+impl SharedQueue for PgStore {
+    fn claim(
+        &self,
+        worker: &str,
+        slot: u32,
+        lease: Duration,
+    ) -> Result<Option<Claimed>, StoreError> {
+        let (worker, slot, lease) = (worker.to_owned(), slot as i32, millis(lease));
+        let row = self.call(move |mut client, _| async move {
+            let tx = client.transaction().await?;
+            tx.batch_execute("SET LOCAL synchronous_commit TO OFF")
+                .await?;
+            let row = tx.query_opt(CLAIM, &[&worker, &slot, &lease]).await?;
+            tx.commit().await?;
+            Ok(row.map(|r| {
+                (
+                    r.get::<_, i64>(0),
+                    r.get::<_, String>(1),
+                    r.get::<_, Vec<u8>>(2),
+                    r.get::<_, i32>(3),
+                    r.get::<_, i32>(4),
+                    r.get::<_, Option<String>>(5),
+                )
+            }))
+        })?;
+        let Some((seq, id, payload, claims, lost, was)) = row else {
+            return Ok(None);
+        };
+        Ok(Some(Claimed {
+            entry: Queued {
+                seq: seq as u64,
+                id: id_of(&id)?,
+                payload,
+            },
+            claims: claims as u32,
+            lost: lost as u32,
+            lost_by: was,
+        }))
+    }
+
+    fn renew(
+        &self,
+        worker: &str,
+        concurrency: u32,
+        lease: Duration,
+    ) -> Result<Vec<u64>, StoreError> {
+        let (worker, concurrency, lease) = (worker.to_owned(), concurrency as i32, millis(lease));
+        self.call(move |mut client, _| async move {
+            let tx = client.transaction().await?;
+            tx.batch_execute("SET LOCAL synchronous_commit TO OFF")
+                .await?;
+            tx.execute(
+                "INSERT INTO workers (name, started_at, heartbeat, concurrency) \
+                 VALUES ($1, now(), now(), $2) ON CONFLICT (name) DO UPDATE SET \
+                 heartbeat = now(), concurrency = EXCLUDED.concurrency",
+                &[&worker, &concurrency],
+            )
+            .await?;
+            let held = tx
+                .query(
+                    "UPDATE queue SET lease_until = now() + $2 * interval '1 millisecond' \
+                     WHERE worker = $1 RETURNING seq",
+                    &[&worker, &lease],
+                )
+                .await?;
+            tx.commit().await?;
+            Ok(held.iter().map(|r| r.get::<_, i64>(0) as u64).collect())
+        })
+    }
+
+    fn leave(&self, worker: &str) -> Result<(), StoreError> {
+        let worker = worker.to_owned();
+        self.call(move |mut client, _| async move {
+            let tx = client.transaction().await?;
+            tx.execute(
+                "UPDATE queue SET worker = NULL, slot = NULL, lease_until = NULL \
+                 WHERE worker = $1",
+                &[&worker],
+            )
+            .await?;
+            tx.execute("DELETE FROM workers WHERE name = $1", &[&worker])
+                .await?;
+            tx.commit().await
+        })
+    }
+
+    fn entries(&self) -> Result<Vec<Entry>, StoreError> {
+        let rows = self.call(|client, _| async move {
+            let rows = client
+                .query(
+                    "SELECT seq, id, worker, slot, claimed_at, lease_until < now() \
+                     FROM queue ORDER BY seq",
+                    &[],
+                )
+                .await?;
+            Ok(rows
+                .iter()
+                .map(|r| {
+                    (
+                        r.get::<_, i64>(0),
+                        r.get::<_, String>(1),
+                        r.get::<_, Option<String>>(2),
+                        r.get::<_, Option<i32>>(3),
+                        r.get::<_, Option<SystemTime>>(4),
+                        r.get::<_, Option<bool>>(5),
+                    )
+                })
+                .collect::<Vec<_>>())
+        })?;
+        rows.into_iter()
+            .map(|(seq, id, worker, slot, since, expired)| {
+                Ok(Entry {
+                    seq: seq as u64,
+                    id: id_of(&id)?,
+                    lease: worker.map(|worker| Lease {
+                        worker,
+                        slot: slot.unwrap_or(0) as u32,
+                        since: since.unwrap_or(SystemTime::UNIX_EPOCH),
+                        expired: expired.unwrap_or(true),
+                    }),
+                })
+            })
+            .collect()
+    }
+
+    fn workers(&self) -> Result<Vec<Worker>, StoreError> {
+        let rows = self.call(|client, _| async move {
+            let rows = client
+                .query(
+                    "SELECT w.name, w.started_at, w.heartbeat, \
+                     extract(epoch FROM now() - w.heartbeat)::float8, w.concurrency, \
+                     coalesce(array_agg(q.id ORDER BY q.seq) FILTER (WHERE q.id IS NOT NULL), '{}') \
+                     FROM workers w LEFT JOIN queue q ON q.worker = w.name \
+                     GROUP BY w.name ORDER BY w.name",
+                    &[],
+                )
+                .await?;
+            Ok(rows
+                .iter()
+                .map(|r| {
+                    (
+                        r.get::<_, String>(0),
+                        r.get::<_, SystemTime>(1),
+                        r.get::<_, SystemTime>(2),
+                        r.get::<_, f64>(3),
+                        r.get::<_, i32>(4),
+                        r.get::<_, Vec<String>>(5),
+                    )
+                })
+                .collect::<Vec<_>>())
+        })?;
+        rows.into_iter()
+            .map(
+                |(name, started_at, heartbeat, silent, concurrency, running)| {
+                    Ok(Worker {
+                        name,
+                        started_at,
+                        heartbeat,
+                        silent_for: Duration::from_secs_f64(silent.max(0.0)),
+                        concurrency: concurrency as u32,
+                        running: running
+                            .iter()
+                            .map(|id| id_of(id))
+                            .collect::<Result<_, _>>()?,
+                    })
+                },
+            )
+            .collect()
+    }
+}
