@@ -23,6 +23,7 @@ mod server;
 mod store;
 mod vm_clone;
 mod vm_provision;
+mod workers;
 mod workflow;
 mod workflow_crash;
 

@@ -103,25 +103,13 @@ impl Site {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let mut url = None;
-        for line in lines.by_ref() {
-            let line = line.unwrap();
-            log.lock().unwrap().push_str(&format!("{line}\n"));
-            if let Some(rest) = line.split("serving ").nth(1) {
-                url = Some(rest.split_whitespace().next().unwrap().to_owned());
-                break;
-            }
-        }
-        let url =
-            url.unwrap_or_else(|| panic!("the server did not start:\n{}", log.lock().unwrap()));
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for l in lines.map_while(Result::ok) {
-                sink.lock().unwrap().push_str(&format!("{l}\n"));
-            }
-        });
+        let (line, log) = started(&mut child, "serving ");
+        let url = line
+            .split("serving ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap()
+            .to_owned();
         Server {
             child,
             url,
@@ -130,6 +118,32 @@ impl Site {
             http: http_client(),
         }
     }
+}
+
+/// Read `child`'s stderr until a line containing `marker` (the process
+/// is ready), then keep collecting it in the background. The line, and
+/// the log so far and to come.
+pub fn started(child: &mut Child, marker: &str) -> (String, Arc<Mutex<String>>) {
+    let log = Arc::new(Mutex::new(String::new()));
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut ready = None;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        log.lock().unwrap().push_str(&format!("{line}\n"));
+        if line.contains(marker) {
+            ready = Some(line);
+            break;
+        }
+    }
+    let ready =
+        ready.unwrap_or_else(|| panic!("the process did not start:\n{}", log.lock().unwrap()));
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        for l in lines.map_while(Result::ok) {
+            sink.lock().unwrap().push_str(&format!("{l}\n"));
+        }
+    });
+    (ready, log)
 }
 
 /// An HTTP client for the tests. reqwest is built without a TLS crypto

@@ -116,6 +116,16 @@ pub enum Command {
     },
     /// Serve the HTTP API, the queue and its workers, webhooks and the web UI.
     Serve(Box<ServeArgs>),
+    /// Only run work, from a store many processes share (--store
+    /// postgres://...): claim executions from its queue under leases,
+    /// `--concurrency` at a time. `worker list` shows every worker.
+    #[command(args_conflicts_with_subcommands = true)]
+    Worker {
+        #[command(subcommand)]
+        command: Option<WorkerCommand>,
+        #[command(flatten)]
+        args: WorkerArgs,
+    },
     /// API tokens for `wasmflow serve` (only their hashes are stored).
     Token {
         #[command(subcommand)]
@@ -161,7 +171,8 @@ pub struct ServeArgs {
     /// Address to listen on (port 0 picks a free one).
     #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
     pub listen: std::net::SocketAddr,
-    /// Executions run at once [default: the number of cores].
+    /// Executions run at once [default: the number of cores]; 0 (on a
+    /// shared store) serves only, leaving the work to `wasmflow worker`s.
     #[arg(long)]
     pub workers: Option<usize>,
     /// Components (.wasm, .wat) and workflows (.yaml) to serve, named by
@@ -186,11 +197,55 @@ pub struct ServeArgs {
     /// How often retention looks for executions to delete.
     #[arg(long, default_value = "1m", value_name = "DURATION", hide = true)]
     pub retain_every: String,
+    #[command(flatten)]
+    pub leasing: LeaseArgs,
     /// The most an execution may be granted (requests ask within it).
     #[command(flatten)]
     pub grants: GrantArgs,
     #[command(flatten)]
     pub limits: LimitArgs,
+}
+
+#[derive(Args)]
+pub struct WorkerArgs {
+    /// Executions run at once [default: the number of cores].
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
+    /// After SIGTERM, how long running executions get before they are left
+    /// for another worker.
+    #[arg(long, default_value = "30s", value_name = "DURATION")]
+    pub shutdown_timeout: String,
+    #[command(flatten)]
+    pub leasing: LeaseArgs,
+}
+
+/// How a process takes part in a shared store's queue.
+#[derive(Args)]
+pub struct LeaseArgs {
+    /// This process's name among the workers [default: HOST-PID].
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// How long a claim holds without a heartbeat; past it, another worker
+    /// takes the execution over.
+    #[arg(long, default_value = "30s", value_name = "DURATION")]
+    pub lease: String,
+    /// How often this process renews its leases (and hears of cancels).
+    #[arg(long, default_value = "5s", value_name = "DURATION")]
+    pub heartbeat: String,
+    /// After this many workers lost while holding it, an execution fails
+    /// with `worker-lost` instead of starting again.
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub max_lost: u32,
+}
+
+#[derive(Subcommand)]
+pub enum WorkerCommand {
+    /// Every worker process: its last heartbeat and what it runs.
+    List {
+        /// Print them as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]

@@ -167,6 +167,7 @@ fn main() -> ExitCode {
         args::Command::Execution { command } => execution::execution(&home, command),
         args::Command::Serve(a) => serve::serve(&home, *a),
         args::Command::Token { command } => serve::token(&home, command),
+        args::Command::Worker { command, args } => serve::worker(&home, command, args),
         args::Command::Store { command } => store::store(&home, command),
     };
     finish(result)

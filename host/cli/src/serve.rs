@@ -1,12 +1,12 @@
-//! `wasmflow serve` and `wasmflow token`.
+//! `wasmflow serve`, `wasmflow worker` and `wasmflow token`.
 
-use crate::args::{ServeArgs, TokenCommand};
+use crate::args::{LeaseArgs, ServeArgs, TokenCommand, WorkerArgs, WorkerCommand};
 use crate::run::{grants_from, limits_from};
 use crate::units::parse_duration;
 use crate::{CmdResult, Fail, Home};
 use anyhow::anyhow;
 use std::process::ExitCode;
-use wasmflow_server::{tokens, ServeConfig};
+use wasmflow_server::{tokens, Leasing, ServeConfig, WorkConfig};
 
 pub fn serve(home: &Home, args: ServeArgs) -> CmdResult {
     // The secrets first, while this process has one thread: read once,
@@ -33,14 +33,8 @@ pub fn serve(home: &Home, args: ServeArgs) -> CmdResult {
         crate::units::parse_retention(&args.retain).map_err(|e| Fail::usage(anyhow!(e)))?;
     let retain_every = parse_duration("--retain-every", &args.retain_every)
         .map_err(|e| Fail::usage(anyhow!(e)))?;
-    let workers = args.workers.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2)
-    });
-    if workers == 0 {
-        return Err(Fail::usage(anyhow!("--workers must be at least 1")));
-    }
+    let workers = args.workers.unwrap_or_else(cores);
+    let leasing = leasing_from(&args.leasing)?;
     let config = ServeConfig {
         listen: args.listen,
         workers,
@@ -53,7 +47,9 @@ pub fn serve(home: &Home, args: ServeArgs) -> CmdResult {
         tokens: wasmflow_store::token_book(&home.store_location())?,
         retention,
         retain_every,
+        leasing,
     };
+    let shared = !home.store_location().is_exclusive();
     let rt = crate::runtime(home)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -70,9 +66,132 @@ pub fn serve(home: &Home, args: ServeArgs) -> CmdResult {
         );
     }))?;
     eprintln!(
-        "stopped: {} running execution(s) interrupted and {} pending left to resume on the next start",
-        report.interrupted, report.pending
+        "stopped: {} running execution(s) interrupted and {} pending left {}",
+        report.interrupted,
+        report.pending,
+        if shared {
+            "in the shared queue for any worker"
+        } else {
+            "to resume on the next start"
+        }
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+}
+
+fn leasing_from(args: &LeaseArgs) -> Result<Leasing, Fail> {
+    let duration =
+        |flag, text: &str| parse_duration(flag, text).map_err(|e| Fail::usage(anyhow!(e)));
+    let leasing = Leasing {
+        name: args
+            .name
+            .clone()
+            .unwrap_or_else(wasmflow_server::default_name),
+        lease: duration("--lease", &args.lease)?,
+        heartbeat: duration("--heartbeat", &args.heartbeat)?,
+        max_lost: args.max_lost,
+    };
+    if leasing.heartbeat >= leasing.lease {
+        return Err(Fail::usage(anyhow!(
+            "--heartbeat {} must be shorter than --lease {}: a lease would run out between heartbeats",
+            args.heartbeat,
+            args.lease
+        )));
+    }
+    if leasing.max_lost == 0 {
+        return Err(Fail::usage(anyhow!("--max-lost must be at least 1")));
+    }
+    Ok(leasing)
+}
+
+/// `wasmflow worker` (run work from a shared store) and `worker list`.
+pub fn worker(home: &Home, command: Option<WorkerCommand>, args: WorkerArgs) -> CmdResult {
+    if let Some(WorkerCommand::List { json }) = command {
+        return list_workers(home, json);
+    }
+    let concurrency = args.concurrency.unwrap_or_else(cores);
+    if concurrency == 0 {
+        return Err(Fail::usage(anyhow!("--concurrency must be at least 1")));
+    }
+    let config = WorkConfig {
+        concurrency,
+        shutdown_timeout: parse_duration("--shutdown-timeout", &args.shutdown_timeout)
+            .map_err(|e| Fail::usage(anyhow!(e)))?,
+        leasing: leasing_from(&args.leasing)?,
+    };
+    let components = crate::registry::components(home, false);
+    let tokens = wasmflow_store::token_book(&home.store_location())?;
+    let rt = crate::runtime(home)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("starting the tokio runtime");
+    let report = runtime.block_on(wasmflow_server::work(
+        rt,
+        components,
+        tokens,
+        config,
+        |name| {
+            eprintln!(
+                "wasmflow worker {name} running up to {concurrency} execution(s) from {}",
+                home.store_location()
+            );
+        },
+    ))?;
+    eprintln!(
+        "stopped: {} running execution(s) interrupted, left for another worker",
+        report.interrupted
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn list_workers(home: &Home, json: bool) -> CmdResult {
+    let store = crate::store(home)?;
+    let Some(queue) = store.shared_queue() else {
+        return Err(Fail::usage(anyhow!(
+            "the store at {} has one opener and no workers of its own; `worker list` needs a \
+             shared store (--store postgres://...)",
+            store.location()
+        )));
+    };
+    let workers = queue.workers()?;
+    if json {
+        let rows: Vec<_> = workers
+            .iter()
+            .map(|w| {
+                serde_json::json!({
+                    "name": w.name,
+                    "started_at": humantime::format_rfc3339_seconds(w.started_at).to_string(),
+                    "heartbeat_ms": w.silent_for.as_millis() as u64,
+                    "concurrency": w.concurrency,
+                    "running": w.running.iter().map(|id| id.to_string()).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        crate::print::json(&rows);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut table = comfy_table::Table::new();
+    table.load_preset(comfy_table::presets::NOTHING);
+    table.set_header(["NAME", "LAST HEARTBEAT", "CONCURRENCY", "RUNNING"]);
+    for w in workers {
+        table.add_row([
+            w.name,
+            format!("{:.1}s ago", w.silent_for.as_secs_f64()),
+            w.concurrency.to_string(),
+            w.running
+                .iter()
+                .map(|id| id.to_string())
+                .collect::<Vec<_>>()
+                .join(" "),
+        ]);
+    }
+    println!("{table}");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -52,6 +52,9 @@ pub struct RunOptions {
     pub defer_flush: bool,
     /// Which start of this work it is (0 or 1: the first).
     pub attempt: u32,
+    /// Lines the host puts before the action's own in its record: why
+    /// this attempt started (its worker was lost, say).
+    pub notes: Vec<wasmflow_store::LogLine>,
 }
 
 /// An execution that ends within this is written once, at its end, and
@@ -66,9 +69,10 @@ pub(crate) async fn run(
     rt: &Runtime,
     action: &Action,
     input: Value,
-    options: RunOptions,
+    mut options: RunOptions,
 ) -> Result<ExecutionRecord, RuntimeError> {
     let params = action.check_input(&input)?;
+    let notes = std::mem::take(&mut options.notes);
     let record = begin(rt, action, input, |r| {
         options.lineage.apply(r);
         r.grants = options.grants;
@@ -110,7 +114,8 @@ pub(crate) async fn run(
     };
     let record = running.finish();
     rt.store().put_events(record.id, &world.take_recorded())?;
-    let record = finish(record, outcome);
+    let mut record = finish(record, outcome);
+    record.logs.splice(0..0, notes);
     if options.defer_flush {
         rt.store().put_unflushed(&record)?;
     } else {

@@ -14,6 +14,7 @@ pub mod environ;
 pub mod live;
 mod metrics;
 pub mod queue;
+mod shared;
 pub mod tokens;
 mod ui;
 pub mod webhooks;
@@ -32,6 +33,7 @@ use wasmflow_store::{Grants, Kind, Limits, Status};
 use wasmflow_workflow::{Components, Scheduler};
 
 pub use api::ApiDoc;
+pub use shared::{default_name, Leasing};
 pub use worker::App;
 
 /// How `wasmflow serve` was asked to run.
@@ -58,6 +60,17 @@ pub struct ServeConfig {
     pub retention: wasmflow_store::Retention,
     /// How often retention looks for what to delete.
     pub retain_every: Duration,
+    /// On a shared store: this process's name and lease settings.
+    pub leasing: Leasing,
+}
+
+/// How `wasmflow worker` was asked to run: on a shared store, `concurrency`
+/// executions at a time, no HTTP.
+#[derive(Clone, Debug)]
+pub struct WorkConfig {
+    pub concurrency: usize,
+    pub shutdown_timeout: Duration,
+    pub leasing: Leasing,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +89,11 @@ pub enum ServerError {
     Store(#[from] wasmflow_store::StoreError),
     #[error(transparent)]
     Workflow(#[from] wasmflow_workflow::WorkflowError),
+    #[error(
+        "{0} needs a store many processes share (--store postgres://...); the embedded store \
+         has one opener, whose own workers run its queue"
+    )]
+    NotShared(&'static str),
     #[error("serving HTTP: {0}")]
     Http(std::io::Error),
 }
@@ -85,7 +103,10 @@ impl ServerError {
     pub fn is_usage(&self) -> bool {
         matches!(
             self,
-            ServerError::Catalog(_) | ServerError::Webhooks(_) | ServerError::Listen { .. }
+            ServerError::Catalog(_)
+                | ServerError::Webhooks(_)
+                | ServerError::Listen { .. }
+                | ServerError::NotShared(_)
         ) || matches!(self, ServerError::Store(e) if e.is_usage())
     }
 }
@@ -150,7 +171,16 @@ pub async fn serve(
         }
         None => Arc::default(),
     };
-    let queue = queue::Queue::new(rt.store().clone(), config.queue_capacity, config.workers);
+    let shared = rt.store().shared_queue().is_some();
+    if config.workers == 0 && !shared {
+        return Err(ServerError::NotShared("serve --workers 0"));
+    }
+    let queue = queue::Queue::new(
+        rt.store().clone(),
+        config.queue_capacity,
+        config.workers,
+        config.leasing.clone(),
+    );
     let restored = queue.restore(sched.interrupted()?)?;
     let app = Arc::new(App::new(
         rt,
@@ -175,11 +205,7 @@ pub async fn serve(
         })?;
     let addr = listener.local_addr().map_err(ServerError::Http)?;
 
-    let stop_workers = CancellationToken::new();
-    let mut workers = JoinSet::new();
-    for n in 0..config.workers.max(1) {
-        workers.spawn(worker::work(app.clone(), n, stop_workers.clone()));
-    }
+    let workforce = Workforce::start(&app, config.workers);
 
     let retention = (!config.retention.is_empty()).then(|| {
         tokio::spawn(retain(
@@ -208,30 +234,122 @@ pub async fn serve(
     shutdown_signal().await;
     tracing::info!("shutting down: no new work; waiting for running executions");
     app.draining.store(true, Ordering::SeqCst);
-    stop_workers.cancel();
-    let deadline = tokio::time::sleep(config.shutdown_timeout);
-    tokio::pin!(deadline);
-    loop {
-        tokio::select! {
-            joined = workers.join_next() => if joined.is_none() { break },
-            _ = &mut deadline => {
-                // Dropping a running guest's future stops it at its next
-                // epoch tick or host call.
-                workers.abort_all();
-                while workers.join_next().await.is_some() {}
-                break;
-            }
-        }
-    }
     if let Some(r) = retention {
         r.abort();
     }
-    let report = leave_for_next_start(&app)?;
+    let report = workforce.stop(&app, config.shutdown_timeout).await?;
     stop_http.cancel();
     // Followers of still-open log streams would hold the server open.
     let _ = tokio::time::timeout(Duration::from_secs(2), http).await;
     app.rt.store().flush()?;
     Ok(report)
+}
+
+/// Run only work, no HTTP (`wasmflow worker`): claim executions from a
+/// shared store's queue, `concurrency` at a time, until SIGTERM or SIGINT;
+/// then let the running ones end (up to the shutdown timeout) and leave.
+pub async fn work(
+    rt: Runtime,
+    components: Arc<dyn Components>,
+    tokens: Arc<dyn wasmflow_store::TokenBook>,
+    config: WorkConfig,
+    ready: impl FnOnce(&str),
+) -> Result<ShutdownReport, ServerError> {
+    if rt.store().shared_queue().is_none() {
+        return Err(ServerError::NotShared("wasmflow worker"));
+    }
+    let sched = Scheduler::with_components(rt.clone(), components);
+    let queue = queue::Queue::new(
+        rt.store().clone(),
+        0,
+        config.concurrency,
+        config.leasing.clone(),
+    );
+    let app = Arc::new(App::new(
+        rt,
+        sched,
+        catalog::Catalog::default(),
+        queue,
+        tokens::Tokens::new(tokens),
+        Arc::default(),
+        Grants::default(),
+        Limits::default(),
+    ));
+    let workforce = Workforce::start(&app, config.concurrency);
+    ready(&config.leasing.name);
+    shutdown_signal().await;
+    tracing::info!("shutting down: no new work; waiting for running executions");
+    workforce.stop(&app, config.shutdown_timeout).await
+}
+
+/// This process's workers and, on a shared store, its heartbeat.
+struct Workforce {
+    workers: JoinSet<()>,
+    stop: CancellationToken,
+    heartbeat: Option<tokio::task::JoinHandle<()>>,
+    stop_heartbeat: CancellationToken,
+}
+
+impl Workforce {
+    /// `n` workers; on an embedded store at least one, since nobody else
+    /// runs its queue.
+    fn start(app: &Arc<App>, n: usize) -> Self {
+        let leasing = app.queue.leasing().cloned();
+        let n = if leasing.is_some() { n } else { n.max(1) };
+        let stop = CancellationToken::new();
+        let mut workers = JoinSet::new();
+        for slot in 0..n {
+            workers.spawn(worker::work(app.clone(), slot, stop.clone()));
+        }
+        let stop_heartbeat = CancellationToken::new();
+        let heartbeat = leasing.map(|leasing| {
+            tokio::spawn(shared::heartbeat(
+                app.clone(),
+                leasing,
+                n as u32,
+                stop_heartbeat.clone(),
+            ))
+        });
+        Self {
+            workers,
+            stop,
+            heartbeat,
+            stop_heartbeat,
+        }
+    }
+
+    /// Take no more work, give what runs `timeout` to end, and leave the
+    /// rest for whoever starts next (or, on a shared store, for any other
+    /// worker at once).
+    async fn stop(mut self, app: &App, timeout: Duration) -> Result<ShutdownReport, ServerError> {
+        self.stop.cancel();
+        let deadline = tokio::time::sleep(timeout);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                joined = self.workers.join_next() => if joined.is_none() { break },
+                _ = &mut deadline => {
+                    // Dropping a running guest's future stops it at its next
+                    // epoch tick or host call.
+                    self.workers.abort_all();
+                    while self.workers.join_next().await.is_some() {}
+                    break;
+                }
+            }
+        }
+        let report = leave_for_next_start(app)?;
+        if let Some(heartbeat) = self.heartbeat {
+            self.stop_heartbeat.cancel();
+            let _ = heartbeat.await;
+            let leasing = app.queue.leasing().expect("a shared store's heartbeat");
+            app.rt
+                .store()
+                .shared_queue()
+                .expect("a shared store")
+                .leave(&leasing.name)?;
+        }
+        Ok(report)
+    }
 }
 
 /// Executions still held at shutdown stay in the queue for the next start;
@@ -258,9 +376,14 @@ fn leave_for_next_start(app: &App) -> Result<ShutdownReport, ServerError> {
                     r.logs.push(wasmflow_store::LogLine {
                         at_ms: 0,
                         level: wasmflow_store::LogLevel::Warn,
-                        message: "interrupted by server shutdown; runs again from the start \
-                                  when the server restarts"
-                            .into(),
+                        message: if app.queue.leasing().is_some() {
+                            "interrupted by server shutdown; runs again from the start \
+                             on the next worker to claim it"
+                        } else {
+                            "interrupted by server shutdown; runs again from the start \
+                             when the server restarts"
+                        }
+                        .into(),
                         progress: None,
                     });
                     store.put_unflushed(&r)?;
@@ -269,6 +392,14 @@ fn leave_for_next_start(app: &App) -> Result<ShutdownReport, ServerError> {
         }
     }
     store.flush()?;
+    if let Some(queue) = store.shared_queue() {
+        // What waits is the shared queue's, not this process's.
+        report.pending = queue
+            .entries()?
+            .iter()
+            .filter(|e| e.lease.as_ref().is_none_or(|l| l.expired))
+            .count();
+    }
     Ok(report)
 }
 
@@ -297,6 +428,7 @@ pub fn router(app: Arc<App>) -> axum::Router {
         .route("/actions", get(api::list_actions))
         .route("/actions/{name}", get(api::get_action))
         .route("/queue", get(api::queue))
+        .route("/workers", get(api::workers))
         .route_layer(axum::middleware::from_fn_with_state(
             app.clone(),
             api::authenticate,

@@ -8,6 +8,13 @@
 //! ended and runs it again under the same id. Workers take entries in
 //! accept order. This module keeps the in-memory view (who waits, who runs
 //! where) that `GET /api/v1/queue` shows; running them is `worker`'s.
+//!
+//! On a store many processes share ([`Leasing`]), the queue is the
+//! store's: accepting only writes the entry, a worker takes the next one
+//! by claiming it (a lease its process's heartbeat renews), and the view
+//! is read from the store, so it shows every process's work. Nothing is
+//! restored at start: what a stopped process held is claimable again once
+//! its lease runs out.
 
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -16,6 +23,11 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use utoipa::ToSchema;
+
+pub use crate::shared::Leasing;
+
+/// How long a worker with nothing to claim waits before asking again.
+const IDLE_POLL: Duration = Duration::from_millis(100);
 use wasmflow_store::{ExecutionId, ExecutionRecord, Kind, Status, Store, StoreError};
 
 /// What a queue entry carries besides its record.
@@ -36,10 +48,25 @@ pub enum AcceptError {
 
 /// A worker's claim on one queued execution: what the queue hands out
 /// (not the scheduler's `Job`, one attempt of a workflow task).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Ticket {
     pub seq: u64,
     pub id: ExecutionId,
+    /// On a shared store: how many earlier holders were lost (their lease
+    /// ran out), and the last of them.
+    pub lost: u32,
+    pub lost_by: Option<String>,
+}
+
+impl Ticket {
+    fn local(seq: u64, id: ExecutionId) -> Self {
+        Self {
+            seq,
+            id,
+            lost: 0,
+            lost_by: None,
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -76,18 +103,41 @@ pub struct QueueItem {
     pub action: String,
     /// Milliseconds since it was accepted.
     pub waited_ms: u64,
-    /// The worker running it (running ones only).
+    /// The worker running it (running ones only): its slot in its process.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub worker: Option<usize>,
+    /// The process running it, on a shared store (running ones only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub process: Option<String>,
     /// Milliseconds since it started (running ones only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub running_ms: Option<u64>,
+}
+
+/// `GET /api/v1/workers`: one worker process.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WorkerView {
+    pub name: String,
+    /// RFC 3339.
+    pub started_at: String,
+    /// Milliseconds since its last heartbeat.
+    pub heartbeat_ms: u64,
+    /// Whether its heartbeat is within its lease (else it is lost, and
+    /// what it held is taken over).
+    pub alive: bool,
+    pub concurrency: u32,
+    /// What it runs, by execution id, oldest first.
+    pub running: Vec<String>,
 }
 
 pub struct Queue {
     store: Store,
     capacity: usize,
     workers: usize,
+    /// Set on a shared store: this process's part in it.
+    shared: Option<Leasing>,
+    /// When this queue (this process's server) started.
+    started: SystemTime,
     entries: Mutex<HashMap<ExecutionId, QueueEntry>>,
     tickets_tx: mpsc::UnboundedSender<Ticket>,
     tickets_rx: tokio::sync::Mutex<mpsc::UnboundedReceiver<Ticket>>,
@@ -96,9 +146,12 @@ pub struct Queue {
 
 impl Queue {
     /// Must be called inside a tokio runtime (it starts the flusher).
-    pub fn new(store: Store, capacity: usize, workers: usize) -> Self {
+    /// `leasing` is used only when the store is shared.
+    pub fn new(store: Store, capacity: usize, workers: usize, leasing: Leasing) -> Self {
         let (tickets_tx, tickets_rx) = mpsc::unbounded_channel();
         Self {
+            shared: store.shared_queue().map(|_| leasing),
+            started: SystemTime::now(),
             flusher: start_flusher(store.clone()),
             store,
             capacity,
@@ -118,6 +171,9 @@ impl Queue {
         &self,
         interrupted_workflows: Vec<ExecutionRecord>,
     ) -> Result<usize, StoreError> {
+        if self.shared.is_some() {
+            return Ok(0);
+        }
         let mut n = 0;
         for q in self.store.queued()? {
             let record = match self.store.get(q.id)? {
@@ -135,10 +191,7 @@ impl Queue {
             }
             let payload = serde_json::from_slice(&q.payload).unwrap_or_default();
             self.insert(q.seq, &record, payload);
-            let _ = self.tickets_tx.send(Ticket {
-                seq: q.seq,
-                id: q.id,
-            });
+            let _ = self.tickets_tx.send(Ticket::local(q.seq, q.id));
             n += 1;
         }
         for record in interrupted_workflows {
@@ -152,7 +205,7 @@ impl Queue {
             }
             let seq = self.store.enqueue(&record, b"{}")?;
             self.insert(seq, &record, Payload::default());
-            let _ = self.tickets_tx.send(Ticket { seq, id: record.id });
+            let _ = self.tickets_tx.send(Ticket::local(seq, record.id));
             n += 1;
         }
         self.store.flush()?;
@@ -180,6 +233,9 @@ impl Queue {
         record: &ExecutionRecord,
         payload: Payload,
     ) -> Result<(), AcceptError> {
+        if self.shared.is_some() {
+            return self.accept_shared(record, payload).await;
+        }
         {
             let mut entries = self.entries.lock().expect("not poisoned");
             if entries.len() >= self.capacity {
@@ -226,8 +282,31 @@ impl Queue {
         {
             entry.seq = seq;
         }
-        let _ = self.tickets_tx.send(Ticket { seq, id: record.id });
+        let _ = self.tickets_tx.send(Ticket::local(seq, record.id));
         Ok(())
+    }
+
+    /// On a shared store: the entry is written for any worker to claim,
+    /// the capacity counted over every process's entries.
+    async fn accept_shared(
+        &self,
+        record: &ExecutionRecord,
+        payload: Payload,
+    ) -> Result<(), AcceptError> {
+        let store = self.store.clone();
+        let (record, capacity) = (record.clone(), self.capacity);
+        let bytes = serde_json::to_vec(&payload).expect("payloads serialize");
+        tokio::task::spawn_blocking(move || {
+            let held = store.queue_len()?;
+            if held >= capacity {
+                return Err(AcceptError::Full(held));
+            }
+            store.enqueue(&record, &bytes)?;
+            Ok(())
+        })
+        .await
+        .map_err(|e| AcceptError::Store(StoreError::Other(e.to_string())))??;
+        self.flush().await
     }
 
     /// Wait until everything written so far is on disk (one fsync for
@@ -244,9 +323,71 @@ impl Queue {
         }
     }
 
-    /// The next ticket, in accept order.
-    pub async fn next(&self) -> Option<Ticket> {
-        self.tickets_rx.lock().await.recv().await
+    /// The next ticket, in accept order, for this process's `slot`.
+    pub async fn next(&self, slot: usize) -> Option<Ticket> {
+        match &self.shared {
+            None => self.tickets_rx.lock().await.recv().await,
+            Some(leasing) => Some(self.claim(leasing, slot).await),
+        }
+    }
+
+    /// Claim the oldest entry nobody holds, waiting while there is none.
+    async fn claim(&self, leasing: &Leasing, slot: usize) -> Ticket {
+        loop {
+            let store = self.store.clone();
+            let (name, lease) = (leasing.name.clone(), leasing.lease);
+            let claimed = tokio::task::spawn_blocking(move || {
+                let queue = store.shared_queue().expect("a shared store");
+                let Some(c) = queue.claim(&name, slot as u32, lease)? else {
+                    return Ok(None);
+                };
+                let record = store.get(c.entry.id)?;
+                Ok::<_, StoreError>(Some((c, record)))
+            })
+            .await;
+            match claimed {
+                Ok(Ok(Some((c, record)))) => {
+                    let payload = serde_json::from_slice(&c.entry.payload).unwrap_or_default();
+                    match record {
+                        Some(record) => self.insert(c.entry.seq, &record, payload),
+                        // Its record is gone (purged): nothing to run.
+                        None => {
+                            let _ = self.store.dequeue(c.entry.seq);
+                            continue;
+                        }
+                    }
+                    return Ticket {
+                        seq: c.entry.seq,
+                        id: c.entry.id,
+                        lost: c.lost,
+                        lost_by: c.lost_by,
+                    };
+                }
+                Ok(Ok(None)) => {}
+                Ok(Err(e)) => tracing::warn!("claiming work: {e}"),
+                Err(e) => tracing::warn!("claiming work stopped: {e}"),
+            }
+            tokio::time::sleep(IDLE_POLL).await;
+        }
+    }
+
+    /// On a shared store, this process's name and settings there.
+    pub fn leasing(&self) -> Option<&Leasing> {
+        self.shared.as_ref()
+    }
+
+    /// What this process runs: id, queue position, since when, and how
+    /// to stop it.
+    pub fn running(&self) -> Vec<(ExecutionId, u64, SystemTime, CancellationToken)> {
+        self.entries
+            .lock()
+            .expect("not poisoned")
+            .iter()
+            .filter_map(|(id, e)| match e.state {
+                EntryState::Running { since, .. } => Some((*id, e.seq, since, e.cancel.clone())),
+                EntryState::Pending => None,
+            })
+            .collect()
     }
 
     /// Mark `id` running on `worker`; its entry (None if it was canceled
@@ -262,7 +403,7 @@ impl Queue {
     }
 
     /// The execution ended: out of the view and out of the queue.
-    pub fn done(&self, ticket: Ticket) {
+    pub fn done(&self, ticket: &Ticket) {
         self.entries
             .lock()
             .expect("not poisoned")
@@ -309,7 +450,85 @@ impl Queue {
             .collect()
     }
 
-    pub fn view(&self) -> QueueView {
+    pub fn view(&self) -> Result<QueueView, StoreError> {
+        if self.shared.is_some() {
+            return self.shared_view();
+        }
+        Ok(self.local_view())
+    }
+
+    /// The worker processes: on a shared store every one that sent a
+    /// heartbeat and did not leave; on an embedded store this one.
+    pub fn workers_view(&self) -> Result<Vec<WorkerView>, StoreError> {
+        let rfc3339 = |t| humantime::format_rfc3339_seconds(t).to_string();
+        let Some(leasing) = &self.shared else {
+            let mut running = self.running();
+            running.sort_by_key(|r| r.1);
+            return Ok(vec![WorkerView {
+                name: "this server".into(),
+                started_at: rfc3339(self.started),
+                heartbeat_ms: 0,
+                alive: true,
+                concurrency: self.workers as u32,
+                running: running.iter().map(|r| r.0.to_string()).collect(),
+            }]);
+        };
+        let queue = self.store.shared_queue().expect("a shared store");
+        Ok(queue
+            .workers()?
+            .into_iter()
+            .map(|w| WorkerView {
+                started_at: rfc3339(w.started_at),
+                heartbeat_ms: w.silent_for.as_millis() as u64,
+                alive: w.silent_for < leasing.lease,
+                concurrency: w.concurrency,
+                running: w.running.iter().map(|id| id.to_string()).collect(),
+                name: w.name,
+            })
+            .collect())
+    }
+
+    /// Every process's entries, as the store holds them.
+    fn shared_view(&self) -> Result<QueueView, StoreError> {
+        let queue = self.store.shared_queue().expect("a shared store");
+        let now = SystemTime::now();
+        let ms = |since: SystemTime| {
+            now.duration_since(since)
+                .unwrap_or(Duration::ZERO)
+                .as_millis() as u64
+        };
+        let (mut pending, mut running) = (Vec::new(), Vec::new());
+        for entry in queue.entries()? {
+            let Some(record) = self.store.get(entry.id)? else {
+                continue;
+            };
+            let mut item = QueueItem {
+                id: entry.id.to_string(),
+                action: record.action.clone(),
+                waited_ms: ms(record.created_at),
+                worker: None,
+                process: None,
+                running_ms: None,
+            };
+            match entry.lease {
+                Some(lease) if !lease.expired => {
+                    item.worker = Some(lease.slot as usize);
+                    item.running_ms = Some(ms(lease.since));
+                    item.process = Some(lease.worker);
+                    running.push(item);
+                }
+                _ => pending.push(item),
+            }
+        }
+        Ok(QueueView {
+            capacity: self.capacity,
+            workers: self.workers,
+            pending,
+            running,
+        })
+    }
+
+    fn local_view(&self) -> QueueView {
         let now = SystemTime::now();
         let ms = |since: SystemTime| {
             now.duration_since(since)
@@ -327,6 +546,7 @@ impl Queue {
                 action: s.action.clone(),
                 waited_ms: ms(s.accepted_at),
                 worker: None,
+                process: None,
                 running_ms: None,
             };
             match s.state {

@@ -118,7 +118,7 @@ pub async fn work(app: Arc<App>, worker: usize, stop: CancellationToken) {
         let ticket = tokio::select! {
             biased;
             _ = stop.cancelled() => return,
-            ticket = app.queue.next() => ticket,
+            ticket = app.queue.next(worker) => ticket,
         };
         let Some(ticket) = ticket else { return };
         run_ticket(&app, worker, ticket).await;
@@ -131,7 +131,7 @@ async fn run_ticket(app: &Arc<App>, worker: usize, ticket: Ticket) {
         Ok(Some(r)) if !r.is_finished() => r,
         Ok(_) => {
             // Canceled while it waited (or its record is gone).
-            app.queue.done(ticket);
+            app.queue.done(&ticket);
             app.update_depth();
             return;
         }
@@ -141,8 +141,16 @@ async fn run_ticket(app: &Arc<App>, worker: usize, ticket: Ticket) {
         }
     };
     let Some(entry) = app.queue.start(ticket.id, worker) else {
-        app.queue.done(ticket);
+        app.queue.done(&ticket);
         return;
+    };
+    let record = match taken_over(app, &ticket, record) {
+        Ok(record) => record,
+        Err(record) => {
+            // Lost with its worker too often: it ends here.
+            finish(app, ticket, record.action.clone(), *record);
+            return;
+        }
     };
     app.update_depth();
     app.metrics.started(
@@ -172,9 +180,14 @@ async fn run_ticket(app: &Arc<App>, worker: usize, ticket: Ticket) {
             r
         }
     };
-    // The record is final but maybe not on disk yet. The worker moves on;
-    // the execution ends for everyone else (followers, the queue, the
-    // metrics) once a shared flush has it on disk.
+    finish(app, ticket, name, finished);
+}
+
+/// The record is final but maybe not on disk yet. The worker moves on;
+/// the execution ends for everyone else (followers, the queue, the
+/// metrics) once a shared flush has it on disk.
+fn finish(app: &Arc<App>, ticket: Ticket, name: String, finished: ExecutionRecord) {
+    let id = finished.id;
     let app = app.clone();
     tokio::spawn(async move {
         if let Err(e) = app.queue.flush().await {
@@ -184,9 +197,56 @@ async fn run_ticket(app: &Arc<App>, worker: usize, ticket: Ticket) {
         app.metrics
             .ended(&name, finished.status.as_str(), finished.elapsed());
         app.live.end(id, finished.status);
-        app.queue.done(ticket);
+        app.queue.done(&ticket);
         app.update_depth();
     });
+}
+
+/// A claim that takes over from a lost worker (its lease ran out): say
+/// so in the record, which then starts over (an action, as its next
+/// attempt) or resumes from its journal (a workflow). After
+/// `max_lost` lost holders it fails with `worker-lost` instead (`Err`,
+/// the failed record, not yet flushed).
+fn taken_over(
+    app: &App,
+    ticket: &Ticket,
+    mut record: ExecutionRecord,
+) -> Result<ExecutionRecord, Box<ExecutionRecord>> {
+    let (Some(lost_by), Some(leasing)) = (&ticket.lost_by, app.queue.leasing()) else {
+        return Ok(record);
+    };
+    let store = app.rt.store();
+    if ticket.lost >= leasing.max_lost {
+        let message = format!(
+            "its worker was lost {} times (the last: {lost_by}, whose lease ran out); not started again",
+            ticket.lost
+        );
+        tracing::warn!("execution {}: {message}", record.id);
+        record.fail(Status::Failed, Failure::new(code::WORKER_LOST, message));
+        if let Err(e) = store.put_unflushed(&record) {
+            tracing::error!("recording the failure of {}: {e}", record.id);
+        }
+        return Err(Box::new(record));
+    }
+    let next = match record.kind {
+        Kind::Action => "starts over",
+        Kind::Workflow => "resumes from its journal",
+    };
+    let message = format!(
+        "worker {lost_by} was lost (its lease ran out); {} takes over and the execution {next}",
+        leasing.name
+    );
+    tracing::warn!("execution {}: {message}", record.id);
+    record.logs.push(wasmflow_store::LogLine {
+        at_ms: 0,
+        level: wasmflow_store::LogLevel::Warn,
+        message,
+        progress: None,
+    });
+    if let Err(e) = store.put_unflushed(&record) {
+        tracing::error!("recording the takeover of {}: {e}", record.id);
+    }
+    Ok(record)
 }
 
 async fn run_action(
@@ -204,7 +264,10 @@ async fn run_action(
     // is its next attempt, under the same id.
     let attempt = record.attempt + u32::from(record.started_at.is_some());
     let lineage = Lineage {
-        worker: Some(format!("server/{worker}")),
+        worker: Some(match app.queue.leasing() {
+            Some(leasing) => format!("{}/{worker}", leasing.name),
+            None => format!("server/{worker}"),
+        }),
         ..Lineage::of(&record)
     };
     let options = RunOptions {
@@ -217,6 +280,9 @@ async fn run_action(
         // Flushed by `run_job`, with whatever else ended or was accepted
         // meanwhile.
         defer_flush: true,
+        // A takeover's note (see `taken_over`): the one line of an earlier
+        // attempt the new record keeps.
+        notes: record.logs,
     };
     app.rt
         .run(&action, record.input, options)

@@ -585,7 +585,9 @@ pub fn shared_queue(open: &dyn Fn() -> Store) {
 
     let mut held = queue.renew("w1", 2, long).unwrap();
     held.sort();
-    assert_eq!(held, vec![first.entry.seq, taken.entry.seq]);
+    let seqs: Vec<u64> = held.iter().map(|h| h.seq).collect();
+    assert_eq!(seqs, vec![first.entry.seq, taken.entry.seq]);
+    assert!(held.iter().all(|h| !h.cancel));
     assert!(queue.renew("w3", 1, long).unwrap().is_empty(), "w3 lost it");
     let entries = queue.entries().unwrap();
     let holders: Vec<_> = entries
@@ -602,6 +604,27 @@ pub fn shared_queue(open: &dyn Fn() -> Store) {
     assert_eq!(workers[0].running, vec![ids[0], ids[2]]);
     assert_eq!(workers[0].concurrency, 2);
     assert!(workers[0].silent_for < Duration::from_secs(5));
+
+    // Cancel: a held entry is marked for its holder's next heartbeat; one
+    // nobody holds leaves the queue; one not queued is said to be so.
+    assert_eq!(
+        queue.cancel(ids[2]).unwrap(),
+        crate::Cancel::Requested {
+            worker: "w1".into()
+        }
+    );
+    let held = queue.renew("w1", 2, long).unwrap();
+    assert_eq!(
+        held.iter()
+            .filter(|h| h.cancel)
+            .map(|h| h.seq)
+            .collect::<Vec<_>>(),
+        vec![taken.entry.seq]
+    );
+    let late = record(4);
+    store.enqueue(&late, b"{}").unwrap();
+    assert_eq!(queue.cancel(late.id).unwrap(), crate::Cancel::Withdrawn);
+    assert_eq!(queue.cancel(late.id).unwrap(), crate::Cancel::NotQueued);
 
     // Leaving lets go at once, and is not a lost attempt.
     queue.leave("w1").unwrap();

@@ -49,6 +49,9 @@ pub mod code {
     pub const CANCELED: &str = "canceled";
     /// The server could not run it (its action would not load, say).
     pub const SERVER: &str = "server";
+    /// The workers that claimed it were lost (their leases ran out) too
+    /// many times, on a store many workers share.
+    pub const WORKER_LOST: &str = "worker-lost";
     /// Memory (or a table) past `--memory` or the table backstop.
     pub const MEMORY_LIMIT: &str = "memory-limit";
     pub const OUTPUT_LIMIT: &str = "output-limit";

@@ -28,13 +28,18 @@ pub trait SharedQueue: Send + Sync {
     /// The heartbeat: `worker` (running `concurrency` slots) is alive, and
     /// every lease it holds runs `lease` from now. Returns the entries it
     /// still holds: one missing was taken over after its lease expired,
-    /// and its holder must stop running it.
+    /// and its holder must stop running it; one marked `cancel` was
+    /// canceled from another process.
     fn renew(
         &self,
         worker: &str,
         concurrency: u32,
         lease: Duration,
-    ) -> Result<Vec<u64>, StoreError>;
+    ) -> Result<Vec<Held>, StoreError>;
+    /// Cancel the execution `id` wherever it is: an entry nobody holds
+    /// leaves the queue; a held one is marked for its holder, which hears
+    /// of it at its next heartbeat.
+    fn cancel(&self, id: ExecutionId) -> Result<Cancel, StoreError>;
     /// `worker` stops: its leases end now (what it still held is
     /// claimable at once, not after expiry) and it leaves the list.
     fn leave(&self, worker: &str) -> Result<(), StoreError>;
@@ -54,6 +59,25 @@ pub struct Claimed {
     pub lost: u32,
     /// The worker whose lease expired, when this claim takes over from it.
     pub lost_by: Option<String>,
+}
+
+/// An entry a worker still holds, as its heartbeat hears.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Held {
+    pub seq: u64,
+    /// Canceled from another process: stop it.
+    pub cancel: bool,
+}
+
+/// What [`SharedQueue::cancel`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Cancel {
+    /// Nobody held it: out of the queue, never to start.
+    Withdrawn,
+    /// `worker` holds it and is told.
+    Requested { worker: String },
+    /// It is not in the queue (it ended, or never was).
+    NotQueued,
 }
 
 /// A queue entry and who holds it.

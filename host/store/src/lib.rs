@@ -50,7 +50,7 @@ pub use event::{
 pub use copy::{copy, copy_between, CopyError, CopyReport};
 pub use error::StoreError;
 pub use failure::code;
-pub use lease::{Claimed, Entry, Lease, SharedQueue, Worker};
+pub use lease::{Cancel, Claimed, Entry, Held, Lease, SharedQueue, Worker};
 pub use lineage::Lineage;
 pub use record::{
     now, EnvGrant, ExecutionId, ExecutionRecord, Failure, Grants, Kind, Limits, LogLevel, LogLine,

@@ -199,8 +199,8 @@ impl Location {
     }
 
     /// Whether only one process at a time opens it (the embedded store):
-    /// an execution left `running` there has nobody to finish it. A shared
-    /// store can say so only through a lease, which it does not keep yet.
+    /// an execution left `running` there has nobody to finish it. On a
+    /// shared store only an expired lease says so ([`crate::SharedQueue`]).
     pub fn is_exclusive(&self) -> bool {
         matches!(self, Location::Dir(_))
     }

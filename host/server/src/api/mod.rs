@@ -8,7 +8,7 @@
 
 use crate::catalog::ActionDescription;
 use crate::live::LiveEvent;
-use crate::queue::{Payload, QueueView};
+use crate::queue::{Payload, QueueView, WorkerView};
 use crate::wire::{
     Accepted, ActionSummary, CreateExecution, ErrorBody, ExecutionPage, GetQuery, GrantRequest,
     Health, ListQuery, ReRun, ReplayResult,
@@ -359,22 +359,27 @@ pub async fn cancel_execution(
         ));
     }
     if app.queue.withdraw(record.id).is_some() {
-        record.fail(
-            Status::Canceled,
-            Failure::new(code::CANCELED, "canceled before it started"),
-        );
-        app.rt.store().put(&record)?;
-        app.live.end(record.id, Status::Canceled);
-        app.metrics.ended(&record.action, "canceled", None);
+        never_started(&app, &mut record)?;
         app.update_depth();
         return Ok(accepted(&record));
     }
-    match app.queue.entry(record.id) {
-        Some(entry) => {
-            entry.cancel.cancel();
+    if let Some(entry) = app.queue.entry(record.id) {
+        entry.cancel.cancel();
+        return Ok(accepted(&record));
+    }
+    // On a shared store another process may hold it, or nobody yet.
+    let elsewhere = match app.rt.store().shared_queue() {
+        Some(queue) => queue.cancel(record.id)?,
+        None => wasmflow_store::Cancel::NotQueued,
+    };
+    match elsewhere {
+        wasmflow_store::Cancel::Withdrawn => {
+            never_started(&app, &mut record)?;
             Ok(accepted(&record))
         }
-        None => Err(ApiError::new(
+        // Its worker stops it at its next heartbeat.
+        wasmflow_store::Cancel::Requested { .. } => Ok(accepted(&record)),
+        wasmflow_store::Cancel::NotQueued => Err(ApiError::new(
             StatusCode::CONFLICT,
             format!(
                 "execution {} is {} but not in this server's queue (a workflow task is \
@@ -383,6 +388,18 @@ pub async fn cancel_execution(
             ),
         )),
     }
+}
+
+/// Record a withdrawn execution as canceled before it started.
+fn never_started(app: &App, record: &mut ExecutionRecord) -> ApiResult<()> {
+    record.fail(
+        Status::Canceled,
+        Failure::new(code::CANCELED, "canceled before it started"),
+    );
+    app.rt.store().put(record)?;
+    app.live.end(record.id, Status::Canceled);
+    app.metrics.ended(&record.action, "canceled", None);
+    Ok(())
 }
 
 #[utoipa::path(post, path = "/api/v1/executions/{id}/re-run", tag = "executions",
@@ -498,8 +515,15 @@ pub async fn get_action(
 #[utoipa::path(get, path = "/api/v1/queue", tag = "queue",
     responses((status = 200, body = QueueView), (status = 401, body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn queue(State(app): State<AppState>) -> Json<QueueView> {
-    Json(app.queue.view())
+pub async fn queue(State(app): State<AppState>) -> ApiResult<Json<QueueView>> {
+    Ok(Json(app.queue.view()?))
+}
+
+#[utoipa::path(get, path = "/api/v1/workers", tag = "queue",
+    responses((status = 200, body = [WorkerView]), (status = 401, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn workers(State(app): State<AppState>) -> ApiResult<Json<Vec<WorkerView>>> {
+    Ok(Json(app.queue.workers_view()?))
 }
 
 #[utoipa::path(post, path = "/api/v1/webhooks/{name}", tag = "webhooks",
@@ -590,9 +614,11 @@ impl utoipa::Modify for BearerAuth {
 #[openapi(
     info(title = "wasmflow", description = "Run WebAssembly actions and workflows: queue, records, logs, replay."),
     paths(create_execution, list_executions, get_execution, execution_logs, cancel_execution,
-        rerun_execution, replay_execution, list_actions, get_action, queue, webhook, healthz, metrics),
+        rerun_execution, replay_execution, list_actions, get_action, queue, workers, webhook, healthz,
+        metrics),
     components(schemas(CreateExecution, GrantRequest, Accepted, ExecutionPage, ReRun, ReplayResult,
-        ActionSummary, ActionDescription, QueueView, crate::queue::QueueItem, Health, ErrorBody)),
+        ActionSummary, ActionDescription, QueueView, crate::queue::QueueItem, WorkerView, Health,
+        ErrorBody)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;

@@ -9,7 +9,7 @@
 
 use super::PgStore;
 use crate::error::StoreError;
-use crate::lease::{Claimed, Entry, Lease, SharedQueue, Worker};
+use crate::lease::{Cancel, Claimed, Entry, Held, Lease, SharedQueue, Worker};
 use crate::record::ExecutionId;
 use crate::store::Queued;
 use std::time::{Duration, SystemTime};
@@ -82,7 +82,7 @@ impl SharedQueue for PgStore {
         worker: &str,
         concurrency: u32,
         lease: Duration,
-    ) -> Result<Vec<u64>, StoreError> {
+    ) -> Result<Vec<Held>, StoreError> {
         let (worker, concurrency, lease) = (worker.to_owned(), concurrency as i32, millis(lease));
         self.call(move |mut client, _| async move {
             let tx = client.transaction().await?;
@@ -98,12 +98,49 @@ impl SharedQueue for PgStore {
             let held = tx
                 .query(
                     "UPDATE queue SET lease_until = now() + $2 * interval '1 millisecond' \
-                     WHERE worker = $1 RETURNING seq",
+                     WHERE worker = $1 RETURNING seq, cancel",
                     &[&worker, &lease],
                 )
                 .await?;
             tx.commit().await?;
-            Ok(held.iter().map(|r| r.get::<_, i64>(0) as u64).collect())
+            Ok(held
+                .iter()
+                .map(|r| Held {
+                    seq: r.get::<_, i64>(0) as u64,
+                    cancel: r.get(1),
+                })
+                .collect())
+        })
+    }
+
+    fn cancel(&self, id: ExecutionId) -> Result<Cancel, StoreError> {
+        let id = id.to_string();
+        self.call(move |mut client, _| async move {
+            let tx = client.transaction().await?;
+            let withdrawn = tx
+                .execute(
+                    "DELETE FROM queue WHERE id = $1 AND (worker IS NULL OR lease_until < now())",
+                    &[&id],
+                )
+                .await?;
+            let outcome = if withdrawn > 0 {
+                Cancel::Withdrawn
+            } else {
+                match tx
+                    .query_opt(
+                        "UPDATE queue SET cancel = true WHERE id = $1 RETURNING worker",
+                        &[&id],
+                    )
+                    .await?
+                {
+                    Some(row) => Cancel::Requested {
+                        worker: row.get::<_, Option<String>>(0).unwrap_or_default(),
+                    },
+                    None => Cancel::NotQueued,
+                }
+            };
+            tx.commit().await?;
+            Ok(outcome)
         })
     }
 

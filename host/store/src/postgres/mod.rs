@@ -91,7 +91,8 @@ ALTER TABLE queue
     ADD COLUMN claimed_at timestamptz,
     ADD COLUMN lease_until timestamptz,
     ADD COLUMN claims integer NOT NULL DEFAULT 0,
-    ADD COLUMN lost integer NOT NULL DEFAULT 0;
+    ADD COLUMN lost integer NOT NULL DEFAULT 0,
+    ADD COLUMN cancel boolean NOT NULL DEFAULT false;
 CREATE INDEX queue_by_worker ON queue (worker);
 CREATE TABLE workers (
     name text PRIMARY KEY,

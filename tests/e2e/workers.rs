@@ -1,0 +1,376 @@
+//! Many processes on one PostgreSQL store: `serve --workers 0` only
+//! serves, `wasmflow worker`s claim the work under leases. Workers are
+//! really killed with SIGKILL; another takes their work over once the
+//! lease runs out (short leases here, so the tests take seconds).
+
+use crate::server::{started, Server, Site};
+use crate::{s, Home, StoreKind};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Lease settings short enough for a test to wait out.
+const FAST: &[&str] = &["--lease", "1500ms", "--heartbeat", "200ms"];
+
+/// A `wasmflow worker` process.
+struct Worker {
+    child: Child,
+    log: Arc<Mutex<String>>,
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Worker {
+    fn start(site: &Site, name: &str, extra: &[&str]) -> Self {
+        let mut child = site
+            .home
+            .cmd()
+            .args(["worker", "--name", name])
+            .args(if extra.contains(&"--concurrency") {
+                &[][..]
+            } else {
+                &["--concurrency", "2"][..]
+            })
+            .args(FAST)
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (_, log) = started(&mut child, &format!("wasmflow worker {name} running"));
+        Self { child, log }
+    }
+
+    /// SIGKILL, and wait until it is gone.
+    fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+fn api_only(site: &Site) -> Server {
+    let mut args = vec!["--workers", "0", "--name", "api"];
+    args.extend_from_slice(FAST);
+    site.serve(&args)
+}
+
+fn step(site: &Site, name: &str, sleep_ms: u64) -> Value {
+    json!({
+        "action": "step",
+        "input": {"req": {"name": name, "dir": s(&site.marks), "sleep-ms": sleep_ms}},
+        "grants": {"write": [s(&site.marks)]},
+    })
+}
+
+fn markers(site: &Site, name: &str) -> usize {
+    std::fs::read_dir(&site.marks)
+        .unwrap()
+        .filter(|e| {
+            let file = e.as_ref().unwrap().file_name();
+            let file = file.to_string_lossy();
+            file.rsplit_once('.').map(|(stem, _)| stem) == Some(name)
+        })
+        .count()
+}
+
+/// Wait until `id` runs on a worker process; that process's name.
+fn running_on(srv: &Server, id: &str) -> String {
+    let start = Instant::now();
+    loop {
+        let q = srv.get("/api/v1/queue");
+        if let Some(item) = q["running"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["id"] == id)
+        {
+            return item["process"].as_str().unwrap().to_owned();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{id} never ran: {q}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Wait until the step `name` of execution `id` runs its guest (its
+/// record says `running` and its marker file is there), past loading.
+fn guest_started(srv: &Server, site: &Site, id: &str, name: &str) {
+    srv.wait_status(id, &["running"]);
+    let start = Instant::now();
+    while markers(site, name) == 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{name} never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn one_api_and_three_workers_run_a_thousand_executions_exactly_once() {
+    let site = Site::on(StoreKind::Postgres);
+    let srv = api_only(&site);
+    let workers: Vec<_> = ["w1", "w2", "w3"]
+        .iter()
+        .map(|n| Worker::start(&site, n, &[]))
+        .collect();
+    // 940 WAT actions, 50 Python steps, 10 workflows of two steps each.
+    let mut adds = BTreeMap::new();
+    let mut steps = Vec::new();
+    let mut flows = Vec::new();
+    let mut seen = BTreeSet::new();
+    for n in 0..1000u64 {
+        if n % 100 == 0 {
+            let body = json!({"action": "chain", "input": {"dir": s(&site.marks), "start": n}});
+            flows.push((n, srv.start(body)));
+        } else if n % 20 == 1 {
+            steps.push((
+                format!("s{n}"),
+                srv.start(step(&site, &format!("s{n}"), 50)),
+            ));
+        } else {
+            let id = srv.start(json!({"action": "add", "input": {"a": n, "b": 1}}));
+            adds.insert(id, n + 1);
+        }
+        if n % 50 == 0 {
+            // While it runs, the queue view shows which process runs what.
+            for item in srv.get("/api/v1/queue")["running"].as_array().unwrap() {
+                seen.insert(item["process"].as_str().unwrap().to_owned());
+            }
+        }
+    }
+    let mut ran_on = BTreeMap::<String, usize>::new();
+    for (id, sum) in &adds {
+        let r = srv.wait_done(id);
+        assert_eq!(r["status"], "succeeded", "{r}");
+        assert_eq!(r["result"], *sum, "{r}");
+        assert_eq!(r["attempt"].as_u64().unwrap_or(1), 1, "started once: {r}");
+        let worker = r["worker"].as_str().unwrap();
+        *ran_on
+            .entry(worker.split('/').next().unwrap().to_owned())
+            .or_default() += 1;
+    }
+    for (name, id) in &steps {
+        let r = srv.wait_done(id);
+        assert_eq!(r["status"], "succeeded", "{r}");
+        assert_eq!(markers(&site, name), 1, "{name} ran once");
+    }
+    for (n, id) in &flows {
+        let r = srv.wait_done(id);
+        assert_eq!(r["status"], "succeeded", "{r}");
+        // first: n + 1; second: n + 2.
+        assert_eq!(r["result"], json!({"value": n + 2}), "{r}");
+    }
+    assert_eq!(markers(&site, "first"), flows.len());
+    assert_eq!(markers(&site, "second"), flows.len());
+    let names: BTreeSet<_> = ran_on.keys().cloned().collect();
+    assert_eq!(
+        names,
+        ["w1", "w2", "w3"].iter().map(|s| s.to_string()).collect(),
+        "every worker took work: {ran_on:?}"
+    );
+    assert!(!seen.is_empty(), "the queue view showed running work");
+    assert!(seen.iter().all(|p| names.contains(p)), "{seen:?}");
+    // Every worker is listed, by the API and the CLI, with nothing left.
+    let listed = srv.get("/api/v1/workers");
+    let listed: BTreeSet<_> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(names.is_subset(&listed), "{listed:?}");
+    let cli = site.home.run(&["worker", "list"]);
+    for n in &names {
+        assert!(cli.ok().stdout.contains(n.as_str()), "{}", cli.stdout);
+    }
+    let q = srv.get("/api/v1/queue");
+    assert!(q["pending"].as_array().unwrap().is_empty(), "{q}");
+    for w in &workers {
+        let log = w.log.lock().unwrap();
+        assert!(!log.contains("panicked") && !log.contains("ERROR"), "{log}");
+    }
+}
+
+#[test]
+fn a_killed_workers_action_is_taken_over_after_its_lease_and_counted() {
+    let site = Site::on(StoreKind::Postgres);
+    let srv = api_only(&site);
+    let first = Worker::start(&site, "doomed", &[]);
+    let id = srv.start(step(&site, "slow", 4000));
+    assert_eq!(running_on(&srv, &id), "doomed");
+    guest_started(&srv, &site, &id, "slow");
+    let killed = Instant::now();
+    first.kill();
+    let _second = Worker::start(&site, "heir", &[]);
+    let r = srv.wait_done(&id);
+    let took = killed.elapsed();
+    assert_eq!(r["status"], "succeeded", "{r}");
+    assert_eq!(r["attempt"], 2, "{r}");
+    assert!(r["worker"].as_str().unwrap().starts_with("heir/"), "{r}");
+    assert!(
+        r["logs"].to_string().contains("worker doomed was lost"),
+        "{r}"
+    );
+    // The killed attempt had started (its marker), the second ran it all.
+    assert_eq!(markers(&site, "slow"), 2);
+    assert_eq!(r["result"]["runs"], 2, "{r}");
+    // Lease 1.5 s, then the 4 s step again.
+    assert!(took < Duration::from_secs(30), "{took:?}");
+    eprintln!("takeover: ended {took:?} after the kill");
+}
+
+#[test]
+fn a_killed_workers_fan_out_resumes_without_rerunning_finished_items() {
+    let site = Site::on(StoreKind::Postgres);
+    let fan = r#"
+version: 1
+input:
+  - { name: dir, type: string }
+  - { name: items, type: "list<s64>" }
+grants: { write: ["{{ input.dir }}"] }
+tasks:
+  each:
+    action: step.wasm
+    with-items: "{{ input.items }}"
+    concurrency: 2
+    input: { req: { name: "item{{ item }}", dir: "{{ input.dir }}", sleep-ms: 600 } }
+"#;
+    std::fs::write(site.actions.join("fan.yaml"), fan).unwrap();
+    let srv = api_only(&site);
+    let first = Worker::start(&site, "doomed", &[]);
+    let id = srv.start(json!({"action": "fan", "input": {"dir": s(&site.marks), "items": [0, 1, 2, 3, 4, 5, 6, 7]}}));
+    // Let a few items finish, then kill the worker mid-fan-out.
+    let start = Instant::now();
+    let finished_before = loop {
+        let tree = site
+            .home
+            .run(&["execution", "get", &id, "--tree", "--json"])
+            .ok()
+            .json();
+        let done: Vec<String> = tree["children"]
+            .as_array()
+            .map(|c| {
+                c.iter()
+                    .filter(|c| c["status"] == "succeeded")
+                    .map(|c| c["input"]["req"]["name"].as_str().unwrap().to_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if done.len() >= 3 {
+            break done;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "{tree}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    first.kill();
+    let _second = Worker::start(&site, "heir", &[]);
+    let r = srv.wait_done(&id);
+    assert_eq!(r["status"], "succeeded", "{r}");
+    for n in 0..8 {
+        let name = format!("item{n}");
+        let runs = markers(&site, &name);
+        if finished_before.contains(&name) {
+            assert_eq!(runs, 1, "{name} had finished and ran again");
+        } else {
+            assert!((1..=2).contains(&runs), "{name}: {runs} runs");
+        }
+    }
+}
+
+#[test]
+fn an_execution_whose_workers_keep_dying_fails_as_worker_lost() {
+    let site = Site::on(StoreKind::Postgres);
+    let srv = api_only(&site);
+    let first = Worker::start(&site, "doomed", &[]);
+    let id = srv.start(step(&site, "deadly", 5000));
+    running_on(&srv, &id);
+    guest_started(&srv, &site, &id, "deadly");
+    first.kill();
+    let _second = Worker::start(&site, "judge", &["--max-lost", "1"]);
+    let r = srv.wait_done(&id);
+    assert_eq!(r["status"], "failed", "{r}");
+    assert_eq!(r["error"]["code"], "worker-lost", "{r}");
+    assert!(
+        r["error"]["message"].as_str().unwrap().contains("doomed"),
+        "{r}"
+    );
+    assert_eq!(markers(&site, "deadly"), 1, "not started again");
+}
+
+#[test]
+fn cancel_reaches_a_worker_in_another_process() {
+    let site = Site::on(StoreKind::Postgres);
+    let srv = api_only(&site);
+    let _w = Worker::start(&site, "w1", &["--concurrency", "1"]);
+    let long = srv.start(step(&site, "long", 20_000));
+    running_on(&srv, &long);
+    // Waiting behind it: withdrawn from the shared queue.
+    let waiting = srv.start(step(&site, "waiting", 0));
+    let (code, _) = srv.post(&format!("/api/v1/executions/{waiting}/cancel"), json!({}));
+    assert_eq!(code, 202);
+    let (code, _) = srv.post(&format!("/api/v1/executions/{long}/cancel"), json!({}));
+    assert_eq!(code, 202);
+    let start = Instant::now();
+    assert_eq!(srv.wait_done(&long)["status"], "canceled");
+    assert!(start.elapsed() < Duration::from_secs(10));
+    let r = srv.wait_done(&waiting);
+    assert_eq!(r["status"], "canceled", "{r}");
+    assert_eq!(markers(&site, "waiting"), 0);
+}
+
+#[test]
+fn after_every_process_is_killed_one_new_one_finishes_everything() {
+    let site = Site::on(StoreKind::Postgres);
+    let mut args = vec!["--workers", "2", "--name", "a"];
+    args.extend_from_slice(FAST);
+    let srv = site.serve(&args);
+    let workers: Vec<_> = ["w1", "w2"]
+        .iter()
+        .map(|n| Worker::start(&site, n, &[]))
+        .collect();
+    let ids: Vec<String> = (0..40)
+        .map(|n| srv.start(step(&site, &format!("k{n}"), 300)))
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    drop(srv); // SIGKILL
+    for w in workers {
+        w.kill();
+    }
+    let mut args = vec!["--workers", "2", "--name", "b"];
+    args.extend_from_slice(FAST);
+    let srv = site.serve(&args);
+    for id in &ids {
+        assert_eq!(srv.wait_done(id)["status"], "succeeded");
+    }
+    for n in 0..40 {
+        let runs = markers(&site, &format!("k{n}"));
+        assert!((1..=2).contains(&runs), "k{n}: {runs}");
+    }
+}
+
+#[test]
+fn a_store_with_one_opener_has_no_worker_processes() {
+    let home = Home::new();
+    home.run(&["worker", "--concurrency", "1"])
+        .code(2)
+        .stderr_has("wasmflow worker needs a store many processes share");
+    home.run(&["serve", "--workers", "0"])
+        .code(2)
+        .stderr_has("serve --workers 0 needs a store many processes share");
+    home.run(&["worker", "list"])
+        .code(2)
+        .stderr_has("needs a shared store");
+    home.run(&["worker", "--heartbeat", "30s", "--lease", "10s"])
+        .code(2)
+        .stderr_has("--heartbeat 30s must be shorter than --lease 10s");
+}
