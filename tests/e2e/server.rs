@@ -148,7 +148,7 @@ pub fn started(child: &mut Child, marker: &str) -> (String, Arc<Mutex<String>>) 
 
 /// An HTTP client for the tests. reqwest is built without a TLS crypto
 /// provider of its own (as in wasmflow), so the test process installs one.
-fn http_client() -> reqwest::blocking::Client {
+pub fn http_client() -> reqwest::blocking::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(60))

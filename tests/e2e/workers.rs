@@ -101,6 +101,30 @@ fn running_on(srv: &Server, id: &str) -> String {
     }
 }
 
+/// The SSE events of `id`'s log stream, up to `end`.
+fn follow(srv: &Server, id: &str) -> Vec<(String, Value)> {
+    use std::io::BufRead;
+    let resp = crate::server::http_client()
+        .get(format!("{}/api/v1/executions/{id}/logs", srv.url))
+        .bearer_auth(&srv.token)
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let (mut events, mut event) = (Vec::new(), String::new());
+    for line in std::io::BufReader::new(resp).lines() {
+        let line = line.unwrap();
+        if let Some(e) = line.strip_prefix("event: ") {
+            event = e.to_owned();
+        } else if let Some(d) = line.strip_prefix("data: ") {
+            events.push((event.clone(), serde_json::from_str(d).unwrap()));
+            if event == "end" {
+                break;
+            }
+        }
+    }
+    events
+}
+
 /// Wait until the step `name` of execution `id` runs its guest (its
 /// record says `running` and its marker file is there), past loading.
 fn guest_started(srv: &Server, site: &Site, id: &str, name: &str) {
@@ -212,8 +236,21 @@ fn a_killed_workers_action_is_taken_over_after_its_lease_and_counted() {
     let killed = Instant::now();
     first.kill();
     let _second = Worker::start(&site, "heir", &[]);
-    let r = srv.wait_done(&id);
+    // Followed from the API process, which runs nothing: the lines and
+    // the end arrive once the record has them.
+    let events = follow(&srv, &id);
     let took = killed.elapsed();
+    let r = srv.wait_done(&id);
+    assert_eq!(
+        events.last().unwrap(),
+        &("end".into(), json!({"event": "end", "status": "succeeded"}))
+    );
+    assert!(
+        events
+            .iter()
+            .any(|(e, d)| e == "log" && d["message"] == "slow: done waiting"),
+        "{events:?}"
+    );
     assert_eq!(r["status"], "succeeded", "{r}");
     assert_eq!(r["attempt"], 2, "{r}");
     assert!(r["worker"].as_str().unwrap().starts_with("heir/"), "{r}");

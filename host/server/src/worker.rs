@@ -88,13 +88,18 @@ impl App {
     }
 
     /// Accept a pending record into the queue. Its live channel opens
-    /// first, so followers miss nothing a fast worker says.
+    /// first, so followers miss nothing a fast worker says. On a shared
+    /// store the process that claims it opens one instead (followers
+    /// elsewhere read its record when it ends).
     pub async fn submit(
         &self,
         record: &ExecutionRecord,
         payload: Payload,
     ) -> Result<(), AcceptError> {
-        self.live.open(record.id);
+        let shared = self.queue.leasing().is_some();
+        if !shared {
+            self.live.open(record.id);
+        }
         match self.queue.accept(record, payload).await {
             Ok(()) => {
                 self.metrics.accepted();
@@ -140,7 +145,11 @@ async fn run_ticket(app: &Arc<App>, worker: usize, ticket: Ticket) {
             return;
         }
     };
+    if app.queue.leasing().is_some() {
+        app.live.open(ticket.id);
+    }
     let Some(entry) = app.queue.start(ticket.id, worker) else {
+        app.live.forget(ticket.id);
         app.queue.done(&ticket);
         return;
     };
