@@ -26,8 +26,10 @@ use utoipa::ToSchema;
 
 pub use crate::shared::Leasing;
 
-/// How long a worker with nothing to claim waits before asking again.
-const IDLE_POLL: Duration = Duration::from_millis(100);
+/// How long a worker with nothing to claim waits before asking again,
+/// unless an arrival wakes it first: what it finds by polling is work
+/// whose lease ran out.
+const IDLE_POLL: Duration = Duration::from_millis(250);
 use wasmflow_store::{ExecutionId, ExecutionRecord, Kind, Status, Store, StoreError};
 
 /// What a queue entry carries besides its record.
@@ -333,7 +335,17 @@ impl Queue {
 
     /// Claim the oldest entry nobody holds, waiting while there is none.
     async fn claim(&self, leasing: &Leasing, slot: usize) -> Ticket {
+        let arrivals = self
+            .store
+            .shared_queue()
+            .expect("a shared store")
+            .arrivals();
         loop {
+            // Listening before asking, so an entry added while the claim
+            // runs wakes this slot.
+            let arrived = arrivals.notified();
+            tokio::pin!(arrived);
+            arrived.as_mut().enable();
             let store = self.store.clone();
             let (name, lease) = (leasing.name.clone(), leasing.lease);
             let claimed = tokio::task::spawn_blocking(move || {
@@ -367,7 +379,10 @@ impl Queue {
                 Ok(Err(e)) => tracing::warn!("claiming work: {e}"),
                 Err(e) => tracing::warn!("claiming work stopped: {e}"),
             }
-            tokio::time::sleep(IDLE_POLL).await;
+            tokio::select! {
+                _ = tokio::time::sleep(IDLE_POLL) => {}
+                _ = &mut arrived => {}
+            }
         }
     }
 

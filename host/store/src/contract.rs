@@ -635,6 +635,25 @@ pub fn shared_queue(open: &dyn Fn() -> Store) {
     store.dequeue(again.entry.seq).unwrap();
     assert_eq!(queue.entries().unwrap().len(), 2);
 
+    // An idle worker hears of a new entry from any process.
+    let arrivals = queue.arrivals();
+    std::thread::sleep(Duration::from_millis(300)); // the listener connects
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let fifth = record(5);
+    rt.block_on(async {
+        let heard = arrivals.notified();
+        tokio::pin!(heard);
+        heard.as_mut().enable();
+        open().enqueue(&fifth, b"{}").unwrap();
+        tokio::time::timeout(Duration::from_secs(10), heard)
+            .await
+            .expect("woken by the enqueue");
+    });
+    assert_eq!(queue.cancel(fifth.id).unwrap(), crate::Cancel::Withdrawn);
+
     // Many claimers at once: every entry claimed exactly once, the one
     // w1 let go of among them, the one w2 holds not.
     for n in 0..200 {

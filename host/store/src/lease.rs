@@ -47,6 +47,10 @@ pub trait SharedQueue: Send + Sync {
     fn entries(&self) -> Result<Vec<Entry>, StoreError>;
     /// Every worker that has sent a heartbeat and not left, by name.
     fn workers(&self) -> Result<Vec<Worker>, StoreError>;
+    /// Woken (every waiter at once) when any process adds an entry or lets
+    /// go of some, so an idle worker claims at once instead of at its next
+    /// poll. A lease running out wakes nobody: workers poll for those.
+    fn arrivals(&self) -> std::sync::Arc<tokio::sync::Notify>;
 }
 
 /// A claim won: the entry, and what happened to it before.

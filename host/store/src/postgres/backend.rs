@@ -225,6 +225,8 @@ impl Backend for PgStore {
                 &[&row.id, &row.status, &row.parent, &row.action, &row.body],
             )
             .await?;
+            tx.batch_execute(&format!("NOTIFY {}", super::lease::ARRIVALS))
+                .await?;
             tx.commit().await?;
             Ok(seq)
         })?;

@@ -12,7 +12,13 @@ use crate::error::StoreError;
 use crate::lease::{Cancel, Claimed, Entry, Held, Lease, SharedQueue, Worker};
 use crate::record::ExecutionId;
 use crate::store::Queued;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+use tokio::sync::Notify;
+
+/// The channel every enqueue and release notifies (`NOTIFY`, delivered
+/// when its transaction commits).
+pub(super) const ARRIVALS: &str = "wasmflow_queue";
 
 const CLAIM: &str = "\
 WITH next AS (
@@ -38,6 +44,23 @@ fn millis(d: Duration) -> f64 {
 }
 
 impl SharedQueue for PgStore {
+    fn arrivals(&self) -> Arc<Notify> {
+        self.arrivals
+            .get_or_init(|| {
+                let notify = Arc::new(Notify::new());
+                let (config, woken) = (self.config.clone(), notify.clone());
+                let runtime = self.runtime.as_ref().expect("running until dropped");
+                match config.get_ssl_mode() {
+                    tokio_postgres::config::SslMode::Disable => {
+                        runtime.spawn(listen(config, tokio_postgres::NoTls, woken))
+                    }
+                    _ => runtime.spawn(listen(config, super::tls(), woken)),
+                };
+                notify
+            })
+            .clone()
+    }
+
     fn claim(
         &self,
         worker: &str,
@@ -156,6 +179,7 @@ impl SharedQueue for PgStore {
             .await?;
             tx.execute("DELETE FROM workers WHERE name = $1", &[&worker])
                 .await?;
+            tx.batch_execute(&format!("NOTIFY {ARRIVALS}")).await?;
             tx.commit().await
         })
     }
@@ -242,5 +266,42 @@ impl SharedQueue for PgStore {
                 },
             )
             .collect()
+    }
+}
+
+/// Hold a connection that `LISTEN`s for arrivals and wake every waiter on
+/// each; reconnect after a second when it drops (and wake them then too:
+/// what arrived meanwhile was not heard).
+async fn listen<T>(config: tokio_postgres::Config, tls: T, notify: Arc<Notify>)
+where
+    T: tokio_postgres::tls::MakeTlsConnect<tokio_postgres::Socket> + Clone + Send + 'static,
+    T::Stream: Send + 'static,
+{
+    use futures_util::StreamExt;
+    loop {
+        if let Ok((client, mut connection)) = config.connect(tls.clone()).await {
+            let (heard, mut hearing) = tokio::sync::mpsc::unbounded_channel();
+            let driver = tokio::spawn(async move {
+                let mut messages =
+                    futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+                while let Some(Ok(message)) = messages.next().await {
+                    if let tokio_postgres::AsyncMessage::Notification(_) = message {
+                        let _ = heard.send(());
+                    }
+                }
+            });
+            if client
+                .batch_execute(&format!("LISTEN {ARRIVALS}"))
+                .await
+                .is_ok()
+            {
+                while hearing.recv().await.is_some() {
+                    notify.notify_waiters();
+                }
+            }
+            driver.abort();
+        }
+        notify.notify_waiters();
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }

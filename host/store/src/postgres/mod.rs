@@ -116,6 +116,11 @@ pub(crate) struct PgStore {
     /// A write was committed without waiting for the disk since the last
     /// flush.
     dirty: Arc<AtomicBool>,
+    /// To connect the listener for queue arrivals (`lease::listen`).
+    config: tokio_postgres::Config,
+    /// Woken when any process adds or releases a queue entry, once
+    /// someone asked ([`crate::SharedQueue::arrivals`]).
+    arrivals: std::sync::OnceLock<Arc<tokio::sync::Notify>>,
 }
 
 impl PgStore {
@@ -144,9 +149,9 @@ impl PgStore {
             let _entered = runtime.enter();
             let manager = match config.get_ssl_mode() {
                 tokio_postgres::config::SslMode::Disable => {
-                    Manager::from_config(config, tokio_postgres::NoTls, manager)
+                    Manager::from_config(config.clone(), tokio_postgres::NoTls, manager)
                 }
-                _ => Manager::from_config(config, tls(), manager),
+                _ => Manager::from_config(config.clone(), tls(), manager),
             };
             Pool::builder(manager)
                 .max_size(16)
@@ -158,6 +163,8 @@ impl PgStore {
             runtime: Some(runtime),
             at,
             dirty: Arc::default(),
+            config,
+            arrivals: std::sync::OnceLock::new(),
         };
         store.migrate()?;
         Ok(store)
