@@ -212,6 +212,9 @@ def main():
     results = {"n": n, "throughput": {}, "fanout": {}, "takeover_s": None}
     try:
         shapes = [("sled", None, 2, 0), ("pg", True, 2, 0)] + [(f"pg+{k}", True, 0, k) for k in (1, 2, 4)]
+        only = os.environ.get("SHAPES")  # e.g. SHAPES=sled,pg+2 (then no fan-out, no takeover)
+        if only:
+            shapes = [s for s in shapes if s[0] in only.split(",")]
         for name, pg, serve_workers, k in shapes:
             site = Site(wasmflow, work, f"home-{name}", cluster.database() if pg else None)
             try:
@@ -225,7 +228,7 @@ def main():
             print(f"  {name:6} {r['per_s']:7.0f} executions/s, accept-to-start p50 "
                   f"{r['start_p50_ms']:.2f} ms, p99 {r['start_p99_ms']:.2f} ms", flush=True)
 
-        for k in (1, 3):
+        for k in (() if only else (1, 3)):
             site = Site(wasmflow, work, f"home-fan{k}", cluster.database())
             try:
                 site.serve(0)
@@ -241,6 +244,8 @@ def main():
                 site.stop()
             print(f"  fan-out of 1,000 with {k} worker(s): {wall:.2f} s, {wall:.2f} ms per item", flush=True)
 
+        if only:
+            return
         site = Site(wasmflow, work, "home-takeover", cluster.database())
         try:
             site.serve(0)
@@ -264,6 +269,8 @@ def main():
     finally:
         cluster.stop()
         shutil.rmtree(work, ignore_errors=True)
+    if "sled" not in results["throughput"]:
+        return
     sled = results["throughput"]["sled"]["per_s"]
     for name, r in results["throughput"].items():
         print(f"  {name:6} / sled = {r['per_s'] / sled:.2f}")

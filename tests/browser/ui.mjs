@@ -76,6 +76,10 @@ try {
   await page.screenshot({ path: `${outDir}/actions.png`, fullPage: true });
   await page.getByRole("link", { name: "Queue" }).click();
   await page.getByText("Running (").waitFor();
+  // The worker processes: on this (embedded) store, the server itself.
+  await page.getByText("Workers (1)").waitFor();
+  await page.getByRole("cell", { name: "this server" }).waitFor();
+  await page.screenshot({ path: `${outDir}/queue.png`, fullPage: true });
 
   if (problems.length) throw new Error(problems.join("\n"));
   console.log(id);

@@ -318,7 +318,10 @@ fn the_api_runs_lists_pages_filters_and_describes(kind: StoreKind) {
         // `server/SLOT`; on a shared store `PROCESS/SLOT`.
         let worker = r["worker"].as_str().unwrap();
         let (process, _) = worker.rsplit_once('/').unwrap();
-        assert!(kind == StoreKind::Postgres || process == "server", "{worker}");
+        assert!(
+            kind == StoreKind::Postgres || process == "server",
+            "{worker}"
+        );
     }
 
     // Paging: newest first, two at a time, `next_before` until the end.

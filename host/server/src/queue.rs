@@ -26,6 +26,10 @@ use utoipa::ToSchema;
 
 pub use crate::shared::Leasing;
 
+/// How old the shared queue's count may be when an accept checks the
+/// capacity against it.
+const COUNT_EVERY: Duration = Duration::from_millis(250);
+
 /// How long a worker with nothing to claim waits before asking again,
 /// unless an arrival wakes it first: what it finds by polling is work
 /// whose lease ran out.
@@ -140,6 +144,9 @@ pub struct Queue {
     shared: Option<Leasing>,
     /// When this queue (this process's server) started.
     started: SystemTime,
+    /// On a shared store: the entries last counted, when, and those
+    /// accepted here since.
+    counted: std::sync::Arc<Mutex<(Option<std::time::Instant>, usize)>>,
     entries: Mutex<HashMap<ExecutionId, QueueEntry>>,
     tickets_tx: mpsc::UnboundedSender<Ticket>,
     tickets_rx: tokio::sync::Mutex<mpsc::UnboundedReceiver<Ticket>>,
@@ -154,6 +161,7 @@ impl Queue {
         Self {
             shared: store.shared_queue().map(|_| leasing),
             started: SystemTime::now(),
+            counted: Default::default(),
             flusher: start_flusher(store.clone()),
             store,
             capacity,
@@ -298,12 +306,23 @@ impl Queue {
         let store = self.store.clone();
         let (record, capacity) = (record.clone(), self.capacity);
         let bytes = serde_json::to_vec(&payload).expect("payloads serialize");
+        let counted = self.counted.clone();
         tokio::task::spawn_blocking(move || {
-            let held = store.queue_len()?;
+            // Counting every entry on every accept would make accepting
+            // slower the longer the queue: the count is at most
+            // COUNT_EVERY old, plus what this process accepted since.
+            let held = {
+                let mut counted = counted.lock().expect("not poisoned");
+                if counted.0.is_none_or(|at| at.elapsed() > COUNT_EVERY) {
+                    *counted = (Some(std::time::Instant::now()), store.queue_len()?);
+                }
+                counted.1
+            };
             if held >= capacity {
                 return Err(AcceptError::Full(held));
             }
             store.enqueue(&record, &bytes)?;
+            counted.lock().expect("not poisoned").1 += 1;
             Ok(())
         })
         .await
@@ -386,6 +405,27 @@ impl Queue {
         }
     }
 
+    /// Cancel `id` wherever it waits or runs, on a shared store.
+    pub fn cancel_shared(&self, id: ExecutionId) -> Result<wasmflow_store::Cancel, StoreError> {
+        let Some(queue) = self.store.shared_queue() else {
+            return Ok(wasmflow_store::Cancel::NotQueued);
+        };
+        let outcome = queue.cancel(id)?;
+        if outcome == wasmflow_store::Cancel::Withdrawn {
+            self.left_shared_queue();
+        }
+        Ok(outcome)
+    }
+
+    /// An entry this process took out of the shared queue: one fewer in
+    /// the count accepts check (others' go with the next count).
+    fn left_shared_queue(&self) {
+        if self.shared.is_some() {
+            let mut counted = self.counted.lock().expect("not poisoned");
+            counted.1 = counted.1.saturating_sub(1);
+        }
+    }
+
     /// On a shared store, this process's name and settings there.
     pub fn leasing(&self) -> Option<&Leasing> {
         self.shared.as_ref()
@@ -419,6 +459,7 @@ impl Queue {
 
     /// The execution ended: out of the view and out of the queue.
     pub fn done(&self, ticket: &Ticket) {
+        self.left_shared_queue();
         self.entries
             .lock()
             .expect("not poisoned")

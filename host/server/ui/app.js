@@ -336,7 +336,7 @@ async function queuePage() {
   const body = el("div");
   show(el("h1", {}, "Queue"), body);
   async function load() {
-    const q = await api("/queue");
+    const [q, workers] = await Promise.all([api("/queue"), api("/workers")]);
     const table = (rows, cols) => el("table", {},
       el("thead", {}, el("tr", {}, cols.map((c) => el("th", { scope: "col" }, c[0])))),
       el("tbody", {}, rows.map((row) => el("tr", {}, cols.map((c) => el("td", {}, c[1](row)))))));
@@ -344,9 +344,12 @@ async function queuePage() {
     fill(body, 
       el("p", {}, `${q.workers} workers, capacity ${q.capacity}.`),
       el("h2", {}, `Running (${q.running.length})`),
-      table(q.running, [["Worker", (i) => i.worker], ["Id", link], ["Action", (i) => i.action], ["Running for", (i) => `${i.running_ms} ms`]]),
+      table(q.running, [["Worker", (i) => i.process ? `${i.process}/${i.worker}` : i.worker], ["Id", link], ["Action", (i) => i.action], ["Running for", (i) => `${i.running_ms} ms`]]),
       el("h2", {}, `Pending (${q.pending.length})`),
-      table(q.pending, [["Id", link], ["Action", (i) => i.action], ["Waiting for", (i) => `${i.waited_ms} ms`]]));
+      table(q.pending, [["Id", link], ["Action", (i) => i.action], ["Waiting for", (i) => `${i.waited_ms} ms`]]),
+      el("h2", {}, `Workers (${workers.length})`),
+      table(workers, [["Name", (w) => w.name], ["Last heartbeat", (w) => w.alive ? `${w.heartbeat_ms} ms ago` : `lost (${w.heartbeat_ms} ms ago)`],
+        ["Concurrency", (w) => String(w.concurrency)], ["Running", (w) => String(w.running.length)], ["Since", (w) => w.started_at]]));
   }
   await load();
   const timer = setInterval(() => { if (!document.hidden) load().catch(() => {}); }, 1000);

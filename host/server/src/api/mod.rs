@@ -368,11 +368,7 @@ pub async fn cancel_execution(
         return Ok(accepted(&record));
     }
     // On a shared store another process may hold it, or nobody yet.
-    let elsewhere = match app.rt.store().shared_queue() {
-        Some(queue) => queue.cancel(record.id)?,
-        None => wasmflow_store::Cancel::NotQueued,
-    };
-    match elsewhere {
+    match app.queue.cancel_shared(record.id)? {
         wasmflow_store::Cancel::Withdrawn => {
             never_started(&app, &mut record)?;
             Ok(accepted(&record))

@@ -44,20 +44,20 @@ impl PgStore {
     /// Write one record, durably or not.
     fn write(&self, record: &ExecutionRecord, durable: bool) -> Result<(), StoreError> {
         let row = Row::of(record);
-        self.call(move |mut client, _| async move {
-            let tx = client.transaction().await?;
-            if !durable {
-                tx.batch_execute("SET LOCAL synchronous_commit TO OFF")
-                    .await?;
-            }
-            tx.execute(
-                UPSERT,
-                &[&row.id, &row.status, &row.parent, &row.action, &row.body],
-            )
-            .await?;
-            tx.commit().await
-        })?;
-        if !durable {
+        // One statement, its own transaction.
+        let upsert = move |client: deadpool_postgres::Object, _| async move {
+            let upsert = client.prepare_cached(UPSERT).await?;
+            client
+                .execute(
+                    &upsert,
+                    &[&row.id, &row.status, &row.parent, &row.action, &row.body],
+                )
+                .await
+        };
+        if durable {
+            self.call(upsert)?;
+        } else {
+            self.call_unflushed(upsert)?;
             self.wrote_unflushed();
         }
         Ok(())
@@ -74,7 +74,8 @@ impl PgStore {
                 .iter()
                 .map(|p| p.as_ref() as &(dyn ToSql + Sync))
                 .collect();
-            let rows = client.query(sql, &refs).await?;
+            let sql = client.prepare_cached(sql).await?;
+            let rows = client.query(&sql, &refs).await?;
             Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
         })
     }
@@ -98,11 +99,15 @@ impl Backend for PgStore {
         if !self.dirty.swap(false, std::sync::atomic::Ordering::SeqCst) {
             return Ok(());
         }
-        let done = self.call(|client, _| async move {
+        // A row of this handle's own: handles in other processes flushing
+        // at the same time do not wait on each other's row lock (and so on
+        // each other's disk sync).
+        let row = self.flush_row;
+        let done = self.call(move |client, _| async move {
             client
                 .execute(
-                    "INSERT INTO flushes VALUES (1, now()) ON CONFLICT (id) DO UPDATE SET at = now()",
-                    &[],
+                    "INSERT INTO flushes VALUES ($1, now()) ON CONFLICT (id) DO UPDATE SET at = now()",
+                    &[&row],
                 )
                 .await
         });
@@ -209,19 +214,15 @@ impl Backend for PgStore {
     fn enqueue(&self, record: &ExecutionRecord, payload: &[u8]) -> Result<u64, StoreError> {
         let row = Row::of(record);
         let payload = payload.to_vec();
-        let seq = self.call(move |mut client, _| async move {
+        let seq = self.call_unflushed(move |mut client, _| async move {
             let tx = client.transaction().await?;
-            tx.batch_execute("SET LOCAL synchronous_commit TO OFF")
+            let insert = tx
+                .prepare_cached("INSERT INTO queue (id, payload) VALUES ($1, $2) RETURNING seq")
                 .await?;
-            let seq: i64 = tx
-                .query_one(
-                    "INSERT INTO queue (id, payload) VALUES ($1, $2) RETURNING seq",
-                    &[&row.id, &payload],
-                )
-                .await?
-                .get(0);
+            let seq: i64 = tx.query_one(&insert, &[&row.id, &payload]).await?.get(0);
+            let upsert = tx.prepare_cached(UPSERT).await?;
             tx.execute(
-                UPSERT,
+                &upsert,
                 &[&row.id, &row.status, &row.parent, &row.action, &row.body],
             )
             .await?;
@@ -256,13 +257,11 @@ impl Backend for PgStore {
     }
 
     fn dequeue(&self, seq: u64) -> Result<(), StoreError> {
-        self.call(move |mut client, _| async move {
-            let tx = client.transaction().await?;
-            tx.batch_execute("SET LOCAL synchronous_commit TO OFF")
+        self.call_unflushed(move |client, _| async move {
+            let delete = client
+                .prepare_cached("DELETE FROM queue WHERE seq = $1")
                 .await?;
-            tx.execute("DELETE FROM queue WHERE seq = $1", &[&(seq as i64)])
-                .await?;
-            tx.commit().await
+            client.execute(&delete, &[&(seq as i64)]).await
         })?;
         self.wrote_unflushed();
         Ok(())
@@ -290,14 +289,18 @@ impl Backend for PgStore {
             .iter()
             .map(|e| serde_json::to_string(e).expect("events always serialize"))
             .collect();
-        self.call(move |mut client, _| async move {
+        self.call_unflushed(move |mut client, _| async move {
+            let delete = client
+                .prepare_cached("DELETE FROM events WHERE id = $1")
+                .await?;
+            if bodies.is_empty() {
+                // One statement: nothing to insert after it.
+                return client.execute(&delete, &[&id]).await.map(|_| ());
+            }
             let tx = client.transaction().await?;
-            tx.batch_execute("SET LOCAL synchronous_commit TO OFF")
-                .await?;
-            tx.execute("DELETE FROM events WHERE id = $1", &[&id])
-                .await?;
+            tx.execute(&delete, &[&id]).await?;
             let insert = tx
-                .prepare("INSERT INTO events (id, n, body) VALUES ($1, $2, $3)")
+                .prepare_cached("INSERT INTO events (id, n, body) VALUES ($1, $2, $3)")
                 .await?;
             for (n, body) in bodies.iter().enumerate() {
                 tx.execute(&insert, &[&id, &(n as i32), body]).await?;
@@ -335,14 +338,10 @@ impl Backend for PgStore {
     ) -> Result<(), StoreError> {
         let id = id.to_string();
         let entries = entries.to_vec();
-        self.call(move |mut client, _| async move {
+        let append = move |mut client: deadpool_postgres::Object, _| async move {
             let tx = client.transaction().await?;
-            if !flush {
-                tx.batch_execute("SET LOCAL synchronous_commit TO OFF")
-                    .await?;
-            }
             let insert = tx
-                .prepare(
+                .prepare_cached(
                     "INSERT INTO workflow_log (id, seq, entry) VALUES ($1, $2, $3) \
                      ON CONFLICT (id, seq) DO UPDATE SET entry = EXCLUDED.entry",
                 )
@@ -352,7 +351,12 @@ impl Backend for PgStore {
                 tx.execute(&insert, &[&id, &n, entry]).await?;
             }
             tx.commit().await
-        })?;
+        };
+        if flush {
+            self.call(append)?;
+        } else {
+            self.call_unflushed(append)?;
+        }
         if flush {
             // Every earlier write is durable now too.
             self.dirty.store(false, std::sync::atomic::Ordering::SeqCst);

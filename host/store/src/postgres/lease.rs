@@ -3,7 +3,8 @@
 //! never win the same entry; leases and heartbeats are timestamps on the
 //! server's clock (`now()`).
 //!
-//! Claims, renewals and departures commit without waiting for the disk:
+//! Claims, renewals and departures commit without waiting for the disk
+//! (the backend's unflushed sessions):
 //! one lost in a crash of the database leaves its entry claimable again,
 //! which is what a crash of its worker does anyway.
 
@@ -68,12 +69,10 @@ impl SharedQueue for PgStore {
         lease: Duration,
     ) -> Result<Option<Claimed>, StoreError> {
         let (worker, slot, lease) = (worker.to_owned(), slot as i32, millis(lease));
-        let row = self.call(move |mut client, _| async move {
-            let tx = client.transaction().await?;
-            tx.batch_execute("SET LOCAL synchronous_commit TO OFF")
-                .await?;
-            let row = tx.query_opt(CLAIM, &[&worker, &slot, &lease]).await?;
-            tx.commit().await?;
+        // One statement, atomic on its own.
+        let row = self.call_unflushed(move |client, _| async move {
+            let claim = client.prepare_cached(CLAIM).await?;
+            let row = client.query_opt(&claim, &[&worker, &slot, &lease]).await?;
             Ok(row.map(|r| {
                 (
                     r.get::<_, i64>(0),
@@ -107,10 +106,8 @@ impl SharedQueue for PgStore {
         lease: Duration,
     ) -> Result<Vec<Held>, StoreError> {
         let (worker, concurrency, lease) = (worker.to_owned(), concurrency as i32, millis(lease));
-        self.call(move |mut client, _| async move {
+        self.call_unflushed(move |mut client, _| async move {
             let tx = client.transaction().await?;
-            tx.batch_execute("SET LOCAL synchronous_commit TO OFF")
-                .await?;
             tx.execute(
                 "INSERT INTO workers (name, started_at, heartbeat, concurrency) \
                  VALUES ($1, now(), now(), $2) ON CONFLICT (name) DO UPDATE SET \

@@ -10,9 +10,11 @@
 //!
 //! Durability is PostgreSQL's: a write that must be durable commits with
 //! `synchronous_commit` on; the writes the interface lets wait for the
-//! next flush commit with it off, and [`Backend::flush`] then commits one
-//! synchronous write, which makes every earlier commit durable (the WAL is
-//! one sequence).
+//! next flush commit with it off (sessions of a second pool, so each is
+//! one statement, not a transaction around a `SET LOCAL`), and
+//! [`Backend::flush`] then commits one synchronous write, which makes
+//! every earlier commit durable (the WAL is one sequence). Statements are
+//! prepared once per connection (`prepare_cached`).
 //!
 //! The interface is synchronous and its callers may be inside a tokio
 //! runtime: every call runs on this backend's own runtime and the calling
@@ -107,9 +109,16 @@ CREATE TABLE workers (
 /// nears PostgreSQL's 1 GB field limit and reads stream).
 const CHUNK: usize = 1 << 20;
 
-/// A PostgreSQL store. Cheap to share; all calls go through one pool.
+/// A PostgreSQL store. Cheap to share; calls go through two pools.
 pub(crate) struct PgStore {
+    /// Sessions as the server configures them (`synchronous_commit` on):
+    /// a commit here is durable when it returns, and makes every earlier
+    /// one durable (the WAL is one sequence).
     pool: Pool,
+    /// Sessions with `synchronous_commit` off, for the writes the
+    /// interface lets wait for the next flush: each is one statement (or
+    /// one transaction) without waiting for the disk.
+    unflushed: Pool,
     runtime: Option<tokio::runtime::Runtime>,
     /// The URL without its password, for messages.
     at: Arc<str>,
@@ -118,6 +127,8 @@ pub(crate) struct PgStore {
     dirty: Arc<AtomicBool>,
     /// To connect the listener for queue arrivals (`lease::listen`).
     config: tokio_postgres::Config,
+    /// This handle's row in `flushes` (see `Backend::flush`).
+    flush_row: i32,
     /// Woken when any process adds or releases a queue entry, once
     /// someone asked ([`crate::SharedQueue::arrivals`]).
     arrivals: std::sync::OnceLock<Arc<tokio::sync::Notify>>,
@@ -142,11 +153,11 @@ impl PgStore {
             .enable_all()
             .build()
             .map_err(|e| open(format!("starting its I/O threads: {e}")))?;
-        let manager = ManagerConfig {
-            recycling_method: RecyclingMethod::Fast,
-        };
-        let pool = {
+        let pool = |config: &tokio_postgres::Config| {
             let _entered = runtime.enter();
+            let manager = ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            };
             let manager = match config.get_ssl_mode() {
                 tokio_postgres::config::SslMode::Disable => {
                     Manager::from_config(config.clone(), tokio_postgres::NoTls, manager)
@@ -154,17 +165,23 @@ impl PgStore {
                 _ => Manager::from_config(config.clone(), tls(), manager),
             };
             Pool::builder(manager)
-                .max_size(16)
+                .max_size(8)
                 .build()
-                .map_err(|e| open(e.to_string()))?
+                .map_err(|e| open(e.to_string()))
         };
+        let durable = pool(&config)?;
+        let mut unflushed = config.clone();
+        unflushed.options("-c synchronous_commit=off");
+        let unflushed = pool(&unflushed)?;
         let store = Self {
-            pool,
+            pool: durable,
+            unflushed,
             runtime: Some(runtime),
             at,
             dirty: Arc::default(),
             config,
             arrivals: std::sync::OnceLock::new(),
+            flush_row: flush_row(),
         };
         store.migrate()?;
         Ok(store)
@@ -182,7 +199,28 @@ impl PgStore {
         F: FnOnce(deadpool_postgres::Object, Arc<str>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, tokio_postgres::Error>> + Send + 'static,
     {
-        let pool = self.pool.clone();
+        self.call_on(&self.pool, work)
+    }
+
+    /// [`PgStore::call`] in a session that commits without waiting for the
+    /// disk: for writes made durable by the next flush, which the caller
+    /// notes ([`PgStore::wrote_unflushed`]).
+    fn call_unflushed<T, F, Fut>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(deadpool_postgres::Object, Arc<str>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, tokio_postgres::Error>> + Send + 'static,
+    {
+        self.call_on(&self.unflushed, work)
+    }
+
+    fn call_on<T, F, Fut>(&self, pool: &Pool, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(deadpool_postgres::Object, Arc<str>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, tokio_postgres::Error>> + Send + 'static,
+    {
+        let pool = pool.clone();
         let at = self.at.clone();
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         self.runtime
@@ -256,6 +294,16 @@ impl Drop for PgStore {
             rt.shutdown_background();
         }
     }
+}
+
+/// A number unlikely to be another live handle's: the process id and the
+/// time it opened (two alike only share a row, and wait on each other).
+fn flush_row() -> i32 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    (std::process::id().wrapping_mul(2_654_435_761) ^ nanos) as i32
 }
 
 /// rustls with the system's roots, as the rest of wasmflow.
