@@ -217,6 +217,15 @@ fn one_api_and_three_workers_run_a_thousand_executions_exactly_once() {
     for n in &names {
         assert!(cli.ok().stdout.contains(n.as_str()), "{}", cli.stdout);
     }
+    let json = site.home.run(&["worker", "list", "--json"]).ok().json();
+    let alive: BTreeSet<_> = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| w["alive"] == true)
+        .map(|w| w["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(names.is_subset(&alive), "{json}");
     let q = srv.get("/api/v1/queue");
     assert!(q["pending"].as_array().unwrap().is_empty(), "{q}");
     for w in &workers {

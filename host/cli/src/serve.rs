@@ -6,6 +6,7 @@ use crate::units::parse_duration;
 use crate::{CmdResult, Fail, Home};
 use anyhow::anyhow;
 use std::process::ExitCode;
+use wasmflow_server::queue::WorkerView;
 use wasmflow_server::{tokens, Leasing, ServeConfig, WorkConfig};
 
 pub fn serve(home: &Home, args: ServeArgs) -> CmdResult {
@@ -159,21 +160,15 @@ fn list_workers(home: &Home, json: bool) -> CmdResult {
             store.location()
         )));
     };
-    let workers = queue.workers()?;
+    // Their lease settings are their own: judged by the default lease.
+    let lease = Leasing::default().lease;
+    let workers: Vec<WorkerView> = queue
+        .workers()?
+        .into_iter()
+        .map(|w| WorkerView::of(w, lease))
+        .collect();
     if json {
-        let rows: Vec<_> = workers
-            .iter()
-            .map(|w| {
-                serde_json::json!({
-                    "name": w.name,
-                    "started_at": humantime::format_rfc3339_seconds(w.started_at).to_string(),
-                    "heartbeat_ms": w.silent_for.as_millis() as u64,
-                    "concurrency": w.concurrency,
-                    "running": w.running.iter().map(|id| id.to_string()).collect::<Vec<_>>(),
-                })
-            })
-            .collect();
-        crate::print::json(&rows);
+        crate::print::json(&workers);
         return Ok(ExitCode::SUCCESS);
     }
     let mut table = comfy_table::Table::new();
@@ -182,13 +177,13 @@ fn list_workers(home: &Home, json: bool) -> CmdResult {
     for w in workers {
         table.add_row([
             w.name,
-            format!("{:.1}s ago", w.silent_for.as_secs_f64()),
+            format!(
+                "{:.1}s ago{}",
+                w.heartbeat_ms as f64 / 1000.0,
+                if w.alive { "" } else { " (lost)" }
+            ),
             w.concurrency.to_string(),
-            w.running
-                .iter()
-                .map(|id| id.to_string())
-                .collect::<Vec<_>>()
-                .join(" "),
+            w.running.join(" "),
         ]);
     }
     println!("{table}");

@@ -136,6 +136,21 @@ pub struct WorkerView {
     pub running: Vec<String>,
 }
 
+impl WorkerView {
+    /// A worker as the store knows it; `alive` while its last heartbeat is
+    /// within `lease`.
+    pub fn of(w: wasmflow_store::Worker, lease: Duration) -> Self {
+        Self {
+            started_at: humantime::format_rfc3339_seconds(w.started_at).to_string(),
+            heartbeat_ms: w.silent_for.as_millis() as u64,
+            alive: w.silent_for < lease,
+            concurrency: w.concurrency,
+            running: w.running.iter().map(|id| id.to_string()).collect(),
+            name: w.name,
+        }
+    }
+}
+
 pub struct Queue {
     store: Store,
     capacity: usize,
@@ -533,14 +548,7 @@ impl Queue {
         Ok(queue
             .workers()?
             .into_iter()
-            .map(|w| WorkerView {
-                started_at: rfc3339(w.started_at),
-                heartbeat_ms: w.silent_for.as_millis() as u64,
-                alive: w.silent_for < leasing.lease,
-                concurrency: w.concurrency,
-                running: w.running.iter().map(|id| id.to_string()).collect(),
-                name: w.name,
-            })
+            .map(|w| WorkerView::of(w, leasing.lease))
             .collect())
     }
 
