@@ -293,52 +293,76 @@ pub async fn execution_logs(
     Path(id): Path<String>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     let record = find(&app, &id)?;
-    let stream: std::pin::Pin<Box<dyn Stream<Item = LiveEvent> + Send>> =
-        match app.live.follow(record.id) {
-            Some((said, rx)) => {
-                let ended = said.iter().any(|e| matches!(e, LiveEvent::End { .. }));
-                let rest = stream::unfold((rx, ended), |(mut rx, ended)| async move {
-                    if ended {
-                        return None;
-                    }
-                    loop {
-                        match rx.recv().await {
-                            Ok(e) => {
-                                let end = matches!(e, LiveEvent::End { .. });
-                                return Some((e, (rx, end)));
-                            }
-                            // A slow follower misses lines, not the end.
-                            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                            Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+    let following = match app.live.follow(record.id) {
+        None if app.queue.leasing().is_some() && !record.is_finished() => {
+            claimed_here(&app, record.id).await
+        }
+        following => following,
+    };
+    let stream: std::pin::Pin<Box<dyn Stream<Item = LiveEvent> + Send>> = match following {
+        Some((said, rx)) => {
+            let ended = said.iter().any(|e| matches!(e, LiveEvent::End { .. }));
+            let rest = stream::unfold((rx, ended), |(mut rx, ended)| async move {
+                if ended {
+                    return None;
+                }
+                loop {
+                    match rx.recv().await {
+                        Ok(e) => {
+                            let end = matches!(e, LiveEvent::End { .. });
+                            return Some((e, (rx, end)));
                         }
+                        // A slow follower misses lines, not the end.
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
                     }
-                });
-                Box::pin(stream::iter(said).chain(rest))
-            }
-            None => {
-                // Not followed live (ended, or a workflow's task): its
-                // record has every line once it ends; wait for that.
-                let store = app.rt.store().clone();
-                let id = record.id;
-                let ended = stream::once(async move {
-                    loop {
-                        match store.get(id) {
-                            Ok(Some(r)) if r.is_finished() => return r,
-                            Ok(Some(_)) => {
-                                tokio::time::sleep(std::time::Duration::from_millis(200)).await
-                            }
-                            _ => return record,
+                }
+            });
+            Box::pin(stream::iter(said).chain(rest))
+        }
+        None => {
+            // Not followed live (ended, or a workflow's task): its
+            // record has every line once it ends; wait for that.
+            let store = app.rt.store().clone();
+            let id = record.id;
+            let ended = stream::once(async move {
+                loop {
+                    match store.get(id) {
+                        Ok(Some(r)) if r.is_finished() => return r,
+                        Ok(Some(_)) => {
+                            tokio::time::sleep(std::time::Duration::from_millis(200)).await
                         }
+                        _ => return record,
                     }
-                });
-                Box::pin(ended.flat_map(|r| {
-                    let mut events: Vec<_> = r.logs.iter().cloned().map(LiveEvent::Log).collect();
-                    events.push(LiveEvent::End { status: r.status });
-                    stream::iter(events)
-                }))
-            }
-        };
+                }
+            });
+            Box::pin(ended.flat_map(|r| {
+                let mut events: Vec<_> = r.logs.iter().cloned().map(LiveEvent::Log).collect();
+                events.push(LiveEvent::End { status: r.status });
+                stream::iter(events)
+            }))
+        }
+    };
     Ok(Sse::new(stream.map(|e| Ok(sse_event(&e)))).keep_alive(KeepAlive::default()))
+}
+
+/// On a shared store an execution's live channel opens where it is
+/// claimed: wait until this process claims it (then follow it live) or it
+/// ends (then its record has every line).
+async fn claimed_here(
+    app: &App,
+    id: wasmflow_store::ExecutionId,
+) -> Option<crate::live::Following> {
+    loop {
+        if let Some(following) = app.live.follow(id) {
+            return Some(following);
+        }
+        match app.rt.store().get(id) {
+            Ok(Some(r)) if !r.is_finished() => {}
+            _ => return None,
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 #[utoipa::path(post, path = "/api/v1/executions/{id}/cancel", tag = "executions",
