@@ -8,7 +8,8 @@ cd "$root"
 
 scripts/install-toolchains.sh
 cargo build --release --locked
-for a in vm.clone vm.cloud-init disk.create; do actions/$a/build.sh; done
+export WASMFLOW="$root/target/release/wasmflow"  # disk.checksum (C) builds with it
+for a in vm.clone vm.cloud-init disk.create disk.checksum; do actions/$a/build.sh; done
 
 work="$(mktemp -d)"
 export WASMFLOW_HOME="$work/home"
@@ -36,8 +37,9 @@ rm "$work/disks/web01.qcow2"
 $wasmflow execution replay "$clone_id"
 ls "$work/disks"
 
-# The clone as the first step of a workflow: clone, then the cloud-init seed
-# and three data disks (in parallel), each step a recorded child execution.
+# The clone as a step of a workflow: checksum the template (a C action),
+# clone, then the cloud-init seed and three data disks (in parallel), each
+# step a recorded child execution.
 mkdir -p "$work/vms"
 qemu-img create -q -f qcow2 "$work/vms/template.qcow2" 2G
 python3 - "$work" > "$work/provision.json" <<'PY'

@@ -4,7 +4,8 @@
 # and htpasswd (the real OCI registry the tests push to; ab, beside
 # htpasswd, loads the server), Debian's Chromium (the web UI's browser
 # test drives it with playwright-core; no browser download),
-# componentize-py, componentize-js, Debian's PostgreSQL server (the tests
+# componentize-py, componentize-js, Zig (the `ziglang` wheel: it builds
+# the C, C++ and Zig actions), Debian's PostgreSQL server (the tests
 # start a private cluster of their own; no system cluster is made). TLS is
 # rustls: no OpenSSL headers.
 set -euo pipefail
@@ -25,5 +26,5 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
 fi
-python3 -m pip install --quiet --disable-pip-version-check componentize-py==0.25.1
+python3 -m pip install --quiet --disable-pip-version-check componentize-py==0.25.1 ziglang==0.17.1
 (cd "$root" && npm ci --no-audit --no-fund --loglevel=error)

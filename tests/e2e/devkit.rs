@@ -25,6 +25,29 @@ fn scaffold(home: &Home, parent: &Path, name: &str, lang: &str) -> PathBuf {
     dir
 }
 
+/// The same source built again elsewhere gives the same bytes, and the
+/// generated bindings are under target/, not beside the source.
+fn reproducible(home: &Home, dir: &Path, wasm: &Path) {
+    let elsewhere = tempfile::tempdir().unwrap();
+    let copy = elsewhere.path().join(dir.file_name().unwrap());
+    let st = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(dir)
+        .arg(&copy)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    std::fs::remove_dir_all(copy.join("target")).unwrap();
+    dev(home, &["build", s(&copy)]).ok();
+    let name = wasm.file_name().unwrap();
+    assert!(
+        std::fs::read(copy.join(name)).unwrap() == std::fs::read(wasm).unwrap(),
+        "two builds of the same source differ"
+    );
+    assert!(dir.join("target/wasmflow/bindings/action.h").is_file());
+    assert!(!dir.join("action.h").exists() && !dir.join(".zig-cache").exists());
+}
+
 fn round_trip(lang: &str) {
     let reg = Registry::start(None);
     let work = tempfile::tempdir().unwrap();
@@ -37,6 +60,9 @@ fn round_trip(lang: &str) {
     built.ok().stderr_has("built ");
     let wasm = dir.join(format!("{name}.wasm"));
     assert_eq!(built.stdout.trim(), s(&wasm));
+    if ["c", "cpp", "zig"].contains(&lang) {
+        reproducible(&home, &dir, &wasm);
+    }
     // The build carries the WIT's doc comments, for inspect and push.
     let shown = home.run(&["inspect", s(&wasm)]);
     shown.ok();
@@ -131,6 +157,21 @@ fn js_new_build_test_push_and_run_from_the_registry() {
 }
 
 #[test]
+fn c_new_build_test_push_and_run_from_the_registry() {
+    round_trip("c");
+}
+
+#[test]
+fn cpp_new_build_test_push_and_run_from_the_registry() {
+    round_trip("cpp");
+}
+
+#[test]
+fn zig_new_build_test_push_and_run_from_the_registry() {
+    round_trip("zig");
+}
+
+#[test]
 fn an_exported_failure_is_a_test_that_passes_once_fixed() {
     let work = tempfile::tempdir().unwrap();
     let home = Home::new();
@@ -192,6 +233,9 @@ fn build_names_the_missing_toolchain_and_bad_cases_their_line() {
         ("python", "needs componentize-py, which is not installed: pip install componentize-py"),
         ("js", "needs componentize-js, which is not installed: npm install @bytecodealliance/componentize-js"),
         ("rust", "needs cargo, which is not installed"),
+        ("c", "needs Zig, which is not installed: pip install ziglang (or put `zig` on PATH)"),
+        ("cpp", "needs Zig, which is not installed: pip install ziglang"),
+        ("zig", "needs Zig, which is not installed: pip install ziglang"),
     ] {
         let dir = scaffold(&home, work.path(), &format!("x.{lang}"), lang);
         let r = Run::from(
@@ -226,9 +270,9 @@ fn build_names_the_missing_toolchain_and_bad_cases_their_line() {
     ])
     .code(2)
     .stderr_has("already exists");
-    home.run(&["build", s(work.path())])
-        .code(2)
-        .stderr_has("not an action directory: no app.py, app.js or Cargo.toml");
+    home.run(&["build", s(work.path())]).code(2).stderr_has(
+        "not an action directory: no app.py, app.js, Cargo.toml, app.c, app.cpp or app.zig",
+    );
 
     // A malformed case stops the run before anything runs, with its line.
     let dir = work.path().join("x.python");
@@ -245,7 +289,8 @@ fn build_names_the_missing_toolchain_and_bad_cases_their_line() {
 }
 
 /// The SDKs' helpers, through real builds: `run` of a granted program, a
-/// denial turned into an action error, `fail` with details.
+/// denial turned into an action error, `fail` with details (Python,
+/// JavaScript, and the C SDK from C and from Zig).
 #[test]
 fn sdk_helpers_run_granted_programs_and_turn_denials_into_errors() {
     let work = tempfile::tempdir().unwrap();
@@ -282,6 +327,75 @@ export function run(request) {
     wf.run("false", []);
   }
   return { message, length: message.length };
+}
+"#,
+        ),
+        // The variadic helper, from C.
+        (
+            "c",
+            "app.c",
+            r#"#include <string.h>
+
+#include "wasmflow.h"
+
+bool exports_action_run(action_request_t *request, action_greeting_t *ret, action_error_t *err) {
+  wasmflow_progress(1, 2, "echoing");
+  char *name = wasmflow_cstring(&request->name);
+  const bool excited = request->excited;
+  action_request_free(request);
+  wasmflow_output out;
+  const bool ran = wasmflow_run(err, &out, "echo", "hello", name, NULL);
+  free(name);
+  if (!ran) return false;
+  char *message = wasmflow_text(&out.stdout_);
+  wasmflow_output_free(&out);
+  size_t n = strlen(message);
+  while (n > 0 && message[n - 1] == '\n') message[--n] = '\0';
+  if (excited) {
+    wasmflow_output ignored;
+    if (!wasmflow_run(err, &ignored, "false", NULL)) {
+      free(message);
+      return false;
+    }
+    wasmflow_output_free(&ignored);
+  }
+  ret->message.ptr = (uint8_t *)message;
+  ret->message.len = n;
+  ret->length = (uint32_t)n;
+  return true;
+}
+"#,
+        ),
+        // The argv helper, from Zig (which calls no C varargs).
+        (
+            "zig",
+            "app.zig",
+            r#"const std = @import("std");
+const c = @import("wasmflow");
+
+export fn exports_action_run(request: *c.action_request_t, ret: *c.action_greeting_t, err: *c.action_error_t) bool {
+    defer c.action_request_free(request);
+    c.wasmflow_progress(1, 2, "echoing");
+    const name = c.wasmflow_cstring(&request.name);
+    defer std.c.free(name);
+    const argv = [_][*c]const u8{ "hello", name };
+    var out: c.wasmflow_output = undefined;
+    if (!c.wasmflow_run_argv(err, &out, "echo", argv.len, &argv, null, 0, true)) return false;
+    const text = c.wasmflow_text(&out.stdout_);
+    c.wasmflow_output_free(&out);
+    var n = std.mem.len(text);
+    while (n > 0 and text[n - 1] == '\n') n -= 1;
+    if (request.excited) {
+        var ignored: c.wasmflow_output = undefined;
+        if (!c.wasmflow_run_argv(err, &ignored, "false", 0, null, null, 0, true)) {
+            std.c.free(text);
+            return false;
+        }
+        c.wasmflow_output_free(&ignored);
+    }
+    ret.message = .{ .ptr = text, .len = n };
+    ret.length = @intCast(n);
+    return true;
 }
 "#,
         ),

@@ -4,6 +4,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod c_actions;
 mod cli;
 mod compile_limit;
 mod confine;

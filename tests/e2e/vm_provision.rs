@@ -7,6 +7,7 @@ use std::process::Command;
 
 fn build_actions() {
     for a in [
+        "actions/disk.checksum",
         "actions/vm.clone",
         "actions/vm.cloud-init",
         "actions/disk.create",
@@ -68,6 +69,16 @@ fn vm_provision_clones_seeds_and_creates_data_disks() {
         .ok()
         .json();
     let out = &rec["result"];
+    // The C step checksummed the template before the clone used it.
+    let template = dir.join("template.qcow2");
+    assert_eq!(
+        out["template"]["sha256"],
+        crate::c_actions::sha256sum(&template)
+    );
+    assert_eq!(
+        out["template"]["size-bytes"],
+        std::fs::metadata(&template).unwrap().len()
+    );
     let disk = dir.join("web01.qcow2");
     assert_eq!(out["vm"]["disk"], json!(disk));
     let info = qemu_info(&disk);
@@ -105,8 +116,8 @@ fn vm_provision_clones_seeds_and_creates_data_disks() {
         .iter()
         .map(|c| c["task"].as_str().unwrap())
         .collect();
-    assert_eq!(tasks.len(), 5, "{tasks:?}");
-    assert_eq!(tasks[0], "clone");
+    assert_eq!(tasks.len(), 6, "{tasks:?}");
+    assert_eq!(tasks[..2], ["checksum", "clone"]);
     for t in ["seed", "disks[0]", "disks[1]", "disks[2]"] {
         assert!(tasks.contains(&t), "{t} in {tasks:?}");
     }
@@ -171,6 +182,44 @@ fn vm_provision_fails_cleanly_on_a_bad_spec() {
             .contains("--allow-exec qemu-img"),
         "{}",
         rec["error"]
+    );
+}
+
+#[test]
+fn vm_provision_stops_at_the_checksum_when_the_template_is_not_granted() {
+    build_actions();
+    let home = Home::new();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("vms");
+    std::fs::create_dir(&dir).unwrap();
+    let templates = tmp.path().join("templates");
+    std::fs::create_dir(&templates).unwrap();
+    // The template is outside the one directory the workflow is granted.
+    let input = input(&templates, "web01");
+    let mut v: Value = serde_json::from_str(&std::fs::read_to_string(&input).unwrap()).unwrap();
+    v["dir"] = json!(dir);
+    std::fs::write(&input, v.to_string()).unwrap();
+    let wf = support::root().join("workflows/vm-provision.yaml");
+    let rec = home
+        .run(&[
+            "run",
+            s(&wf),
+            "--input",
+            s(&input),
+            "--allow-write",
+            s(&dir),
+            "--allow-exec",
+            "qemu-img",
+            "--json",
+        ])
+        .code(1)
+        .json();
+    assert_eq!(rec["error"]["details"]["failed_on"], "checksum", "{rec}");
+    assert_eq!(rec["error"]["details"]["error"]["code"], "denied");
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        0,
+        "nothing cloned"
     );
 }
 

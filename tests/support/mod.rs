@@ -37,7 +37,13 @@ pub fn built(dir: &str) -> PathBuf {
         return wasm;
     }
     if stale(&dir, &wasm) {
-        let out = Command::new(dir.join("build.sh"))
+        let mut build = Command::new(dir.join("build.sh"));
+        // A C action's build.sh runs `wasmflow build`: this test binary's
+        // own wasmflow when there is one (in the end-to-end suite).
+        if let Some(bin) = option_env!("CARGO_BIN_EXE_wasmflow") {
+            build.env("WASMFLOW", bin);
+        }
+        let out = build
             .output()
             .unwrap_or_else(|e| panic!("cannot run {}/build.sh: {e}", dir.display()));
         assert!(
@@ -57,7 +63,15 @@ fn stale(dir: &Path, wasm: &Path) -> bool {
         return true;
     };
     let mut newest = SystemTime::UNIX_EPOCH;
-    for src in ["app.py", "app.js", "wit/world.wit"] {
+    let sources = [
+        "app.py",
+        "app.js",
+        "app.c",
+        "wasmflow.c",
+        "wasmflow.h",
+        "wit/world.wit",
+    ];
+    for src in sources {
         if let Ok(t) = dir.join(src).metadata().and_then(|m| m.modified()) {
             newest = newest.max(t);
         }
@@ -70,6 +84,29 @@ fn stale(dir: &Path, wasm: &Path) -> bool {
         newest = newest.max(t);
     }
     newest > built
+}
+
+/// A value of the `echo` fixture's `everything` record: every WIT type
+/// kind, each at an edge of its range.
+pub fn everything() -> serde_json::Value {
+    serde_json::json!({
+        "flag": true,
+        "i8v": -128, "u8v": 255, "i16v": -32768, "u16v": 65535,
+        "i32v": -2147483648i64, "u32v": 4294967295u64,
+        "i64v": i64::MIN, "u64v": u64::MAX,
+        "f32v": 1.5, "f64v": -0.25,
+        "letter": "λ",
+        "text": "hello, wörld",
+        "blob": "AAEC/w==",
+        "words": ["a", "b", ""],
+        "pair": [7, "seven"],
+        "maybe": 3,
+        "color": "blue-ish",
+        "perms": ["read", "exec"],
+        "shape": { "circle": 2.5 },
+        "outcome": { "err": "nope" },
+        "nested": [ { "label": "x", "weight": 1 }, { "label": "y", "weight": null } ],
+    })
 }
 
 pub fn fixture(rel: &str) -> PathBuf {

@@ -270,7 +270,7 @@ pub struct NewArgs {
     /// The action's name: lowercase letters, digits, '.' and '-' (e.g. vm.resize).
     pub name: String,
     /// The language to write it in.
-    #[arg(long, value_parser = ["python", "js", "rust"])]
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(wasmflow_devkit::Lang::NAMES))]
     pub lang: String,
     /// Where to create NAME/ [default: the current directory]
     #[arg(long, value_name = "PARENT", default_value = ".")]

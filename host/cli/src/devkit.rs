@@ -26,12 +26,7 @@ pub fn build(dir: &Path) -> CmdResult {
         "built {} ({}, {} in {:.1}s)",
         built.component.display(),
         built.lang.name(),
-        built
-            .toolchain
-            .program
-            .file_name()
-            .map(|f| f.to_string_lossy().into_owned())
-            .unwrap_or_default(),
+        built.toolchain.tool,
         built.took.as_secs_f64()
     );
     Ok(ExitCode::SUCCESS)

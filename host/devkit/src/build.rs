@@ -10,7 +10,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
-use wit_parser::{PackageMetadata, Resolve};
+use wit_parser::{PackageMetadata, Resolve, WorldId};
 
 /// A successful build.
 #[derive(Debug)]
@@ -25,21 +25,27 @@ pub struct Built {
 /// How a language's componentizer is invoked.
 #[derive(Clone, Debug)]
 pub struct Toolchain {
+    /// What it is: `componentize-py`, `componentize-js`, `cargo`, `zig`.
+    pub tool: &'static str,
     pub program: PathBuf,
     /// Arguments before the build's own (e.g. `-m componentize_py`).
     pub prefix: Vec<OsString>,
 }
 
 /// The world an action's `wit/` declares: `ns:pkg/world@version`, the
-/// plain world name, and its doc comments encoded for the component.
+/// plain world name, its doc comments encoded for the component, and the
+/// resolved WIT (which the C family's bindings and component are made
+/// from).
 #[derive(Debug)]
-struct World {
-    id: String,
-    name: String,
-    docs: Vec<u8>,
+pub(crate) struct World {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) docs: Vec<u8>,
+    pub(crate) resolve: Resolve,
+    pub(crate) world: WorldId,
 }
 
-fn world_of(dir: &Path) -> Result<World, DevkitError> {
+pub(crate) fn world_of(dir: &Path) -> Result<World, DevkitError> {
     let wit = dir.join("wit");
     if !wit.is_dir() {
         return Err(DevkitError::NotAnAction {
@@ -83,19 +89,24 @@ fn world_of(dir: &Path) -> Result<World, DevkitError> {
         Some(v) => format!("{}:{}/{name}@{v}", n.namespace, n.name),
         None => format!("{}:{}/{name}", n.namespace, n.name),
     };
+    let world = resolve.packages[pkg].worlds[&name];
     // The docs section describes the component's own decoded world, which
     // is always `root:component/root`: the world goes in under that name.
-    let package = &mut resolve.packages[pkg];
-    package.worlds = [("root".to_owned(), package.worlds[&name])]
-        .into_iter()
-        .collect();
-    let docs = PackageMetadata::extract(&resolve, pkg)
+    let mut renamed = resolve.clone();
+    renamed.packages[pkg].worlds = [("root".to_owned(), world)].into_iter().collect();
+    let docs = PackageMetadata::extract(&renamed, pkg)
         .encode()
         .map_err(|e| DevkitError::Wit {
             path: wit,
             detail: format!("encoding the docs: {e:#}"),
         })?;
-    Ok(World { id, name, docs })
+    Ok(World {
+        id,
+        name,
+        docs,
+        resolve,
+        world,
+    })
 }
 
 /// Put the world's doc comments into the component as a `package-docs`
@@ -118,7 +129,7 @@ fn has_section_named(wasm: &[u8], name: &str) -> bool {
 }
 
 /// `PROGRAM` on `PATH`.
-fn on_path(program: &str) -> Option<PathBuf> {
+pub(crate) fn on_path(program: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .map(|d| d.join(program))
@@ -128,6 +139,7 @@ fn on_path(program: &str) -> Option<PathBuf> {
 fn python_toolchain() -> Result<Toolchain, DevkitError> {
     if let Some(p) = on_path("componentize-py") {
         return Ok(Toolchain {
+            tool: "componentize-py",
             program: p,
             prefix: vec![],
         });
@@ -141,6 +153,7 @@ fn python_toolchain() -> Result<Toolchain, DevkitError> {
             .is_ok_and(|o| o.status.success());
         if importable {
             return Ok(Toolchain {
+                tool: "componentize-py",
                 program: python,
                 prefix: vec![
                     "-c".into(),
@@ -165,6 +178,7 @@ fn js_toolchain(dir: &Path) -> Result<Toolchain, DevkitError> {
         .find(|p| p.is_file());
     match local.or_else(|| on_path("componentize-js")) {
         Some(p) => Ok(Toolchain {
+            tool: "componentize-js",
             program: p,
             prefix: vec![],
         }),
@@ -198,6 +212,7 @@ fn rust_toolchain() -> Result<Toolchain, DevkitError> {
         });
     }
     Ok(Toolchain {
+        tool: "cargo",
         program: cargo,
         prefix: vec![],
     })
@@ -209,6 +224,7 @@ pub fn toolchain(lang: Lang, dir: &Path) -> Result<Toolchain, DevkitError> {
         Lang::Python => python_toolchain(),
         Lang::Js => js_toolchain(dir),
         Lang::Rust => rust_toolchain(),
+        Lang::C | Lang::Cpp | Lang::Zig => crate::native::zig_toolchain(lang),
     }
 }
 
@@ -239,6 +255,14 @@ pub fn build(dir: &Path) -> Result<Built, DevkitError> {
     // good component in place, never a truncated one.
     let partial = dir.join(format!(".{name}.wasm.partial"));
     let started = Instant::now();
+    if lang.is_native() {
+        let built = crate::native::build(&dir, lang, &world, &toolchain, &partial);
+        if built.is_err() {
+            let _ = std::fs::remove_file(&partial);
+        }
+        built?;
+        return finish(world, partial, component, lang, toolchain, started);
+    }
     let mut cmd = Command::new(&toolchain.program);
     cmd.args(&toolchain.prefix).current_dir(&dir);
     match lang {
@@ -254,16 +278,17 @@ pub fn build(dir: &Path) -> Result<Built, DevkitError> {
         Lang::Rust => {
             cmd.args(["build", "--release", "--target", "wasm32-wasip2"]);
         }
+        Lang::C | Lang::Cpp | Lang::Zig => unreachable!("built above"),
     }
     let out = cmd.output().map_err(|e| DevkitError::BuildFailed {
-        tool: toolchain.program.display().to_string(),
+        tool: toolchain.tool.to_owned(),
         status: "could not start".into(),
         output: e.to_string(),
     })?;
     if !out.status.success() {
         let _ = std::fs::remove_file(&partial);
         return Err(DevkitError::BuildFailed {
-            tool: toolchain.program.display().to_string(),
+            tool: toolchain.tool.to_owned(),
             status: out.status.to_string(),
             output: format!(
                 "{}{}",
@@ -279,6 +304,18 @@ pub fn build(dir: &Path) -> Result<Built, DevkitError> {
         let built = dir.join(format!("target/wasm32-wasip2/release/{krate}.wasm"));
         std::fs::copy(&built, &partial).map_err(io(&built))?;
     }
+    finish(world, partial, component, lang, toolchain, started)
+}
+
+/// The docs in, and the finished component moved into place.
+fn finish(
+    world: World,
+    partial: PathBuf,
+    component: PathBuf,
+    lang: Lang,
+    toolchain: Toolchain,
+    started: Instant,
+) -> Result<Built, DevkitError> {
     embed_docs(&world.docs, &partial)?;
     std::fs::rename(&partial, &component).map_err(io(&component))?;
     Ok(Built {

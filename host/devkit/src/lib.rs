@@ -9,11 +9,13 @@
 
 mod build;
 mod cases;
+mod native;
 mod scaffold;
 
 pub use build::{build, component_path, Built, Toolchain};
 pub use cases::{run_tests, CaseKind, CaseReport, TestReport};
-pub use scaffold::{new_action, SDK_JS, SDK_PYTHON};
+pub use native::BINDINGS_WORLD;
+pub use scaffold::{new_action, SDK_C, SDK_JS, SDK_PYTHON};
 
 use std::path::{Path, PathBuf};
 
@@ -23,14 +25,32 @@ pub enum Lang {
     Python,
     Js,
     Rust,
+    C,
+    Cpp,
+    Zig,
 }
 
 impl Lang {
+    /// Every language, in the order `wasmflow new --help` lists them.
+    pub const ALL: [Lang; 6] = [
+        Lang::Python,
+        Lang::Js,
+        Lang::Rust,
+        Lang::C,
+        Lang::Cpp,
+        Lang::Zig,
+    ];
+    /// Their names, as `--lang` takes them.
+    pub const NAMES: [&'static str; 6] = ["python", "js", "rust", "c", "cpp", "zig"];
+
     pub fn parse(s: &str) -> Result<Self, DevkitError> {
         match s {
             "python" | "py" => Ok(Lang::Python),
             "js" | "javascript" => Ok(Lang::Js),
             "rust" | "rs" => Ok(Lang::Rust),
+            "c" => Ok(Lang::C),
+            "cpp" | "c++" | "cxx" => Ok(Lang::Cpp),
+            "zig" => Ok(Lang::Zig),
             other => Err(DevkitError::UnknownLang(other.to_owned())),
         }
     }
@@ -40,7 +60,16 @@ impl Lang {
             Lang::Python => "python",
             Lang::Js => "js",
             Lang::Rust => "rust",
+            Lang::C => "c",
+            Lang::Cpp => "cpp",
+            Lang::Zig => "zig",
         }
+    }
+
+    /// The languages a build compiles with Zig to a core module and
+    /// componentizes in-process.
+    pub fn is_native(self) -> bool {
+        matches!(self, Lang::C | Lang::Cpp | Lang::Zig)
     }
 
     /// The language of the action in `dir`, from its source file.
@@ -49,6 +78,9 @@ impl Lang {
             ("app.py", Lang::Python),
             ("app.js", Lang::Js),
             ("Cargo.toml", Lang::Rust),
+            ("app.c", Lang::C),
+            ("app.cpp", Lang::Cpp),
+            ("app.zig", Lang::Zig),
         ]
         .into_iter()
         .filter(|(f, _)| dir.join(f).is_file())
@@ -58,11 +90,12 @@ impl Lang {
             [one] => Ok(*one),
             [] => Err(DevkitError::NotAnAction {
                 dir: dir.to_owned(),
-                detail: "no app.py, app.js or Cargo.toml".into(),
+                detail: "no app.py, app.js, Cargo.toml, app.c, app.cpp or app.zig".into(),
             }),
             _ => Err(DevkitError::NotAnAction {
                 dir: dir.to_owned(),
-                detail: "more than one of app.py, app.js and Cargo.toml; keep one".into(),
+                detail: "more than one of app.py, app.js, Cargo.toml, app.c, app.cpp and app.zig; keep one"
+                    .into(),
             }),
         }
     }
@@ -70,7 +103,7 @@ impl Lang {
 
 #[derive(Debug, thiserror::Error)]
 pub enum DevkitError {
-    #[error("unknown language `{0}` (expected python, js or rust)")]
+    #[error("unknown language `{0}` (expected python, js, rust, c, cpp or zig)")]
     UnknownLang(String),
     #[error("`{0}` is not a valid action name: use lowercase letters, digits, '.' and '-', starting with a letter")]
     BadName(String),
@@ -127,5 +160,18 @@ pub(crate) fn io(path: &Path) -> impl Fn(std::io::Error) -> DevkitError + '_ {
     move |source| DevkitError::Io {
         path: path.to_owned(),
         source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Lang;
+
+    #[test]
+    fn every_language_is_named_once() {
+        for (lang, name) in Lang::ALL.into_iter().zip(Lang::NAMES) {
+            assert_eq!(lang.name(), name);
+            assert_eq!(Lang::parse(name).unwrap(), lang);
+        }
     }
 }

@@ -7,6 +7,12 @@ use std::path::{Path, PathBuf};
 /// builds with nothing but the language's componentizer.
 pub const SDK_PYTHON: &str = include_str!("../../../sdk/python/wasmflow_action.py");
 pub const SDK_JS: &str = include_str!("../../../sdk/js/wasmflow_action.js");
+/// The C SDK (C, C++ and Zig actions): its header and its source, which
+/// the build compiles with the action.
+pub const SDK_C: [(&str, &str); 2] = [
+    ("wasmflow.h", include_str!("../../../sdk/c/wasmflow.h")),
+    ("wasmflow.c", include_str!("../../../sdk/c/wasmflow.c")),
+];
 const CONTRACT: &str = include_str!("../../../wit/action.wit");
 
 const WORLD: &str = include_str!("../templates/world.wit");
@@ -19,6 +25,9 @@ const PY_APP: &str = include_str!("../templates/python/app.py");
 const JS_APP: &str = include_str!("../templates/js/app.js");
 const RS_CARGO: &str = include_str!("../templates/rust/Cargo.toml");
 const RS_LIB: &str = include_str!("../templates/rust/lib.rs");
+const C_APP: &str = include_str!("../templates/c/app.c");
+const CPP_APP: &str = include_str!("../templates/cpp/app.cpp");
+const ZIG_APP: &str = include_str!("../templates/zig/app.zig");
 
 /// Whether `name` can name an action: it becomes a directory, a file
 /// (`NAME.wasm`), a WIT package and an OCI repository.
@@ -75,6 +84,18 @@ pub fn new_action(parent: &Path, name: &str, lang: Lang) -> Result<PathBuf, Devk
             files.push(("Cargo.toml", fill(RS_CARGO)));
             files.push(("src/lib.rs", fill(RS_LIB)));
         }
+        Lang::C => {
+            files.push(("app.c", fill(C_APP)));
+            files.extend(SDK_C.map(|(f, text)| (f, text.to_owned())));
+        }
+        Lang::Cpp => {
+            files.push(("app.cpp", fill(CPP_APP)));
+            files.extend(SDK_C.map(|(f, text)| (f, text.to_owned())));
+        }
+        Lang::Zig => {
+            files.push(("app.zig", fill(ZIG_APP)));
+            files.extend(SDK_C.map(|(f, text)| (f, text.to_owned())));
+        }
     }
     // Write into a sibling temporary directory and rename it into place, so
     // a failure half-way leaves nothing behind.
@@ -123,7 +144,7 @@ mod tests {
     #[test]
     fn scaffolds_each_language_and_refuses_existing_directories() {
         let tmp = tempfile::tempdir().unwrap();
-        for lang in [Lang::Python, Lang::Js, Lang::Rust] {
+        for lang in Lang::ALL {
             let name = format!("greet.{}", lang.name());
             let dir = new_action(tmp.path(), &name, lang).unwrap();
             assert_eq!(Lang::detect(&dir).unwrap(), lang);
@@ -136,7 +157,7 @@ mod tests {
                 Err(DevkitError::Exists(_))
             ));
         }
-        // Nothing but the three actions: no staging directories left over.
-        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 3);
+        // Nothing but the six actions: no staging directories left over.
+        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 6);
     }
 }

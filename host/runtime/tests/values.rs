@@ -1,5 +1,6 @@
 //! JSON <-> WIT: every type kind round-trips through a real guest (the
-//! Python `echo` fixture), and every kind of bad input is named precisely.
+//! Python `echo` fixture; the end-to-end suite runs a C guest of the same
+//! world), and every kind of bad input is named precisely.
 
 #[path = "../../../tests/support/mod.rs"]
 mod support;
@@ -29,26 +30,7 @@ fn fixture() -> &'static Fixture {
     })
 }
 
-fn everything() -> Value {
-    json!({
-        "flag": true,
-        "i8v": -128, "u8v": 255, "i16v": -32768, "u16v": 65535,
-        "i32v": -2147483648i64, "u32v": 4294967295u64,
-        "i64v": i64::MIN, "u64v": u64::MAX,
-        "f32v": 1.5, "f64v": -0.25,
-        "letter": "λ",
-        "text": "hello, wörld",
-        "blob": "AAEC/w==",
-        "words": ["a", "b", ""],
-        "pair": [7, "seven"],
-        "maybe": 3,
-        "color": "blue-ish",
-        "perms": ["read", "exec"],
-        "shape": { "circle": 2.5 },
-        "outcome": { "err": "nope" },
-        "nested": [ { "label": "x", "weight": 1 }, { "label": "y", "weight": null } ],
-    })
-}
+use support::everything;
 
 /// Run the echo guest on `input` and return its record.
 fn run(input: Value) -> wasmflow_store::ExecutionRecord {
