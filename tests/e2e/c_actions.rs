@@ -16,13 +16,6 @@ pub fn sha256sum(path: &Path) -> String {
     String::from_utf8(out.stdout).unwrap()[..64].to_owned()
 }
 
-fn spec(path: &Path, expect: Option<&str>) -> String {
-    format!(
-        "spec={}",
-        json!({ "path": path, "progress-mib": 1, "expect": expect })
-    )
-}
-
 #[test]
 fn disk_checksum_streams_a_granted_file_and_is_denied_the_rest() {
     let wasm = support::built("actions/disk.checksum");
@@ -37,19 +30,21 @@ fn disk_checksum_streams_a_granted_file_and_is_denied_the_rest() {
     std::fs::write(&file, &bytes).unwrap();
     let want = sha256sum(&file);
 
+    // `wasmflow run` of the action on `path`, its directory `granted`.
+    let checksum = |path: &Path, expect: Option<&str>, granted: Option<&Path>| {
+        let spec = format!(
+            "spec={}",
+            json!({ "path": path, "progress-mib": 1, "expect": expect })
+        );
+        let mut args = vec!["run", s(&wasm), "-p", &spec, "--json"];
+        if let Some(dir) = granted {
+            args.extend(["--allow-read", s(dir)]);
+        }
+        home.run(&args)
+    };
+
     // Granted: the digest coreutils computes, the size, and progress.
-    let rec = home
-        .run(&[
-            "run",
-            s(&wasm),
-            "-p",
-            &spec(&file, None),
-            "--allow-read",
-            s(tmp.path()),
-            "--json",
-        ])
-        .ok()
-        .json();
+    let rec = checksum(&file, None, Some(tmp.path())).ok().json();
     assert_eq!(rec["result"]["sha256"], want);
     assert_eq!(rec["result"]["size-bytes"], bytes.len());
     let shown = home
@@ -66,35 +61,15 @@ fn disk_checksum_streams_a_granted_file_and_is_denied_the_rest() {
     assert!(shown.contains(&format!("sha256 {want}")), "{shown}");
 
     // The expected digest holds; another fails the execution.
-    home.run(&[
-        "run",
-        s(&wasm),
-        "-p",
-        &spec(&file, Some(&want.to_uppercase())),
-        "--allow-read",
-        s(tmp.path()),
-    ])
-    .ok();
-    let rec = home
-        .run(&[
-            "run",
-            s(&wasm),
-            "-p",
-            &spec(&file, Some(&"0".repeat(64))),
-            "--allow-read",
-            s(tmp.path()),
-            "--json",
-        ])
+    checksum(&file, Some(&want.to_uppercase()), Some(tmp.path())).ok();
+    let rec = checksum(&file, Some(&"0".repeat(64)), Some(tmp.path()))
         .code(1)
         .json();
     assert_eq!(rec["error"]["code"], "checksum-mismatch");
 
     // Not granted: the sandbox does not let it open the file, and the
     // action says so (its directory is not there for it at all).
-    let rec = home
-        .run(&["run", s(&wasm), "-p", &spec(&file, None), "--json"])
-        .code(1)
-        .json();
+    let rec = checksum(&file, None, None).code(1).json();
     assert_eq!(rec["error"]["code"], "denied", "{rec}");
     assert_eq!(
         rec["error"]["message"],
@@ -103,40 +78,18 @@ fn disk_checksum_streams_a_granted_file_and_is_denied_the_rest() {
             file.display()
         )
     );
-    // A grant of another directory does not reach it either.
+    // A grant of another directory does not reach it either, nor a path
+    // that climbs out of that one into this.
     let other = tempfile::tempdir().unwrap();
-    let rec = home
-        .run(&[
-            "run",
-            s(&wasm),
-            "-p",
-            &spec(&file, None),
-            "--allow-read",
-            s(other.path()),
-            "--json",
-        ])
-        .code(1)
-        .json();
-    assert_eq!(rec["error"]["code"], "denied", "{rec}");
-    // Nor does a path that climbs out of the granted one.
     let climbing = other
         .path()
         .join("..")
         .join(tmp.path().file_name().unwrap())
         .join("template.img");
-    let rec = home
-        .run(&[
-            "run",
-            s(&wasm),
-            "-p",
-            &spec(&climbing, None),
-            "--allow-read",
-            s(other.path()),
-            "--json",
-        ])
-        .code(1)
-        .json();
-    assert_eq!(rec["error"]["code"], "denied", "{rec}");
+    for path in [&file, &climbing] {
+        let rec = checksum(path, None, Some(other.path())).code(1).json();
+        assert_eq!(rec["error"]["code"], "denied", "{rec}");
+    }
 }
 
 /// The echo world, built from `tests/fixtures/echo/c/app.c` in a project

@@ -26,6 +26,25 @@ fn qemu_info(path: &Path) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// `wasmflow run` of the bundled workflow on `input`, `dir` granted for
+/// writing, and qemu-img when `exec`.
+fn provision(home: &Home, input: &Path, dir: &Path, exec: bool) -> crate::Run {
+    let wf = support::root().join("workflows/vm-provision.yaml");
+    let mut args = vec![
+        "run",
+        s(&wf),
+        "--input",
+        s(input),
+        "--allow-write",
+        s(dir),
+        "--json",
+    ];
+    if exec {
+        args.extend(["--allow-exec", "qemu-img"]);
+    }
+    home.run(&args)
+}
+
 /// The example input, pointed at a fresh directory with a template in it.
 fn input(dir: &Path, name: &str) -> std::path::PathBuf {
     let example = support::root().join("workflows/vm-provision.example.json");
@@ -54,20 +73,7 @@ fn vm_provision_clones_seeds_and_creates_data_disks() {
     let wf = support::root().join("workflows/vm-provision.yaml");
     home.run(&["workflow", "validate", s(&wf)]).ok();
     let input = input(dir, "web01");
-    let rec = home
-        .run(&[
-            "run",
-            s(&wf),
-            "--input",
-            s(&input),
-            "--allow-write",
-            s(dir),
-            "--allow-exec",
-            "qemu-img",
-            "--json",
-        ])
-        .ok()
-        .json();
+    let rec = provision(&home, &input, dir, true).ok().json();
     let out = &rec["result"];
     // The C step checksummed the template before the clone used it.
     let template = dir.join("template.qcow2");
@@ -129,19 +135,8 @@ fn vm_provision_fails_cleanly_on_a_bad_spec() {
     let home = Home::new();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let wf = support::root().join("workflows/vm-provision.yaml");
     let input = input(dir, "Bad_Name");
-    let run = home.run(&[
-        "run",
-        s(&wf),
-        "--input",
-        s(&input),
-        "--allow-write",
-        s(dir),
-        "--allow-exec",
-        "qemu-img",
-        "--json",
-    ]);
+    let run = provision(&home, &input, dir, true);
     let rec = run.code(1).json();
     assert_eq!(rec["error"]["details"]["failed_on"], "clone");
     assert_eq!(rec["error"]["details"]["error"]["code"], "invalid-spec");
@@ -163,18 +158,7 @@ fn vm_provision_fails_cleanly_on_a_bad_spec() {
 
     // Without --allow-exec the operator has not granted what `clone` asks.
     let input = input_again(dir);
-    let rec = home
-        .run(&[
-            "run",
-            s(&wf),
-            "--input",
-            s(&input),
-            "--allow-write",
-            s(dir),
-            "--json",
-        ])
-        .code(1)
-        .json();
+    let rec = provision(&home, &input, dir, false).code(1).json();
     assert!(
         rec["error"]["message"]
             .as_str()
@@ -199,21 +183,7 @@ fn vm_provision_stops_at_the_checksum_when_the_template_is_not_granted() {
     let mut v: Value = serde_json::from_str(&std::fs::read_to_string(&input).unwrap()).unwrap();
     v["dir"] = json!(dir);
     std::fs::write(&input, v.to_string()).unwrap();
-    let wf = support::root().join("workflows/vm-provision.yaml");
-    let rec = home
-        .run(&[
-            "run",
-            s(&wf),
-            "--input",
-            s(&input),
-            "--allow-write",
-            s(&dir),
-            "--allow-exec",
-            "qemu-img",
-            "--json",
-        ])
-        .code(1)
-        .json();
+    let rec = provision(&home, &input, &dir, true).code(1).json();
     assert_eq!(rec["error"]["details"]["failed_on"], "checksum", "{rec}");
     assert_eq!(rec["error"]["details"]["error"]["code"], "denied");
     assert_eq!(

@@ -136,6 +136,41 @@ pub(crate) fn on_path(program: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// `python3` on PATH, if `import MODULE` works with it (a pip-installed
+/// toolchain: componentize-py, ziglang).
+pub(crate) fn python_with(module: &str) -> Option<PathBuf> {
+    let python = on_path("python3")?;
+    Command::new(&python)
+        .args(["-c", &format!("import {module}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+        .then_some(python)
+}
+
+/// Run a build tool; what it printed on stdout, or a failure carrying
+/// everything it printed.
+pub(crate) fn run_tool(mut cmd: Command, tool: &str) -> Result<Vec<u8>, DevkitError> {
+    let out = cmd.output().map_err(|e| DevkitError::BuildFailed {
+        tool: tool.into(),
+        status: "could not start".into(),
+        output: e.to_string(),
+    })?;
+    if out.status.success() {
+        return Ok(out.stdout);
+    }
+    Err(DevkitError::BuildFailed {
+        tool: tool.into(),
+        status: out.status.to_string(),
+        output: format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .trim_end()
+        .to_owned(),
+    })
+}
+
 fn python_toolchain() -> Result<Toolchain, DevkitError> {
     if let Some(p) = on_path("componentize-py") {
         return Ok(Toolchain {
@@ -146,21 +181,15 @@ fn python_toolchain() -> Result<Toolchain, DevkitError> {
     }
     // pip puts the console script on PATH only through a pyenv shim or a
     // venv's bin; the module itself is importable whenever it is installed.
-    if let Some(python) = on_path("python3") {
-        let importable = Command::new(&python)
-            .args(["-c", "import componentize_py"])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if importable {
-            return Ok(Toolchain {
-                tool: "componentize-py",
-                program: python,
-                prefix: vec![
-                    "-c".into(),
-                    "import sys; from componentize_py import script; sys.argv[0] = 'componentize-py'; sys.exit(script())".into(),
-                ],
-            });
-        }
+    if let Some(python) = python_with("componentize_py") {
+        return Ok(Toolchain {
+            tool: "componentize-py",
+            program: python,
+            prefix: vec![
+                "-c".into(),
+                "import sys; from componentize_py import script; sys.argv[0] = 'componentize-py'; sys.exit(script())".into(),
+            ],
+        });
     }
     Err(DevkitError::ToolchainMissing {
         lang: "python",
@@ -280,24 +309,9 @@ pub fn build(dir: &Path) -> Result<Built, DevkitError> {
         }
         Lang::C | Lang::Cpp | Lang::Zig => unreachable!("built above"),
     }
-    let out = cmd.output().map_err(|e| DevkitError::BuildFailed {
-        tool: toolchain.tool.to_owned(),
-        status: "could not start".into(),
-        output: e.to_string(),
-    })?;
-    if !out.status.success() {
+    if let Err(e) = run_tool(cmd, toolchain.tool) {
         let _ = std::fs::remove_file(&partial);
-        return Err(DevkitError::BuildFailed {
-            tool: toolchain.tool.to_owned(),
-            status: out.status.to_string(),
-            output: format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            )
-            .trim_end()
-            .to_owned(),
-        });
+        return Err(e);
     }
     if lang == Lang::Rust {
         let krate = name.replace(['.', '-'], "_");

@@ -9,7 +9,7 @@
 //! `action.h`, `exports_action_run`, `action_string_t`), whatever the WIT
 //! calls it, so the SDK and every action's source read the same names.
 
-use crate::build::{on_path, Toolchain, World};
+use crate::build::{on_path, python_with, run_tool, Toolchain, World};
 use crate::{io, DevkitError, Lang};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -31,18 +31,12 @@ pub(crate) fn zig_toolchain(lang: Lang) -> Result<Toolchain, DevkitError> {
             prefix: vec![],
         });
     }
-    if let Some(python) = on_path("python3") {
-        let importable = Command::new(&python)
-            .args(["-c", "import ziglang"])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if importable {
-            return Ok(Toolchain {
-                tool: "zig",
-                program: python,
-                prefix: vec!["-m".into(), "ziglang".into()],
-            });
-        }
+    if let Some(python) = python_with("ziglang") {
+        return Ok(Toolchain {
+            tool: "zig",
+            program: python,
+            prefix: vec!["-m".into(), "ziglang".into()],
+        });
     }
     Err(DevkitError::ToolchainMissing {
         lang: lang.name(),
@@ -234,7 +228,7 @@ impl Compile<'_> {
             .arg(&include)
             .arg("-I.")
             .arg(&header);
-        let translated = output(cmd, "zig translate-c")?;
+        let translated = run_tool(cmd, "zig translate-c")?;
         let module = self.bindings.join("wasmflow.zig");
         std::fs::write(&module, translated).map_err(io(&module))?;
 
@@ -274,30 +268,7 @@ fn sources(dir: &Path, ext: &str) -> Result<Vec<PathBuf>, DevkitError> {
 }
 
 fn run(cmd: Command, tool: &str) -> Result<(), DevkitError> {
-    output(cmd, tool).map(drop)
-}
-
-/// What `cmd` printed on stdout, or why it failed.
-fn output(mut cmd: Command, tool: &str) -> Result<Vec<u8>, DevkitError> {
-    let out = cmd.output().map_err(|e| DevkitError::BuildFailed {
-        tool: tool.into(),
-        status: "could not start".into(),
-        output: e.to_string(),
-    })?;
-    if out.status.success() {
-        return Ok(out.stdout);
-    }
-    Err(DevkitError::BuildFailed {
-        tool: tool.into(),
-        status: out.status.to_string(),
-        output: format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-        .trim_end()
-        .to_owned(),
-    })
+    run_tool(cmd, tool).map(drop)
 }
 
 #[cfg(test)]
