@@ -431,6 +431,46 @@ output: { v: "{{ ctx.v }}" }
     );
 }
 
+/// An item whose input cannot be rendered fails at once; no item after
+/// it starts (the ones before it run to their end), with a limit and
+/// without one.
+#[test]
+fn a_failed_item_stops_the_items_after_it() {
+    let home = Home::new();
+    let dir = tempfile::tempdir().unwrap();
+    for concurrency in ["", "\n    concurrency: 2"] {
+        let wf = dir.path().join("stop.yaml");
+        let yaml = format!(
+            "version: 1\ntasks:\n  fan:\n    action: {}\n    with-items: \"{{{{ [1, 0, 2, 3] }}}}\"{concurrency}\n    input: {{ a: \"{{{{ 6 // item }}}}\", b: 1 }}\n",
+            s(&crate::wat("add"))
+        );
+        std::fs::write(&wf, yaml).unwrap();
+        let rec = home.run(&["run", s(&wf), "--json"]).code(1).json();
+        assert!(
+            rec["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("item 1: tasks.fan.input: invalid operation: unable to calculate 6 // 0"),
+            "{rec}"
+        );
+        let tree = home
+            .run(&[
+                "execution",
+                "get",
+                rec["id"].as_str().unwrap(),
+                "--tree",
+                "--json",
+            ])
+            .ok()
+            .json();
+        let ran: Vec<&str> = children(&tree)
+            .iter()
+            .map(|c| c["task"].as_str().unwrap())
+            .collect();
+        assert_eq!(ran, ["fan[0]"], "{concurrency:?}");
+    }
+}
+
 #[test]
 fn validation_reports_each_problem_with_its_position() {
     let b = Bench::new();

@@ -96,6 +96,15 @@ impl Slot {
         self.outcome.is_some() && !self.retry
     }
 
+    /// Ended, not in success, with no retry to come.
+    pub fn has_failed(&self) -> bool {
+        self.is_done()
+            && self
+                .outcome
+                .as_ref()
+                .is_some_and(|o| o.status != Status::Succeeded)
+    }
+
     /// Never started, or waiting for its next attempt.
     pub fn is_idle(&self) -> bool {
         (self.child.is_none() && self.outcome.is_none()) || self.retry
@@ -141,22 +150,11 @@ impl TaskRun {
             return false;
         }
         let all_done = self.slots.iter().all(Slot::is_done);
-        let failed = self.slots.iter().any(|s| {
-            s.is_done()
-                && s.outcome
-                    .as_ref()
-                    .is_some_and(|o| o.status != Status::Succeeded)
-        });
-        all_done || (failed && self.running() == 0)
+        all_done || (self.has_failed_slot() && self.running() == 0)
     }
 
     pub fn has_failed_slot(&self) -> bool {
-        self.slots.iter().any(|s| {
-            s.is_done()
-                && s.outcome
-                    .as_ref()
-                    .is_some_and(|o| o.status != Status::Succeeded)
-        })
+        self.slots.iter().any(Slot::has_failed)
     }
 }
 

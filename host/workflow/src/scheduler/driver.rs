@@ -289,16 +289,41 @@ impl Driver {
                     }
                 }
             }
-            let limit = task.concurrency.map(|c| c as usize).unwrap_or(usize::MAX);
-            for slot in 0..self.state.runs[run].slots.len() {
-                let r = &self.state.runs[run];
-                if r.running() >= limit || r.has_failed_slot() {
-                    break;
-                }
-                if !r.slots[slot].is_idle() {
-                    continue;
-                }
-                self.start_slot(run, slot, None)?;
+            self.start_idle_slots(run, task.concurrency)?;
+        }
+        Ok(())
+    }
+
+    /// Start the idle slots of `run`, in order, up to the task's
+    /// concurrency; none once one has failed for good. The running count
+    /// and the failure are read once and then kept up to date from the
+    /// slot just started (starting one changes no other), so a wake-up
+    /// costs one pass over the slots, not one pass per slot: a limited
+    /// fan-out of N items was O(N^2) per wake-up, O(N^3) in all.
+    fn start_idle_slots(
+        &mut self,
+        run: usize,
+        concurrency: Option<u32>,
+    ) -> Result<(), WorkflowError> {
+        let limit = concurrency.map(|c| c as usize).unwrap_or(usize::MAX);
+        let r = &self.state.runs[run];
+        if r.has_failed_slot() {
+            return Ok(());
+        }
+        let (mut running, slots) = (r.running(), r.slots.len());
+        for slot in 0..slots {
+            if running >= limit {
+                break;
+            }
+            if !self.state.runs[run].slots[slot].is_idle() {
+                continue;
+            }
+            self.start_slot(run, slot, None)?;
+            let s = &self.state.runs[run].slots[slot];
+            if s.is_running() {
+                running += 1;
+            } else if s.has_failed() {
+                break;
             }
         }
         Ok(())
