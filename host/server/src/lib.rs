@@ -181,7 +181,14 @@ pub async fn serve(
         config.workers,
         config.leasing.clone(),
     );
-    let restored = queue.restore(sched.interrupted()?)?;
+    // On a shared store the running workflows may be other processes':
+    // leases put back the work of a dead one, not a start-up scan.
+    let interrupted = if queue.is_shared() {
+        Vec::new()
+    } else {
+        sched.interrupted()?
+    };
+    let restored = queue.restore(interrupted)?;
     let app = Arc::new(App::new(
         rt,
         sched,

@@ -187,6 +187,12 @@ impl Queue {
         }
     }
 
+    /// Whether the queue is a shared store's, claimed by any number of
+    /// processes (nothing of it is this process's to restore).
+    pub fn is_shared(&self) -> bool {
+        self.shared.is_some()
+    }
+
     /// Put every accepted execution that has not ended back in line, in
     /// accept order: pending ones as they were, running actions from the
     /// start (a guest's memory does not survive a process), running
@@ -196,7 +202,7 @@ impl Queue {
         &self,
         interrupted_workflows: Vec<ExecutionRecord>,
     ) -> Result<usize, StoreError> {
-        if self.shared.is_some() {
+        if self.is_shared() {
             return Ok(0);
         }
         let mut n = 0;
