@@ -14,7 +14,6 @@ mod scaffold;
 
 pub use build::{build, component_path, Built, Toolchain};
 pub use cases::{run_tests, CaseKind, CaseReport, TestReport};
-pub use native::BINDINGS_WORLD;
 pub use scaffold::{new_action, SDK_C, SDK_JS, SDK_PYTHON};
 
 use std::path::{Path, PathBuf};

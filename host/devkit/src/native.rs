@@ -20,7 +20,7 @@ use wasi_preview1_component_adapter_provider::{
 use wit_component::ComponentEncoder;
 
 /// The name the world's bindings are generated under.
-pub const BINDINGS_WORLD: &str = "action";
+const BINDINGS_WORLD: &str = "action";
 
 /// Zig, as `zig` on PATH or as the `ziglang` Python package.
 pub(crate) fn zig_toolchain(lang: Lang) -> Result<Toolchain, DevkitError> {
