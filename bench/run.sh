@@ -25,3 +25,7 @@ echo "== warm actions in process (on-demand vs pooling allocator)"
 cargo bench -p wasmflow-runtime --bench warm 2>&1 | grep -vE "^ *(Compiling|Finished|Running)"
 echo "== server under a bounded load"
 python3 bench/server.py target/release/wasmflow "${SERVER_N:-20000}"
+echo "== a with-items fan-out, by size"
+python3 bench/fanout.py "${FAN:-1000 3000 10000}" target/release/wasmflow
+echo "== one real action in C and in Python (disk.checksum)"
+python3 bench/languages.py target/release/wasmflow "${N:-30}" 20
