@@ -170,6 +170,13 @@ impl Home {
         self.dir.path()
     }
 
+    /// `execution get ID --tree --json`: the record with its children.
+    pub fn tree(&self, id: &str) -> Value {
+        self.run(&["execution", "get", id, "--tree", "--json"])
+            .ok()
+            .json()
+    }
+
     /// The newest execution record, as JSON.
     pub fn last_record(&self) -> Value {
         let r = self.run(&["execution", "list", "-n", "1", "--json"]);

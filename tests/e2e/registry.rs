@@ -406,16 +406,7 @@ output:
         .ok()
         .json();
     assert_eq!(rec["result"], json!({ "z": 42 }));
-    let tree = user
-        .run(&[
-            "execution",
-            "get",
-            rec["id"].as_str().unwrap(),
-            "--tree",
-            "--json",
-        ])
-        .ok()
-        .json();
+    let tree = user.tree(rec["id"].as_str().unwrap());
     let children = tree["children"].as_array().unwrap();
     assert_eq!(children.len(), 2);
     for child in children {

@@ -107,15 +107,7 @@ fn vm_provision_clones_seeds_and_creates_data_disks() {
         .collect();
     assert_eq!(sizes, [10 << 30, 20 << 30, 5 << 30]);
 
-    let tree = home
-        .run(&[
-            "execution",
-            "get",
-            rec["id"].as_str().unwrap(),
-            "--tree",
-            "--json",
-        ])
-        .json();
+    let tree = home.tree(rec["id"].as_str().unwrap());
     let tasks: Vec<&str> = tree["children"]
         .as_array()
         .unwrap()

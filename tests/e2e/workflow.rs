@@ -75,8 +75,7 @@ impl Bench {
     }
 
     pub fn tree(&self, id: &str) -> Value {
-        let r = self.home.run(&["execution", "get", id, "--tree", "--json"]);
-        r.ok().json()
+        self.home.tree(id)
     }
 }
 
@@ -453,16 +452,7 @@ fn a_failed_item_stops_the_items_after_it() {
                 .contains("item 1: tasks.fan.input: invalid operation: unable to calculate 6 // 0"),
             "{rec}"
         );
-        let tree = home
-            .run(&[
-                "execution",
-                "get",
-                rec["id"].as_str().unwrap(),
-                "--tree",
-                "--json",
-            ])
-            .ok()
-            .json();
+        let tree = home.tree(rec["id"].as_str().unwrap());
         let ran: Vec<&str> = children(&tree)
             .iter()
             .map(|c| c["task"].as_str().unwrap())
