@@ -39,8 +39,16 @@ impl Lang {
         Lang::Cpp,
         Lang::Zig,
     ];
-    /// Their names, as `--lang` takes them.
-    pub const NAMES: [&'static str; 6] = ["python", "js", "rust", "c", "cpp", "zig"];
+    /// Their names, as `--lang` takes them (derived from [`Lang::name`]).
+    pub const NAMES: [&'static str; 6] = {
+        let mut names = [""; 6];
+        let mut i = 0;
+        while i < Lang::ALL.len() {
+            names[i] = Lang::ALL[i].name();
+            i += 1;
+        }
+        names
+    };
 
     pub fn parse(s: &str) -> Result<Self, DevkitError> {
         match s {
@@ -54,7 +62,7 @@ impl Lang {
         }
     }
 
-    pub fn name(self) -> &'static str {
+    pub const fn name(self) -> &'static str {
         match self {
             Lang::Python => "python",
             Lang::Js => "js",
