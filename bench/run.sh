@@ -29,3 +29,5 @@ echo "== a with-items fan-out, by size"
 python3 bench/fanout.py "${FAN:-1000 3000 10000}" target/release/wasmflow
 echo "== one real action in C and in Python (disk.checksum)"
 python3 bench/languages.py target/release/wasmflow "${N:-30}" 20
+echo "== Python actions: one run, a 40-task chain (run and serve), first compiles"
+python3 bench/python.py target/release/wasmflow "${N:-30}" 3

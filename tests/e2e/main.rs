@@ -7,6 +7,7 @@ mod support;
 mod c_actions;
 mod cli;
 mod compile_limit;
+mod component_cache;
 mod confine;
 mod devkit;
 mod grants_race;

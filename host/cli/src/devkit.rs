@@ -19,7 +19,7 @@ pub fn new(args: NewArgs) -> CmdResult {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn build(dir: &Path) -> CmdResult {
+pub fn build(home: &Home, dir: &Path) -> CmdResult {
     let built = wasmflow_devkit::build(dir)?;
     println!("{}", built.component.display());
     eprintln!(
@@ -29,7 +29,15 @@ pub fn build(dir: &Path) -> CmdResult {
         built.toolchain.tool,
         built.took.as_secs_f64()
     );
+    precompile(home, &built.component)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Compile `component` into the cache now, so the first `run` after a
+/// build or a pull starts at once; a component that cannot run fails here.
+pub(crate) fn precompile(home: &Home, component: &Path) -> Result<(), Fail> {
+    home.loader()?.load(component)?;
+    Ok(())
 }
 
 pub fn test(home: &Home, args: TestArgs) -> CmdResult {

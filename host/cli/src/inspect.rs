@@ -11,7 +11,7 @@ pub fn inspect(home: &Home, args: InspectArgs) -> CmdResult {
     // store, so it works while another process holds it.
     let loader = home.loader()?;
     let action = loader.load(&args.component)?;
-    let info = wasmflow_runtime::inspect::inspect(&action.bytes)
+    let info = wasmflow_runtime::inspect::inspect(&action.bytes()?)
         .map_err(|e| Fail::usage(anyhow!("{}: {e}", args.component.display())))?;
     let runs_programs = info
         .imports

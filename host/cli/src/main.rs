@@ -9,6 +9,7 @@ mod devkit;
 mod execution;
 mod inspect;
 mod print;
+mod progress;
 mod registry;
 mod remote;
 mod run;
@@ -123,7 +124,8 @@ fn main() -> ExitCode {
         cache: cli.cache_dir.clone(),
         store: cli.store.as_deref().map(wasmflow_store::Location::parse),
         engine: wasmflow_runtime::EngineOptions {
-            compile: wasmflow_runtime::CompileOptions::in_child(compile),
+            compile: wasmflow_runtime::CompileOptions::in_child(compile)
+                .with_progress(progress::on_stderr()),
             ..Default::default()
         },
     };
@@ -158,7 +160,7 @@ fn main() -> ExitCode {
         },
         args::Command::Resume { json } => workflow::resume(&home, json),
         args::Command::New(a) => devkit::new(a),
-        args::Command::Build { dir } => devkit::build(&dir),
+        args::Command::Build { dir } => devkit::build(&home, &dir),
         args::Command::Test(a) => devkit::test(&home, a),
         args::Command::Push(a) => registry::push(&home, a),
         args::Command::Pull(a) => registry::pull(&home, a),

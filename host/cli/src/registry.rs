@@ -82,8 +82,8 @@ fn annotated(
     title: &str,
     description: Option<String>,
 ) -> Result<(Vec<u8>, BTreeMap<String, String>), Fail> {
-    let action = loader.load(path)?;
-    let inspection = wasmflow_runtime::inspect::inspect(&action.bytes)
+    let bytes = loader.load(path)?.bytes()?;
+    let inspection = wasmflow_runtime::inspect::inspect(&bytes)
         .map_err(|e| Fail::usage(anyhow!("{}: {e}", path.display())))?;
     let mut annotations = BTreeMap::new();
     annotations.insert(ANNOTATION_SIGNATURE.to_owned(), inspection.wit.clone());
@@ -91,7 +91,7 @@ fn annotated(
     if let Some(d) = description.or(inspection.docs.clone()) {
         annotations.insert(ANNOTATION_DESCRIPTION.to_owned(), d);
     }
-    Ok((action.bytes.to_vec(), annotations))
+    Ok((bytes.to_vec(), annotations))
 }
 
 pub fn pull(home: &Home, args: PullArgs) -> CmdResult {
@@ -109,6 +109,9 @@ pub fn pull(home: &Home, args: PullArgs) -> CmdResult {
         std::fs::write(out, &cached.bytes)
             .map_err(|e| Fail::usage(anyhow!("writing the component to {}: {e}", out.display())))?;
     }
+    // Compiled now, so the first `run` of it starts at once.
+    home.loader()?
+        .load_bytes(&args.reference, cached.bytes.clone())?;
     println!("{}", cached.manifest_digest);
     eprintln!(
         "pulled {} (component {})",

@@ -6,6 +6,8 @@ use crate::sandbox::Sandbox;
 use crate::value::{self, InputError, Path};
 use crate::RuntimeError;
 use serde_json::Value;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
 use wasmflow_store::Digest;
 use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Linker, Type, Val};
@@ -24,8 +26,9 @@ pub struct Action {
     /// How the user named it (a path, later a registry reference).
     pub reference: String,
     pub digest: Digest,
-    /// The component binary (after `.wat` conversion).
-    pub bytes: std::sync::Arc<Vec<u8>>,
+    /// The component binary (after `.wat` conversion), read when first
+    /// asked for: an unchanged file loads from the cache unread.
+    bytes: Bytes,
     pub signature: RunSignature,
     pub(crate) pre: InstancePre<Sandbox>,
     /// Where `run` is in the component, resolved once so calls skip the
@@ -33,7 +36,48 @@ pub struct Action {
     pub(crate) run_export: ComponentExportIndex,
 }
 
+/// A loaded component's bytes: in hand, or in a file known (by the
+/// cache's index) to hold them.
+#[derive(Clone)]
+pub(crate) enum Bytes {
+    Read(Arc<Vec<u8>>),
+    InFile(Arc<(PathBuf, OnceLock<Arc<Vec<u8>>>)>),
+}
+
+impl Bytes {
+    pub fn in_file(path: &std::path::Path) -> Self {
+        Bytes::InFile(Arc::new((path.to_owned(), OnceLock::new())))
+    }
+}
+
 impl Action {
+    /// The component binary (after `.wat` conversion). Read from its file
+    /// on the first call when the action was loaded unread; a file that no
+    /// longer holds the bytes of [`Action::digest`] is an error, never
+    /// other bytes under this digest.
+    pub fn bytes(&self) -> Result<Arc<Vec<u8>>, RuntimeError> {
+        let (path, once) = match &self.bytes {
+            Bytes::Read(bytes) => return Ok(bytes.clone()),
+            Bytes::InFile(file) => (&file.0, &file.1),
+        };
+        if let Some(bytes) = once.get() {
+            return Ok(bytes.clone());
+        }
+        let read = std::fs::read(path).map_err(|source| RuntimeError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        // By the file's name, not the reference (a server renames it).
+        let bytes = binary(&path.display().to_string(), read)?;
+        if Digest::of(&bytes) != self.digest {
+            return Err(RuntimeError::Changed {
+                path: path.clone(),
+                digest: self.digest.to_string(),
+            });
+        }
+        Ok(once.get_or_init(|| Arc::new(bytes)).clone())
+    }
+
     /// Check `input` against the signature and convert it, naming the JSON
     /// path and WIT type of the first problem.
     pub fn check_input(&self, input: &Value) -> Result<Vec<Val>, InputError> {
@@ -76,14 +120,9 @@ impl Action {
     }
 }
 
-pub(crate) fn load(
-    engine: &Engine,
-    linker: &Linker<Sandbox>,
-    cache: &ComponentCache,
-    compile: &CompileOptions,
-    reference: &str,
-    bytes: Vec<u8>,
-) -> Result<Action, RuntimeError> {
+/// `bytes` as a component binary: `.wat` text converted, anything that is
+/// not a component refused.
+fn binary(reference: &str, bytes: Vec<u8>) -> Result<Vec<u8>, RuntimeError> {
     let invalid = |message: String| RuntimeError::InvalidComponent {
         path: reference.to_owned(),
         message,
@@ -102,6 +141,22 @@ pub(crate) fn load(
                 .into(),
         ));
     }
+    Ok(bytes)
+}
+
+pub(crate) fn load(
+    engine: &Engine,
+    linker: &Linker<Sandbox>,
+    cache: &ComponentCache,
+    compile: &CompileOptions,
+    reference: &str,
+    bytes: Vec<u8>,
+) -> Result<Action, RuntimeError> {
+    let invalid = |message: String| RuntimeError::InvalidComponent {
+        path: reference.to_owned(),
+        message,
+    };
+    let bytes = binary(reference, bytes)?;
     let limit = |e: CompileLimit| RuntimeError::CompileLimit {
         path: reference.to_owned(),
         message: e.0,
@@ -109,7 +164,7 @@ pub(crate) fn load(
     compile::check_size(&compile.limits, bytes.len() as u64).map_err(limit)?;
     let digest = Digest::of(&bytes);
     let component = cache
-        .get_or_compile(engine, &digest, &bytes, compile)
+        .get_or_compile(engine, &digest, reference, &bytes, compile)
         .map_err(|e| match e {
             CompileError::Limit(l) => limit(l),
             CompileError::Invalid(m) => invalid(m),
@@ -118,13 +173,32 @@ pub(crate) fn load(
                 message: e.to_string(),
             },
         })?;
+    link(
+        engine,
+        linker,
+        reference,
+        digest,
+        Bytes::Read(Arc::new(bytes)),
+        &component,
+    )
+}
+
+/// An action of a compiled `component`: its signature read, linked.
+pub(crate) fn link(
+    engine: &Engine,
+    linker: &Linker<Sandbox>,
+    reference: &str,
+    digest: Digest,
+    bytes: Bytes,
+    component: &Component,
+) -> Result<Action, RuntimeError> {
     let no_run = || RuntimeError::NoRunExport {
         path: reference.to_owned(),
     };
-    let signature = signature(engine, &component).ok_or_else(no_run)?;
+    let signature = signature(engine, component).ok_or_else(no_run)?;
     let run_export = component.get_export_index(None, "run").ok_or_else(no_run)?;
     let pre = linker
-        .instantiate_pre(&component)
+        .instantiate_pre(component)
         .map_err(|e| RuntimeError::Unlinkable {
             path: reference.to_owned(),
             message: format!("{e:#}"),
@@ -132,7 +206,7 @@ pub(crate) fn load(
     Ok(Action {
         reference: reference.to_owned(),
         digest,
-        bytes: std::sync::Arc::new(bytes),
+        bytes,
         signature,
         pre,
         run_export,

@@ -1,17 +1,63 @@
-//! Compiled components, cached on disk by the sha256 of the component bytes.
+//! Compiled components, cached on disk by the sha256 of the component
+//! bytes, and which component file has which sha256.
 //!
 //! The directory name carries a hash of the engine's compilation settings
 //! and wasmtime version, so an upgrade never loads stale machine code.
+//! Beside the compiled components: `functions/`, the compiler program's
+//! function cache (see `function_cache`), and `files/`, the index that
+//! lets a run of an unchanged file skip reading and hashing it (an 18 MB
+//! Python component costs more to hash than to instantiate). A file is
+//! unchanged when its device, inode, size, modification and change times
+//! all are: any write to it moves its change time, which no user can set
+//! back.
+//!
+//! What it must not touch: the store.
 
-use crate::compile::{self, CompileError, CompileOptions};
+use crate::compile::{self, CompileError, CompileEvent, CompileOptions, FunctionCounts};
 use std::hash::{Hash, Hasher};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 use wasmflow_store::Digest;
 use wasmtime::component::Component;
 use wasmtime::Engine;
 
 pub(crate) struct ComponentCache {
     dir: PathBuf,
+}
+
+/// What identifies one version of a file without reading it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct FileKey {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    modified: (i64, i64),
+    changed: (i64, i64),
+}
+
+impl FileKey {
+    pub fn of(meta: &std::fs::Metadata) -> Self {
+        Self {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.size(),
+            modified: (meta.mtime(), meta.mtime_nsec()),
+            changed: (meta.ctime(), meta.ctime_nsec()),
+        }
+    }
+
+    fn line(&self, digest: &Digest) -> String {
+        format!(
+            "{} {}.{} {}.{} {}\n",
+            self.size,
+            self.modified.0,
+            self.modified.1,
+            self.changed.0,
+            self.changed.1,
+            digest
+        )
+    }
 }
 
 impl ComponentCache {
@@ -27,6 +73,44 @@ impl ComponentCache {
         self.dir.join(format!("{}.cwasm", digest.hex()))
     }
 
+    fn index_path(&self, key: &FileKey) -> PathBuf {
+        self.dir.join("files").join(format!("{}-{}", key.dev, key.ino))
+    }
+
+    /// The digest of the file version `key`, if it was hashed before.
+    pub fn indexed(&self, key: &FileKey) -> Option<Digest> {
+        let line = std::fs::read_to_string(self.index_path(key)).ok()?;
+        let digest = Digest::parse(line.trim_end().rsplit_once(' ')?.1)?;
+        (key.line(&digest) == line).then_some(digest)
+    }
+
+    /// Remember that the file version `key` has `digest`. Best effort: a
+    /// missing entry costs the next run a hash, never a wrong answer.
+    pub fn index(&self, key: &FileKey, digest: &Digest) {
+        let path = self.index_path(key);
+        let _ = std::fs::create_dir_all(self.dir.join("files"));
+        let _ = self.write(&path, key.line(digest).as_bytes());
+    }
+
+    /// The compiled form of `digest`, if it is cached and loads.
+    pub fn compiled(&self, engine: &Engine, digest: &Digest) -> Option<Component> {
+        let path = self.path(digest);
+        if !path.is_file() {
+            return None;
+        }
+        // SAFETY: files in this directory are written only below, with
+        // `Component::serialize`'s output for this engine configuration
+        // (the directory name pins it), and renamed into place whole.
+        match unsafe { Component::deserialize_file(engine, &path) } {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!("recompiling {digest}: cached artifact unusable: {e:#}");
+                let _ = std::fs::remove_file(&path);
+                None
+            }
+        }
+    }
+
     /// Load the compiled form of `bytes`, compiling and storing it on a
     /// miss (in the compiler program, under its limits, when `options`
     /// names one).
@@ -34,26 +118,32 @@ impl ComponentCache {
         &self,
         engine: &Engine,
         digest: &Digest,
+        reference: &str,
         bytes: &[u8],
         options: &CompileOptions,
     ) -> Result<Component, CompileError> {
-        let path = self.path(digest);
-        if path.is_file() {
-            // SAFETY: files in this directory are written only below, with
-            // `Component::serialize`'s output for this engine configuration
-            // (the directory name pins it), and renamed into place whole.
-            match unsafe { Component::deserialize_file(engine, &path) } {
-                Ok(c) => return Ok(c),
-                Err(e) => {
-                    tracing::warn!("recompiling {digest}: cached artifact unusable: {e:#}");
-                    let _ = std::fs::remove_file(&path);
-                }
-            }
+        if let Some(component) = self.compiled(engine, digest) {
+            return Ok(component);
         }
+        let path = self.path(digest);
+        options.tell(CompileEvent::Started {
+            reference: reference.to_owned(),
+            bytes: bytes.len() as u64,
+        });
+        let started = Instant::now();
+        let mut functions = FunctionCounts::default();
         let invalid = |e: wasmtime::Error| CompileError::Invalid(format!("{e:#}"));
         let (component, serialized) = match &options.compiler {
             Some(program) => {
-                let serialized = compile::in_child(program, &options.limits, bytes)?;
+                let compiled = compile::in_child(
+                    program,
+                    &options.limits,
+                    bytes,
+                    &self.dir.join("functions"),
+                    &digest.hex(),
+                )?;
+                functions = compiled.functions;
+                let serialized = compiled.code;
                 // SAFETY: `Component::serialize`'s output from this very
                 // binary (the compiler program is /proc/self/exe), for an
                 // engine of the same settings.
@@ -71,6 +161,17 @@ impl ComponentCache {
         if let Err(e) = self.write(&path, &serialized) {
             tracing::warn!("cannot cache compiled {digest} at {}: {e}", path.display());
         }
+        tracing::info!(
+            reused = functions.reused,
+            compiled = functions.compiled,
+            "compiled {reference} ({digest}) in {:.1?}",
+            started.elapsed()
+        );
+        options.tell(CompileEvent::Finished {
+            reference: reference.to_owned(),
+            elapsed: started.elapsed(),
+            functions,
+        });
         Ok(component)
     }
 

@@ -54,6 +54,9 @@ impl Default for CompileLimits {
 #[derive(Clone, Debug, Default)]
 pub struct CompileOptions {
     pub limits: CompileLimits,
+    /// Told when a compilation starts and ends (a first run of a Python
+    /// component compiles for seconds: the CLI shows it).
+    pub progress: Option<CompileProgress>,
     /// The program to compile in (run as `PROGRAM __compile-component`);
     /// `None` compiles in this process, bounded by size only. Only ever
     /// this binary (see [`CompileOptions::in_child`]): its output is
@@ -67,9 +70,51 @@ impl CompileOptions {
     pub fn in_child(limits: CompileLimits) -> Self {
         Self {
             limits,
+            progress: None,
             // Not `current_exe()`: /proc/self/exe still works when the
             // binary was replaced on disk since this process started.
             compiler: Some(PathBuf::from("/proc/self/exe")),
+        }
+    }
+
+    /// These options, telling `progress` of every compilation.
+    pub fn with_progress(self, progress: CompileProgress) -> Self {
+        Self {
+            progress: Some(progress),
+            ..self
+        }
+    }
+}
+
+/// A compilation's start and end, for whoever shows progress.
+#[derive(Clone, Debug)]
+pub enum CompileEvent {
+    Started {
+        reference: String,
+        bytes: u64,
+    },
+    Finished {
+        reference: String,
+        elapsed: std::time::Duration,
+        /// Zero when compiled in this process (no function cache).
+        functions: FunctionCounts,
+    },
+}
+
+/// Whoever shows compilations' progress.
+#[derive(Clone)]
+pub struct CompileProgress(pub std::sync::Arc<dyn Fn(&CompileEvent) + Send + Sync>);
+
+impl std::fmt::Debug for CompileProgress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CompileProgress")
+    }
+}
+
+impl CompileOptions {
+    pub(crate) fn tell(&self, event: CompileEvent) {
+        if let Some(progress) = &self.progress {
+            (progress.0)(&event);
         }
     }
 }
@@ -107,15 +152,21 @@ pub(crate) fn check_size(limits: &CompileLimits, bytes: u64) -> Result<(), Compi
 /// Compile `bytes` in the compiler program under the limits; the
 /// serialized machine code (`Component::serialize`'s format, for an
 /// engine built with the same settings).
+/// `functions` is the shared function cache the child reads and adds to
+/// (see `function_cache`), `name` the name of the pack it adds.
 pub(crate) fn in_child(
     program: &std::path::Path,
     limits: &CompileLimits,
     bytes: &[u8],
-) -> Result<Vec<u8>, CompileError> {
+    functions: &std::path::Path,
+    name: &str,
+) -> Result<Compiled, CompileError> {
     let memory = limits.memory_bytes;
     let cpu = limits.timeout.as_secs().saturating_mul(2).max(1);
     let mut cmd = Command::new(program);
     cmd.arg(CHILD_COMMAND)
+        .arg(functions)
+        .arg(name)
         .env_clear()
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -186,8 +237,12 @@ pub(crate) fn in_child(
         .into());
     }
     if status.success() {
-        return out
-            .map_err(|e| CompileError::Invalid(format!("reading the compiler's output: {e}")));
+        let code =
+            out.map_err(|e| CompileError::Invalid(format!("reading the compiler's output: {e}")))?;
+        return Ok(Compiled {
+            code,
+            functions: FunctionCounts::parse(&errors),
+        });
     }
     // Out of address space shows as an allocation failure (abort) or an
     // error that says so; anything else is the compiler's message.
@@ -211,18 +266,102 @@ pub(crate) fn in_child(
     }))
 }
 
-/// The compiler program's side: a component on stdin, its serialized
-/// machine code on stdout, exit status 0; or a message on stderr and 1.
+/// What the compiler program wrote back.
+pub(crate) struct Compiled {
+    /// `Component::serialize`'s output.
+    pub code: Vec<u8>,
+    pub functions: FunctionCounts,
+}
+
+/// How many of a compilation's functions came from the function cache.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FunctionCounts {
+    pub reused: u64,
+    pub compiled: u64,
+}
+
+impl FunctionCounts {
+    const PREFIX: &'static str = "functions: ";
+
+    fn line(&self) -> String {
+        format!("{}{} reused, {} compiled", Self::PREFIX, self.reused, self.compiled)
+    }
+
+    /// The counts the child printed on stderr (zero if it printed none).
+    fn parse(stderr: &str) -> Self {
+        let counts = stderr.lines().find_map(|l| {
+            let rest = l.strip_prefix(Self::PREFIX)?;
+            let (reused, rest) = rest.split_once(" reused, ")?;
+            let compiled = rest.strip_suffix(" compiled")?;
+            Some(Self {
+                reused: reused.parse().ok()?,
+                compiled: compiled.parse().ok()?,
+            })
+        });
+        counts.unwrap_or_default()
+    }
+}
+
+/// Counts a compilation's lookups in the function cache.
+#[derive(Debug)]
+struct Counted {
+    cache: crate::function_cache::FunctionCache,
+    reused: std::sync::atomic::AtomicU64,
+    compiled: std::sync::atomic::AtomicU64,
+}
+
+impl wasmtime::CacheStore for Counted {
+    fn get(&self, key: &[u8]) -> Option<std::borrow::Cow<'_, [u8]>> {
+        let found = self.cache.get(key);
+        if found.is_some() {
+            self.reused
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        found
+    }
+
+    fn insert(&self, key: &[u8], value: Vec<u8>) -> bool {
+        self.compiled
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.cache.insert(key, value)
+    }
+}
+
+/// The compiler program's side (`PROGRAM __compile-component FUNCTIONS
+/// NAME`): a component on stdin, its serialized machine code on stdout,
+/// the function counts on stderr, exit status 0; or a message on stderr
+/// and 1.
 pub fn child_main() -> std::process::ExitCode {
+    let mut args = std::env::args_os().skip(2);
+    let (Some(functions), Some(name)) = (args.next(), args.next()) else {
+        eprintln!("usage: {CHILD_COMMAND} FUNCTION-CACHE-DIR PACK-NAME");
+        return std::process::ExitCode::FAILURE;
+    };
     let run = || -> wasmtime::Result<Vec<u8>> {
         let mut bytes = Vec::new();
         std::io::stdin().read_to_end(&mut bytes)?;
+        let counted = std::sync::Arc::new(Counted {
+            cache: crate::function_cache::FunctionCache::open(std::path::Path::new(&functions)),
+            reused: Default::default(),
+            compiled: Default::default(),
+        });
         // The same settings as every engine here, but never the pooling
         // allocator (it reserves address space up front, and does not
         // change the machine code).
-        let engine = crate::engine::new_engine(&crate::EngineOptions::default())?;
+        let engine = crate::engine::new_engine_with(
+            &crate::EngineOptions::default(),
+            Some(counted.clone()),
+        )?;
         let component = wasmtime::component::Component::new(&engine, &bytes)?;
-        component.serialize()
+        let code = component.serialize()?;
+        // A cache we cannot add to is a slower next compilation only.
+        let _ = counted.cache.save(&name.to_string_lossy());
+        let counts = FunctionCounts {
+            reused: counted.reused.load(std::sync::atomic::Ordering::Relaxed),
+            compiled: counted.compiled.load(std::sync::atomic::Ordering::Relaxed),
+        };
+        eprintln!("{}", counts.line());
+        Ok(code)
     };
     match run() {
         Ok(code) => match std::io::stdout().lock().write_all(&code) {

@@ -24,7 +24,20 @@ pub struct EngineOptions {
 }
 
 pub(crate) fn new_engine(options: &EngineOptions) -> wasmtime::Result<Engine> {
+    new_engine_with(options, None)
+}
+
+/// [`new_engine`] whose compilations reuse (and add to) `functions`, the
+/// incremental compilation cache. It changes no machine code: what it
+/// compiles loads in every engine of [`new_engine`].
+pub(crate) fn new_engine_with(
+    options: &EngineOptions,
+    functions: Option<Arc<dyn wasmtime::CacheStore>>,
+) -> wasmtime::Result<Engine> {
     let mut config = Config::new();
+    if let Some(functions) = functions {
+        config.enable_incremental_compilation(functions)?;
+    }
     if options.pooling_slots > 0 {
         let n = options.pooling_slots;
         let mut pool = wasmtime::PoolingAllocationConfig::default();

@@ -26,6 +26,7 @@ mod cache;
 pub mod compile;
 pub mod confine;
 mod engine;
+mod function_cache;
 mod granted;
 pub mod grants;
 mod host;
@@ -46,7 +47,7 @@ pub mod value;
 pub(crate) mod world;
 
 pub use action::{Action, RunSignature};
-pub use compile::{CompileLimits, CompileOptions};
+pub use compile::{CompileEvent, CompileLimits, CompileOptions, CompileProgress, FunctionCounts};
 pub use engine::EngineOptions;
 pub use granted::GrantOpenError;
 pub use grants::GrantError;
@@ -88,6 +89,8 @@ pub enum RuntimeError {
     Grant(#[from] GrantError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("{path} changed while it was in use (it no longer holds {digest}): run again")]
+    Changed { path: PathBuf, digest: String },
     #[error("{what} is not in the store")]
     MissingBlob { what: String },
     #[error("cannot set up the runtime in {path}: {message}")]
@@ -113,6 +116,9 @@ pub struct Loader {
     linker: wasmtime::component::Linker<sandbox::Sandbox>,
     cache: cache::ComponentCache,
     compile: CompileOptions,
+    /// Files loaded by this loader, by version: a workflow's 40 tasks of
+    /// one component load it once.
+    files: std::sync::Mutex<std::collections::HashMap<cache::FileKey, Action>>,
 }
 
 impl Loader {
@@ -144,6 +150,7 @@ impl Loader {
             linker,
             cache,
             compile: options.compile,
+            files: Default::default(),
         })
     }
 
@@ -155,13 +162,56 @@ impl Loader {
             source,
         };
         // Not read at all when over the size limit.
-        let len = std::fs::metadata(path).map_err(read)?.len();
-        compile::check_size(&self.compile.limits, len).map_err(|e| RuntimeError::CompileLimit {
-            path: path.display().to_string(),
-            message: e.0,
+        let meta = std::fs::metadata(path).map_err(read)?;
+        compile::check_size(&self.compile.limits, meta.len()).map_err(|e| {
+            RuntimeError::CompileLimit {
+                path: path.display().to_string(),
+                message: e.0,
+            }
         })?;
-        let bytes = std::fs::read(path).map_err(read)?;
-        self.load_bytes(&path.display().to_string(), bytes)
+        let reference = path.display().to_string();
+        let key = cache::FileKey::of(&meta);
+        let files = || self.files.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(known) = files().get(&key) {
+            let mut action = known.clone();
+            action.reference = reference;
+            return Ok(action);
+        }
+        let action = self.load_file(path, &reference, &key)?;
+        files().insert(key, action.clone());
+        Ok(action)
+    }
+
+    fn load_file(
+        &self,
+        path: &Path,
+        reference: &str,
+        key: &cache::FileKey,
+    ) -> Result<Action, RuntimeError> {
+        // An unchanged file whose compiled form is cached: neither read
+        // nor hashed (its bytes are read if the store needs them).
+        if let Some(digest) = self.cache.indexed(key) {
+            if let Some(component) = self.cache.compiled(&self.engine, &digest) {
+                return action::link(
+                    &self.engine,
+                    &self.linker,
+                    reference,
+                    digest,
+                    action::Bytes::in_file(path),
+                    &component,
+                );
+            }
+        }
+        let bytes = std::fs::read(path).map_err(|source| RuntimeError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let action = self.load_bytes(reference, bytes)?;
+        // Indexed only if the file did not change while it was read.
+        if std::fs::metadata(path).is_ok_and(|m| cache::FileKey::of(&m) == *key) {
+            self.cache.index(key, &action.digest);
+        }
+        Ok(action)
     }
 
     /// Like [`Loader::load`], for bytes from elsewhere (a registry, a blob).
@@ -262,7 +312,7 @@ impl Runtime {
             .unwrap_or_else(|e| e.into_inner());
         if !known.contains(&action.digest) {
             if !self.store().has_blob(&action.digest)? {
-                self.store().put_blob(&action.bytes)?;
+                self.store().put_blob(&action.bytes()?)?;
             }
             known.insert(action.digest.clone());
         }

@@ -88,8 +88,9 @@ impl Catalog {
                     // Kept in the store now, so runs never read the file.
                     rt.keep_component(&action)
                         .map_err(|e| err(&path, e.to_string()))?;
-                    let description =
-                        describe_action(&name, &action).map_err(|e| err(&path, e.to_string()))?;
+                    let bytes = action.bytes().map_err(|e| err(&path, e.to_string()))?;
+                    let description = describe_action(&name, &action, &bytes)
+                        .map_err(|e| err(&path, e.to_string()))?;
                     Entry {
                         name: name.clone(),
                         path: path.clone(),
@@ -168,8 +169,9 @@ impl Catalog {
 fn describe_action(
     name: &str,
     action: &Action,
+    bytes: &[u8],
 ) -> Result<ActionDescription, wasmflow_runtime::inspect::InspectError> {
-    let i = wasmflow_runtime::inspect::inspect(&action.bytes)?;
+    let i = wasmflow_runtime::inspect::inspect(bytes)?;
     Ok(ActionDescription {
         name: name.to_owned(),
         kind: "action".into(),
