@@ -101,16 +101,21 @@ fn main() -> ExitCode {
     }
     let cli = args::Cli::parse();
     // An EnvFilter costs milliseconds to build (it compiles its directives);
-    // most runs only need warnings, so build one only when asked.
+    // most runs only need warnings, so build one only when asked. Colour
+    // only on a terminal, never under NO_COLOR: log files and CI logs get
+    // plain `key=value` fields that grep finds.
+    let colour = {
+        use std::io::IsTerminal;
+        std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+    };
+    let logs = tracing_subscriber::fmt()
+        .with_ansi(colour)
+        .with_writer(std::io::stderr);
     match std::env::var("WASMFLOW_LOG") {
-        Ok(filter) if !filter.is_empty() => tracing_subscriber::fmt()
+        Ok(filter) if !filter.is_empty() => logs
             .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-            .with_writer(std::io::stderr)
             .init(),
-        _ => tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::WARN)
-            .with_writer(std::io::stderr)
-            .init(),
+        _ => logs.with_max_level(tracing::Level::WARN).init(),
     }
     let compile = match compile_limits(&cli) {
         Ok(limits) => limits,

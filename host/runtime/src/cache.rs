@@ -50,12 +50,7 @@ impl FileKey {
     fn line(&self, digest: &Digest) -> String {
         format!(
             "{} {}.{} {}.{} {}\n",
-            self.size,
-            self.modified.0,
-            self.modified.1,
-            self.changed.0,
-            self.changed.1,
-            digest
+            self.size, self.modified.0, self.modified.1, self.changed.0, self.changed.1, digest
         )
     }
 }
@@ -74,7 +69,9 @@ impl ComponentCache {
     }
 
     fn index_path(&self, key: &FileKey) -> PathBuf {
-        self.dir.join("files").join(format!("{}-{}", key.dev, key.ino))
+        self.dir
+            .join("files")
+            .join(format!("{}-{}", key.dev, key.ino))
     }
 
     /// The digest of the file version `key`, if it was hashed before.

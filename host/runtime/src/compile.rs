@@ -284,7 +284,12 @@ impl FunctionCounts {
     const PREFIX: &'static str = "functions: ";
 
     fn line(&self) -> String {
-        format!("{}{} reused, {} compiled", Self::PREFIX, self.reused, self.compiled)
+        format!(
+            "{}{} reused, {} compiled",
+            Self::PREFIX,
+            self.reused,
+            self.compiled
+        )
     }
 
     /// The counts the child printed on stderr (zero if it printed none).
