@@ -104,3 +104,125 @@ fn second_run_uses_the_compiled_cache() {
     // Compiling an 18 MB Python component takes seconds; loading it does not.
     assert!(warm < cold, "warm {warm:?} vs cold {cold:?}");
 }
+
+#[test]
+fn run_takes_fields_as_key_value_after_the_action() {
+    let home = Home::new();
+    let add = wat("add");
+    home.run(&["run", s(&add), "a=5", "b=3"]).ok();
+    assert_eq!(home.last_record()["result"], 8);
+    // `-p` comes after the positional fields, so it wins.
+    let r = home.run(&["run", s(&add), "a=5", "b=3", "-p", "b=4"]);
+    assert_eq!(r.ok().stdout.trim(), "9");
+    // Not a field: named, nothing run.
+    home.run(&["run", s(&add), "a=5", "b"])
+        .code(2)
+        .stderr_has("b");
+    assert_eq!(
+        home.run(&["execution", "list", "--json"])
+            .json()
+            .as_array()
+            .map(Vec::len),
+        Some(2)
+    );
+}
+
+#[test]
+fn completions_are_generated_for_each_shell() {
+    let home = Home::new();
+    let bash = home.run(&["completions", "bash"]);
+    bash.ok();
+    for word in ["execution", "replay", "--allow-exec", "completions"] {
+        assert!(bash.stdout.contains(word), "bash completion lacks {word}");
+    }
+    // It is a script bash accepts.
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("wasmflow.bash");
+    std::fs::write(&script, &bash.stdout).unwrap();
+    let st = std::process::Command::new("bash")
+        .arg("-n")
+        .arg(&script)
+        .status()
+        .unwrap();
+    assert!(st.success(), "bash -n rejects the completion script");
+    for shell in ["zsh", "fish"] {
+        let r = home.run(&["completions", shell]);
+        assert!(r.ok().stdout.contains("wasmflow"), "{shell}: {}", r.stdout);
+    }
+    home.run(&["completions", "tcsh"]).code(2);
+}
+
+#[test]
+fn errors_are_printed_once() {
+    let home = Home::new();
+    let r = home.run(&["run", s(&wat("add")), "-p", "a=four", "-p", "b=1"]);
+    r.code(2);
+    assert_eq!(r.stderr.matches("expected u32").count(), 1, "{}", r.stderr);
+    let r = home.run(&["run", "/no/such.wasm"]);
+    r.code(2);
+    assert_eq!(r.stderr.matches("No such file").count(), 1, "{}", r.stderr);
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+}
+
+/// `execution list` at 80 columns: whole ids, every line within the
+/// width, an error column only on wider terminals or with `--wide`.
+#[test]
+fn execution_list_fits_the_terminal_and_keeps_ids_whole() {
+    let home = Home::new();
+    // A long action name: what gets cut to fit, never the id.
+    let dir = tempfile::tempdir().unwrap();
+    let long = dir
+        .path()
+        .join("a-rather-long-action-name-that-no-terminal-fits-whole.wat");
+    std::fs::copy(wat("add"), &long).unwrap();
+    home.run(&["run", s(&long), "a=1", "b=2"]).ok();
+    home.run(&["run", s(&wat("trap"))]).code(1);
+    let ids: Vec<String> = home
+        .run(&["execution", "list", "--json"])
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids.len(), 2);
+    let at = |columns: &str, extra: &[&str]| {
+        let mut c = home.cmd();
+        c.env("COLUMNS", columns)
+            .args(["execution", "list"])
+            .args(extra);
+        let r = crate::Run::from(c.output().unwrap());
+        r.ok();
+        r.stdout
+    };
+    let narrow = at("80", &[]);
+    for line in narrow.lines() {
+        assert!(line.chars().count() <= 80, "wider than 80:\n{narrow}");
+    }
+    for id in &ids {
+        assert!(
+            narrow.lines().any(|l| l.contains(id.as_str())),
+            "{id} not whole on one line:\n{narrow}"
+        );
+    }
+    assert!(narrow.contains("ago"), "relative start times:\n{narrow}");
+    assert!(!narrow.contains("ERROR"), "{narrow}");
+    assert!(
+        !narrow.contains("no-terminal-fits-whole"),
+        "the action is cut:\n{narrow}"
+    );
+    let roomy = at("160", &[]);
+    assert!(
+        roomy.contains("ERROR") && roomy.contains("[trap]"),
+        "{roomy}"
+    );
+    let wide = at("80", &["--wide"]);
+    assert!(wide.contains("WORKER") && wide.contains("[trap]"), "{wide}");
+    assert!(
+        wide.contains("no-terminal-fits-whole"),
+        "--wide cuts nothing:\n{wide}"
+    );
+    // And only one action's executions, when asked.
+    let trap = home.run(&["execution", "list", "--json", "--action", s(&wat("trap"))]);
+    assert_eq!(trap.ok().json().as_array().map(Vec::len), Some(1));
+}

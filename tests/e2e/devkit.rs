@@ -38,8 +38,19 @@ fn reproducible(home: &Home, dir: &Path, wasm: &Path) {
         .unwrap();
     assert!(st.success());
     std::fs::remove_dir_all(copy.join("target")).unwrap();
-    dev(home, &["build", s(&copy)]).ok();
+    // (As a script would: what was built, as JSON.)
+    let built = dev(home, &["build", s(&copy), "--json"]);
     let name = wasm.file_name().unwrap();
+    let built = built.ok().json();
+    assert_eq!(
+        built["component"].as_str(),
+        Some(s(&copy.join(name))),
+        "{built}"
+    );
+    assert!(
+        built["tool"].is_string() && built["seconds"].is_number(),
+        "{built}"
+    );
     assert!(
         std::fs::read(copy.join(name)).unwrap() == std::fs::read(wasm).unwrap(),
         "two builds of the same source differ"
@@ -113,6 +124,25 @@ fn round_trip(lang: &str) {
         t.stdout
     );
     assert!(t.stdout.contains("2 passed; 1 failed"), "{}", t.stdout);
+    // The same verdicts for scripts.
+    let t = dev(&home, &["test", s(&dir), "--no-build", "--json"]);
+    t.code(1);
+    let report = t.json();
+    assert_eq!(
+        (report["passed"].as_u64(), report["failed"].as_u64()),
+        (Some(2), Some(1))
+    );
+    let wrong = report["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "wrong")
+        .unwrap();
+    assert_eq!(wrong["passed"], false);
+    assert!(
+        wrong["detail"].as_str().unwrap().contains("got:"),
+        "{wrong}"
+    );
     std::fs::remove_file(dir.join("tests/wrong.json")).unwrap();
 
     // `test` builds first by default.

@@ -3,7 +3,7 @@
 
 use crate::http::TestServer;
 use crate::{s, support, Home};
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::path::PathBuf;
 
 /// The world the flaky fixture lives in: an HTTP server, a program (a copy
@@ -254,6 +254,47 @@ fn rerun_overrides_exactly_one_field_and_keeps_the_grants() {
         "{}",
         shown.stdout
     );
+}
+
+/// The most common failure, a missing grant, is fixed by a re-run that
+/// adds it; the recorded grants are kept beside it.
+#[test]
+fn rerun_with_the_missing_grant_succeeds() {
+    let home = Home::new();
+    let world = World::new();
+    let wasm = support::built("tests/fixtures/flaky");
+    let program = world.program();
+    let mut args = world.args(&wasm);
+    // The first run forgets `--allow-exec PROGRAM`.
+    let at = args.iter().position(|a| a == "--allow-exec").unwrap();
+    args.drain(at..at + 2);
+    let healthy = world.dir.path().join("data/healthy.txt");
+    std::fs::write(&healthy, "healthy\n").unwrap();
+    args.extend(["-p".into(), format!("probe.file={}", s(&healthy))]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    home.run(&args).code(1).stderr_has("[exec]");
+    let original = home.last_record();
+    let id = original["id"].as_str().unwrap();
+    assert!(original["grants"].get("exec").is_none(), "{original}");
+
+    let rerun = home.run(&[
+        "execution",
+        "re-run",
+        id,
+        "--allow-exec",
+        s(&program),
+        "--json",
+    ]);
+    let rec = rerun.ok().json();
+    assert_eq!(rec["status"], "succeeded", "{rec}");
+    assert_eq!(rec["rerun_of"], id);
+    assert_eq!(rec["grants"]["exec"], json!([s(&program)]));
+    assert_eq!(rec["grants"]["net"], original["grants"]["net"]);
+    assert_eq!(rec["grants"]["read"], original["grants"]["read"]);
+    // A grant flag that does not parse is refused before anything runs.
+    home.run(&["execution", "re-run", id, "--allow-read", "/no/such/dir"])
+        .code(2)
+        .stderr_has("--allow-read /no/such/dir");
 }
 
 #[test]

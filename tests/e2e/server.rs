@@ -806,6 +806,24 @@ fn the_cli_talks_to_a_server_and_explains_the_locked_store() {
     assert_eq!(got["result"], 42);
     let rerun = remote(&["execution", "re-run", &id, "-p", "b=0"]);
     assert_eq!(rerun.ok().stdout.trim(), "20");
+    // A re-run may add grants, within the server's own.
+    let granted = remote(&[
+        "execution",
+        "re-run",
+        &id,
+        "--allow-write",
+        s(&site.marks),
+        "--json",
+    ]);
+    let granted = granted.ok().json();
+    assert_eq!(
+        granted["grants"]["write"][0]["host"],
+        s(&site.marks),
+        "{granted}"
+    );
+    remote(&["execution", "re-run", &id, "--allow-exec", "qemu-img"])
+        .code(2)
+        .stderr_has("grants beyond what this server allows");
     remote(&["execution", "replay", &id]).ok();
     let wf = remote(&["run", "chain", "-p", &format!("dir={}", s(&site.marks))]);
     assert_eq!(wf.ok().json()["value"], 3);
@@ -1068,4 +1086,62 @@ fn post_raw(url: &str, token: &str, len: usize) -> String {
     let _ = stream.shutdown(std::net::Shutdown::Both);
     sender.join().unwrap();
     String::from_utf8_lossy(&response).into_owned()
+}
+
+/// `serve --actions DIR` finds action directories one level down (as
+/// `wasmflow new` and `build` lay them out: `DIR/NAME/NAME.wasm`), says
+/// what it serves, and refuses a directory with nothing to serve unless
+/// told `--allow-empty`.
+#[test]
+fn serve_finds_built_action_directories_and_refuses_an_empty_catalog() {
+    let home = Home::new();
+    let actions = home.path().join("actions");
+    std::fs::create_dir_all(actions.join("step")).unwrap();
+    std::fs::copy(
+        support::built("tests/fixtures/step"),
+        actions.join("step/step.wasm"),
+    )
+    .unwrap();
+    // An action's source directory with nothing built yet, and a stray file.
+    std::fs::create_dir_all(actions.join("unbuilt/wit")).unwrap();
+    std::fs::write(actions.join("README.md"), "notes").unwrap();
+    let serve = |dir: &Path, extra: &[&str]| {
+        let mut c = home.cmd();
+        c.args(["serve", "--listen", "127.0.0.1:0", "--actions"])
+            .arg(dir)
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        c
+    };
+    let mut child = serve(&actions, &[]).spawn().unwrap();
+    let (line, log) = started(&mut child, "serving ");
+    assert!(line.contains("(1 action(s)"), "{line}");
+    // The names follow the ready line.
+    let named = Instant::now();
+    while !log.lock().unwrap().contains("actions: step\n") {
+        assert!(
+            named.elapsed() < Duration::from_secs(10),
+            "{}",
+            log.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+
+    let empty = home.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = serve(&empty, &[]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{}: nothing to serve", empty.display())),
+        "{stderr}"
+    );
+    let mut child = serve(&empty, &["--allow-empty"]).spawn().unwrap();
+    let (line, _) = started(&mut child, "serving ");
+    assert!(line.contains("(0 action(s)"), "{line}");
+    let _ = child.kill();
+    let _ = child.wait();
 }

@@ -549,6 +549,11 @@ fn validation_reports_each_problem_with_its_position() {
     let good = b.file("chain.yaml", CHAIN);
     let r = b.home.run(&["workflow", "validate", s(&good)]);
     r.ok().stderr_has("ok (4 tasks, starts with a)");
+    let r = b.home.run(&["workflow", "validate", s(&good), "--json"]);
+    let checked = r.ok().json();
+    assert_eq!(checked["ok"], true);
+    assert_eq!(checked["starts_with"], json!(["a"]));
+    assert_eq!(checked["tasks"].as_array().map(Vec::len), Some(4));
 }
 
 fn bad_workflow_input_is_a_usage_error_naming_the_field(kind: StoreKind) {

@@ -36,7 +36,7 @@ pub struct Cli {
     #[arg(long, env = "WASMFLOW_SERVER", global = true, value_name = "URL")]
     pub server: Option<String>,
 
-    /// API token for --server [env: WASMFLOW_TOKEN].
+    /// API token for --server.
     #[arg(long, env = "WASMFLOW_TOKEN", global = true, hide_env_values = true)]
     pub token: Option<String>,
 
@@ -98,6 +98,9 @@ pub enum Command {
         /// The action's directory.
         #[arg(default_value = ".")]
         dir: PathBuf,
+        /// Print what was built as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Build the action in DIR, then run its tests/ (cases and replay bundles).
     Test(TestArgs),
@@ -135,6 +138,12 @@ pub enum Command {
     Store {
         #[command(subcommand)]
         command: StoreCommand,
+    },
+    /// Print a shell completion script, e.g.
+    /// `wasmflow completions bash > /etc/bash_completion.d/wasmflow`.
+    Completions {
+        /// The shell to complete in.
+        shell: clap_complete::Shell,
     },
 }
 
@@ -179,6 +188,9 @@ pub struct ServeArgs {
     /// file stem.
     #[arg(long, value_name = "DIR")]
     pub actions: Option<PathBuf>,
+    /// Serve even with no actions (the API over the history only).
+    #[arg(long)]
+    pub allow_empty: bool,
     /// Webhook definitions (YAML).
     #[arg(long, value_name = "FILE")]
     pub webhooks: Option<PathBuf>,
@@ -260,7 +272,11 @@ pub enum TokenCommand {
         read_only: bool,
     },
     /// The tokens there are (names, not tokens).
-    List,
+    List {
+        /// Print them as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Stop accepting a token.
     Revoke { name: String },
 }
@@ -285,6 +301,9 @@ pub struct TestArgs {
     /// Test the component already built instead of building first.
     #[arg(long)]
     pub no_build: bool,
+    /// Print the cases and their verdicts as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// How to reach a registry.
@@ -362,6 +381,9 @@ pub enum WorkflowCommand {
         /// Plain HTTP for oci:// actions on a loopback registry.
         #[arg(long)]
         insecure: bool,
+        /// Print what was checked as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Run a workflow (the same as `wasmflow run FILE.yaml`).
     Run(Box<RunArgs>),
@@ -373,6 +395,11 @@ pub struct RunArgs {
     /// oci://HOST/NS/NAME:TAG (or @sha256:…) reference, or a workflow file
     /// (.yaml).
     pub component: PathBuf,
+
+    /// Input fields as `KEY=VALUE` after the action, as `st2 run` takes
+    /// them: the same as `-p KEY=VALUE` (and given before every `-p`).
+    #[arg(value_name = "KEY=VALUE")]
+    pub assignments: Vec<String>,
 
     /// Plain HTTP for an oci:// registry on this machine (loopback only).
     #[arg(long)]
@@ -488,12 +515,19 @@ pub enum ExecutionCommand {
         /// Only executions with this status (pending, running, succeeded, failed, timed_out, canceled).
         #[arg(long)]
         status: Option<String>,
+        /// Only executions of this action or workflow (its name as listed).
+        #[arg(long, value_name = "NAME")]
+        action: Option<String>,
         /// Print records as a JSON array.
         #[arg(long)]
         json: bool,
         /// Also list executions that ran as a workflow's tasks.
         #[arg(long, short = 'a')]
         all: bool,
+        /// Every column (start time, error, worker), however wide the
+        /// terminal.
+        #[arg(long)]
+        wide: bool,
     },
     /// Stop a running execution: a workflow stops its running actions and
     /// records `canceled`.
@@ -540,6 +574,10 @@ pub enum ExecutionCommand {
         /// TASK, and run TASK and everything after it live.
         #[arg(long, value_name = "TASK")]
         from: Option<String>,
+        /// Grants added to the recorded ones (e.g. the `--allow-exec` the
+        /// first run lacked); a server bounds them by its own.
+        #[command(flatten)]
+        grants: GrantArgs,
         /// Print the whole execution record as JSON instead of the result.
         #[arg(long)]
         json: bool,

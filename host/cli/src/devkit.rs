@@ -19,9 +19,18 @@ pub fn new(args: NewArgs) -> CmdResult {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn build(home: &Home, dir: &Path) -> CmdResult {
+pub fn build(home: &Home, dir: &Path, json: bool) -> CmdResult {
     let built = wasmflow_devkit::build(dir)?;
-    println!("{}", built.component.display());
+    if json {
+        crate::print::json(&serde_json::json!({
+            "component": built.component,
+            "lang": built.lang.name(),
+            "tool": built.toolchain.tool,
+            "seconds": built.took.as_secs_f64(),
+        }));
+    } else {
+        println!("{}", built.component.display());
+    }
     eprintln!(
         "built {} ({}, {} in {:.1}s)",
         built.component.display(),
@@ -63,11 +72,35 @@ pub fn test(home: &Home, args: TestArgs) -> CmdResult {
     if report.cases.is_empty() {
         eprintln!("no tests: add input/expected-output cases as tests/*.json (see README.md)");
     }
+    let kind = |case: &wasmflow_devkit::CaseReport| match case.kind {
+        CaseKind::Case => "case",
+        CaseKind::Bundle => "replay",
+    };
+    let failed = report.failed();
+    if args.json {
+        let cases: Vec<_> = report
+            .cases
+            .iter()
+            .map(|case| {
+                serde_json::json!({
+                    "name": case.name,
+                    "kind": kind(case),
+                    "passed": case.passed,
+                    "detail": case.detail,
+                    "ms": case.took.as_millis() as u64,
+                })
+            })
+            .collect();
+        crate::print::json(&serde_json::json!({
+            "component": component,
+            "cases": cases,
+            "passed": report.passed(),
+            "failed": failed,
+        }));
+        return Ok(crate::exit_code(failed == 0));
+    }
     for case in &report.cases {
-        let kind = match case.kind {
-            CaseKind::Case => "case",
-            CaseKind::Bundle => "replay",
-        };
+        let kind = kind(case);
         let verdict = if case.passed { "ok" } else { "FAILED" };
         println!(
             "{kind} {} ... {verdict} ({} ms)",
@@ -80,7 +113,6 @@ pub fn test(home: &Home, args: TestArgs) -> CmdResult {
             }
         }
     }
-    let failed = report.failed();
     println!(
         "\ntest result: {}. {} passed; {failed} failed",
         if failed == 0 { "ok" } else { "FAILED" },

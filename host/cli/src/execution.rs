@@ -15,8 +15,10 @@ pub fn execution(home: &Home, command: ExecutionCommand) -> CmdResult {
         ExecutionCommand::List {
             limit,
             status,
+            action,
             json,
             all,
+            wide,
         } => {
             let store = open(home)?;
             let status = status
@@ -29,9 +31,10 @@ pub fn execution(home: &Home, command: ExecutionCommand) -> CmdResult {
                 status,
                 limit,
                 children: all,
+                action,
                 ..Default::default()
             })?;
-            print::listing(&listing.records, json);
+            print::listing(&listing.records, json, wide);
             unreadable(&store, &listing.unreadable)?;
         }
         ExecutionCommand::Get {
@@ -94,8 +97,12 @@ pub fn execution(home: &Home, command: ExecutionCommand) -> CmdResult {
             id,
             params,
             from,
+            grants,
             json,
-        } => return rerun(home, &id, &params, from.as_deref(), json),
+        } => {
+            let added = crate::run::grants_from(&grants).map_err(Fail::usage)?;
+            return rerun(home, &id, &params, from.as_deref(), added, json);
+        }
         ExecutionCommand::Cancel { id } => return crate::workflow::cancel(home, &id),
         ExecutionCommand::Purge {
             before,
@@ -163,11 +170,19 @@ fn replay(
     Ok(crate::exit_code(report.passed()))
 }
 
-fn rerun(home: &Home, id: &str, params: &[String], from: Option<&str>, json: bool) -> CmdResult {
+fn rerun(
+    home: &Home,
+    id: &str,
+    params: &[String],
+    from: Option<&str>,
+    added: wasmflow_store::Grants,
+    json: bool,
+) -> CmdResult {
     let rt = crate::runtime(home)?;
     let original = rt.store().find(id)?;
+    let grants = wasmflow_workflow::grants::extend(&original.grants, added);
     if original.kind == wasmflow_store::Kind::Workflow {
-        return crate::workflow::rerun(home, rt, original, params, from, json);
+        return crate::workflow::rerun(home, rt, original, params, from, grants, json);
     }
     if from.is_some() {
         return Err(Fail::usage(anyhow!(
@@ -182,7 +197,7 @@ fn rerun(home: &Home, id: &str, params: &[String], from: Option<&str>, json: boo
         .apply_params(&mut input, params)
         .map_err(crate::run::params_error)?;
     let options = RunOptions {
-        grants: original.grants.clone(),
+        grants,
         limits: original.limits,
         lineage: wasmflow_store::Lineage::rerun_of(&original),
         ..Default::default()

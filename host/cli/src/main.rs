@@ -99,7 +99,17 @@ fn main() -> ExitCode {
     {
         return wasmflow_runtime::compile::child_main();
     }
-    let cli = args::Cli::parse();
+    let mut cli = args::Cli::parse();
+    // `run NAME k=v`: the positional fields are `-p` fields given first.
+    if let args::Command::Run(a)
+    | args::Command::Workflow {
+        command: args::WorkflowCommand::Run(a),
+    } = &mut cli.command
+    {
+        let params = std::mem::take(&mut a.params);
+        a.params = std::mem::take(&mut a.assignments);
+        a.params.extend(params);
+    }
     // An EnvFilter costs milliseconds to build (it compiles its directives);
     // most runs only need warnings, so build one only when asked. Colour
     // only on a terminal, never under NO_COLOR: log files and CI logs get
@@ -158,14 +168,16 @@ fn main() -> ExitCode {
         }
         args::Command::Run(a) => run::run(&home, *a),
         args::Command::Workflow { command } => match command {
-            args::WorkflowCommand::Validate { file, insecure } => {
-                workflow::validate(&home, &file, insecure)
-            }
+            args::WorkflowCommand::Validate {
+                file,
+                insecure,
+                json,
+            } => workflow::validate(&home, &file, insecure, json),
             args::WorkflowCommand::Run(a) => workflow::run(&home, *a),
         },
         args::Command::Resume { json } => workflow::resume(&home, json),
         args::Command::New(a) => devkit::new(a),
-        args::Command::Build { dir } => devkit::build(&home, &dir),
+        args::Command::Build { dir, json } => devkit::build(&home, &dir, json),
         args::Command::Test(a) => devkit::test(&home, a),
         args::Command::Push(a) => registry::push(&home, a),
         args::Command::Pull(a) => registry::pull(&home, a),
@@ -176,6 +188,11 @@ fn main() -> ExitCode {
         args::Command::Token { command } => serve::token(&home, command),
         args::Command::Worker { command, args } => serve::worker(&home, command, args),
         args::Command::Store { command } => store::store(&home, command),
+        args::Command::Completions { shell } => {
+            let mut command = <args::Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "wasmflow", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
     };
     finish(result)
 }

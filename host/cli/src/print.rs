@@ -37,33 +37,123 @@ pub fn summary(r: &ExecutionRecord) {
 }
 
 /// `execution list`: JSON for scripts, a table for people.
-pub fn listing(records: &[ExecutionRecord], json: bool) {
+pub fn listing(records: &[ExecutionRecord], json: bool, wide: bool) {
     if json {
         self::json(records);
     } else {
-        table(records);
+        table(records, wide);
     }
 }
 
-pub fn table(records: &[ExecutionRecord]) {
+/// Terminals narrower than this get no error column (unless `--wide`).
+const ERROR_COLUMN_FROM: u16 = 120;
+
+/// The executions as a table that fits the terminal: ids are never
+/// wrapped or cut (they are what a user copies), other cells are cut to
+/// one line. `--wide` shows every column, uncut.
+fn table(records: &[ExecutionRecord], wide: bool) {
+    use comfy_table::{ColumnConstraint, Row};
     if records.is_empty() {
         eprintln!("no executions");
         return;
     }
     let mut t = Table::new();
     t.load_preset(UTF8_BORDERS_ONLY)
-        .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_header(["ID", "STATUS", "ACTION", "STARTED", "ELAPSED"]);
+        .set_truncation_indicator("…");
+    // `COLUMNS` first (as `ls` does), else the terminal's own width; a
+    // pipe gets whole cells.
+    let width = std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse::<u16>().ok())
+        .filter(|w| *w > 0)
+        .or_else(|| t.width());
+    match width {
+        Some(w) if !wide => {
+            t.set_width(w)
+                .set_content_arrangement(ContentArrangement::Dynamic);
+        }
+        _ => {
+            t.set_content_arrangement(ContentArrangement::Disabled);
+        }
+    }
+    let with_error = wide || width.is_none_or(|w| w >= ERROR_COLUMN_FROM);
+    let mut header = vec!["ID", "STATUS", "ACTION", "STARTED", "ELAPSED"];
+    if wide {
+        header.push("WORKER");
+    }
+    if with_error {
+        header.push("ERROR");
+    }
+    t.set_header(header);
+    let colour = colour_on_stdout();
+    let now = SystemTime::now();
     for r in records {
-        t.add_row([
+        let started = r.started_at.unwrap_or(r.created_at);
+        let mut row = vec![
             Cell::new(r.id),
-            Cell::new(r.status),
+            status_cell(r.status, colour),
             Cell::new(&r.action),
-            Cell::new(timestamp(r.started_at.unwrap_or(r.created_at))),
+            Cell::new(if wide {
+                timestamp(started)
+            } else {
+                ago(now, started)
+            }),
             Cell::new(r.elapsed().map(elapsed).unwrap_or_else(|| "-".into())),
-        ]);
+        ];
+        if wide {
+            row.push(Cell::new(r.worker.as_deref().unwrap_or("-")));
+        }
+        if with_error {
+            row.push(Cell::new(
+                r.error
+                    .as_ref()
+                    .map(|e| format!("[{}] {}", e.code, e.message))
+                    .unwrap_or_default(),
+            ));
+        }
+        let mut row = Row::from(row);
+        if !wide {
+            row.max_height(1);
+        }
+        t.add_row(row);
+    }
+    if let Some(id) = t.column_mut(0) {
+        id.set_constraint(ColumnConstraint::ContentWidth);
     }
     println!("{t}");
+}
+
+/// Colours on stdout: only on a terminal, and never under `NO_COLOR`
+/// (no-color.org).
+fn colour_on_stdout() -> bool {
+    use std::io::IsTerminal;
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+fn status_cell(status: Status, colour: bool) -> Cell {
+    use comfy_table::Color;
+    let cell = Cell::new(status);
+    if !colour {
+        return cell;
+    }
+    match status {
+        Status::Succeeded => cell.fg(Color::Green),
+        Status::Failed | Status::TimedOut => cell.fg(Color::Red),
+        Status::Running | Status::Pending => cell.fg(Color::Yellow),
+        Status::Canceled => cell.fg(Color::DarkGrey),
+    }
+}
+
+/// How long before `now` `t` was, in the largest whole unit: `42s ago`,
+/// `5m ago`, `3h ago`, `12d ago`.
+fn ago(now: SystemTime, t: SystemTime) -> String {
+    let s = now.duration_since(t).unwrap_or_default().as_secs();
+    match s {
+        0..60 => format!("{s}s ago"),
+        60..3_600 => format!("{}m ago", s / 60),
+        3_600..86_400 => format!("{}h ago", s / 3_600),
+        _ => format!("{}d ago", s / 86_400),
+    }
 }
 
 pub fn record(r: &ExecutionRecord, detail: bool) {
@@ -214,5 +304,24 @@ fn bytes(n: u64) -> String {
         n if n >= 1 << 20 && n % (1 << 20) == 0 => format!("{}MiB", n >> 20),
         n if n >= 1 << 10 && n % (1 << 10) == 0 => format!("{}KiB", n >> 10),
         n => format!("{n}B"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ago_says_the_largest_whole_unit() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(10_000_000);
+        let at = |secs: u64| ago(now, now - Duration::from_secs(secs));
+        assert_eq!(at(0), "0s ago");
+        assert_eq!(at(59), "59s ago");
+        assert_eq!(at(60), "1m ago");
+        assert_eq!(at(3_599), "59m ago");
+        assert_eq!(at(7_200), "2h ago");
+        assert_eq!(at(86_400 * 3 + 5), "3d ago");
+        // A clock that went back: not a negative age.
+        assert_eq!(ago(now, now + Duration::from_secs(5)), "0s ago");
     }
 }

@@ -61,17 +61,20 @@ async fn execution(client: &Client, command: &ExecutionCommand) -> CmdResult {
         ExecutionCommand::List {
             limit,
             status,
+            action,
             json,
             all,
+            wide,
         } => {
             let query = ListQuery {
                 status: status.clone(),
+                action: action.clone(),
                 limit: Some((*limit).clamp(1, 500)),
                 all: all.then_some(true),
                 ..ListQuery::default()
             };
             let (records, _) = client.list(&query).await?;
-            print::listing(&records, *json);
+            print::listing(&records, *json, *wide);
         }
         ExecutionCommand::Get {
             id,
@@ -103,11 +106,13 @@ async fn execution(client: &Client, command: &ExecutionCommand) -> CmdResult {
             id,
             params,
             from,
+            grants,
             json,
         } => {
             let req = ReRun {
                 params: params.clone(),
                 from: from.clone(),
+                grants: Some(grants.spec()).filter(|g| !g.is_empty()),
                 ..ReRun::default()
             };
             let new = client.rerun(id, &req).await?.id;

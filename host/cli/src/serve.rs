@@ -40,6 +40,7 @@ pub fn serve(home: &Home, args: ServeArgs) -> CmdResult {
         listen: args.listen,
         workers,
         actions: args.actions,
+        allow_empty: args.allow_empty,
         webhooks: webhooks.map(std::sync::Arc::new),
         queue_capacity: args.queue_capacity.max(1),
         shutdown_timeout,
@@ -59,8 +60,14 @@ pub fn serve(home: &Home, args: ServeArgs) -> CmdResult {
     let report = runtime.block_on(wasmflow_server::serve(rt, components, config, |ready| {
         eprintln!(
             "wasmflow serving http://{} ({} action(s), {} queued execution(s) taken up, {} worker(s))",
-            ready.addr, ready.actions, ready.restored, workers
+            ready.addr,
+            ready.actions.len(),
+            ready.restored,
+            workers
         );
+        if !ready.actions.is_empty() {
+            eprintln!("actions: {}", ready.actions.join(", "));
+        }
         eprintln!(
             "granted programs: {}",
             wasmflow_runtime::confine::mode().describe()
@@ -202,7 +209,20 @@ pub fn token(home: &Home, command: TokenCommand) -> CmdResult {
             );
             println!("{token}");
         }
-        TokenCommand::List => {
+        TokenCommand::List { json: true } => {
+            let listed: Vec<_> = tokens::list(book)?
+                .into_iter()
+                .map(|t| {
+                    serde_json::json!({
+                        "name": t.name,
+                        "read_only": t.read_only,
+                        "created_at": humantime::format_rfc3339_seconds(t.created_at).to_string(),
+                    })
+                })
+                .collect();
+            crate::print::json(&listed);
+        }
+        TokenCommand::List { json: false } => {
             let mut table = comfy_table::Table::new();
             table.load_preset(comfy_table::presets::NOTHING);
             table.set_header(["NAME", "ACCESS", "CREATED"]);

@@ -41,10 +41,18 @@ fn problems(p: Problems) -> Fail {
     ))
 }
 
-pub fn validate(home: &Home, file: &Path, insecure: bool) -> CmdResult {
+pub fn validate(home: &Home, file: &Path, insecure: bool, json: bool) -> CmdResult {
     let loader = home.loader()?;
     let components = crate::registry::components(home, insecure);
     let def = load_checked(file, &loader, &*components)?;
+    if json {
+        crate::print::json(&serde_json::json!({
+            "file": file,
+            "ok": true,
+            "tasks": def.workflow.tasks.keys().collect::<Vec<_>>(),
+            "starts_with": def.workflow.start_tasks(),
+        }));
+    }
     eprintln!(
         "{}: ok ({} task{}, starts with {})",
         file.display(),
@@ -192,13 +200,15 @@ pub fn cancel(home: &Home, id: &str) -> CmdResult {
 }
 
 /// `execution re-run` of a workflow execution: the same workflow (the copy
-/// kept in the store), its input with `-p` overrides, its grants.
+/// kept in the store), its input with `-p` overrides, its grants (the
+/// recorded ones with any added).
 pub fn rerun(
     home: &Home,
     rt: Runtime,
     original: ExecutionRecord,
     params: &[String],
     from: Option<&str>,
+    grants: wasmflow_store::Grants,
     json: bool,
 ) -> CmdResult {
     let sched = Scheduler::with_components(rt.clone(), crate::registry::components(home, false));
@@ -208,7 +218,7 @@ pub fn rerun(
         .apply_params(&mut input, params)
         .map_err(crate::run::params_error)?;
     let mut req = Request::new(def, input);
-    req.grants = original.grants.clone();
+    req.grants = grants;
     req.limits = original.limits;
     req.lineage = wasmflow_store::Lineage::rerun_of(&original);
     req.from = from.map(|t| (original.id, t.to_owned()));

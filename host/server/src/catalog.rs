@@ -1,7 +1,8 @@
 //! The actions and workflows a server runs: every component (`.wasm`,
 //! `.wat`) and workflow (`.yaml`, `.yml`) in the `--actions` directory,
-//! named by file stem (`vm.clone.wasm` is `vm.clone`), loaded and checked
-//! once at start.
+//! named by file stem (`vm.clone.wasm` is `vm.clone`), and every action
+//! directory one level down as `wasmflow new` and `build` make them
+//! (`vm.clone/vm.clone.wasm`), loaded and checked once at start.
 
 use serde::Serialize;
 use serde_json::{json, Map, Value};
@@ -68,10 +69,20 @@ impl Catalog {
             path: path.to_owned(),
             message,
         };
-        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        let entries: Vec<PathBuf> = std::fs::read_dir(dir)
             .map_err(|e| err(dir, format!("cannot read the actions directory: {e}")))?
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.is_file())
+            .collect();
+        let built = |d: &Path| {
+            let name = d.file_name()?.to_str()?;
+            Some(d.join(format!("{name}.wasm"))).filter(|p| p.is_file())
+        };
+        let mut files: Vec<PathBuf> = entries
+            .iter()
+            .filter_map(|p| match p.is_dir() {
+                true => built(p),
+                false => Some(p.clone()).filter(|p| p.is_file()),
+            })
             .collect();
         files.sort();
         let mut catalog = Catalog::default();

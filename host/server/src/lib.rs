@@ -43,6 +43,9 @@ pub struct ServeConfig {
     pub workers: usize,
     /// Components and workflows the server runs, by file stem.
     pub actions: Option<PathBuf>,
+    /// Serve even when `actions` names nothing to run (an API over the
+    /// history only); otherwise an empty catalog is refused at start.
+    pub allow_empty: bool,
     /// The webhooks, read (with their secrets) before the server started
     /// ([`webhooks::Webhooks::read`]); their targets are checked against
     /// the catalog at start.
@@ -94,6 +97,11 @@ pub enum ServerError {
          has one opener, whose own workers run its queue"
     )]
     NotShared(&'static str),
+    #[error(
+        "{0}: nothing to serve (no .wasm, .wat or .yaml files, nor NAME/NAME.wasm \
+         directories); --allow-empty serves the API without actions"
+    )]
+    EmptyCatalog(String),
     #[error("serving HTTP: {0}")]
     Http(std::io::Error),
 }
@@ -107,6 +115,7 @@ impl ServerError {
                 | ServerError::Webhooks(_)
                 | ServerError::Listen { .. }
                 | ServerError::NotShared(_)
+                | ServerError::EmptyCatalog(_)
         ) || matches!(self, ServerError::Store(e) if e.is_usage())
     }
 }
@@ -144,11 +153,11 @@ pub struct ShutdownReport {
     pub pending: usize,
 }
 
-/// Told when the server is ready: its address, how many actions it knows,
-/// how many queued executions it took up again.
+/// Told when the server is ready: its address, the actions and workflows
+/// it serves (by name), how many queued executions it took up again.
 pub struct Ready {
     pub addr: SocketAddr,
-    pub actions: usize,
+    pub actions: Vec<String>,
     pub restored: usize,
 }
 
@@ -159,11 +168,22 @@ pub async fn serve(
     config: ServeConfig,
     ready: impl FnOnce(Ready),
 ) -> Result<ShutdownReport, ServerError> {
+    // What the operator can fix, before anything is compiled.
+    let shared = rt.store().shared_queue().is_some();
+    if config.workers == 0 && !shared {
+        return Err(ServerError::NotShared("serve --workers 0"));
+    }
     let sched = Scheduler::with_components(rt.clone(), components.clone());
     let catalog = match &config.actions {
         Some(dir) => catalog::Catalog::load(dir, &rt, &*components).await?,
         None => catalog::Catalog::default(),
     };
+    if catalog.is_empty() && !config.allow_empty {
+        return Err(ServerError::EmptyCatalog(match &config.actions {
+            Some(dir) => dir.display().to_string(),
+            None => "no --actions directory".to_owned(),
+        }));
+    }
     let webhooks = match &config.webhooks {
         Some(hooks) => {
             hooks.check_targets(&|name| catalog.get(name).is_some())?;
@@ -171,10 +191,6 @@ pub async fn serve(
         }
         None => Arc::default(),
     };
-    let shared = rt.store().shared_queue().is_some();
-    if config.workers == 0 && !shared {
-        return Err(ServerError::NotShared("serve --workers 0"));
-    }
     let queue = queue::Queue::new(
         rt.store().clone(),
         config.queue_capacity,
@@ -234,7 +250,7 @@ pub async fn serve(
     };
     ready(Ready {
         addr,
-        actions: app.catalog.len(),
+        actions: app.catalog.entries().map(|e| e.name.clone()).collect(),
         restored,
     });
 

@@ -115,6 +115,11 @@ pub struct ReRun {
     /// follow this one.
     #[serde(default)]
     pub from: Option<String>,
+    /// Grants added to the recorded ones (a re-run that fixes a missing
+    /// grant), within this server's: 403 names the first beyond them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<GrantRequest>)]
+    pub grants: Option<GrantSpec>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

@@ -65,6 +65,31 @@ pub fn bound(mut asked: Grants, operator: &Grants) -> Result<Grants, String> {
     Ok(asked)
 }
 
+/// `recorded` with every entry of `added` it lacks: what a re-run with
+/// grant flags runs under (the fix for a run that failed for want of a
+/// grant). Still bounded by the operator where one applies (`bound`).
+pub fn extend(recorded: &Grants, added: Grants) -> Grants {
+    fn union<T: PartialEq>(into: &mut Vec<T>, more: Vec<T>) {
+        for item in more {
+            if !into.contains(&item) {
+                into.push(item);
+            }
+        }
+    }
+    let mut out = recorded.clone();
+    union(&mut out.read, added.read);
+    union(&mut out.write, added.write);
+    // A variable granted again with another value takes the new one.
+    out.env
+        .retain(|e| !added.env.iter().any(|a| a.name == e.name));
+    union(&mut out.env, added.env);
+    union(&mut out.net, added.net);
+    union(&mut out.exec, added.exec);
+    union(&mut out.secrets, added.secrets);
+    out.unconfined_exec |= added.unconfined_exec;
+    out
+}
+
 /// Whether the host side of `inner` lies inside that of `outer`.
 fn within(inner: &Mount, outer: &Mount) -> bool {
     Path::new(&inner.host).starts_with(Path::new(&outer.host))
@@ -78,6 +103,28 @@ mod tests {
         let mut s = GrantSpec::default();
         f(&mut s);
         s
+    }
+
+    #[test]
+    fn a_rerun_adds_grants_without_doubling_any() {
+        let recorded = parse(&spec(|g| {
+            g.exec.push("qemu-img".into());
+            g.env.push("REGION=eu".into());
+        }))
+        .unwrap();
+        let added = parse(&spec(|g| {
+            g.exec.push("qemu-img".into());
+            g.exec.push("virsh".into());
+            g.env.push("REGION=us".into());
+            g.net.push("localhost:8080".into());
+        }))
+        .unwrap();
+        let both = extend(&recorded, added);
+        assert_eq!(both.exec, ["qemu-img", "virsh"]);
+        assert_eq!(both.env.len(), 1);
+        assert_eq!(both.env[0].value.as_deref(), Some("us"));
+        assert_eq!(both.net.len(), 1);
+        assert_eq!(extend(&recorded, Grants::default()), recorded);
     }
 
     #[test]

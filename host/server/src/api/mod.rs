@@ -27,7 +27,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use utoipa::OpenApi;
 use wasmflow_runtime::Recording;
-use wasmflow_store::{code, ExecutionId, ExecutionRecord, Failure, Kind, ListFilter, Status};
+use wasmflow_store::{
+    code, ExecutionId, ExecutionRecord, Failure, Grants, Kind, ListFilter, Status,
+};
+use wasmflow_workflow::grants;
 use wasmflow_workflow::model::GrantSpec;
 use wasmflow_workflow::{PrepareError, Runnable};
 
@@ -96,6 +99,23 @@ fn accepted(record: &ExecutionRecord) -> (StatusCode, Json<Accepted>) {
     )
 }
 
+/// A request's grants, parsed (422 naming what does not parse).
+fn parse_grants(spec: &GrantSpec) -> ApiResult<Grants> {
+    grants::parse(spec)
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("grants: {e}")))
+}
+
+/// `asked` within this server's grants (403 naming the first beyond them).
+fn bounded(app: &App, asked: Grants) -> ApiResult<Grants> {
+    grants::bound(asked, &app.grants).map_err(|e| {
+        // The operator here is whoever started `wasmflow serve`.
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!("grants beyond what this server allows: the request {e}"),
+        )
+    })
+}
+
 /// Check and queue a new execution of a catalog entry.
 pub async fn start(
     app: &App,
@@ -112,18 +132,11 @@ pub async fn start(
         )
     })?;
     let asked = match (&grants, &entry.target) {
-        (Some(spec), _) => wasmflow_workflow::grants::parse(spec)
-            .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("grants: {e}")))?,
+        (Some(spec), _) => parse_grants(spec)?,
         (None, Runnable::Action(_)) => Default::default(),
         (None, Runnable::Workflow(_)) => app.grants.clone(),
     };
-    let grants = wasmflow_workflow::grants::bound(asked, &app.grants).map_err(|e| {
-        // The operator here is whoever started `wasmflow serve`.
-        ApiError::new(
-            StatusCode::FORBIDDEN,
-            format!("grants beyond what this server allows: the request {e}"),
-        )
-    })?;
+    let grants = bounded(app, asked)?;
     let (action, digest) = match &entry.target {
         Runnable::Action(action) => (entry.name.clone(), action.digest.to_string()),
         Runnable::Workflow(def) => (
@@ -445,9 +458,12 @@ pub async fn rerun_execution(
                 .map_err(|e| unprocessable(e.to_string()))?,
         )),
     };
-    let record = runnable
+    let mut record = runnable
         .rerun(&original, req.input, &req.params, req.from.as_deref())
         .map_err(prepare_error)?;
+    if let Some(spec) = &req.grants {
+        record.grants = bounded(&app, grants::extend(&record.grants, parse_grants(spec)?))?;
+    }
     app.submit(&record, Payload { from: req.from }).await?;
     Ok(accepted(&record))
 }
