@@ -297,6 +297,16 @@ fn missing_tags_bad_references_and_insecure_remote_hosts_are_usage_errors() {
     ])
     .code(2)
     .stderr_has("--insecure (plain HTTP) is only allowed for loopback registries");
+    // A plain-HTTP registry on this machine reached without --insecure: the
+    // error says which flag, once.
+    let plain = home.run(&["push", s(&wat("add")), &reg.reference("tests/add:2")]);
+    plain
+        .code(2)
+        .stderr_has("if it serves plain HTTP, add --insecure");
+    assert_eq!(plain.stderr.lines().count(), 1, "{}", plain.stderr);
+    home.run(&["run", &reg.reference("tests/add:1"), "a=1", "b=1"])
+        .code(2)
+        .stderr_has("add --insecure");
     home.run(&[
         "push",
         s(&wat("add")),
@@ -495,6 +505,15 @@ fn packs_publish_install_and_run_their_actions_and_workflows_by_name() {
     let user = Home::new();
     let pinned = format!("oci://{}/tests/math@{digest}", reg.addr);
     user.run(&["pack", "pull", &pinned, "--insecure"]).ok();
+    let action = reg.reference("tests/math.add:1.0.0");
+    let by_reference = user
+        .run(&["inspect", &action, "--insecure", "--json"])
+        .ok()
+        .json();
+    assert!(by_reference["digest"]
+        .as_str()
+        .unwrap()
+        .starts_with("sha256:"));
     drop(reg); // installed means no registry is needed any more
     let listed = user.run(&["pack", "list"]);
     listed.ok();
@@ -530,6 +549,13 @@ fn packs_publish_install_and_run_their_actions_and_workflows_by_name() {
         .ok()
         .json();
     assert_eq!(rec["result"], json!({ "z": 12 }));
+    // `inspect` takes the names `run` takes: a pack's action (and an
+    // oci:// reference, above).
+    let shown = run(&["inspect", "math.add", "--json"]).ok().json();
+    assert!(
+        shown["wit"].as_str().unwrap().contains("run: func"),
+        "{shown}"
+    );
     run(&["run", "math.nope"])
         .code(2)
         .stderr_has("pack `math` has no action or workflow `nope` (it has: add, add-twice)");

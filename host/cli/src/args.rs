@@ -497,8 +497,14 @@ impl GrantArgs {
 
 #[derive(Args)]
 pub struct InspectArgs {
-    /// The action: a component file (.wasm or .wat).
+    /// The action, named as `run` takes it: a component file (.wasm or
+    /// .wat), an oci://HOST/NS/NAME:TAG (or @sha256:…) reference, or an
+    /// installed pack's `pack.action`.
     pub component: PathBuf,
+
+    /// Plain HTTP for an oci:// registry on this machine (loopback only).
+    #[arg(long)]
+    pub insecure: bool,
 
     /// Print everything as one JSON object.
     #[arg(long)]

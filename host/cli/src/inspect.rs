@@ -10,7 +10,7 @@ pub fn inspect(home: &Home, args: InspectArgs) -> CmdResult {
     // `inspect` says no to exactly what `run` would refuse. It needs no
     // store, so it works while another process holds it.
     let loader = home.loader()?;
-    let action = loader.load(&args.component)?;
+    let action = crate::registry::load_named(home, &loader, &args.component, args.insecure)?;
     let info = wasmflow_runtime::inspect::inspect(&action.bytes()?)
         .map_err(|e| Fail::usage(anyhow!("{}: {e}", args.component.display())))?;
     let runs_programs = info

@@ -151,10 +151,16 @@ fn main() -> ExitCode {
             return finish(result);
         }
     }
-    // `run pack.item`: the pack's file, when no such file is here.
-    if let args::Command::Run(a) = &mut command {
-        match registry::resolve_run_target(&home, &a.component) {
-            Ok(Some(path)) => a.component = path,
+    // `run pack.item` (and `inspect pack.item`): the pack's file, when no
+    // such file is here.
+    let named = match &mut command {
+        args::Command::Run(a) => Some(&mut a.component),
+        args::Command::Inspect(a) => Some(&mut a.component),
+        _ => None,
+    };
+    if let Some(component) = named {
+        match registry::resolve_run_target(&home, component) {
+            Ok(Some(path)) => *component = path,
             Ok(None) => {}
             Err(Fail { code, error }) => {
                 eprintln!("error: {}", report(&error));

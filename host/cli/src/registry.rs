@@ -163,6 +163,27 @@ pub fn fetch_for_run(
     Ok((cached.pinned(&r).to_string(), cached.bytes))
 }
 
+/// The action a user named on the command line: a component file, or an
+/// `oci://` reference (pulled on first use, pinned to its digest). `run`
+/// and `inspect` take the same names (pack actions are resolved to their
+/// files before, by [`resolve_run_target`]).
+pub fn load_named(
+    home: &Home,
+    loader: &wasmflow_runtime::Loader,
+    component: &Path,
+    insecure: bool,
+) -> Result<wasmflow_runtime::Action, Fail> {
+    Ok(
+        match component.to_str().filter(|c| c.starts_with("oci://")) {
+            Some(reference) => {
+                let (pinned, bytes) = fetch_for_run(home, reference, insecure)?;
+                loader.load_bytes(&pinned, bytes)?
+            }
+            None => loader.load(component)?,
+        },
+    )
+}
+
 /// Run `download` with a progress callback that drives a bar for large
 /// layers, on a terminal only.
 fn with_progress<T>(download: impl FnOnce(&(dyn Fn(u64, u64) + Sync)) -> T) -> T {

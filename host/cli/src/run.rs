@@ -22,13 +22,7 @@ pub fn run(home: &Home, args: RunArgs) -> CmdResult {
     let limits = limits_from(&args.limits)?;
 
     let rt = crate::runtime(home)?;
-    let action = match args.component.to_str().filter(|c| c.starts_with("oci://")) {
-        Some(reference) => {
-            let (pinned, bytes) = crate::registry::fetch_for_run(home, reference, args.insecure)?;
-            rt.load_bytes(&pinned, bytes)?
-        }
-        None => rt.load(&args.component)?,
-    };
+    let action = crate::registry::load_named(home, rt.loader(), &args.component, args.insecure)?;
     Runnable::Action(action.clone())
         .apply_params(&mut input, &args.params)
         .map_err(params_error)?;

@@ -50,6 +50,11 @@ pub enum RegistryError {
     NotWasm { reference: String, detail: String },
     #[error("--insecure (plain HTTP) is only allowed for loopback registries, not {host}")]
     InsecureNotLoopback { host: String },
+    #[error(
+        "{reference}: the registry on this machine did not answer over HTTPS ({detail}); \
+         if it serves plain HTTP, add --insecure"
+    )]
+    PlainHttp { reference: String, detail: String },
     #[error("{reference}: {detail}")]
     Registry { reference: String, detail: String },
     #[error("the component cache at {path}: {source}")]
@@ -78,6 +83,7 @@ impl RegistryError {
                 | RegistryError::Unauthorized { .. }
                 | RegistryError::NotFound { .. }
                 | RegistryError::InsecureNotLoopback { .. }
+                | RegistryError::PlainHttp { .. }
                 | RegistryError::NotWasm { .. }
                 | RegistryError::DigestMismatch { .. }
         )
@@ -342,12 +348,21 @@ fn classify(r: &OciRef, e: anyhow::Error) -> RegistryError {
                     detail,
                 }
             } else {
-                RegistryError::Registry {
-                    reference: r.to_string(),
-                    detail,
-                }
+                unanswered(r, detail)
             }
         }
+    }
+}
+
+/// A request that got no answer. A loopback registry reached over HTTPS
+/// that does not answer is most often one serving plain HTTP (the
+/// distribution registry's default): say so, with the flag.
+fn unanswered(r: &OciRef, detail: String) -> RegistryError {
+    let reference = r.to_string();
+    if r.is_loopback() && detail.contains("error sending request") && detail.contains("https://") {
+        RegistryError::PlainHttp { reference, detail }
+    } else {
+        RegistryError::Registry { reference, detail }
     }
 }
 
@@ -377,9 +392,6 @@ pub(crate) fn classify_oci(r: &OciRef, e: OciDistributionError) -> RegistryError
         OciDistributionError::ServerError { code: 404, .. } => {
             RegistryError::NotFound { reference }
         }
-        other => RegistryError::Registry {
-            reference,
-            detail: other.to_string(),
-        },
+        other => unanswered(r, other.to_string()),
     }
 }
