@@ -99,17 +99,58 @@ fn unknown_ids_and_statuses_are_usage_errors() {
 }
 
 #[test]
-fn the_store_is_locked_while_another_process_runs() {
+fn reads_work_while_another_process_runs_and_writes_are_refused() {
     let home = Home::new();
+    home.run(&["run", s(&wat("add")), "a=1", "b=2"]).ok();
+    let add = home.last_record();
     let mut child = home
         .cmd()
-        .args(["run", s(&wat("loop")), "--timeout", "3s"])
+        .args(["run", s(&wat("loop")), "--timeout", "4s"])
         .spawn()
         .unwrap();
-    // Wait until the running record is on disk, i.e. the store is open.
-    std::thread::sleep(std::time::Duration::from_millis(800));
-    let blocked = home.run(&["execution", "list"]);
-    blocked
+    // The running process answers reads: its `running` record shows at
+    // once, beside the history.
+    let started = std::time::Instant::now();
+    let listed = loop {
+        let r = home.run(&["execution", "list", "--json"]);
+        r.ok();
+        let listed = r.json();
+        if listed.as_array().unwrap().len() == 2 {
+            break listed;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(3),
+            "{listed}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(listed[0]["status"], "running", "{listed}");
+    assert_eq!(listed[1]["id"], add["id"]);
+    let running = listed[0]["id"].as_str().unwrap();
+    home.run(&["execution", "get", running]).ok();
+    let table = home.run(&["execution", "list"]);
+    assert!(table.ok().stdout.contains(running), "{}", table.stdout);
+    // A bundle carries the component's bytes: a blob, read through the
+    // holder too.
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("add.wfreplay");
+    home.run(&[
+        "execution",
+        "export",
+        add["id"].as_str().unwrap(),
+        "-o",
+        s(&bundle),
+    ])
+    .ok();
+    let other = Home::new();
+    other
+        .run(&["execution", "replay", "--bundle", s(&bundle)])
+        .ok();
+    // Writing needs the store to itself: refused, naming why.
+    home.run(&["run", s(&wat("add")), "a=1", "b=2"])
+        .code(2)
+        .stderr_has("in use by another wasmflow process");
+    home.run(&["store", "check"])
         .code(2)
         .stderr_has("in use by another wasmflow process");
     let status = child.wait().unwrap();

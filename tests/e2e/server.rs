@@ -838,9 +838,23 @@ fn the_cli_talks_to_a_server_and_explains_the_locked_store() {
         .stdout
         .clone();
     assert!(tree.contains("first") && tree.contains("second"), "{tree}");
-    // Without --server, the store is the server's: say how to reach it.
+    // Without --server, the store is the server's: reads are answered by
+    // the server process, the same records as through the API...
+    let local = site.home.run(&["execution", "list", "--json", "-n", "100"]);
+    let remote_list = remote(&["execution", "list", "--json", "-n", "100"]);
+    let ids = |r: &crate::Run| -> Vec<String> {
+        r.json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(ids(local.ok()), ids(remote_list.ok()));
+    site.home.run(&["execution", "get", &wf_id, "--tree"]).ok();
+    // ...and a write says how to reach it.
     site.home
-        .run(&["execution", "list"])
+        .run(&["run", s(&site.actions.join("add.wat")), "a=1", "b=1"])
         .code(2)
         .stderr_has("--server URL");
     // Without a token: 401 explained, exit 2.

@@ -129,8 +129,10 @@ fn action_only(record: &wasmflow_store::ExecutionRecord, what: &str) -> Result<(
     Ok(())
 }
 
+/// `list`, `get` and `export` only read: they work while another process
+/// holds the home.
 fn open(home: &Home) -> Result<Store, Fail> {
-    crate::store(home)
+    crate::store_for_reading(home)
 }
 
 fn replay(

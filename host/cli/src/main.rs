@@ -317,11 +317,28 @@ pub(crate) fn runtime(home: &Home) -> Result<wasmflow_runtime::Runtime, Fail> {
 
 /// The store of this invocation's home (for commands without a runtime).
 pub(crate) fn store(home: &Home) -> Result<wasmflow_store::Store, Fail> {
-    let store = wasmflow_store::Store::open_at(&home.store_location())?;
+    let store = wasmflow_store::Store::open_waiting(&home.store_location())?;
+    Ok(settled(home, store))
+}
+
+/// The store, for a command that only reads it: while another process
+/// holds the embedded store (a run, `serve`), read through that process.
+pub(crate) fn store_for_reading(home: &Home) -> Result<wasmflow_store::Store, Fail> {
+    Ok(
+        match wasmflow_store::Store::open_to_read(&home.store_location())? {
+            wasmflow_store::Opened::Own(store) => settled(home, store),
+            wasmflow_store::Opened::ThroughHolder(store) => store,
+        },
+    )
+}
+
+/// `store`, with what a stopped process left running settled, when this
+/// process is its only opener.
+fn settled(home: &Home, store: wasmflow_store::Store) -> wasmflow_store::Store {
     if home.store_location().is_exclusive() {
         settle_interrupted(&store);
     }
-    Ok(store)
+    store
 }
 
 /// An action left `running` by a process that stopped has nobody to finish

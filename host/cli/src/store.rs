@@ -39,8 +39,9 @@ fn copy(home: &Home, from: Option<&str>, to: &str, json: bool) -> CmdResult {
 }
 
 fn check(home: &Home, json: bool) -> CmdResult {
-    // Read-only: no interrupted executions recorded here.
-    let store = Store::open_at(&home.store_location())?;
+    // Read-only: no interrupted executions recorded here. It reads every
+    // file, so it needs the store to itself (not through a holder).
+    let store = Store::open_waiting(&home.store_location())?;
     let report = store.check()?;
     if json {
         print::json(&report);

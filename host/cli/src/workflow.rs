@@ -170,7 +170,7 @@ pub fn resume(home: &Home, json: bool) -> CmdResult {
 }
 
 pub fn cancel(home: &Home, id: &str) -> CmdResult {
-    match Store::open_at(&home.store_location()) {
+    match Store::open_waiting(&home.store_location()) {
         // A process holds the store: it is running the execution (or some
         // other one); leave it a request it polls for.
         Err(StoreError::Locked { .. }) => {

@@ -281,7 +281,13 @@ impl Runtime {
     ) -> Result<Self, RuntimeError> {
         // Opening the store is mostly I/O and building the engine and
         // linker is all CPU: overlap them, it is most of a short CLI run.
-        let opening = std::thread::spawn(move || Store::open_at(&store));
+        // A process with a runtime writes, and may hold an embedded store
+        // for long: it serves other processes' reads meanwhile.
+        let opening = std::thread::spawn(move || {
+            let store = Store::open_waiting(&store)?;
+            store.serve_reads();
+            Ok::<_, wasmflow_store::StoreError>(store)
+        });
         let loader = Loader::open_with(home, cache_dir, options);
         let store = opening.join().expect("opening the store does not panic")?;
         let loader = loader?;

@@ -34,6 +34,7 @@ mod failure;
 mod lease;
 mod lineage;
 mod postgres;
+mod reads;
 mod record;
 mod recovery;
 mod sled_store;
@@ -56,6 +57,9 @@ pub use record::{
     now, EnvGrant, ExecutionId, ExecutionRecord, Failure, Grants, Kind, Limits, LogLevel, LogLine,
     Mount, NetGrant, Outcome, Progress, Status,
 };
-pub use store::{Backend, Digest, ListFilter, Listing, Location, Queued, Store, Unreadable};
+pub use store::{
+    Backend, Digest, ListFilter, Listing, Location, Opened, Queued, Store, Unreadable,
+    LOCK_PATIENCE,
+};
 pub use tokens::{token_book, TokenBook, TokenEntry};
 pub use upkeep::{CheckReport, Damage, PurgeFilter, PurgeReport, Retention};

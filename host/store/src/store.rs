@@ -131,6 +131,12 @@ pub trait Backend: Send + Sync {
         filter: &PurgeFilter,
         in_use: &HashSet<String>,
     ) -> Result<PurgeReport, StoreError>;
+
+    // Other processes.
+
+    /// Answer other processes' reads while this store is open, when only
+    /// one process can open it (see `reads`); by default nothing.
+    fn serve_reads(self: Arc<Self>) {}
 }
 
 /// What a scan found: the readable records, and the ones that are not.
@@ -215,6 +221,27 @@ impl fmt::Display for Location {
     }
 }
 
+/// How long a process waits for an embedded store that another process
+/// holds, before saying it is [`StoreError::Locked`].
+pub const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(1);
+const LOCK_RETRY: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// A store opened to be read ([`Store::open_to_read`]).
+pub enum Opened {
+    /// This process opened it.
+    Own(Store),
+    /// Another process holds it and answers this one's reads.
+    ThroughHolder(Store),
+}
+
+impl Opened {
+    pub fn store(&self) -> &Store {
+        match self {
+            Opened::Own(s) | Opened::ThroughHolder(s) => s,
+        }
+    }
+}
+
 /// The execution store: a handle on one [`Backend`]. Cheap to clone; all
 /// clones share one store. The backend's operations are called through
 /// it (`store.get(id)`); what is built from them is here.
@@ -245,6 +272,54 @@ impl Store {
     /// [`StoreError::Locked`].
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         Ok(Self::new(crate::sled_store::SledStore::open(dir)?))
+    }
+
+    /// [`Store::open_at`] for a process that writes: an embedded store
+    /// that another process holds for a moment (a reader: `execution
+    /// list` takes the lock for milliseconds) is waited for, up to
+    /// [`LOCK_PATIENCE`]; one held longer is [`StoreError::Locked`].
+    pub fn open_waiting(location: &Location) -> Result<Self, StoreError> {
+        let deadline = std::time::Instant::now() + LOCK_PATIENCE;
+        loop {
+            match Self::open_at(location) {
+                Err(StoreError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(LOCK_RETRY);
+                }
+                opened => return opened,
+            }
+        }
+    }
+
+    /// Open the store at `location` to read it. An embedded store that
+    /// another process holds is read through that process when it serves
+    /// reads ([`Store::serve_reads`]): every read works, every write is
+    /// refused as [`StoreError::Locked`]. A holder that does not serve
+    /// (another reader, for a moment) is waited for, as in
+    /// [`Store::open_waiting`].
+    pub fn open_to_read(location: &Location) -> Result<Opened, StoreError> {
+        let deadline = std::time::Instant::now() + LOCK_PATIENCE;
+        loop {
+            match Self::open_at(location) {
+                Err(StoreError::Locked { path }) => {
+                    if let Some(held) = crate::reads::ThroughHolder::connect(&path) {
+                        return Ok(Opened::ThroughHolder(Self::new(held)));
+                    }
+                    if std::time::Instant::now() >= deadline {
+                        return Err(StoreError::Locked { path });
+                    }
+                    std::thread::sleep(LOCK_RETRY);
+                }
+                opened => return opened.map(Opened::Own),
+            }
+        }
+    }
+
+    /// Answer other processes' reads of this store while this handle (or
+    /// a clone) is open: for processes that hold an embedded store for
+    /// long (a run, `serve`), so that `execution list` works meanwhile.
+    /// Nothing for a store many processes open anyway.
+    pub fn serve_reads(&self) {
+        self.0.clone().serve_reads();
     }
 
     /// A handle on `backend`.
@@ -341,7 +416,7 @@ impl fmt::Display for Digest {
 }
 
 /// Which executions `list` returns.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct ListFilter {
     pub status: Option<Status>,
     pub limit: usize,

@@ -329,4 +329,8 @@ impl Backend for SledStore {
     ) -> Result<PurgeReport, StoreError> {
         self.purge_selected(filter, in_use)
     }
+
+    fn serve_reads(self: std::sync::Arc<Self>) {
+        self.start_read_service();
+    }
 }

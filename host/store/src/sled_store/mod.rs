@@ -72,6 +72,9 @@ fn segment_size(dir: &Path) -> usize {
 /// The execution store. Cheap to clone; all clones share one database.
 #[derive(Clone)]
 pub struct SledStore {
+    /// Answering other processes' reads while this one holds the store
+    /// (see `reads`). First, so it stops before the database closes.
+    reads: Arc<std::sync::OnceLock<Option<crate::reads::ReadService>>>,
     pub(crate) path: Arc<PathBuf>,
     pub(crate) files: Arc<Files>,
     pub(crate) inline_max: usize,
@@ -261,7 +264,18 @@ impl SledStore {
             files: Arc::new(Files::new(dir)),
             inline_max: inline_max(segment_size),
             db,
+            reads: Default::default(),
         })
+    }
+
+    /// Answer other processes' reads of this store for as long as it is
+    /// open (`execution list` while a run holds the home). Once.
+    pub(crate) fn start_read_service(self: Arc<Self>) {
+        let reads = self.reads.clone();
+        reads.get_or_init(|| {
+            let me: std::sync::Weak<dyn crate::Backend> = Arc::downgrade(&self) as _;
+            crate::reads::ReadService::start(&self.path, me)
+        });
     }
 
     /// What to give sled for `bytes`: the bytes, or a reference to the
