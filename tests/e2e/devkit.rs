@@ -145,10 +145,27 @@ fn round_trip(lang: &str) {
     );
     std::fs::remove_file(dir.join("tests/wrong.json")).unwrap();
 
-    // `test` builds first by default.
+    // `test` builds first by default...
     std::fs::remove_file(&wasm).unwrap();
-    dev(&home, &["test", s(&dir)]).ok();
+    dev(&home, &["test", s(&dir)]).ok().stderr_has("built ");
     assert!(wasm.is_file());
+    // ...but not again from the same sources...
+    let built_at = std::fs::metadata(&wasm).unwrap().modified().unwrap();
+    let again = dev(&home, &["test", s(&dir)]);
+    again.ok().stderr_has("is up to date");
+    assert!(!again.stderr.contains("built "), "{}", again.stderr);
+    assert_eq!(
+        std::fs::metadata(&wasm).unwrap().modified().unwrap(),
+        built_at
+    );
+    // ...and again once a source changed (or when asked).
+    let world = dir.join("wit/world.wit");
+    let text = std::fs::read_to_string(&world).unwrap();
+    std::fs::write(&world, format!("{text}// changed\n")).unwrap();
+    dev(&home, &["test", s(&dir)]).ok().stderr_has("built ");
+    dev(&home, &["test", s(&dir), "--rebuild"])
+        .ok()
+        .stderr_has("built ");
 
     // Publish it and run it by reference on another machine (a fresh home).
     let tag = reg.reference(&format!("dev/{name}:0.1.0"));

@@ -852,6 +852,11 @@ fn the_cli_talks_to_a_server_and_explains_the_locked_store() {
     };
     assert_eq!(ids(local.ok()), ids(remote_list.ok()));
     site.home.run(&["execution", "get", &wf_id, "--tree"]).ok();
+    // Following through the server: an ended workflow's end, at once.
+    remote(&["execution", "tail", &wf_id])
+        .ok()
+        .stderr_has(&format!("execution {wf_id} succeeded"));
+    remote(&["execution", "logs", &id]).ok();
     // ...and a write says how to reach it.
     site.home
         .run(&["run", s(&site.actions.join("add.wat")), "a=1", "b=1"])
@@ -1158,4 +1163,58 @@ fn serve_finds_built_action_directories_and_refuses_an_empty_catalog() {
     assert!(line.contains("(0 action(s)"), "{line}");
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// `execution tail` follows a workflow that another process runs in the
+/// same home (reading through it), task by task, to its end; `logs`
+/// prints what the records hold.
+#[test]
+fn tail_follows_a_workflow_another_process_runs() {
+    let site = Site::new();
+    // Beside step.wasm, which it names.
+    let flow = site.actions.join("slow.yaml");
+    std::fs::write(&flow, CHAIN.replace("sleep-ms: 200", "sleep-ms: 1500")).unwrap();
+    let mut child = site
+        .home
+        .cmd()
+        .arg("run")
+        .arg(&flow)
+        .args(["-p", &format!("dir={}", s(&site.marks))])
+        .args(["--allow-write", s(&site.marks)])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let id = loop {
+        let listed = site.home.run(&["execution", "list", "--json"]);
+        if listed.code == 0 {
+            if let Some(r) = listed.json().as_array().and_then(|a| a.first().cloned()) {
+                break r["id"].as_str().unwrap().to_owned();
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{}",
+            listed.stderr
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let tail = site.home.run(&["execution", "tail", &id]);
+    tail.ok().stderr_has("task first succeeded");
+    tail.stderr_has("task second succeeded");
+    tail.stderr_has(&format!("execution {id} succeeded"));
+    assert!(
+        tail.stdout.contains("[first] first: waiting 1500 ms")
+            && tail.stdout.contains("[first] first: done waiting"),
+        "{}",
+        tail.stdout
+    );
+    assert!(child.wait().unwrap().success());
+    // Once ended: the same lines, without waiting.
+    let logs = site.home.run(&["execution", "logs", &id]);
+    assert_eq!(logs.ok().stdout, tail.stdout);
+    site.home
+        .run(&["execution", "tail", "01ARZ3NDEKTSV4RRFFQ69G5FAV"])
+        .code(2);
 }

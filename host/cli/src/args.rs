@@ -299,8 +299,11 @@ pub struct TestArgs {
     #[arg(default_value = ".")]
     pub dir: PathBuf,
     /// Test the component already built instead of building first.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "rebuild")]
     pub no_build: bool,
+    /// Build even when the sources did not change since the last build.
+    #[arg(long)]
+    pub rebuild: bool,
     /// Print the cases and their verdicts as JSON.
     #[arg(long)]
     pub json: bool,
@@ -534,6 +537,20 @@ pub enum ExecutionCommand {
         /// terminal.
         #[arg(long)]
         wide: bool,
+    },
+    /// The log lines of an execution and of its tasks; with --follow, until
+    /// it ends (exit status as `run`'s).
+    Logs {
+        /// Execution id, or a unique prefix of it.
+        id: String,
+        /// Wait for new lines until the execution ends.
+        #[arg(short = 'f', long)]
+        follow: bool,
+    },
+    /// Follow an execution until it ends: `logs --follow`.
+    Tail {
+        /// Execution id, or a unique prefix of it.
+        id: String,
     },
     /// Stop a running execution: a workflow stops its running actions and
     /// records `canceled`.

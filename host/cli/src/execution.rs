@@ -104,6 +104,8 @@ pub fn execution(home: &Home, command: ExecutionCommand) -> CmdResult {
             return rerun(home, &id, &params, from.as_deref(), added, json);
         }
         ExecutionCommand::Cancel { id } => return crate::workflow::cancel(home, &id),
+        ExecutionCommand::Logs { id, follow } => return logs(home, &id, follow),
+        ExecutionCommand::Tail { id } => return logs(home, &id, true),
         ExecutionCommand::Purge {
             before,
             status,
@@ -206,6 +208,61 @@ fn rerun(
     };
     let record = crate::tokio().block_on(rt.run(&action, input, options))?;
     Ok(crate::exit_code(print::outcome(&record, json)))
+}
+
+/// `execution logs ID [--follow]` (and `tail ID`): the log lines of an
+/// execution and its tasks on stdout, tasks' ends on stderr; following, as
+/// their records carry them, until it ends.
+fn logs(home: &Home, id: &str, follow: bool) -> CmdResult {
+    use wasmflow_store::{Followed, Opened};
+    let mut opened = crate::opened_for_reading(home)?;
+    let record = opened.store().find(id)?;
+    let mut follower = wasmflow_store::Follower::new(record.id);
+    let mut reopened = false;
+    loop {
+        let news = match follower.poll(opened.store()) {
+            Ok(news) => news,
+            // The process it was read through has closed the store: open
+            // it again (now ours, or the next holder's), once.
+            Err(_) if matches!(opened, Opened::ThroughHolder(_)) && !reopened => {
+                opened = crate::opened_for_reading(home)?;
+                reopened = true;
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        reopened = false;
+        for news in news {
+            match news {
+                Followed::Log { task, line } => {
+                    println!("{}", print::log_text(task.as_deref(), &line))
+                }
+                Followed::TaskEnded { task, status } => eprintln!("task {task} {status}"),
+                Followed::End(r) => {
+                    print::summary(&r);
+                    return Ok(crate::exit_code(r.status == Status::Succeeded));
+                }
+            }
+        }
+        if !follow {
+            eprintln!(
+                "execution {} is {}: the lines above are what its records hold so far \
+                 (--follow waits for its end)",
+                record.id, record.status
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        if matches!(opened, Opened::Own(_)) && home.store_location().is_exclusive() {
+            // Nobody else holds the embedded store, so nothing runs it.
+            return Err(Fail::usage(anyhow!(
+                "execution {} is {} but no wasmflow process runs it (`wasmflow resume` \
+                 continues workflows a stopped process left running)",
+                record.id,
+                record.status
+            )));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
 }
 
 /// Records a listing passed over, after the readable ones were printed:

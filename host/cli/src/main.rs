@@ -324,10 +324,16 @@ pub(crate) fn store(home: &Home) -> Result<wasmflow_store::Store, Fail> {
 /// The store, for a command that only reads it: while another process
 /// holds the embedded store (a run, `serve`), read through that process.
 pub(crate) fn store_for_reading(home: &Home) -> Result<wasmflow_store::Store, Fail> {
+    Ok(opened_for_reading(home)?.store().clone())
+}
+
+/// [`store_for_reading`], saying whether it reads through another process.
+pub(crate) fn opened_for_reading(home: &Home) -> Result<wasmflow_store::Opened, Fail> {
+    use wasmflow_store::Opened;
     Ok(
         match wasmflow_store::Store::open_to_read(&home.store_location())? {
-            wasmflow_store::Opened::Own(store) => settled(home, store),
-            wasmflow_store::Opened::ThroughHolder(store) => store,
+            Opened::Own(store) => Opened::Own(settled(home, store)),
+            through => through,
         },
     )
 }

@@ -249,11 +249,17 @@ pub fn record(r: &ExecutionRecord, detail: bool) {
 
 /// One log line as the action writes it, on stderr.
 pub fn log_line(l: &wasmflow_store::LogLine) {
+    eprintln!("{}", log_text(None, l));
+}
+
+/// A log line as text, after the task that wrote it, if any.
+pub fn log_text(task: Option<&str>, l: &wasmflow_store::LogLine) -> String {
     let progress = l
         .progress
         .map(|p| format!("[{}/{}] ", p.done, p.total))
         .unwrap_or_default();
-    eprintln!("{:>5} {progress}{}", l.level.as_str(), l.message);
+    let task = task.map(|t| format!("[{t}] ")).unwrap_or_default();
+    format!("{:>5} {task}{progress}{}", l.level.as_str(), l.message)
 }
 
 /// What the execution was answered, for replay: counts by kind.

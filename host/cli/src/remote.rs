@@ -102,6 +102,42 @@ async fn execution(client: &Client, command: &ExecutionCommand) -> CmdResult {
                 }
             }
         }
+        ExecutionCommand::Logs { id, follow: false } => {
+            let rec = client.execution(id).await?;
+            for line in &rec.logs {
+                println!("{}", print::log_text(None, line));
+            }
+            if !rec.is_finished() {
+                eprintln!(
+                    "execution {} is {}: --follow waits for its end",
+                    rec.id, rec.status
+                );
+            }
+        }
+        ExecutionCommand::Logs { id, follow: true } | ExecutionCommand::Tail { id } => {
+            client
+                .follow(id, |event, data| match event {
+                    "log" => {
+                        if let Ok(line) = serde_json::from_value::<LogLine>(data.clone()) {
+                            println!("{}", print::log_text(None, &line));
+                        }
+                    }
+                    "task" => {
+                        if let (Some(task), Some(status)) =
+                            (data["task"].as_str(), data["status"].as_str())
+                        {
+                            eprintln!("task {task} {status}");
+                        }
+                    }
+                    _ => {}
+                })
+                .await?;
+            let rec = client.execution(id).await?;
+            print::summary(&rec);
+            return Ok(crate::exit_code(
+                rec.status == wasmflow_store::Status::Succeeded,
+            ));
+        }
         ExecutionCommand::ReRun {
             id,
             params,

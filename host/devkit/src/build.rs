@@ -275,6 +275,24 @@ pub fn component_path(dir: &Path) -> Result<PathBuf, DevkitError> {
 /// name).
 pub fn build(dir: &Path) -> Result<Built, DevkitError> {
     let dir = dir.canonicalize().map_err(io(dir))?;
+    let built = build_in(&dir)?;
+    crate::stamp::record(&dir, &built.component, &built.toolchain);
+    Ok(built)
+}
+
+/// The action's component, when it is the build of its sources as they
+/// are now (built by [`build`] since they last changed, with the same
+/// toolchain): what `wasmflow test` runs without building again.
+pub fn unchanged(dir: &Path) -> Result<Option<PathBuf>, DevkitError> {
+    let dir = dir.canonicalize().map_err(io(dir))?;
+    let lang = Lang::detect(&dir)?;
+    let toolchain = toolchain(lang, &dir)?;
+    let component = component_path(&dir)?;
+    Ok(crate::stamp::up_to_date(&dir, &component, &toolchain).then_some(component))
+}
+
+fn build_in(dir: &Path) -> Result<Built, DevkitError> {
+    let dir = dir.to_owned();
     let lang = Lang::detect(&dir)?;
     let world = world_of(&dir)?;
     let toolchain = toolchain(lang, &dir)?;

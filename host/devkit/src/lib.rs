@@ -11,8 +11,9 @@ mod build;
 mod cases;
 mod native;
 mod scaffold;
+mod stamp;
 
-pub use build::{build, component_path, Built, Toolchain};
+pub use build::{build, component_path, unchanged, Built, Toolchain};
 pub use cases::{run_tests, CaseKind, CaseReport, TestReport};
 pub use scaffold::{new_action, SDK_C, SDK_JS, SDK_PYTHON};
 

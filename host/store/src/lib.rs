@@ -31,6 +31,7 @@ mod copy;
 mod error;
 mod event;
 mod failure;
+mod follow;
 mod lease;
 mod lineage;
 mod postgres;
@@ -51,6 +52,7 @@ pub use event::{
 pub use copy::{copy, copy_between, CopyError, CopyReport};
 pub use error::StoreError;
 pub use failure::code;
+pub use follow::{Followed, Follower};
 pub use lease::{Cancel, Claimed, Entry, Held, Lease, SharedQueue, Worker};
 pub use lineage::Lineage;
 pub use record::{
