@@ -50,13 +50,13 @@ pub(crate) fn precompile(home: &Home, component: &Path) -> Result<(), Fail> {
 }
 
 pub fn test(home: &Home, args: TestArgs) -> CmdResult {
-    let unchanged = match args.rebuild {
-        true => None,
-        false => wasmflow_devkit::unchanged(&args.dir)?,
+    let unchanged = || match args.rebuild {
+        true => Ok(None),
+        false => wasmflow_devkit::unchanged(&args.dir),
     };
     let component = if args.no_build {
         wasmflow_devkit::component_path(&args.dir)?
-    } else if let Some(component) = unchanged {
+    } else if let Some(component) = unchanged()? {
         eprintln!(
             "{} is up to date: its sources have not changed since the last build (--rebuild \
              builds anyway)",

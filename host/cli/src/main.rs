@@ -116,7 +116,7 @@ fn main() -> ExitCode {
     // plain `key=value` fields that grep finds.
     let colour = {
         use std::io::IsTerminal;
-        std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+        std::io::stderr().is_terminal() && print::colour_allowed()
     };
     let logs = tracing_subscriber::fmt()
         .with_ansi(colour)

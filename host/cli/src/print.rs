@@ -123,11 +123,16 @@ fn table(records: &[ExecutionRecord], wide: bool) {
     println!("{t}");
 }
 
-/// Colours on stdout: only on a terminal, and never under `NO_COLOR`
-/// (no-color.org).
+/// Colours on stdout: only on a terminal, and never under `NO_COLOR`.
 fn colour_on_stdout() -> bool {
     use std::io::IsTerminal;
-    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+    std::io::stdout().is_terminal() && colour_allowed()
+}
+
+/// Whether the user allows colour: not when `NO_COLOR` is set and not
+/// empty (no-color.org).
+pub fn colour_allowed() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 fn status_cell(status: Status, colour: bool) -> Cell {

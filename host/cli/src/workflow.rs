@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use wasmflow_runtime::{CancellationToken, Loader, Runtime};
-use wasmflow_store::{ExecutionId, ExecutionRecord, Status, Store, StoreError};
+use wasmflow_store::{ExecutionId, ExecutionRecord, Opened, Status, Store, StoreError};
 use wasmflow_workflow::cancel::CancelRequests;
 use wasmflow_workflow::{
     Components, Definition, Observer, Problems, Request, Runnable, Scheduler, WorkflowError,
@@ -170,27 +170,39 @@ pub fn resume(home: &Home, json: bool) -> CmdResult {
 }
 
 pub fn cancel(home: &Home, id: &str) -> CmdResult {
-    match Store::open_waiting(&home.store_location()) {
-        // A process holds the store: it is running the execution (or some
-        // other one); leave it a request it polls for.
-        Err(StoreError::Locked { .. }) => {
-            CancelRequests::of_home(&home.dir)
-                .request(id)
-                .map_err(|e| Fail::usage(anyhow!("cannot write the cancel request: {e}")))?;
-            eprintln!("cancel requested: the wasmflow process running {id} will stop it");
-            Ok(ExitCode::SUCCESS)
+    // A process holds the store: it is running the execution (or some
+    // other one); leave it a request it polls for.
+    let request = |id: &str| -> CmdResult {
+        CancelRequests::of_home(&home.dir)
+            .request(id)
+            .map_err(|e| Fail::usage(anyhow!("cannot write the cancel request: {e}")))?;
+        eprintln!("cancel requested: the wasmflow process running {id} will stop it");
+        Ok(ExitCode::SUCCESS)
+    };
+    let ended = |record: &ExecutionRecord| {
+        Fail::usage(anyhow!(
+            "execution {} already ended ({})",
+            record.id,
+            record.status
+        ))
+    };
+    match Store::open_to_read(&home.store_location()) {
+        Ok(Opened::ThroughHolder(store)) => {
+            let record = store.find(id)?;
+            if record.is_finished() {
+                return Err(ended(&record));
+            }
+            request(&record.id.to_string())
         }
+        // A holder that answers no reads (an older wasmflow).
+        Err(StoreError::Locked { .. }) => request(id),
         Err(e) => Err(e.into()),
-        Ok(store) => {
+        Ok(Opened::Own(store)) => {
             // Nothing runs it: an interrupted execution. Cancel it and its
             // unfinished children so `resume` leaves them alone.
             let record = store.find(id)?;
             if record.is_finished() {
-                return Err(Fail::usage(anyhow!(
-                    "execution {} already ended ({})",
-                    record.id,
-                    record.status
-                )));
+                return Err(ended(&record));
             }
             let n = wasmflow_workflow::cancel::cancel_tree(&store, record.clone())?;
             eprintln!("canceled {} ({n} execution(s))", record.id);

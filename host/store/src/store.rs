@@ -279,15 +279,7 @@ impl Store {
     /// list` takes the lock for milliseconds) is waited for, up to
     /// [`LOCK_PATIENCE`]; one held longer is [`StoreError::Locked`].
     pub fn open_waiting(location: &Location) -> Result<Self, StoreError> {
-        let deadline = std::time::Instant::now() + LOCK_PATIENCE;
-        loop {
-            match Self::open_at(location) {
-                Err(StoreError::Locked { .. }) if std::time::Instant::now() < deadline => {
-                    std::thread::sleep(LOCK_RETRY);
-                }
-                opened => return opened,
-            }
-        }
+        Self::open_patiently(location, |store| store, |_| None)
     }
 
     /// Open the store at `location` to read it. An embedded store that
@@ -297,19 +289,33 @@ impl Store {
     /// (another reader, for a moment) is waited for, as in
     /// [`Store::open_waiting`].
     pub fn open_to_read(location: &Location) -> Result<Opened, StoreError> {
+        Self::open_patiently(location, Opened::Own, |dir| {
+            let held = crate::reads::ThroughHolder::connect(dir)?;
+            Some(Opened::ThroughHolder(Self::new(held)))
+        })
+    }
+
+    /// Open `location` as `opened` says; while another process holds it,
+    /// take what `held` makes of that, or try again until
+    /// [`LOCK_PATIENCE`] has passed.
+    fn open_patiently<T>(
+        location: &Location,
+        opened: impl Fn(Self) -> T,
+        held: impl Fn(&Path) -> Option<T>,
+    ) -> Result<T, StoreError> {
         let deadline = std::time::Instant::now() + LOCK_PATIENCE;
         loop {
             match Self::open_at(location) {
                 Err(StoreError::Locked { path }) => {
-                    if let Some(held) = crate::reads::ThroughHolder::connect(&path) {
-                        return Ok(Opened::ThroughHolder(Self::new(held)));
+                    if let Some(t) = held(&path) {
+                        return Ok(t);
                     }
                     if std::time::Instant::now() >= deadline {
                         return Err(StoreError::Locked { path });
                     }
                     std::thread::sleep(LOCK_RETRY);
                 }
-                opened => return opened.map(Opened::Own),
+                result => return result.map(opened),
             }
         }
     }
