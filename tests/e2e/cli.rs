@@ -177,14 +177,7 @@ fn execution_list_fits_the_terminal_and_keeps_ids_whole() {
     std::fs::copy(wat("add"), &long).unwrap();
     home.run(&["run", s(&long), "a=1", "b=2"]).ok();
     home.run(&["run", s(&wat("trap"))]).code(1);
-    let ids: Vec<String> = home
-        .run(&["execution", "list", "--json"])
-        .json()
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["id"].as_str().unwrap().to_owned())
-        .collect();
+    let ids = home.run(&["execution", "list", "--json"]).ids();
     assert_eq!(ids.len(), 2);
     let at = |columns: &str, extra: &[&str]| {
         let mut c = home.cmd();

@@ -842,15 +842,7 @@ fn the_cli_talks_to_a_server_and_explains_the_locked_store() {
     // the server process, the same records as through the API...
     let local = site.home.run(&["execution", "list", "--json", "-n", "100"]);
     let remote_list = remote(&["execution", "list", "--json", "-n", "100"]);
-    let ids = |r: &crate::Run| -> Vec<String> {
-        r.json()
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x["id"].as_str().unwrap().to_owned())
-            .collect()
-    };
-    assert_eq!(ids(local.ok()), ids(remote_list.ok()));
+    assert_eq!(local.ok().ids(), remote_list.ok().ids());
     site.home.run(&["execution", "get", &wf_id, "--tree"]).ok();
     // Following through the server: an ended workflow's end, at once.
     remote(&["execution", "tail", &wf_id])

@@ -713,13 +713,7 @@ fn a_damaged_record_is_named_and_the_others_still_listed() {
         .stderr_has(s(&home.path().join("store")))
         .stderr_has("store check");
     assert_eq!(list.stderr.matches("error:").count(), 1, "{}", list.stderr);
-    let listed: Vec<String> = list
-        .json()
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["id"].as_str().unwrap().to_owned())
-        .collect();
+    let listed = list.ids();
     let mut want: Vec<String> = recs
         .iter()
         .map(|r| r["id"].as_str().unwrap().to_owned())
