@@ -130,6 +130,8 @@ fn push_pull_and_run_by_tag_and_by_digest() {
     let tag = reg.reference("tests/add:1.0.0");
     let digest = push(&home, &add, &tag);
     assert!(digest.starts_with("sha256:"), "{digest}");
+    // The same bytes again, under another tag and later: the same artifact.
+    assert_eq!(push(&home, &add, &reg.reference("tests/add:again")), digest);
 
     // The artifact is in the Wasm OCI layout, and the layer is the component.
     let local = home
@@ -500,6 +502,16 @@ fn packs_publish_install_and_run_their_actions_and_workflows_by_name() {
         idx["layers"][0]["mediaType"],
         "application/vnd.wasmflow.workflow.v1+yaml"
     );
+    assert_eq!(
+        idx["mediaType"],
+        "application/vnd.oci.image.manifest.v1+json"
+    );
+    // The index pins each action beside itself, by digest, with no
+    // registry host in it: a copy on a mirror finds the mirror's.
+    let config = std::fs::read(reg.blob_file(idx["config"]["digest"].as_str().unwrap())).unwrap();
+    let config: serde_json::Value = serde_json::from_slice(&config).unwrap();
+    let add = config["actions"]["add"]["component"].as_str().unwrap();
+    assert!(add.starts_with("math.add@sha256:"), "{config}");
 
     // Somewhere else: install it, and run by name from any directory.
     let user = Home::new();

@@ -171,12 +171,16 @@ impl Registry {
     ) -> Result<Pushed, RegistryError> {
         let client = Self::client(r, insecure)?;
         let layer_digest = sha256(&component);
-        let (config, layer) = WasmConfig::from_raw_component(component, None).map_err(|e| {
+        let (mut config, layer) = WasmConfig::from_raw_component(component, None).map_err(|e| {
             RegistryError::NotWasm {
                 reference: r.to_string(),
                 detail: format!("{e:#}"),
             }
         })?;
+        // The same component pushed twice is the same artifact, with the
+        // same manifest digest: its creation time is the reproducible-builds
+        // epoch, not the push's.
+        config.created = source_date();
         // oci-client writes manifests as canonical JSON (OLPC), which leaves
         // control characters unescaped; registries then reject the manifest
         // as invalid JSON. WIT and prose read the same on one line.
@@ -337,6 +341,16 @@ pub(crate) async fn pushed_digest(
 }
 
 /// oci-wasm reports through anyhow; find the registry's own error in it.
+/// `SOURCE_DATE_EPOCH` (reproducible-builds.org) when set, else the Unix
+/// epoch.
+fn source_date() -> chrono::DateTime<chrono::Utc> {
+    std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|s| s.trim().parse::<i64>().ok())
+        .and_then(|secs| chrono::DateTime::from_timestamp(secs, 0))
+        .unwrap_or(chrono::DateTime::UNIX_EPOCH)
+}
+
 fn classify(r: &OciRef, e: anyhow::Error) -> RegistryError {
     match e.downcast::<OciDistributionError>() {
         Ok(oci) => classify_oci(r, oci),

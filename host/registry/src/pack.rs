@@ -257,9 +257,18 @@ impl Registry {
             let pushed = self
                 .push(&target, bytes, annotations, auth, insecure)
                 .await?;
-            let reference = target.pinned(&pushed.manifest_digest).to_string();
-            action.component = reference.clone();
-            pinned.insert(name.clone(), reference);
+            // The index pins it relative to itself (a sibling repository
+            // and a digest): a copy of the pack on a mirror finds its
+            // actions on that mirror.
+            action.component = format!(
+                "{}@{}",
+                sibling(&r.repository, name),
+                pushed.manifest_digest
+            );
+            pinned.insert(
+                name.clone(),
+                target.pinned(&pushed.manifest_digest).to_string(),
+            );
         }
         let mut layers = Vec::new();
         for (name, file) in &mut index.workflows {
@@ -284,8 +293,16 @@ impl Registry {
         let wasm = Self::client(r, insecure)?;
         // The plain client: this artifact is not a Wasm component.
         let client: &oci_client::Client = wasm.as_ref();
+        let mut manifest = oci_client::manifest::OciImageManifest::build(&layers, &config, None);
+        manifest.media_type = Some(oci_client::manifest::OCI_IMAGE_MEDIA_TYPE.to_owned());
         let response = client
-            .push(&r.oci(), &layers, config, &auth.registry_auth(), None)
+            .push(
+                &r.oci(),
+                &layers,
+                config,
+                &auth.registry_auth(),
+                Some(manifest),
+            )
             .await
             .map_err(|e| crate::classify_oci(r, e))?;
         let index_digest = crate::pushed_digest(client, r, auth, &response.manifest_url).await?;
@@ -379,7 +396,7 @@ impl Registry {
         std::fs::create_dir_all(staging.join("actions")).map_err(io(&staging))?;
         std::fs::create_dir_all(staging.join("workflows")).map_err(io(&staging))?;
         for (name, action) in &mut index.actions {
-            let reference = OciRef::parse(&action.component).map_err(RegistryError::from)?;
+            let reference = pinned_in(r, &action.component)?;
             let cached = self.fetch(&reference, auth, insecure, None).await?;
             let dest = staging.join(format!("actions/{name}.wasm"));
             std::fs::write(&dest, &cached.bytes).map_err(io(&dest))?;
@@ -417,6 +434,70 @@ impl Registry {
     }
 }
 
+/// The repository of the pack's action `name` beside the index's
+/// repository `index` (`ns/vm` -> `vm.clone`): its last path segment.
+fn sibling(index: &str, name: &str) -> String {
+    let last = index.rsplit('/').next().unwrap_or(index);
+    format!("{last}.{name}")
+}
+
+/// Where an index pulled from `index` says an action is: `NAME@DIGEST` in
+/// the index's registry and namespace (how `push_pack` pins them), or an
+/// `oci://` reference (as indexes pushed before it did).
+fn pinned_in(index: &OciRef, component: &str) -> Result<OciRef, RegistryError> {
+    if component.starts_with("oci://") {
+        return Ok(OciRef::parse(component)?);
+    }
+    let (name, digest) = component
+        .split_once('@')
+        .ok_or_else(|| RegistryError::NotWasm {
+            reference: index.to_string(),
+            detail: format!(
+                "the pack index pins an action as `{component}`, not NAME@sha256:DIGEST"
+            ),
+        })?;
+    let namespace = index.repository.rsplit_once('/').map(|(ns, _)| ns);
+    let repository = match namespace {
+        Some(ns) => format!("{ns}/{name}"),
+        None => name.to_owned(),
+    };
+    Ok(OciRef::parse(&format!(
+        "oci://{}/{repository}@{digest}",
+        index.registry
+    ))?)
+}
+
 fn sha256(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+#[cfg(test)]
+mod pin_tests {
+    use super::*;
+
+    #[test]
+    fn actions_are_pinned_beside_whichever_index_names_them() {
+        let digest = format!("sha256:{}", "ab".repeat(32));
+        let pinned = format!("{}@{digest}", sibling("tests/math", "add"));
+        assert_eq!(pinned, format!("math.add@{digest}"));
+        let at = |index: &str| {
+            pinned_in(&OciRef::parse(index).unwrap(), &pinned)
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(
+            at("oci://127.0.0.1:5000/tests/math:1.0.0"),
+            format!("oci://127.0.0.1:5000/tests/math.add@{digest}")
+        );
+        // A copy on a mirror, under another namespace: the mirror's action.
+        assert_eq!(
+            at("oci://mirror.example/ops/packs/math:1.0.0"),
+            format!("oci://mirror.example/ops/packs/math.add@{digest}")
+        );
+        // Indexes that pinned absolute references still pull.
+        let absolute = format!("oci://old.example/tests/math.add@{digest}");
+        let index = OciRef::parse("oci://127.0.0.1:5000/tests/math:1.0.0").unwrap();
+        assert_eq!(pinned_in(&index, &absolute).unwrap().to_string(), absolute);
+        assert!(pinned_in(&index, "math.add").is_err());
+    }
 }
