@@ -1210,3 +1210,64 @@ fn tail_follows_a_workflow_another_process_runs() {
         .run(&["execution", "tail", "01ARZ3NDEKTSV4RRFFQ69G5FAV"])
         .code(2);
 }
+
+/// While `serve` compiles its catalog (a Python action into an empty
+/// cache: seconds), its address answers: `/healthz` says `warming`, the
+/// API 503 with Retry-After; then it serves.
+#[test]
+fn serve_answers_healthz_while_its_catalog_compiles() {
+    let home = Home::new();
+    let actions = home.path().join("actions");
+    std::fs::create_dir_all(&actions).unwrap();
+    std::fs::copy(
+        support::built("tests/fixtures/step"),
+        actions.join("step.wasm"),
+    )
+    .unwrap();
+    let cold = tempfile::tempdir().unwrap();
+    let mut child = home
+        .cmd()
+        .args(["--cache-dir", s(cold.path())])
+        .args(["serve", "--listen", "127.0.0.1:0", "--actions"])
+        .arg(&actions)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (line, log) = started(&mut child, "listening on ");
+    let url = line
+        .split("listening on ")
+        .nth(1)
+        .and_then(|rest| rest.split(": ").next())
+        .unwrap()
+        .to_owned();
+    let http = http_client();
+    let health: Value = http
+        .get(format!("{url}/healthz"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(health["status"], "warming", "{health}");
+    let early = http.get(format!("{url}/api/v1/actions")).send().unwrap();
+    assert_eq!(early.status().as_u16(), 503);
+    assert_eq!(early.headers()["retry-after"], "5");
+    let served = Instant::now();
+    while !log.lock().unwrap().contains("serving ") {
+        assert!(
+            served.elapsed() < Duration::from_secs(300),
+            "{}",
+            log.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let health: Value = http
+        .get(format!("{url}/healthz"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(health["status"], "ok", "{health}");
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -57,7 +57,13 @@ pub fn serve(home: &Home, args: ServeArgs) -> CmdResult {
         .enable_all()
         .build()
         .expect("starting the tokio runtime");
-    let report = runtime.block_on(wasmflow_server::serve(rt, components, config, |ready| {
+    let listening = |addr| {
+        eprintln!(
+            "wasmflow listening on http://{addr}: loading its actions (/healthz says `warming` \
+             until it serves)"
+        )
+    };
+    let report = runtime.block_on(wasmflow_server::serve(rt, components, config, listening, |ready| {
         eprintln!(
             "wasmflow serving http://{} ({} action(s), {} queued execution(s) taken up, {} worker(s))",
             ready.addr,

@@ -17,6 +17,7 @@ pub mod queue;
 mod shared;
 pub mod tokens;
 mod ui;
+mod warming;
 pub mod webhooks;
 pub mod wire;
 mod worker;
@@ -161,11 +162,14 @@ pub struct Ready {
     pub restored: usize,
 }
 
-/// Serve until SIGTERM or SIGINT, then shut down gracefully.
+/// Serve until SIGTERM or SIGINT, then shut down gracefully. The address
+/// answers from the start (`listening`): `/healthz` says `warming` while
+/// the catalog compiles, everything else 503, until `ready`.
 pub async fn serve(
     rt: Runtime,
     components: Arc<dyn Components>,
     config: ServeConfig,
+    listening: impl FnOnce(SocketAddr),
     ready: impl FnOnce(Ready),
 ) -> Result<ShutdownReport, ServerError> {
     // What the operator can fix, before anything is compiled.
@@ -173,6 +177,27 @@ pub async fn serve(
     if config.workers == 0 && !shared {
         return Err(ServerError::NotShared("serve --workers 0"));
     }
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServerError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(ServerError::Http)?;
+    let api = Arc::new(std::sync::OnceLock::new());
+    let stop_http = CancellationToken::new();
+    let http = {
+        let stop = stop_http.clone();
+        let front = warming::front(api.clone());
+        tokio::spawn(async move {
+            axum::serve(listener, front)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await
+        })
+    };
+    // A start that fails stops answering with it.
+    let _unbind = stop_http.clone().drop_guard();
+    listening(addr);
     let sched = Scheduler::with_components(rt.clone(), components.clone());
     let catalog = match &config.actions {
         Some(dir) => catalog::Catalog::load(dir, &rt, &*components).await?,
@@ -220,14 +245,6 @@ pub async fn serve(
     }
     app.update_depth();
 
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| ServerError::Listen {
-            addr: config.listen,
-            source,
-        })?;
-    let addr = listener.local_addr().map_err(ServerError::Http)?;
-
     let workforce = Workforce::start(&app, config.workers);
 
     let retention = (!config.retention.is_empty()).then(|| {
@@ -238,16 +255,7 @@ pub async fn serve(
         ))
     });
 
-    let stop_http = CancellationToken::new();
-    let http = {
-        let stop = stop_http.clone();
-        let router = router(app.clone());
-        tokio::spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async move { stop.cancelled().await })
-                .await
-        })
-    };
+    let _ = api.set(router(app.clone()));
     ready(Ready {
         addr,
         actions: app.catalog.entries().map(|e| e.name.clone()).collect(),
