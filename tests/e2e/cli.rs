@@ -219,3 +219,32 @@ fn execution_list_fits_the_terminal_and_keeps_ids_whole() {
     let trap = home.run(&["execution", "list", "--json", "--action", s(&wat("trap"))]);
     assert_eq!(trap.ok().json().as_array().map(Vec::len), Some(1));
 }
+
+/// `run --async` returns once the execution is recorded, with its id; it
+/// runs on in a process of its own, which `execution tail` follows.
+#[test]
+fn run_async_returns_the_id_and_runs_on_in_the_background() {
+    let home = Home::new();
+    let started = home.run(&["run", s(&wat("add")), "a=1", "b=2", "--async"]);
+    started.ok().stderr_has("runs in the background");
+    let id = started.stdout.trim().to_owned();
+    let tail = home.run(&["execution", "tail", &id]);
+    tail.ok().stderr_has(&format!("execution {id} succeeded"));
+    let got = home.run(&["execution", "get", &id, "--json"]).json();
+    assert_eq!(got["result"], 3);
+
+    // A long one is still running when `run --async` is back.
+    let slow = home.run(&["run", s(&wat("loop")), "--timeout", "3s", "--async"]);
+    let id = slow.ok().stdout.trim().to_owned();
+    let got = home.run(&["execution", "get", &id, "--json"]).json();
+    assert_eq!(got["status"], "running", "{got}");
+    home.run(&["execution", "tail", &id])
+        .code(1)
+        .stderr_has("timed_out");
+
+    // What would not start says so, as in the foreground, and records nothing.
+    home.run(&["run", s(&wat("add")), "a=nope", "b=1", "--async"])
+        .code(2)
+        .stderr_has("expected u32");
+    assert_eq!(home.run(&["execution", "list", "--json"]).ids().len(), 2);
+}

@@ -825,6 +825,12 @@ fn the_cli_talks_to_a_server_and_explains_the_locked_store() {
         .code(2)
         .stderr_has("grants beyond what this server allows");
     remote(&["execution", "replay", &id]).ok();
+    // --async: queued, its id printed, followed to its end.
+    let queued = remote(&["run", "add", "a=1", "b=1", "--async"]);
+    let queued_id = queued.ok().stdout.trim().to_owned();
+    remote(&["execution", "tail", &queued_id])
+        .ok()
+        .stderr_has(&format!("execution {queued_id} succeeded"));
     let wf = remote(&["run", "chain", "-p", &format!("dir={}", s(&site.marks))]);
     assert_eq!(wf.ok().json()["value"], 3);
     let wf_id = remote(&["execution", "list", "--json", "-n", "1"])

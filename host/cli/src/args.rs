@@ -426,6 +426,16 @@ pub struct RunArgs {
     #[arg(long)]
     pub json: bool,
 
+    /// Start it and return once it is recorded, printing its id (follow it
+    /// with `execution tail ID`); it runs on in the background, or on the
+    /// server with --server.
+    #[arg(long = "async", conflicts_with = "json")]
+    pub detach: bool,
+
+    /// Run under this id (the background process of `run --async`).
+    #[arg(long, hide = true, value_name = "ID")]
+    pub id: Option<wasmflow_store::ExecutionId>,
+
     /// Show the action's log lines on stderr as it writes them (the default
     /// when stderr is a terminal).
     #[arg(long, overrides_with = "no_logs")]

@@ -169,6 +169,10 @@ fn main() -> ExitCode {
         }
     }
     let result = match command {
+        args::Command::Run(a)
+        | args::Command::Workflow {
+            command: args::WorkflowCommand::Run(a),
+        } if a.detach => run::detach(&home, wasmflow_store::ExecutionId::new()),
         args::Command::Run(a) if wasmflow_workflow::is_workflow_path(&a.component) => {
             workflow::run(&home, *a)
         }

@@ -41,6 +41,10 @@ async fn run(client: &Client, args: &RunArgs) -> CmdResult {
         .await?
         .id;
     eprintln!("execution {id} of {name} queued on {}", client.base());
+    if args.detach {
+        println!("{id}");
+        return Ok(ExitCode::SUCCESS);
+    }
     use std::io::IsTerminal;
     let show = args.logs || (!args.no_logs && std::io::stderr().is_terminal());
     client

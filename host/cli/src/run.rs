@@ -32,11 +32,63 @@ pub fn run(home: &Home, args: RunArgs) -> CmdResult {
         grants,
         limits,
         watch_logs: show_logs.then(|| LogWatcher(std::sync::Arc::new(print::log_line))),
+        lineage: wasmflow_store::Lineage {
+            id: args.id,
+            ..Default::default()
+        },
         ..Default::default()
     };
     let record = crate::tokio().block_on(rt.run(&action, input, options))?;
 
     crate::exit_now(print::outcome(&record, args.json))
+}
+
+/// `run --async` here: the same command, without `--async`, in a process
+/// of its own under an id chosen now; back once its record exists (it
+/// compiled, its input fitted), printing the id. A run that fails before
+/// that (a usage error) is reported as if run in the foreground.
+pub fn detach(home: &Home, id: wasmflow_store::ExecutionId) -> CmdResult {
+    use std::os::unix::process::CommandExt;
+    let io = |what: &str, e: std::io::Error| Fail::usage(anyhow!("{what}: {e}"));
+    // Its diagnostics, to show if it fails to start; deleted once it has.
+    let errors = tempfile::NamedTempFile::new().map_err(|e| io("a temporary file", e))?;
+    let stderr = errors.reopen().map_err(|e| io("a temporary file", e))?;
+    let args = std::env::args_os().skip(1).filter(|a| a != "--async");
+    let mut child = std::process::Command::new("/proc/self/exe")
+        .args(args)
+        .arg("--id")
+        .arg(id.to_string())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(stderr)
+        // Its own process group: the terminal's Ctrl-C is not for it.
+        .process_group(0)
+        .spawn()
+        .map_err(|e| io("starting the background run", e))?;
+    loop {
+        if let Some(status) = child.try_wait().map_err(|e| io("the background run", e))? {
+            let said = std::fs::read_to_string(errors.path()).unwrap_or_default();
+            eprint!("{said}");
+            if status.code() == Some(2) {
+                return Ok(std::process::ExitCode::from(2));
+            }
+            // It ended already: its record says how.
+            break;
+        }
+        let recorded = wasmflow_store::Store::open_to_read(&home.store_location())
+            .ok()
+            .and_then(|opened| opened.store().get(id).ok().flatten());
+        if recorded.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    println!("{id}");
+    eprintln!(
+        "execution {id} runs in the background (pid {}); `wasmflow execution tail {id}` follows it",
+        child.id()
+    );
+    Ok(std::process::ExitCode::SUCCESS)
 }
 
 /// A `-p` that names nothing or does not parse: the caller's to fix.

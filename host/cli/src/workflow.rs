@@ -83,6 +83,7 @@ pub fn run(home: &Home, args: RunArgs) -> CmdResult {
     let mut req = Request::new(def, input);
     req.grants = grants;
     req.limits = limits;
+    req.lineage.id = args.id;
     let show = args.logs || (!args.no_logs && std::io::stderr().is_terminal());
     foreground(home, rt, components, req, show, args.json)
 }
