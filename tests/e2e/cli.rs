@@ -215,6 +215,30 @@ fn execution_list_fits_the_terminal_and_keeps_ids_whole() {
         wide.contains("no-terminal-fits-whole"),
         "--wide cuts nothing:\n{wide}"
     );
+    // Several statuses, a time bound.
+    let listed = |args: &[&str]| {
+        let mut all = vec!["execution", "list", "--json"];
+        all.extend_from_slice(args);
+        home.run(&all).ok().ids()
+    };
+    assert_eq!(listed(&["--status", "succeeded,failed"]), ids);
+    assert_eq!(
+        listed(&["--status", "failed", "--status", "succeeded"]),
+        ids
+    );
+    assert_eq!(listed(&["--status", "failed"]), ids[..1]);
+    assert_eq!(listed(&["--since", "1h"]), ids);
+    assert_eq!(
+        listed(&["--since", "1h", "--status", "failed", "-n", "1"]),
+        ids[..1]
+    );
+    assert!(listed(&["--since", "2999-01-01T00:00:00Z"]).is_empty());
+    home.run(&["execution", "list", "--status", "done"])
+        .code(2)
+        .stderr_has("--status");
+    home.run(&["execution", "list", "--since", "lately"])
+        .code(2)
+        .stderr_has("--since lately");
     // And only one action's executions, when asked.
     let trap = home.run(&["execution", "list", "--json", "--action", s(&wat("trap"))]);
     assert_eq!(trap.ok().json().as_array().map(Vec::len), Some(1));

@@ -801,6 +801,16 @@ fn the_cli_talks_to_a_server_and_explains_the_locked_store() {
     run.code(2).stderr_has("u32");
     let list = remote(&["execution", "list", "--json"]).ok().json();
     assert_eq!(list.as_array().unwrap().len(), 1);
+    let filtered = remote(&[
+        "execution",
+        "list",
+        "--json",
+        "--status",
+        "failed,succeeded",
+        "--since",
+        "1h",
+    ]);
+    assert_eq!(filtered.ok().ids().len(), 1);
     let id = list[0]["id"].as_str().unwrap().to_owned();
     let got = remote(&["execution", "get", &id, "--json"]).ok().json();
     assert_eq!(got["result"], 42);

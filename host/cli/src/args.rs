@@ -531,12 +531,18 @@ pub enum ExecutionCommand {
         /// How many to show.
         #[arg(short = 'n', long, default_value_t = 20)]
         limit: usize,
-        /// Only executions with this status (pending, running, succeeded, failed, timed_out, canceled).
-        #[arg(long)]
-        status: Option<String>,
+        /// Only executions with this status (pending, running, succeeded,
+        /// failed, timed_out, canceled); repeat or separate with commas for
+        /// several.
+        #[arg(long, value_delimiter = ',')]
+        status: Vec<String>,
         /// Only executions of this action or workflow (its name as listed).
         #[arg(long, value_name = "NAME")]
         action: Option<String>,
+        /// Only executions created since this long ago (`1h`, `7d`) or this
+        /// time (RFC 3339).
+        #[arg(long, value_name = "AGE|TIME")]
+        since: Option<String>,
         /// Print records as a JSON array.
         #[arg(long)]
         json: bool,

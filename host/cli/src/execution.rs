@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 use wasmflow_runtime::{Recording, RunOptions};
-use wasmflow_store::{ListFilter, ReplayBundle, Status, Store, Unreadable};
+use wasmflow_store::{ListFilter, Listing, ReplayBundle, Status, Store, Unreadable};
 use wasmflow_workflow::Runnable;
 
 pub fn execution(home: &Home, command: ExecutionCommand) -> CmdResult {
@@ -16,24 +16,26 @@ pub fn execution(home: &Home, command: ExecutionCommand) -> CmdResult {
             limit,
             status,
             action,
+            since,
             json,
             all,
             wide,
         } => {
+            let (statuses, since) = list_scope(&status, since.as_deref())?;
             let store = open(home)?;
-            let status = status
-                .map(|s| {
-                    s.parse::<Status>()
-                        .map_err(|e| Fail::usage(anyhow!("--status: {e}")))
+            let listings = statuses
+                .into_iter()
+                .map(|status| {
+                    store.scan(&ListFilter {
+                        status,
+                        limit,
+                        children: all,
+                        action: action.clone(),
+                        ..Default::default()
+                    })
                 })
-                .transpose()?;
-            let listing = store.scan(&ListFilter {
-                status,
-                limit,
-                children: all,
-                action,
-                ..Default::default()
-            })?;
+                .collect::<Result<Vec<_>, _>>()?;
+            let listing = Listing::merged(listings, limit, since);
             print::listing(&listing.records, json, wide);
             unreadable(&store, &listing.unreadable)?;
         }
@@ -129,6 +131,32 @@ fn action_only(record: &wasmflow_store::ExecutionRecord, what: &str) -> Result<(
         )));
     }
     Ok(())
+}
+
+/// What `execution list --status ... --since ...` asks for: the statuses to
+/// list (each its own indexed scan; `None`: any) and the oldest creation
+/// time.
+pub(crate) fn list_scope(
+    statuses: &[String],
+    since: Option<&str>,
+) -> Result<(Vec<Option<Status>>, Option<std::time::SystemTime>), Fail> {
+    let mut scan: Vec<Option<Status>> = statuses
+        .iter()
+        .map(|s| {
+            s.trim()
+                .parse::<Status>()
+                .map(Some)
+                .map_err(|e| Fail::usage(anyhow!("--status: {e}")))
+        })
+        .collect::<Result<_, _>>()?;
+    if scan.is_empty() {
+        scan.push(None);
+    }
+    scan.dedup();
+    let since = since
+        .map(|s| crate::units::parse_instant("--since", s).map_err(|e| Fail::usage(anyhow!(e))))
+        .transpose()?;
+    Ok((scan, since))
 }
 
 /// `list`, `get` and `export` only read: they work while another process

@@ -66,19 +66,29 @@ async fn execution(client: &Client, command: &ExecutionCommand) -> CmdResult {
             limit,
             status,
             action,
+            since,
             json,
             all,
             wide,
         } => {
-            let query = ListQuery {
-                status: status.clone(),
-                action: action.clone(),
-                limit: Some((*limit).clamp(1, 500)),
-                all: all.then_some(true),
-                ..ListQuery::default()
-            };
-            let (records, _) = client.list(&query).await?;
-            print::listing(&records, *json, *wide);
+            let (statuses, since) = crate::execution::list_scope(status, since.as_deref())?;
+            let mut listings = Vec::new();
+            for status in statuses {
+                let query = ListQuery {
+                    status: status.map(|s| s.to_string()),
+                    action: action.clone(),
+                    limit: Some((*limit).clamp(1, 500)),
+                    all: all.then_some(true),
+                    ..ListQuery::default()
+                };
+                let (records, _) = client.list(&query).await?;
+                listings.push(wasmflow_store::Listing {
+                    records,
+                    unreadable: Vec::new(),
+                });
+            }
+            let listing = wasmflow_store::Listing::merged(listings, *limit, since);
+            print::listing(&listing.records, *json, *wide);
         }
         ExecutionCommand::Get {
             id,

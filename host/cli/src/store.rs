@@ -1,7 +1,7 @@
 //! `wasmflow store check`, `wasmflow store copy` and `wasmflow execution purge`.
 
 use crate::args::StoreCommand;
-use crate::units::{parse_before, size};
+use crate::units::{parse_instant, size};
 use crate::{print, CmdResult, Fail, Home};
 use anyhow::anyhow;
 use std::collections::HashSet;
@@ -80,7 +80,7 @@ pub fn purge(
     dry_run: bool,
     json: bool,
 ) -> CmdResult {
-    let before = parse_before("--before", before).map_err(|e| Fail::usage(anyhow!(e)))?;
+    let before = parse_instant("--before", before).map_err(|e| Fail::usage(anyhow!(e)))?;
     let statuses = statuses
         .iter()
         .map(|s| {

@@ -37,8 +37,8 @@ pub fn parse_duration(flag: &str, s: &str) -> Result<std::time::Duration, String
     Ok(d)
 }
 
-/// `--before`: an age (`30d`: that long ago) or an RFC 3339 time.
-pub fn parse_before(flag: &str, s: &str) -> Result<std::time::SystemTime, String> {
+/// `--before`, `--since`: an age (`30d`: that long ago) or an RFC 3339 time.
+pub fn parse_instant(flag: &str, s: &str) -> Result<std::time::SystemTime, String> {
     if let Ok(t) = humantime::parse_rfc3339_weak(s) {
         return Ok(t);
     }
@@ -123,9 +123,9 @@ mod tests {
             .unwrap_err()
             .contains("only ended"));
         assert!(parse_retention(&["soon".into()]).is_err());
-        assert!(parse_before("--before", "2026-11-01T00:00:00Z").is_ok());
-        assert!(parse_before("--before", "30d").unwrap() < std::time::SystemTime::now());
-        assert!(parse_before("--before", "last week")
+        assert!(parse_instant("--before", "2026-11-01T00:00:00Z").is_ok());
+        assert!(parse_instant("--before", "30d").unwrap() < std::time::SystemTime::now());
+        assert!(parse_instant("--before", "last week")
             .unwrap_err()
             .contains("--before last week"));
         assert_eq!(size(512), "512 B");

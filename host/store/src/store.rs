@@ -146,6 +146,32 @@ pub struct Listing {
     pub unreadable: Vec<Unreadable>,
 }
 
+impl Listing {
+    /// Several listings of one store (one per status asked for) as one:
+    /// newest first, each execution once, none created before `since`,
+    /// `limit` at most. Exact when each listing is the newest `limit` of
+    /// its kind: the newest of a union are among the newest of each part,
+    /// and `since` cuts every newest-first list at one point.
+    pub fn merged(
+        listings: Vec<Listing>,
+        limit: usize,
+        since: Option<std::time::SystemTime>,
+    ) -> Listing {
+        let mut out = Listing::default();
+        for listing in listings {
+            out.records.extend(listing.records);
+            out.unreadable.extend(listing.unreadable);
+        }
+        out.records.sort_by_key(|r| std::cmp::Reverse(r.id));
+        out.records.dedup_by_key(|r| r.id);
+        if let Some(since) = since {
+            out.records.retain(|r| r.created_at >= since);
+        }
+        out.records.truncate(limit);
+        out
+    }
+}
+
 /// A record a scan passed over: its id (or key) and why.
 #[derive(Debug)]
 pub struct Unreadable {
@@ -455,4 +481,42 @@ pub struct Queued {
     pub id: ExecutionId,
     /// What the front end needs besides the record (opaque here).
     pub payload: Vec<u8>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, SystemTime};
+
+    #[test]
+    fn merged_listings_are_newest_first_once_within_since_and_limit() {
+        let record = |n: u64| {
+            let mut r = ExecutionRecord::new_action(
+                format!("a{n}"),
+                "sha256:00".into(),
+                serde_json::json!({}),
+            );
+            r.created_at = SystemTime::UNIX_EPOCH + Duration::from_secs(1000 + n);
+            r
+        };
+        // ids in creation order, as ULIDs are.
+        let rs: Vec<ExecutionRecord> = (0..5).map(record).collect();
+        let listing = |ns: &[usize]| Listing {
+            records: ns.iter().rev().map(|&n| rs[n].clone()).collect(),
+            unreadable: Vec::new(),
+        };
+        let names = |l: Listing| {
+            l.records
+                .iter()
+                .map(|r| r.action.clone())
+                .collect::<Vec<_>>()
+        };
+        let merged = Listing::merged(vec![listing(&[0, 2, 4]), listing(&[1, 2, 3])], 10, None);
+        assert_eq!(names(merged), ["a4", "a3", "a2", "a1", "a0"]);
+        let limited = Listing::merged(vec![listing(&[0, 2, 4]), listing(&[1, 3])], 2, None);
+        assert_eq!(names(limited), ["a4", "a3"]);
+        let since = SystemTime::UNIX_EPOCH + Duration::from_secs(1002);
+        let recent = Listing::merged(vec![listing(&[0, 2, 4]), listing(&[1, 3])], 10, Some(since));
+        assert_eq!(names(recent), ["a4", "a3", "a2"]);
+    }
 }
