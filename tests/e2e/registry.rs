@@ -557,6 +557,15 @@ fn packs_publish_install_and_run_their_actions_and_workflows_by_name() {
             .trim(),
         "5"
     );
+    // Its record names it as the user did, with the pack's version.
+    assert_eq!(user.last_record()["action"], "math.add@1.0.0");
+    assert_eq!(
+        user.run(&["execution", "list", "--json", "--action", "math.add@1.0.0"])
+            .ok()
+            .ids()
+            .len(),
+        1
+    );
     let rec = run(&["run", "math.add-twice", "-p", "x=10", "--json"])
         .ok()
         .json();

@@ -432,6 +432,11 @@ pub struct RunArgs {
     #[arg(long = "async", conflicts_with = "json")]
     pub detach: bool,
 
+    /// How a pack's action is named in its record (`pack.item@version`),
+    /// when `component` was found as one.
+    #[arg(skip)]
+    pub named: Option<String>,
+
     /// Run under this id (the background process of `run --async`).
     #[arg(long, hide = true, value_name = "ID")]
     pub id: Option<wasmflow_store::ExecutionId>,

@@ -154,13 +154,18 @@ fn main() -> ExitCode {
     // `run pack.item` (and `inspect pack.item`): the pack's file, when no
     // such file is here.
     let named = match &mut command {
-        args::Command::Run(a) => Some(&mut a.component),
-        args::Command::Inspect(a) => Some(&mut a.component),
+        args::Command::Run(a) => Some((&mut a.component, Some(&mut a.named))),
+        args::Command::Inspect(a) => Some((&mut a.component, None)),
         _ => None,
     };
-    if let Some(component) = named {
+    if let Some((component, name)) = named {
         match registry::resolve_run_target(&home, component) {
-            Ok(Some(path)) => *component = path,
+            Ok(Some(found)) => {
+                *component = found.path;
+                if let Some(name) = name {
+                    *name = Some(found.name);
+                }
+            }
             Ok(None) => {}
             Err(Fail { code, error }) => {
                 eprintln!("error: {}", report(&error));

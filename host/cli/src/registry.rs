@@ -370,7 +370,10 @@ fn pack_list(home: &Home, json: bool) -> CmdResult {
 /// `wasmflow run pack.item`: when ITEM is not a file here, the action or
 /// workflow of that name in the pack above the current directory or the
 /// installed pack.
-pub fn resolve_run_target(home: &Home, target: &Path) -> Result<Option<PathBuf>, Fail> {
+pub fn resolve_run_target(
+    home: &Home,
+    target: &Path,
+) -> Result<Option<wasmflow_registry::pack::Resolved>, Fail> {
     let Some(name) = target.to_str() else {
         return Ok(None);
     };

@@ -22,7 +22,12 @@ pub fn run(home: &Home, args: RunArgs) -> CmdResult {
     let limits = limits_from(&args.limits)?;
 
     let rt = crate::runtime(home)?;
-    let action = crate::registry::load_named(home, rt.loader(), &args.component, args.insecure)?;
+    let mut action =
+        crate::registry::load_named(home, rt.loader(), &args.component, args.insecure)?;
+    // Named in its record as the user named it (its file is in the pack).
+    if let Some(name) = &args.named {
+        action.reference = name.clone();
+    }
     Runnable::Action(action.clone())
         .apply_params(&mut input, &args.params)
         .map_err(params_error)?;

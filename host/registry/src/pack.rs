@@ -168,10 +168,19 @@ impl LocalPack {
     }
 }
 
+/// A pack's action or workflow, found by its name.
+#[derive(Debug)]
+pub struct Resolved {
+    /// Its file.
+    pub path: PathBuf,
+    /// How records name it: `pack.item@version`.
+    pub name: String,
+}
+
 /// Where `pack.item` comes from: the nearest `pack.yaml` above `from` (a
 /// pack under development) when it has that name, else the installed pack
 /// in `packs_dir`.
-pub fn resolve(packs_dir: &Path, from: &Path, name: &str) -> Result<PathBuf, String> {
+pub fn resolve(packs_dir: &Path, from: &Path, name: &str) -> Result<Resolved, String> {
     let Some((pack, item)) = name.split_once('.') else {
         return Err(format!("`{name}` is not pack.item"));
     };
@@ -187,7 +196,7 @@ pub fn resolve(packs_dir: &Path, from: &Path, name: &str) -> Result<PathBuf, Str
             format!("no pack `{pack}`: it is not installed (wasmflow pack pull REF) and no pack.yaml above {} has that name", from.display())
         })?,
     };
-    found.item(item).ok_or_else(|| {
+    let path = found.item(item).ok_or_else(|| {
         let mut known: Vec<&String> = found.manifest.actions.keys().collect();
         known.extend(found.manifest.workflows.keys());
         format!(
@@ -198,6 +207,10 @@ pub fn resolve(packs_dir: &Path, from: &Path, name: &str) -> Result<PathBuf, Str
                 .collect::<Vec<_>>()
                 .join(", ")
         )
+    })?;
+    Ok(Resolved {
+        path,
+        name: format!("{pack}.{item}@{}", found.manifest.version),
     })
 }
 

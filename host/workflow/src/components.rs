@@ -98,6 +98,6 @@ impl Components for RegistryComponents {
     }
 
     fn pack(&self, name: &str, from: &Path) -> Result<PathBuf, String> {
-        wasmflow_registry::pack::resolve(&self.packs, from, name)
+        wasmflow_registry::pack::resolve(&self.packs, from, name).map(|found| found.path)
     }
 }
