@@ -272,3 +272,29 @@ fn run_async_returns_the_id_and_runs_on_in_the_background() {
         .stderr_has("expected u32");
     assert_eq!(home.run(&["execution", "list", "--json"]).ids().len(), 2);
 }
+
+/// A re-run can replace recorded limits (a run that timed out, given
+/// longer); the rest of the record's limits are kept.
+#[test]
+fn rerun_replaces_the_limits_it_is_given() {
+    let home = Home::new();
+    home.run(&[
+        "run",
+        s(&wat("loop")),
+        "--timeout",
+        "500ms",
+        "--memory",
+        "64MiB",
+    ])
+    .code(1)
+    .stderr_has("timed_out");
+    let id = home.last_record()["id"].as_str().unwrap().to_owned();
+    let again = home.run(&["execution", "re-run", &id, "--timeout", "1s", "--json"]);
+    let rec = again.code(1).json();
+    assert_eq!(rec["limits"]["timeout_ms"], 1000, "{rec}");
+    assert_eq!(rec["limits"]["memory_bytes"], 64 << 20, "{rec}");
+    assert_eq!(rec["status"], "timed_out");
+    home.run(&["execution", "re-run", &id, "--timeout", "soon"])
+        .code(2)
+        .stderr_has("--timeout soon");
+}

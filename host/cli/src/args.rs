@@ -451,6 +451,58 @@ pub struct RunArgs {
     pub no_logs: bool,
 }
 
+/// `execution re-run`.
+#[derive(Args)]
+pub struct ReRunArgs {
+    /// Execution id, or a unique prefix of it.
+    pub id: String,
+    /// Override one input field: `-p spec.name=web02` (typed by the WIT,
+    /// or by the workflow's input types).
+    #[arg(short = 'p', long = "param", value_name = "PATH=VALUE")]
+    pub params: Vec<String>,
+    /// For a workflow: reuse the recorded results of the tasks before
+    /// TASK, and run TASK and everything after it live.
+    #[arg(long, value_name = "TASK")]
+    pub from: Option<String>,
+    /// Grants added to the recorded ones (e.g. the `--allow-exec` the
+    /// first run lacked); a server bounds them by its own.
+    #[command(flatten)]
+    pub grants: GrantArgs,
+    /// Limits replacing the recorded ones (e.g. a longer `--timeout`
+    /// for a run that timed out).
+    #[command(flatten)]
+    pub limits: LimitOverrides,
+    /// Print the whole execution record as JSON instead of the result.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Limits to change, each one given replacing the recorded one.
+#[derive(Args, Default)]
+pub struct LimitOverrides {
+    /// Wall-time limit, e.g. `30s`, `2m`, `500ms`.
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+    /// Memory limit for all of the action's memories, e.g. `128MiB`.
+    #[arg(long, value_name = "SIZE")]
+    pub memory: Option<String>,
+    /// Limit on captured stdout and on captured stderr, each.
+    #[arg(long, value_name = "SIZE")]
+    pub max_output: Option<String>,
+    /// Limit on the action's log lines, all together.
+    #[arg(long, value_name = "SIZE")]
+    pub max_log: Option<String>,
+}
+
+impl LimitOverrides {
+    pub fn is_empty(&self) -> bool {
+        self.timeout.is_none()
+            && self.memory.is_none()
+            && self.max_output.is_none()
+            && self.max_log.is_none()
+    }
+}
+
 /// Resource limits of each action.
 #[derive(Args)]
 pub struct LimitArgs {
@@ -607,25 +659,7 @@ pub enum ExecutionCommand {
     },
     /// Run a recorded execution again, live, with the same component,
     /// input and grants, and fields overridden with -p.
-    ReRun {
-        /// Execution id, or a unique prefix of it.
-        id: String,
-        /// Override one input field: `-p spec.name=web02` (typed by the WIT,
-        /// or by the workflow's input types).
-        #[arg(short = 'p', long = "param", value_name = "PATH=VALUE")]
-        params: Vec<String>,
-        /// For a workflow: reuse the recorded results of the tasks before
-        /// TASK, and run TASK and everything after it live.
-        #[arg(long, value_name = "TASK")]
-        from: Option<String>,
-        /// Grants added to the recorded ones (e.g. the `--allow-exec` the
-        /// first run lacked); a server bounds them by its own.
-        #[command(flatten)]
-        grants: GrantArgs,
-        /// Print the whole execution record as JSON instead of the result.
-        #[arg(long)]
-        json: bool,
-    },
+    ReRun(Box<ReRunArgs>),
     /// Delete old executions (with their tasks, events, journals and the
     /// blobs nothing else refers to) and say what was freed.
     Purge {

@@ -95,16 +95,7 @@ pub fn execution(home: &Home, command: ExecutionCommand) -> CmdResult {
         } => {
             return replay(home, id, bundle.as_deref(), component.as_deref(), json);
         }
-        ExecutionCommand::ReRun {
-            id,
-            params,
-            from,
-            grants,
-            json,
-        } => {
-            let added = crate::run::grants_from(&grants).map_err(Fail::usage)?;
-            return rerun(home, &id, &params, from.as_deref(), added, json);
-        }
+        ExecutionCommand::ReRun(args) => return rerun(home, &args),
         ExecutionCommand::Cancel { id } => return crate::workflow::cancel(home, &id),
         ExecutionCommand::Logs { id, follow } => return logs(home, &id, follow),
         ExecutionCommand::Tail { id } => return logs(home, &id, true),
@@ -202,21 +193,19 @@ fn replay(
     Ok(crate::exit_code(report.passed()))
 }
 
-fn rerun(
-    home: &Home,
-    id: &str,
-    params: &[String],
-    from: Option<&str>,
-    added: wasmflow_store::Grants,
-    json: bool,
-) -> CmdResult {
+fn rerun(home: &Home, args: &crate::args::ReRunArgs) -> CmdResult {
+    // The flags are checked before anything is opened.
+    let added = crate::run::grants_from(&args.grants).map_err(Fail::usage)?;
+    crate::run::limits_over(Default::default(), &args.limits)?;
     let rt = crate::runtime(home)?;
-    let original = rt.store().find(id)?;
+    let original = rt.store().find(&args.id)?;
     let grants = wasmflow_workflow::grants::extend(&original.grants, added);
+    let limits = crate::run::limits_over(original.limits, &args.limits)?;
+    let (params, json) = (&args.params, args.json);
     if original.kind == wasmflow_store::Kind::Workflow {
-        return crate::workflow::rerun(home, rt, original, params, from, grants, json);
+        return crate::workflow::rerun(home, rt, original, args, grants, limits);
     }
-    if from.is_some() {
+    if args.from.is_some() {
         return Err(Fail::usage(anyhow!(
             "--from TASK applies to workflow executions; {} ran the action {}",
             original.id,
@@ -230,7 +219,7 @@ fn rerun(
         .map_err(crate::run::params_error)?;
     let options = RunOptions {
         grants,
-        limits: original.limits,
+        limits,
         lineage: wasmflow_store::Lineage::rerun_of(&original),
         ..Default::default()
     };

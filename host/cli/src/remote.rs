@@ -152,13 +152,21 @@ async fn execution(client: &Client, command: &ExecutionCommand) -> CmdResult {
                 rec.status == wasmflow_store::Status::Succeeded,
             ));
         }
-        ExecutionCommand::ReRun {
-            id,
-            params,
-            from,
-            grants,
-            json,
-        } => {
+        ExecutionCommand::ReRun(args) => {
+            let crate::args::ReRunArgs {
+                id,
+                params,
+                from,
+                grants,
+                limits,
+                json,
+            } = &**args;
+            if !limits.is_empty() {
+                return Err(Fail::usage(anyhow!(
+                    "a server sets the limits of what it runs (`wasmflow serve --timeout ...`): \
+                     limit flags apply to a re-run without --server"
+                )));
+            }
             let req = ReRun {
                 params: params.clone(),
                 from: from.clone(),

@@ -1,6 +1,6 @@
 //! `wasmflow run`.
 
-use crate::args::{GrantArgs, LimitArgs, RunArgs};
+use crate::args::{GrantArgs, LimitArgs, LimitOverrides, RunArgs};
 use crate::units::{parse_duration, parse_size};
 use crate::{print, CmdResult, Fail, Home};
 use anyhow::anyhow;
@@ -102,15 +102,33 @@ pub(crate) fn params_error(e: PrepareError) -> Fail {
 }
 
 pub(crate) fn limits_from(args: &LimitArgs) -> Result<Limits, Fail> {
+    let every = LimitOverrides {
+        timeout: Some(args.timeout.clone()),
+        memory: Some(args.memory.clone()),
+        max_output: Some(args.max_output.clone()),
+        max_log: Some(args.max_log.clone()),
+    };
+    limits_over(Limits::default(), &every)
+}
+
+/// `base` with each limit `over` gives replaced.
+pub(crate) fn limits_over(mut base: Limits, over: &LimitOverrides) -> Result<Limits, Fail> {
     let usage = |e: String| Fail::usage(anyhow!(e));
-    Ok(Limits {
-        memory_bytes: parse_size("--memory", &args.memory).map_err(usage)?,
-        timeout_ms: parse_duration("--timeout", &args.timeout)
+    if let Some(memory) = &over.memory {
+        base.memory_bytes = parse_size("--memory", memory).map_err(usage)?;
+    }
+    if let Some(timeout) = &over.timeout {
+        base.timeout_ms = parse_duration("--timeout", timeout)
             .map_err(usage)?
-            .as_millis() as u64,
-        output_bytes: parse_size("--max-output", &args.max_output).map_err(usage)?,
-        log_bytes: parse_size("--max-log", &args.max_log).map_err(usage)?,
-    })
+            .as_millis() as u64;
+    }
+    if let Some(output) = &over.max_output {
+        base.output_bytes = parse_size("--max-output", output).map_err(usage)?;
+    }
+    if let Some(log) = &over.max_log {
+        base.log_bytes = parse_size("--max-log", log).map_err(usage)?;
+    }
+    Ok(base)
 }
 
 pub(crate) fn read_input(path: &Path) -> Result<Value, Fail> {

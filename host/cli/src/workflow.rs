@@ -219,11 +219,11 @@ pub fn rerun(
     home: &Home,
     rt: Runtime,
     original: ExecutionRecord,
-    params: &[String],
-    from: Option<&str>,
+    args: &crate::args::ReRunArgs,
     grants: wasmflow_store::Grants,
-    json: bool,
+    limits: wasmflow_store::Limits,
 ) -> CmdResult {
+    let (params, from, json) = (&args.params, args.from.as_deref(), args.json);
     let sched = Scheduler::with_components(rt.clone(), crate::registry::components(home, false));
     let def = Arc::new(sched.recorded_definition(&original)?);
     let mut input = original.input.clone();
@@ -232,7 +232,7 @@ pub fn rerun(
         .map_err(crate::run::params_error)?;
     let mut req = Request::new(def, input);
     req.grants = grants;
-    req.limits = original.limits;
+    req.limits = limits;
     req.lineage = wasmflow_store::Lineage::rerun_of(&original);
     req.from = from.map(|t| (original.id, t.to_owned()));
     let show = std::io::stderr().is_terminal();
