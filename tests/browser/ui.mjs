@@ -22,12 +22,27 @@ try {
   // A laptop screen.
   const page = await browser.newPage({ viewport: { width: 1366, height: 768 } });
   page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
-  page.on("console", (m) => { if (m.type() === "error") problems.push(`console: ${m.text()}`); });
+  // The browser logs a refused request as an error: expected only while
+  // the wrong token is tried.
+  let refusalExpected = false;
+  page.on("console", (m) => {
+    if (m.type() !== "error") return;
+    if (refusalExpected && m.text().includes("status of 401")) return;
+    problems.push(`console: ${m.text()}`);
+  });
   page.setDefaultTimeout(30000);
 
   await page.goto(url);
-  // Sign in with the keyboard only.
+  // A wrong token is refused, and the form says so where it was typed.
+  refusalExpected = true;
   await page.locator("#token").focus();
+  await page.keyboard.type("wft_not-a-token");
+  await page.keyboard.press("Enter");
+  await page.getByRole("alert").filter({ hasText: "not accepted" }).waitFor();
+  await page.screenshot({ path: `${outDir}/sign-in-refused.png` });
+  refusalExpected = false;
+  // Sign in with the keyboard only (the wrong token is selected: typing
+  // replaces it).
   await page.keyboard.type(token);
   await page.keyboard.press("Enter");
   await page.locator("table#executions").waitFor();

@@ -901,7 +901,12 @@ fn the_web_ui_reruns_with_an_edited_parameter_in_chromium() {
     assert_eq!(r["status"], "succeeded");
     assert_eq!(r["input"]["start"], 20);
     assert_eq!(r["result"]["value"], 22);
-    for shot in ["executions.png", "execution-tree.png", "actions.png"] {
+    for shot in [
+        "sign-in-refused.png",
+        "executions.png",
+        "execution-tree.png",
+        "actions.png",
+    ] {
         let png = std::fs::read(out.join(shot)).unwrap();
         assert!(png.len() > 2000 && png.starts_with(b"\x89PNG"), "{shot}");
     }

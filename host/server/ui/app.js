@@ -40,6 +40,11 @@ class ApiError extends Error {
   constructor(status, message) { super(message); this.status = status; }
 }
 
+// Why the sign-in form is shown again, if a call was refused its token.
+let signInReason = "";
+const REFUSED = "This token is not accepted here (mistyped, or revoked): paste one that " +
+  "`wasmflow token create` printed.";
+
 async function api(path, options = {}) {
   const headers = { Authorization: `Bearer ${token()}` };
   if (options.body !== undefined) headers["Content-Type"] = "application/json";
@@ -52,7 +57,12 @@ async function api(path, options = {}) {
   let data = null;
   try { data = text ? JSON.parse(text) : null; } catch { data = text; }
   if (!resp.ok) {
-    if (resp.status === 401) { localStorage.removeItem(TOKEN_KEY); route(); }
+    if (resp.status === 401) {
+      localStorage.removeItem(TOKEN_KEY);
+      signInReason = REFUSED;
+      // Signing in shows it where it is typed; elsewhere, back to the form.
+      if (!options.signingIn) route();
+    }
     throw new ApiError(resp.status, (data && data.error) || `${resp.status}`);
   }
   return data;
@@ -116,14 +126,19 @@ function signIn() {
   const form = el("form", { id: "login", onsubmit: async (e) => {
       e.preventDefault();
       localStorage.setItem(TOKEN_KEY, input.value.trim());
-      try { await api("/queue"); route(); }
-      catch (err) { localStorage.removeItem(TOKEN_KEY); msg.textContent = err.message; input.focus(); }
+      try { await api("/queue", { signingIn: true }); signInReason = ""; route(); }
+      catch (err) {
+        localStorage.removeItem(TOKEN_KEY);
+        msg.textContent = err.status === 401 ? REFUSED : err.message;
+        input.focus();
+        input.select();
+      }
     } },
     el("h1", {}, "Sign in"),
     el("label", { for: "token" }, "API token ", el("span", { class: "hint" }, "(from `wasmflow token create`)")),
     input, " ",
     el("p", {}, el("button", { class: "primary", type: "submit" }, "Sign in")));
-  const msg = el("p", { class: "error", role: "alert" });
+  const msg = el("p", { class: "error", role: "alert" }, signInReason);
   show(form, msg);
   input.focus();
 }
