@@ -96,6 +96,22 @@ try {
   await page.getByRole("cell", { name: "this server" }).waitFor();
   await page.screenshot({ path: `${outDir}/queue.png`, fullPage: true });
 
+  // From a laptop down to a phone, nothing is wider than the screen, long
+  // action names included.
+  for (const [width, height] of [[1280, 800], [375, 740]]) {
+    await page.setViewportSize({ width, height });
+    for (const hash of ["#/executions", "#/actions", `#/executions/${id}`]) {
+      await page.evaluate((h) => { location.hash = h; }, hash);
+      await page.locator("main h1").first().waitFor();
+      await page.waitForTimeout(300);
+      const wide = await page.evaluate(() => document.documentElement.scrollWidth);
+      if (wide > width) problems.push(`${hash} at ${width} px is ${wide} px wide`);
+    }
+  }
+  await page.evaluate(() => { location.hash = "#/executions"; });
+  await page.locator("table#executions").waitFor();
+  await page.screenshot({ path: `${outDir}/executions-phone.png`, fullPage: true });
+
   if (problems.length) throw new Error(problems.join("\n"));
   console.log(id);
 } catch (e) {

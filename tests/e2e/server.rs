@@ -882,7 +882,16 @@ fn the_cli_talks_to_a_server_and_explains_the_locked_store() {
 #[test]
 fn the_web_ui_reruns_with_an_edited_parameter_in_chromium() {
     let site = Site::new();
+    // A name longer than any screen is wide: the pages must still fit.
+    let long = "provision-a-virtual-machine-from-the-golden-template-and-attach-its-data-disks";
+    std::fs::copy(
+        support::fixture("wat/add.wat"),
+        site.actions.join(format!("{long}.wat")),
+    )
+    .unwrap();
     let srv = site.serve(&["--workers", "2"]);
+    let named = srv.start(json!({"action": long, "input": {"a": 1, "b": 2}}));
+    assert_eq!(srv.wait_done(&named)["status"], "succeeded");
     let original = srv.start(json!({"action": "chain", "input": {"dir": s(&site.marks)}}));
     assert_eq!(srv.wait_done(&original)["status"], "succeeded");
     // Screenshots are kept as the test's artifacts.
@@ -906,6 +915,7 @@ fn the_web_ui_reruns_with_an_edited_parameter_in_chromium() {
         "executions.png",
         "execution-tree.png",
         "actions.png",
+        "executions-phone.png",
     ] {
         let png = std::fs::read(out.join(shot)).unwrap();
         assert!(png.len() > 2000 && png.starts_with(b"\x89PNG"), "{shot}");
