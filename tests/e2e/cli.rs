@@ -298,3 +298,50 @@ fn rerun_replaces_the_limits_it_is_given() {
         .code(2)
         .stderr_has("--timeout soon");
 }
+
+/// `action list` shows what `run NAME` finds from here (files, built
+/// action directories, installed packs), `action get` describes one as
+/// `inspect` does, and a built action directory runs by its name.
+#[test]
+fn action_list_and_get_find_what_run_finds() {
+    let home = Home::new();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(wat("add"), dir.path().join("add.wat")).unwrap();
+    std::fs::write(dir.path().join("flow.yaml"), "version: 1\ntasks: {}\n").unwrap();
+    std::fs::create_dir_all(dir.path().join("calc")).unwrap();
+    std::fs::copy(
+        support::built("tests/fixtures/step"),
+        dir.path().join("calc/calc.wasm"),
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.path().join("notes")).unwrap();
+    let in_dir = |args: &[&str]| {
+        crate::Run::from(
+            home.cmd()
+                .args(args)
+                .current_dir(dir.path())
+                .output()
+                .unwrap(),
+        )
+    };
+    let listed = in_dir(&["action", "list", "--json"]).ok().json();
+    let names: Vec<(&str, &str)> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["name"].as_str().unwrap(), a["kind"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        names,
+        [("add", "action"), ("calc", "action"), ("flow", "workflow")]
+    );
+    let table = in_dir(&["action", "list"]);
+    assert!(table.ok().stdout.contains("calc"), "{}", table.stdout);
+    // The directory's component, by the directory's name.
+    let described = in_dir(&["action", "get", "calc", "--json"]).ok().json();
+    assert!(
+        described["wit"].as_str().unwrap().contains("run: func"),
+        "{described}"
+    );
+    in_dir(&["action", "get", "nothing-here"]).code(2);
+}

@@ -835,6 +835,20 @@ fn the_cli_talks_to_a_server_and_explains_the_locked_store() {
         .code(2)
         .stderr_has("grants beyond what this server allows");
     remote(&["execution", "replay", &id]).ok();
+    // The server's catalog, listed and described.
+    let actions = remote(&["action", "list", "--json"]).ok().json();
+    let names: Vec<&str> = actions
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"add") && names.contains(&"chain"),
+        "{actions}"
+    );
+    let add = remote(&["action", "get", "add", "--json"]).ok().json();
+    assert_eq!(add["input_schema"]["type"], "object", "{add}");
     // --async: queued, its id printed, followed to its end.
     let queued = remote(&["run", "add", "a=1", "b=1", "--async"]);
     let queued_id = queued.ok().stdout.trim().to_owned();

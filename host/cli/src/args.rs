@@ -139,11 +139,44 @@ pub enum Command {
         #[command(subcommand)]
         command: StoreCommand,
     },
+    /// The actions and workflows there are to run, and one in detail.
+    Action {
+        #[command(subcommand)]
+        command: ActionCommand,
+    },
     /// Print a shell completion script, e.g.
     /// `wasmflow completions bash > /etc/bash_completion.d/wasmflow`.
     Completions {
         /// The shell to complete in.
         shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ActionCommand {
+    /// Every action and workflow `run NAME` finds here: in DIR (components,
+    /// workflows, built action directories) and in the installed packs;
+    /// with --server, the server's catalog.
+    List {
+        /// Where to look [default: the current directory].
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        actions: PathBuf,
+        /// Print them as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One action: its WIT signature, docs, input JSON Schema and imports
+    /// (as `inspect`, any name `run` takes); with --server, the server's
+    /// description of its catalog entry.
+    Get {
+        /// The action, as `run` names it.
+        name: PathBuf,
+        /// Plain HTTP for an oci:// registry on this machine (loopback only).
+        #[arg(long)]
+        insecure: bool,
+        /// Print it as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 

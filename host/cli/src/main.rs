@@ -4,6 +4,7 @@
 //! into text. Exit status: 0 succeeded, 1 the action failed, 2 usage or
 //! input error caught before anything ran.
 
+mod action;
 mod args;
 mod devkit;
 mod execution;
@@ -156,6 +157,9 @@ fn main() -> ExitCode {
     let named = match &mut command {
         args::Command::Run(a) => Some((&mut a.component, Some(&mut a.named))),
         args::Command::Inspect(a) => Some((&mut a.component, None)),
+        args::Command::Action {
+            command: args::ActionCommand::Get { name, .. },
+        } => Some((name, None)),
         _ => None,
     };
     if let Some((component, name)) = named {
@@ -203,6 +207,7 @@ fn main() -> ExitCode {
         args::Command::Token { command } => serve::token(&home, command),
         args::Command::Worker { command, args } => serve::worker(&home, command, args),
         args::Command::Store { command } => store::store(&home, command),
+        args::Command::Action { command } => action::action(&home, command),
         args::Command::Completions { shell } => {
             let mut command = <args::Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut command, "wasmflow", &mut std::io::stdout());

@@ -304,10 +304,10 @@ fn pack_push(home: &Home, dir: &Path, reference: &str, reg: &RegistryArgs) -> Cm
     Ok(ExitCode::SUCCESS)
 }
 
-fn pack_list(home: &Home, json: bool) -> CmdResult {
-    let dir = packs_dir(home);
+/// The packs installed in this home, by name.
+pub fn installed_packs(home: &Home) -> Vec<LocalPack> {
     let mut packs = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(&dir) {
+    if let Ok(entries) = std::fs::read_dir(packs_dir(home)) {
         for e in entries.flatten() {
             if e.file_name().to_string_lossy().starts_with('.') {
                 continue;
@@ -318,6 +318,11 @@ fn pack_list(home: &Home, json: bool) -> CmdResult {
         }
     }
     packs.sort_by(|a, b| a.manifest.name.cmp(&b.manifest.name));
+    packs
+}
+
+fn pack_list(home: &Home, json: bool) -> CmdResult {
+    let packs = installed_packs(home);
     if json {
         let all: Vec<_> = packs.iter().map(|p| &p.manifest).collect();
         println!(
@@ -374,6 +379,15 @@ pub fn resolve_run_target(
     home: &Home,
     target: &Path,
 ) -> Result<Option<wasmflow_registry::pack::Resolved>, Fail> {
+    // A built action directory (`wasmflow new` and `build` lay them out):
+    // its component, named as the directory.
+    if let Some(path) = wasmflow_workflow::catalog::built_in(target) {
+        let name = target
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        return Ok(Some(wasmflow_registry::pack::Resolved { path, name }));
+    }
     let Some(name) = target.to_str() else {
         return Ok(None);
     };

@@ -18,6 +18,7 @@ pub fn dispatch(server: &str, token: Option<String>, command: &mut Command) -> O
     Some(match command {
         Command::Run(args) => crate::tokio().block_on(run(&client, args)),
         Command::Execution { command } => crate::tokio().block_on(execution(&client, command)),
+        Command::Action { command } => crate::tokio().block_on(action(&client, command)),
         _ => return None,
     })
 }
@@ -58,6 +59,39 @@ async fn run(client: &Client, args: &RunArgs) -> CmdResult {
         .await?;
     let rec = client.execution(&id).await?;
     Ok(crate::exit_code(print::outcome(&rec, args.json)))
+}
+
+/// `action list|get` of the server's catalog.
+async fn action(client: &Client, command: &crate::args::ActionCommand) -> CmdResult {
+    match command {
+        crate::args::ActionCommand::List { json, .. } => {
+            let actions = client.actions().await?;
+            if *json {
+                print::json(&actions);
+            } else {
+                for a in &actions {
+                    println!("{:<32} {}", a.name, a.kind);
+                }
+            }
+        }
+        crate::args::ActionCommand::Get { name, json, .. } => {
+            let described = client.action(&name.to_string_lossy()).await?;
+            if *json {
+                print::json(&described);
+            } else {
+                if let Some(docs) = described["docs"].as_str() {
+                    println!("{}\n", docs.trim());
+                }
+                println!(
+                    "# Signature\n\n{}",
+                    described["signature"].as_str().unwrap_or("")
+                );
+                println!("\n# Input (JSON Schema)\n");
+                print::json(&described["input_schema"]);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn execution(client: &Client, command: &ExecutionCommand) -> CmdResult {

@@ -1,8 +1,7 @@
-//! The actions and workflows a server runs: every component (`.wasm`,
-//! `.wat`) and workflow (`.yaml`, `.yml`) in the `--actions` directory,
-//! named by file stem (`vm.clone.wasm` is `vm.clone`), and every action
-//! directory one level down as `wasmflow new` and `build` make them
-//! (`vm.clone/vm.clone.wasm`), loaded and checked once at start.
+//! The actions and workflows a server runs: what
+//! [`wasmflow_workflow::catalog::discover`] finds in the `--actions`
+//! directory (components and workflows by file stem, built action
+//! directories by name), loaded and checked once at start.
 
 use serde::Serialize;
 use serde_json::{json, Map, Value};
@@ -69,30 +68,17 @@ impl Catalog {
             path: path.to_owned(),
             message,
         };
-        let entries: Vec<PathBuf> = std::fs::read_dir(dir)
-            .map_err(|e| err(dir, format!("cannot read the actions directory: {e}")))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .collect();
-        let built = |d: &Path| {
-            let name = d.file_name()?.to_str()?;
-            Some(d.join(format!("{name}.wasm"))).filter(|p| p.is_file())
-        };
-        let mut files: Vec<PathBuf> = entries
-            .iter()
-            .filter_map(|p| match p.is_dir() {
-                true => built(p),
-                false => Some(p.clone()).filter(|p| p.is_file()),
-            })
-            .collect();
-        files.sort();
+        let found = wasmflow_workflow::catalog::discover(dir)
+            .map_err(|e| err(dir, format!("cannot read the actions directory: {e}")))?;
         let mut catalog = Catalog::default();
-        for path in files {
-            let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-            let Some(name) = path.file_stem().and_then(|s| s.to_str()).map(str::to_owned) else {
-                continue;
-            };
-            let entry = match ext {
-                "wasm" | "wat" => {
+        for wasmflow_workflow::catalog::Found {
+            name,
+            path,
+            workflow,
+        } in found
+        {
+            let entry = match workflow {
+                false => {
                     let mut action = rt.load(&path).map_err(|e| err(&path, e.to_string()))?;
                     // Records name it as clients do.
                     action.reference = name.clone();
@@ -109,7 +95,7 @@ impl Catalog {
                         description,
                     }
                 }
-                "yaml" | "yml" => {
+                true => {
                     let path = path.canonicalize().unwrap_or(path);
                     let def = Definition::load(&path).map_err(|p| err(&path, p.to_string()))?;
                     let problems = wasmflow_workflow::check(&def, rt.loader(), components).await;
@@ -131,7 +117,6 @@ impl Catalog {
                         description,
                     }
                 }
-                _ => continue,
             };
             if catalog.by_name.contains_key(&name) {
                 return Err(err(

@@ -127,6 +127,16 @@ impl Client {
         )
     }
 
+    /// The server's catalog: every action and workflow it runs.
+    pub async fn actions(&self) -> Result<Vec<crate::wire::ActionSummary>, ClientError> {
+        self.get("/actions", "the actions").await
+    }
+
+    /// One action or workflow of the server's catalog, described.
+    pub async fn action(&self, name: &str) -> Result<Value, ClientError> {
+        self.get(&format!("/actions/{name}"), "an action").await
+    }
+
     /// Queue an execution.
     pub async fn create(&self, req: &CreateExecution) -> Result<Accepted, ClientError> {
         self.post("/executions", req, "an acceptance").await

@@ -6,12 +6,14 @@
 //! ([`expr`]), the journal of state transitions ([`journal`]), the
 //! [`Scheduler`] (`scheduler/`: its API over the driver, jobs, recovery
 //! and the pure decisions), what a front end starts ([`Runnable`]) and
-//! canceling from another process ([`cancel`]), and where `oci://` and
-//! `pack.item` actions come from ([`components`]). It runs each task through the runtime as a child
+//! canceling from another process ([`cancel`]), where `oci://` and
+//! `pack.item` actions come from ([`components`]), and which files of a
+//! directory are actions ([`catalog`]). It runs each task through the runtime as a child
 //! execution and must not reach into the sandbox or print anything: the
 //! CLI and the server are its front ends.
 
 pub mod cancel;
+pub mod catalog;
 pub mod components;
 pub mod definition;
 pub mod expr;
