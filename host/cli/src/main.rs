@@ -152,8 +152,9 @@ fn main() -> ExitCode {
             return finish(result);
         }
     }
-    // `run pack.item` (and `inspect pack.item`): the pack's file, when no
-    // such file is here.
+    // What `run`, `inspect` and `action get` were given by name: a built
+    // action directory or a pack's item (when no such file is here), as
+    // its file; a run's record names it as the user did.
     let named = match &mut command {
         args::Command::Run(a) => Some((&mut a.component, Some(&mut a.named))),
         args::Command::Inspect(a) => Some((&mut a.component, None)),
