@@ -155,6 +155,16 @@ pub fn started(child: &mut Child, marker: &str) -> (String, Arc<Mutex<String>>) 
     (ready, log)
 }
 
+/// Wait until a process's captured stderr (`started`'s log) holds
+/// `needle`; fail with the log past `within`.
+pub fn wait_for_line(log: &Arc<Mutex<String>>, needle: &str, within: Duration) {
+    let since = Instant::now();
+    while !log.lock().unwrap().contains(needle) {
+        assert!(since.elapsed() < within, "{}", log.lock().unwrap());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// An HTTP client for the tests. reqwest is built without a TLS crypto
 /// provider of its own (as in wasmflow), so the test process installs one.
 pub fn http_client() -> reqwest::blocking::Client {
@@ -1174,15 +1184,7 @@ fn serve_finds_built_action_directories_and_refuses_an_empty_catalog() {
     let (line, log) = started(&mut child, "serving ");
     assert!(line.contains("(1 action(s)"), "{line}");
     // The names follow the ready line.
-    let named = Instant::now();
-    while !log.lock().unwrap().contains("actions: step\n") {
-        assert!(
-            named.elapsed() < Duration::from_secs(10),
-            "{}",
-            log.lock().unwrap()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_line(&log, "actions: step\n", Duration::from_secs(10));
     let _ = child.kill();
     let _ = child.wait();
 
@@ -1297,15 +1299,7 @@ fn serve_answers_healthz_while_its_catalog_compiles() {
     let early = http.get(format!("{url}/api/v1/actions")).send().unwrap();
     assert_eq!(early.status().as_u16(), 503);
     assert_eq!(early.headers()["retry-after"], "5");
-    let served = Instant::now();
-    while !log.lock().unwrap().contains("serving ") {
-        assert!(
-            served.elapsed() < Duration::from_secs(300),
-            "{}",
-            log.lock().unwrap()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_line(&log, "serving ", Duration::from_secs(300));
     let health: Value = http
         .get(format!("{url}/healthz"))
         .send()
