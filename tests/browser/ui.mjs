@@ -48,6 +48,21 @@ try {
   await page.locator("table#executions").waitFor();
   const link = page.locator(`tr[data-id="${original}"] a.exec-link`);
   await link.waitFor();
+
+  // Filters: an action from the catalog (in the address, so it can be
+  // shared), then a search that narrows the rows shown.
+  const rows = page.locator("table#executions tbody tr:visible");
+  const long = await page.locator("#action-filter option").filter({ hasText: "provision-" }).getAttribute("value");
+  await page.locator("#action-filter").selectOption(long);
+  await page.waitForFunction(() => location.hash.includes("action="));
+  await page.locator("table#executions tbody tr").filter({ hasText: long }).waitFor();
+  if ((await rows.count()) !== 1) throw new Error(`filtered by ${long}: ${await rows.count()} rows`);
+  await page.locator("#action-filter").selectOption("");
+  await link.waitFor();
+  await page.locator("#search").fill(original.slice(0, 14).toLowerCase());
+  if ((await rows.count()) !== 1) throw new Error(`search: ${await rows.count()} rows`);
+  await page.locator("#search").fill("");
+  if ((await rows.count()) < 2) throw new Error(`search cleared: ${await rows.count()} rows`);
   await page.screenshot({ path: `${outDir}/executions.png`, fullPage: true });
   await link.focus();
   await page.keyboard.press("Enter");

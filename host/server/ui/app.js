@@ -148,41 +148,69 @@ function signIn() {
 async function executionsPage(params) {
   setNav("executions");
   const status = params.get("status") || "";
-  const select = el("select", { id: "status-filter", onchange: () => {
-      location.hash = select.value ? `#/executions?status=${select.value}` : "#/executions";
-    } },
+  const action = params.get("action") || "";
+  // Filters live in the address, so a filtered list can be shared.
+  const refilter = () => {
+    const q = new URLSearchParams();
+    if (select.value) q.set("status", select.value);
+    if (actionSelect.value) q.set("action", actionSelect.value);
+    location.hash = q.toString() ? `#/executions?${q}` : "#/executions";
+  };
+  const select = el("select", { id: "status-filter", onchange: refilter },
     ["", "pending", "running", "succeeded", "failed", "timed_out", "canceled"].map(
       (s) => el("option", { value: s, selected: s === status }, s || "any")));
+  const names = (await api("/actions")).map((a) => a.name);
+  if (action && !names.includes(action)) names.push(action);
+  const actionSelect = el("select", { id: "action-filter", onchange: refilter },
+    ["", ...names].map((n) => el("option", { value: n, selected: n === action }, n || "any")));
+  // Narrows the rows shown, by id or action, as it is typed.
+  const search = el("input", { type: "search", id: "search", placeholder: "id or action",
+    oninput: () => narrow() });
   const tbody = el("tbody");
   const more = el("p");
   show(el("h1", {}, "Executions"),
-    el("div", { class: "toolbar" }, el("label", { for: "status-filter" }, "Status"), select),
+    el("div", { class: "toolbar" },
+      el("div", {}, el("label", { for: "status-filter" }, "Status"), select),
+      el("div", {}, el("label", { for: "action-filter" }, "Action"), actionSelect),
+      el("div", {}, el("label", { for: "search" }, "Search"), search)),
     el("table", { id: "executions" },
-      el("thead", {}, el("tr", {}, ["Id", "Action", "Status", "Created", "Took"].map((h) => el("th", { scope: "col" }, h)))),
+      el("thead", {}, el("tr", {}, ["Id", "Action", "Status", "Created", "Took", "Error"].map((h) => el("th", { scope: "col" }, h)))),
       tbody),
     more);
   let before = null;
-  async function load() {
-    const q = new URLSearchParams({ limit: "50" });
+  function query(extra = {}) {
+    const q = new URLSearchParams({ limit: "50", ...extra });
     if (status) q.set("status", status);
-    const page = await api(`/executions?${q}`);
+    if (action) q.set("action", action);
+    return q;
+  }
+  async function load() {
+    const page = await api(`/executions?${query()}`);
     fill(tbody, ...page.executions.map(row));
+    narrow();
     before = page.next_before;
     fill(more, before ? el("button", { type: "button", onclick: loadMore }, "Older") : "");
   }
   async function loadMore() {
-    const q = new URLSearchParams({ limit: "50", before });
-    if (status) q.set("status", status);
-    const page = await api(`/executions?${q}`);
+    const page = await api(`/executions?${query({ before })}`);
     tbody.append(...page.executions.map(row));
+    narrow();
     before = page.next_before;
     if (!before) fill(more);
   }
+  function narrow() {
+    const text = search.value.trim().toLowerCase();
+    for (const tr of tbody.children) {
+      tr.hidden = text !== "" && !tr.dataset.search.includes(text);
+    }
+  }
   function row(r) {
-    return el("tr", { "data-id": r.id },
+    const error = r.error ? `[${r.error.code}] ${r.error.message}` : "";
+    return el("tr", { "data-id": r.id, "data-search": `${r.id} ${nameOf(r)}`.toLowerCase() },
       el("td", {}, el("a", { href: `#/executions/${r.id}`, class: "exec-link" }, el("code", {}, r.id))),
       el("td", {}, nameOf(r)), el("td", {}, statusBadge(r.status)),
-      el("td", {}, when(r.created_at)), el("td", {}, took(r)));
+      el("td", {}, when(r.created_at)), el("td", {}, took(r)),
+      el("td", { class: "error" }, error));
   }
   await load();
   // Live: refreshed while on screen; paging stops the refresh.
