@@ -113,12 +113,7 @@ impl Site {
             .spawn()
             .unwrap();
         let (line, log) = started(&mut child, "serving ");
-        let url = line
-            .split("serving ")
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
-            .unwrap()
-            .to_owned();
+        let url = url_in(&line, "serving ");
         Server {
             child,
             url,
@@ -153,6 +148,17 @@ pub fn started(child: &mut Child, marker: &str) -> (String, Arc<Mutex<String>>) 
         }
     });
     (ready, log)
+}
+
+/// The server's address in its line `... MARKER http://ADDR ...` (a colon
+/// right after it is the sentence's, not the address's).
+pub fn url_in(line: &str, marker: &str) -> String {
+    line.split(marker)
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no address after {marker:?} in {line:?}"))
+        .trim_end_matches(':')
+        .to_owned()
 }
 
 /// Wait until a process's captured stderr (`started`'s log) holds
@@ -1081,11 +1087,7 @@ fn the_server_forgets_the_secrets_it_read_from_its_environment() {
     let url = lines
         .by_ref()
         .map_while(Result::ok)
-        .find_map(|l| {
-            l.split("serving ")
-                .nth(1)
-                .map(|r| r.split_whitespace().next().unwrap().to_owned())
-        })
+        .find_map(|l| l.contains("serving ").then(|| url_in(&l, "serving ")))
         .expect("the server started");
     // What the kernel shows of its environment (as root: the process is
     // not dumpable) no longer holds either secret.
@@ -1282,12 +1284,7 @@ fn serve_answers_healthz_while_its_catalog_compiles() {
         .spawn()
         .unwrap();
     let (line, log) = started(&mut child, "listening on ");
-    let url = line
-        .split("listening on ")
-        .nth(1)
-        .and_then(|rest| rest.split(": ").next())
-        .unwrap()
-        .to_owned();
+    let url = url_in(&line, "listening on ");
     let http = http_client();
     let health: Value = http
         .get(format!("{url}/healthz"))

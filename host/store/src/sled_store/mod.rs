@@ -26,6 +26,22 @@ mod reserve;
 #[cfg(test)]
 mod tests;
 
+/// Open the store in `dir`, which this process may have had open a
+/// moment ago (tests): sled drops its file lock when its last IO thread
+/// lets go of the database, a little after the `Db` itself is dropped.
+#[cfg(test)]
+pub(crate) fn reopen(dir: &Path) -> SledStore {
+    for _ in 0..500 {
+        match SledStore::open(dir) {
+            Err(StoreError::Locked { .. }) => {
+                std::thread::sleep(std::time::Duration::from_millis(10))
+            }
+            other => return other.unwrap(),
+        }
+    }
+    panic!("{} stayed locked for 5 s", dir.display());
+}
+
 use crate::error::StoreError;
 use crate::record::{ExecutionId, ExecutionRecord, Status};
 use crate::store::Digest;

@@ -4,21 +4,6 @@ use super::*;
 use crate::Backend;
 use serde_json::json;
 
-/// Open the store in `dir`, which this process may have had open a
-/// moment ago: sled drops its file lock when its last IO thread lets go
-/// of the database, a little after the `Db` itself is dropped.
-fn reopen(dir: &Path) -> SledStore {
-    for _ in 0..500 {
-        match SledStore::open(dir) {
-            Err(StoreError::Locked { .. }) => {
-                std::thread::sleep(std::time::Duration::from_millis(10))
-            }
-            other => return other.unwrap(),
-        }
-    }
-    panic!("{} stayed locked for 5 s", dir.display());
-}
-
 /// The checks every backend passes, on sled.
 #[test]
 fn sled_meets_the_contract() {
