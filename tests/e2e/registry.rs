@@ -570,6 +570,77 @@ fn packs_publish_install_and_run_their_actions_and_workflows_by_name() {
         .ok()
         .json();
     assert_eq!(rec["result"], json!({ "z": 12 }));
+    // A pack's workflow and its tasks' pack actions, by name and version;
+    // the workflow's file is its source, and who ran it is recorded.
+    assert_eq!(rec["action"], "math.add-twice@1.0.0", "{rec}");
+    assert!(
+        rec["source"]
+            .as_str()
+            .unwrap()
+            .ends_with("flows/add-twice.yaml"),
+        "{rec}"
+    );
+    assert!(rec["started_by"]["user"].is_string(), "{rec}");
+    let id = rec["id"].as_str().unwrap();
+    let tree = user
+        .run(&["execution", "get", id, "--tree", "--json"])
+        .ok()
+        .json();
+    let tasks = tree["children"].as_array().unwrap();
+    assert!(!tasks.is_empty(), "{tree}");
+    for task in tasks {
+        assert_eq!(task["action"], "math.add@1.0.0", "{task}");
+    }
+    // `serve` finds the installed pack's items (no --actions needed) and
+    // records them the same way.
+    let token = user
+        .run(&["token", "create", "--name", "ops"])
+        .ok()
+        .stdout
+        .clone();
+    let mut served = user
+        .cmd()
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (line, log) = crate::server::started(&mut served, "serving ");
+    let url = crate::server::url_in(&line, "serving ");
+    let post = crate::server::http_client()
+        .post(format!("{url}/api/v1/executions"))
+        .bearer_auth(token.trim())
+        .json(&json!({"action": "math.add", "input": {"a": 1, "b": 2}}))
+        .send()
+        .unwrap();
+    assert_eq!(post.status().as_u16(), 202, "{}", log.lock().unwrap());
+    let id = post.json::<serde_json::Value>().unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let done = loop {
+        let r = user
+            .run(&[
+                "execution",
+                "get",
+                &id,
+                "--json",
+                "--server",
+                &url,
+                "--token",
+                token.trim(),
+            ])
+            .ok()
+            .json();
+        if r["status"] != "pending" && r["status"] != "running" {
+            break r;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(done["result"], 3, "{done}");
+    assert_eq!(done["action"], "math.add@1.0.0", "{done}");
+    assert_eq!(done["started_by"], json!({"token": "ops"}));
+    let _ = served.kill();
+    let _ = served.wait();
     // `inspect` takes the names `run` takes: a pack's action (and an
     // oci:// reference, above).
     let shown = run(&["inspect", "math.add", "--json"]).ok().json();

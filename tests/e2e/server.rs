@@ -435,6 +435,16 @@ fn the_api_runs_lists_pages_filters_and_describes(kind: StoreKind) {
     assert_eq!(r["status"], "succeeded", "{r}");
     assert_eq!(r["result"]["value"], 7);
     assert_eq!(r["name"], "chain");
+    // Recorded as the catalog names it, its file beside; and who asked.
+    assert_eq!(r["action"], "chain", "{r}");
+    assert!(
+        r["source"]
+            .as_str()
+            .unwrap()
+            .ends_with("/actions/chain.yaml"),
+        "{r}"
+    );
+    assert_eq!(r["started_by"], json!({"token": "ci"}));
     let tree = srv.get(&format!("/api/v1/executions/{wf}?tree=true"));
     let tasks: Vec<_> = tree["children"]
         .as_array()
@@ -580,6 +590,7 @@ fn tokens_and_grants_guard_every_call(kind: StoreKind) {
     let r = srv.wait_done(&id);
     assert_eq!(r["input"], json!({"a": 23, "b": 100}));
     assert_eq!(r["result"], 123);
+    assert_eq!(r["started_by"], json!({"webhook": "deploy"}));
     let forged = wasmflow_server::webhooks::sign(b"not the secret at all", &body);
     assert_eq!(hook(&forged).status().as_u16(), 401);
     assert_eq!(hook("").status().as_u16(), 401);

@@ -34,15 +34,10 @@ fn list(home: &Home, dir: &Path, json: bool) -> CmdResult {
         .into_iter()
         .map(|f| (f.name, kind(f.workflow), f.path.display().to_string()))
         .collect();
-    for pack in crate::registry::installed_packs(home) {
-        let m = &pack.manifest;
-        let from = format!("pack {} {}", m.name, m.version);
-        for name in m.actions.keys() {
-            rows.push((format!("{}.{name}", m.name), kind(false), from.clone()));
-        }
-        for name in m.workflows.keys() {
-            rows.push((format!("{}.{name}", m.name), kind(true), from.clone()));
-        }
+    for f in wasmflow_workflow::catalog::installed(&crate::registry::packs_dir(home)) {
+        // Where it comes from: the pack, at its version.
+        let from = format!("pack {}", f.recorded_as);
+        rows.push((f.name, kind(f.workflow), from));
     }
     if json {
         let all: Vec<_> = rows

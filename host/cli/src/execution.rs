@@ -220,7 +220,10 @@ fn rerun(home: &Home, args: &crate::args::ReRunArgs) -> CmdResult {
     let options = RunOptions {
         grants,
         limits,
-        lineage: wasmflow_store::Lineage::rerun_of(&original),
+        lineage: wasmflow_store::Lineage {
+            started_by: Some(crate::run::started_by()),
+            ..wasmflow_store::Lineage::rerun_of(&original)
+        },
         ..Default::default()
     };
     let record = crate::tokio().block_on(rt.run(&action, input, options))?;

@@ -166,6 +166,12 @@ pub fn record(r: &ExecutionRecord, detail: bool) {
     field("id", &r.id);
     field("status", &r.status);
     field("action", &r.action);
+    if let Some(source) = r.source.as_ref().filter(|s| **s != r.action) {
+        field("source", source);
+    }
+    if let Some(by) = &r.started_by {
+        field("by", by);
+    }
     if let Some(p) = r.parent {
         field("parent", &p);
     }

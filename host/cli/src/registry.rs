@@ -306,19 +306,7 @@ fn pack_push(home: &Home, dir: &Path, reference: &str, reg: &RegistryArgs) -> Cm
 
 /// The packs installed in this home, by name.
 pub fn installed_packs(home: &Home) -> Vec<LocalPack> {
-    let mut packs = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(packs_dir(home)) {
-        for e in entries.flatten() {
-            if e.file_name().to_string_lossy().starts_with('.') {
-                continue;
-            }
-            if let Ok(p) = LocalPack::load(&e.path()) {
-                packs.push(p);
-            }
-        }
-    }
-    packs.sort_by(|a, b| a.manifest.name.cmp(&b.manifest.name));
-    packs
+    wasmflow_registry::pack::installed(&packs_dir(home))
 }
 
 fn pack_list(home: &Home, json: bool) -> CmdResult {

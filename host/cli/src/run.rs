@@ -39,6 +39,7 @@ pub fn run(home: &Home, args: RunArgs) -> CmdResult {
         watch_logs: show_logs.then(|| LogWatcher(std::sync::Arc::new(print::log_line))),
         lineage: wasmflow_store::Lineage {
             id: args.id,
+            started_by: Some(started_by()),
             ..Default::default()
         },
         ..Default::default()
@@ -46,6 +47,17 @@ pub fn run(home: &Home, args: RunArgs) -> CmdResult {
     let record = crate::tokio().block_on(rt.run(&action, input, options))?;
 
     crate::exit_now(print::outcome(&record, args.json))
+}
+
+/// Who starts what this process runs: the user at this terminal, by the
+/// name the login set (`USER`, `LOGNAME`), else their uid.
+pub fn started_by() -> wasmflow_store::StartedBy {
+    let name = ["USER", "LOGNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|n| !n.is_empty()))
+        // SAFETY: getuid has no preconditions and cannot fail.
+        .unwrap_or_else(|| format!("uid {}", unsafe { libc::getuid() }));
+    wasmflow_store::StartedBy::User(name)
 }
 
 /// `run --async` here: the same command, without `--async`, in a process

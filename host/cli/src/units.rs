@@ -39,15 +39,7 @@ pub fn parse_duration(flag: &str, s: &str) -> Result<std::time::Duration, String
 
 /// `--before`, `--since`: an age (`30d`: that long ago) or an RFC 3339 time.
 pub fn parse_instant(flag: &str, s: &str) -> Result<std::time::SystemTime, String> {
-    if let Ok(t) = humantime::parse_rfc3339_weak(s) {
-        return Ok(t);
-    }
-    let age = humantime::parse_duration(s).map_err(|_| {
-        format!("{flag} {s}: expected an age like 30d or 12h, or a time like 2026-11-01T00:00:00Z")
-    })?;
-    Ok(std::time::SystemTime::now()
-        .checked_sub(age)
-        .unwrap_or(std::time::SystemTime::UNIX_EPOCH))
+    wasmflow_store::parse_instant(s).map_err(|e| format!("{flag}: {e}"))
 }
 
 /// `--retain`: `AGE` for every ended status, or `STATUS=AGE` for one.
@@ -127,7 +119,7 @@ mod tests {
         assert!(parse_instant("--before", "30d").unwrap() < std::time::SystemTime::now());
         assert!(parse_instant("--before", "last week")
             .unwrap_err()
-            .contains("--before last week"));
+            .contains("--before: expected an age like 30d or 12h, or a time like 2026-11-01T00:00:00Z, got `last week`"));
         assert_eq!(size(512), "512 B");
         assert_eq!(size(3 << 20), "3.0 MiB");
     }

@@ -81,9 +81,11 @@ pub fn run(home: &Home, args: RunArgs) -> CmdResult {
         .apply_params(&mut input, &args.params)
         .map_err(crate::run::params_error)?;
     let mut req = Request::new(def, input);
+    req.name = args.named.clone();
     req.grants = grants;
     req.limits = limits;
     req.lineage.id = args.id;
+    req.lineage.started_by = Some(crate::run::started_by());
     let show = args.logs || (!args.no_logs && std::io::stderr().is_terminal());
     foreground(home, rt, components, req, show, args.json)
 }
@@ -231,9 +233,11 @@ pub fn rerun(
         .apply_params(&mut input, params)
         .map_err(crate::run::params_error)?;
     let mut req = Request::new(def, input);
+    req.name = Some(original.action.clone());
     req.grants = grants;
     req.limits = limits;
     req.lineage = wasmflow_store::Lineage::rerun_of(&original);
+    req.lineage.started_by = Some(crate::run::started_by());
     req.from = from.map(|t| (original.id, t.to_owned()));
     let show = std::io::stderr().is_terminal();
     let progress = show.then(|| Arc::new(Progress::new()));

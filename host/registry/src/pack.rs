@@ -168,6 +168,21 @@ impl LocalPack {
     }
 }
 
+/// The packs installed in `packs_dir` (`PACKS/NAME/pack.yaml`), by name;
+/// what is not a readable pack there is passed over (`pack list` shows
+/// what is installed).
+pub fn installed(packs_dir: &Path) -> Vec<LocalPack> {
+    let mut packs: Vec<LocalPack> = std::fs::read_dir(packs_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .filter_map(|e| LocalPack::load(&e.path()).ok())
+        .collect();
+    packs.sort_by(|a, b| a.manifest.name.cmp(&b.manifest.name));
+    packs
+}
+
 /// A pack's action or workflow, found by its name.
 #[derive(Debug)]
 pub struct Resolved {

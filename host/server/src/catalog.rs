@@ -1,7 +1,8 @@
 //! The actions and workflows a server runs: what
 //! [`wasmflow_workflow::catalog::discover`] finds in the `--actions`
 //! directory (components and workflows by file stem, built action
-//! directories by name), loaded and checked once at start.
+//! directories by name) and the installed packs' items (`pack.item`),
+//! loaded and checked once at start.
 
 use serde::Serialize;
 use serde_json::{json, Map, Value};
@@ -17,6 +18,8 @@ use wasmflow_workflow::{Components, Definition, Runnable};
 #[derive(Clone)]
 pub struct Entry {
     pub name: String,
+    /// How its records name it: `name`, or a pack's `pack.item@version`.
+    pub recorded_as: String,
     pub path: PathBuf,
     pub target: Runnable,
     pub description: ActionDescription,
@@ -56,11 +59,14 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    /// Load every action and workflow in `dir`; a file that does not load
-    /// or a workflow that does not validate stops the server from starting,
-    /// naming the file (a half-working catalog would fail later, per request).
+    /// Load every action and workflow in `dir` and the packs installed in
+    /// `packs` (a directory's `vm.clone` hides a pack's, as `run` prefers
+    /// a file); a file that does not load or a workflow that does not
+    /// validate stops the server from starting, naming the file (a
+    /// half-working catalog would fail later, per request).
     pub async fn load(
-        dir: &Path,
+        dir: Option<&Path>,
+        packs: Option<&Path>,
         rt: &Runtime,
         components: &dyn Components,
     ) -> Result<Self, CatalogError> {
@@ -68,20 +74,38 @@ impl Catalog {
             path: path.to_owned(),
             message,
         };
-        let found = wasmflow_workflow::catalog::discover(dir)
-            .map_err(|e| err(dir, format!("cannot read the actions directory: {e}")))?;
+        let mut found = match dir {
+            Some(dir) => wasmflow_workflow::catalog::discover(dir)
+                .map_err(|e| err(dir, format!("cannot read the actions directory: {e}")))?,
+            None => Vec::new(),
+        };
+        for item in packs
+            .map(wasmflow_workflow::catalog::installed)
+            .unwrap_or_default()
+        {
+            match found.iter().find(|f| f.name == item.name) {
+                Some(f) => tracing::warn!(
+                    "{} is served from {}; the installed pack's {} is not",
+                    item.name,
+                    f.path.display(),
+                    item.recorded_as
+                ),
+                None => found.push(item),
+            }
+        }
         let mut catalog = Catalog::default();
         for wasmflow_workflow::catalog::Found {
             name,
             path,
             workflow,
+            recorded_as,
         } in found
         {
             let entry = match workflow {
                 false => {
                     let mut action = rt.load(&path).map_err(|e| err(&path, e.to_string()))?;
                     // Records name it as clients do.
-                    action.reference = name.clone();
+                    action.reference = recorded_as.clone();
                     // Kept in the store now, so runs never read the file.
                     rt.keep_component(&action)
                         .map_err(|e| err(&path, e.to_string()))?;
@@ -90,6 +114,7 @@ impl Catalog {
                         .map_err(|e| err(&path, e.to_string()))?;
                     Entry {
                         name: name.clone(),
+                        recorded_as,
                         path: path.clone(),
                         target: Runnable::Action(action),
                         description,
@@ -112,6 +137,7 @@ impl Catalog {
                     let description = describe_workflow(&name, &def, digest.to_string());
                     Entry {
                         name: name.clone(),
+                        recorded_as,
                         path,
                         target: Runnable::Workflow(Arc::new(def)),
                         description,

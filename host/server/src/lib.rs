@@ -44,6 +44,8 @@ pub struct ServeConfig {
     pub workers: usize,
     /// Components and workflows the server runs, by file stem.
     pub actions: Option<PathBuf>,
+    /// Where packs are installed: their items are served as `pack.item`.
+    pub packs: Option<PathBuf>,
     /// Serve even when `actions` names nothing to run (an API over the
     /// history only); otherwise an empty catalog is refused at start.
     pub allow_empty: bool,
@@ -199,10 +201,13 @@ pub async fn serve(
     let _unbind = stop_http.clone().drop_guard();
     listening(addr);
     let sched = Scheduler::with_components(rt.clone(), components.clone());
-    let catalog = match &config.actions {
-        Some(dir) => catalog::Catalog::load(dir, &rt, &*components).await?,
-        None => catalog::Catalog::default(),
-    };
+    let catalog = catalog::Catalog::load(
+        config.actions.as_deref(),
+        config.packs.as_deref(),
+        &rt,
+        &*components,
+    )
+    .await?;
     if catalog.is_empty() && !config.allow_empty {
         return Err(ServerError::EmptyCatalog(match &config.actions {
             Some(dir) => dir.display().to_string(),

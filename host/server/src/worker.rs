@@ -322,6 +322,7 @@ async fn run_workflow(
         .recorded_definition(&record)
         .map_err(|e| e.to_string())?;
     let mut req = Request::new(Arc::new(def), record.input.clone());
+    req.name = Some(record.action.clone());
     req.lineage = Lineage::of(&record);
     req.grants = record.grants.clone();
     req.limits = record.limits;

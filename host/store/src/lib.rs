@@ -57,11 +57,11 @@ pub use lease::{Cancel, Claimed, Entry, Held, Lease, SharedQueue, Worker};
 pub use lineage::Lineage;
 pub use record::{
     now, EnvGrant, ExecutionId, ExecutionRecord, Failure, Grants, Kind, Limits, LogLevel, LogLine,
-    Mount, NetGrant, Outcome, Progress, Status,
+    Mount, NetGrant, Outcome, Progress, StartedBy, Status,
 };
 pub use store::{
-    Backend, Digest, ListFilter, Listing, Location, Opened, Queued, Store, Unreadable,
-    LOCK_PATIENCE,
+    parse_instant, Backend, Digest, ListFilter, Listing, Location, Opened, Queued, Store,
+    Unreadable, LOCK_PATIENCE,
 };
 pub use tokens::{token_book, TokenBook, TokenEntry};
 pub use upkeep::{CheckReport, Damage, PurgeFilter, PurgeReport, Retention};

@@ -7,7 +7,7 @@
 //! What it must not touch: storage; the record keeps these fields as they
 //! always were (the stored JSON does not change).
 
-use crate::record::{ExecutionId, ExecutionRecord};
+use crate::record::{ExecutionId, ExecutionRecord, StartedBy};
 use std::time::SystemTime;
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -26,6 +26,8 @@ pub struct Lineage {
     pub created_at: Option<SystemTime>,
     /// Who runs it (`server/0`).
     pub worker: Option<String>,
+    /// Who or what started it (top-level executions).
+    pub started_by: Option<StartedBy>,
 }
 
 impl Lineage {
@@ -39,6 +41,7 @@ impl Lineage {
             rerun_of: record.rerun_of,
             created_at: Some(record.created_at),
             worker: record.worker.clone(),
+            started_by: record.started_by.clone(),
         }
     }
 
@@ -76,6 +79,7 @@ impl Lineage {
         record.task = self.task;
         record.rerun_of = self.rerun_of;
         record.worker = self.worker;
+        record.started_by = self.started_by;
     }
 }
 

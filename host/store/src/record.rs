@@ -350,6 +350,36 @@ pub struct ExecutionRecord {
     /// they always did.
     #[serde(default = "first_attempt", skip_serializing_if = "is_first_attempt")]
     pub attempt: u32,
+    /// The file what ran came from, when `action` names it otherwise (a
+    /// served workflow is `chain`, a pack's `vm.clone@1.0.0`): a workflow's
+    /// relative task actions resolve from its file's directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// Who or what started it; workflow tasks have their `parent` instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_by: Option<StartedBy>,
+}
+
+/// Who or what started an execution.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StartedBy {
+    /// A person at the command line: their user name on that machine.
+    User(String),
+    /// An API call, by the name of the token it carried.
+    Token(String),
+    /// The webhook of this name.
+    Webhook(String),
+}
+
+impl std::fmt::Display for StartedBy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartedBy::User(n) => write!(f, "user {n}"),
+            StartedBy::Token(n) => write!(f, "token {n}"),
+            StartedBy::Webhook(n) => write!(f, "webhook {n}"),
+        }
+    }
 }
 
 fn first_attempt() -> u32 {
@@ -415,6 +445,8 @@ impl ExecutionRecord {
             replay_of: None,
             rerun_of: None,
             attempt: 1,
+            source: None,
+            started_by: None,
         }
     }
 
@@ -430,6 +462,12 @@ impl ExecutionRecord {
     /// Whether the status is final (the record will not change again).
     pub fn is_finished(&self) -> bool {
         self.status.is_terminal()
+    }
+
+    /// The file it ran from: `source`, else `action` (records written
+    /// before `source` existed name the file there).
+    pub fn source_path(&self) -> &str {
+        self.source.as_deref().unwrap_or(&self.action)
     }
 
     /// Wall time from start to end, when both are known.

@@ -172,6 +172,20 @@ impl Listing {
     }
 }
 
+/// A point in time as people write one for `--since`, `--before` or the
+/// API's `since`/`until`: an age (`30d`: that long ago) or an RFC 3339 time.
+pub fn parse_instant(s: &str) -> Result<std::time::SystemTime, String> {
+    if let Ok(t) = humantime::parse_rfc3339_weak(s) {
+        return Ok(t);
+    }
+    let age = humantime::parse_duration(s).map_err(|_| {
+        format!("expected an age like 30d or 12h, or a time like 2026-11-01T00:00:00Z, got `{s}`")
+    })?;
+    Ok(std::time::SystemTime::now()
+        .checked_sub(age)
+        .unwrap_or(std::time::SystemTime::UNIX_EPOCH))
+}
+
 /// A record a scan passed over: its id (or key) and why.
 #[derive(Debug)]
 pub struct Unreadable {

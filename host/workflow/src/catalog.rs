@@ -5,7 +5,8 @@
 //! directory is named by its file stem (`vm.clone.wasm` is `vm.clone`);
 //! an action directory one level down, as `wasmflow new` and `build` lay
 //! it out, by the directory (`vm.clone/vm.clone.wasm` is `vm.clone`). A
-//! directory with nothing built yet is not an action.
+//! directory with nothing built yet is not an action. An installed pack's
+//! items are `pack.item`, recorded as `pack.item@version`.
 //!
 //! What it must not touch: loading or checking what it finds (the caller
 //! does, and says what does not load).
@@ -20,6 +21,8 @@ pub struct Found {
     pub path: PathBuf,
     /// A workflow file, not a component.
     pub workflow: bool,
+    /// How records name it: `name`, or a pack's `pack.item@version`.
+    pub recorded_as: String,
 }
 
 /// Every action and workflow in `dir`, by name (sorted by path).
@@ -33,6 +36,29 @@ pub fn discover(dir: &Path) -> std::io::Result<Vec<Found>> {
         .collect();
     files.sort();
     Ok(files.into_iter().filter_map(found).collect())
+}
+
+/// Every action and workflow of the packs installed in `packs_dir`, as
+/// `pack.item`, by name.
+pub fn installed(packs_dir: &Path) -> Vec<Found> {
+    let mut out = Vec::new();
+    for pack in wasmflow_registry::pack::installed(packs_dir) {
+        let m = &pack.manifest;
+        let items = m.actions.keys().chain(m.workflows.keys());
+        for item in items {
+            let Some(path) = pack.item(item) else {
+                continue;
+            };
+            out.push(Found {
+                name: format!("{}.{item}", m.name),
+                workflow: is_workflow_path(&path),
+                recorded_as: format!("{}.{item}@{}", m.name, m.version),
+                path,
+            });
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
 }
 
 /// The component `wasmflow build` made in the action directory `dir`
@@ -53,6 +79,7 @@ fn found(path: PathBuf) -> Option<Found> {
     }
     let name = path.file_stem()?.to_str()?.to_owned();
     Some(Found {
+        recorded_as: name.clone(),
         name,
         path,
         workflow,

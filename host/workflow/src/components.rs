@@ -6,6 +6,7 @@
 
 use crate::definition::{is_workflow_path, ActionRef};
 use std::path::{Path, PathBuf};
+use wasmflow_registry::pack::Resolved;
 use wasmflow_registry::{Auth, OciRef, Registry};
 
 /// Where `oci://` task actions and `pack.item` files come from.
@@ -20,22 +21,23 @@ pub trait Components: Send + Sync {
     async fn oci(&self, reference: &str) -> Result<(String, Vec<u8>), String>;
 
     /// The file (component or workflow) `pack.item` names, for a workflow
-    /// in `from`.
-    fn pack(&self, name: &str, from: &Path) -> Result<PathBuf, String>;
+    /// in `from`, and how records name it (`pack.item@version`).
+    fn pack(&self, name: &str, from: &Path) -> Result<Resolved, String>;
 }
 
-/// `pack.item` resolved to what it names.
+/// `pack.item` resolved to what it names, and how records name it.
 pub fn resolve_pack(
     components: &dyn Components,
     name: &str,
     from: &Path,
-) -> Result<ActionRef, String> {
-    let path = components.pack(name, from)?;
-    Ok(if is_workflow_path(&path) {
+) -> Result<(ActionRef, String), String> {
+    let Resolved { path, name } = components.pack(name, from)?;
+    let action = if is_workflow_path(&path) {
         ActionRef::Workflow(path)
     } else {
         ActionRef::Component(path)
-    })
+    };
+    Ok((action, name))
 }
 
 /// For front ends without registry access: every `oci://` and
@@ -50,7 +52,7 @@ impl Components for NoRegistry {
         ))
     }
 
-    fn pack(&self, name: &str, _from: &Path) -> Result<PathBuf, String> {
+    fn pack(&self, name: &str, _from: &Path) -> Result<Resolved, String> {
         Err(format!("{name}: this front end cannot find packs"))
     }
 }
@@ -97,7 +99,7 @@ impl Components for RegistryComponents {
         Ok((cached.pinned(&r).to_string(), cached.bytes))
     }
 
-    fn pack(&self, name: &str, from: &Path) -> Result<PathBuf, String> {
-        wasmflow_registry::pack::resolve(&self.packs, from, name).map(|found| found.path)
+    fn pack(&self, name: &str, from: &Path) -> Result<Resolved, String> {
+        wasmflow_registry::pack::resolve(&self.packs, from, name)
     }
 }

@@ -453,7 +453,7 @@ fn check_actions<'a>(
             let action_at = join(&at, "action");
             let action = match def.action_ref(task) {
                 Ok(ActionRef::Pack(name)) => match resolve_pack(components, &name, &def.dir) {
-                    Ok(a) => Ok(a),
+                    Ok((a, _)) => Ok(a),
                     Err(e) => {
                         out.push(src.problem(&action_at, e));
                         continue;

@@ -68,7 +68,8 @@ impl Runnable {
         }
     }
 
-    /// The pending record of a new execution of it, named `action`, of the
+    /// The pending record of a new execution of it, named `action` (a
+    /// workflow's file is its `source`), of the
     /// component or workflow text with `digest`: `params` applied to
     /// `input`, the result checked. Grants and limits are the caller's.
     pub fn prepare(
@@ -82,7 +83,11 @@ impl Runnable {
         let input = self.check_input(input)?;
         let mut record = match self {
             Runnable::Action(_) => ExecutionRecord::new_action(action, digest, input),
-            Runnable::Workflow(_) => ExecutionRecord::new_workflow(action, digest, input),
+            Runnable::Workflow(def) => {
+                let mut r = ExecutionRecord::new_workflow(action, digest, input);
+                r.source = Some(def.source.path.display().to_string());
+                r
+            }
         };
         record.status = Status::Pending;
         Ok(record)

@@ -9,12 +9,13 @@
 use crate::catalog::ActionDescription;
 use crate::live::LiveEvent;
 use crate::queue::{Payload, QueueView, WorkerView};
+use crate::tokens::Caller;
 use crate::wire::{
     Accepted, ActionSummary, CreateExecution, ErrorBody, ExecutionPage, GetQuery, GrantRequest,
     Health, ListQuery, ReRun, ReplayResult,
 };
 use crate::worker::App;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Extension, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -28,7 +29,7 @@ use std::sync::Arc;
 use utoipa::OpenApi;
 use wasmflow_runtime::Recording;
 use wasmflow_store::{
-    code, ExecutionId, ExecutionRecord, Failure, Grants, Kind, ListFilter, Status,
+    code, ExecutionId, ExecutionRecord, Failure, Grants, Kind, ListFilter, StartedBy, Status,
 };
 use wasmflow_workflow::grants;
 use wasmflow_workflow::model::GrantSpec;
@@ -41,7 +42,7 @@ use edge::ApiResult;
 pub use edge::{ApiError, Body};
 
 /// Every `/api/v1` call but webhooks and the OpenAPI document.
-pub async fn authenticate(State(app): State<AppState>, req: Request, next: Next) -> Response {
+pub async fn authenticate(State(app): State<AppState>, mut req: Request, next: Next) -> Response {
     let token = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -65,6 +66,8 @@ pub async fn authenticate(State(app): State<AppState>, req: Request, next: Next)
         )
         .into_response();
     }
+    // Handlers that start work record who asked.
+    req.extensions_mut().insert(caller);
     next.run(req).await
 }
 
@@ -116,13 +119,14 @@ fn bounded(app: &App, asked: Grants) -> ApiResult<Grants> {
     })
 }
 
-/// Check and queue a new execution of a catalog entry.
+/// Check and queue a new execution of a catalog entry, started `by`.
 pub async fn start(
     app: &App,
     name: &str,
     input: Value,
     params: &[String],
     grants: Option<GrantSpec>,
+    by: StartedBy,
 ) -> ApiResult<ExecutionRecord> {
     draining(app)?;
     let entry = app.catalog.get(name).ok_or_else(|| {
@@ -137,17 +141,17 @@ pub async fn start(
         (None, Runnable::Workflow(_)) => app.grants.clone(),
     };
     let grants = bounded(app, asked)?;
-    let (action, digest) = match &entry.target {
-        Runnable::Action(action) => (entry.name.clone(), action.digest.to_string()),
-        Runnable::Workflow(def) => (
-            def.source.path.display().to_string(),
-            entry.description.digest.clone(),
-        ),
-    };
+    // Named as the catalog names it; a workflow's file is its `source`.
     let mut record = entry
         .target
-        .prepare(action, digest, input, params)
+        .prepare(
+            entry.recorded_as.clone(),
+            entry.description.digest.clone(),
+            input,
+            params,
+        )
         .map_err(prepare_error)?;
+    record.started_by = Some(by);
     record.grants = grants;
     record.limits = app.limits;
     app.submit(&record, Payload::default()).await?;
@@ -164,10 +168,12 @@ pub async fn start(
     security(("bearer" = [])))]
 pub async fn create_execution(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Body(req): Body<CreateExecution>,
 ) -> ApiResult<impl IntoResponse> {
     let input = req.input.unwrap_or_else(|| Value::Object(Map::new()));
-    let record = start(&app, &req.action, input, &req.params, req.grants).await?;
+    let by = StartedBy::Token(caller.name);
+    let record = start(&app, &req.action, input, &req.params, req.grants, by).await?;
     Ok(accepted(&record))
 }
 
@@ -213,12 +219,12 @@ pub async fn list_executions(
                 .map_err(|_| bad(format!("before: `{b}` is not an execution id")))
         })
         .transpose()?;
-    // Records name workflows by path; the API filters by catalog name.
+    // Records name a pack's items with their version; the API filters by
+    // catalog name.
     let action = q.action.as_deref().filter(|s| !s.is_empty()).map(|name| {
-        match app.catalog.get(name).map(|e| &e.target) {
-            Some(Runnable::Workflow(def)) => def.source.path.display().to_string(),
-            _ => name.to_owned(),
-        }
+        app.catalog
+            .get(name)
+            .map_or_else(|| name.to_owned(), |e| e.recorded_as.clone())
     });
     let store = app.rt.store().clone();
     let listing = tokio::task::spawn_blocking(move || {
@@ -444,6 +450,7 @@ fn never_started(app: &App, record: &mut ExecutionRecord) -> ApiResult<()> {
     security(("bearer" = [])))]
 pub async fn rerun_execution(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     Body(req): Body<ReRun>,
 ) -> ApiResult<impl IntoResponse> {
@@ -461,6 +468,7 @@ pub async fn rerun_execution(
     let mut record = runnable
         .rerun(&original, req.input, &req.params, req.from.as_deref())
         .map_err(prepare_error)?;
+    record.started_by = Some(StartedBy::Token(caller.name));
     if let Some(spec) = &req.grants {
         record.grants = bounded(&app, grants::extend(&record.grants, parse_grants(spec)?))?;
     }
@@ -595,7 +603,8 @@ pub async fn webhook(
             };
             ApiError::new(status, e.to_string())
         })?;
-    let record = start(&app, &hook.action, input, &[], hook.grants.clone()).await?;
+    let by = StartedBy::Webhook(name.clone());
+    let record = start(&app, &hook.action, input, &[], hook.grants.clone(), by).await?;
     Ok(accepted(&record))
 }
 

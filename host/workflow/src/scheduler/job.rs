@@ -95,8 +95,9 @@ impl Driver {
         let action = match self.def.action_ref(&task).and_then(|a| match a {
             ActionRef::Pack(name) => {
                 resolve_pack(&*self.sched.inner.components, &name, &self.def.dir)
+                    .map(|(a, named)| (a, Some(named)))
             }
-            other => Ok(other),
+            other => Ok((other, None)),
         }) {
             Ok(a) => a,
             Err(e) => {
@@ -106,9 +107,11 @@ impl Driver {
         if let Some(o) = &self.req.observer {
             o.task_started(&self.name(), &name, item.as_ref().map(|_| slot));
         }
+        let (action, named) = action;
         let job = Job {
             sched: self.sched.clone(),
             action,
+            named,
             input,
             options: RunOptions {
                 grants,
@@ -142,6 +145,9 @@ impl Driver {
 pub(super) struct Job {
     sched: Scheduler,
     action: ActionRef,
+    /// How the task's record names what ran, when not by its file: a
+    /// pack's `pack.item@version`.
+    named: Option<String>,
     input: Value,
     options: RunOptions,
     observer: Option<Arc<dyn Observer>>,
@@ -164,10 +170,13 @@ impl Job {
         match &self.action {
             // Resolved to a component or workflow before the job starts.
             ActionRef::Component(_) | ActionRef::Oci(_) | ActionRef::Pack(_) => {
-                let action = match self.sched.load(&self.action).await {
+                let mut action = match self.sched.load(&self.action).await {
                     Ok(a) => a,
                     Err(e) => return (None, Outcome::failed(failure(code::ACTION, &e))),
                 };
+                if let Some(name) = self.named {
+                    action.reference = name;
+                }
                 match self
                     .sched
                     .runtime()
@@ -199,6 +208,7 @@ impl Job {
                     lineage: o.lineage,
                     cancel,
                     observer: self.observer,
+                    name: self.named,
                     ..Request::new(def, self.input)
                 };
                 match self.sched.run_boxed(req).await {

@@ -46,6 +46,9 @@ pub trait Observer: Send + Sync {
 #[derive(Clone)]
 pub struct Request {
     pub definition: Arc<Definition>,
+    /// How its record names it (a catalog's or pack's name); by default
+    /// the workflow file's path.
+    pub name: Option<String>,
     /// The workflow's input (checked and defaulted by the scheduler).
     pub input: Value,
     /// The operator's grants: the most any task may get.
@@ -68,6 +71,7 @@ impl Request {
     pub fn new(definition: Arc<Definition>, input: Value) -> Self {
         Self {
             definition,
+            name: None,
             input,
             grants: Grants::default(),
             limits: Limits::default(),
@@ -126,11 +130,13 @@ impl Scheduler {
         };
         let store = self.runtime().store();
         let digest = store.put_blob(def.source.text.as_bytes())?;
+        let path = def.source.path.display().to_string();
         let mut record = ExecutionRecord::new_workflow(
-            def.source.path.display().to_string(),
+            req.name.clone().unwrap_or_else(|| path.clone()),
             digest.to_string(),
             input.clone(),
         );
+        record.source = Some(path);
         req.lineage.clone().apply(&mut record);
         record.grants = req.grants.clone();
         record.limits = req.limits;
@@ -210,7 +216,7 @@ impl Scheduler {
             .get_blob_str(&record.component_digest)?
             .ok_or_else(|| WorkflowError::MissingSource(record.id.to_string()))?;
         let text = String::from_utf8_lossy(&bytes).into_owned();
-        Definition::parse(Path::new(&record.action), text).map_err(WorkflowError::Problems)
+        Definition::parse(Path::new(record.source_path()), text).map_err(WorkflowError::Problems)
     }
 
     /// A workflow execution's journal.
