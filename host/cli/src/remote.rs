@@ -105,7 +105,7 @@ async fn execution(client: &Client, command: &ExecutionCommand) -> CmdResult {
             all,
             wide,
         } => {
-            let (statuses, since) = crate::execution::list_scope(status, since.as_deref())?;
+            let (statuses, oldest) = crate::execution::list_scope(status, since.as_deref())?;
             let mut listings = Vec::new();
             for status in statuses {
                 let query = ListQuery {
@@ -113,6 +113,7 @@ async fn execution(client: &Client, command: &ExecutionCommand) -> CmdResult {
                     action: action.clone(),
                     limit: Some((*limit).clamp(1, 500)),
                     all: all.then_some(true),
+                    since: since.clone(),
                     ..ListQuery::default()
                 };
                 let (records, _) = client.list(&query).await?;
@@ -121,7 +122,7 @@ async fn execution(client: &Client, command: &ExecutionCommand) -> CmdResult {
                     unreadable: Vec::new(),
                 });
             }
-            let listing = wasmflow_store::Listing::merged(listings, *limit, since);
+            let listing = wasmflow_store::Listing::merged(listings, *limit, oldest);
             print::listing(&listing.records, *json, *wide);
         }
         ExecutionCommand::Get {

@@ -458,6 +458,7 @@ pub fn router(app: Arc<App>) -> axum::Router {
         )
         .route("/executions/{id}", get(api::get_execution))
         .route("/executions/{id}/logs", get(api::execution_logs))
+        .route("/executions/{id}/graph", get(api::execution_graph))
         .route("/executions/{id}/cancel", post(api::cancel_execution))
         .route("/executions/{id}/re-run", post(api::rerun_execution))
         .route("/executions/{id}/replay", post(api::replay_execution))

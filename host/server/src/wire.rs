@@ -79,6 +79,13 @@ pub struct ListQuery {
     /// Include the executions that ran as workflow tasks.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub all: Option<bool>,
+    /// Only executions created at or after this: an RFC 3339 time or an
+    /// age (`1h`: an hour ago).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    /// Only executions created before this (same forms as `since`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

@@ -26,6 +26,15 @@ impl ExecutionId {
         Self(id)
     }
 
+    /// The smallest id of time `t`: the ids of executions created before
+    /// `t` sort below it (a time range is an id range).
+    pub fn first_at(t: std::time::SystemTime) -> Self {
+        let ms = t
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        Self(ulid::Ulid::from_parts(ms, 0))
+    }
+
     /// Big-endian key bytes: sorting keys sorts by creation time.
     pub fn key(&self) -> [u8; 16] {
         self.0 .0.to_be_bytes()

@@ -7,8 +7,9 @@
 //! [`Scheduler`] (`scheduler/`: its API over the driver, jobs, recovery
 //! and the pure decisions), what a front end starts ([`Runnable`]) and
 //! canceling from another process ([`cancel`]), where `oci://` and
-//! `pack.item` actions come from ([`components`]), and which files of a
-//! directory are actions ([`catalog`]). It runs each task through the runtime as a child
+//! `pack.item` actions come from ([`components`]), which files of a
+//! directory are actions ([`catalog`]), and an execution's tasks as a
+//! graph ([`graph`]). It runs each task through the runtime as a child
 //! execution and must not reach into the sandbox or print anything: the
 //! CLI and the server are its front ends.
 
@@ -18,6 +19,7 @@ pub mod components;
 pub mod definition;
 pub mod expr;
 pub mod grants;
+pub mod graph;
 pub mod journal;
 pub mod model;
 pub mod runnable;

@@ -32,6 +32,7 @@ use wasmflow_store::{
     code, ExecutionId, ExecutionRecord, Failure, Grants, Kind, ListFilter, StartedBy, Status,
 };
 use wasmflow_workflow::grants;
+use wasmflow_workflow::graph::Graph;
 use wasmflow_workflow::model::GrantSpec;
 use wasmflow_workflow::{PrepareError, Runnable};
 
@@ -210,6 +211,13 @@ pub async fn list_executions(
     if !(1..=500).contains(&limit) {
         return Err(bad(format!("limit: {limit} is not within 1-500")));
     }
+    let instant = |name: &str, v: &Option<String>| {
+        v.as_deref()
+            .filter(|s| !s.is_empty())
+            .map(|t| wasmflow_store::parse_instant(t).map_err(|e| bad(format!("{name}: {e}"))))
+            .transpose()
+    };
+    let (since, until) = (instant("since", &q.since)?, instant("until", &q.until)?);
     let before = q
         .before
         .as_deref()
@@ -219,6 +227,11 @@ pub async fn list_executions(
                 .map_err(|_| bad(format!("before: `{b}` is not an execution id")))
         })
         .transpose()?;
+    // Ids sort by creation time: the end of a time range is an id.
+    let before = match (before, until.map(ExecutionId::first_at)) {
+        (Some(b), Some(u)) => Some(b.min(u)),
+        (b, u) => b.or(u),
+    };
     // Records name a pack's items with their version; the API filters by
     // catalog name.
     let action = q.action.as_deref().filter(|s| !s.is_empty()).map(|name| {
@@ -238,8 +251,14 @@ pub async fn list_executions(
     })
     .await
     .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
-    let more = listing.records.len() > limit;
-    let page: Vec<_> = listing.records.into_iter().take(limit).collect();
+    let mut records = listing.records;
+    let mut more = records.len() > limit;
+    // Newest first: the first one older than `since` ends the range.
+    if let Some(cut) = since.and_then(|t| records.iter().position(|r| r.created_at < t)) {
+        more &= cut > limit;
+        records.truncate(cut);
+    }
+    let page: Vec<_> = records.into_iter().take(limit).collect();
     let next_before = more
         .then(|| page.last().map(|r| r.id.to_string()))
         .flatten();
@@ -289,6 +308,32 @@ pub async fn get_execution(
     } else {
         view(&app, &record)
     }))
+}
+
+#[utoipa::path(get, path = "/api/v1/executions/{id}/graph", tag = "executions",
+    params(("id" = String, Path, description = "A workflow execution's id or a unique prefix")),
+    responses((status = 200, description = "The workflow's tasks (each with its state, attempts, \
+        times, latest execution and error) and transitions", body = Object),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn execution_graph(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Graph>> {
+    let record = find(&app, &id)?;
+    if record.kind != Kind::Workflow {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("{} ran an action, not a workflow: it has no graph", record.id),
+        ));
+    }
+    let def = app
+        .sched
+        .recorded_definition(&record)
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+    let children = app.rt.store().children(record.id)?;
+    Ok(Json(Graph::of(&def.workflow, &children)))
 }
 
 fn sse_event(e: &LiveEvent) -> Event {
@@ -658,7 +703,8 @@ impl utoipa::Modify for BearerAuth {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "wasmflow", description = "Run WebAssembly actions and workflows: queue, records, logs, replay."),
-    paths(create_execution, list_executions, get_execution, execution_logs, cancel_execution,
+    paths(create_execution, list_executions, get_execution, execution_graph, execution_logs,
+        cancel_execution,
         rerun_execution, replay_execution, list_actions, get_action, queue, workers, webhook, healthz,
         metrics),
     components(schemas(CreateExecution, GrantRequest, Accepted, ExecutionPage, ReRun, ReplayResult,
