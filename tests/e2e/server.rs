@@ -459,23 +459,60 @@ fn the_api_runs_lists_pages_filters_and_describes(kind: StoreKind) {
         .as_array()
         .unwrap()
         .iter()
-        .map(|t| (t["name"].as_str().unwrap(), t["state"].as_str().unwrap(), t["attempts"].as_u64().unwrap()))
+        .map(|t| {
+            (
+                t["name"].as_str().unwrap(),
+                t["state"].as_str().unwrap(),
+                t["attempts"].as_u64().unwrap(),
+            )
+        })
         .collect();
-    assert_eq!(nodes, [("first", "succeeded", 1), ("second", "succeeded", 1)], "{graph}");
+    assert_eq!(
+        nodes,
+        [("first", "succeeded", 1), ("second", "succeeded", 1)],
+        "{graph}"
+    );
     assert_eq!(graph["tasks"][1]["execution"], tree["children"][1]["id"]);
-    assert_eq!(graph["transitions"], json!([{"from": "first", "to": "second"}]));
+    assert_eq!(
+        graph["transitions"],
+        json!([{"from": "first", "to": "second"}])
+    );
     assert_eq!(graph["start"], json!(["first"]));
-    let (status, v) = srv.call("GET", &format!("/api/v1/executions/{}/graph", ids[0]), Some(&srv.token), None);
+    let (status, v) = srv.call(
+        "GET",
+        &format!("/api/v1/executions/{}/graph", ids[0]),
+        Some(&srv.token),
+        None,
+    );
     assert_eq!(status, 422, "an action has no graph: {v}");
     // A time range: ages or RFC 3339 times, checked.
-    let count = |q: &str| srv.get(&format!("/api/v1/executions?limit=100&{q}"))["executions"].as_array().unwrap().len();
+    let count = |q: &str| {
+        srv.get(&format!("/api/v1/executions?limit=100&{q}"))["executions"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
     assert_eq!(count("since=1h"), 6);
     assert_eq!(count("since=2999-01-01T00:00:00Z"), 0);
     assert_eq!(count("until=2000-01-01T00:00:00Z"), 0);
     assert_eq!(count("until=2999-01-01T00:00:00Z&since=1h"), 6);
-    let (status, v) = srv.call("GET", "/api/v1/executions?since=yesterday-ish", Some(&srv.token), None);
+    // Several statuses at once.
+    assert_eq!(count("status=failed,succeeded"), 6);
+    assert_eq!(count("status=failed,canceled"), 0);
+    let (status, v) = srv.call(
+        "GET",
+        "/api/v1/executions?since=yesterday-ish",
+        Some(&srv.token),
+        None,
+    );
     assert_eq!(status, 422, "{v}");
-    assert!(v["error"].as_str().unwrap().starts_with("since: expected an age"), "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("since: expected an age"),
+        "{v}"
+    );
     let by_name = srv.get("/api/v1/executions?action=chain");
     assert_eq!(by_name["executions"][0]["id"], wf.as_str());
     // Re-run from a task: what ran before it is reused, the rest runs live.

@@ -63,7 +63,8 @@ pub struct Accepted {
 #[derive(Debug, Default, Serialize, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
-    /// pending, running, succeeded, failed, timed_out or canceled.
+    /// pending, running, succeeded, failed, timed_out or canceled; several
+    /// separated by commas (`failed,timed_out`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
     /// Only executions of this action or workflow (its catalog name).

@@ -1,16 +1,16 @@
 //! A workflow execution as a graph: the tasks and transitions of the
-//! workflow it ran (from the copy kept in the store), each task with what
-//! its executions say so far. The web UI draws it; `execution get --tree`
-//! lists the same executions without the shape.
+//! workflow it ran (from the copy kept in the store), each task with the
+//! state its journal gives it and the times its executions' records
+//! give. The web UI draws it; `execution get --tree` lists the same
+//! executions without the shape.
 //!
-//! What it must not touch: layout and drawing (the front end's), the
-//! journal (the task records say what a viewer needs: status, attempts,
-//! times, errors).
+//! What it must not touch: layout and drawing (the front end's).
 
+use crate::journal::{State, TaskRun};
 use crate::model::Workflow;
 use serde::Serialize;
 use std::time::SystemTime;
-use wasmflow_store::{ExecutionId, ExecutionRecord, Failure, Status};
+use wasmflow_store::{ExecutionId, ExecutionRecord, Failure};
 
 /// A workflow execution's tasks and transitions.
 #[derive(Clone, Debug, Serialize)]
@@ -22,22 +22,24 @@ pub struct Graph {
     pub start: Vec<String>,
 }
 
-/// One task and what its executions say.
+/// One task and what its runs say.
 #[derive(Clone, Debug, Serialize)]
 pub struct TaskNode {
     pub name: String,
     /// The task's `action` as the workflow writes it.
     pub action: String,
-    /// The task's state: a record's status, or `not_run` when nothing ran
-    /// for it (yet, or because no transition led there). A task over
-    /// items is failed if an item's last attempt failed, running while
-    /// one runs.
+    /// How its last run ended (`succeeded`, `failed`, ...), `running`
+    /// while an attempt runs, `pending` while one waits (to start, or to
+    /// retry), or `not_run` when no transition has led to it.
     pub state: String,
-    /// Executions started for it: retries and items each count.
+    /// Attempts started, over all its runs and items.
     pub attempts: u32,
-    /// Items, for a task over `with-items`.
+    /// Items of its last run, for a task over `with-items`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub items: Option<usize>,
+    /// Its last run took an earlier execution's result (`re-run --from`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reused_from: Option<ExecutionId>,
     /// Its latest execution (the one a click opens).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub execution: Option<ExecutionId>,
@@ -45,7 +47,8 @@ pub struct TaskNode {
     pub started_at: Option<SystemTime>,
     #[serde(skip_serializing_if = "Option::is_none", with = "time_opt")]
     pub ended_at: Option<SystemTime>,
-    /// Why its latest failed execution failed.
+    /// Why its last run failed (also when it failed before any execution
+    /// started: a grant denied, an input that did not render).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<Failure>,
 }
@@ -61,18 +64,15 @@ pub struct Edge {
 }
 
 impl Graph {
-    /// `workflow` with the state its task executions (`children`, the
-    /// workflow execution's direct children) give it.
-    pub fn of(workflow: &Workflow, children: &[ExecutionRecord]) -> Self {
+    /// `workflow` in the `state` its journal folds to, with the times of
+    /// its task executions (`children`, the execution's direct children).
+    pub fn of(workflow: &Workflow, state: &State, children: &[ExecutionRecord]) -> Self {
         let tasks = workflow
             .tasks
             .iter()
             .map(|(name, task)| {
-                let mine: Vec<&ExecutionRecord> = children
-                    .iter()
-                    .filter(|c| c.task.as_deref().is_some_and(|t| task_of(t) == name))
-                    .collect();
-                node(name, &task.action, &mine, task.with_items.is_some())
+                let runs: Vec<&TaskRun> = state.runs.iter().filter(|r| r.name == *name).collect();
+                node(name, &task.action, &runs, children)
             })
             .collect();
         let transitions = workflow
@@ -100,50 +100,40 @@ impl Graph {
     }
 }
 
-/// `name` of a child's `task` field (`name`, or `name[i]` for an item).
-fn task_of(task: &str) -> &str {
-    task.split_once('[').map_or(task, |(name, _)| name)
-}
-
-fn node(name: &str, action: &str, runs: &[&ExecutionRecord], over_items: bool) -> TaskNode {
-    // The last attempt of each slot (an item, or the task itself) decides.
-    let mut last: Vec<&ExecutionRecord> = Vec::new();
-    for r in runs {
-        match last.iter_mut().find(|l| l.task == r.task) {
-            Some(l) if (l.attempt, l.id) < (r.attempt, r.id) => *l = r,
-            Some(_) => {}
-            None => last.push(r),
-        }
-    }
-    let state = if last.is_empty() {
-        "not_run".to_owned()
-    } else if let Some(r) = last.iter().find(|r| !r.is_finished()) {
-        r.status.to_string()
-    } else {
-        last.iter()
-            .map(|r| r.status)
-            .find(|s| *s != Status::Succeeded)
-            .unwrap_or(Status::Succeeded)
-            .to_string()
+fn node(name: &str, action: &str, runs: &[&TaskRun], children: &[ExecutionRecord]) -> TaskNode {
+    let slots = || runs.iter().flat_map(|r| r.slots.iter());
+    let last = runs.last();
+    let state = match last {
+        None => "not_run".to_owned(),
+        Some(r) => match &r.completed {
+            Some(o) => o.status.to_string(),
+            None if r.slots.iter().any(|s| s.is_running()) => "running".to_owned(),
+            None => "pending".to_owned(),
+        },
     };
-    let latest = runs.iter().max_by_key(|r| r.id);
-    let error = runs
-        .iter()
-        .filter(|r| r.error.is_some())
-        .max_by_key(|r| r.id)
-        .filter(|_| state != "succeeded")
-        .and_then(|r| r.error.clone());
+    let error = last.and_then(|r| match &r.completed {
+        Some(o) => o.error.clone(),
+        None => None,
+    });
+    let ids: Vec<ExecutionId> = slots().filter_map(|s| s.child).collect();
+    let records: Vec<&ExecutionRecord> = children.iter().filter(|c| ids.contains(&c.id)).collect();
+    let running = state == "running" || state == "pending";
     TaskNode {
         name: name.to_owned(),
         action: action.to_owned(),
         state,
-        attempts: runs.len() as u32,
-        items: over_items.then_some(last.len()),
-        execution: latest.map(|r| r.id),
-        started_at: runs.iter().filter_map(|r| r.started_at).min(),
-        ended_at: match last.iter().all(|r| r.is_finished()) {
-            true => runs.iter().filter_map(|r| r.ended_at).max(),
-            false => None,
+        // A slot that failed before its first attempt started (a grant
+        // denied) still counts as one.
+        attempts: slots()
+            .map(|s| s.attempt.max(u32::from(s.outcome.is_some())))
+            .sum(),
+        items: last.and_then(|r| r.items.as_ref().map(Vec::len)),
+        reused_from: last.and_then(|r| r.reused_from),
+        execution: ids.iter().max().copied(),
+        started_at: records.iter().filter_map(|r| r.started_at).min(),
+        ended_at: match running {
+            true => None,
+            false => records.iter().filter_map(|r| r.ended_at).max(),
         },
         error,
     }
@@ -165,45 +155,101 @@ mod time_opt {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::journal::Entry;
     use crate::Definition;
     use serde_json::json;
     use std::path::Path;
-    use wasmflow_store::{code, Lineage, Outcome};
+    use wasmflow_store::{code, Status};
 
     const FLOW: &str = "version: 1\ntasks:\n  a:\n    action: a.wasm\n    next: [{ do: [b, c] }, { when: '{{ failed }}', do: d }]\n  b: { action: b.wasm, with-items: [1, 2] }\n  c: { action: c.wasm }\n  d: { action: d.wasm }\n";
 
-    fn child(parent: &ExecutionRecord, task: &str, attempt: u32, status: Status) -> ExecutionRecord {
-        let mut r = ExecutionRecord::new_action(format!("{task}.wasm"), "sha256:00".into(), json!({}));
-        Lineage::child_of(parent, ExecutionId::new(), task.into()).apply(&mut r);
-        r.attempt = attempt;
-        r.started_at = Some(r.created_at);
-        match status {
-            Status::Running => r.status = status,
-            Status::Succeeded => r.end(Outcome::succeeded(None)),
-            s => r.fail(s, Failure::new(code::ACTION, format!("{task} broke"))),
+    fn settle(
+        run: usize,
+        slot: usize,
+        child: Option<ExecutionId>,
+        status: Status,
+        retry: bool,
+    ) -> Entry {
+        Entry::Settle {
+            run,
+            slot,
+            child,
+            status,
+            result: None,
+            error: (status != Status::Succeeded)
+                .then(|| Failure::new(code::ACTION, format!("run {run} slot {slot} broke"))),
+            retry,
         }
-        r
+    }
+
+    fn dispatch(run: usize, slot: usize, attempt: u32, child: ExecutionId) -> Entry {
+        Entry::Dispatch {
+            run,
+            slot,
+            attempt,
+            child,
+            input: json!({}),
+        }
+    }
+
+    fn complete(run: usize, status: Status, next: &[&str]) -> Entry {
+        Entry::Complete {
+            run,
+            status,
+            result: None,
+            error: (status != Status::Succeeded)
+                .then(|| Failure::new(code::ACTION, "an item broke")),
+            publish: Default::default(),
+            next: next.iter().map(|s| s.to_string()).collect(),
+            reused_from: None,
+        }
     }
 
     #[test]
-    fn tasks_take_the_state_of_their_last_attempts_and_edges_keep_their_condition() {
+    fn tasks_take_their_state_from_the_journal_and_edges_keep_their_condition() {
         let def = Definition::parse(Path::new("f.yaml"), FLOW.into()).unwrap();
-        let wf = ExecutionRecord::new_workflow("f".into(), "sha256:01".into(), json!({}));
-        let children = vec![
-            child(&wf, "a", 1, Status::Failed),
-            child(&wf, "a", 2, Status::Succeeded),
-            child(&wf, "b[0]", 1, Status::Succeeded),
-            child(&wf, "b[1]", 1, Status::Failed),
-            child(&wf, "c", 1, Status::Running),
+        let wf = &def.workflow;
+        let ids: Vec<ExecutionId> = (0..5).map(|_| ExecutionId::new()).collect();
+        let mut timed = ExecutionRecord::new_action("a.wasm".into(), "sha256:00".into(), json!({}));
+        timed.id = ids[1];
+        timed.started_at = Some(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(7));
+        timed.ended_at = Some(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(9));
+        let entries = [
+            Entry::Begin {
+                input: json!({}),
+                ctx: Default::default(),
+            },
+            // a: failed once, retried, succeeded; b and c start.
+            dispatch(0, 0, 1, ids[0]),
+            settle(0, 0, Some(ids[0]), Status::Failed, true),
+            dispatch(0, 0, 2, ids[1]),
+            settle(0, 0, Some(ids[1]), Status::Succeeded, false),
+            complete(0, Status::Succeeded, &["b", "c"]),
+            // b over two items: one fails.
+            Entry::Items {
+                run: 1,
+                items: vec![json!(1), json!(2)],
+            },
+            dispatch(1, 0, 1, ids[2]),
+            dispatch(1, 1, 1, ids[3]),
+            settle(1, 0, Some(ids[2]), Status::Succeeded, false),
+            settle(1, 1, Some(ids[3]), Status::Failed, false),
+            complete(1, Status::Failed, &[]),
+            // c runs.
+            dispatch(2, 0, 1, ids[4]),
         ];
-        let g = Graph::of(&def.workflow, &children);
-        let state: Vec<(&str, &str, u32)> = g
+        let mut state = State::default();
+        for e in &entries {
+            state.apply(wf, e);
+        }
+        let g = Graph::of(wf, &state, &[timed]);
+        let got: Vec<(&str, &str, u32)> = g
             .tasks
             .iter()
             .map(|t| (t.name.as_str(), t.state.as_str(), t.attempts))
             .collect();
         assert_eq!(
-            state,
+            got,
             [
                 ("a", "succeeded", 2),
                 ("b", "failed", 2),
@@ -211,20 +257,35 @@ mod tests {
                 ("d", "not_run", 0)
             ]
         );
-        // A retried success shows no error; an item's failure does.
         assert!(g.tasks[0].error.is_none());
-        assert_eq!(g.tasks[1].error.as_ref().unwrap().message, "b[1] broke");
+        assert_eq!(g.tasks[1].error.as_ref().unwrap().message, "an item broke");
         assert_eq!(g.tasks[1].items, Some(2));
-        assert_eq!(g.tasks[0].execution, Some(children[1].id));
+        assert_eq!(g.tasks[0].execution, Some(ids[1]));
+        assert_eq!(
+            g.tasks[0].started_at,
+            Some(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(7))
+        );
         assert!(g.tasks[2].ended_at.is_none());
         assert!(g.tasks[3].execution.is_none());
         assert_eq!(g.start, ["a"]);
         assert_eq!(
             g.transitions,
             [
-                Edge { from: "a".into(), to: "b".into(), when: None },
-                Edge { from: "a".into(), to: "c".into(), when: None },
-                Edge { from: "a".into(), to: "d".into(), when: Some("{{ failed }}".into()) },
+                Edge {
+                    from: "a".into(),
+                    to: "b".into(),
+                    when: None
+                },
+                Edge {
+                    from: "a".into(),
+                    to: "c".into(),
+                    when: None
+                },
+                Edge {
+                    from: "a".into(),
+                    to: "d".into(),
+                    when: Some("{{ failed }}".into())
+                },
             ]
         );
     }

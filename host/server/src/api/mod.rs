@@ -29,7 +29,8 @@ use std::sync::Arc;
 use utoipa::OpenApi;
 use wasmflow_runtime::Recording;
 use wasmflow_store::{
-    code, ExecutionId, ExecutionRecord, Failure, Grants, Kind, ListFilter, StartedBy, Status,
+    code, ExecutionId, ExecutionRecord, Failure, Grants, Kind, ListFilter, Listing, StartedBy,
+    Status,
 };
 use wasmflow_workflow::grants;
 use wasmflow_workflow::graph::Graph;
@@ -201,12 +202,23 @@ pub async fn list_executions(
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<ExecutionPage>> {
     let bad = |m: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, m);
-    let status = q
+    // Several statuses: one indexed scan each, merged newest first.
+    let mut statuses = q
         .status
         .as_deref()
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(|s| s.parse::<Status>().map_err(|e| bad(format!("status: {e}"))))
-        .transpose()?;
+        .map(|s| {
+            s.parse::<Status>()
+                .map(Some)
+                .map_err(|e| bad(format!("status: {e}")))
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
+    if statuses.is_empty() {
+        statuses.push(None);
+    }
     let limit = q.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
         return Err(bad(format!("limit: {limit} is not within 1-500")));
@@ -241,13 +253,19 @@ pub async fn list_executions(
     });
     let store = app.rt.store().clone();
     let listing = tokio::task::spawn_blocking(move || {
-        store.scan(&ListFilter {
-            status,
-            limit: limit + 1,
-            children: q.all.unwrap_or(false),
-            before,
-            action,
-        })
+        let listings = statuses
+            .into_iter()
+            .map(|status| {
+                store.scan(&ListFilter {
+                    status,
+                    limit: limit + 1,
+                    children: q.all.unwrap_or(false),
+                    before,
+                    action: action.clone(),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok::<_, wasmflow_store::StoreError>(Listing::merged(listings, limit + 1, None))
     })
     .await
     .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
@@ -325,15 +343,26 @@ pub async fn execution_graph(
     if record.kind != Kind::Workflow {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            format!("{} ran an action, not a workflow: it has no graph", record.id),
+            format!(
+                "{} ran an action, not a workflow: it has no graph",
+                record.id
+            ),
         ));
     }
     let def = app
         .sched
         .recorded_definition(&record)
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+    let mut state = wasmflow_workflow::journal::State::default();
+    for entry in app
+        .sched
+        .journal(record.id)
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?
+    {
+        state.apply(&def.workflow, &entry);
+    }
     let children = app.rt.store().children(record.id)?;
-    Ok(Json(Graph::of(&def.workflow, &children)))
+    Ok(Json(Graph::of(&def.workflow, &state, &children)))
 }
 
 fn sse_event(e: &LiveEvent) -> Event {
