@@ -1,7 +1,9 @@
 // Drives the web UI in Debian's headless Chromium (playwright-core, no
-// browser download): sign in, open a workflow execution from the table,
-// re-run it through the form with one edited parameter, watch the new
-// execution finish live, open its task tree, and save screenshots.
+// browser download): sign in (a wrong token first), filter the executions,
+// open a workflow execution and its graph, re-run it through the form
+// (a grant beyond the server's refused, then one edited parameter), watch
+// the new execution finish live, open a task from the graph, run an action
+// from the Actions page, and save screenshots.
 //
 // usage: node tests/browser/ui.mjs URL TOKEN EXECUTION_ID OUT_DIR
 // Prints the new execution's id on success; exits 1 with a reason otherwise.
@@ -23,11 +25,11 @@ try {
   const page = await browser.newPage({ viewport: { width: 1366, height: 768 } });
   page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
   // The browser logs a refused request as an error: expected only while
-  // the wrong token is tried.
+  // the wrong token, or a grant beyond the server's, is tried.
   let refusalExpected = false;
   page.on("console", (m) => {
     if (m.type() !== "error") return;
-    if (refusalExpected && m.text().includes("status of 401")) return;
+    if (refusalExpected && /status of 40[13]/.test(m.text())) return;
     problems.push(`console: ${m.text()}`);
   });
   page.setDefaultTimeout(30000);
@@ -63,13 +65,51 @@ try {
   if ((await rows.count()) !== 1) throw new Error(`search: ${await rows.count()} rows`);
   await page.locator("#search").fill("");
   if ((await rows.count()) < 2) throw new Error(`search cleared: ${await rows.count()} rows`);
+  // Several statuses, then a time range; each in the address.
+  const filtered = (q) => page.locator(`table#executions[data-filters="${q}"]`).waitFor();
+  await page.locator("#status-succeeded").check();
+  await filtered("status=succeeded");
+  await page.locator("#status-failed").check();
+  await filtered("status=succeeded%2Cfailed");
+  const shown = await page.locator("table#executions tbody td:nth-child(3)").allTextContents();
+  if (!shown.length || shown.some((t) => !["succeeded", "failed"].includes(t))) throw new Error(`statuses: ${shown}`);
+  await page.locator("#status-succeeded").uncheck();
+  await filtered("status=failed");
+  if ((await rows.count()) !== 0) throw new Error(`failed: ${await rows.count()} rows`);
+  await page.locator("#status-failed").uncheck();
+  await filtered("");
+  await page.locator("#since-filter").selectOption("1h");
+  await filtered("since=1h");
+  await link.waitFor();
   await page.screenshot({ path: `${outDir}/executions.png`, fullPage: true });
+  await page.locator("#since-filter").selectOption("");
+  await filtered("");
   await link.focus();
   await page.keyboard.press("Enter");
 
   // The execution page: input, result, tree, and the re-run form built
   // from the workflow's input schema, filled with the recorded input.
   await page.locator("#rerun").waitFor();
+  // Its graph: each task with its state and a link to its execution, the
+  // transition between them; and who started it.
+  const node = (t) => page.locator(`#graph g.node[data-task="${t}"]`);
+  for (const t of ["first", "second"]) {
+    const cls = await node(t).getAttribute("class");
+    if (!cls.includes("state-succeeded")) throw new Error(`graph node ${t}: ${cls}`);
+  }
+  if ((await page.locator("#graph g.edge").count()) !== 1) throw new Error("graph: not one transition");
+  const firstRow = await page.locator('#tasks tr[data-task="first"]').textContent();
+  if (!firstRow.includes("succeeded")) throw new Error(`task table: ${firstRow}`);
+  if (!(await page.locator("#fields").textContent()).includes("token ci")) throw new Error("no `started by`");
+  await page.screenshot({ path: `${outDir}/execution-graph.png`, fullPage: true });
+  // A grant beyond the server's is refused, and the form says why.
+  refusalExpected = true;
+  await page.locator("#rerun-grants summary").click();
+  await page.locator("#rerun-grant-exec").fill("rm");
+  await page.getByRole("button", { name: "Re-run" }).click();
+  await page.locator("#rerun-error").filter({ hasText: "beyond what this server allows" }).waitFor();
+  refusalExpected = false;
+  await page.locator("#rerun-grant-exec").fill("");
   const start = page.locator("#field-start");
   if ((await start.inputValue()) !== "1") throw new Error(`start is pre-filled with ${await start.inputValue()}`);
   const dir = await page.locator("#field-dir").inputValue();
@@ -95,7 +135,10 @@ try {
     if (!treeText.includes(want)) throw new Error(`tree lacks ${want}: ${treeText}`);
   }
   await page.screenshot({ path: `${outDir}/execution-tree.png`, fullPage: true });
-  await tree.getByRole("link", { name: "second" }).click();
+  // A task opens from the graph.
+  await page.locator('#graph g.node[data-task="second"].state-succeeded').waitFor();
+  await page.locator('#graph a[aria-label^="second"]').click();
+  await page.locator("#fields").filter({ hasText: "second" }).waitFor();
   await page.locator("#result").filter({ hasText: "22" }).waitFor();
 
   // Actions and queue pages.
@@ -103,7 +146,25 @@ try {
   await page.locator("#action-chain").waitFor();
   const chain = await page.locator("#action-chain").textContent();
   if (!chain.includes("workflow chain(dir: string")) throw new Error(`actions page: ${chain}`);
+  // Each action lists its recent executions.
+  await page.locator("#recent-chain a.exec-link").first().waitFor();
+  if ((await page.locator("#recent-chain a.exec-link").count()) < 2) throw new Error("chain's recent executions");
+  // Run one from its form (generated from its JSON Schema).
+  await page.locator("#run-add summary").click();
+  await page.locator("#run-add-field-a").fill("2");
+  await page.locator("#run-add-field-b").fill("3");
+  await page.locator("#run-add-grants summary").click();
+  await page.locator("#run-add-grant-exec").waitFor({ state: "visible" });
   await page.screenshot({ path: `${outDir}/actions.png`, fullPage: true });
+  await page.locator("#run-add").getByRole("button", { name: "Run", exact: true }).click();
+  await page.waitForFunction(() => location.hash.startsWith("#/executions/"));
+  await page.locator("#status .status-succeeded").waitFor({ timeout: 60000 });
+  await page.locator("#result").filter({ hasText: "5" }).waitFor();
+  const ran = JSON.parse(await page.locator("#input").textContent());
+  if (ran.a !== 2 || ran.b !== 3) throw new Error(`run form input: ${JSON.stringify(ran)}`);
+  if (!(await page.locator("#fields").textContent()).includes("token ci")) throw new Error("run: no `started by`");
+  await page.getByRole("link", { name: "Actions" }).click();
+  await page.locator("#action-chain").waitFor();
   await page.getByRole("link", { name: "Queue" }).click();
   await page.getByText("Running (").waitFor();
   // The worker processes: on this (embedded) store, the server itself.

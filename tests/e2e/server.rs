@@ -1015,6 +1015,7 @@ fn the_web_ui_reruns_with_an_edited_parameter_in_chromium() {
         "sign-in-refused.png",
         "executions.png",
         "execution-tree.png",
+        "execution-graph.png",
         "actions.png",
         "executions-phone.png",
     ] {

@@ -1,5 +1,7 @@
-// wasmflow web UI: executions, one execution (input, output, logs, task
-// tree, re-run form), actions, queue. Plain DOM, no build step, no CDN.
+// wasmflow web UI: executions, one execution (input, output, logs, the
+// workflow graph, task tree, re-run form), actions (each with a run form
+// and its recent executions), queue. Plain DOM and SVG, no build step, no
+// CDN.
 "use strict";
 
 const main = document.getElementById("main");
@@ -145,24 +147,34 @@ function signIn() {
 
 // ---- executions --------------------------------------------------------------
 
+const STATUSES = ["pending", "running", "succeeded", "failed", "timed_out", "canceled"];
+const RANGES = [["", "any time"], ["1h", "last hour"], ["24h", "last day"], ["7d", "last week"], ["30d", "last 30 days"]];
+
 async function executionsPage(params) {
   setNav("executions");
-  const status = params.get("status") || "";
+  const statuses = (params.get("status") || "").split(",").filter(Boolean);
   const action = params.get("action") || "";
+  const since = params.get("since") || "";
   // Filters live in the address, so a filtered list can be shared.
   const refilter = () => {
     const q = new URLSearchParams();
-    if (select.value) q.set("status", select.value);
+    const checked = boxes.filter((b) => b.checked).map((b) => b.value);
+    if (checked.length) q.set("status", checked.join(","));
     if (actionSelect.value) q.set("action", actionSelect.value);
+    if (range.value) q.set("since", range.value);
     location.hash = q.toString() ? `#/executions?${q}` : "#/executions";
   };
-  const select = el("select", { id: "status-filter", onchange: refilter },
-    ["", "pending", "running", "succeeded", "failed", "timed_out", "canceled"].map(
-      (s) => el("option", { value: s, selected: s === status }, s || "any")));
+  const boxes = STATUSES.map((s) => el("input", { type: "checkbox", name: "status", value: s,
+    id: `status-${s}`, checked: statuses.includes(s), onchange: refilter }));
+  const statusFilter = el("fieldset", { id: "status-filter", class: "checks" },
+    el("legend", {}, "Status"),
+    STATUSES.map((s, i) => el("label", { for: `status-${s}` }, boxes[i], ` ${s}`)));
   const names = (await api("/actions")).map((a) => a.name);
   if (action && !names.includes(action)) names.push(action);
   const actionSelect = el("select", { id: "action-filter", onchange: refilter },
     ["", ...names].map((n) => el("option", { value: n, selected: n === action }, n || "any")));
+  const range = el("select", { id: "since-filter", onchange: refilter },
+    RANGES.map(([v, label]) => el("option", { value: v, selected: v === since }, label)));
   // Narrows the rows shown, by id or action, as it is typed.
   const search = el("input", { type: "search", id: "search", placeholder: "id or action",
     oninput: () => narrow() });
@@ -170,18 +182,20 @@ async function executionsPage(params) {
   const more = el("p");
   show(el("h1", {}, "Executions"),
     el("div", { class: "toolbar" },
-      el("div", {}, el("label", { for: "status-filter" }, "Status"), select),
+      statusFilter,
       el("div", {}, el("label", { for: "action-filter" }, "Action"), actionSelect),
+      el("div", {}, el("label", { for: "since-filter" }, "Created"), range),
       el("div", {}, el("label", { for: "search" }, "Search"), search)),
-    el("table", { id: "executions" },
+    el("table", { id: "executions", "data-filters": params.toString() },
       el("thead", {}, el("tr", {}, ["Id", "Action", "Status", "Created", "Took", "Error"].map((h) => el("th", { scope: "col" }, h)))),
       tbody),
     more);
   let before = null;
   function query(extra = {}) {
     const q = new URLSearchParams({ limit: "50", ...extra });
-    if (status) q.set("status", status);
+    if (statuses.length) q.set("status", statuses.join(","));
     if (action) q.set("action", action);
+    if (since) q.set("since", since);
     return q;
   }
   async function load() {
@@ -225,7 +239,21 @@ function treeList(node) {
   return el("ul", {}, el("li", {},
     el("a", { href: `#/executions/${node.id}` }, label), " ", statusBadge(node.status),
     el("span", { class: "hint" }, ` ${took(node)}`),
+    node.attempt > 1 ? el("span", { class: "hint" }, ` attempt ${node.attempt}`) : null,
+    node.error ? el("div", { class: "error" }, `[${node.error.code}] ${node.error.message}`) : null,
     (node.children || []).length ? (node.children || []).map(treeList) : null));
+}
+
+// Every log line of a tree's tasks, each with the task it came from.
+function taskLogs(node, prefix = "") {
+  const here = prefix ? (node.logs || []).map((l) => `${prefix}: [${l.level}] ${l.message}\n`) : [];
+  return here.concat(...(node.children || []).map((c) => taskLogs(c, prefix ? `${prefix}/${c.task}` : c.task)));
+}
+
+function whoStarted(by) {
+  if (!by) return null;
+  const [kind, name] = Object.entries(by)[0];
+  return `${kind} ${name}`;
 }
 
 async function executionPage(id) {
@@ -234,29 +262,39 @@ async function executionPage(id) {
   const controller = new AbortController();
   const logs = el("pre", { id: "logs", class: "logs", "aria-live": "polite" });
   const statusEl = el("span", { id: "status" }, statusBadge(r.status));
-  const fields = el("dl");
+  const fields = el("dl", { id: "fields" });
   const io = el("div", { class: "grid" });
+  const graph = el("section", { id: "graph-section", "aria-labelledby": "graph-h" });
   const tree = el("section", { id: "tree", class: "tree", "aria-labelledby": "tree-h" });
   const actions = el("p");
   const rerun = el("section", { "aria-labelledby": "rerun-h" });
 
   function renderRecord() {
     fill(statusEl, statusBadge(r.status));
-    fill(fields, 
-      el("dt", {}, "Action"), el("dd", {}, nameOf(r), r.name && r.name !== r.action ? el("span", { class: "hint" }, ` (${r.action})`) : null),
-      el("dt", {}, "Kind"), el("dd", {}, r.kind),
-      el("dt", {}, "Created"), el("dd", {}, when(r.created_at)),
-      el("dt", {}, "Took"), el("dd", {}, took(r)),
-      r.rerun_of ? [el("dt", {}, "Re-run of"), el("dd", {}, el("a", { href: `#/executions/${r.rerun_of}` }, r.rerun_of))] : null,
-      r.replay_of ? [el("dt", {}, "Replay of"), el("dd", {}, el("a", { href: `#/executions/${r.replay_of}` }, r.replay_of))] : null,
-      r.parent ? [el("dt", {}, "Parent"), el("dd", {}, el("a", { href: `#/executions/${r.parent}` }, r.parent))] : null,
-      el("dt", {}, "Grants"), el("dd", {}, el("code", {}, JSON.stringify(r.grants))));
-    fill(io, 
+    const row = (k, v) => v === null || v === undefined || v === "" ? null : [el("dt", {}, k), el("dd", {}, v)];
+    const link = (x) => x ? el("a", { href: `#/executions/${x}` }, x) : null;
+    fill(fields,
+      row("Action", [nameOf(r), r.name && r.name !== r.action ? el("span", { class: "hint" }, ` (${r.action})`) : null]),
+      r.source && r.source !== r.action ? row("Source", el("code", {}, r.source)) : null,
+      row("Kind", r.kind),
+      row("Started by", whoStarted(r.started_by)),
+      row("Task", r.task),
+      row("Attempt", r.attempt > 1 ? String(r.attempt) : null),
+      row("Created", when(r.created_at)),
+      row("Started", r.started_at ? when(r.started_at) : null),
+      row("Ended", r.ended_at ? when(r.ended_at) : null),
+      row("Took", took(r)),
+      row("Worker", r.worker),
+      row("Re-run of", link(r.rerun_of)),
+      row("Replay of", link(r.replay_of)),
+      row("Parent", link(r.parent)),
+      row("Grants", el("code", {}, JSON.stringify(r.grants))));
+    fill(io,
       el("div", {}, el("h2", {}, "Input"), el("pre", { id: "input" }, pretty(r.input))),
       el("div", {}, el("h2", {}, "Result"), el("pre", { id: "result" }, pretty(r.result))),
       r.error ? el("div", {}, el("h2", {}, "Error"), el("pre", { id: "error", class: "error" }, pretty(r.error))) : null);
     const done = !["pending", "running"].includes(r.status);
-    fill(actions, 
+    fill(actions,
       done ? null : el("button", { type: "button", id: "cancel", onclick: async () => {
         try { await api(`/executions/${r.id}/cancel`, { method: "POST" }); toast("cancel requested"); }
         catch (e) { toast(e.message); } } }, "Cancel"),
@@ -264,34 +302,37 @@ async function executionPage(id) {
         try { const rep = await api(`/executions/${r.id}/replay`, { method: "POST" }); toast(rep.verdict);
           location.hash = `#/executions/${rep.record.id}`; }
         catch (e) { toast(e.message); } } }, "Replay") : null);
-    if (done) {
+    if (done && r.kind !== "workflow") {
       const lines = (r.logs || []).map(logLine);
-      fill(logs, lines.length ? lines : (r.kind === "workflow" ? "(a workflow's log lines are its tasks')" : "(no log lines)"));
+      fill(logs, lines.length ? lines : "(no log lines)");
     }
   }
 
   function logLine(l) { return `[${l.level}] ${l.message}\n`; }
 
-  async function renderTree() {
-    if (r.kind !== "workflow") { fill(tree); return; }
-    const t = await api(`/executions/${r.id}?tree=true`);
-    fill(tree, el("h2", { id: "tree-h" }, "Tasks"), treeList(t));
+  async function renderTasks() {
+    if (r.kind !== "workflow") { fill(tree); fill(graph); return; }
+    const [t, g] = await Promise.all([api(`/executions/${r.id}?tree=true`), api(`/executions/${r.id}/graph`)]);
+    fill(graph, el("h2", { id: "graph-h" }, "Graph"), drawGraph(g), taskTable(g));
+    fill(tree, el("h2", { id: "tree-h" }, "Task executions"), treeList(t));
+    // A workflow's log lines are its tasks'.
+    const lines = taskLogs(t);
+    fill(logs, lines.length ? lines : "(no log lines yet)");
   }
 
   show(el("h1", {}, "Execution ", el("code", {}, r.id), " ", statusEl), fields, actions, io,
-    tree, el("h2", {}, "Logs"), logs, rerun);
+    graph, tree, el("h2", {}, "Logs"), logs, rerun);
   renderRecord();
-  await renderTree();
+  await renderTasks();
   await rerunForm(r, rerun);
 
   let timer = null;
   if (["pending", "running"].includes(r.status)) {
-    if (r.kind === "workflow") timer = setInterval(() => renderTree().catch(() => {}), 1000);
+    if (r.kind === "workflow") timer = setInterval(() => renderTasks().catch(() => {}), 1000);
     follow(r.id, (event, data) => {
-      if (event === "log") logs.append(logLine(data));
-      else if (event === "task") logs.append(`[task] ${data.task} ${data.event === "task_started" ? "started" : data.status}\n`);
+      if (event === "log" && r.kind !== "workflow") logs.append(logLine(data));
       else if (event === "end") {
-        api(`/executions/${r.id}`).then((rec) => { r = rec; renderRecord(); return renderTree(); })
+        api(`/executions/${r.id}`).then((rec) => { r = rec; renderRecord(); return renderTasks(); })
           .then(() => { if (timer) clearInterval(timer); }).catch(() => {});
       }
     }, controller.signal).catch(() => {});
@@ -299,21 +340,122 @@ async function executionPage(id) {
   return () => { controller.abort(); if (timer) clearInterval(timer); };
 }
 
-// A form generated from the action's JSON Schema, filled with the recorded input.
-async function rerunForm(r, section) {
-  if (!r.name) {
-    fill(section, el("h2", { id: "rerun-h" }, "Re-run"),
-      el("p", { class: "hint" }, "Not one of this server's actions; re-run it from the CLI."));
-    return;
+function elapsedOf(t) {
+  if (!t.started_at) return "";
+  const end = t.ended_at ? new Date(t.ended_at) : new Date();
+  const ms = end - new Date(t.started_at);
+  return ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`;
+}
+
+// Each task: its state, attempts, time and error, linked to its latest
+// execution.
+function taskTable(g) {
+  return el("table", { id: "tasks" },
+    el("thead", {}, el("tr", {}, ["Task", "State", "Attempts", "Took", "Error"].map((h) => el("th", { scope: "col" }, h)))),
+    el("tbody", {}, g.tasks.map((t) => el("tr", { "data-task": t.name },
+      el("td", {}, t.execution ? el("a", { href: `#/executions/${t.execution}` }, t.name) : t.name),
+      el("td", {}, statusBadge(t.state), t.reused_from ? el("span", { class: "hint" }, " (reused)") : null),
+      el("td", {}, String(t.attempts), t.items !== undefined ? el("span", { class: "hint" }, ` (${t.items} items)`) : null),
+      el("td", {}, elapsedOf(t)),
+      el("td", { class: "error" }, t.error ? `[${t.error.code}] ${t.error.message}` : "")))));
+}
+
+// ---- the workflow graph (SVG) ------------------------------------------------------
+
+const SVG_NS = "http://www.w3.org/2000/svg";
+function svg(tag, attrs = {}, ...children) {
+  const e = document.createElementNS(SVG_NS, tag);
+  for (const [k, v] of Object.entries(attrs)) if (v !== undefined && v !== null) e.setAttribute(k, v);
+  for (const c of children.flat(Infinity)) {
+    if (c === null || c === undefined) continue;
+    e.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }
-  const desc = await api(`/actions/${encodeURIComponent(r.name)}`);
-  const props = (desc.input_schema && desc.input_schema.properties) || {};
-  const required = new Set((desc.input_schema && desc.input_schema.required) || []);
+  return e;
+}
+
+function clip(text, n) { return text.length > n ? `${text.slice(0, n - 1)}…` : text; }
+
+// Tasks in layers (a task's layer: how many transitions from a start task
+// reach it first), top to bottom; transitions as arrows, those that go back
+// up (loops) around the right side. Tasks nothing ran are greyed.
+function drawGraph(g) {
+  const layer = new Map();
+  const queue = [];
+  for (const s of g.start) { layer.set(s, 0); queue.push(s); }
+  while (queue.length) {
+    const n = queue.shift();
+    for (const t of g.transitions) {
+      if (t.from === n && !layer.has(t.to)) { layer.set(t.to, layer.get(n) + 1); queue.push(t.to); }
+    }
+  }
+  let deepest = Math.max(0, ...layer.values());
+  for (const t of g.tasks) if (!layer.has(t.name)) layer.set(t.name, ++deepest);
+  const rows = [];
+  for (const t of g.tasks) (rows[layer.get(t.name)] ||= []).push(t);
+  const W = 176, H = 54, GX = 28, GY = 56, PAD = 24;
+  const widest = Math.max(1, ...rows.map((r) => (r ? r.length : 0)));
+  const width = widest * W + (widest - 1) * GX + 2 * PAD + 60;
+  const height = rows.length * H + (rows.length - 1) * GY + 2 * PAD;
+  const at = new Map();
+  rows.forEach((row, i) => {
+    if (!row) return;
+    const rowWidth = row.length * W + (row.length - 1) * GX;
+    const x0 = (width - 60 - rowWidth) / 2;
+    row.forEach((t, j) => at.set(t.name, { x: x0 + j * (W + GX), y: PAD + i * (H + GY) }));
+  });
+  const edges = g.transitions.filter((t) => at.has(t.from) && at.has(t.to)).map((t, k) => {
+    const a = at.get(t.from), b = at.get(t.to);
+    let d, lx, ly;
+    if (layer.get(t.to) > layer.get(t.from)) {
+      const x1 = a.x + W / 2, y1 = a.y + H, x2 = b.x + W / 2, y2 = b.y;
+      d = `M${x1},${y1} C${x1},${y1 + GY / 2} ${x2},${y2 - GY / 2} ${x2},${y2 - 2}`;
+      lx = (x1 + x2) / 2; ly = (y1 + y2) / 2;
+    } else {
+      // Back (or sideways): out of the right side, around, into the right side.
+      const x1 = a.x + W, y1 = a.y + H / 2, x2 = b.x + W + 2, y2 = b.y + H / 2;
+      const out = Math.max(x1, x2) + 30 + 8 * (k % 3);
+      d = `M${x1},${y1} C${out},${y1} ${out},${y2} ${x2},${y2}`;
+      lx = out - 4; ly = (y1 + y2) / 2;
+    }
+    return svg("g", { class: "edge", "data-from": t.from, "data-to": t.to },
+      svg("path", { d, "marker-end": "url(#arrow)" }),
+      t.when ? svg("text", { x: lx, y: ly, class: "when", "text-anchor": "middle" },
+        svg("title", {}, t.when), clip(t.when.replace(/^\{\{\s*|\s*\}\}$/g, ""), 22)) : null);
+  });
+  const nodes = g.tasks.map((t) => {
+    const { x, y } = at.get(t.name);
+    const detail = [t.state.replace("_", " "), t.attempts > 1 ? `×${t.attempts}` : null, elapsedOf(t) || null]
+      .filter(Boolean).join(" · ");
+    const title = [`${t.name}: ${t.action}`, t.error ? `[${t.error.code}] ${t.error.message}` : null]
+      .filter(Boolean).join("\n");
+    const box = svg("g", { class: `node state-${t.state}`, "data-task": t.name, transform: `translate(${x},${y})` },
+      svg("title", {}, title),
+      svg("rect", { width: W, height: H, rx: 7 }),
+      svg("text", { x: W / 2, y: 22, class: "name", "text-anchor": "middle" }, clip(t.name, 22)),
+      svg("text", { x: W / 2, y: 41, class: "detail", "text-anchor": "middle" }, clip(detail, 28)));
+    return t.execution
+      ? svg("a", { href: `#/executions/${t.execution}`, "aria-label": `${t.name}, ${t.state}` }, box)
+      : box;
+  });
+  return svg("svg", { id: "graph", viewBox: `0 0 ${width} ${height}`, width, role: "img",
+      "aria-label": `Workflow graph: ${g.tasks.length} tasks` },
+    svg("defs", {}, svg("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 9, refY: 5,
+      markerWidth: 7, markerHeight: 7, orient: "auto-start-reverse" }, svg("path", { d: "M0,0 L10,5 L0,10 z" }))),
+    edges, nodes);
+}
+
+// ---- forms from JSON Schema ----------------------------------------------------------
+
+// Fields for an input object, generated from its JSON Schema and filled
+// with `values`; `read()` gives the object (or throws on a bad JSON field).
+function inputFields(schema, values, prefix) {
+  const props = (schema && schema.properties) || {};
+  const required = new Set((schema && schema.required) || []);
   const inputs = [];
-  const fields = Object.entries(props).map(([name, schema]) => {
-    const id = `field-${name}`;
-    const value = r.input ? r.input[name] : undefined;
-    const type = schemaType(schema);
+  const nodes = Object.entries(props).map(([name, sub]) => {
+    const id = `${prefix}${name}`;
+    const value = values ? values[name] : undefined;
+    const type = schemaType(sub);
     let input;
     if (type === "boolean") input = el("input", { type: "checkbox", id, name, checked: value === true });
     else if (type === "integer" || type === "number")
@@ -322,30 +464,81 @@ async function rerunForm(r, section) {
     else if (type === "string")
       input = el("input", { type: "text", id, name, value: value === undefined || value === null ? "" : value, required: required.has(name) });
     else input = el("textarea", { id, name, rows: "4" }, value === undefined ? "" : JSON.stringify(value, null, 2));
-    inputs.push([name, type, input, schema]);
+    inputs.push([name, type, input]);
     return el("div", {}, el("label", { for: id }, name, " ",
-      el("span", { class: "hint" }, `${type}${required.has(name) ? "" : ", optional"}${schema.description ? " — " + schema.description : ""}`)), input);
+      el("span", { class: "hint" }, `${type}${required.has(name) ? "" : ", optional"}${sub.description ? " — " + sub.description : ""}`)), input);
   });
+  function read() {
+    const out = {};
+    for (const [name, type, field] of inputs) {
+      if (type === "boolean") out[name] = field.checked;
+      else if (type === "integer" || type === "number") out[name] = field.value === "" ? null : Number(field.value);
+      else if (type === "string") out[name] = field.value === "" && !required.has(name) ? null : field.value;
+      else {
+        try { out[name] = field.value.trim() === "" ? null : JSON.parse(field.value); }
+        catch (err) { throw new Error(`${name}: not JSON: ${err.message}`); }
+      }
+    }
+    return out;
+  }
+  return { nodes, read };
+}
+
+const GRANTS = [
+  ["read", "read-only directories", "HOST_DIR[::GUEST_DIR]"],
+  ["write", "read-write directories", "HOST_DIR[::GUEST_DIR]"],
+  ["env", "environment variables", "NAME or NAME=VALUE"],
+  ["net", "network hosts", "HOST or HOST:PORT"],
+  ["exec", "programs", "NAME"],
+];
+
+// Grant fields (comma-separated lists); `read()` gives the grants asked
+// for, or undefined when none is.
+function grantFields(prefix, legend) {
+  const inputs = GRANTS.map(([kind, what, form]) => [kind, el("input", { type: "text", id: `${prefix}grant-${kind}`,
+    name: kind, placeholder: form, autocomplete: "off" }), what]);
+  // Folded away: most runs ask for none.
+  const node = el("details", { id: `${prefix}grants`, class: "grants" }, el("summary", {}, legend),
+    el("fieldset", {}, el("legend", { class: "hint" }, "Each a comma-separated list"),
+      inputs.map(([kind, input, what]) => el("div", {},
+        el("label", { for: input.id }, kind, " ", el("span", { class: "hint" }, what)), input))));
+  function read() {
+    const out = {};
+    for (const [kind, input] of inputs) {
+      const list = input.value.split(",").map((v) => v.trim()).filter(Boolean);
+      if (list.length) out[kind] = list;
+    }
+    return Object.keys(out).length ? out : undefined;
+  }
+  return { node, read };
+}
+
+// A form generated from the action's JSON Schema, filled with the recorded
+// input, with grants to add (a re-run that fixes a missing grant).
+async function rerunForm(r, section) {
+  if (!r.name) {
+    fill(section, el("h2", { id: "rerun-h" }, "Re-run"),
+      el("p", { class: "hint" }, "Not one of this server's actions; re-run it from the CLI."));
+    return;
+  }
+  const desc = await api(`/actions/${encodeURIComponent(r.name)}`);
+  const fields = inputFields(desc.input_schema, r.input, "field-");
+  const grants = grantFields("rerun-", "Grants to add to the recorded ones (within this server's)");
   const error = el("p", { class: "error", role: "alert", id: "rerun-error" });
   const form = el("form", { id: "rerun", onsubmit: async (e) => {
       e.preventDefault();
       error.textContent = "";
-      const input = {};
+      const body = {};
+      try { body.input = fields.read(); } catch (err) { error.textContent = err.message; return; }
+      const asked = grants.read();
+      if (asked) body.grants = asked;
       try {
-        for (const [name, type, field] of inputs) {
-          if (type === "boolean") input[name] = field.checked;
-          else if (type === "integer" || type === "number") input[name] = field.value === "" ? null : Number(field.value);
-          else if (type === "string") input[name] = field.value === "" && !required.has(name) ? null : field.value;
-          else input[name] = field.value.trim() === "" ? null : JSON.parse(field.value);
-        }
-      } catch (err) { error.textContent = `not JSON: ${err.message}`; return; }
-      try {
-        const accepted = await api(`/executions/${r.id}/re-run`, { method: "POST", body: { input } });
+        const accepted = await api(`/executions/${r.id}/re-run`, { method: "POST", body });
         toast(`started ${accepted.id}`);
         location.hash = `#/executions/${accepted.id}`;
       } catch (err) { error.textContent = err.message; }
     } },
-    fields, el("p", {}, el("button", { class: "primary", type: "submit" }, "Re-run")), error);
+    fields.nodes, grants.node, el("p", {}, el("button", { class: "primary", type: "submit" }, "Re-run")), error);
   fill(section, el("h2", { id: "rerun-h" }, "Re-run with edited input"), form);
 }
 
@@ -363,15 +556,66 @@ function schemaType(s) {
 
 // ---- actions, queue ----------------------------------------------------------------
 
+// A name as an id fragment (ids must not hold dots for CSS selectors).
+function slug(name) { return name.replace(/[^A-Za-z0-9_-]/g, "_"); }
+
 async function actionsPage() {
   setNav("actions");
   const list = await api("/actions");
   show(el("h1", {}, "Actions"),
-    list.length ? null : el("p", {}, "No actions: start the server with --actions DIR."),
-    ...list.map((a) => el("section", { id: `action-${a.name}` },
-      el("h2", {}, a.name, " ", el("span", { class: "hint" }, a.kind)),
-      a.docs ? el("p", {}, a.docs) : null,
-      el("pre", {}, a.signature))));
+    list.length ? null : el("p", {}, "No actions: start the server with --actions DIR or install a pack."),
+    ...list.map(actionSection));
+}
+
+function actionSection(a) {
+  const key = slug(a.name);
+  const recent = el("div", { id: `recent-${key}` });
+  const runArea = el("div");
+  const details = el("details", { id: `run-${key}`, ontoggle: () => {
+      if (details.open && !runArea.firstChild) runForm(a.name, key, runArea).catch((e) => fill(runArea, el("p", { class: "error" }, e.message)));
+    } },
+    el("summary", {}, `Run ${a.name}…`), runArea);
+  api(`/executions?${new URLSearchParams({ action: a.name, limit: "5" })}`).then((page) => {
+    fill(recent, page.executions.length
+      ? el("ul", { class: "recent" }, page.executions.map((r) => el("li", {},
+          el("a", { href: `#/executions/${r.id}`, class: "exec-link" }, el("code", {}, r.id)), " ",
+          statusBadge(r.status), el("span", { class: "hint" }, ` ${when(r.created_at)}`))))
+      : el("p", { class: "hint" }, "Not run yet."));
+  }).catch(() => {});
+  return el("section", { id: `action-${a.name}`, class: "action" },
+    el("h2", {}, a.name, " ", el("span", { class: "hint" }, a.kind)),
+    a.docs ? el("p", {}, a.docs) : null,
+    el("pre", {}, a.signature),
+    details,
+    el("h3", {}, "Recent executions"), recent);
+}
+
+// Run an action or workflow: its input from the JSON Schema, and grants
+// (within this server's; a workflow without any gets the server's).
+async function runForm(name, key, area) {
+  const desc = await api(`/actions/${encodeURIComponent(name)}`);
+  const prefix = `run-${key}-`;
+  const fields = inputFields(desc.input_schema, null, `${prefix}field-`);
+  const grants = grantFields(prefix, desc.kind === "workflow"
+    ? "Grants (none given: the server's, narrowed by the workflow)" : "Grants (none given: nothing)");
+  const error = el("p", { class: "error", role: "alert" });
+  const form = el("form", { class: "run", onsubmit: async (e) => {
+      e.preventDefault();
+      error.textContent = "";
+      const body = { action: name };
+      try { body.input = fields.read(); } catch (err) { error.textContent = err.message; return; }
+      const asked = grants.read();
+      if (asked) body.grants = asked;
+      try {
+        const accepted = await api("/executions", { method: "POST", body });
+        toast(`started ${accepted.id}`);
+        location.hash = `#/executions/${accepted.id}`;
+      } catch (err) { error.textContent = err.message; }
+    } },
+    fields.nodes, grants.node, el("p", {}, el("button", { class: "primary", type: "submit" }, "Run")), error);
+  fill(area, form);
+  const first = form.querySelector("input, textarea");
+  if (first) first.focus();
 }
 
 async function queuePage() {
