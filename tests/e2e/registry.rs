@@ -644,6 +644,26 @@ fn packs_publish_install_and_run_their_actions_and_workflows_by_name() {
     // `inspect` takes the names `run` takes: a pack's action (and an
     // oci:// reference, above).
     let shown = run(&["inspect", "math.add", "--json"]).ok().json();
+    // Named, versioned, and where it was found.
+    assert_eq!(
+        (&shown["name"], &shown["version"]),
+        (&json!("math.add"), &json!("1.0.0")),
+        "{shown}"
+    );
+    assert!(
+        shown["from"].as_str().unwrap().contains("packs/math/"),
+        "{shown}"
+    );
+    let text = run(&["action", "get", "math.add"]).ok().stdout.clone();
+    assert!(
+        text.starts_with("math.add  sha256:") && text.contains("\nversion  1.0.0\n"),
+        "{text}"
+    );
+    // An oci:// reference comes from its pinned digest.
+    assert!(
+        by_reference["from"].as_str().unwrap().contains("@sha256:"),
+        "{by_reference}"
+    );
     assert!(
         shown["wit"].as_str().unwrap().contains("run: func"),
         "{shown}"

@@ -14,12 +14,14 @@ pub fn action(home: &Home, command: ActionCommand) -> CmdResult {
             name,
             insecure,
             json,
+            named,
         } => crate::inspect::inspect(
             home,
             InspectArgs {
                 component: name,
                 insecure,
                 json,
+                named,
             },
         ),
     }

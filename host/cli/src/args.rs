@@ -177,6 +177,9 @@ pub enum ActionCommand {
         /// Print it as JSON.
         #[arg(long)]
         json: bool,
+        /// A pack item's recorded name, once resolved (see InspectArgs).
+        #[arg(skip)]
+        named: Option<String>,
     },
 }
 
@@ -612,6 +615,11 @@ pub struct InspectArgs {
     /// Print everything as one JSON object.
     #[arg(long)]
     pub json: bool,
+
+    /// How a pack's item is named (`pack.item@version`), set when the
+    /// name was resolved to its file.
+    #[arg(skip)]
+    pub named: Option<String>,
 }
 
 #[derive(Subcommand)]

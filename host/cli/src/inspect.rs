@@ -18,16 +18,35 @@ pub fn inspect(home: &Home, args: InspectArgs) -> CmdResult {
         .iter()
         .any(|i| i.starts_with("wasmflow:action/process"));
     let confinement = wasmflow_runtime::confine::mode();
+    // As the user named it, its version (a pack's), and where it was found.
+    let shown = args
+        .named
+        .clone()
+        .unwrap_or_else(|| args.component.display().to_string());
+    let (name, version) = match (&args.named, shown.split_once('@')) {
+        (Some(_), Some((name, version))) => (name, Some(version)),
+        _ => (shown.as_str(), None),
+    };
+    let from = &action.reference;
     if args.json {
         let mut v = serde_json::to_value(&info).expect("inspection serializes");
         v["digest"] = action.digest.to_string().into();
+        v["name"] = name.into();
+        v["version"] = version.into();
+        v["from"] = from.as_str().into();
         if runs_programs {
             v["programs"] = confinement.describe().into();
         }
         print::json(&v);
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{}  {}", args.component.display(), action.digest);
+    println!("{name}  {}", action.digest);
+    if let Some(v) = version {
+        println!("version  {v}");
+    }
+    if from != name {
+        println!("from     {from}");
+    }
     if let Some(d) = &info.docs {
         println!("\n{}", d.trim());
     }

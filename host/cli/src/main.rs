@@ -157,10 +157,10 @@ fn main() -> ExitCode {
     // its file; a run's record names it as the user did.
     let named = match &mut command {
         args::Command::Run(a) => Some((&mut a.component, Some(&mut a.named))),
-        args::Command::Inspect(a) => Some((&mut a.component, None)),
+        args::Command::Inspect(a) => Some((&mut a.component, Some(&mut a.named))),
         args::Command::Action {
-            command: args::ActionCommand::Get { name, .. },
-        } => Some((name, None)),
+            command: args::ActionCommand::Get { name, named, .. },
+        } => Some((name, Some(named))),
         _ => None,
     };
     if let Some((component, name)) = named {
