@@ -510,7 +510,7 @@ fn the_api_runs_lists_pages_filters_and_describes(kind: StoreKind) {
         v["error"]
             .as_str()
             .unwrap()
-            .starts_with("since: expected an age"),
+            .starts_with("since yesterday-ish: expected an age"),
         "{v}"
     );
     let by_name = srv.get("/api/v1/executions?action=chain");

@@ -39,7 +39,7 @@ pub fn parse_duration(flag: &str, s: &str) -> Result<std::time::Duration, String
 
 /// `--before`, `--since`: an age (`30d`: that long ago) or an RFC 3339 time.
 pub fn parse_instant(flag: &str, s: &str) -> Result<std::time::SystemTime, String> {
-    wasmflow_store::parse_instant(s).map_err(|e| format!("{flag}: {e}"))
+    wasmflow_store::parse_instant(s).map_err(|e| format!("{flag} {s}: {e}"))
 }
 
 /// `--retain`: `AGE` for every ended status, or `STATUS=AGE` for one.
@@ -119,7 +119,7 @@ mod tests {
         assert!(parse_instant("--before", "30d").unwrap() < std::time::SystemTime::now());
         assert!(parse_instant("--before", "last week")
             .unwrap_err()
-            .contains("--before: expected an age like 30d or 12h, or a time like 2026-11-01T00:00:00Z, got `last week`"));
+            .contains("--before last week: expected an age"));
         assert_eq!(size(512), "512 B");
         assert_eq!(size(3 << 20), "3.0 MiB");
     }

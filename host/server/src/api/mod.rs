@@ -226,7 +226,7 @@ pub async fn list_executions(
     let instant = |name: &str, v: &Option<String>| {
         v.as_deref()
             .filter(|s| !s.is_empty())
-            .map(|t| wasmflow_store::parse_instant(t).map_err(|e| bad(format!("{name}: {e}"))))
+            .map(|t| wasmflow_store::parse_instant(t).map_err(|e| bad(format!("{name} {t}: {e}"))))
             .transpose()
     };
     let (since, until) = (instant("since", &q.since)?, instant("until", &q.until)?);
