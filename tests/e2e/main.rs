@@ -14,6 +14,7 @@ mod grants_race;
 mod hostile;
 mod http;
 mod inspect;
+mod keys;
 mod old_store;
 mod postgres;
 mod records;

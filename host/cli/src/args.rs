@@ -129,6 +129,12 @@ pub enum Command {
         #[command(flatten)]
         args: WorkerArgs,
     },
+    /// The datastore: keys actions and workflows read, and secrets kept
+    /// encrypted (`system.NAME`, `user.USER.NAME`).
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
     /// API tokens for `wasmflow serve` (only their hashes are stored).
     Token {
         #[command(subcommand)]
@@ -315,6 +321,51 @@ pub enum TokenCommand {
     },
     /// Stop accepting a token.
     Revoke { name: String },
+}
+
+#[derive(Subcommand)]
+pub enum KeyCommand {
+    /// Set a key (replacing its value).
+    Set {
+        /// `system.NAME` (shared) or `user.USER.NAME`.
+        name: String,
+        /// The value; `-` reads it from stdin (keeps a secret out of shell
+        /// history and `ps`).
+        value: String,
+        /// It expires after this long (`30s`, `1h`, `7d`).
+        #[arg(long)]
+        ttl: Option<String>,
+        /// Encrypt it at rest, mask it everywhere it is shown.
+        #[arg(long)]
+        secret: bool,
+    },
+    /// Print a key's value (a secret's masked unless --decrypt).
+    Get {
+        name: String,
+        /// Show a secret's value.
+        #[arg(long)]
+        decrypt: bool,
+        /// Print the key as JSON (name, value, secret, expires_at, updated_at).
+        #[arg(long)]
+        json: bool,
+    },
+    /// The keys there are, secrets masked.
+    List {
+        /// Only names starting with this (`system.vm.`).
+        #[arg(long, default_value = "")]
+        prefix: String,
+        /// Print them as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Forget a key.
+    Delete { name: String },
+    /// Set every key of a YAML or JSON map at once (`NAME: VALUE`, or
+    /// `NAME: {value, secret, ttl}`); nothing is set if one is wrong.
+    Load { file: PathBuf },
+    /// Re-encrypt every secret under a new secret key, which replaces the
+    /// old one.
+    Rotate,
 }
 
 #[derive(Args)]

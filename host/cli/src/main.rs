@@ -9,6 +9,7 @@ mod args;
 mod devkit;
 mod execution;
 mod inspect;
+mod key;
 mod print;
 mod progress;
 mod registry;
@@ -72,6 +73,7 @@ fail_from!(
     wasmflow_server::ServerError,
     wasmflow_server::tokens::TokenError,
     wasmflow_server::client::ClientError,
+    wasmflow_datastore::DatastoreError,
 );
 
 pub(crate) type CmdResult = Result<ExitCode, Fail>;
@@ -205,6 +207,7 @@ fn main() -> ExitCode {
         args::Command::Inspect(a) => inspect::inspect(&home, a),
         args::Command::Execution { command } => execution::execution(&home, command),
         args::Command::Serve(a) => serve::serve(&home, *a),
+        args::Command::Key { command } => key::key(&home, command),
         args::Command::Token { command } => serve::token(&home, command),
         args::Command::Worker { command, args } => serve::worker(&home, command, args),
         args::Command::Store { command } => store::store(&home, command),

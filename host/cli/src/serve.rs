@@ -41,6 +41,7 @@ pub fn serve(home: &Home, args: ServeArgs) -> CmdResult {
         workers,
         actions: args.actions,
         packs: Some(crate::registry::packs_dir(home)),
+        keys: Some(crate::key::datastore(home)?),
         allow_empty: args.allow_empty,
         webhooks: webhooks.map(std::sync::Arc::new),
         queue_capacity: args.queue_capacity.max(1),

@@ -46,6 +46,8 @@ pub struct ServeConfig {
     pub actions: Option<PathBuf>,
     /// Where packs are installed: their items are served as `pack.item`.
     pub packs: Option<PathBuf>,
+    /// The datastore served under `/api/v1/keys`.
+    pub keys: Option<wasmflow_datastore::Datastore>,
     /// Serve even when `actions` names nothing to run (an API over the
     /// history only); otherwise an empty catalog is refused at start.
     pub allow_empty: bool,
@@ -235,7 +237,7 @@ pub async fn serve(
         sched.interrupted()?
     };
     let restored = queue.restore(interrupted)?;
-    let app = Arc::new(App::new(
+    let mut app = App::new(
         rt,
         sched,
         catalog,
@@ -244,7 +246,9 @@ pub async fn serve(
         webhooks,
         config.grants.clone(),
         config.limits,
-    ));
+    );
+    app.keys = config.keys.clone();
+    let app = Arc::new(app);
     for (id, _) in app.queue.entries() {
         app.live.open(id);
     }
@@ -464,6 +468,13 @@ pub fn router(app: Arc<App>) -> axum::Router {
         .route("/executions/{id}/replay", post(api::replay_execution))
         .route("/actions", get(api::list_actions))
         .route("/actions/{name}", get(api::get_action))
+        .route("/keys", get(api::keys::list_keys))
+        .route(
+            "/keys/{name}",
+            get(api::keys::get_key)
+                .put(api::keys::set_key)
+                .delete(api::keys::delete_key),
+        )
         .route("/queue", get(api::queue))
         .route("/workers", get(api::workers))
         .route_layer(axum::middleware::from_fn_with_state(

@@ -103,6 +103,30 @@ pub struct ExecutionPage {
 
 #[derive(Debug, Default, Serialize, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+pub struct KeyQuery {
+    /// Only names starting with this (listing).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    /// Show a secret's value (a read-write token only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decrypt: Option<bool>,
+}
+
+/// `PUT /api/v1/keys/{name}`.
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetKey {
+    pub value: String,
+    /// Encrypt it at rest and mask it in every answer.
+    #[serde(default)]
+    pub secret: bool,
+    /// It expires after this long (`30s`, `1h`, `7d`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<String>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct GetQuery {
     /// With the task executions under it, recursively, as `children`.
     #[serde(skip_serializing_if = "Option::is_none")]

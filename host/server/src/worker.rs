@@ -36,6 +36,8 @@ pub struct App {
     pub limits: Limits,
     /// Set on SIGTERM: no new work is accepted.
     pub draining: AtomicBool,
+    /// The datastore's keys (`/api/v1/keys`), when the server has one.
+    pub keys: Option<wasmflow_datastore::Datastore>,
 }
 
 impl App {
@@ -62,6 +64,7 @@ impl App {
             grants,
             limits,
             draining: AtomicBool::new(false),
+            keys: None,
         }
     }
 

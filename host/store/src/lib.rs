@@ -21,6 +21,7 @@
 //!   processes share ([`SharedQueue`]);
 //! - `tokens`: where API tokens' hashes are kept ([`TokenBook`]; beside
 //!   the store, not in it: they change while a server holds the store);
+//!   `keys`: the datastore's keys, kept the same way ([`KeyBook`]);
 //! - `recovery`, `bundle`, `upkeep`, `copy`: what is built on the interface
 //!   alone (interrupted actions, replay bundles, check and purge reports,
 //!   retention, moving a store to another backend).
@@ -32,6 +33,7 @@ mod error;
 mod event;
 mod failure;
 mod follow;
+mod keys;
 mod lease;
 mod lineage;
 mod postgres;
@@ -53,6 +55,7 @@ pub use copy::{copy, copy_between, CopyError, CopyReport};
 pub use error::StoreError;
 pub use failure::code;
 pub use follow::{Followed, Follower};
+pub use keys::{key_book, KeyBook, KeyEntry};
 pub use lease::{Cancel, Claimed, Entry, Held, Lease, SharedQueue, Worker};
 pub use lineage::Lineage;
 pub use record::{

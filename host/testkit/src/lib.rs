@@ -109,6 +109,27 @@ impl PgCluster {
         format!("postgres://{USER}@127.0.0.1:{}/{name}", self.port)
     }
 
+    /// Run `sql` in database `name` as the superuser; its output.
+    pub fn psql(&self, name: &str, sql: &str) -> String {
+        let out = Command::new(self.bin.join("psql"))
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", USER])
+            .args(["-d", name, "-v", "ON_ERROR_STOP=1", "-qAtc", sql])
+            .output()
+            .expect("psql runs");
+        assert!(
+            out.status.success(),
+            "{sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Every file of the cluster (data, WAL), for tests that search what
+    /// reached the disk.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// The server's log so far (for a failing test's message).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()

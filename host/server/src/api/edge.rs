@@ -46,6 +46,22 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<wasmflow_datastore::DatastoreError> for ApiError {
+    fn from(e: wasmflow_datastore::DatastoreError) -> Self {
+        use wasmflow_datastore::DatastoreError as E;
+        match e {
+            E::Store(e) => e.into(),
+            // The server's secret key cannot open it: the operator's to fix.
+            E::Undecryptable { .. } | E::SecretKey { .. } => {
+                Self::new(StatusCode::CONFLICT, e.to_string())
+            }
+            E::BadName { .. } | E::BadLoad(_) => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
+            }
+        }
+    }
+}
+
 impl From<wasmflow_store::StoreError> for ApiError {
     fn from(e: wasmflow_store::StoreError) -> Self {
         use wasmflow_store::StoreError as E;

@@ -40,6 +40,7 @@ use wasmflow_workflow::{PrepareError, Runnable};
 pub type AppState = Arc<App>;
 
 mod edge;
+pub mod keys;
 use edge::ApiResult;
 pub use edge::{ApiError, Body};
 
@@ -735,8 +736,9 @@ impl utoipa::Modify for BearerAuth {
     paths(create_execution, list_executions, get_execution, execution_graph, execution_logs,
         cancel_execution,
         rerun_execution, replay_execution, list_actions, get_action, queue, workers, webhook, healthz,
-        metrics),
+        metrics, keys::list_keys, keys::get_key, keys::set_key, keys::delete_key),
     components(schemas(CreateExecution, GrantRequest, Accepted, ExecutionPage, ReRun, ReplayResult,
+        crate::wire::SetKey,
         ActionSummary, ActionDescription, QueueView, crate::queue::QueueItem, WorkerView, Health,
         ErrorBody)),
     modifiers(&BearerAuth)

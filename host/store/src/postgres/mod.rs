@@ -5,7 +5,7 @@
 //! a record reads back byte for byte), `events` (one row per answer),
 //! `workflow_log`, `blobs` + `blob_chunks` (content-addressed, chunked),
 //! `queue` (with each entry's lease: see `lease`), `workers` (their
-//! heartbeats), `tokens`. Ids are ULID text compared in the "C" collation, so
+//! heartbeats), `tokens`, `keys` (the datastore's; secrets as ciphertext). Ids are ULID text compared in the "C" collation, so
 //! id order is time order as in the embedded store.
 //!
 //! Durability is PostgreSQL's: a write that must be durable commits with
@@ -28,6 +28,7 @@ mod tests;
 mod upkeep;
 
 use crate::error::StoreError;
+use crate::keys::{KeyBook, KeyEntry};
 use crate::tokens::{TokenBook, TokenEntry};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use std::future::Future;
@@ -101,6 +102,15 @@ CREATE TABLE workers (
     started_at timestamptz NOT NULL,
     heartbeat timestamptz NOT NULL,
     concurrency integer NOT NULL
+);
+"#,
+    r#"
+CREATE TABLE keys (
+    name text COLLATE "C" PRIMARY KEY,
+    value text NOT NULL,
+    secret boolean NOT NULL,
+    expires_at text,
+    updated_at text NOT NULL
 );
 "#,
 ];
@@ -427,5 +437,94 @@ impl TokenBook for PgStore {
             Ok(format!("{}/{}", row.get::<_, i64>(0), row.get::<_, i64>(1)))
         })
         .ok()
+    }
+}
+
+fn key_entry(at: &str, r: &tokio_postgres::Row) -> Result<KeyEntry, StoreError> {
+    let name: String = r.get(0);
+    let time = |s: &str| {
+        humantime::parse_rfc3339_weak(s)
+            .map_err(|e| StoreError::Other(format!("{at}: key {name}: {e}")))
+    };
+    Ok(KeyEntry {
+        value: r.get(1),
+        secret: r.get(2),
+        expires_at: r
+            .get::<_, Option<String>>(3)
+            .as_deref()
+            .map(time)
+            .transpose()?,
+        updated_at: time(&r.get::<_, String>(4))?,
+        name: name.clone(),
+    })
+}
+
+fn stamp(t: std::time::SystemTime) -> String {
+    humantime::format_rfc3339_micros(t).to_string()
+}
+
+impl KeyBook for PgStore {
+    fn get(&self, name: &str) -> Result<Option<KeyEntry>, StoreError> {
+        let name = name.to_owned();
+        let row = self.call(move |client, _| async move {
+            client
+                .query_opt(
+                    "SELECT name, value, secret, expires_at, updated_at FROM keys WHERE name = $1",
+                    &[&name],
+                )
+                .await
+        })?;
+        row.map(|r| key_entry(&self.at, &r)).transpose()
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<KeyEntry>, StoreError> {
+        let prefix = prefix.to_owned();
+        let rows = self.call(move |client, _| async move {
+            client
+                .query(
+                    "SELECT name, value, secret, expires_at, updated_at FROM keys \
+                     WHERE starts_with(name, $1) ORDER BY name",
+                    &[&prefix],
+                )
+                .await
+        })?;
+        rows.iter().map(|r| key_entry(&self.at, r)).collect()
+    }
+
+    fn set(&self, entry: KeyEntry) -> Result<(), StoreError> {
+        self.set_all(vec![entry])
+    }
+
+    fn delete(&self, name: &str) -> Result<bool, StoreError> {
+        let name = name.to_owned();
+        self.call(move |client, _| async move {
+            Ok(client
+                .execute("DELETE FROM keys WHERE name = $1", &[&name])
+                .await?
+                == 1)
+        })
+    }
+
+    fn set_all(&self, entries: Vec<KeyEntry>) -> Result<(), StoreError> {
+        self.call(move |mut client, _| async move {
+            let tx = client.transaction().await?;
+            for e in &entries {
+                tx.execute(
+                    "INSERT INTO keys (name, value, secret, expires_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name) DO UPDATE SET \
+                     value = EXCLUDED.value, secret = EXCLUDED.secret, \
+                     expires_at = EXCLUDED.expires_at, updated_at = EXCLUDED.updated_at",
+                    &[
+                        &e.name,
+                        &e.value,
+                        &e.secret,
+                        &e.expires_at.map(stamp),
+                        &stamp(e.updated_at),
+                    ],
+                )
+                .await?;
+            }
+            tx.commit().await
+        })
     }
 }

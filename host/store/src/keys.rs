@@ -1,0 +1,266 @@
+//! Where a store's datastore keys are kept: [`KeyBook`], and its file form
+//! for the embedded store. What a key's value means (clear text, or a
+//! secret's ciphertext), names, expiry and encryption are the datastore's
+//! (`wasmflow-datastore`): this keeps entries and never sees a secret in
+//! clear.
+//!
+//! Not on [`crate::Backend`], for the reason tokens are not: keys are set
+//! while a server holds the embedded store. A file beside the store (one
+//! machine) or a table (a shared database) can be written by anyone who
+//! may, while the server runs.
+
+use crate::error::StoreError;
+use crate::store::Location;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// One key as kept.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyEntry {
+    pub name: String,
+    /// The value; for a secret, its ciphertext as the datastore wrote it.
+    pub value: String,
+    #[serde(default)]
+    pub secret: bool,
+    /// When it stops existing (a TTL), if ever.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "rfc3339_opt")]
+    pub expires_at: Option<SystemTime>,
+    #[serde(with = "rfc3339_opt::required")]
+    pub updated_at: SystemTime,
+}
+
+/// The keys of one store.
+pub trait KeyBook: Send + Sync {
+    fn get(&self, name: &str) -> Result<Option<KeyEntry>, StoreError>;
+
+    /// Every key whose name starts with `prefix`, by name.
+    fn list(&self, prefix: &str) -> Result<Vec<KeyEntry>, StoreError>;
+
+    /// Keep `entry`, replacing a key of its name.
+    fn set(&self, entry: KeyEntry) -> Result<(), StoreError>;
+
+    /// Forget the key `name`; `false` if there is none.
+    fn delete(&self, name: &str) -> Result<bool, StoreError>;
+
+    /// Replace these keys' values all at once or not at all (a key
+    /// rotation re-encrypts every secret).
+    fn set_all(&self, entries: Vec<KeyEntry>) -> Result<(), StoreError>;
+}
+
+impl std::fmt::Debug for dyn KeyBook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyBook")
+    }
+}
+
+/// The key book of the store at `location`.
+pub fn key_book(location: &Location) -> Result<Arc<dyn KeyBook>, StoreError> {
+    match location {
+        Location::Dir(dir) => Ok(Arc::new(KeyFile::beside(dir))),
+        Location::Postgres(url) => Ok(Arc::new(crate::postgres::PgStore::open(url)?)),
+    }
+}
+
+/// The embedded store's keys: `keys.json` beside the store's directory,
+/// mode 0600, replaced whole by a rename (fsynced) so a reader never sees
+/// half a file; writers take `keys.lock` (flock) around their
+/// read-modify-write, so two `key set`s never lose one.
+struct KeyFile {
+    path: PathBuf,
+    lock: PathBuf,
+}
+
+#[derive(Default, Serialize, Deserialize)]
+struct Keys {
+    keys: BTreeMap<String, KeyEntry>,
+}
+
+impl KeyFile {
+    fn beside(store_dir: &Path) -> Self {
+        let dir = store_dir.parent().unwrap_or(store_dir);
+        Self {
+            path: dir.join("keys.json"),
+            lock: dir.join("keys.lock"),
+        }
+    }
+
+    fn error(&self, message: impl std::fmt::Display) -> StoreError {
+        StoreError::Other(format!("{}: {message}", self.path.display()))
+    }
+
+    fn read(&self) -> Result<Keys, StoreError> {
+        match std::fs::read(&self.path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| self.error(format_args!("line {}: {e}", e.line()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Keys::default()),
+            Err(e) => Err(self.error(e)),
+        }
+    }
+
+    /// Change the file under its lock.
+    fn change<T>(&self, f: impl FnOnce(&mut Keys) -> T) -> Result<T, StoreError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        use std::os::unix::io::AsRawFd;
+        let err = |e: std::io::Error| self.error(e);
+        if let Some(dir) = self.path.parent() {
+            std::fs::create_dir_all(dir).map_err(err)?;
+        }
+        let lock = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&self.lock)
+            .map_err(err)?;
+        // SAFETY: flock on a descriptor this function owns; released when
+        // `lock` is closed.
+        if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(err(std::io::Error::last_os_error()));
+        }
+        let mut keys = self.read()?;
+        let out = f(&mut keys);
+        self.write(&keys)?;
+        Ok(out)
+    }
+
+    fn write(&self, keys: &Keys) -> Result<(), StoreError> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let err = |e: std::io::Error| self.error(e);
+        let tmp = self.path.with_extension("json.tmp");
+        let text = serde_json::to_vec_pretty(keys).expect("key files serialize");
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(err)?;
+        f.write_all(&text)
+            .and_then(|()| f.sync_all())
+            .map_err(err)?;
+        std::fs::rename(&tmp, &self.path).map_err(err)?;
+        if let Some(dir) = self.path.parent() {
+            std::fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(err)?;
+        }
+        Ok(())
+    }
+}
+
+impl KeyBook for KeyFile {
+    fn get(&self, name: &str) -> Result<Option<KeyEntry>, StoreError> {
+        Ok(self.read()?.keys.remove(name))
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<KeyEntry>, StoreError> {
+        Ok(self
+            .read()?
+            .keys
+            .into_values()
+            .filter(|k| k.name.starts_with(prefix))
+            .collect())
+    }
+
+    fn set(&self, entry: KeyEntry) -> Result<(), StoreError> {
+        self.change(|keys| {
+            keys.keys.insert(entry.name.clone(), entry);
+        })
+    }
+
+    fn delete(&self, name: &str) -> Result<bool, StoreError> {
+        self.change(|keys| keys.keys.remove(name).is_some())
+    }
+
+    fn set_all(&self, entries: Vec<KeyEntry>) -> Result<(), StoreError> {
+        // One file, one rename: all or nothing.
+        self.change(|keys| {
+            for e in entries {
+                keys.keys.insert(e.name.clone(), e);
+            }
+        })
+    }
+}
+
+/// Times as records write them (RFC 3339, microseconds).
+pub(crate) mod rfc3339_opt {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::SystemTime;
+
+    pub fn serialize<S: Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => required::serialize(t, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SystemTime>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|s| humantime::parse_rfc3339_weak(&s).map_err(serde::de::Error::custom))
+            .transpose()
+    }
+
+    pub mod required {
+        use serde::{Deserialize, Deserializer, Serializer};
+        use std::time::SystemTime;
+
+        pub fn serialize<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+            s.serialize_str(&humantime::format_rfc3339_micros(*t).to_string())
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
+            let s = String::deserialize(d)?;
+            humantime::parse_rfc3339_weak(&s).map_err(serde::de::Error::custom)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(name: &str, value: &str) -> KeyEntry {
+        KeyEntry {
+            name: name.into(),
+            value: value.into(),
+            secret: false,
+            expires_at: None,
+            updated_at: crate::now(),
+        }
+    }
+
+    #[test]
+    fn the_file_keeps_keys_by_name_and_concurrent_sets_lose_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let book = Arc::new(KeyFile::beside(&dir.path().join("store")));
+        assert_eq!(book.get("system.a").unwrap(), None);
+        let threads: Vec<_> = (0..8)
+            .map(|i| {
+                let book = book.clone();
+                std::thread::spawn(move || {
+                    book.set(entry(&format!("system.k{i}"), &i.to_string()))
+                        .unwrap()
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(book.list("system.").unwrap().len(), 8);
+        book.set(entry("user.ann.x", "1")).unwrap();
+        assert_eq!(book.list("user.").unwrap().len(), 1);
+        assert_eq!(book.get("system.k3").unwrap().unwrap().value, "3");
+        assert!(book.delete("system.k3").unwrap());
+        assert!(!book.delete("system.k3").unwrap());
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("keys.json"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}
