@@ -106,6 +106,7 @@ fn store_copy_moves_a_home_to_postgres_and_back() {
         .ok();
     sled.run(&["run", s(&wat("trap"))]).code(1);
     sled.run(&["token", "create", "--name", "ci"]).ok();
+    sled.run(&["key", "set", "system.db", "pw", "--secret"]).ok();
 
     let pg = Home::on_postgres();
     let url = pg.store.clone().unwrap();
@@ -115,6 +116,12 @@ fn store_copy_moves_a_home_to_postgres_and_back() {
         .json();
     assert_eq!(copied["records"], 7, "{copied}");
     assert_eq!(copied["tokens"], 1, "{copied}");
+    // Keys too, secrets as stored: the home's secret key still opens them.
+    assert_eq!(copied["keys"], 1, "{copied}");
+    let mut c = pg.cmd();
+    c.args(["key", "get", "system.db", "--decrypt"])
+        .env("WASMFLOW_SECRET_KEY_FILE", sled.path().join("secret.key"));
+    assert_eq!(crate::Run::from(c.output().unwrap()).ok().stdout, "pw\n");
     assert!(copied["journal_entries"].as_u64().unwrap() > 0, "{copied}");
     same_store(sled, &pg);
 

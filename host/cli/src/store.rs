@@ -23,8 +23,8 @@ fn copy(home: &Home, from: Option<&str>, to: &str, json: bool) -> CmdResult {
         print::json(&report);
     } else {
         eprintln!(
-            "copied {} record(s), {} event(s), {}, {} blob(s) ({}), {} queue entr{} and {} token(s) \
-             from {from} to {to}; every record read back the same",
+            "copied {} record(s), {} event(s), {}, {} blob(s) ({}), {} queue entr{}, {} token(s) \
+             and {} key(s) from {from} to {to}; every record read back the same",
             report.records,
             report.events,
             entries(report.journal_entries, "journal"),
@@ -33,6 +33,7 @@ fn copy(home: &Home, from: Option<&str>, to: &str, json: bool) -> CmdResult {
             report.queued,
             if report.queued == 1 { "y" } else { "ies" },
             report.tokens,
+            report.keys,
         );
     }
     Ok(ExitCode::SUCCESS)

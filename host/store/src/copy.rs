@@ -5,7 +5,9 @@
 //! What is copied: every blob (referred to or not, so the counts match),
 //! every record as it is (the same JSON, read back and compared), each
 //! one's events and workflow journal, the queue in its order, and the
-//! tokens. Nothing in the source is changed. Blobs go first and the
+//! tokens, and the datastore's keys (secrets as they are stored, so the
+//! secret key file must go where the store goes). Nothing in the source
+//! is changed. Blobs go first and the
 //! records after, so a record in the target never points at a blob it
 //! lacks. A copy that stops half-way can be run again into the same
 //! target: every write is a replace, and queue entries and tokens already
@@ -16,6 +18,7 @@
 use crate::error::StoreError;
 use crate::record::{ExecutionId, ExecutionRecord};
 use crate::store::{ListFilter, Listing, Location, Store};
+use crate::keys::key_book;
 use crate::tokens::{token_book, TokenBook};
 use serde::Serialize;
 use std::collections::HashSet;
@@ -33,6 +36,7 @@ pub struct CopyReport {
     pub blob_bytes: u64,
     pub queued: usize,
     pub tokens: usize,
+    pub keys: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -92,7 +96,13 @@ pub fn copy(from: &Location, to: &Location) -> Result<CopyReport, CopyError> {
     }
     let source = Store::open_at(from)?;
     let target = Store::open_at(to)?;
-    copy_between((&source, &*token_book(from)?), (&target, &*token_book(to)?))
+    let mut report =
+        copy_between((&source, &*token_book(from)?), (&target, &*token_book(to)?))?;
+    // Last: a copy run again replaces them, as it does records.
+    let keys = key_book(from)?.list("")?;
+    report.keys = keys.len();
+    key_book(to)?.set_all(keys)?;
+    Ok(report)
 }
 
 /// [`copy`] between open stores, each with its token book.
