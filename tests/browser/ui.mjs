@@ -171,12 +171,19 @@ try {
   await page.getByText("Workers (1)").waitFor();
   await page.getByRole("cell", { name: "this server" }).waitFor();
   await page.screenshot({ path: `${outDir}/queue.png`, fullPage: true });
+  // Keys: a plain value shown, a secret masked and never in the page.
+  await page.getByRole("link", { name: "Keys" }).click();
+  await page.locator('#keys tr[data-key="system.region"]').filter({ hasText: "eu-west" }).waitFor();
+  const secretRow = await page.locator('#keys tr[data-key="system.db_password"]').textContent();
+  if (!secretRow.includes("***")) throw new Error(`secret row: ${secretRow}`);
+  if ((await page.content()).includes("hunter2")) throw new Error("a secret's value reached the page");
+  await page.screenshot({ path: `${outDir}/keys.png`, fullPage: true });
 
   // From a laptop down to a phone, nothing is wider than the screen, long
   // action names included.
   for (const [width, height] of [[1280, 800], [375, 740]]) {
     await page.setViewportSize({ width, height });
-    for (const hash of ["#/executions", "#/actions", `#/executions/${id}`]) {
+    for (const hash of ["#/executions", "#/actions", `#/executions/${id}`, "#/keys"]) {
       await page.evaluate((h) => { location.hash = h; }, hash);
       await page.locator("main h1").first().waitFor();
       await page.waitForTimeout(300);

@@ -995,6 +995,11 @@ fn the_web_ui_reruns_with_an_edited_parameter_in_chromium() {
     assert_eq!(srv.wait_done(&named)["status"], "succeeded");
     let original = srv.start(json!({"action": "chain", "input": {"dir": s(&site.marks)}}));
     assert_eq!(srv.wait_done(&original)["status"], "succeeded");
+    // Keys for the Keys page, set while the server runs.
+    site.home.run(&["key", "set", "system.region", "eu-west"]).ok();
+    site.home
+        .run(&["key", "set", "system.db_password", "hunter2-ui", "--secret"])
+        .ok();
     // Screenshots are kept as the test's artifacts.
     let out = support::root().join("target/ui-screenshots");
     let run = crate::Run::from(
@@ -1017,6 +1022,7 @@ fn the_web_ui_reruns_with_an_edited_parameter_in_chromium() {
         "execution-tree.png",
         "execution-graph.png",
         "actions.png",
+        "keys.png",
         "executions-phone.png",
     ] {
         let png = std::fs::read(out.join(shot)).unwrap();

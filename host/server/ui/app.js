@@ -110,7 +110,7 @@ function nameOf(r) { return r.name || r.action; }
 function pretty(v) { return v === undefined || v === null ? "–" : JSON.stringify(v, null, 2); }
 
 function setNav(current) {
-  for (const id of ["executions", "actions", "queue"]) {
+  for (const id of ["executions", "actions", "queue", "keys"]) {
     const a = document.getElementById(`nav-${id}`);
     if (id === current) a.setAttribute("aria-current", "page"); else a.removeAttribute("aria-current");
   }
@@ -643,6 +643,26 @@ async function queuePage() {
   return () => clearInterval(timer);
 }
 
+// The datastore's keys, secrets masked (the server never sends a secret's
+// value here).
+async function keysPage(params) {
+  setNav("keys");
+  const prefix = params.get("prefix") || "";
+  const input = el("input", { type: "search", id: "key-prefix", value: prefix, placeholder: "system.",
+    onchange: () => { location.hash = input.value ? `#/keys?prefix=${encodeURIComponent(input.value)}` : "#/keys"; } });
+  const keys = await api(`/keys?${new URLSearchParams({ prefix })}`);
+  show(el("h1", {}, "Keys"),
+    el("div", { class: "toolbar" }, el("div", {}, el("label", { for: "key-prefix" }, "Names starting with"), input)),
+    keys.length
+      ? el("table", { id: "keys" },
+          el("thead", {}, el("tr", {}, ["Name", "Value", "Secret", "Expires", "Updated"].map((h) => el("th", { scope: "col" }, h)))),
+          el("tbody", {}, keys.map((k) => el("tr", { "data-key": k.name },
+            el("td", {}, el("code", {}, k.name)), el("td", {}, k.secret ? el("span", { class: "hint" }, k.value) : k.value),
+            el("td", {}, k.secret ? "yes" : ""), el("td", {}, k.expires_at ? when(k.expires_at) : ""),
+            el("td", {}, when(k.updated_at))))))
+      : el("p", {}, "No keys: set them with `wasmflow key set NAME VALUE`."));
+}
+
 // ---- routing ----------------------------------------------------------------------
 
 async function route() {
@@ -658,6 +678,7 @@ async function route() {
     if (parts[0] === "executions" && parts[1]) stop = await executionPage(parts[1]);
     else if (parts[0] === "actions") stop = await actionsPage();
     else if (parts[0] === "queue") stop = await queuePage();
+    else if (parts[0] === "keys") stop = await keysPage(params);
     else stop = await executionsPage(params);
     if (stop) stopPage = stop;
     main.focus({ preventScroll: true });
