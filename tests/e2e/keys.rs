@@ -3,13 +3,16 @@
 //! PostgreSQL cluster) is searched for its bytes.
 
 use crate::server::{http_client, started, url_in};
-use crate::{files_under, s, Home, StoreKind};
+use crate::{files_under, s, wat, Home, StoreKind};
 use serde_json::{json, Value};
 use std::io::Write;
 use std::process::Stdio;
 use std::time::Duration;
 
-crate::on_both_stores!(keys_expire_secrets_stay_encrypted_and_rotate);
+crate::on_both_stores!(
+    keys_expire_secrets_stay_encrypted_and_rotate,
+    workflows_read_keys_with_kv
+);
 
 /// Bytes no other test writes.
 fn unique(what: &str) -> String {
@@ -260,4 +263,55 @@ fn key_token(home: &Home, name: &str, read_only: bool) -> String {
         args.push("--read-only");
     }
     home.run(&args).ok().stdout.trim().to_owned()
+}
+
+const KV_FLOW: &str = r#"
+version: 1
+input:
+  - { name: b, type: u32 }
+tasks:
+  add:
+    action: add.wat
+    input: { a: "{{ kv('system.base') | int }}", b: "{{ input.b }}" }
+    next: [{ publish: { sum: "{{ result }}" } }]
+output: { sum: "{{ ctx.sum }}", region: "{{ kv('system.region') }}" }
+"#;
+
+/// A workflow reads keys with `kv()`; a missing key and a secret are
+/// refused, naming the key, and fail the workflow, not the host.
+fn workflows_read_keys_with_kv(kind: StoreKind) {
+    let home = Home::with_store(kind);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(wat("add"), dir.path().join("add.wat")).unwrap();
+    let flow = dir.path().join("flow.yaml");
+    std::fs::write(&flow, KV_FLOW).unwrap();
+    let run = || home.run(&["run", s(&flow), "-p", "b=2", "--json"]);
+    home.run(&["key", "set", "system.base", "40"]).ok();
+    home.run(&["key", "set", "system.region", "eu-west"]).ok();
+    let done = run().ok().json();
+    assert_eq!(
+        done["result"],
+        json!({"sum": 42, "region": "eu-west"}),
+        "{done}"
+    );
+
+    home.run(&["key", "delete", "system.base"]).ok();
+    let failed = run();
+    failed.code(1);
+    let failed = failed.json();
+    assert!(
+        failed
+            .to_string()
+            .contains("kv(\\\"system.base\\\"): no such key"),
+        "{failed}"
+    );
+    home.run(&["key", "set", "system.base", "1", "--secret"])
+        .ok();
+    let refused = run();
+    refused.code(1);
+    assert!(
+        refused.json().to_string().contains("it is a secret"),
+        "{}",
+        refused.stdout
+    );
 }

@@ -106,7 +106,8 @@ fn store_copy_moves_a_home_to_postgres_and_back() {
         .ok();
     sled.run(&["run", s(&wat("trap"))]).code(1);
     sled.run(&["token", "create", "--name", "ci"]).ok();
-    sled.run(&["key", "set", "system.db", "pw", "--secret"]).ok();
+    sled.run(&["key", "set", "system.db", "pw", "--secret"])
+        .ok();
 
     let pg = Home::on_postgres();
     let url = pg.store.clone().unwrap();

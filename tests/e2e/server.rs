@@ -996,7 +996,9 @@ fn the_web_ui_reruns_with_an_edited_parameter_in_chromium() {
     let original = srv.start(json!({"action": "chain", "input": {"dir": s(&site.marks)}}));
     assert_eq!(srv.wait_done(&original)["status"], "succeeded");
     // Keys for the Keys page, set while the server runs.
-    site.home.run(&["key", "set", "system.region", "eu-west"]).ok();
+    site.home
+        .run(&["key", "set", "system.region", "eu-west"])
+        .ok();
     site.home
         .run(&["key", "set", "system.db_password", "hunter2-ui", "--secret"])
         .ok();

@@ -136,6 +136,7 @@ pub fn worker(home: &Home, command: Option<WorkerCommand>, args: WorkerArgs) -> 
     }
     let config = WorkConfig {
         concurrency,
+        keys: Some(crate::key::datastore(home)?),
         shutdown_timeout: parse_duration("--shutdown-timeout", &args.shutdown_timeout)
             .map_err(|e| Fail::usage(anyhow!(e)))?,
         leasing: leasing_from(&args.leasing)?,

@@ -105,7 +105,7 @@ fn foreground(
     let progress = show.then(|| Arc::new(Progress::new()));
     req.observer = progress.clone().map(|p| p as Arc<dyn Observer>);
     let cancel = req.cancel.clone();
-    let sched = Scheduler::with_components(rt, components);
+    let sched = scheduler(home, rt, components);
     // The id as soon as it is recorded, so another terminal can `execution
     // cancel` it (not before: a rejected input records nothing).
     req.recorded = Some(Arc::new(|id| eprintln!("workflow execution {id} started")));
@@ -118,6 +118,13 @@ fn foreground(
     }
     let record = record?;
     Ok(crate::exit_code(print::outcome(&record, json)))
+}
+
+/// A scheduler for this home: its components, and `kv()` reading its
+/// datastore.
+fn scheduler(home: &Home, rt: Runtime, components: Arc<dyn Components>) -> Scheduler {
+    let keys = crate::key::datastore(home).ok();
+    Scheduler::with_keys(rt, components, keys)
 }
 
 /// Ctrl-C, or a request from `wasmflow execution cancel`, cancels.
@@ -143,7 +150,7 @@ fn tokio_multi() -> tokio::runtime::Runtime {
 pub fn resume(home: &Home, json: bool) -> CmdResult {
     let rt = crate::runtime(home)?;
     // oci:// actions were pulled when the workflow started: the cache has them.
-    let sched = Scheduler::with_components(rt.clone(), crate::registry::components(home, false));
+    let sched = scheduler(home, rt.clone(), crate::registry::components(home, false));
     let interrupted = sched.interrupted()?;
     if interrupted.is_empty() {
         eprintln!("nothing to resume");
@@ -226,7 +233,7 @@ pub fn rerun(
     limits: wasmflow_store::Limits,
 ) -> CmdResult {
     let (params, from, json) = (&args.params, args.from.as_deref(), args.json);
-    let sched = Scheduler::with_components(rt.clone(), crate::registry::components(home, false));
+    let sched = scheduler(home, rt.clone(), crate::registry::components(home, false));
     let def = Arc::new(sched.recorded_definition(&original)?);
     let mut input = original.input.clone();
     Runnable::Workflow(def.clone())

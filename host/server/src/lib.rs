@@ -77,6 +77,8 @@ pub struct ServeConfig {
 #[derive(Clone, Debug)]
 pub struct WorkConfig {
     pub concurrency: usize,
+    /// What workflows' `kv()` reads.
+    pub keys: Option<wasmflow_datastore::Datastore>,
     pub shutdown_timeout: Duration,
     pub leasing: Leasing,
 }
@@ -202,7 +204,7 @@ pub async fn serve(
     // A start that fails stops answering with it.
     let _unbind = stop_http.clone().drop_guard();
     listening(addr);
-    let sched = Scheduler::with_components(rt.clone(), components.clone());
+    let sched = Scheduler::with_keys(rt.clone(), components.clone(), config.keys.clone());
     let catalog = catalog::Catalog::load(
         config.actions.as_deref(),
         config.packs.as_deref(),
@@ -298,7 +300,7 @@ pub async fn work(
     if rt.store().shared_queue().is_none() {
         return Err(ServerError::NotShared("wasmflow worker"));
     }
-    let sched = Scheduler::with_components(rt.clone(), components);
+    let sched = Scheduler::with_keys(rt.clone(), components, config.keys.clone());
     let queue = queue::Queue::new(
         rt.store().clone(),
         0,

@@ -16,9 +16,9 @@
 //! stores is not a move.
 
 use crate::error::StoreError;
+use crate::keys::key_book;
 use crate::record::{ExecutionId, ExecutionRecord};
 use crate::store::{ListFilter, Listing, Location, Store};
-use crate::keys::key_book;
 use crate::tokens::{token_book, TokenBook};
 use serde::Serialize;
 use std::collections::HashSet;
@@ -96,8 +96,7 @@ pub fn copy(from: &Location, to: &Location) -> Result<CopyReport, CopyError> {
     }
     let source = Store::open_at(from)?;
     let target = Store::open_at(to)?;
-    let mut report =
-        copy_between((&source, &*token_book(from)?), (&target, &*token_book(to)?))?;
+    let mut report = copy_between((&source, &*token_book(from)?), (&target, &*token_book(to)?))?;
     // Last: a copy run again replaces them, as it does records.
     let keys = key_book(from)?.list("")?;
     report.keys = keys.len();

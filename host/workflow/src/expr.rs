@@ -8,6 +8,7 @@
 
 use minijinja::{Environment, State, UndefinedBehavior};
 use serde_json::{Map, Value};
+use wasmflow_datastore::Datastore;
 
 /// The names an expression can use.
 #[derive(Clone, Copy, Default)]
@@ -58,10 +59,17 @@ impl Default for Expressions {
 
 impl Expressions {
     pub fn new() -> Self {
+        Self::with_keys(None)
+    }
+
+    /// With `kv(NAME)` reading the datastore's keys (without one, every
+    /// `kv()` is an error saying so).
+    pub fn with_keys(keys: Option<Datastore>) -> Self {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.add_function("succeeded", |state: &State| status_is(state, "succeeded"));
         env.add_function("failed", |state: &State| !status_is(state, "succeeded"));
+        env.add_function("kv", move |name: String| kv(keys.as_ref(), &name));
         Self { env }
     }
 
@@ -153,6 +161,25 @@ impl Expressions {
             .map_err(describe)?;
         let v = compiled.eval(scope.to_value()).map_err(describe)?;
         Ok(v.is_true())
+    }
+}
+
+/// A key's value, when it is now (a workflow's task input is journaled
+/// once rendered, so a resumed workflow does not read it again). Secrets
+/// are not read this way: their values would reach the task's record.
+fn kv(keys: Option<&Datastore>, name: &str) -> Result<String, minijinja::Error> {
+    use minijinja::{Error, ErrorKind};
+    let fail = |m: String| Error::new(ErrorKind::InvalidOperation, m);
+    let keys = keys.ok_or_else(|| fail(format!("kv(\"{name}\"): no datastore here")))?;
+    match keys.value(name) {
+        Ok(Some((_, true))) => Err(fail(format!(
+            "kv(\"{name}\"): it is a secret, and kv() would put its value in records"
+        ))),
+        Ok(Some((value, false))) => Ok(value),
+        Ok(None) => Err(fail(format!(
+            "kv(\"{name}\"): no such key (expired, or never set)"
+        ))),
+        Err(e) => Err(fail(format!("kv(\"{name}\"): {e}"))),
     }
 }
 

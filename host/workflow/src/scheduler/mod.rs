@@ -106,10 +106,19 @@ impl Scheduler {
 
     /// A scheduler that runs `oci://` task actions from `components`.
     pub fn with_components(runtime: Runtime, components: Arc<dyn Components>) -> Self {
+        Self::with_keys(runtime, components, None)
+    }
+
+    /// ... whose expressions read `keys` with `kv(NAME)`.
+    pub fn with_keys(
+        runtime: Runtime,
+        components: Arc<dyn Components>,
+        keys: Option<wasmflow_datastore::Datastore>,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 runtime,
-                exprs: Expressions::new(),
+                exprs: Expressions::with_keys(keys),
                 components,
             }),
         }
