@@ -39,10 +39,19 @@ impl LiveEvent {
     }
 }
 
+/// One execution's events. The broadcast channel (a fixed ring of
+/// [`FOLLOWER_BACKLOG`] slots) is made when the first follower comes: most
+/// executions are never followed, and a queue of thousands of them would
+/// otherwise hold a ring each.
+#[derive(Default)]
 struct Channel {
-    said: Mutex<Vec<LiveEvent>>,
-    tx: broadcast::Sender<LiveEvent>,
+    /// Everything said so far, and the channel once someone follows.
+    state: Mutex<(Vec<LiveEvent>, Option<broadcast::Sender<LiveEvent>>)>,
 }
+
+/// Events a follower may fall behind by before it misses lines (never the
+/// end: see the SSE handler).
+const FOLLOWER_BACKLOG: usize = 1024;
 
 #[derive(Default)]
 pub struct Live {
@@ -55,17 +64,11 @@ pub type Following = (Vec<LiveEvent>, broadcast::Receiver<LiveEvent>);
 impl Live {
     /// Start listening for `id` (at accept, so nothing is missed).
     pub fn open(&self, id: ExecutionId) {
-        let (tx, _) = broadcast::channel(1024);
         self.channels
             .lock()
             .expect("not poisoned")
             .entry(id)
-            .or_insert_with(|| {
-                Arc::new(Channel {
-                    said: Mutex::new(Vec::new()),
-                    tx,
-                })
-            });
+            .or_default();
     }
 
     pub fn say(&self, id: ExecutionId, event: LiveEvent) {
@@ -78,9 +81,11 @@ impl Live {
         if let Some(c) = channel {
             // Under the backlog's lock, so a follower that subscribes in
             // between sees each event exactly once.
-            let mut said = c.said.lock().expect("not poisoned");
-            said.push(event.clone());
-            let _ = c.tx.send(event);
+            let mut state = c.state.lock().expect("not poisoned");
+            if let Some(tx) = &state.1 {
+                let _ = tx.send(event.clone());
+            }
+            state.0.push(event);
         }
     }
 
@@ -103,8 +108,16 @@ impl Live {
             .expect("not poisoned")
             .get(&id)
             .cloned()?;
-        let said = channel.said.lock().expect("not poisoned");
-        Some((said.clone(), channel.tx.subscribe()))
+        let mut state = channel.state.lock().expect("not poisoned");
+        let rx = match &state.1 {
+            Some(tx) => tx.subscribe(),
+            None => {
+                let (tx, rx) = broadcast::channel(FOLLOWER_BACKLOG);
+                state.1 = Some(tx);
+                rx
+            }
+        };
+        Some((state.0.clone(), rx))
     }
 }
 

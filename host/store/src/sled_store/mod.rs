@@ -54,6 +54,11 @@ use std::sync::Arc;
 /// KiB and keep it (see `segment_size`).
 const SEGMENT_SIZE: usize = 512 << 10;
 
+/// sled's page cache, at most (its default is 1 GiB: a server's memory
+/// grew with every execution it ran until it got there). Reads past it
+/// come from the OS's page cache.
+const CACHE_CAPACITY: u64 = 32 << 20;
+
 /// The largest value kept in sled itself; larger ones are files (see
 /// `files.rs`). sled writes a message over a quarter of a segment to a
 /// blob file of its own, and a leaf page holds up to 17 values: at 1/128
@@ -253,6 +258,7 @@ impl SledStore {
         let db = sled::Config::new()
             .path(dir)
             .segment_size(segment_size)
+            .cache_capacity(CACHE_CAPACITY)
             .open()
             .map_err(|source| match &source {
                 // sled reports the advisory lock held by another process as
