@@ -92,7 +92,7 @@ impl Driver {
             }],
             false,
         )?;
-        let action = match self.def.action_ref(&task).and_then(|a| match a {
+        let (action, named) = match self.def.action_ref(&task).and_then(|a| match a {
             ActionRef::Pack(name) => {
                 resolve_pack(&*self.sched.inner.components, &name, &self.def.dir)
                     .map(|(a, named)| (a, Some(named)))
@@ -107,7 +107,6 @@ impl Driver {
         if let Some(o) = &self.req.observer {
             o.task_started(&self.name(), &name, item.as_ref().map(|_| slot));
         }
-        let (action, named) = action;
         let job = Job {
             sched: self.sched.clone(),
             action,
