@@ -1387,3 +1387,76 @@ fn serve_answers_healthz_while_its_catalog_compiles() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+const PAUSABLE: &str = r#"
+version: 1
+input: [{ name: dir, type: string }]
+grants: { write: ["{{ input.dir }}"] }
+tasks:
+  pa:
+    action: step.wasm
+    input: { req: { name: pa, dir: "{{ input.dir }}", value: 1, sleep-ms: 800 } }
+    next: [{ publish: { a: "{{ result.value }}" }, do: pb }]
+  pb:
+    action: step.wasm
+    input: { req: { name: pb, dir: "{{ input.dir }}", value: "{{ ctx.a }}" } }
+    next: [{ publish: { b: "{{ result.value }}" } }]
+output: { b: "{{ ctx.b }}" }
+"#;
+
+/// Pause and resume through the API: the running task finishes, none
+/// starts until resume, and the workflow ends as it would have; a paused
+/// workflow cancels; an action does not pause.
+#[test]
+fn a_workflow_pauses_and_resumes_through_the_api() {
+    let site = Site::new();
+    std::fs::write(site.actions.join("pausable.yaml"), PAUSABLE).unwrap();
+    let srv = site.serve(&["--workers", "2"]);
+    let input = json!({"action": "pausable", "input": {"dir": s(&site.marks)}});
+    let start_and_pause = || {
+        let before = markers(&site.marks, "pa.");
+        let id = srv.start(input.clone());
+        let at = Instant::now();
+        while markers(&site.marks, "pa.") == before {
+            assert!(at.elapsed() < Duration::from_secs(60), "pa never started");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let (status, v) = srv.post(&format!("/api/v1/executions/{id}/pause"), json!({}));
+        assert_eq!(status, 202, "{v}");
+        assert_eq!(srv.wait_status(&id, &["paused"])["status"], "paused");
+        id
+    };
+    let id = start_and_pause();
+    assert_eq!(
+        markers(&site.marks, "pb."),
+        0,
+        "nothing starts while paused"
+    );
+    let graph = srv.get(&format!("/api/v1/executions/{id}/graph"));
+    assert_eq!(graph["tasks"][0]["state"], "succeeded", "{graph}");
+    assert_eq!(graph["tasks"][1]["state"], "pending", "{graph}");
+    let (status, v) = srv.post(&format!("/api/v1/executions/{id}/pause"), json!({}));
+    assert_eq!(status, 409, "{v}");
+    let (status, v) = srv.post(&format!("/api/v1/executions/{id}/resume"), json!({}));
+    assert_eq!(status, 202, "{v}");
+    let done = srv.wait_done(&id);
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["result"], json!({"b": 3}));
+    assert_eq!(markers(&site.marks, "pa."), 1);
+    assert_eq!(markers(&site.marks, "pb."), 1);
+    let (status, _) = srv.post(&format!("/api/v1/executions/{id}/resume"), json!({}));
+    assert_eq!(status, 409);
+
+    // A paused workflow is canceled where it stands.
+    let id = start_and_pause();
+    let (status, v) = srv.post(&format!("/api/v1/executions/{id}/cancel"), json!({}));
+    assert_eq!(status, 202, "{v}");
+    assert_eq!(srv.wait_done(&id)["status"], "canceled");
+    assert_eq!(markers(&site.marks, "pb."), 1);
+
+    // Only workflows pause.
+    let add = srv.start(json!({"action": "add", "input": {"a": 1, "b": 2}}));
+    srv.wait_done(&add);
+    let (status, v) = srv.post(&format!("/api/v1/executions/{add}/pause"), json!({}));
+    assert_eq!(status, 422, "{v}");
+}

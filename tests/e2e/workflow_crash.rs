@@ -207,6 +207,73 @@ fn execution_cancel_stops_a_workflow_run_by_another_process() {
         .stderr_has("already ended (canceled)");
 }
 
+/// `execution pause` from another process: the running task finishes, none
+/// starts after it, the workflow is `paused` and its process ends;
+/// `execution resume` goes on from there, and the result is the one an
+/// unpaused run gives. A workflow nothing runs pauses in the store.
+#[test]
+fn a_paused_workflow_starts_no_task_until_it_is_resumed() {
+    let b = Bench::new();
+    let wf = b.file("slow.yaml", SLOW);
+    let mut child = spawn(&b, &wf);
+    let id = started_id(&mut child);
+    wait_for("a to start", || b.runs("a") > 0);
+    b.home
+        .run(&["execution", "pause", &id])
+        .ok()
+        .stderr_has("pause requested");
+    assert_eq!(child.wait().unwrap().code(), Some(1));
+    let tree = b.tree(&id);
+    assert_eq!(tree["status"], "paused", "{tree}");
+    let kids = children(&tree);
+    assert_eq!(kids.len(), 1, "nothing started after the pause: {tree}");
+    assert_eq!(kids[0]["status"], "succeeded");
+    assert_eq!(b.runs("b"), 0);
+    // `resume` (of interrupted workflows) leaves it alone; it pauses once.
+    b.home.run(&["resume"]).ok().stderr_has("nothing to resume");
+    b.home
+        .run(&["execution", "pause", &id])
+        .code(2)
+        .stderr_has("is paused: only a running workflow pauses");
+    let listed = b
+        .home
+        .run(&["execution", "list", "--status", "paused", "--json"]);
+    assert_eq!(listed.ok().ids(), std::slice::from_ref(&id));
+
+    // On from where it stopped, to the result an unpaused run gives.
+    let done = b
+        .home
+        .run(&["execution", "resume", &id, "--json"])
+        .ok()
+        .json();
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["result"], json!({"a": 2, "c": 4}));
+    assert_eq!((b.runs("a"), b.runs("b"), b.runs("c")), (1, 1, 1));
+    b.home
+        .run(&["execution", "resume", &id])
+        .code(2)
+        .stderr_has("is succeeded, not paused");
+
+    // Its process killed mid-task, a workflow pauses in the store, and
+    // resumes with the interrupted task run again.
+    let mut child = spawn(&b, &wf);
+    let id = started_id(&mut child);
+    wait_for("a to start", || b.runs("a") > 1);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    b.home
+        .run(&["execution", "pause", &id])
+        .ok()
+        .stderr_has("nothing was running it");
+    b.home.run(&["resume"]).ok().stderr_has("nothing to resume");
+    let done = b
+        .home
+        .run(&["execution", "resume", &id, "--json"])
+        .ok()
+        .json();
+    assert_eq!(done["result"], json!({"a": 2, "c": 4}), "{done}");
+}
+
 /// A task killed mid-run is in the records afterwards as `interrupted`,
 /// whether or not it had written its own record; the task's second start
 /// says `attempt: 2`. A purge leaves the interrupted tree alone.

@@ -723,6 +723,21 @@ pub enum ExecutionCommand {
         /// Execution id (a unique prefix is enough when no process runs it).
         id: String,
     },
+    /// Pause a running workflow: no task starts after this, running ones
+    /// finish, and it is recorded `paused` until `execution resume`.
+    Pause {
+        /// Execution id (a unique prefix is enough when no process runs it).
+        id: String,
+    },
+    /// Go on with a paused workflow from where it stopped, in this process
+    /// until it ends (exit status as `run`'s; with --server, on the server).
+    Resume {
+        /// Execution id, or a unique prefix of it.
+        id: String,
+        /// Print the final record as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Replay a recorded execution against its recorded world, bit for bit.
     ///
     /// Exit 0 only for a faithful reproduction; with --component, exit 0 when

@@ -97,6 +97,10 @@ pub fn execution(home: &Home, command: ExecutionCommand) -> CmdResult {
         }
         ExecutionCommand::ReRun(args) => return rerun(home, &args),
         ExecutionCommand::Cancel { id } => return crate::workflow::cancel(home, &id),
+        ExecutionCommand::Pause { id } => return crate::workflow::pause(home, &id),
+        ExecutionCommand::Resume { id, json } => {
+            return crate::workflow::resume_paused(home, &id, json)
+        }
         ExecutionCommand::Logs { id, follow } => return logs(home, &id, follow),
         ExecutionCommand::Tail { id } => return logs(home, &id, true),
         ExecutionCommand::Purge {

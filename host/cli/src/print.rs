@@ -26,6 +26,13 @@ pub fn outcome(r: &ExecutionRecord, json: bool) -> bool {
 
 /// One line on stderr after a run: what happened, and the id to look it up.
 pub fn summary(r: &ExecutionRecord) {
+    if r.status == Status::Paused {
+        eprintln!(
+            "execution {} paused; `wasmflow execution resume {}` goes on with it",
+            r.id, r.id
+        );
+        return;
+    }
     let took = r.elapsed().map(elapsed).unwrap_or_default();
     match &r.error {
         None => eprintln!("execution {} {} in {took}", r.id, r.status),
@@ -146,6 +153,7 @@ fn status_cell(status: Status, colour: bool) -> Cell {
         Status::Failed | Status::TimedOut => cell.fg(Color::Red),
         Status::Running | Status::Pending => cell.fg(Color::Yellow),
         Status::Canceled => cell.fg(Color::DarkGrey),
+        Status::Paused => cell.fg(Color::Cyan),
     }
 }
 

@@ -240,6 +240,20 @@ async fn execution(client: &Client, command: &ExecutionCommand) -> CmdResult {
             let accepted = client.cancel(id).await?;
             eprintln!("cancel requested for {}", accepted.id);
         }
+        ExecutionCommand::Pause { id } => {
+            let accepted = client.pause(id).await?;
+            eprintln!(
+                "pause requested for {}: no task starts now, running ones finish",
+                accepted.id
+            );
+        }
+        ExecutionCommand::Resume { id, json } => {
+            let id = client.resume(id).await?.id;
+            eprintln!("execution {id} resumed on {}", client.base());
+            client.follow(&id, |_, _| {}).await?;
+            let rec = client.execution(&id).await?;
+            return Ok(crate::exit_code(print::outcome(&rec, *json)));
+        }
         ExecutionCommand::Export { .. } => {
             return Err(Fail::usage(anyhow!(
                 "export reads the store, which the server holds: stop the server (or copy its \

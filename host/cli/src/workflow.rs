@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use wasmflow_runtime::{CancellationToken, Loader, Runtime};
 use wasmflow_store::{ExecutionId, ExecutionRecord, Opened, Status, Store, StoreError};
-use wasmflow_workflow::cancel::CancelRequests;
+use wasmflow_workflow::cancel::Requests;
 use wasmflow_workflow::{
     Components, Definition, Observer, Problems, Request, Runnable, Scheduler, WorkflowError,
 };
@@ -104,13 +104,14 @@ fn foreground(
     req.lineage.id = Some(id);
     let progress = show.then(|| Arc::new(Progress::new()));
     req.observer = progress.clone().map(|p| p as Arc<dyn Observer>);
-    let cancel = req.cancel.clone();
+    let (cancel, pause) = (req.cancel.clone(), req.pause.clone());
     let sched = scheduler(home, rt, components);
     // The id as soon as it is recorded, so another terminal can `execution
     // cancel` it (not before: a rejected input records nothing).
     req.recorded = Some(Arc::new(|id| eprintln!("workflow execution {id} started")));
     let record = tokio_multi().block_on(async {
         watch_cancel(home, id, cancel.clone());
+        Requests::pauses(&home.dir).watch(id, pause);
         sched.run(req).await
     });
     if let Some(p) = progress {
@@ -136,7 +137,7 @@ fn watch_cancel(home: &Home, id: ExecutionId, cancel: CancellationToken) {
             c.cancel();
         }
     });
-    CancelRequests::of_home(&home.dir).watch(id, cancel);
+    Requests::cancels(&home.dir).watch(id, cancel);
 }
 
 /// Several tasks run at once: give them the machine's cores.
@@ -164,9 +165,10 @@ pub fn resume(home: &Home, json: bool) -> CmdResult {
         let mut ok = true;
         for r in interrupted {
             eprintln!("resuming {} ({})", r.id, r.action);
-            let cancel = CancellationToken::new();
+            let (cancel, pause) = (CancellationToken::new(), CancellationToken::new());
             watch_cancel(home, r.id, cancel.clone());
-            let rec = sched.resume(r.id, cancel, None).await?;
+            Requests::pauses(&home.dir).watch(r.id, pause.clone());
+            let rec = sched.resume(r.id, cancel, pause, None).await?;
             print::summary(&rec);
             ok &= rec.status == Status::Succeeded;
             done.push(rec);
@@ -183,7 +185,7 @@ pub fn cancel(home: &Home, id: &str) -> CmdResult {
     // A process holds the store: it is running the execution (or some
     // other one); leave it a request it polls for.
     let request = |id: &str| -> CmdResult {
-        CancelRequests::of_home(&home.dir)
+        Requests::cancels(&home.dir)
             .request(id)
             .map_err(|e| Fail::usage(anyhow!("cannot write the cancel request: {e}")))?;
         eprintln!("cancel requested: the wasmflow process running {id} will stop it");
@@ -219,6 +221,75 @@ pub fn cancel(home: &Home, id: &str) -> CmdResult {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `execution pause ID`: ask the process running a workflow to pause it,
+/// or pause one nothing runs (interrupted) in the store.
+pub fn pause(home: &Home, id: &str) -> CmdResult {
+    let request = |id: &str| -> CmdResult {
+        Requests::pauses(&home.dir)
+            .request(id)
+            .map_err(|e| Fail::usage(anyhow!("cannot write the pause request: {e}")))?;
+        eprintln!(
+            "pause requested: the wasmflow process running {id} starts no more tasks, lets the \
+             running ones finish, and records it `paused`"
+        );
+        Ok(ExitCode::SUCCESS)
+    };
+    let pausable = |record: &ExecutionRecord| match (record.kind, record.status) {
+        (wasmflow_store::Kind::Workflow, Status::Running) => Ok(()),
+        (wasmflow_store::Kind::Workflow, status) => Err(Fail::usage(anyhow!(
+            "workflow execution {} is {status}: only a running workflow pauses",
+            record.id
+        ))),
+        _ => Err(Fail::usage(anyhow!(
+            "execution {} ran an action: only workflows pause (cancel stops an action)",
+            record.id
+        ))),
+    };
+    match Store::open_to_read(&home.store_location()) {
+        Ok(Opened::ThroughHolder(store)) => {
+            let record = store.find(id)?;
+            pausable(&record)?;
+            request(&record.id.to_string())
+        }
+        Err(StoreError::Locked { .. }) => request(id),
+        Err(e) => Err(e.into()),
+        Ok(Opened::Own(store)) => {
+            let record = store.find(id)?;
+            pausable(&record)?;
+            let rid = record.id;
+            wasmflow_workflow::cancel::pause_stopped(&store, record)?;
+            eprintln!(
+                "paused {rid} (nothing was running it); `wasmflow execution resume {rid}` goes on"
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// `execution resume ID`: a paused workflow, on from where it stopped, in
+/// this process.
+pub fn resume_paused(home: &Home, id: &str, json: bool) -> CmdResult {
+    let rt = crate::runtime(home)?;
+    let sched = scheduler(home, rt.clone(), crate::registry::components(home, false));
+    let record = rt.store().find(id)?;
+    let (cancel, pause) = (CancellationToken::new(), CancellationToken::new());
+    let show = std::io::stderr().is_terminal();
+    let progress = show.then(|| Arc::new(Progress::new()));
+    let observer = progress.clone().map(|p| p as Arc<dyn Observer>);
+    eprintln!("resuming {} ({})", record.id, record.action);
+    let rec = tokio_multi().block_on(async {
+        watch_cancel(home, record.id, cancel.clone());
+        Requests::pauses(&home.dir).watch(record.id, pause.clone());
+        sched
+            .resume_paused(record.id, cancel, pause, observer)
+            .await
+    });
+    if let Some(p) = progress {
+        p.bar.finish_and_clear();
+    }
+    Ok(crate::exit_code(print::outcome(&rec?, json)))
 }
 
 /// `execution re-run` of a workflow execution: the same workflow (the copy

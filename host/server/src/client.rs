@@ -198,6 +198,24 @@ impl Client {
         .await
     }
 
+    pub async fn pause(&self, id: &str) -> Result<Accepted, ClientError> {
+        self.post(
+            &format!("/executions/{id}/pause"),
+            &serde_json::json!({}),
+            "an acceptance",
+        )
+        .await
+    }
+
+    pub async fn resume(&self, id: &str) -> Result<Accepted, ClientError> {
+        self.post(
+            &format!("/executions/{id}/resume"),
+            &serde_json::json!({}),
+            "an acceptance",
+        )
+        .await
+    }
+
     /// Follow an execution's events (`log`, `task`, `end`) until it ends;
     /// `on_event` gets each event's name and JSON data.
     pub async fn follow(

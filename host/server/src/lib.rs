@@ -466,6 +466,8 @@ pub fn router(app: Arc<App>) -> axum::Router {
         .route("/executions/{id}/logs", get(api::execution_logs))
         .route("/executions/{id}/graph", get(api::execution_graph))
         .route("/executions/{id}/cancel", post(api::cancel_execution))
+        .route("/executions/{id}/pause", post(api::pause_execution))
+        .route("/executions/{id}/resume", post(api::resume_execution))
         .route("/executions/{id}/re-run", post(api::rerun_execution))
         .route("/executions/{id}/replay", post(api::replay_execution))
         .route("/actions", get(api::list_actions))

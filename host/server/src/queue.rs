@@ -42,6 +42,10 @@ pub struct Payload {
     /// `re-run` with `from`: the task to start again from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
+    /// A paused workflow queued to go on (`POST .../resume`); without it a
+    /// paused workflow found in the queue stays paused.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub resume: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +95,8 @@ pub struct QueueEntry {
     pub accepted_at: SystemTime,
     pub state: EntryState,
     pub cancel: CancellationToken,
+    /// Pauses a workflow (its running tasks finish, none starts).
+    pub pause: CancellationToken,
     pub payload: Payload,
 }
 
@@ -253,6 +259,7 @@ impl Queue {
                 accepted_at: record.created_at,
                 state: EntryState::Pending,
                 cancel: CancellationToken::new(),
+                pause: CancellationToken::new(),
                 payload,
             },
         );
@@ -282,6 +289,7 @@ impl Queue {
                     accepted_at: record.created_at,
                     state: EntryState::Pending,
                     cancel: CancellationToken::new(),
+                    pause: CancellationToken::new(),
                     payload: payload.clone(),
                 },
             );

@@ -178,7 +178,10 @@ async fn run_ticket(app: &Arc<App>, worker: usize, ticket: Ticket) {
     let id = record.id;
     let outcome = match record.kind {
         Kind::Action => run_action(app, worker, record.clone(), entry.cancel).await,
-        Kind::Workflow => run_workflow(app, record.clone(), entry.payload, entry.cancel).await,
+        Kind::Workflow => {
+            let tokens = (entry.cancel, entry.pause);
+            run_workflow(app, record.clone(), entry.payload, tokens).await
+        }
     };
     let finished = match outcome {
         Ok(r) => r,
@@ -306,17 +309,29 @@ async fn run_workflow(
     app: &App,
     record: ExecutionRecord,
     payload: Payload,
-    cancel: CancellationToken,
+    (cancel, pause): (CancellationToken, CancellationToken),
 ) -> Result<ExecutionRecord, String> {
     let observer: Arc<dyn Observer> = Arc::new(LiveTasks {
         id: record.id,
         live: app.live.clone(),
     });
+    if record.status == Status::Paused {
+        if !payload.resume {
+            // Queued before it paused (a restart found the entry): it
+            // waits for `resume`.
+            return Ok(record);
+        }
+        return app
+            .sched
+            .resume_paused(record.id, cancel, pause, Some(observer))
+            .await
+            .map_err(|e| e.to_string());
+    }
     if record.status == Status::Running {
         // A previous server (or `wasmflow run`) was interrupted in it.
         return app
             .sched
-            .resume(record.id, cancel, Some(observer))
+            .resume(record.id, cancel, pause, Some(observer))
             .await
             .map_err(|e| e.to_string());
     }
@@ -334,6 +349,7 @@ async fn run_workflow(
         _ => None,
     };
     req.cancel = cancel;
+    req.pause = pause;
     req.observer = Some(observer);
     app.sched.run(req).await.map_err(|e| e.to_string())
 }

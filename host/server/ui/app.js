@@ -147,7 +147,7 @@ function signIn() {
 
 // ---- executions --------------------------------------------------------------
 
-const STATUSES = ["pending", "running", "succeeded", "failed", "timed_out", "canceled"];
+const STATUSES = ["pending", "running", "paused", "succeeded", "failed", "timed_out", "canceled"];
 const RANGES = [["", "any time"], ["1h", "last hour"], ["24h", "last day"], ["7d", "last week"], ["30d", "last 30 days"]];
 
 async function executionsPage(params) {
@@ -293,11 +293,19 @@ async function executionPage(id) {
       el("div", {}, el("h2", {}, "Input"), el("pre", { id: "input" }, pretty(r.input))),
       el("div", {}, el("h2", {}, "Result"), el("pre", { id: "result" }, pretty(r.result))),
       r.error ? el("div", {}, el("h2", {}, "Error"), el("pre", { id: "error", class: "error" }, pretty(r.error))) : null);
-    const done = !["pending", "running"].includes(r.status);
+    const done = !["pending", "running", "paused"].includes(r.status);
+    const post = (what, said) => async () => {
+      try { await api(`/executions/${r.id}/${what}`, { method: "POST" }); toast(said); }
+      catch (e) { toast(e.message); }
+    };
     fill(actions,
-      done ? null : el("button", { type: "button", id: "cancel", onclick: async () => {
-        try { await api(`/executions/${r.id}/cancel`, { method: "POST" }); toast("cancel requested"); }
-        catch (e) { toast(e.message); } } }, "Cancel"),
+      done ? null : el("button", { type: "button", id: "cancel", onclick: post("cancel", "cancel requested") }, "Cancel"),
+      r.kind === "workflow" && r.status === "running"
+        ? el("button", { type: "button", id: "pause", onclick: post("pause", "pausing: running tasks finish, none starts") }, "Pause") : null,
+      r.status === "paused"
+        ? el("button", { type: "button", id: "resume", onclick: async () => {
+            try { await api(`/executions/${r.id}/resume`, { method: "POST" }); toast("resumed"); setTimeout(route, 300); }
+            catch (e) { toast(e.message); } } }, "Resume") : null,
       done && r.kind === "action" ? el("button", { type: "button", id: "replay", onclick: async () => {
         try { const rep = await api(`/executions/${r.id}/replay`, { method: "POST" }); toast(rep.verdict);
           location.hash = `#/executions/${rep.record.id}`; }

@@ -89,16 +89,21 @@ pub enum Status {
     Failed,
     TimedOut,
     Canceled,
+    /// A workflow stopped starting tasks when asked (`execution pause`),
+    /// its running tasks finished; it goes on when resumed. Last, so the
+    /// other statuses keep their index bytes.
+    Paused,
 }
 
 impl Status {
-    pub const ALL: [Status; 6] = [
+    pub const ALL: [Status; 7] = [
         Status::Pending,
         Status::Running,
         Status::Succeeded,
         Status::Failed,
         Status::TimedOut,
         Status::Canceled,
+        Status::Paused,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -109,12 +114,13 @@ impl Status {
             Status::Failed => "failed",
             Status::TimedOut => "timed_out",
             Status::Canceled => "canceled",
+            Status::Paused => "paused",
         }
     }
 
     /// Succeeded, failed, timed out or canceled: the record is final.
     pub fn is_terminal(self) -> bool {
-        !matches!(self, Status::Pending | Status::Running)
+        !matches!(self, Status::Pending | Status::Running | Status::Paused)
     }
 
     /// One byte per status, used as the prefix of `by_status` keys.

@@ -63,6 +63,10 @@ pub enum Entry {
     Fail { failure: Failure },
     /// Canceled: running actions are stopped, nothing more starts.
     Cancel,
+    /// Paused: nothing more starts; running actions finish.
+    Pause,
+    /// Resumed after a pause: tasks start again.
+    Resume,
     /// The workflow ended.
     End {
         status: Status,
@@ -169,6 +173,8 @@ pub struct State {
     pub arrivals: HashMap<String, u32>,
     pub failing: Option<Failure>,
     pub canceled: bool,
+    /// Paused and not resumed since.
+    pub paused: bool,
     pub ended: Option<Outcome>,
     /// Entries applied so far (the next entry's sequence number).
     pub len: u32,
@@ -254,6 +260,8 @@ impl State {
                 }
             }
             Entry::Cancel => self.canceled = true,
+            Entry::Pause => self.paused = true,
+            Entry::Resume => self.paused = false,
             Entry::End {
                 status,
                 result,

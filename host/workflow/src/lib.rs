@@ -46,6 +46,13 @@ pub enum WorkflowError {
     NotFound(String),
     #[error("execution {0} is not a workflow")]
     NotAWorkflow(String),
+    /// `resume` of a workflow that is not paused, or a crash recovery of
+    /// one that is.
+    #[error("workflow execution {id} is {status}{}", if *status == wasmflow_store::Status::Paused { " (`wasmflow execution resume` goes on with it)" } else { ", not paused" })]
+    NotPaused {
+        id: String,
+        status: wasmflow_store::Status,
+    },
     #[error("unknown task `{task}` (the workflow's tasks are: {known})")]
     UnknownTask { task: String, known: String },
     #[error("the workflow file of execution {0} is not in the store")]
@@ -72,6 +79,7 @@ impl WorkflowError {
             | WorkflowError::Input(_)
             | WorkflowError::NotFound(_)
             | WorkflowError::NotAWorkflow(_)
+            | WorkflowError::NotPaused { .. }
             | WorkflowError::UnknownTask { .. } => true,
             WorkflowError::Runtime(e) => e.is_usage(),
             WorkflowError::Store(e) => e.is_usage(),

@@ -485,6 +485,14 @@ pub async fn cancel_execution(
         entry.cancel.cancel();
         return Ok(accepted(&record));
     }
+    if record.status == Status::Paused {
+        // Nothing runs a paused workflow: settle it and its tree here.
+        let (store, paused) = (app.rt.store().clone(), record.clone());
+        tokio::task::spawn_blocking(move || wasmflow_workflow::cancel::cancel_tree(&store, paused))
+            .await
+            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+        return Ok(accepted(&record));
+    }
     // On a shared store another process may hold it, or nobody yet.
     match app.queue.cancel_shared(record.id)? {
         wasmflow_store::Cancel::Withdrawn => {
@@ -502,6 +510,80 @@ pub async fn cancel_execution(
             ),
         )),
     }
+}
+
+#[utoipa::path(post, path = "/api/v1/executions/{id}/pause", tag = "executions",
+    params(("id" = String, Path, description = "A running workflow execution's id or a unique prefix")),
+    responses((status = 202, description = "Pausing: no task starts now, running ones finish, \
+        then it is `paused`", body = Accepted),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn pause_execution(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    let record = find(&app, &id)?;
+    if record.kind != Kind::Workflow {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!(
+                "{} ran an action: only workflows pause (cancel stops an action)",
+                record.id
+            ),
+        ));
+    }
+    if record.status != Status::Running {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "workflow execution {} is {}: only a running workflow pauses",
+                record.id, record.status
+            ),
+        ));
+    }
+    match app.queue.entry(record.id) {
+        Some(entry) => {
+            entry.pause.cancel();
+            Ok(accepted(&record))
+        }
+        None => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "workflow execution {} is not run by this server process (on a shared store, \
+                 pause it through the process that runs it)",
+                record.id
+            ),
+        )),
+    }
+}
+
+#[utoipa::path(post, path = "/api/v1/executions/{id}/resume", tag = "executions",
+    params(("id" = String, Path, description = "A paused workflow execution's id or a unique prefix")),
+    responses((status = 202, description = "Queued to go on from where it paused", body = Accepted),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn resume_execution(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    draining(&app)?;
+    let record = find(&app, &id)?;
+    if record.status != Status::Paused {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("execution {} is {}, not paused", record.id, record.status),
+        ));
+    }
+    let payload = Payload {
+        resume: true,
+        ..Payload::default()
+    };
+    app.submit(&record, payload).await?;
+    Ok(accepted(&record))
 }
 
 /// Record a withdrawn execution as canceled before it started.
@@ -547,7 +629,11 @@ pub async fn rerun_execution(
     if let Some(spec) = &req.grants {
         record.grants = bounded(&app, grants::extend(&record.grants, parse_grants(spec)?))?;
     }
-    app.submit(&record, Payload { from: req.from }).await?;
+    let payload = Payload {
+        from: req.from,
+        ..Payload::default()
+    };
+    app.submit(&record, payload).await?;
     Ok(accepted(&record))
 }
 
@@ -734,7 +820,7 @@ impl utoipa::Modify for BearerAuth {
 #[openapi(
     info(title = "wasmflow", description = "Run WebAssembly actions and workflows: queue, records, logs, replay."),
     paths(create_execution, list_executions, get_execution, execution_graph, execution_logs,
-        cancel_execution,
+        cancel_execution, pause_execution, resume_execution,
         rerun_execution, replay_execution, list_actions, get_action, queue, workers, webhook, healthz,
         metrics, keys::list_keys, keys::get_key, keys::set_key, keys::delete_key),
     components(schemas(CreateExecution, GrantRequest, Accepted, ExecutionPage, ReRun, ReplayResult,

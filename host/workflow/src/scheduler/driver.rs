@@ -119,8 +119,9 @@ impl Driver {
 
     pub(super) async fn drive(mut self) -> Result<ExecutionRecord, WorkflowError> {
         loop {
+            self.take_pause()?;
             self.complete_settled()?;
-            if !self.stopping() {
+            if !self.stopping() && !self.state.paused {
                 self.dispatch()?;
                 // Settled runs may have been completed by dispatch (reuse,
                 // empty items): go round again before waiting.
@@ -140,6 +141,7 @@ impl Driver {
                 self.unflushed = false;
             }
             let cancel = self.req.cancel.clone();
+            let pause = self.req.pause.clone();
             tokio::select! {
                 // The cancel first: a task stopped by it may already have
                 // ended, and its `canceled` outcome must find the workflow
@@ -150,6 +152,8 @@ impl Driver {
                     // and stop; their records say `canceled`.
                     self.write(&[Entry::Cancel], true)?;
                 }
+                // Noted at the top of the loop; nothing else changes here.
+                () = pause.cancelled(), if !self.state.paused && !self.stopping() => {}
                 done = self.jobs.join_next() => {
                     if let Some(done) = done {
                         let done = done.map_err(|e| WorkflowError::Join(e.to_string()))?;
@@ -165,6 +169,15 @@ impl Driver {
             }
         }
         self.finish()
+    }
+
+    /// A pause asked for and not yet in the journal: write it, so no task
+    /// starts after it (a restart finds the workflow still pausing).
+    fn take_pause(&mut self) -> Result<(), WorkflowError> {
+        if self.req.pause.is_cancelled() && !self.state.paused && !self.stopping() {
+            self.write(&[Entry::Pause], true)?;
+        }
+        Ok(())
     }
 
     pub(super) fn has_settled_incomplete(&self) -> bool {
@@ -487,8 +500,16 @@ impl Driver {
         )
     }
 
-    /// Write the end, update the workflow's record, and return it.
+    /// Write the end, update the workflow's record, and return it; a
+    /// paused workflow with tasks still to run is recorded `paused`
+    /// instead, its journal left open for `resume`.
     pub(super) fn finish(mut self) -> Result<ExecutionRecord, WorkflowError> {
+        let waiting = self.state.runs.iter().any(|r| r.completed.is_none());
+        if self.state.ended.is_none() && self.state.paused && !self.stopping() && waiting {
+            self.record.status = Status::Paused;
+            self.sched.runtime().store().put(&self.record)?;
+            return Ok(self.record);
+        }
         if self.state.ended.is_none() {
             let end = if self.state.canceled {
                 Entry::End {

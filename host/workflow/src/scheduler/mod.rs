@@ -61,6 +61,10 @@ pub struct Request {
     /// tasks that do not follow TASK.
     pub from: Option<(ExecutionId, String)>,
     pub cancel: CancellationToken,
+    /// Cancelled to pause the workflow: no task starts after it, running
+    /// ones finish, and the run returns a `paused` record (see
+    /// [`Scheduler::resume_paused`]).
+    pub pause: CancellationToken,
     pub observer: Option<Arc<dyn Observer>>,
     /// Told the execution's id once its record is on disk (a front end
     /// prints it then, never before: an id it prints can be looked up).
@@ -78,6 +82,7 @@ impl Request {
             lineage: Lineage::default(),
             from: None,
             cancel: CancellationToken::new(),
+            pause: CancellationToken::new(),
             observer: None,
             recorded: None,
         }
@@ -173,7 +178,32 @@ impl Scheduler {
         &self,
         id: ExecutionId,
         cancel: CancellationToken,
+        pause: CancellationToken,
         observer: Option<Arc<dyn Observer>>,
+    ) -> Result<ExecutionRecord, WorkflowError> {
+        self.go_on(id, cancel, pause, observer, false).await
+    }
+
+    /// Go on with a paused workflow execution: `Resume` in its journal,
+    /// `running` again, its tasks starting where they stopped; `pause`
+    /// pauses it again.
+    pub async fn resume_paused(
+        &self,
+        id: ExecutionId,
+        cancel: CancellationToken,
+        pause: CancellationToken,
+        observer: Option<Arc<dyn Observer>>,
+    ) -> Result<ExecutionRecord, WorkflowError> {
+        self.go_on(id, cancel, pause, observer, true).await
+    }
+
+    async fn go_on(
+        &self,
+        id: ExecutionId,
+        cancel: CancellationToken,
+        pause: CancellationToken,
+        observer: Option<Arc<dyn Observer>>,
+        unpause: bool,
     ) -> Result<ExecutionRecord, WorkflowError> {
         let store = self.runtime().store();
         let record = store
@@ -182,8 +212,18 @@ impl Scheduler {
         if record.kind != Kind::Workflow {
             return Err(WorkflowError::NotAWorkflow(id.to_string()));
         }
+        let not_paused = || WorkflowError::NotPaused {
+            id: id.to_string(),
+            status: record.status,
+        };
+        if unpause && record.status != Status::Paused {
+            return Err(not_paused());
+        }
         if record.is_finished() {
             return Ok(record);
+        }
+        if !unpause && record.status == Status::Paused {
+            return Err(not_paused());
         }
         let def = Arc::new(self.recorded_definition(&record)?);
         let entries = self.journal(id)?;
@@ -192,7 +232,9 @@ impl Scheduler {
             limits: record.limits,
             lineage: Lineage::of(&record),
             cancel,
+            pause,
             observer,
+            name: Some(record.action.clone()),
             ..Request::new(def.clone(), record.input.clone())
         };
         let mut driver = Driver::new(self.clone(), def.clone(), record, req, None);
@@ -209,6 +251,13 @@ impl Scheduler {
         }
         if driver.state.ended.is_some() {
             return driver.finish();
+        }
+        if unpause {
+            if driver.state.paused {
+                driver.write(&[Entry::Resume], true)?;
+            }
+            driver.record.status = Status::Running;
+            store.put(&driver.record)?;
         }
         driver.recover().await?;
         driver.drive().await
@@ -328,7 +377,10 @@ impl Scheduler {
         observer: Option<Arc<dyn Observer>>,
     ) -> BoxFuture<Result<ExecutionRecord, WorkflowError>> {
         let me = self.clone();
-        Box::pin(async move { me.resume(id, cancel, observer).await })
+        // A nested workflow is a task of its parent: it runs to its end
+        // when the parent pauses.
+        let pause = CancellationToken::new();
+        Box::pin(async move { me.resume(id, cancel, pause, observer).await })
     }
 
     fn run_boxed(&self, req: Request) -> BoxFuture<Result<ExecutionRecord, WorkflowError>> {
