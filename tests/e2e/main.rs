@@ -13,6 +13,7 @@ mod devkit;
 mod grants_race;
 mod hostile;
 mod http;
+mod inquiry;
 mod inspect;
 mod keys;
 mod old_store;

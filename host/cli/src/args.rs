@@ -129,6 +129,12 @@ pub enum Command {
         #[command(flatten)]
         args: WorkerArgs,
     },
+    /// Questions `core.ask` workflow tasks wait on: list them, answer one
+    /// (the workflow goes on).
+    Inquiry {
+        #[command(subcommand)]
+        command: InquiryCommand,
+    },
     /// The datastore: keys actions and workflows read, and secrets kept
     /// encrypted (`system.NAME`, `user.USER.NAME`).
     Key {
@@ -321,6 +327,37 @@ pub enum TokenCommand {
     },
     /// Stop accepting a token.
     Revoke { name: String },
+}
+
+#[derive(Subcommand)]
+pub enum InquiryCommand {
+    /// Inquiries waiting for an answer (past their ttl ones expire now).
+    List {
+        /// Print them as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One inquiry: its question's schema, route, users, expiry, answer.
+    Get {
+        id: String,
+        /// Print it as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Answer an inquiry (checked against its schema); a paused workflow
+    /// then goes on in this process until it ends (exit status as `run`'s).
+    Respond {
+        id: String,
+        /// `key=value` in the answer (a value that reads as JSON is JSON).
+        #[arg(short = 'p', long = "param", value_name = "KEY=VALUE")]
+        params: Vec<String>,
+        /// The answer from a JSON file (`-p` adds to it).
+        #[arg(long, value_name = "FILE")]
+        response: Option<PathBuf>,
+        /// Print the workflow's final record as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]

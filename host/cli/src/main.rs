@@ -8,6 +8,7 @@ mod action;
 mod args;
 mod devkit;
 mod execution;
+mod inquiry;
 mod inspect;
 mod key;
 mod print;
@@ -74,6 +75,7 @@ fail_from!(
     wasmflow_server::tokens::TokenError,
     wasmflow_server::client::ClientError,
     wasmflow_datastore::DatastoreError,
+    wasmflow_workflow::inquiry::InquiryError,
 );
 
 pub(crate) type CmdResult = Result<ExitCode, Fail>;
@@ -208,6 +210,7 @@ fn main() -> ExitCode {
         args::Command::Execution { command } => execution::execution(&home, command),
         args::Command::Serve(a) => serve::serve(&home, *a),
         args::Command::Key { command } => key::key(&home, command),
+        args::Command::Inquiry { command } => inquiry::inquiry(&home, command),
         args::Command::Token { command } => serve::token(&home, command),
         args::Command::Worker { command, args } => serve::worker(&home, command, args),
         args::Command::Store { command } => store::store(&home, command),

@@ -28,7 +28,8 @@ pub fn outcome(r: &ExecutionRecord, json: bool) -> bool {
 pub fn summary(r: &ExecutionRecord) {
     if r.status == Status::Paused {
         eprintln!(
-            "execution {} paused; `wasmflow execution resume {}` goes on with it",
+            "execution {} paused (asked to, or waiting for an answer: `wasmflow inquiry list`); \
+             `wasmflow execution resume {}` goes on with it",
             r.id, r.id
         );
         return;

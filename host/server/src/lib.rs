@@ -150,6 +150,29 @@ async fn retain(app: Arc<App>, policy: wasmflow_store::Retention, every: Duratio
     }
 }
 
+/// Every second: inquiries past their ttl fail (`inquiry-timeout`) and
+/// their workflows go on to handle it.
+async fn expire_inquiries(app: Arc<App>) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let store = app.rt.store().clone();
+        let expired =
+            tokio::task::spawn_blocking(move || wasmflow_workflow::inquiry::expire_due(&store))
+                .await;
+        match expired {
+            Ok(Ok(expired)) => {
+                for r in expired {
+                    if let Err(e) = api::inquiries::go_on(&app, &r).await {
+                        tracing::warn!("inquiry {}: {}", r.id, e.message);
+                    }
+                }
+            }
+            Ok(Err(e)) => tracing::warn!("expiring inquiries: {e}"),
+            Err(e) => tracing::warn!("expiring inquiries stopped: {e}"),
+        }
+    }
+}
+
 /// What happened at shutdown.
 #[derive(Debug, Default)]
 pub struct ShutdownReport {
@@ -265,6 +288,12 @@ pub async fn serve(
             config.retain_every,
         ))
     });
+
+    // One sweeper per store: on a shared one, several servers would race
+    // to queue the same workflow (there, `GET /inquiries` expires them).
+    if app.queue.leasing().is_none() {
+        tokio::spawn(expire_inquiries(app.clone()));
+    }
 
     let _ = api.set(router(app.clone()));
     ready(Ready {
@@ -472,6 +501,9 @@ pub fn router(app: Arc<App>) -> axum::Router {
         .route("/executions/{id}/replay", post(api::replay_execution))
         .route("/actions", get(api::list_actions))
         .route("/actions/{name}", get(api::get_action))
+        .route("/inquiries", get(api::inquiries::list_inquiries))
+        .route("/inquiries/{id}", get(api::inquiries::get_inquiry))
+        .route("/inquiries/{id}/respond", post(api::inquiries::respond))
         .route("/keys", get(api::keys::list_keys))
         .route(
             "/keys/{name}",

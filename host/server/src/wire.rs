@@ -112,6 +112,15 @@ pub struct KeyQuery {
     pub decrypt: Option<bool>,
 }
 
+/// `POST /api/v1/inquiries/{id}/respond`.
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Respond {
+    /// The answer, checked against the inquiry's JSON Schema.
+    #[schema(value_type = Object)]
+    pub response: Value,
+}
+
 /// `PUT /api/v1/keys/{name}`.
 #[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -80,6 +80,10 @@ pub mod code {
     pub const WORKFLOW: &str = "workflow";
     /// A workflow could not be resumed from its journal.
     pub const RESUME: &str = "resume";
+    /// A `core.ask` inquiry nobody answered within its `ttl`.
+    pub const INQUIRY_TIMEOUT: &str = "inquiry-timeout";
+    /// A `core.ask` task's question that is not one (bad schema, ttl).
+    pub const INQUIRY: &str = "inquiry";
     /// A with-items item that ended without a failure of its own.
     pub const FAILED: &str = "failed";
 

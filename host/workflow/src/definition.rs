@@ -39,6 +39,8 @@ pub enum ActionRef {
     /// `pack.item`: an action or workflow of a pack, found through
     /// [`Components`].
     Pack(String),
+    /// `core.ask`: a question for a person (see [`crate::inquiry`]).
+    Ask,
 }
 
 /// Whether `s` reads as `pack.item`.
@@ -125,6 +127,9 @@ impl Definition {
         let a = task.action.trim();
         if a.starts_with("oci://") {
             return Ok(ActionRef::Oci(a.to_owned()));
+        }
+        if crate::inquiry::is_ask(a) {
+            return Ok(ActionRef::Ask);
         }
         let p = Path::new(a);
         let has_ext = p
@@ -510,6 +515,21 @@ fn check_actions<'a>(
                     match loader.load(&path) {
                         Err(e) => out.push(src.problem(&action_at, e.to_string())),
                         Ok(action) => check_literal_input(def, &action, task, &at, &mut out),
+                    }
+                }
+                Ok(ActionRef::Ask) => {
+                    // The question, when it is written out (templates are
+                    // known only when the task runs).
+                    let question = Value::Object(
+                        task.input
+                            .iter()
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect(),
+                    );
+                    if is_literal(&question) {
+                        if let Err(e) = crate::inquiry::check_question(&question) {
+                            out.push(src.problem(&join(&at, "input"), e));
+                        }
                     }
                 }
                 Ok(ActionRef::Oci(reference)) => {

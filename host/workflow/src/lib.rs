@@ -20,6 +20,7 @@ pub mod definition;
 pub mod expr;
 pub mod grants;
 pub mod graph;
+pub mod inquiry;
 pub mod journal;
 pub mod model;
 pub mod runnable;

@@ -40,6 +40,7 @@ use wasmflow_workflow::{PrepareError, Runnable};
 pub type AppState = Arc<App>;
 
 mod edge;
+pub mod inquiries;
 pub mod keys;
 use edge::ApiResult;
 pub use edge::{ApiError, Body};
@@ -822,9 +823,10 @@ impl utoipa::Modify for BearerAuth {
     paths(create_execution, list_executions, get_execution, execution_graph, execution_logs,
         cancel_execution, pause_execution, resume_execution,
         rerun_execution, replay_execution, list_actions, get_action, queue, workers, webhook, healthz,
-        metrics, keys::list_keys, keys::get_key, keys::set_key, keys::delete_key),
+        metrics, keys::list_keys, keys::get_key, keys::set_key, keys::delete_key,
+        inquiries::list_inquiries, inquiries::get_inquiry, inquiries::respond),
     components(schemas(CreateExecution, GrantRequest, Accepted, ExecutionPage, ReRun, ReplayResult,
-        crate::wire::SetKey,
+        crate::wire::SetKey, crate::wire::Respond,
         ActionSummary, ActionDescription, QueueView, crate::queue::QueueItem, WorkerView, Health,
         ErrorBody)),
     modifiers(&BearerAuth)

@@ -8,6 +8,7 @@ use super::job::Job;
 use super::{Request, Reuse, Scheduler};
 use crate::definition::Definition;
 use crate::expr::{Expressions, Scope};
+use crate::inquiry;
 use crate::journal::{Entry, State};
 use crate::model::Task;
 use crate::{grants, WorkflowError};
@@ -131,6 +132,11 @@ impl Driver {
             }
             self.launch()?;
             if self.jobs.is_empty() {
+                // Nothing runs but open inquiries: one answered (or
+                // expired) meanwhile lets the workflow go on.
+                if self.answered()? {
+                    continue;
+                }
                 break;
             }
             // Tasks' records are written without their own fsync (see
@@ -169,6 +175,49 @@ impl Driver {
             }
         }
         self.finish()
+    }
+
+    /// The slots that wait for an inquiry (running, with no job: only an
+    /// inquiry's slot runs when the jobs are done), by execution id.
+    fn open_inquiries(&self) -> Vec<(usize, usize, ExecutionId)> {
+        let mut out = Vec::new();
+        for (run, r) in self.state.runs.iter().enumerate() {
+            for (slot, s) in r.slots.iter().enumerate() {
+                if let (true, Some(child)) = (s.is_running(), s.child) {
+                    out.push((run, slot, child));
+                }
+            }
+        }
+        out
+    }
+
+    /// Settle every open inquiry whose record has ended (answered, or
+    /// canceled) or that is past its ttl (expired now); whether any was.
+    pub(super) fn answered(&mut self) -> Result<bool, WorkflowError> {
+        let store = self.sched.runtime().store().clone();
+        let mut settled = false;
+        for (run, slot, child) in self.open_inquiries() {
+            let rec = match store.get(child)? {
+                Some(rec) if rec.is_finished() => rec,
+                Some(rec)
+                    if inquiry::is_open(&rec)
+                        && inquiry::expires_at(&rec)
+                            .is_some_and(|t| t <= std::time::SystemTime::now()) =>
+                {
+                    inquiry::expire(&store, rec)?
+                }
+                _ => continue,
+            };
+            self.settle(Done {
+                run,
+                slot,
+                child: Some(child),
+                outcome: rec.outcome(),
+                elapsed: rec.elapsed().unwrap_or_default(),
+            })?;
+            settled = true;
+        }
+        Ok(settled)
     }
 
     /// A pause asked for and not yet in the journal: write it, so no task
@@ -505,10 +554,27 @@ impl Driver {
     /// instead, its journal left open for `resume`.
     pub(super) fn finish(mut self) -> Result<ExecutionRecord, WorkflowError> {
         let waiting = self.state.runs.iter().any(|r| r.completed.is_none());
-        if self.state.ended.is_none() && self.state.paused && !self.stopping() && waiting {
+        let asking = !self.open_inquiries().is_empty();
+        if self.state.ended.is_none()
+            && (self.state.paused || asking)
+            && !self.stopping()
+            && waiting
+        {
             self.record.status = Status::Paused;
             self.sched.runtime().store().put(&self.record)?;
             return Ok(self.record);
+        }
+        // Ending (canceled, failed) with inquiries open: nobody will
+        // answer them now.
+        let store = self.sched.runtime().store().clone();
+        for (_, _, child) in self.open_inquiries() {
+            if let Some(mut rec) = store.get(child)?.filter(inquiry::is_open) {
+                rec.fail(
+                    Status::Canceled,
+                    failure(code::CANCELED, "the workflow ended before it was answered"),
+                );
+                store.put_unflushed(&rec)?;
+            }
         }
         if self.state.ended.is_none() {
             let end = if self.state.canceled {

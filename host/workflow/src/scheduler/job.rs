@@ -7,6 +7,7 @@ use super::{Observer, Request, Scheduler};
 use crate::components::resolve_pack;
 use crate::definition::{duration, ActionRef, Definition};
 use crate::expr::Scope;
+use crate::inquiry;
 use crate::journal::{Entry, Slot};
 use crate::WorkflowError;
 use serde_json::Value;
@@ -92,6 +93,9 @@ impl Driver {
             }],
             false,
         )?;
+        if inquiry::is_ask(&task.action) {
+            return self.ask(run, slot, child, item.is_some(), input);
+        }
         let (action, named) = match self.def.action_ref(&task).and_then(|a| match a {
             ActionRef::Pack(name) => {
                 resolve_pack(&*self.sched.inner.components, &name, &self.def.dir)
@@ -140,6 +144,39 @@ impl Driver {
     }
 }
 
+impl Driver {
+    /// A `core.ask` slot: its inquiry's record, open, and no job: the
+    /// slot stays running until the inquiry is answered or expires
+    /// (`answered`).
+    fn ask(
+        &mut self,
+        run: usize,
+        slot: usize,
+        child: ExecutionId,
+        over_items: bool,
+        question: Value,
+    ) -> Result<(), WorkflowError> {
+        let name = self.state.runs[run].name.clone();
+        if let Err(e) = inquiry::check_question(&question) {
+            let f = failure(code::INQUIRY, &format!("tasks.{name}.input: {e}"));
+            return self.settle_now(run, slot, f);
+        }
+        let task = match over_items {
+            true => format!("{name}[{slot}]"),
+            false => name.clone(),
+        };
+        let record = inquiry::open(&self.record, child, task, question);
+        // Flushed, with the Dispatch before it: after a crash the journal
+        // and the inquiry agree.
+        self.sched.runtime().store().put(&record)?;
+        self.unflushed = false;
+        if let Some(o) = &self.req.observer {
+            o.task_started(&self.name(), &name, over_items.then_some(slot));
+        }
+        Ok(())
+    }
+}
+
 /// One attempt of one slot, away from the driver.
 pub(super) struct Job {
     sched: Scheduler,
@@ -168,7 +205,8 @@ impl Job {
         let child = self.options.lineage.id;
         match &self.action {
             // Resolved to a component or workflow before the job starts.
-            ActionRef::Component(_) | ActionRef::Oci(_) | ActionRef::Pack(_) => {
+            // (`core.ask` never becomes a job: see `ask`.)
+            ActionRef::Component(_) | ActionRef::Oci(_) | ActionRef::Pack(_) | ActionRef::Ask => {
                 let mut action = match self.sched.load(&self.action).await {
                     Ok(a) => a,
                     Err(e) => return (None, Outcome::failed(failure(code::ACTION, &e))),

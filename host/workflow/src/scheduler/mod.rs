@@ -344,6 +344,7 @@ impl Scheduler {
             ActionRef::Pack(name) => {
                 return Err(format!("{name}: packs are resolved before loading"))
             }
+            ActionRef::Ask => return Err("core.ask is answered by a person, not run".into()),
         };
         if let Some(a) = rt.loaded(&from) {
             return Ok(a);

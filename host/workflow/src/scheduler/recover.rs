@@ -39,6 +39,8 @@ impl Driver {
                         elapsed: rec.elapsed().unwrap_or_default(),
                     })?;
                 }
+                // Still waiting for its answer: it stays open.
+                Some(rec) if crate::inquiry::is_open(&rec) => {}
                 Some(rec) if rec.kind == Kind::Workflow => {
                     let sched = self.sched.clone();
                     let cancel = self.req.cancel.child_token();

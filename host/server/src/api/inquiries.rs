@@ -1,0 +1,151 @@
+//! `/api/v1/inquiries`: the questions `core.ask` tasks wait on. An answer
+//! is checked against the question's schema (422 naming the JSON path),
+//! recorded with who gave it (the token's name), and a workflow paused on
+//! it is queued to go on.
+
+use super::edge::{ApiError, Body};
+use super::{find, ApiResult, AppState};
+use crate::queue::Payload;
+use crate::tokens::Caller;
+use crate::wire::{ErrorBody, Respond};
+use crate::worker::App;
+use axum::extract::{Extension, Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use wasmflow_store::{ExecutionId, ExecutionRecord, StartedBy, Status};
+use wasmflow_workflow::inquiry::{self, InquiryError};
+
+/// An inquiry as the API shows it.
+pub fn view(r: &ExecutionRecord) -> Value {
+    json!({
+        "id": r.id,
+        "workflow": r.parent,
+        "task": r.task,
+        "status": r.status,
+        "schema": r.input.get("schema"),
+        "route": r.input.get("route"),
+        "users": r.input.get("users"),
+        "expires_at": inquiry::expires_at(r)
+            .map(|t| humantime::format_rfc3339_seconds(t).to_string()),
+        "response": r.result,
+    })
+}
+
+fn inquiry_error(e: InquiryError) -> ApiError {
+    let status = match &e {
+        InquiryError::Store(_) => {
+            let InquiryError::Store(e) = e else {
+                unreachable!()
+            };
+            return e.into();
+        }
+        InquiryError::NotAnInquiry(_) => StatusCode::NOT_FOUND,
+        InquiryError::NotPending { .. } | InquiryError::Expired(_) => StatusCode::CONFLICT,
+        InquiryError::Invalid(_) | InquiryError::BadSchema(_) => StatusCode::UNPROCESSABLE_ENTITY,
+    };
+    ApiError::new(status, e.to_string())
+}
+
+#[utoipa::path(get, path = "/api/v1/inquiries", tag = "inquiries",
+    responses((status = 200, description = "Inquiries waiting for an answer, oldest first \
+        (those past their ttl expire now)", body = Vec<Object>),
+        (status = 401, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn list_inquiries(State(app): State<AppState>) -> ApiResult<Json<Vec<Value>>> {
+    let store = app.rt.store().clone();
+    let open = tokio::task::spawn_blocking(move || inquiry::pending(&store))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    Ok(Json(open.iter().map(view).collect()))
+}
+
+#[utoipa::path(get, path = "/api/v1/inquiries/{id}", tag = "inquiries",
+    params(("id" = String, Path, description = "Inquiry id or a unique prefix")),
+    responses((status = 200, body = Object), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn get_inquiry(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let r = find(&app, &id)?;
+    if r.action != inquiry::ASK {
+        return Err(inquiry_error(InquiryError::NotAnInquiry(r.id.to_string())));
+    }
+    Ok(Json(view(&r)))
+}
+
+#[utoipa::path(post, path = "/api/v1/inquiries/{id}/respond", tag = "inquiries",
+    params(("id" = String, Path, description = "Inquiry id or a unique prefix")),
+    request_body = Respond,
+    responses((status = 200, description = "Answered; its workflow goes on", body = Object),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn respond(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    Body(req): Body<Respond>,
+) -> ApiResult<Json<Value>> {
+    let store = app.rt.store().clone();
+    let by = StartedBy::Token(caller.name);
+    let answered =
+        tokio::task::spawn_blocking(move || inquiry::respond(&store, &id, req.response, &by))
+            .await
+            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+            .map_err(inquiry_error)?;
+    go_on(&app, &answered).await?;
+    Ok(Json(view(&answered)))
+}
+
+/// Queue the workflow an ended inquiry belongs to once it is paused. A
+/// workflow still running takes the answer itself when its running tasks
+/// end; one that was just pausing as the answer came is watched for a
+/// moment and queued when it has paused.
+pub async fn go_on(app: &Arc<App>, inquiry: &ExecutionRecord) -> ApiResult<()> {
+    let Some(parent) = inquiry.parent else {
+        return Ok(());
+    };
+    if resume_if_paused(app, parent).await? {
+        return Ok(());
+    }
+    let app = app.clone();
+    tokio::spawn(async move {
+        for _ in 0..50 {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            match resume_if_paused(&app, parent).await {
+                Ok(false) => {}
+                Ok(true) => return,
+                Err(e) => {
+                    tracing::warn!("resuming {parent} after its inquiry: {}", e.message);
+                    return;
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
+/// Queue `id` to go on if it is paused and not queued; whether it was (or
+/// is past waiting: ended, or gone).
+async fn resume_if_paused(app: &App, id: ExecutionId) -> ApiResult<bool> {
+    let Some(workflow) = app.rt.store().get(id)? else {
+        return Ok(true);
+    };
+    match workflow.status {
+        Status::Paused if app.queue.entry(id).is_none() => {
+            let payload = Payload {
+                resume: true,
+                ..Payload::default()
+            };
+            app.submit(&workflow, payload).await?;
+            Ok(true)
+        }
+        Status::Running | Status::Pending => Ok(false),
+        _ => Ok(true),
+    }
+}

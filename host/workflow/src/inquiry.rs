@@ -1,0 +1,222 @@
+//! Inquiries: a workflow task `action: core.ask` asks a person for an
+//! answer (StackStorm's `core.ask`). Its execution is the inquiry: a child
+//! record in `pending`, its input the question (`schema`, `ttl`, `route`,
+//! `users`), its result the answer. While one is open the workflow's
+//! other branches run on; when nothing else can run, the workflow is
+//! recorded `paused` and its process lets it go. [`respond`] checks an
+//! answer against the schema and ends the inquiry; the workflow then goes
+//! on from its journal (`Scheduler::resume_paused`), where the task's
+//! result is the answer. An inquiry past its `ttl` fails its task with
+//! `inquiry-timeout` ([`expire`]).
+//!
+//! What it must not touch: the journal (the scheduler settles the task
+//! from the inquiry's record, as it does any task whose record ended while
+//! nothing watched it).
+
+use serde_json::{json, Value};
+use std::time::{Duration, SystemTime};
+use wasmflow_store::{
+    code, now, ExecutionId, ExecutionRecord, Failure, Kind, Lineage, ListFilter, LogLevel, LogLine,
+    Outcome, StartedBy, Status, Store, StoreError,
+};
+
+/// The built-in action a task names to ask.
+pub const ASK: &str = "core.ask";
+
+#[derive(Debug, thiserror::Error)]
+pub enum InquiryError {
+    #[error("execution {0} is not an inquiry (a `core.ask` task's execution)")]
+    NotAnInquiry(String),
+    #[error("inquiry {id} is {status}: it was answered, expired or canceled")]
+    NotPending { id: String, status: Status },
+    #[error("inquiry {0} expired before it was answered; its task failed with `inquiry-timeout`")]
+    Expired(String),
+    #[error("the response does not fit the inquiry's schema: {0}")]
+    Invalid(String),
+    #[error("the inquiry's schema is not a JSON Schema: {0}")]
+    BadSchema(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl InquiryError {
+    /// The caller's mistake (exit 2): all but the store's failures.
+    pub fn is_usage(&self) -> bool {
+        match self {
+            InquiryError::Store(e) => e.is_usage(),
+            _ => true,
+        }
+    }
+}
+
+/// Whether a task's `action` is the built-in `core.ask`.
+pub fn is_ask(action: &str) -> bool {
+    action.trim() == ASK
+}
+
+/// Check a question (a `core.ask` task's rendered input): `schema` a
+/// JSON Schema, `ttl` a duration, `route` a string, `users` a list of
+/// names. The message names the field.
+pub fn check_question(input: &Value) -> Result<(), String> {
+    let Value::Object(m) = input else {
+        return Err("expected a map with `schema`".into());
+    };
+    for k in m.keys() {
+        if !matches!(k.as_str(), "schema" | "ttl" | "route" | "users") {
+            return Err(format!("unknown field `{k}` (schema, ttl, route, users)"));
+        }
+    }
+    let schema = m
+        .get("schema")
+        .ok_or("`schema` is required: the answer's JSON Schema")?;
+    compile(schema).map_err(|e| format!("schema: {e}"))?;
+    if let Some(ttl) = m.get("ttl") {
+        ttl_of(ttl).map_err(|e| format!("ttl: {e}"))?;
+    }
+    match m.get("route") {
+        None | Some(Value::String(_)) => {}
+        Some(other) => return Err(format!("route: expected a string, got {other}")),
+    }
+    match m.get("users") {
+        None => {}
+        Some(Value::Array(u)) if u.iter().all(Value::is_string) => {}
+        Some(other) => return Err(format!("users: expected a list of names, got {other}")),
+    }
+    Ok(())
+}
+
+fn compile(schema: &Value) -> Result<jsonschema::Validator, String> {
+    jsonschema::validator_for(schema).map_err(|e| e.to_string())
+}
+
+fn ttl_of(v: &Value) -> Result<Duration, String> {
+    match v {
+        Value::String(s) => humantime::parse_duration(s).map_err(|e| e.to_string()),
+        Value::Number(n) => n
+            .as_u64()
+            .map(Duration::from_secs)
+            .ok_or_else(|| format!("expected seconds or a duration like 1h, got {n}")),
+        other => Err(format!("expected a duration like 1h, got {other}")),
+    }
+}
+
+/// The open inquiry of task `task` of `workflow`, execution `id`.
+pub fn open(
+    workflow: &ExecutionRecord,
+    id: ExecutionId,
+    task: String,
+    question: Value,
+) -> ExecutionRecord {
+    let mut r = ExecutionRecord::new_action(ASK.into(), String::new(), question);
+    Lineage::child_of(workflow, id, task).apply(&mut r);
+    r.status = Status::Pending;
+    r.started_at = Some(now());
+    r
+}
+
+/// When an inquiry stops waiting, if it has a `ttl`.
+pub fn expires_at(r: &ExecutionRecord) -> Option<SystemTime> {
+    let ttl = ttl_of(r.input.get("ttl")?).ok()?;
+    Some(r.started_at.unwrap_or(r.created_at) + ttl)
+}
+
+/// Whether `r` is an inquiry still waiting for its answer.
+pub fn is_open(r: &ExecutionRecord) -> bool {
+    r.kind == Kind::Action && r.action == ASK && r.status == Status::Pending
+}
+
+/// Every inquiry waiting for an answer, oldest first; those past their
+/// `ttl` are expired on the way (see [`expire_due`]).
+pub fn pending(store: &Store) -> Result<Vec<ExecutionRecord>, StoreError> {
+    Ok(sweep(store)?.0)
+}
+
+/// Expire every open inquiry past its `ttl`; the ones expired now (their
+/// workflows go on, to fail the task).
+pub fn expire_due(store: &Store) -> Result<Vec<ExecutionRecord>, StoreError> {
+    Ok(sweep(store)?.1)
+}
+
+/// The open inquiries, oldest first, and those expired on the way.
+fn sweep(store: &Store) -> Result<(Vec<ExecutionRecord>, Vec<ExecutionRecord>), StoreError> {
+    let (mut open, mut expired) = (Vec::new(), Vec::new());
+    let filter = ListFilter {
+        status: Some(Status::Pending),
+        children: true,
+        action: Some(ASK.into()),
+        limit: usize::MAX,
+        ..Default::default()
+    };
+    for r in store.list(&filter)? {
+        if !is_open(&r) {
+            continue;
+        }
+        if expires_at(&r).is_some_and(|t| t <= SystemTime::now()) {
+            expired.push(expire(store, r)?);
+            continue;
+        }
+        open.push(r);
+    }
+    open.reverse();
+    Ok((open, expired))
+}
+
+/// Fail an inquiry past its `ttl` with `inquiry-timeout`.
+pub fn expire(store: &Store, mut r: ExecutionRecord) -> Result<ExecutionRecord, StoreError> {
+    r.fail(
+        Status::Failed,
+        Failure::new(
+            code::INQUIRY_TIMEOUT,
+            "nobody answered the inquiry within its ttl",
+        ),
+    );
+    store.put(&r)?;
+    Ok(r)
+}
+
+/// Answer inquiry `id` (an id or a unique prefix) with `response`,
+/// checked against its schema; the answered record, whose `parent` is the
+/// workflow to resume.
+pub fn respond(
+    store: &Store,
+    id: &str,
+    response: Value,
+    by: &StartedBy,
+) -> Result<ExecutionRecord, InquiryError> {
+    let mut r = store.find(id)?;
+    if r.kind != Kind::Action || r.action != ASK {
+        return Err(InquiryError::NotAnInquiry(r.id.to_string()));
+    }
+    if r.status != Status::Pending {
+        return Err(InquiryError::NotPending {
+            id: r.id.to_string(),
+            status: r.status,
+        });
+    }
+    if expires_at(&r).is_some_and(|t| t <= SystemTime::now()) {
+        let id = r.id.to_string();
+        expire(store, r)?;
+        return Err(InquiryError::Expired(id));
+    }
+    let schema = r.input.get("schema").cloned().unwrap_or(json!({}));
+    let validator = compile(&schema).map_err(InquiryError::BadSchema)?;
+    let problems: Vec<String> = validator
+        .iter_errors(&response)
+        .map(|e| {
+            let at = e.instance_path().to_string();
+            format!("{}: {e}", if at.is_empty() { "/".into() } else { at })
+        })
+        .collect();
+    if !problems.is_empty() {
+        return Err(InquiryError::Invalid(problems.join("; ")));
+    }
+    r.logs.push(LogLine {
+        at_ms: 0,
+        level: LogLevel::Info,
+        message: format!("answered by {by}"),
+        progress: None,
+    });
+    r.end(Outcome::succeeded(Some(response)));
+    store.put(&r)?;
+    Ok(r)
+}
