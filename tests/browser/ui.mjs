@@ -171,6 +171,17 @@ try {
   await page.getByText("Workers (1)").waitFor();
   await page.getByRole("cell", { name: "this server" }).waitFor();
   await page.screenshot({ path: `${outDir}/queue.png`, fullPage: true });
+  // Inquiries: answer the open one from its schema's form; its workflow
+  // goes on to succeed with the answer.
+  await page.getByRole("link", { name: "Inquiries" }).click();
+  const inquiry = page.locator("form.inquiry").first();
+  await inquiry.waitFor();
+  await page.screenshot({ path: `${outDir}/inquiries.png`, fullPage: true });
+  await inquiry.locator('input[name="n"]').fill("5");
+  await inquiry.getByRole("button", { name: "Respond" }).click();
+  await page.waitForFunction(() => location.hash.startsWith("#/executions/"));
+  await page.locator("#status .status-succeeded").waitFor({ timeout: 60000 });
+  await page.locator("#result").filter({ hasText: "6" }).waitFor();
   // Keys: a plain value shown, a secret masked and never in the page.
   await page.getByRole("link", { name: "Keys" }).click();
   await page.locator('#keys tr[data-key="system.region"]').filter({ hasText: "eu-west" }).waitFor();
@@ -183,7 +194,7 @@ try {
   // action names included.
   for (const [width, height] of [[1280, 800], [375, 740]]) {
     await page.setViewportSize({ width, height });
-    for (const hash of ["#/executions", "#/actions", `#/executions/${id}`, "#/keys"]) {
+    for (const hash of ["#/executions", "#/actions", `#/executions/${id}`, "#/keys", "#/inquiries"]) {
       await page.evaluate((h) => { location.hash = h; }, hash);
       await page.locator("main h1").first().waitFor();
       await page.waitForTimeout(300);

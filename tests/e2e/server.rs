@@ -990,7 +990,15 @@ fn the_web_ui_reruns_with_an_edited_parameter_in_chromium() {
         site.actions.join(format!("{long}.wat")),
     )
     .unwrap();
+    // A workflow waiting for an answer, for the Inquiries page.
+    std::fs::write(
+        site.actions.join("ask.yaml"),
+        "version: 1\ntasks:\n  ask:\n    action: core.ask\n    input: { schema: { type: object, properties: { n: { type: integer } }, required: [n] } }\n    next: [{ publish: { n: \"{{ result.n }}\" }, do: add }]\n  add:\n    action: add.wat\n    input: { a: \"{{ ctx.n }}\", b: 1 }\n    next: [{ publish: { sum: \"{{ result }}\" } }]\noutput: { sum: \"{{ ctx.sum }}\" }\n",
+    )
+    .unwrap();
     let srv = site.serve(&["--workers", "2"]);
+    let asking = srv.start(json!({"action": "ask"}));
+    srv.wait_status(&asking, &["paused"]);
     let named = srv.start(json!({"action": long, "input": {"a": 1, "b": 2}}));
     assert_eq!(srv.wait_done(&named)["status"], "succeeded");
     let original = srv.start(json!({"action": "chain", "input": {"dir": s(&site.marks)}}));
@@ -1018,6 +1026,9 @@ fn the_web_ui_reruns_with_an_edited_parameter_in_chromium() {
     assert_eq!(r["status"], "succeeded");
     assert_eq!(r["input"]["start"], 20);
     assert_eq!(r["result"]["value"], 22);
+    // Answered in the browser: the workflow went on with the answer.
+    let asked = srv.get(&format!("/api/v1/executions/{asking}"));
+    assert_eq!((&asked["status"], &asked["result"]), (&json!("succeeded"), &json!({"sum": 6})));
     for shot in [
         "sign-in-refused.png",
         "executions.png",
@@ -1025,6 +1036,7 @@ fn the_web_ui_reruns_with_an_edited_parameter_in_chromium() {
         "execution-graph.png",
         "actions.png",
         "keys.png",
+        "inquiries.png",
         "executions-phone.png",
     ] {
         let png = std::fs::read(out.join(shot)).unwrap();

@@ -110,7 +110,7 @@ function nameOf(r) { return r.name || r.action; }
 function pretty(v) { return v === undefined || v === null ? "–" : JSON.stringify(v, null, 2); }
 
 function setNav(current) {
-  for (const id of ["executions", "actions", "queue", "keys"]) {
+  for (const id of ["executions", "actions", "queue", "inquiries", "keys"]) {
     const a = document.getElementById(`nav-${id}`);
     if (id === current) a.setAttribute("aria-current", "page"); else a.removeAttribute("aria-current");
   }
@@ -651,6 +651,41 @@ async function queuePage() {
   return () => clearInterval(timer);
 }
 
+// Open `core.ask` questions, each with an answer form generated from its
+// schema; answering sends the workflow on.
+async function inquiriesPage() {
+  setNav("inquiries");
+  const open = await api("/inquiries");
+  show(el("h1", {}, "Inquiries"),
+    open.length ? null : el("p", {}, "No workflow waits for an answer."),
+    ...open.map((q) => {
+      const key = slug(q.id);
+      const fields = inputFields(q.schema, null, `inq-${key}-`);
+      const error = el("p", { class: "error", role: "alert" });
+      const form = el("form", { id: `inquiry-${key}`, class: "inquiry", onsubmit: async (e) => {
+          e.preventDefault();
+          error.textContent = "";
+          let response;
+          try { response = fields.read(); } catch (err) { error.textContent = err.message; return; }
+          for (const [k, v] of Object.entries(response)) if (v === null) delete response[k];
+          try {
+            await api(`/inquiries/${q.id}/respond`, { method: "POST", body: { response } });
+            toast("answered");
+            location.hash = `#/executions/${q.workflow}`;
+          } catch (err) { error.textContent = err.message; }
+        } },
+        fields.nodes, el("p", {}, el("button", { class: "primary", type: "submit" }, "Respond")), error);
+      return el("section", { class: "action" },
+        el("h2", {}, el("code", {}, q.id)),
+        el("dl", {},
+          el("dt", {}, "Workflow"), el("dd", {}, el("a", { href: `#/executions/${q.workflow}` }, q.workflow)),
+          el("dt", {}, "Task"), el("dd", {}, q.task),
+          q.route ? [el("dt", {}, "Route"), el("dd", {}, q.route)] : null,
+          q.expires_at ? [el("dt", {}, "Expires"), el("dd", {}, when(q.expires_at))] : null),
+        form);
+    }));
+}
+
 // The datastore's keys, secrets masked (the server never sends a secret's
 // value here).
 async function keysPage(params) {
@@ -687,6 +722,7 @@ async function route() {
     else if (parts[0] === "actions") stop = await actionsPage();
     else if (parts[0] === "queue") stop = await queuePage();
     else if (parts[0] === "keys") stop = await keysPage(params);
+    else if (parts[0] === "inquiries") stop = await inquiriesPage();
     else stop = await executionsPage(params);
     if (stop) stopPage = stop;
     main.focus({ preventScroll: true });
