@@ -1028,7 +1028,10 @@ fn the_web_ui_reruns_with_an_edited_parameter_in_chromium() {
     assert_eq!(r["result"]["value"], 22);
     // Answered in the browser: the workflow went on with the answer.
     let asked = srv.get(&format!("/api/v1/executions/{asking}"));
-    assert_eq!((&asked["status"], &asked["result"]), (&json!("succeeded"), &json!({"sum": 6})));
+    assert_eq!(
+        (&asked["status"], &asked["result"]),
+        (&json!("succeeded"), &json!({"sum": 6}))
+    );
     for shot in [
         "sign-in-refused.png",
         "executions.png",
