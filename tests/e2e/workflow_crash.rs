@@ -229,6 +229,11 @@ fn a_paused_workflow_starts_no_task_until_it_is_resumed() {
     assert_eq!(kids.len(), 1, "nothing started after the pause: {tree}");
     assert_eq!(kids[0]["status"], "succeeded");
     assert_eq!(b.runs("b"), 0);
+    // Following it stops where it paused.
+    b.home
+        .run(&["execution", "logs", &id, "-f"])
+        .code(1)
+        .stderr_has("paused");
     // `resume` (of interrupted workflows) leaves it alone; it pauses once.
     b.home.run(&["resume"]).ok().stderr_has("nothing to resume");
     b.home

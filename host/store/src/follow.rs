@@ -23,7 +23,7 @@ pub enum Followed {
     Log { task: Option<String>, line: LogLine },
     /// A task's execution ended.
     TaskEnded { task: String, status: Status },
-    /// The execution ended: its final record. Nothing follows.
+    /// The execution ended (or paused): its record. Nothing follows.
     End(Box<ExecutionRecord>),
 }
 
@@ -52,7 +52,8 @@ impl Follower {
         let mut out = Vec::new();
         self.tasks(store, root.id, "", &mut out)?;
         self.lines(&root, None, &mut out);
-        if root.is_finished() {
+        // A paused workflow waits for someone: following stops there too.
+        if root.is_finished() || root.status == Status::Paused {
             out.push(Followed::End(Box::new(root)));
         }
         Ok(out)
