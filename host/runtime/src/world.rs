@@ -5,6 +5,8 @@
 //! host and nothing is kept.
 
 use base64::Engine as _;
+use chacha20::cipher::{KeyIvInit, StreamCipher};
+use chacha20::ChaCha20;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 use wasmflow_store::{Event, Question, ReplayBundle, Store};
@@ -60,9 +62,46 @@ struct State {
 
 struct RandomRun {
     secure: bool,
+    /// Replay: the run's bytes.
     bytes: Vec<u8>,
     /// Replay: how much of `bytes` the guest has been given.
     used: usize,
+    /// Live: where the run's bytes come from.
+    live: Option<LiveStream>,
+}
+
+/// Live: a run's bytes are the ChaCha20 keystream under a seed the host's
+/// generator drew when the run began (a stream cipher keyed with 256
+/// fresh random bits is what a CSPRNG is), so the recording keeps the
+/// seed and the length, not the bytes.
+struct LiveStream {
+    seed: [u8; 32],
+    cipher: ChaCha20,
+    len: usize,
+}
+
+impl LiveStream {
+    fn new(seed: [u8; 32]) -> Self {
+        Self {
+            seed,
+            cipher: ChaCha20::new(&seed.into(), &[0u8; 12].into()),
+            len: 0,
+        }
+    }
+
+    fn fill(&mut self, dst: &mut [u8]) {
+        dst.fill(0);
+        self.cipher.apply_keystream(dst);
+        self.len += dst.len();
+    }
+}
+
+/// The `len` bytes a recorded [`Event::RandomStream`] stands for.
+fn keystream(seed: &str, len: usize) -> Option<Vec<u8>> {
+    let seed: [u8; 32] = hex::decode(seed).ok()?.try_into().ok()?;
+    let mut bytes = vec![0u8; len];
+    LiveStream::new(seed).fill(&mut bytes);
+    Some(bytes)
 }
 
 /// Shared by the sandbox and the hooks that live outside the store.
@@ -229,23 +268,34 @@ impl World {
         self.state.lock().unwrap().over_limit
     }
 
-    /// Live: append `bytes` to the current run of random draws.
-    fn record_random(&self, secure: bool, bytes: &[u8]) {
+    /// Live: fill `dst` from the current run of random draws of this
+    /// kind, or a new run seeded by `seed`. `false` when not recording (the
+    /// caller draws from the host itself).
+    fn live_random(&self, secure: bool, dst: &mut [u8], seed: impl FnOnce() -> [u8; 32]) -> bool {
         let mut st = self.state.lock().unwrap();
-        if !matches!(st.mode, Mode::Live { .. }) || !st.within_limit(bytes.len()) {
-            return;
+        if !matches!(st.mode, Mode::Live { .. }) || st.over_limit {
+            return false;
         }
-        match &mut st.random_run {
-            Some(run) if run.secure == secure => run.bytes.extend_from_slice(bytes),
-            _ => {
-                st.flush_random();
-                st.random_run = Some(RandomRun {
-                    secure,
-                    bytes: bytes.to_vec(),
-                    used: 0,
-                });
+        let same_run = st
+            .random_run
+            .as_ref()
+            .is_some_and(|run| run.secure == secure && run.live.is_some());
+        if !same_run {
+            st.flush_random();
+            // A run costs its event, whatever it draws.
+            if !st.within_limit(160) {
+                return false;
             }
+            st.random_run = Some(RandomRun {
+                secure,
+                bytes: Vec::new(),
+                used: 0,
+                live: Some(LiveStream::new(seed())),
+            });
         }
+        let run = st.random_run.as_mut().expect("a run was just made");
+        run.live.as_mut().expect("a live run").fill(dst);
+        true
     }
 
     /// Replay: fill `dst` from the recorded run of random draws. `None`
@@ -282,6 +332,13 @@ impl World {
                         .decode(bytes)
                         .map_err(|_| describe(tape.get(*cursor)))
                 }
+                Some(Event::RandomStream {
+                    secure: s,
+                    seed,
+                    len,
+                }) if *s == secure => {
+                    keystream(seed, *len).ok_or_else(|| describe(tape.get(*cursor)))
+                }
                 other => Err(describe(other)),
             };
             *cursor += 1;
@@ -291,6 +348,7 @@ impl World {
                         secure,
                         bytes,
                         used: 0,
+                        live: None,
                     })
                 }
                 Err(recorded) => {
@@ -370,6 +428,7 @@ fn approx_size(event: &Event) -> usize {
         Event::Directory { files, .. } => strings(files),
         Event::FileOpen { path } => path.len(),
         Event::Random { bytes, .. } => bytes.len(),
+        Event::RandomStream { seed, .. } => seed.len() + 16,
         Event::Process { program, args, .. } => {
             program.len() + args.iter().map(|a| a.len() + 4).sum::<usize>() + 160
         }
@@ -423,10 +482,15 @@ impl State {
     }
 
     fn flush_random(&mut self) {
-        if let (Some(run), Mode::Live { recorded, .. }) = (self.random_run.take(), &mut self.mode) {
-            recorded.push(Event::Random {
+        let (Some(run), Mode::Live { recorded, .. }) = (self.random_run.take(), &mut self.mode)
+        else {
+            return;
+        };
+        if let Some(stream) = run.live {
+            recorded.push(Event::RandomStream {
                 secure: run.secure,
-                bytes: base64::engine::general_purpose::STANDARD.encode(run.bytes),
+                seed: hex::encode(stream.seed),
+                len: stream.len,
             });
         }
     }
@@ -532,10 +596,97 @@ impl rand_core::TryRng for RandomSource {
             // diverged whatever the guest does with them.
             Some(Err(_)) => dst.fill(0),
             None => {
-                self.live.fill_bytes(dst);
-                self.world.record_random(self.secure, dst);
+                let live = &mut self.live;
+                let streamed = self.world.live_random(self.secure, dst, || {
+                    let mut seed = [0u8; 32];
+                    live.fill_bytes(&mut seed);
+                    seed
+                });
+                if !streamed {
+                    self.live.fill_bytes(dst);
+                }
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod random_tests {
+    use super::*;
+    use rand_core::TryRng;
+
+    fn source(world: &World, secure: bool) -> RandomSource {
+        RandomSource {
+            world: world.clone(),
+            secure,
+            live: wasmtime_wasi::thread_rng(),
+        }
+    }
+
+    fn draw(src: &mut RandomSource, n: usize) -> Vec<u8> {
+        let mut b = vec![0u8; n];
+        src.try_fill_bytes(&mut b).unwrap();
+        b
+    }
+
+    #[test]
+    fn draws_are_recorded_as_seeded_runs_and_replay_byte_for_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let world = World::live(store.clone());
+        let (mut secure, mut insecure) = (source(&world, true), source(&world, false));
+        // Two runs of secure draws around one insecure run.
+        let live: Vec<Vec<u8>> = vec![
+            draw(&mut secure, 16),
+            draw(&mut secure, 9_984),
+            draw(&mut insecure, 8),
+            draw(&mut secure, 32),
+        ];
+        let tape = world.take_recorded();
+        let lens: Vec<(bool, usize)> = tape
+            .iter()
+            .map(|e| match e {
+                Event::RandomStream { secure, seed, len } => {
+                    assert_eq!(seed.len(), 64);
+                    (*secure, *len)
+                }
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(lens, [(true, 10_000), (false, 8), (true, 32)]);
+        // Two runs never share a seed; a run is not all zeros.
+        assert!(live[1].iter().any(|b| *b != 0));
+
+        let replay = World::replay(tape.clone(), Blobs::Store(store.clone()));
+        let (mut secure, mut insecure) = (source(&replay, true), source(&replay, false));
+        let replayed = vec![
+            draw(&mut secure, 16),
+            draw(&mut secure, 9_984),
+            draw(&mut insecure, 8),
+            draw(&mut secure, 32),
+        ];
+        assert_eq!(replayed, live);
+        assert!(replay.finish().is_none());
+
+        // A guest that draws more than it did diverges, naming the draw.
+        let replay = World::replay(tape, Blobs::Store(store));
+        let mut secure = source(&replay, true);
+        draw(&mut secure, 10_001);
+        let d = replay.finish().expect("a divergence");
+        assert!(d.asked.contains("10001"), "{}", d.asked);
+    }
+
+    #[test]
+    fn recordings_that_kept_the_bytes_still_replay() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = vec![7u8, 1, 2, 3];
+        let tape = vec![Event::Random {
+            secure: true,
+            bytes: base64::engine::general_purpose::STANDARD.encode(&bytes),
+        }];
+        let replay = World::replay(tape, Blobs::Store(Store::open(dir.path()).unwrap()));
+        assert_eq!(draw(&mut source(&replay, true), 4), bytes);
+        assert!(replay.finish().is_none());
     }
 }

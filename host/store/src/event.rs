@@ -42,9 +42,20 @@ pub enum Event {
     MonotonicClock {
         nanoseconds: u64,
     },
+    /// Random draws as their bytes (base64): what recordings made before
+    /// `RandomStream` hold, still replayed.
     Random {
         secure: bool,
         bytes: String,
+    },
+    /// A run of consecutive random draws of one kind: `len` bytes of the
+    /// ChaCha20 keystream under `seed` (64 hex digits, a fresh seed from
+    /// the host's generator per run; nonce zero), so a replay makes the
+    /// same bytes from 32 recorded ones instead of keeping them all.
+    RandomStream {
+        secure: bool,
+        seed: String,
+        len: usize,
     },
     Process {
         program: String,
@@ -201,6 +212,10 @@ impl Event {
             Event::Random { secure, bytes } => Question::Random {
                 secure: *secure,
                 len: base64_len(bytes),
+            },
+            Event::RandomStream { secure, len, .. } => Question::Random {
+                secure: *secure,
+                len: *len,
             },
             Event::Process { program, args, .. } => Question::Process {
                 program: program.clone(),
