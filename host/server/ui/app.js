@@ -335,7 +335,9 @@ async function executionPage(id) {
   await rerunForm(r, rerun);
 
   let timer = null;
-  if (["pending", "running"].includes(r.status)) {
+  // Paused too: an answered inquiry or a resume sends it on any moment
+  // (the server queues it before it answers), and this page follows it.
+  if (["pending", "running", "paused"].includes(r.status)) {
     if (r.kind === "workflow") timer = setInterval(() => renderTasks().catch(() => {}), 1000);
     follow(r.id, (event, data) => {
       if (event === "log" && r.kind !== "workflow") logs.append(logLine(data));
