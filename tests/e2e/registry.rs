@@ -209,6 +209,69 @@ fn push_pull_and_run_by_tag_and_by_digest() {
         .json();
     assert_eq!(rec["result"], 2);
 
+    // A server runs a reference too, as `run` does: pulled, pinned in the
+    // record, nothing granted unless asked.
+    let served = Home::new();
+    let token = served
+        .run(&["token", "create", "--name", "ci"])
+        .ok()
+        .stdout
+        .clone();
+    let mut server = served
+        .cmd()
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--allow-empty",
+            "--insecure",
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (line, _log) = crate::server::started(&mut server, "serving ");
+    let url = crate::server::url_in(&line, "serving ");
+    let http = crate::server::http_client();
+    let post = http
+        .post(format!("{url}/api/v1/executions"))
+        .bearer_auth(token.trim())
+        .json(&json!({"action": tag, "input": {"a": 20, "b": 3}}))
+        .send()
+        .unwrap();
+    assert_eq!(post.status().as_u16(), 202);
+    let id = post.json::<Value>().unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let done = loop {
+        let r: Value = http
+            .get(format!("{url}/api/v1/executions/{id}"))
+            .bearer_auth(token.trim())
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        if r["status"] != "pending" && r["status"] != "running" {
+            break r;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert_eq!(
+        (&done["result"], &done["status"]),
+        (&json!(23), &json!("succeeded")),
+        "{done}"
+    );
+    assert_eq!(done["action"], format!("{tag}@{digest}"));
+    let refused = http
+        .post(format!("{url}/api/v1/executions"))
+        .bearer_auth(token.trim())
+        .json(&json!({"action": reg.reference("tests/nothing:1")}))
+        .send()
+        .unwrap();
+    assert_eq!(refused.status().as_u16(), 422);
+    let _ = server.kill();
+    let _ = server.wait();
+
     // `pull -o` writes the component out, byte for byte.
     let out = fresh.path().join("add.wasm");
     fresh.run(&["pull", &tag, "--insecure", "-o", s(&out)]).ok();

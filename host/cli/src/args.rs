@@ -236,6 +236,10 @@ pub struct ServeArgs {
     /// file stem.
     #[arg(long, value_name = "DIR")]
     pub actions: Option<PathBuf>,
+    /// Plain HTTP for oci:// registries on this machine (loopback only),
+    /// for workflows' tasks and executions asked for by reference.
+    #[arg(long)]
+    pub insecure: bool,
     /// Serve even with no actions (the API over the history only).
     #[arg(long)]
     pub allow_empty: bool,

@@ -18,7 +18,7 @@ pub fn serve(home: &Home, args: ServeArgs) -> CmdResult {
         .map(wasmflow_server::webhooks::Webhooks::read)
         .transpose()
         .map_err(|e| Fail::usage(anyhow!(e)))?;
-    let components = crate::registry::components(home, false);
+    let components = crate::registry::components(home, args.insecure);
     let grants = grants_from(&args.grants).map_err(Fail::usage)?;
     let mut secrets: Vec<&str> = webhooks.iter().flat_map(|w| w.secret_vars()).collect();
     secrets.push("WASMFLOW_REGISTRY_PASSWORD");

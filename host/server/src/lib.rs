@@ -273,6 +273,7 @@ pub async fn serve(
         config.limits,
     );
     app.keys = config.keys.clone();
+    app.components = Some(components.clone());
     let app = Arc::new(app);
     for (id, _) in app.queue.entries() {
         app.live.open(id);

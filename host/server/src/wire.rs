@@ -34,7 +34,8 @@ pub struct GrantRequest {
 #[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateExecution {
-    /// An action or workflow name from `GET /api/v1/actions`.
+    /// An action or workflow name from `GET /api/v1/actions`, or an
+    /// `oci://` reference (pulled, and recorded pinned to its digest).
     pub action: String,
     /// The input object, keyed by parameter name.
     #[serde(default)]

@@ -38,6 +38,8 @@ pub struct App {
     pub draining: AtomicBool,
     /// The datastore's keys (`/api/v1/keys`), when the server has one.
     pub keys: Option<wasmflow_datastore::Datastore>,
+    /// Where `oci://` references asked for by the API come from.
+    pub components: Option<Arc<dyn wasmflow_workflow::Components>>,
 }
 
 impl App {
@@ -65,6 +67,7 @@ impl App {
             limits,
             draining: AtomicBool::new(false),
             keys: None,
+            components: None,
         }
     }
 

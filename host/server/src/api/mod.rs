@@ -133,6 +133,9 @@ pub async fn start(
     by: StartedBy,
 ) -> ApiResult<ExecutionRecord> {
     draining(app)?;
+    if app.catalog.get(name).is_none() && name.starts_with("oci://") {
+        return start_reference(app, name, input, params, grants, by).await;
+    }
     let entry = app.catalog.get(name).ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
@@ -158,6 +161,62 @@ pub async fn start(
     record.started_by = Some(by);
     record.grants = grants;
     record.limits = app.limits;
+    app.submit(&record, Payload::default()).await?;
+    Ok(record)
+}
+
+/// An `oci://` reference, as `run` takes one: pulled (verified, cached),
+/// recorded as the reference pinned to its digest, run under the grants
+/// asked for (nothing by default) within the server's.
+async fn start_reference(
+    app: &App,
+    reference: &str,
+    input: Value,
+    params: &[String],
+    grants: Option<GrantSpec>,
+    by: StartedBy,
+) -> ApiResult<ExecutionRecord> {
+    let components = app.components.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "this server runs no oci:// references",
+        )
+    })?;
+    let (pinned, bytes) = components
+        .oci(reference)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e))?;
+    let rt = app.rt.clone();
+    let action = tokio::task::spawn_blocking(move || {
+        let action = rt.load_bytes(&pinned, bytes)?;
+        // Kept in the store, so the worker (and a re-run) finds it there.
+        rt.keep_component(&action)?;
+        Ok::<_, wasmflow_runtime::RuntimeError>(action)
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+    .map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("{reference}: {e}"),
+        )
+    })?;
+    let asked = grants
+        .as_ref()
+        .map(parse_grants)
+        .transpose()?
+        .unwrap_or_default();
+    let mut record = Runnable::Action(action.clone())
+        .prepare(
+            action.reference.clone(),
+            action.digest.to_string(),
+            input,
+            params,
+        )
+        .map_err(prepare_error)?;
+    record.grants = bounded(app, asked)?;
+    record.limits = app.limits;
+    record.started_by = Some(by);
     app.submit(&record, Payload::default()).await?;
     Ok(record)
 }
