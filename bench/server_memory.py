@@ -15,14 +15,10 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
-import json
 
-
-def api(url, token, path):
-    req = urllib.request.Request(url + path, headers={"Authorization": f"Bearer {token}"})
-    with urllib.request.urlopen(req) as r:
-        return json.load(r)
+# The API helpers of the load benchmark beside this one.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from server import wait_idle  # noqa: E402
 
 
 def rss_mib(pid):
@@ -31,14 +27,6 @@ def rss_mib(pid):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return 0.0
-
-
-def wait_idle(url, token):
-    while True:
-        q = api(url, token, "/api/v1/queue")
-        if not q["pending"] and not q["running"]:
-            return
-        time.sleep(0.05)
 
 
 def start(wasmflow, env, actions, workers, capacity):

@@ -2,7 +2,7 @@
 //! secret is set and used, then every file of the home (and of the
 //! PostgreSQL cluster) is searched for its bytes.
 
-use crate::server::{http_client, started, url_in};
+use crate::server::{http_client, serve_home};
 use crate::{files_under, s, wat, Home, StoreKind};
 use serde_json::{json, Value};
 use std::io::Write;
@@ -137,15 +137,8 @@ fn keys_expire_secrets_stay_encrypted_and_rotate(kind: StoreKind) {
     // The API: secrets masked, decrypting needs a read-write token.
     let rw = key_token(&home, "ops", false);
     let ro = key_token(&home, "viewer", true);
-    let mut served = home
-        .cmd()
-        .args(["serve", "--listen", "127.0.0.1:0", "--allow-empty"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (line, log) = started(&mut served, "serving ");
-    let url = url_in(&line, "serving ");
-    let http = http_client();
+    let srv = serve_home(&home, &rw, &["--allow-empty"]);
+    let (url, http) = (srv.url.clone(), http_client());
     let call = |method: reqwest::Method, path: &str, token: &str, body: Option<Value>| {
         let mut req = http
             .request(method, format!("{url}/api/v1{path}"))
@@ -214,9 +207,8 @@ fn keys_expire_secrets_stay_encrypted_and_rotate(kind: StoreKind) {
     );
     assert_eq!(call(Method::DELETE, "/keys/system.api", &rw, None).0, 204);
     assert_eq!(call(Method::DELETE, "/keys/system.api", &rw, None).0, 404);
-    let _ = served.kill();
-    let _ = served.wait();
-    let server_log = log.lock().unwrap().clone();
+    let server_log = srv.log.lock().unwrap().clone();
+    drop(srv);
     key(&["delete", "system.region"]).ok();
     key(&["delete", "system.region"]).code(2);
 

@@ -217,60 +217,21 @@ fn push_pull_and_run_by_tag_and_by_digest() {
         .ok()
         .stdout
         .clone();
-    let mut server = served
-        .cmd()
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--allow-empty",
-            "--insecure",
-        ])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (line, _log) = crate::server::started(&mut server, "serving ");
-    let url = crate::server::url_in(&line, "serving ");
-    let http = crate::server::http_client();
-    let post = http
-        .post(format!("{url}/api/v1/executions"))
-        .bearer_auth(token.trim())
-        .json(&json!({"action": tag, "input": {"a": 20, "b": 3}}))
-        .send()
-        .unwrap();
-    assert_eq!(post.status().as_u16(), 202);
-    let id = post.json::<Value>().unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let done = loop {
-        let r: Value = http
-            .get(format!("{url}/api/v1/executions/{id}"))
-            .bearer_auth(token.trim())
-            .send()
-            .unwrap()
-            .json()
-            .unwrap();
-        if r["status"] != "pending" && r["status"] != "running" {
-            break r;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    };
+    let srv = crate::server::serve_home(&served, &token, &["--allow-empty", "--insecure"]);
+    let id = srv.start(json!({"action": tag, "input": {"a": 20, "b": 3}}));
+    let done = srv.wait_done(&id);
     assert_eq!(
         (&done["result"], &done["status"]),
         (&json!(23), &json!("succeeded")),
         "{done}"
     );
     assert_eq!(done["action"], format!("{tag}@{digest}"));
-    let refused = http
-        .post(format!("{url}/api/v1/executions"))
-        .bearer_auth(token.trim())
-        .json(&json!({"action": reg.reference("tests/nothing:1")}))
-        .send()
-        .unwrap();
-    assert_eq!(refused.status().as_u16(), 422);
-    let _ = server.kill();
-    let _ = server.wait();
+    let (status, _) = srv.post(
+        "/api/v1/executions",
+        json!({"action": reg.reference("tests/nothing:1")}),
+    );
+    assert_eq!(status, 422);
+    drop(srv);
 
     // `pull -o` writes the component out, byte for byte.
     let out = fresh.path().join("add.wasm");
@@ -661,25 +622,14 @@ fn packs_publish_install_and_run_their_actions_and_workflows_by_name() {
         .ok()
         .stdout
         .clone();
-    let mut served = user
-        .cmd()
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (line, log) = crate::server::started(&mut served, "serving ");
-    let url = crate::server::url_in(&line, "serving ");
-    let post = crate::server::http_client()
-        .post(format!("{url}/api/v1/executions"))
-        .bearer_auth(token.trim())
-        .json(&json!({"action": "math.add", "input": {"a": 1, "b": 2}}))
-        .send()
-        .unwrap();
-    assert_eq!(post.status().as_u16(), 202, "{}", log.lock().unwrap());
-    let id = post.json::<serde_json::Value>().unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let srv = crate::server::serve_home(&user, &token, &[]);
+    let (status, v) = srv.post(
+        "/api/v1/executions",
+        json!({"action": "math.add", "input": {"a": 1, "b": 2}}),
+    );
+    assert_eq!(status, 202, "{v}\n{}", srv.log.lock().unwrap());
+    let id = v["id"].as_str().unwrap().to_owned();
+    // Read through the CLI against the server, as a user would.
     let done = loop {
         let r = user
             .run(&[
@@ -688,7 +638,7 @@ fn packs_publish_install_and_run_their_actions_and_workflows_by_name() {
                 &id,
                 "--json",
                 "--server",
-                &url,
+                &srv.url,
                 "--token",
                 token.trim(),
             ])
@@ -702,8 +652,7 @@ fn packs_publish_install_and_run_their_actions_and_workflows_by_name() {
     assert_eq!(done["result"], 3, "{done}");
     assert_eq!(done["action"], "math.add@1.0.0", "{done}");
     assert_eq!(done["started_by"], json!({"token": "ops"}));
-    let _ = served.kill();
-    let _ = served.wait();
+    drop(srv);
     // `inspect` takes the names `run` takes: a pack's action (and an
     // oci:// reference, above).
     let shown = run(&["inspect", "math.add", "--json"]).ok().json();

@@ -124,6 +124,27 @@ impl Site {
     }
 }
 
+/// `wasmflow serve --listen 127.0.0.1:0 ARGS...` on `home`, called with
+/// `token` (made before: the server holds a sled home).
+pub fn serve_home(home: &Home, token: &str, args: &[&str]) -> Server {
+    let mut child = home
+        .cmd()
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (line, log) = started(&mut child, "serving ");
+    Server {
+        child,
+        url: url_in(&line, "serving "),
+        token: token.trim().to_owned(),
+        log,
+        http: http_client(),
+    }
+}
+
 /// Read `child`'s stderr until a line containing `marker` (the process
 /// is ready), then keep collecting it in the background. The line, and
 /// the log so far and to come.

@@ -5,10 +5,10 @@
 use crate::args::InquiryCommand;
 use crate::{print, CmdResult, Fail, Home};
 use anyhow::anyhow;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use std::process::ExitCode;
-use wasmflow_store::{ExecutionRecord, Status};
-use wasmflow_workflow::inquiry;
+use wasmflow_store::Status;
+use wasmflow_workflow::inquiry::{self, view};
 
 pub fn inquiry(home: &Home, command: InquiryCommand) -> CmdResult {
     match command {
@@ -60,22 +60,6 @@ pub fn inquiry(home: &Home, command: InquiryCommand) -> CmdResult {
         } => return respond(home, &id, &params, response.as_deref(), json),
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// An inquiry as `list` and `get --json` show it.
-fn view(r: &ExecutionRecord) -> Value {
-    let expires = inquiry::expires_at(r).map(|t| humantime::format_rfc3339_seconds(t).to_string());
-    json!({
-        "id": r.id,
-        "workflow": r.parent,
-        "task": r.task,
-        "status": r.status,
-        "schema": r.input.get("schema"),
-        "route": r.input.get("route"),
-        "users": r.input.get("users"),
-        "expires_at": expires,
-        "response": r.result,
-    })
 }
 
 /// The answer: `--response FILE` (JSON), then each `-p key=value`

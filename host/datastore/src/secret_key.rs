@@ -11,9 +11,8 @@
 use crate::DatastoreError;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use wasmflow_store::private_file;
 
 const SCHEME: &str = "xchacha20poly1305";
 
@@ -74,20 +73,9 @@ impl SecretKey {
         let err = |e: std::io::Error| self.error(e);
         let mut key = [0u8; 32];
         getrandom::fill(&mut key).map_err(|e| self.error(e))?;
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(err)?;
-        }
+        // This process's own temporary name: two first uses may race.
         let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(err)?;
-        f.write_all(format!("{}\n", hex::encode(key)).as_bytes())
-            .and_then(|()| f.sync_all())
-            .map_err(err)?;
+        private_file::write_new(&tmp, format!("{}\n", hex::encode(key)).as_bytes()).map_err(err)?;
         let placed = match replace {
             true => std::fs::rename(&tmp, path),
             // A link fails if the name exists: never two first keys.
@@ -98,7 +86,7 @@ impl SecretKey {
         };
         let _ = std::fs::remove_file(&tmp);
         placed.map_err(err)?;
-        sync_dir(path).map_err(err)
+        private_file::sync_dir(path).map_err(err)
     }
 
     /// The current key, made now if there is none (setting a secret).
@@ -156,7 +144,7 @@ impl SecretKey {
     pub(crate) fn finish_rotation(&self) -> Result<(), DatastoreError> {
         let err = |e: std::io::Error| self.error(e);
         std::fs::rename(self.next_path(), &self.path).map_err(err)?;
-        sync_dir(&self.path).map_err(err)
+        private_file::sync_dir(&self.path).map_err(err)
     }
 }
 
@@ -202,12 +190,5 @@ impl Cipher {
             )
             .ok()?;
         String::from_utf8(clear).ok()
-    }
-}
-
-fn sync_dir(path: &Path) -> std::io::Result<()> {
-    match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => std::fs::File::open(dir)?.sync_all(),
-        _ => Ok(()),
     }
 }

@@ -190,30 +190,22 @@ impl Client {
 
     /// Ask for an execution to stop.
     pub async fn cancel(&self, id: &str) -> Result<Accepted, ClientError> {
-        self.post(
-            &format!("/executions/{id}/cancel"),
-            &serde_json::json!({}),
-            "an acceptance",
-        )
-        .await
+        self.act(id, "cancel").await
     }
 
     pub async fn pause(&self, id: &str) -> Result<Accepted, ClientError> {
-        self.post(
-            &format!("/executions/{id}/pause"),
-            &serde_json::json!({}),
-            "an acceptance",
-        )
-        .await
+        self.act(id, "pause").await
     }
 
     pub async fn resume(&self, id: &str) -> Result<Accepted, ClientError> {
-        self.post(
-            &format!("/executions/{id}/resume"),
-            &serde_json::json!({}),
-            "an acceptance",
-        )
-        .await
+        self.act(id, "resume").await
+    }
+
+    /// `POST /executions/{id}/{verb}` with no body: cancel, pause, resume.
+    async fn act(&self, id: &str, verb: &str) -> Result<Accepted, ClientError> {
+        let path = format!("/executions/{id}/{verb}");
+        self.post(&path, &serde_json::json!({}), "an acceptance")
+            .await
     }
 
     /// Follow an execution's events (`log`, `task`, `end`) until it ends;

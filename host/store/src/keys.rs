@@ -26,9 +26,13 @@ pub struct KeyEntry {
     #[serde(default)]
     pub secret: bool,
     /// When it stops existing (a TTL), if ever.
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "rfc3339_opt")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::rfc3339_time::option"
+    )]
     pub expires_at: Option<SystemTime>,
-    #[serde(with = "rfc3339_opt::required")]
+    #[serde(with = "crate::rfc3339_time")]
     pub updated_at: SystemTime,
 }
 
@@ -64,9 +68,8 @@ pub fn key_book(location: &Location) -> Result<Arc<dyn KeyBook>, StoreError> {
     }
 }
 
-/// The embedded store's keys: `keys.json` beside the store's directory,
-/// mode 0600, replaced whole by a rename (fsynced) so a reader never sees
-/// half a file; writers take `keys.lock` (flock) around their
+/// The embedded store's keys: `keys.json` beside the store's directory, a
+/// [`crate::private_file`]; writers take `keys.lock` (flock) around their
 /// read-modify-write, so two `key set`s never lose one.
 struct KeyFile {
     path: PathBuf,
@@ -127,28 +130,8 @@ impl KeyFile {
     }
 
     fn write(&self, keys: &Keys) -> Result<(), StoreError> {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let err = |e: std::io::Error| self.error(e);
-        let tmp = self.path.with_extension("json.tmp");
         let text = serde_json::to_vec_pretty(keys).expect("key files serialize");
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(err)?;
-        f.write_all(&text)
-            .and_then(|()| f.sync_all())
-            .map_err(err)?;
-        std::fs::rename(&tmp, &self.path).map_err(err)?;
-        if let Some(dir) = self.path.parent() {
-            std::fs::File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(err)?;
-        }
-        Ok(())
+        crate::private_file::replace(&self.path, &text).map_err(|e| self.error(e))
     }
 }
 
@@ -183,39 +166,6 @@ impl KeyBook for KeyFile {
                 keys.keys.insert(e.name.clone(), e);
             }
         })
-    }
-}
-
-/// Times as records write them (RFC 3339, microseconds).
-pub(crate) mod rfc3339_opt {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use std::time::SystemTime;
-
-    pub fn serialize<S: Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
-        match t {
-            Some(t) => required::serialize(t, s),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SystemTime>, D::Error> {
-        Option::<String>::deserialize(d)?
-            .map(|s| humantime::parse_rfc3339_weak(&s).map_err(serde::de::Error::custom))
-            .transpose()
-    }
-
-    pub mod required {
-        use serde::{Deserialize, Deserializer, Serializer};
-        use std::time::SystemTime;
-
-        pub fn serialize<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
-            s.serialize_str(&humantime::format_rfc3339_micros(*t).to_string())
-        }
-
-        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
-            let s = String::deserialize(d)?;
-            humantime::parse_rfc3339_weak(&s).map_err(serde::de::Error::custom)
-        }
     }
 }
 

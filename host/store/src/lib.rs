@@ -37,6 +37,7 @@ mod keys;
 mod lease;
 mod lineage;
 mod postgres;
+pub mod private_file;
 mod reads;
 mod record;
 mod recovery;
@@ -58,6 +59,7 @@ pub use follow::{Followed, Follower};
 pub use keys::{key_book, KeyBook, KeyEntry};
 pub use lease::{Cancel, Claimed, Entry, Held, Lease, SharedQueue, Worker};
 pub use lineage::Lineage;
+pub use record::humantime_serde_compat as rfc3339_time;
 pub use record::{
     now, EnvGrant, ExecutionId, ExecutionRecord, Failure, Grants, Kind, Limits, LogLevel, LogLine,
     Mount, NetGrant, Outcome, Progress, StartedBy, Status,

@@ -501,7 +501,10 @@ pub fn now() -> SystemTime {
 }
 
 /// RFC 3339 timestamps in JSON, so records read well with `jq`.
-mod humantime_serde_compat {
+/// `SystemTime` as records write it: RFC 3339 with microseconds (and
+/// `option` for an optional one). Shared by every stored type that keeps
+/// a time, and by views that show one.
+pub mod humantime_serde_compat {
     use serde::{de::Error, Deserialize, Deserializer, Serializer};
     use std::time::SystemTime;
 

@@ -57,8 +57,8 @@ pub fn token_book(location: &Location) -> Result<Arc<dyn TokenBook>, StoreError>
 }
 
 /// The embedded store's tokens: `tokens.json` beside the store's
-/// directory (`HOME/tokens.json` for a home's `HOME/store`), mode 0600,
-/// replaced whole by a rename so a reader never sees half a file.
+/// directory (`HOME/tokens.json` for a home's `HOME/store`), a
+/// [`crate::private_file`].
 struct TokenFile {
     path: PathBuf,
 }
@@ -90,25 +90,8 @@ impl TokenFile {
     }
 
     fn write(&self, tokens: &Tokens) -> Result<(), StoreError> {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let err = |e: std::io::Error| self.error(e);
-        if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir).map_err(err)?;
-        }
-        let tmp = self.path.with_extension("json.tmp");
         let text = serde_json::to_vec_pretty(tokens).expect("token files serialize");
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(err)?;
-        f.write_all(&text)
-            .and_then(|()| f.sync_all())
-            .map_err(err)?;
-        std::fs::rename(&tmp, &self.path).map_err(err)
+        crate::private_file::replace(&self.path, &text).map_err(|e| self.error(e))
     }
 }
 

@@ -43,9 +43,15 @@ pub struct TaskNode {
     /// Its latest execution (the one a click opens).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub execution: Option<ExecutionId>,
-    #[serde(skip_serializing_if = "Option::is_none", with = "time_opt")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        with = "wasmflow_store::rfc3339_time::option"
+    )]
     pub started_at: Option<SystemTime>,
-    #[serde(skip_serializing_if = "Option::is_none", with = "time_opt")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        with = "wasmflow_store::rfc3339_time::option"
+    )]
     pub ended_at: Option<SystemTime>,
     /// Why its last run failed (also when it failed before any execution
     /// started: a grant denied, an input that did not render).
@@ -136,19 +142,6 @@ fn node(name: &str, action: &str, runs: &[&TaskRun], children: &[ExecutionRecord
             false => records.iter().filter_map(|r| r.ended_at).max(),
         },
         error,
-    }
-}
-
-/// Times as records write them (RFC 3339).
-mod time_opt {
-    use serde::Serializer;
-    use std::time::SystemTime;
-
-    pub fn serialize<S: Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
-        match t {
-            Some(t) => s.serialize_str(&humantime::format_rfc3339_micros(*t).to_string()),
-            None => s.serialize_none(),
-        }
     }
 }
 

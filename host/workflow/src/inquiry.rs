@@ -120,6 +120,22 @@ pub fn expires_at(r: &ExecutionRecord) -> Option<SystemTime> {
     Some(r.started_at.unwrap_or(r.created_at) + ttl)
 }
 
+/// An inquiry as front ends show it: its question, where it stands, its
+/// answer.
+pub fn view(r: &ExecutionRecord) -> Value {
+    json!({
+        "id": r.id,
+        "workflow": r.parent,
+        "task": r.task,
+        "status": r.status,
+        "schema": r.input.get("schema"),
+        "route": r.input.get("route"),
+        "users": r.input.get("users"),
+        "expires_at": expires_at(r).map(|t| humantime::format_rfc3339_seconds(t).to_string()),
+        "response": r.result,
+    })
+}
+
 /// Whether `r` is an inquiry still waiting for its answer.
 pub fn is_open(r: &ExecutionRecord) -> bool {
     r.kind == Kind::Action && r.action == ASK && r.status == Status::Pending

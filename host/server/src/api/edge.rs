@@ -46,6 +46,34 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// Run `f` (store or file work) off the async workers; its error becomes
+/// the answer's.
+pub async fn blocking<T, E>(
+    f: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    E: Into<ApiError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(Into::into)
+}
+
+impl From<wasmflow_workflow::inquiry::InquiryError> for ApiError {
+    fn from(e: wasmflow_workflow::inquiry::InquiryError) -> Self {
+        use wasmflow_workflow::inquiry::InquiryError as E;
+        let status = match e {
+            E::Store(e) => return e.into(),
+            E::NotAnInquiry(_) => StatusCode::NOT_FOUND,
+            E::NotPending { .. } | E::Expired(_) => StatusCode::CONFLICT,
+            E::Invalid(_) | E::BadSchema(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        };
+        Self::new(status, e.to_string())
+    }
+}
+
 impl From<wasmflow_datastore::DatastoreError> for ApiError {
     fn from(e: wasmflow_datastore::DatastoreError) -> Self {
         use wasmflow_datastore::DatastoreError as E;

@@ -3,50 +3,18 @@
 //! recorded with who gave it (the token's name), and a workflow paused on
 //! it is queued to go on.
 
-use super::edge::{ApiError, Body};
+use super::edge::{blocking, Body};
 use super::{find, ApiResult, AppState};
 use crate::queue::Payload;
 use crate::tokens::Caller;
 use crate::wire::{ErrorBody, Respond};
 use crate::worker::App;
 use axum::extract::{Extension, Path, State};
-use axum::http::StatusCode;
 use axum::Json;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::sync::Arc;
 use wasmflow_store::{ExecutionId, ExecutionRecord, StartedBy, Status};
-use wasmflow_workflow::inquiry::{self, InquiryError};
-
-/// An inquiry as the API shows it.
-pub fn view(r: &ExecutionRecord) -> Value {
-    json!({
-        "id": r.id,
-        "workflow": r.parent,
-        "task": r.task,
-        "status": r.status,
-        "schema": r.input.get("schema"),
-        "route": r.input.get("route"),
-        "users": r.input.get("users"),
-        "expires_at": inquiry::expires_at(r)
-            .map(|t| humantime::format_rfc3339_seconds(t).to_string()),
-        "response": r.result,
-    })
-}
-
-fn inquiry_error(e: InquiryError) -> ApiError {
-    let status = match &e {
-        InquiryError::Store(_) => {
-            let InquiryError::Store(e) = e else {
-                unreachable!()
-            };
-            return e.into();
-        }
-        InquiryError::NotAnInquiry(_) => StatusCode::NOT_FOUND,
-        InquiryError::NotPending { .. } | InquiryError::Expired(_) => StatusCode::CONFLICT,
-        InquiryError::Invalid(_) | InquiryError::BadSchema(_) => StatusCode::UNPROCESSABLE_ENTITY,
-    };
-    ApiError::new(status, e.to_string())
-}
+use wasmflow_workflow::inquiry::{self, view, InquiryError};
 
 #[utoipa::path(get, path = "/api/v1/inquiries", tag = "inquiries",
     responses((status = 200, description = "Inquiries waiting for an answer, oldest first \
@@ -55,9 +23,7 @@ fn inquiry_error(e: InquiryError) -> ApiError {
     security(("bearer" = [])))]
 pub async fn list_inquiries(State(app): State<AppState>) -> ApiResult<Json<Vec<Value>>> {
     let store = app.rt.store().clone();
-    let open = tokio::task::spawn_blocking(move || inquiry::pending(&store))
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    let open = blocking(move || inquiry::pending(&store)).await?;
     Ok(Json(open.iter().map(view).collect()))
 }
 
@@ -72,7 +38,7 @@ pub async fn get_inquiry(
 ) -> ApiResult<Json<Value>> {
     let r = find(&app, &id)?;
     if r.action != inquiry::ASK {
-        return Err(inquiry_error(InquiryError::NotAnInquiry(r.id.to_string())));
+        return Err(InquiryError::NotAnInquiry(r.id.to_string()).into());
     }
     Ok(Json(view(&r)))
 }
@@ -93,11 +59,7 @@ pub async fn respond(
 ) -> ApiResult<Json<Value>> {
     let store = app.rt.store().clone();
     let by = StartedBy::Token(caller.name);
-    let answered =
-        tokio::task::spawn_blocking(move || inquiry::respond(&store, &id, req.response, &by))
-            .await
-            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-            .map_err(inquiry_error)?;
+    let answered = blocking(move || inquiry::respond(&store, &id, req.response, &by)).await?;
     go_on(&app, &answered).await?;
     Ok(Json(view(&answered)))
 }

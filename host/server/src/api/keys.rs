@@ -2,7 +2,7 @@
 //! answer but `GET /keys/{name}?decrypt=true`, which a read-only token may
 //! not ask.
 
-use super::edge::{ApiError, Body};
+use super::edge::{blocking, ApiError, Body};
 use super::{ApiResult, AppState};
 use crate::tokens::Caller;
 use crate::wire::{ErrorBody, KeyQuery, SetKey};
@@ -15,16 +15,6 @@ fn datastore(app: &crate::worker::App) -> ApiResult<&Datastore> {
     app.keys
         .as_ref()
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "this server has no datastore"))
-}
-
-/// Datastore calls read files or a database: off the async workers.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, wasmflow_datastore::DatastoreError> + Send + 'static,
-) -> ApiResult<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-        .map_err(ApiError::from)
 }
 
 fn no_key(name: &str) -> ApiError {

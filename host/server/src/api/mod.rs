@@ -410,20 +410,10 @@ pub async fn execution_graph(
             ),
         ));
     }
-    let def = app
-        .sched
-        .recorded_definition(&record)
-        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
-    let mut state = wasmflow_workflow::journal::State::default();
-    for entry in app
-        .sched
-        .journal(record.id)
-        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?
-    {
-        state.apply(&def.workflow, &entry);
-    }
-    let children = app.rt.store().children(record.id)?;
-    Ok(Json(Graph::of(&def.workflow, &state, &children)))
+    app.sched
+        .graph(&record)
+        .map(Json)
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))
 }
 
 fn sse_event(e: &LiveEvent) -> Event {
@@ -548,9 +538,7 @@ pub async fn cancel_execution(
     if record.status == Status::Paused {
         // Nothing runs a paused workflow: settle it and its tree here.
         let (store, paused) = (app.rt.store().clone(), record.clone());
-        tokio::task::spawn_blocking(move || wasmflow_workflow::cancel::cancel_tree(&store, paused))
-            .await
-            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+        edge::blocking(move || wasmflow_workflow::cancel::cancel_tree(&store, paused)).await?;
         return Ok(accepted(&record));
     }
     // On a shared store another process may hold it, or nobody yet.

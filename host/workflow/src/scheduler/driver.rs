@@ -28,6 +28,20 @@ pub(super) struct Done {
     pub(super) elapsed: Duration,
 }
 
+impl Done {
+    /// Slot `slot` of run `run` ended as `rec`, its execution's record,
+    /// says (found ended in the store: after a restart, or an inquiry).
+    pub(super) fn recorded(run: usize, slot: usize, rec: &ExecutionRecord) -> Self {
+        Done {
+            run,
+            slot,
+            child: Some(rec.id),
+            outcome: rec.outcome(),
+            elapsed: rec.elapsed().unwrap_or_default(),
+        }
+    }
+}
+
 /// Drives one workflow execution.
 pub(super) struct Driver {
     pub(super) sched: Scheduler,
@@ -208,13 +222,7 @@ impl Driver {
                 }
                 _ => continue,
             };
-            self.settle(Done {
-                run,
-                slot,
-                child: Some(child),
-                outcome: rec.outcome(),
-                elapsed: rec.elapsed().unwrap_or_default(),
-            })?;
+            self.settle(Done::recorded(run, slot, &rec))?;
             settled = true;
         }
         Ok(settled)

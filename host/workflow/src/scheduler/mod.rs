@@ -277,6 +277,15 @@ impl Scheduler {
         Definition::parse(Path::new(record.source_path()), text).map_err(WorkflowError::Problems)
     }
 
+    /// A workflow execution as a graph: its recorded workflow, in the
+    /// state its journal folds to, with its task records' times.
+    pub fn graph(&self, record: &ExecutionRecord) -> Result<crate::graph::Graph, WorkflowError> {
+        let def = self.recorded_definition(record)?;
+        let state = State::fold(&def.workflow, &self.journal(record.id)?);
+        let children = self.runtime().store().children(record.id)?;
+        Ok(crate::graph::Graph::of(&def.workflow, &state, &children))
+    }
+
     /// A workflow execution's journal.
     pub fn journal(&self, id: ExecutionId) -> Result<Vec<Entry>, WorkflowError> {
         self.runtime()

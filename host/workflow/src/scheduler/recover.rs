@@ -31,13 +31,7 @@ impl Driver {
             let rec = store.get(child)?;
             match rec {
                 Some(rec) if rec.is_finished() => {
-                    self.settle(Done {
-                        run,
-                        slot,
-                        child: Some(child),
-                        outcome: rec.outcome(),
-                        elapsed: rec.elapsed().unwrap_or_default(),
-                    })?;
+                    self.settle(Done::recorded(run, slot, &rec))?;
                 }
                 // Still waiting for its answer: it stays open.
                 Some(rec) if crate::inquiry::is_open(&rec) => {}
