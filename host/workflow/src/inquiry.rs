@@ -142,20 +142,8 @@ pub fn is_open(r: &ExecutionRecord) -> bool {
 }
 
 /// Every inquiry waiting for an answer, oldest first; those past their
-/// `ttl` are expired on the way (see [`expire_due`]).
+/// `ttl` are expired on the way (see [`expire`]).
 pub fn pending(store: &Store) -> Result<Vec<ExecutionRecord>, StoreError> {
-    Ok(sweep(store)?.0)
-}
-
-/// Expire every open inquiry past its `ttl`; the ones expired now (their
-/// workflows go on, to fail the task).
-pub fn expire_due(store: &Store) -> Result<Vec<ExecutionRecord>, StoreError> {
-    Ok(sweep(store)?.1)
-}
-
-/// The open inquiries, oldest first, and those expired on the way.
-fn sweep(store: &Store) -> Result<(Vec<ExecutionRecord>, Vec<ExecutionRecord>), StoreError> {
-    let (mut open, mut expired) = (Vec::new(), Vec::new());
     let filter = ListFilter {
         status: Some(Status::Pending),
         children: true,
@@ -163,18 +151,45 @@ fn sweep(store: &Store) -> Result<(Vec<ExecutionRecord>, Vec<ExecutionRecord>), 
         limit: usize::MAX,
         ..Default::default()
     };
-    for r in store.list(&filter)? {
-        if !is_open(&r) {
-            continue;
+    let mut open = Vec::new();
+    for r in store.list(&filter)?.into_iter().filter(is_open) {
+        match is_due(&r) {
+            true => {
+                expire(store, r)?;
+            }
+            false => open.push(r),
         }
-        if expires_at(&r).is_some_and(|t| t <= SystemTime::now()) {
-            expired.push(expire(store, r)?);
-            continue;
-        }
-        open.push(r);
     }
     open.reverse();
-    Ok((open, expired))
+    Ok(open)
+}
+
+/// Expire the open inquiries past their `ttl` that paused workflows wait
+/// on; the ones expired now (their workflows go on, to fail the task). A
+/// running workflow expires its own when its running tasks end, so this
+/// reads the few paused workflows' children, not every pending record (a
+/// server calls it every second, whatever its queue holds).
+pub fn expire_due(store: &Store) -> Result<Vec<ExecutionRecord>, StoreError> {
+    let filter = ListFilter {
+        status: Some(Status::Paused),
+        children: true,
+        limit: usize::MAX,
+        ..Default::default()
+    };
+    let mut expired = Vec::new();
+    for workflow in store.list(&filter)? {
+        for r in store.children(workflow.id)? {
+            if is_open(&r) && is_due(&r) {
+                expired.push(expire(store, r)?);
+            }
+        }
+    }
+    Ok(expired)
+}
+
+/// Past its `ttl`.
+pub fn is_due(r: &ExecutionRecord) -> bool {
+    expires_at(r).is_some_and(|t| t <= SystemTime::now())
 }
 
 /// Fail an inquiry past its `ttl` with `inquiry-timeout`.
@@ -209,7 +224,7 @@ pub fn respond(
             status: r.status,
         });
     }
-    if expires_at(&r).is_some_and(|t| t <= SystemTime::now()) {
+    if is_due(&r) {
         let id = r.id.to_string();
         expire(store, r)?;
         return Err(InquiryError::Expired(id));

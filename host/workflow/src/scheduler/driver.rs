@@ -213,11 +213,7 @@ impl Driver {
         for (run, slot, child) in self.open_inquiries() {
             let rec = match store.get(child)? {
                 Some(rec) if rec.is_finished() => rec,
-                Some(rec)
-                    if inquiry::is_open(&rec)
-                        && inquiry::expires_at(&rec)
-                            .is_some_and(|t| t <= std::time::SystemTime::now()) =>
-                {
+                Some(rec) if inquiry::is_open(&rec) && inquiry::is_due(&rec) => {
                     inquiry::expire(&store, rec)?
                 }
                 _ => continue,
