@@ -5,12 +5,14 @@
 // the new execution finish live, open a task from the graph, run an action
 // from the Actions page, and save screenshots.
 //
-// usage: node tests/browser/ui.mjs URL TOKEN EXECUTION_ID OUT_DIR
+// usage: node tests/browser/ui.mjs URL TOKEN EXECUTION_ID OUT_DIR SECRET_EXECUTION_ID
+// (the last: an execution given the secret `hunter2-ui`, whose page must
+// show it masked and never hold it).
 // Prints the new execution's id on success; exits 1 with a reason otherwise.
 import { chromium } from "playwright-core";
 import { mkdirSync } from "node:fs";
 
-const [url, token, original, outDir] = process.argv.slice(2);
+const [url, token, original, outDir, secretive] = process.argv.slice(2);
 mkdirSync(outDir, { recursive: true });
 const problems = [];
 
@@ -182,6 +184,12 @@ try {
   await page.waitForFunction(() => location.hash.startsWith("#/executions/"));
   await page.locator("#status .status-succeeded").waitFor({ timeout: 60000 });
   await page.locator("#result").filter({ hasText: "6" }).waitFor();
+  // An execution given a secret: its page shows the mask, never the value.
+  await page.goto(`${url}/#/executions/${secretive}`);
+  await page.locator("#result").filter({ hasText: "pw=***" }).waitFor();
+  await page.locator("#logs").filter({ hasText: "key=***" }).waitFor();
+  if ((await page.content()).includes("hunter2")) throw new Error("a secret's value reached an execution's page");
+
   // Keys: a plain value shown, a secret masked and never in the page.
   await page.getByRole("link", { name: "Keys" }).click();
   await page.locator('#keys tr[data-key="system.region"]').filter({ hasText: "eu-west" }).waitFor();

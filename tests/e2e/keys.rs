@@ -15,7 +15,7 @@ crate::on_both_stores!(
 );
 
 /// Bytes no other test writes.
-fn unique(what: &str) -> String {
+pub(crate) fn unique(what: &str) -> String {
     let t = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -24,7 +24,7 @@ fn unique(what: &str) -> String {
 }
 
 /// Files under `dir` holding `needle`.
-fn holding(dir: &std::path::Path, needle: &str) -> Vec<String> {
+pub(crate) fn holding(dir: &std::path::Path, needle: &str) -> Vec<String> {
     files_under(dir)
         .into_iter()
         .filter(|f| {

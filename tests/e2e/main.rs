@@ -23,6 +23,7 @@ mod registry;
 mod replay;
 mod replay_sockets;
 mod sandbox;
+mod secrets;
 mod server;
 mod store;
 mod vm_clone;

@@ -1017,7 +1017,13 @@ fn the_web_ui_reruns_with_an_edited_parameter_in_chromium() {
         "version: 1\ntasks:\n  ask:\n    action: core.ask\n    input: { schema: { type: object, properties: { n: { type: integer } }, required: [n] } }\n    next: [{ publish: { n: \"{{ result.n }}\" }, do: add }]\n  add:\n    action: add.wat\n    input: { a: \"{{ ctx.n }}\", b: 1 }\n    next: [{ publish: { sum: \"{{ result }}\" } }]\noutput: { sum: \"{{ ctx.sum }}\" }\n",
     )
     .unwrap();
-    let srv = site.serve(&["--workers", "2"]);
+    // An action that echoes what it is given, for a secret's execution.
+    std::fs::copy(
+        support::built("tests/fixtures/keyed"),
+        site.actions.join("keyed.wasm"),
+    )
+    .unwrap();
+    let srv = site.serve(&["--workers", "2", "--allow-key", "system.*"]);
     let asking = srv.start(json!({"action": "ask"}));
     srv.wait_status(&asking, &["paused"]);
     let named = srv.start(json!({"action": long, "input": {"a": 1, "b": 2}}));
@@ -1031,12 +1037,20 @@ fn the_web_ui_reruns_with_an_edited_parameter_in_chromium() {
     site.home
         .run(&["key", "set", "system.db_password", "hunter2-ui", "--secret"])
         .ok();
+    // An execution given the secret, which prints and returns it.
+    let secretive = srv.start(json!({
+        "action": "keyed",
+        "input": {"key": "system.db_password", "var": "", "program": "", "args": [],
+                  "text": "pw=((secret:system.db_password))"},
+        "grants": {"key": ["system.db_password"]},
+    }));
+    assert_eq!(srv.wait_done(&secretive)["result"], "key=*** text=pw=***");
     // Screenshots are kept as the test's artifacts.
     let out = support::root().join("target/ui-screenshots");
     let run = crate::Run::from(
         std::process::Command::new("node")
             .arg(support::root().join("tests/browser/ui.mjs"))
-            .args([&srv.url, &site.token, &original, s(&out)])
+            .args([&srv.url, &site.token, &original, s(&out), &secretive])
             .output()
             .unwrap(),
     );

@@ -673,6 +673,16 @@ pub struct GrantArgs {
     /// A host program the action may run through `wasmflow:action/process`.
     #[arg(long = "allow-exec", value_name = "PROGRAM")]
     pub exec: Vec<String>,
+
+    /// Datastore keys the action may read through `wasmflow:action/keys`
+    /// (and its input may reference): a name, or a pattern with `*`.
+    #[arg(long = "allow-key", value_name = "PATTERN")]
+    pub key: Vec<String>,
+
+    /// A datastore key's value as an environment variable of the action and
+    /// of the programs it runs: VAR=KEY (e.g. DB_PASSWORD=system.db_password).
+    #[arg(long = "secret-env", value_name = "VAR=KEY")]
+    pub secret_env: Vec<String>,
     /// Where the kernel has no Landlock, let granted programs run without
     /// confinement (they then reach everything this user can); without it
     /// `process.run` refuses there and the execution fails `unconfined`.
@@ -689,6 +699,8 @@ impl GrantArgs {
             env: self.env.clone(),
             net: self.net.clone(),
             exec: self.exec.clone(),
+            key: self.key.clone(),
+            secret_env: self.secret_env.clone(),
         }
     }
 }
@@ -793,6 +805,12 @@ pub enum ExecutionCommand {
         /// Run this build of the action instead of the recorded one.
         #[arg(long, value_name = "COMPONENT")]
         component: Option<PathBuf>,
+        /// A secret the recording used, given again (a bundle from another
+        /// machine lists the ones it needs): NAME=VALUE, NAME a key name or
+        /// the variable of an `--allow-env NAME=VALUE`; VALUE `-` reads a
+        /// line of stdin.
+        #[arg(long, value_name = "NAME=VALUE")]
+        secret: Vec<String>,
         /// Print the verdict and the replay's record as JSON.
         #[arg(long)]
         json: bool,

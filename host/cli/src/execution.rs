@@ -74,7 +74,15 @@ pub fn execution(home: &Home, command: ExecutionCommand) -> CmdResult {
             let store = open(home)?;
             let record = store.find(&id)?;
             action_only(&record, "export")?;
-            let bundle = ReplayBundle::export(&store, record)?;
+            let mut bundle = ReplayBundle::export(&store, record)?;
+            bundle.secrets = wasmflow_runtime::secrets_needed(&bundle.record, &bundle.events);
+            if !bundle.secrets.is_empty() {
+                eprintln!(
+                    "the bundle holds no secret values: replaying it on another machine needs \
+                     --secret NAME=VALUE for {}",
+                    bundle.secrets.join(", ")
+                );
+            }
             let text = serde_json::to_string(&bundle).expect("bundles serialize");
             match output {
                 Some(path) => std::fs::write(&path, text)
@@ -91,9 +99,18 @@ pub fn execution(home: &Home, command: ExecutionCommand) -> CmdResult {
             id,
             bundle,
             component,
+            secret,
             json,
         } => {
-            return replay(home, id, bundle.as_deref(), component.as_deref(), json);
+            let given = given_secrets(&secret)?;
+            return replay(
+                home,
+                id,
+                bundle.as_deref(),
+                component.as_deref(),
+                given,
+                json,
+            );
         }
         ExecutionCommand::ReRun(args) => return rerun(home, &args),
         ExecutionCommand::Cancel { id } => return crate::workflow::cancel(home, &id),
@@ -160,11 +177,36 @@ fn open(home: &Home) -> Result<Store, Fail> {
     crate::store_for_reading(home)
 }
 
+/// `--secret NAME=VALUE` flags as a map (`VALUE` `-`: a line of stdin).
+fn given_secrets(flags: &[String]) -> Result<std::collections::HashMap<String, String>, Fail> {
+    let mut given = std::collections::HashMap::new();
+    for flag in flags {
+        let (name, value) = flag.split_once('=').ok_or_else(|| {
+            Fail::usage(anyhow!(
+                "--secret {flag}: expected NAME=VALUE (a key name, or a variable)"
+            ))
+        })?;
+        let value = match value {
+            "-" => {
+                let mut line = String::new();
+                std::io::stdin()
+                    .read_line(&mut line)
+                    .map_err(|e| Fail::usage(anyhow!("--secret {name}=-: reading stdin: {e}")))?;
+                line.trim_end_matches(['\r', '\n']).to_owned()
+            }
+            v => v.to_owned(),
+        };
+        given.insert(name.to_owned(), value);
+    }
+    Ok(given)
+}
+
 fn replay(
     home: &Home,
     id: Option<String>,
     bundle: Option<&Path>,
     component: Option<&Path>,
+    given: std::collections::HashMap<String, String>,
     json: bool,
 ) -> CmdResult {
     // Read and verify everything before the store is touched: a bad bundle
@@ -177,6 +219,7 @@ fn replay(
         })
         .transpose()?;
     let rt = crate::runtime(home)?;
+    rt.give_secrets(given);
     let recording = match (bundle, id) {
         (Some(b), _) => Recording::from_bundle(b),
         (None, Some(id)) => {

@@ -330,6 +330,9 @@ pub(crate) fn runtime(home: &Home) -> Result<wasmflow_runtime::Runtime, Fail> {
         home.cache.as_deref(),
         home.engine.clone(),
     )?;
+    // Keys and secrets for actions (`--allow-key`, `--secret-env`, input
+    // references) and workflows (`kv()`, `secret()`).
+    rt.use_keys(crate::key::datastore(home)?);
     if home.store_location().is_exclusive() {
         settle_interrupted(rt.store());
     }

@@ -218,12 +218,13 @@ async fn execution(client: &Client, command: &ExecutionCommand) -> CmdResult {
             id,
             bundle,
             component,
+            secret,
             json,
         } => {
-            if bundle.is_some() || component.is_some() {
+            if bundle.is_some() || component.is_some() || !secret.is_empty() {
                 return Err(Fail::usage(anyhow!(
-                    "--bundle and --component replay files from this machine; run them \
-                     without --server (against any WASMFLOW_HOME)"
+                    "--bundle, --component and --secret replay with what this machine has; \
+                     run them without --server (against any WASMFLOW_HOME)"
                 )));
             }
             let id = id.as_deref().unwrap_or_default();

@@ -105,7 +105,7 @@ fn foreground(
     let progress = show.then(|| Arc::new(Progress::new()));
     req.observer = progress.clone().map(|p| p as Arc<dyn Observer>);
     let (cancel, pause) = (req.cancel.clone(), req.pause.clone());
-    let sched = scheduler(home, rt, components);
+    let sched = Scheduler::with_components(rt, components);
     // The id as soon as it is recorded, so another terminal can `execution
     // cancel` it (not before: a rejected input records nothing).
     req.recorded = Some(Arc::new(|id| eprintln!("workflow execution {id} started")));
@@ -119,13 +119,6 @@ fn foreground(
     }
     let record = record?;
     Ok(crate::exit_code(print::outcome(&record, json)))
-}
-
-/// A scheduler for this home: its components, and `kv()` reading its
-/// datastore.
-fn scheduler(home: &Home, rt: Runtime, components: Arc<dyn Components>) -> Scheduler {
-    let keys = crate::key::datastore(home).ok();
-    Scheduler::with_keys(rt, components, keys)
 }
 
 /// Ctrl-C, or a request from `wasmflow execution cancel`, cancels.
@@ -151,7 +144,7 @@ fn tokio_multi() -> tokio::runtime::Runtime {
 pub fn resume(home: &Home, json: bool) -> CmdResult {
     let rt = crate::runtime(home)?;
     // oci:// actions were pulled when the workflow started: the cache has them.
-    let sched = scheduler(home, rt.clone(), crate::registry::components(home, false));
+    let sched = Scheduler::with_components(rt.clone(), crate::registry::components(home, false));
     let interrupted = sched.interrupted()?;
     if interrupted.is_empty() {
         eprintln!("nothing to resume");
@@ -272,7 +265,7 @@ pub fn pause(home: &Home, id: &str) -> CmdResult {
 /// this process.
 pub fn resume_paused(home: &Home, id: &str, json: bool) -> CmdResult {
     let rt = crate::runtime(home)?;
-    let sched = scheduler(home, rt.clone(), crate::registry::components(home, false));
+    let sched = Scheduler::with_components(rt.clone(), crate::registry::components(home, false));
     let record = rt.store().find(id)?;
     let (cancel, pause) = (CancellationToken::new(), CancellationToken::new());
     let show = std::io::stderr().is_terminal();
@@ -304,7 +297,7 @@ pub fn rerun(
     limits: wasmflow_store::Limits,
 ) -> CmdResult {
     let (params, from, json) = (&args.params, args.from.as_deref(), args.json);
-    let sched = scheduler(home, rt.clone(), crate::registry::components(home, false));
+    let sched = Scheduler::with_components(rt.clone(), crate::registry::components(home, false));
     let def = Arc::new(sched.recorded_definition(&original)?);
     let mut input = original.input.clone();
     Runnable::Workflow(def.clone())

@@ -11,6 +11,7 @@
 //! PostgreSQL). It prints nothing and reads no environment: front ends
 //! say where the secret key is.
 
+pub mod reference;
 mod secret_key;
 
 use serde::Serialize;
@@ -21,6 +22,9 @@ use std::time::{Duration, SystemTime};
 use wasmflow_store::{KeyBook, KeyEntry, StoreError};
 
 pub use secret_key::SecretKey;
+
+/// The associated data of sealed values: no key has this name.
+const SEALED: &str = "((sealed))";
 
 /// What a secret's value is shown as.
 pub const MASK: &str = "***";
@@ -38,6 +42,11 @@ pub enum DatastoreError {
          secret key (another machine's, or one rotated away), or its stored value was changed"
     )]
     Undecryptable { name: String, path: PathBuf },
+    #[error(
+        "a value sealed under another secret key (another machine's, or one rotated away) \
+         does not unseal under {path}"
+    )]
+    Unsealable { path: PathBuf },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -134,6 +143,21 @@ impl Datastore {
     /// `secret()`); `None` when it does not exist or expired.
     pub fn value(&self, name: &str) -> Result<Option<(String, bool)>, DatastoreError> {
         Ok(self.get(name, true)?.map(|k| (k.value, k.secret)))
+    }
+
+    /// `clear` sealed under the secret key, as a reference
+    /// (`((sealed:...))`) that [`Datastore::unseal`] opens: for a value given
+    /// in clear that must not be stored so (`--allow-env NAME=VALUE`).
+    pub fn seal(&self, clear: &str) -> Result<String, DatastoreError> {
+        Ok(reference::to_sealed(&self.key.encrypt(SEALED, clear)?))
+    }
+
+    /// The value a `((sealed:CIPHERTEXT))` reference stands for.
+    pub fn unseal(&self, ciphertext: &str) -> Result<String, DatastoreError> {
+        self.key.decrypt(SEALED, ciphertext).map_err(|e| match e {
+            DatastoreError::Undecryptable { path, .. } => DatastoreError::Unsealable { path },
+            other => other,
+        })
     }
 
     fn live(&self, name: &str) -> Result<Option<KeyEntry>, DatastoreError> {

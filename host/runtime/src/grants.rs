@@ -31,6 +31,13 @@ pub struct GrantSpec {
     /// Program names (or absolute paths) for `wasmflow:action/process`.
     #[serde(default)]
     pub exec: Vec<String>,
+    /// Datastore key names or patterns (`system.vm.*`) for
+    /// `wasmflow:action/keys` and references in the input.
+    #[serde(default)]
+    pub key: Vec<String>,
+    /// `VAR=KEY`: a datastore key's value as an environment variable.
+    #[serde(default)]
+    pub secret_env: Vec<String>,
 }
 
 impl GrantSpec {
@@ -39,13 +46,15 @@ impl GrantSpec {
     }
 
     /// Each list with its key (`read`, ...), in the order they are written.
-    pub fn lists(&self) -> [(&'static str, &Vec<String>); 5] {
+    pub fn lists(&self) -> [(&'static str, &Vec<String>); 7] {
         [
             ("read", &self.read),
             ("write", &self.write),
             ("env", &self.env),
             ("net", &self.net),
             ("exec", &self.exec),
+            ("key", &self.key),
+            ("secret_env", &self.secret_env),
         ]
     }
 
@@ -66,6 +75,7 @@ impl GrantSpec {
                 .env
                 .iter()
                 .map(|v| parse_env(v))
+                .chain(self.secret_env.iter().map(|v| parse_secret_env(v)))
                 .collect::<Result<_, _>>()?,
             net: self
                 .net
@@ -77,7 +87,11 @@ impl GrantSpec {
                 .iter()
                 .map(|v| parse_exec(v))
                 .collect::<Result<_, _>>()?,
-            secrets: Vec::new(),
+            keys: self
+                .key
+                .iter()
+                .map(|v| parse_key(v))
+                .collect::<Result<_, _>>()?,
             unconfined_exec: false,
         })
     }
@@ -145,6 +159,38 @@ pub fn parse_env(value: &str) -> Result<EnvGrant, GrantError> {
         name: name.to_owned(),
         value: val,
     })
+}
+
+/// `VAR=KEY`: the env grant whose value is a reference to the key.
+pub fn parse_secret_env(value: &str) -> Result<EnvGrant, GrantError> {
+    let bad = |p: String| err("--secret-env", value, p);
+    let (name, key) = value
+        .split_once('=')
+        .ok_or_else(|| bad("expected VAR=KEY (e.g. DB_PASSWORD=system.db_password)".into()))?;
+    if name.is_empty() || name.contains('\0') {
+        return Err(bad("the variable name is empty".into()));
+    }
+    wasmflow_datastore::check_name(key).map_err(|e| bad(e.to_string()))?;
+    Ok(EnvGrant {
+        name: name.to_owned(),
+        value: Some(wasmflow_datastore::reference::to_key(key)),
+    })
+}
+
+/// A key name, or a pattern with `*` (`system.vm.*`).
+pub fn parse_key(value: &str) -> Result<String, GrantError> {
+    let ok = !value.is_empty()
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-*".contains(&b));
+    if !ok {
+        return Err(err(
+            "--allow-key",
+            value,
+            "expected a key name or a pattern: letters, digits, `.`, `_`, `-` and `*`",
+        ));
+    }
+    Ok(value.to_owned())
 }
 
 /// `HOST[:PORT]`, with IPv6 addresses in brackets (`[::1]:8080`).

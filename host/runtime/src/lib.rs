@@ -42,6 +42,7 @@ mod program;
 mod replay;
 mod run;
 mod sandbox;
+mod secrets;
 mod setup;
 pub mod value;
 pub(crate) mod world;
@@ -52,8 +53,9 @@ pub use engine::EngineOptions;
 pub use granted::GrantOpenError;
 pub use grants::GrantError;
 pub use log_book::LogWatcher;
-pub use replay::{Recording, ReplayReport, Verdict};
+pub use replay::{secrets_needed, Recording, ReplayReport, Verdict};
 pub use run::{Produced, RunOptions};
+pub use secrets::SecretError;
 pub use tokio_util::sync::CancellationToken;
 pub use value::InputError;
 pub use wasmflow_store as store;
@@ -93,6 +95,18 @@ pub enum RuntimeError {
     Changed { path: PathBuf, digest: String },
     #[error("{what} is not in the store")]
     MissingBlob { what: String },
+    /// A secret the run references cannot be given (`at`: where).
+    #[error("{at}{source}")]
+    Secret {
+        at: String,
+        #[source]
+        source: SecretError,
+    },
+    #[error(
+        "the replay needs secrets this machine cannot give as they were recorded:\n  - {}",
+        .0.join("\n  - ")
+    )]
+    ReplaySecrets(Vec<String>),
     #[error("cannot set up the runtime in {path}: {message}")]
     Setup { path: PathBuf, message: String },
 }
@@ -253,6 +267,8 @@ struct Inner {
     /// Actions loaded once for everyone holding this runtime (the
     /// scheduler's tasks, the server's re-runs), by what named them.
     loaded: std::sync::Mutex<std::collections::HashMap<LoadedFrom, Action>>,
+    /// Where secret values come from.
+    secrets: Arc<secrets::Secrets>,
     _ticker: engine::EpochTicker,
 }
 
@@ -298,6 +314,7 @@ impl Runtime {
                 store,
                 stored_components: Default::default(),
                 loaded: Default::default(),
+                secrets: Default::default(),
                 _ticker: ticker,
             }),
         })
@@ -336,6 +353,42 @@ impl Runtime {
             .iter()
             .map(|d| d.to_string())
             .collect()
+    }
+
+    /// Read keys and secrets from `keys` (the datastore of this runtime's
+    /// store): without one, an execution that references a key fails
+    /// saying so, and env values given in clear are not sealed.
+    pub fn use_keys(&self, keys: wasmflow_datastore::Datastore) {
+        self.inner.secrets.use_keys(keys);
+    }
+
+    /// The datastore given by [`Runtime::use_keys`].
+    pub fn keys(&self) -> Option<&wasmflow_datastore::Datastore> {
+        self.inner.secrets.keys()
+    }
+
+    /// Secret values given for this process (`--secret NAME=VALUE` of a
+    /// replay of a bundle from another machine): they take the place of
+    /// the datastore's (by key name) and of values sealed elsewhere (by
+    /// variable name).
+    pub fn give_secrets(&self, values: std::collections::HashMap<String, String>) {
+        self.inner.secrets.give(values);
+    }
+
+    /// Seal every env value of `grants` given in clear (see
+    /// [`Runtime::use_keys`]): what a record keeps instead of the value.
+    pub fn seal(&self, grants: &mut wasmflow_store::Grants) -> Result<(), RuntimeError> {
+        self.inner
+            .secrets
+            .seal(grants)
+            .map_err(|source| RuntimeError::Secret {
+                at: String::new(),
+                source,
+            })
+    }
+
+    pub(crate) fn secrets(&self) -> &Arc<secrets::Secrets> {
+        &self.inner.secrets
     }
 
     pub fn loader(&self) -> &Loader {

@@ -1,6 +1,7 @@
 //! Running granted host programs for the `wasmflow:action/process` interface.
 //!
-//! The child gets an empty environment but `PATH`, the host's working
+//! The child gets an empty environment but `PATH` (and the execution's
+//! `--secret-env` variables), the host's working
 //! directory, piped stdio, the confinement of [`crate::confine`], and a
 //! process group of its own. When it exits, or the execution is dropped
 //! (timeout, cancel), the whole group is killed: nothing it started is
@@ -60,6 +61,7 @@ pub(crate) async fn run(
     stdin: Option<Vec<u8>>,
     output_limit: usize,
     policy: &Policy,
+    env: &[(String, String)],
 ) -> Result<Result<Output, ProcessError>, Refused> {
     let confinement = match confine::prepare(policy, path) {
         Ok(c) => c,
@@ -81,6 +83,7 @@ pub(crate) async fn run(
     if let Some(p) = std::env::var_os("PATH") {
         cmd.env("PATH", p);
     }
+    cmd.envs(env.iter().map(|(k, v)| (k, v)));
     confinement.install(&mut cmd);
     let mut child = match cmd.spawn() {
         Ok(c) => c,

@@ -7,14 +7,16 @@
 //! different result.
 
 use crate::action::Action;
-use crate::run::{begin, conclude, execute};
+use crate::run::{begin, conclude, execute, resolved_params};
+use crate::secrets::{digest, Masker, SecretError};
 use crate::world::{Blobs, Divergence, World};
 use crate::{Runtime, RuntimeError};
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
+use wasmflow_datastore::reference::{self, Reference};
 use wasmflow_store::{
-    Event, ExecutionRecord, LogLevel, LogLine, Outcome, ReplayBundle, Status, Store,
+    Event, ExecutionRecord, KeyOutcome, LogLevel, LogLine, Outcome, ReplayBundle, Status, Store,
 };
 
 /// A recorded execution and the answers it received, from a store or a
@@ -140,7 +142,9 @@ impl Runtime {
             }
         };
         let original = &rec.record;
-        let params = action.check_input(&original.input)?;
+        check_secrets(self, rec)?;
+        let masker = Masker::default();
+        let params = resolved_params(self, action, &original.input, &original.grants, &masker)?;
 
         let record = begin(self, action, original.input.clone(), |r| {
             r.grants = original.grants.clone();
@@ -151,7 +155,7 @@ impl Runtime {
         // Shown while it runs (a replay is not on the hot path).
         self.store().put_unflushed(&record)?;
         let started = std::time::Instant::now();
-        let world = World::replay(rec.events.clone(), rec.blobs.clone());
+        let world = World::replay(rec.events.clone(), rec.blobs.clone()).masking(masker);
         let mut produced = execute(
             self,
             action,
@@ -186,6 +190,100 @@ impl Runtime {
             record,
             other_component: component.is_some(),
         })
+    }
+}
+
+/// The secrets a replay of `record` (with its recorded `events`) needs
+/// given again, by the name `--secret NAME=VALUE` takes: key names, and
+/// the variable of an env value given in clear (sealed under the secret
+/// key of the machine that ran it).
+pub fn secrets_needed(record: &ExecutionRecord, events: &[Event]) -> Vec<String> {
+    let mut names = reference::key_names(&record.input);
+    let mut add = |n: String| {
+        if !names.contains(&n) {
+            names.push(n);
+        }
+    };
+    for e in events {
+        match e {
+            Event::Environment { secrets, .. } => {
+                for u in secrets {
+                    let value = record
+                        .grants
+                        .env
+                        .iter()
+                        .find(|g| g.name == u.name)
+                        .and_then(|g| g.value.as_deref())
+                        .unwrap_or_default();
+                    for (_, r) in reference::find(value) {
+                        match r {
+                            Reference::Key(k) => add(k.to_owned()),
+                            Reference::Sealed(_) => add(u.name.clone()),
+                        }
+                    }
+                }
+            }
+            Event::Key {
+                name,
+                outcome: KeyOutcome::Secret(_),
+            } => add(name.clone()),
+            _ => {}
+        }
+    }
+    names
+}
+
+/// Refuse, before anything runs, a replay whose secrets cannot be given
+/// again as they were recorded (missing here, or changed since).
+fn check_secrets(rt: &Runtime, rec: &Recording) -> Result<(), RuntimeError> {
+    let secrets = rt.secrets();
+    let scratch = Masker::default();
+    let mut problems = Vec::new();
+    let mut check = |got: Result<Option<String>, SecretError>, name: &str, sha256: &str| match got {
+        Ok(Some(v)) if digest(&v) == sha256 => {}
+        Ok(Some(_)) => problems.push(
+            SecretError::Changed {
+                name: name.to_owned(),
+            }
+            .to_string(),
+        ),
+        Ok(None) => problems.push(
+            SecretError::Missing {
+                name: name.to_owned(),
+            }
+            .to_string(),
+        ),
+        Err(e) => problems.push(e.to_string()),
+    };
+    for e in &rec.events {
+        match e {
+            Event::Environment { secrets: uses, .. } => {
+                for u in uses {
+                    let value = rec
+                        .record
+                        .grants
+                        .env
+                        .iter()
+                        .find(|g| g.name == u.name)
+                        .and_then(|g| g.value.as_deref())
+                        .unwrap_or_default();
+                    let got = secrets
+                        .resolve(value, &|_| true, &u.name, &scratch)
+                        .map(Some);
+                    check(got, &u.name, &u.sha256);
+                }
+            }
+            Event::Key {
+                name,
+                outcome: KeyOutcome::Secret(sha256),
+            } => check(secrets.key(name).map(|k| k.map(|(v, _)| v)), name, sha256),
+            _ => {}
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(RuntimeError::ReplaySecrets(problems))
     }
 }
 

@@ -7,6 +7,7 @@ use crate::limits::{humanize, MemoryLimitExceeded, TableLimitExceeded};
 use crate::log_book::{LogLimitExceeded, LogWatcher};
 use crate::output::OutputLimitExceeded;
 use crate::sandbox::Sandbox;
+use crate::secrets::Masker;
 use crate::value::val_to_json;
 use crate::world::{RecordingLimitExceeded, World};
 use crate::{Runtime, RuntimeError};
@@ -71,7 +72,8 @@ pub(crate) async fn run(
     input: Value,
     mut options: RunOptions,
 ) -> Result<ExecutionRecord, RuntimeError> {
-    let params = action.check_input(&input)?;
+    let masker = Masker::default();
+    let params = resolved_params(rt, action, &input, &options.grants, &masker)?;
     let notes = std::mem::take(&mut options.notes);
     let record = begin(rt, action, input, |r| {
         options.lineage.apply(r);
@@ -91,7 +93,7 @@ pub(crate) async fn run(
             (watcher.0)(line)
         }))
     });
-    let world = World::live(rt.store().clone());
+    let world = World::live(rt.store().clone()).masking(masker);
     let execution = execute(
         rt,
         action,
@@ -166,9 +168,38 @@ pub(crate) fn begin(
     let mut record =
         ExecutionRecord::new_action(action.reference.clone(), action.digest.to_string(), input);
     link(&mut record);
+    rt.seal(&mut record.grants)?;
     record.started_at = Some(now());
     rt.keep_component(action)?;
     Ok(record)
+}
+
+/// The parameters of a run of `action` with `input`, its secret
+/// references resolved (within `grants`) and their values added to
+/// `masker`. An input error names the reference, never a value: the input
+/// is checked as written first.
+pub(crate) fn resolved_params(
+    rt: &Runtime,
+    action: &Action,
+    input: &Value,
+    grants: &Grants,
+    masker: &Masker,
+) -> Result<Vec<Val>, RuntimeError> {
+    let written = action.check_input(input)?;
+    let resolved = rt
+        .secrets()
+        .resolve_input(input, grants, masker)
+        .map_err(|(at, source)| RuntimeError::Secret {
+            at: match at.as_str() {
+                "" => "input: ".to_owned(),
+                at => format!("input {at}: "),
+            },
+            source,
+        })?;
+    if masker.is_empty() {
+        return Ok(written);
+    }
+    Ok(action.check_input(&resolved)?)
 }
 
 /// Write what the execution produced into its record, flushed.
@@ -221,7 +252,8 @@ pub(crate) async fn execute(
 ) -> Produced {
     let Control { watch_logs, cancel } = control;
     let name = action_name(&action.reference);
-    let sandbox = match Sandbox::new(&name, grants, limits, world, watch_logs) {
+    let masker = world.masker().clone();
+    let sandbox = match Sandbox::new(&name, grants, limits, world, watch_logs, rt.secrets()) {
         Ok(s) => s,
         Err(e) => {
             return Produced {
@@ -299,6 +331,32 @@ pub(crate) async fn execute(
         stdout: String::from_utf8_lossy(&data.stdout.contents()).into_owned(),
         stderr: String::from_utf8_lossy(&data.stderr.contents()).into_owned(),
         logs: data.log_book.take(),
+    }
+    .masked(&masker)
+}
+
+impl Produced {
+    /// With every secret the execution was given masked.
+    fn masked(mut self, masker: &Masker) -> Self {
+        if masker.is_empty() {
+            return self;
+        }
+        self.stdout = masker.text(&self.stdout).into_owned();
+        self.stderr = masker.text(&self.stderr).into_owned();
+        for line in &mut self.logs {
+            *line = masker.line(line);
+        }
+        if let Some(r) = &mut self.outcome.result {
+            masker.json(r);
+        }
+        if let Some(e) = &mut self.outcome.error {
+            e.message = masker.text(&e.message).into_owned();
+            e.code = masker.text(&e.code).into_owned();
+            if let Some(d) = &mut e.details {
+                masker.json(d);
+            }
+        }
+        self
     }
 }
 

@@ -17,6 +17,7 @@ use crate::limits::MemoryBudget;
 use crate::log_book::{LogWatcher, SharedLogBook};
 use crate::net::{Connections, NetPolicy};
 use crate::output::CapturedOutput;
+use crate::secrets::Secrets;
 use crate::setup;
 use crate::world::{MonotonicClock, RandomSource, WallClock, World};
 use std::path::Path;
@@ -46,6 +47,12 @@ pub(crate) struct Sandbox {
     pub stderr: CapturedOutput,
     /// Kept for the host calls that answer from it (`process`, file opens).
     world: World,
+    /// Where `wasmflow:action/keys` reads, and what it may read.
+    pub secrets: Arc<Secrets>,
+    pub key_grants: Grants,
+    /// Given to granted programs besides `PATH`: the `--secret-env`
+    /// variables.
+    pub program_env: Vec<(String, String)>,
     /// The guest's TCP sockets, as `host::sockets` tracks them.
     pub connections: Connections,
     /// Replay only: recorded directory snapshots, materialized; removed
@@ -63,7 +70,15 @@ impl Sandbox {
         limits: &Limits,
         world: World,
         watch_logs: Option<LogWatcher>,
+        secrets: &Arc<Secrets>,
     ) -> wasmtime::Result<Self> {
+        // Lines are streamed as they are written: masked on the way too.
+        let masker = world.masker().clone();
+        let watch_logs = watch_logs.map(|w| {
+            LogWatcher(Arc::new(move |line: &wasmflow_store::LogLine| {
+                (w.0)(&masker.line(line))
+            }))
+        });
         let output_limit = usize::try_from(limits.output_bytes).unwrap_or(usize::MAX);
         let stdout = CapturedOutput::new("stdout", output_limit);
         let stderr = CapturedOutput::new("stderr", output_limit);
@@ -77,7 +92,8 @@ impl Sandbox {
             .stderr(stderr.clone())
             .arg(action_name);
 
-        for (k, v) in setup::environment(&world, grants)? {
+        let env = setup::environment(&world, grants, secrets)?;
+        for (k, v) in &env.vars {
             wasi.env(k, v);
         }
         wasi.insecure_random_seed(setup::insecure_seed(&world)?);
@@ -188,6 +204,12 @@ impl Sandbox {
             stdout,
             stderr,
             world,
+            secrets: secrets.clone(),
+            key_grants: Grants {
+                keys: grants.keys.clone(),
+                ..Grants::default()
+            },
+            program_env: env.for_programs,
             connections: Default::default(),
             _snapshots: snapshots,
         })

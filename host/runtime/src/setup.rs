@@ -9,11 +9,13 @@
 
 use crate::granted::{open_at, proc_path, GrantedDir};
 use crate::log_book::SharedLogBook;
+use crate::secrets::Secrets;
 use crate::world::{put_blob, World};
 use std::io::Read;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
-use wasmflow_store::{Event, Grants, LogLevel, Question, Store};
+use wasmflow_datastore::reference::{self, Reference};
+use wasmflow_store::{Event, Grants, LogLevel, Question, SecretUse, Store};
 
 /// Past this, a directory is snapshotted in part and the record says so.
 const SNAPSHOT_MAX_BYTES: u64 = 64 << 20;
@@ -22,19 +24,66 @@ const SNAPSHOT_MAX_FILES: usize = 10_000;
 /// over a directory of them does not copy gigabytes into the store per run.
 const SNAPSHOT_MAX_FILE: u64 = 8 << 20;
 
+/// The environment a sandbox starts with.
+pub(crate) struct Environment {
+    /// The guest's variables.
+    pub vars: Vec<(String, String)>,
+    /// The `--secret-env` variables, which granted programs get too.
+    pub for_programs: Vec<(String, String)>,
+}
+
+/// The guest's environment from the env grants. A value that is a secret
+/// reference is resolved, live and in replay alike (the tape keeps its
+/// digest, which a replay checks); the others are recorded as they are.
 pub(crate) fn environment(
     world: &World,
     grants: &Grants,
-) -> wasmtime::Result<Vec<(String, String)>> {
-    if let Some(Event::Environment { vars }) =
+    secrets: &Secrets,
+) -> wasmtime::Result<Environment> {
+    let masker = world.masker();
+    let mut secret_vars = Vec::new();
+    let mut for_programs = Vec::new();
+    for e in &grants.env {
+        let Some(v) = e.value.as_deref().filter(|v| reference::holds(v)) else {
+            continue;
+        };
+        // The grant names the key itself: no --allow-key is needed.
+        let value = secrets
+            .resolve(v, &|_| true, &e.name, masker)
+            .map_err(|err| wasmtime::format_err!("--allow-env {}: {err}", e.name))?;
+        if reference::find(v)
+            .iter()
+            .any(|(_, r)| matches!(r, Reference::Key(_)))
+        {
+            for_programs.push((e.name.clone(), value.clone()));
+        }
+        secret_vars.push((e.name.clone(), value));
+    }
+    let uses: Vec<SecretUse> = secret_vars
+        .iter()
+        .map(|(name, value)| SecretUse {
+            name: name.clone(),
+            sha256: crate::secrets::digest(value),
+        })
+        .collect();
+    if let Some(Event::Environment { mut vars, secrets }) =
         world.recorded(&Question::Setup("environment"), Some)?
     {
-        return Ok(vars);
+        if let Some(changed) = uses.iter().find(|u| !secrets.contains(u)) {
+            return Err(wasmtime::format_err!(
+                "secret environment variable {} differs from the one recorded (its sha256, or \
+                 whether it was given at all): a replay needs the same secrets",
+                changed.name
+            ));
+        }
+        vars.extend(secret_vars);
+        return Ok(Environment { vars, for_programs });
     }
     // A grant without a value passes the host's value, if it has one.
-    let vars: Vec<(String, String)> = grants
+    let mut vars: Vec<(String, String)> = grants
         .env
         .iter()
+        .filter(|e| !e.value.as_deref().is_some_and(reference::holds))
         .filter_map(|e| {
             e.value
                 .clone()
@@ -42,8 +91,12 @@ pub(crate) fn environment(
                 .map(|v| (e.name.clone(), v))
         })
         .collect();
-    world.record(Event::Environment { vars: vars.clone() });
-    Ok(vars)
+    world.record(Event::Environment {
+        vars: vars.clone(),
+        secrets: uses,
+    });
+    vars.extend(secret_vars);
+    Ok(Environment { vars, for_programs })
 }
 
 pub(crate) fn insecure_seed(world: &World) -> wasmtime::Result<u128> {

@@ -4,6 +4,7 @@
 //! ask the same questions in the same order; unrecorded, they come from the
 //! host and nothing is kept.
 
+use crate::secrets::Masker;
 use base64::Engine as _;
 use chacha20::cipher::{KeyIvInit, StreamCipher};
 use chacha20::ChaCha20;
@@ -110,6 +111,8 @@ pub(crate) struct World {
     state: Arc<Mutex<State>>,
     /// Replay: where the recorded payloads are read from.
     recorded_blobs: Option<Blobs>,
+    /// The execution's secrets: masked in everything recorded.
+    masker: Masker,
 }
 
 /// Where a replay reads recorded payloads (bodies, program output, file
@@ -171,7 +174,24 @@ impl World {
                 random_run: None,
             })),
             recorded_blobs,
+            masker: Masker::default(),
         }
+    }
+
+    /// The same world, masking `masker`'s secrets in what it records.
+    pub fn masking(mut self, masker: Masker) -> Self {
+        self.masker = masker;
+        self
+    }
+
+    pub fn masker(&self) -> &Masker {
+        &self.masker
+    }
+
+    /// Live: keep a payload of an answer (program output, a body) as a
+    /// blob, its secrets masked; its digest.
+    pub fn put_payload(&self, store: &Store, bytes: &[u8]) -> String {
+        put_blob(store, &self.masker.bytes(bytes))
     }
 
     pub fn is_replay(&self) -> bool {
@@ -214,8 +234,15 @@ impl World {
             unreachable!("checked above")
         };
         let position = *cursor + 1;
+        // The tape holds questions with their secrets masked.
+        let same = |e: &Event| {
+            let recorded = e.question();
+            recorded == *question
+                || (!self.masker.is_empty()
+                    && self.masker.text(&question.to_string()) == recorded.to_string())
+        };
         let answer = match tape.get(*cursor) {
-            Some(e) if e.question() == *question => Ok(e.clone()),
+            Some(e) if same(e) => Ok(e.clone()),
             other => Err(describe(other)),
         };
         *cursor += 1;
@@ -245,6 +272,7 @@ impl World {
     }
 
     pub fn record(&self, event: Event) {
+        let event = self.masker.event(event);
         let mut st = self.state.lock().unwrap();
         st.flush_random();
         if !st.within_limit(approx_size(&event)) {
@@ -424,7 +452,16 @@ fn describe(event: Option<&Event>) -> String {
 fn approx_size(event: &Event) -> usize {
     let strings = |v: &[(String, String)]| v.iter().map(|(a, b)| a.len() + b.len() + 8).sum();
     64 + match event {
-        Event::Environment { vars } => strings(vars),
+        Event::Environment { vars, secrets } => strings(vars) + secrets.len() * 96,
+        Event::Key { name, outcome } => {
+            name.len()
+                + match outcome {
+                    wasmflow_store::KeyOutcome::Value(v)
+                    | wasmflow_store::KeyOutcome::Denied(v)
+                    | wasmflow_store::KeyOutcome::Unavailable(v) => v.len(),
+                    _ => 64,
+                }
+        }
         Event::Directory { files, .. } => strings(files),
         Event::FileOpen { path } => path.len(),
         Event::Random { bytes, .. } => bytes.len(),

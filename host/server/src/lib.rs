@@ -227,7 +227,10 @@ pub async fn serve(
     // A start that fails stops answering with it.
     let _unbind = stop_http.clone().drop_guard();
     listening(addr);
-    let sched = Scheduler::with_keys(rt.clone(), components.clone(), config.keys.clone());
+    if let Some(keys) = &config.keys {
+        rt.use_keys(keys.clone());
+    }
+    let sched = Scheduler::with_components(rt.clone(), components.clone());
     let catalog = catalog::Catalog::load(
         config.actions.as_deref(),
         config.packs.as_deref(),
@@ -330,7 +333,10 @@ pub async fn work(
     if rt.store().shared_queue().is_none() {
         return Err(ServerError::NotShared("wasmflow worker"));
     }
-    let sched = Scheduler::with_keys(rt.clone(), components, config.keys.clone());
+    if let Some(keys) = &config.keys {
+        rt.use_keys(keys.clone());
+    }
+    let sched = Scheduler::with_components(rt.clone(), components);
     let queue = queue::Queue::new(
         rt.store().clone(),
         0,

@@ -38,6 +38,11 @@ pub struct ReplayBundle {
     pub events: Vec<Event>,
     /// Base64 content by `sha256:` digest.
     pub blobs: BTreeMap<String, String>,
+    /// The secrets a replay needs given again (never their values): key
+    /// names, or the variable of an env value given in clear. Another
+    /// machine replays with `--secret NAME=VALUE` for each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<String>,
 }
 
 impl ReplayBundle {
@@ -60,6 +65,7 @@ impl ReplayBundle {
             record,
             events,
             blobs,
+            secrets: Vec::new(),
         })
     }
 

@@ -15,6 +15,16 @@ pub enum Event {
     /// The environment the grants produced, fixed at start.
     Environment {
         vars: Vec<(String, String)>,
+        /// Variables whose values are secrets, after `vars`: only their
+        /// digests are kept (a replay gets the values from the datastore
+        /// again and checks them against these).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        secrets: Vec<SecretUse>,
+    },
+    /// `wasmflow:action/keys.get` of `name` and what it answered.
+    Key {
+        name: String,
+        outcome: KeyOutcome,
     },
     /// Seed of the guest's insecure random generator, fixed at start.
     InsecureSeed {
@@ -105,6 +115,27 @@ pub enum Event {
     },
 }
 
+/// A secret an execution was given, by what it is named and the sha256
+/// of its value (hex): never the value.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretUse {
+    /// The environment variable (or key) it was given as.
+    pub name: String,
+    pub sha256: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeyOutcome {
+    /// A plain key's value.
+    Value(String),
+    /// A secret's digest (a replay reads the value again).
+    Secret(String),
+    Absent,
+    Denied(String),
+    Unavailable(String),
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SendOutcome {
@@ -193,6 +224,7 @@ pub enum Question {
     Process { program: String, args: Vec<String> },
     Http { method: String, url: String },
     NameLookup { name: String },
+    Key { name: String },
     TcpConnect { address: String },
     TcpFinishConnect { address: String },
     TcpRead { connection: u32 },
@@ -226,6 +258,7 @@ impl Event {
                 url: url.clone(),
             },
             Event::NameLookup { name, .. } => Question::NameLookup { name: name.clone() },
+            Event::Key { name, .. } => Question::Key { name: name.clone() },
             Event::TcpConnect { address, .. } => Question::TcpConnect {
                 address: address.clone(),
             },
@@ -273,6 +306,7 @@ impl fmt::Display for Question {
             }
             Question::Http { method, url } => write!(f, "HTTP {method} {url}"),
             Question::NameLookup { name } => write!(f, "resolve {name}"),
+            Question::Key { name } => write!(f, "key {name}"),
             Question::TcpConnect { address } => write!(f, "TCP connect {address}"),
             Question::TcpFinishConnect { address } => {
                 write!(f, "TCP finish-connect {address}")

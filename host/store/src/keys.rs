@@ -64,7 +64,46 @@ impl std::fmt::Debug for dyn KeyBook {
 pub fn key_book(location: &Location) -> Result<Arc<dyn KeyBook>, StoreError> {
     match location {
         Location::Dir(dir) => Ok(Arc::new(KeyFile::beside(dir))),
-        Location::Postgres(url) => Ok(Arc::new(crate::postgres::PgStore::open(url)?)),
+        Location::Postgres(url) => Ok(Arc::new(Connecting {
+            url: url.clone(),
+            store: std::sync::OnceLock::new(),
+        })),
+    }
+}
+
+/// PostgreSQL's keys, connected to on first use: every process with a
+/// runtime holds a key book, and most never read a key.
+struct Connecting {
+    url: String,
+    store: std::sync::OnceLock<crate::postgres::PgStore>,
+}
+
+impl Connecting {
+    fn book(&self) -> Result<&crate::postgres::PgStore, StoreError> {
+        if let Some(s) = self.store.get() {
+            return Ok(s);
+        }
+        let opened = crate::postgres::PgStore::open(&self.url)?;
+        // Two first uses at once: one connection stays, the other goes.
+        Ok(self.store.get_or_init(|| opened))
+    }
+}
+
+impl KeyBook for Connecting {
+    fn get(&self, name: &str) -> Result<Option<KeyEntry>, StoreError> {
+        self.book()?.get(name)
+    }
+    fn list(&self, prefix: &str) -> Result<Vec<KeyEntry>, StoreError> {
+        self.book()?.list(prefix)
+    }
+    fn set(&self, entry: KeyEntry) -> Result<(), StoreError> {
+        self.book()?.set(entry)
+    }
+    fn delete(&self, name: &str) -> Result<bool, StoreError> {
+        self.book()?.delete(name)
+    }
+    fn set_all(&self, entries: Vec<KeyEntry>) -> Result<(), StoreError> {
+        self.book()?.set_all(entries)
     }
 }
 

@@ -48,8 +48,8 @@ mod upkeep;
 
 pub use bundle::{BundleError, ReplayBundle, BUNDLE_FORMAT, BUNDLE_VERSION};
 pub use event::{
-    ConnectOutcome, Datagram, Event, HttpOutcome, LookupOutcome, ProcessOutcome, Question,
-    ReadOutcome, ReceiveOutcome, SendOutcome,
+    ConnectOutcome, Datagram, Event, HttpOutcome, KeyOutcome, LookupOutcome, ProcessOutcome,
+    Question, ReadOutcome, ReceiveOutcome, SecretUse, SendOutcome,
 };
 
 pub use copy::{copy, copy_between, CopyError, CopyReport};

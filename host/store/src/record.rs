@@ -166,6 +166,9 @@ pub struct Mount {
 pub struct EnvGrant {
     pub name: String,
     /// Explicit value; `None` means "take the host's value at run time".
+    /// A secret is a reference here, never its value: `((secret:KEY))`
+    /// (`--secret-env`) or `((sealed:...))` (an `--allow-env NAME=VALUE`
+    /// value, encrypted under the home's secret key).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
 }
@@ -200,8 +203,10 @@ pub struct Grants {
     pub net: Vec<NetGrant>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub exec: Vec<String>,
+    /// Datastore keys the guest may read (`wasmflow:action/keys`) and
+    /// its input may reference: patterns, `*` for any run of characters.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub secrets: Vec<String>,
+    pub keys: Vec<String>,
     /// Programs may run without Landlock where the kernel has none
     /// (`--allow-unconfined-exec`); without it `process.run` refuses there.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]

@@ -63,13 +63,18 @@ impl Expressions {
     }
 
     /// With `kv(NAME)` reading the datastore's keys (without one, every
-    /// `kv()` is an error saying so).
+    /// `kv()` is an error saying so), and `secret(NAME)` standing for a
+    /// secret's value.
     pub fn with_keys(keys: Option<Datastore>) -> Self {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.add_function("succeeded", |state: &State| status_is(state, "succeeded"));
         env.add_function("failed", |state: &State| !status_is(state, "succeeded"));
+        let secret_keys = keys.clone();
         env.add_function("kv", move |name: String| kv(keys.as_ref(), &name));
+        env.add_function("secret", move |name: String| {
+            secret(secret_keys.as_ref(), &name)
+        });
         Self { env }
     }
 
@@ -173,7 +178,7 @@ fn kv(keys: Option<&Datastore>, name: &str) -> Result<String, minijinja::Error> 
     let keys = keys.ok_or_else(|| fail(format!("kv(\"{name}\"): no datastore here")))?;
     match keys.value(name) {
         Ok(Some((_, true))) => Err(fail(format!(
-            "kv(\"{name}\"): it is a secret, and kv() would put its value in records"
+            "kv(\"{name}\"): it is a secret, and kv() would put its value in records: use secret(\"{name}\")"
         ))),
         Ok(Some((value, false))) => Ok(value),
         Ok(None) => Err(fail(format!(
@@ -181,6 +186,29 @@ fn kv(keys: Option<&Datastore>, name: &str) -> Result<String, minijinja::Error> 
         ))),
         Err(e) => Err(fail(format!("kv(\"{name}\"): {e}"))),
     }
+}
+
+/// `secret(NAME)`: a reference to the key, never its value, so that the
+/// journal and the task's record keep only the reference; the runtime puts
+/// the value in place as the action starts (the task is granted the key
+/// if the operator granted it) and masks it in everything the task
+/// leaves behind.
+fn secret(keys: Option<&Datastore>, name: &str) -> Result<String, minijinja::Error> {
+    use minijinja::{Error, ErrorKind};
+    let fail = |m: String| Error::new(ErrorKind::InvalidOperation, m);
+    wasmflow_datastore::check_name(name).map_err(|e| fail(format!("secret(\"{name}\"): {e}")))?;
+    if let Some(keys) = keys {
+        match keys.get(name, false) {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                return Err(fail(format!(
+                    "secret(\"{name}\"): no such key (expired, or never set)"
+                )))
+            }
+            Err(e) => return Err(fail(format!("secret(\"{name}\"): {e}"))),
+        }
+    }
+    Ok(wasmflow_datastore::reference::to_key(name))
 }
 
 fn status_is(state: &State, want: &str) -> bool {

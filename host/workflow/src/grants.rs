@@ -61,6 +61,11 @@ pub fn bound(mut asked: Grants, operator: &Grants) -> Result<Grants, String> {
             return Err(missing("--allow-exec", p));
         }
     }
+    for k in &asked.keys {
+        if !key_granted(operator, k) {
+            return Err(missing("--allow-key", k));
+        }
+    }
     asked.unconfined_exec = operator.unconfined_exec && !asked.exec.is_empty();
     Ok(asked)
 }
@@ -85,9 +90,38 @@ pub fn extend(recorded: &Grants, added: Grants) -> Grants {
     union(&mut out.env, added.env);
     union(&mut out.net, added.net);
     union(&mut out.exec, added.exec);
-    union(&mut out.secrets, added.secrets);
+    union(&mut out.keys, added.keys);
     out.unconfined_exec |= added.unconfined_exec;
     out
+}
+
+/// `task` with the keys its rendered `input` references (`secret()`)
+/// added, each of which the operator must have granted.
+pub fn with_referenced_keys(
+    mut task: Grants,
+    input: &serde_json::Value,
+    operator: &Grants,
+) -> Result<Grants, String> {
+    for name in wasmflow_datastore::reference::key_names(input) {
+        if key_granted(&task, &name) {
+            continue;
+        }
+        if !key_granted(operator, &name) {
+            return Err(format!(
+                "reads secret(\"{name}\"), which the operator did not grant (add --allow-key {name} to the command)"
+            ));
+        }
+        task.keys.push(name);
+    }
+    Ok(task)
+}
+
+/// Whether `operator` grants the key (or pattern) `key`.
+pub fn key_granted(operator: &Grants, key: &str) -> bool {
+    operator
+        .keys
+        .iter()
+        .any(|p| wasmflow_datastore::reference::matches(p, key))
 }
 
 /// Whether the host side of `inner` lies inside that of `outer`.

@@ -4,7 +4,6 @@
 
 use crate::http_replay;
 use crate::net::NetPolicy;
-use crate::world::put_blob;
 use std::future::Future;
 use wasmflow_store::{Event, HttpOutcome, LogLevel, Question};
 use wasmtime_wasi_http::WasiHttpHooks;
@@ -101,7 +100,7 @@ impl WasiHttpHooks for NetPolicy {
                                 )
                             })
                             .collect(),
-                        body: put_blob(&store, body),
+                        body: world.put_payload(&store, body),
                     },
                     Err(e) => HttpOutcome::Error(http_replay::error_name(e)),
                 };

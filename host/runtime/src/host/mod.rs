@@ -6,6 +6,7 @@
 
 pub(crate) mod files;
 mod http;
+mod keys;
 mod log;
 mod process;
 pub(crate) mod sockets;

@@ -6,7 +6,7 @@
 use crate::bindings::wasmflow::action::process;
 use crate::program;
 use crate::sandbox::Sandbox;
-use crate::world::{put_blob, World};
+use crate::world::World;
 use wasmflow_store::{Event, ProcessOutcome, Question};
 
 impl process::Host for Sandbox {
@@ -52,6 +52,7 @@ impl process::Host for Sandbox {
                     stdin,
                     self.output_limit,
                     &self.confinement,
+                    &self.program_env,
                 )
                 .await
                 .map_err(wasmtime::Error::new)?
@@ -61,8 +62,8 @@ impl process::Host for Sandbox {
             let outcome = match &result {
                 Ok(o) => ProcessOutcome::Exited {
                     status: o.status,
-                    stdout: put_blob(&store, &o.stdout),
-                    stderr: put_blob(&store, &o.stderr),
+                    stdout: world.put_payload(&store, &o.stdout),
+                    stderr: world.put_payload(&store, &o.stderr),
                 },
                 Err(process::ProcessError::Denied(m)) => ProcessOutcome::Denied(m.clone()),
                 Err(process::ProcessError::NotFound(m)) => ProcessOutcome::NotFound(m.clone()),

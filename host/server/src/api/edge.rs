@@ -80,7 +80,7 @@ impl From<wasmflow_datastore::DatastoreError> for ApiError {
         match e {
             E::Store(e) => e.into(),
             // The server's secret key cannot open it: the operator's to fix.
-            E::Undecryptable { .. } | E::SecretKey { .. } => {
+            E::Undecryptable { .. } | E::Unsealable { .. } | E::SecretKey { .. } => {
                 Self::new(StatusCode::CONFLICT, e.to_string())
             }
             E::BadName { .. } | E::BadLoad(_) => {

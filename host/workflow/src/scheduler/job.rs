@@ -61,7 +61,10 @@ impl Driver {
                 }
             }
         };
-        let grants = match self.task_grants(&task, item.as_ref()) {
+        let grants = match self
+            .task_grants(&task, item.as_ref())
+            .and_then(|g| crate::grants::with_referenced_keys(g, &input, &self.req.grants))
+        {
             Ok(g) => g,
             Err(e) => {
                 let f = failure(code::GRANT_DENIED, &format!("task `{name}` {e}"));

@@ -110,20 +110,13 @@ impl Scheduler {
     }
 
     /// A scheduler that runs `oci://` task actions from `components`.
+    /// Expressions read the runtime's datastore (`kv()`, `secret()`; see
+    /// [`Runtime::use_keys`]).
     pub fn with_components(runtime: Runtime, components: Arc<dyn Components>) -> Self {
-        Self::with_keys(runtime, components, None)
-    }
-
-    /// ... whose expressions read `keys` with `kv(NAME)`.
-    pub fn with_keys(
-        runtime: Runtime,
-        components: Arc<dyn Components>,
-        keys: Option<wasmflow_datastore::Datastore>,
-    ) -> Self {
         Self {
             inner: Arc::new(Inner {
+                exprs: Expressions::with_keys(runtime.keys().cloned()),
                 runtime,
-                exprs: Expressions::with_keys(keys),
                 components,
             }),
         }
@@ -153,6 +146,9 @@ impl Scheduler {
         record.source = Some(path);
         req.lineage.clone().apply(&mut record);
         record.grants = req.grants.clone();
+        // Values given in clear are kept sealed (the tasks get the
+        // operator's grants as they are, and seal them in their records).
+        self.runtime().seal(&mut record.grants)?;
         record.limits = req.limits;
         record.status = Status::Running;
         record.started_at = Some(now());

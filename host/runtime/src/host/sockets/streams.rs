@@ -2,7 +2,7 @@
 //! replay: each read the guest makes is one `TcpRead` event.
 
 use super::codes::{error_code, error_name};
-use crate::world::{put_blob, World};
+use crate::world::World;
 use base64::Engine as _;
 use bytes::Bytes;
 use wasmflow_store::{Event, Question, ReadOutcome};
@@ -31,11 +31,12 @@ impl RecordedInput {
                     return;
                 }
                 ReadOutcome::Blob {
-                    digest: put_blob(&store, b),
+                    digest: self.world.put_payload(&store, b),
                 }
             }
             Ok(b) => ReadOutcome::Data {
-                bytes: base64::engine::general_purpose::STANDARD.encode(b),
+                bytes: base64::engine::general_purpose::STANDARD
+                    .encode(self.world.masker().bytes(b)),
             },
             Err(StreamError::Closed) => ReadOutcome::Closed,
             Err(StreamError::LastOperationFailed(e)) => ReadOutcome::Failed(
