@@ -115,6 +115,28 @@ fn an_inquiry_pauses_its_workflow_until_it_is_answered(kind: StoreKind) {
     let failed = failed.json();
     assert_eq!(failed["status"], "failed");
     assert!(failed.to_string().contains("inquiry-timeout"), "{failed}");
+
+    // Only the users it names may answer.
+    let only = dir.path().join("only.yaml");
+    let text = ASK
+        .replace("TTL", "1h")
+        .replace("ADD", s(&wat("add")))
+        .replace("route: ops", "route: ops\n      users: [carol]");
+    std::fs::write(&only, text).unwrap();
+    home.run(&["run", s(&only)]).code(1);
+    let open = home.run(&["inquiry", "list", "--json"]).ok().json();
+    let asked = open[0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(open[0]["users"], json!(["carol"]));
+    let respond_as = |user: &str| {
+        let mut c = home.cmd();
+        c.args(["inquiry", "respond", &asked, "-p", "n=1", "--json"])
+            .env("USER", user);
+        crate::Run::from(c.output().unwrap())
+    };
+    respond_as("mallory")
+        .code(2)
+        .stderr_has("is for carol only, not user mallory");
+    assert_eq!(respond_as("carol").ok().json()["result"], json!({"sum": 2}));
 }
 
 /// Through the API: answered by a token (recorded as such) after the

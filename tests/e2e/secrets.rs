@@ -35,6 +35,12 @@ fn keyed(home: &Home, params: &[(&str, &str)], flags: &[&str]) -> crate::Run {
             .map_or(default, |(_, v)| v);
         args.extend(["-p".to_owned(), format!("{name}={value}")]);
     }
+    for (name, value) in params
+        .iter()
+        .filter(|(n, _)| !defaults.iter().any(|(d, _)| d == n))
+    {
+        args.extend(["-p".to_owned(), format!("{name}={value}")]);
+    }
     args.extend(flags.iter().map(|f| f.to_string()));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     home.run(&args)
@@ -74,9 +80,11 @@ fn secrets_never_leak(kind: StoreKind) {
     let secret = unique("s3cret");
     let literal = unique("lit3ral");
     let api_literal = unique("api-lit3ral");
+    let param = unique("p4ram");
+    let api_param = unique("api-p4ram");
     set_secret(&home, "system.db", &secret);
     home.run(&["key", "set", "system.region", "eu-west"]).ok();
-    let needles = [&secret, &literal, &api_literal];
+    let needles = [&secret, &literal, &api_literal, &param, &api_param];
 
     // Through the keys interface, and as an environment variable of the
     // guest and of the program it runs: every copy masked.
@@ -130,6 +138,27 @@ fn secrets_never_leak(kind: StoreKind) {
         sealed.starts_with("((sealed:xchacha20poly1305:"),
         "{sealed}"
     );
+
+    // A parameter declared `@secret`: marked in the schema, sealed in the
+    // record, masked.
+    let wasm = support::built("tests/fixtures/keyed");
+    let schema = home.run(&["inspect", s(&wasm), "--json"]).ok().json();
+    let password = &schema["input_schema"]["properties"]["password"];
+    assert_eq!(password["writeOnly"], true, "{schema}");
+    assert!(schema["input_schema"]["properties"]["text"]
+        .get("writeOnly")
+        .is_none());
+    let got = keyed(&home, &[("text", "t"), ("password", &param)], &[]);
+    assert_eq!(got.ok().stdout, "\"text=t password=***\"\n");
+    let by_param = home.last_record();
+    let kept = by_param["input"]["password"].as_str().unwrap();
+    assert!(kept.starts_with("((sealed:"), "{kept}");
+    let replayed = home
+        .run(&["execution", "replay", by_param["id"].as_str().unwrap()])
+        .ok()
+        .stdout
+        .clone();
+    assert!(replayed.contains("reproduced"), "{replayed}");
 
     // A workflow's secret(): only with the operator's grant; the task's
     // input keeps the reference, its result the mask.
@@ -230,12 +259,16 @@ fn secrets_never_leak(kind: StoreKind) {
     let id = srv.start(json!({
         "action": "keyed",
         "input": {"key": "", "var": "TOK", "program": "", "args": [],
-                  "text": "pw=((secret:system.db))"},
+                  "text": "pw=((secret:system.db))", "password": api_param},
         "grants": {"key": ["system.db"], "env": [format!("TOK={api_literal}")]},
     }));
     let done = srv.wait_done(&id);
     assert_eq!(done["status"], "succeeded", "{done}");
-    assert_eq!(done["result"], "env=*** text=pw=***");
+    assert_eq!(done["result"], "env=*** text=pw=*** password=***");
+    assert!(done["input"]["password"]
+        .as_str()
+        .unwrap()
+        .starts_with("((sealed:"));
     let (status, denied) = srv.post(
         "/api/v1/executions",
         json!({"action": "keyed", "input": {"key": "", "var": "", "program": "", "args": [],

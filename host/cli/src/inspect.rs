@@ -74,12 +74,13 @@ fn capability_note(import: &str) -> &'static str {
     let name = import.split('@').next().unwrap_or(import);
     match name {
         "wasi:filesystem/preopens" => "(files: --allow-read / --allow-write)",
-        "wasi:cli/environment" => "(env: --allow-env)",
+        "wasi:cli/environment" => "(env: --allow-env, --secret-env)",
         "wasi:http/outgoing-handler" => "(net: --allow-net)",
         "wasi:sockets/tcp" | "wasi:sockets/udp" | "wasi:sockets/ip-name-lookup" => {
             "(net: --allow-net)"
         }
         "wasmflow:action/process" => "(exec: --allow-exec)",
+        "wasmflow:action/keys" => "(key: --allow-key)",
         _ => "",
     }
 }

@@ -89,6 +89,25 @@ impl ComponentCache {
         let _ = self.write(&path, key.line(digest).as_bytes());
     }
 
+    fn secret_params_path(&self, digest: &Digest) -> PathBuf {
+        self.dir
+            .join(format!("{}.secret-params.json", digest.hex()))
+    }
+
+    /// Where the component `digest`'s secret parameters are, if found
+    /// before (see `inspect::secret_params`).
+    pub fn secret_params(&self, digest: &Digest) -> Option<Vec<Vec<String>>> {
+        let bytes = std::fs::read(self.secret_params_path(digest)).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    /// Keep what [`ComponentCache::secret_params`] reads. Best effort: a
+    /// missing entry costs the next process a decoding of the component.
+    pub fn keep_secret_params(&self, digest: &Digest, paths: &[Vec<String>]) {
+        let json = serde_json::to_vec(paths).expect("paths serialize");
+        let _ = self.write(&self.secret_params_path(digest), &json);
+    }
+
     /// The compiled form of `digest`, if it is cached and loads.
     pub fn compiled(&self, engine: &Engine, digest: &Digest) -> Option<Component> {
         let path = self.path(digest);

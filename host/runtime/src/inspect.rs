@@ -83,6 +83,90 @@ pub fn inspect(component: &[u8]) -> Result<Inspection, InspectError> {
     })
 }
 
+/// Where `run`'s secret parameters are, as paths of JSON names from the
+/// input object (`["spec", "password"]`): a parameter named by a
+/// `@secret NAME` line of `run`'s doc comment (WIT has no doc comments on
+/// parameters), and a record field whose doc comment has a `@secret`
+/// line, in the parameters' records (and options of them). Their values
+/// are kept sealed in records and masked like every secret; `inspect`
+/// marks them `writeOnly` in the input schema.
+pub fn secret_params(component: &[u8]) -> Result<Vec<Vec<String>>, InspectError> {
+    let (resolve, world_id) =
+        match decode(component).map_err(|e| InspectError::Decode(format!("{e:#}")))? {
+            DecodedWasm::Component(r, w) => (r, w),
+            DecodedWasm::WitPackage(..) => return Ok(Vec::new()),
+        };
+    let Some(run) = resolve.worlds[world_id]
+        .exports
+        .iter()
+        .find_map(|(k, item)| match (k, item) {
+            (WorldKey::Name(n), WorldItem::Function(f)) if n == "run" => Some(f),
+            _ => None,
+        })
+    else {
+        return Ok(Vec::new());
+    };
+    fn fields(
+        resolve: &Resolve,
+        ty: &Type,
+        at: &[String],
+        out: &mut Vec<Vec<String>>,
+        depth: usize,
+    ) {
+        let Type::Id(id) = ty else { return };
+        if depth > 16 {
+            return;
+        }
+        match &resolve.types[*id].kind {
+            TypeDefKind::Record(r) => {
+                for f in &r.fields {
+                    let path = [at, std::slice::from_ref(&f.name)].concat();
+                    if is_secret(&f.docs) {
+                        out.push(path);
+                    } else {
+                        fields(resolve, &f.ty, &path, out, depth + 1);
+                    }
+                }
+            }
+            TypeDefKind::Option(t) | TypeDefKind::Type(t) => fields(resolve, t, at, out, depth + 1),
+            _ => {}
+        }
+    }
+    let named = secret_names(&run.docs);
+    let mut out = Vec::new();
+    for p in &run.params {
+        if named.contains(&p.name) {
+            out.push(vec![p.name.clone()]);
+        } else {
+            fields(&resolve, &p.ty, std::slice::from_ref(&p.name), &mut out, 0);
+        }
+    }
+    Ok(out)
+}
+
+/// The parameters a function's doc comment declares secret: `@secret NAME`
+/// lines.
+fn secret_names(docs: &Docs) -> Vec<String> {
+    docs.contents
+        .iter()
+        .flat_map(|d| d.lines())
+        .filter_map(|l| l.trim().strip_prefix("@secret"))
+        .flat_map(|rest| {
+            rest.split([' ', ','])
+                .filter(|w| !w.is_empty())
+                .map(str::to_owned)
+        })
+        .collect()
+}
+
+/// Whether a field's doc comment has a `@secret` line.
+fn is_secret(docs: &Docs) -> bool {
+    docs.contents
+        .iter()
+        .flat_map(|d| d.lines())
+        .any(|l| l.trim() == "@secret")
+}
+
 struct Printer<'a> {
     resolve: &'a Resolve,
 }
@@ -288,8 +372,13 @@ impl Printer<'_> {
     fn input_schema(&self, run: &Function) -> Value {
         let mut props = Map::new();
         let mut required = Vec::new();
+        let secret = secret_names(&run.docs);
         for p in &run.params {
-            props.insert(p.name.clone(), self.schema(&p.ty));
+            let mut ps = self.schema(&p.ty);
+            if secret.contains(&p.name) {
+                ps["writeOnly"] = Value::Bool(true);
+            }
+            props.insert(p.name.clone(), ps);
             if !self.is_option(&p.ty) {
                 required.push(Value::String(p.name.clone()));
             }
@@ -354,6 +443,9 @@ impl Printer<'_> {
                     let mut fs = self.schema(&f.ty);
                     if let Some(d) = &f.docs.contents {
                         fs["description"] = Value::String(d.trim().to_owned());
+                    }
+                    if is_secret(&f.docs) {
+                        fs["writeOnly"] = Value::Bool(true);
                     }
                     props.insert(f.name.clone(), fs);
                     if !self.is_option(&f.ty) {

@@ -241,6 +241,10 @@ impl Loader {
     }
 }
 
+/// Where an action's secret parameters are: paths of JSON names from its
+/// input object.
+pub type SecretParams = Arc<Vec<Vec<String>>>;
+
 /// What named a loaded action: the key of [`Runtime::loaded`].
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum LoadedFrom {
@@ -269,6 +273,9 @@ struct Inner {
     loaded: std::sync::Mutex<std::collections::HashMap<LoadedFrom, Action>>,
     /// Where secret values come from.
     secrets: Arc<secrets::Secrets>,
+    /// Where each component's secret parameters are, by digest.
+    secret_params:
+        std::sync::Mutex<std::collections::HashMap<wasmflow_store::Digest, SecretParams>>,
     _ticker: engine::EpochTicker,
 }
 
@@ -315,6 +322,7 @@ impl Runtime {
                 stored_components: Default::default(),
                 loaded: Default::default(),
                 secrets: Default::default(),
+                secret_params: Default::default(),
                 _ticker: ticker,
             }),
         })
@@ -383,6 +391,60 @@ impl Runtime {
             .seal(grants)
             .map_err(|source| RuntimeError::Secret {
                 at: String::new(),
+                source,
+            })
+    }
+
+    /// Where `action`'s secret parameters are (see
+    /// [`inspect::secret_params`]): found once per component, and kept
+    /// beside its compiled form so that a later process need not decode
+    /// the component again.
+    pub fn secret_params(&self, action: &Action) -> Result<SecretParams, RuntimeError> {
+        let known = |m: &std::collections::HashMap<_, SecretParams>| m.get(&action.digest).cloned();
+        let lock = || {
+            self.inner
+                .secret_params
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+        };
+        if let Some(p) = known(&lock()) {
+            return Ok(p);
+        }
+        let cache = &self.inner.loader.cache;
+        let paths = match cache.secret_params(&action.digest) {
+            Some(p) => p,
+            None => {
+                let paths = inspect::secret_params(&action.bytes()?).map_err(|e| {
+                    RuntimeError::InvalidComponent {
+                        path: action.reference.clone(),
+                        message: e.to_string(),
+                    }
+                })?;
+                cache.keep_secret_params(&action.digest, &paths);
+                paths
+            }
+        };
+        let paths = Arc::new(paths);
+        lock().insert(action.digest.clone(), paths.clone());
+        Ok(paths)
+    }
+
+    /// `input` with the values of `action`'s secret parameters (`@secret`)
+    /// sealed, as a record keeps them (see [`Runtime::use_keys`]).
+    pub fn seal_input(
+        &self,
+        action: &Action,
+        input: &mut serde_json::Value,
+    ) -> Result<(), RuntimeError> {
+        let paths = self.secret_params(action)?;
+        if paths.is_empty() {
+            return Ok(());
+        }
+        self.inner
+            .secrets
+            .seal_paths(input, &paths)
+            .map_err(|(at, source)| RuntimeError::Secret {
+                at: format!("input {at}: "),
                 source,
             })
     }

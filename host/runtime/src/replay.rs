@@ -193,17 +193,17 @@ impl Runtime {
     }
 }
 
-/// The secrets a replay of `record` (with its recorded `events`) needs
-/// given again, by the name `--secret NAME=VALUE` takes: key names, and
-/// the variable of an env value given in clear (sealed under the secret
-/// key of the machine that ran it).
-pub fn secrets_needed(record: &ExecutionRecord, events: &[Event]) -> Vec<String> {
-    let mut names = reference::key_names(&record.input);
-    let mut add = |n: String| {
-        if !names.contains(&n) {
-            names.push(n);
-        }
-    };
+/// A secret a recording was given, as a replay finds it again, with its
+/// recorded sha256.
+enum Given<'a> {
+    /// The env grant `var`, whose value holds references.
+    Env { var: &'a str, value: &'a str },
+    /// A key read through `wasmflow:action/keys`.
+    Key(&'a str),
+}
+
+fn given<'a>(record: &'a ExecutionRecord, events: &'a [Event]) -> Vec<(Given<'a>, &'a str)> {
+    let mut out = Vec::new();
     for e in events {
         match e {
             Event::Environment { secrets, .. } => {
@@ -215,19 +215,43 @@ pub fn secrets_needed(record: &ExecutionRecord, events: &[Event]) -> Vec<String>
                         .find(|g| g.name == u.name)
                         .and_then(|g| g.value.as_deref())
                         .unwrap_or_default();
-                    for (_, r) in reference::find(value) {
-                        match r {
-                            Reference::Key(k) => add(k.to_owned()),
-                            Reference::Sealed(_) => add(u.name.clone()),
-                        }
-                    }
+                    let var = u.name.as_str();
+                    out.push((Given::Env { var, value }, u.sha256.as_str()));
                 }
             }
             Event::Key {
                 name,
-                outcome: KeyOutcome::Secret(_),
-            } => add(name.clone()),
+                outcome: KeyOutcome::Secret(sha256),
+            } => out.push((Given::Key(name), sha256.as_str())),
             _ => {}
+        }
+    }
+    out
+}
+
+/// The secrets a replay of `record` (with its recorded `events`) needs
+/// given again, by the name `--secret NAME=VALUE` takes: key names, the
+/// variable of an env value given in clear and the path of a secret
+/// parameter (both sealed under the secret key of the machine that ran
+/// it).
+pub fn secrets_needed(record: &ExecutionRecord, events: &[Event]) -> Vec<String> {
+    let mut names = reference::key_names(&record.input);
+    names.extend(crate::secrets::sealed_paths(&record.input));
+    for (g, _) in given(record, events) {
+        let more = match g {
+            Given::Env { var, value } => reference::find(value)
+                .into_iter()
+                .map(|(_, r)| match r {
+                    Reference::Key(k) => k.to_owned(),
+                    Reference::Sealed(_) => var.to_owned(),
+                })
+                .collect(),
+            Given::Key(name) => vec![name.to_owned()],
+        };
+        for n in more {
+            if !names.contains(&n) {
+                names.push(n);
+            }
         }
     }
     names
@@ -239,45 +263,20 @@ fn check_secrets(rt: &Runtime, rec: &Recording) -> Result<(), RuntimeError> {
     let secrets = rt.secrets();
     let scratch = Masker::default();
     let mut problems = Vec::new();
-    let mut check = |got: Result<Option<String>, SecretError>, name: &str, sha256: &str| match got {
-        Ok(Some(v)) if digest(&v) == sha256 => {}
-        Ok(Some(_)) => problems.push(
-            SecretError::Changed {
-                name: name.to_owned(),
-            }
-            .to_string(),
-        ),
-        Ok(None) => problems.push(
-            SecretError::Missing {
-                name: name.to_owned(),
-            }
-            .to_string(),
-        ),
-        Err(e) => problems.push(e.to_string()),
-    };
-    for e in &rec.events {
-        match e {
-            Event::Environment { secrets: uses, .. } => {
-                for u in uses {
-                    let value = rec
-                        .record
-                        .grants
-                        .env
-                        .iter()
-                        .find(|g| g.name == u.name)
-                        .and_then(|g| g.value.as_deref())
-                        .unwrap_or_default();
-                    let got = secrets
-                        .resolve(value, &|_| true, &u.name, &scratch)
-                        .map(Some);
-                    check(got, &u.name, &u.sha256);
-                }
-            }
-            Event::Key {
-                name,
-                outcome: KeyOutcome::Secret(sha256),
-            } => check(secrets.key(name).map(|k| k.map(|(v, _)| v)), name, sha256),
-            _ => {}
+    for (g, sha256) in given(&rec.record, &rec.events) {
+        let (name, got) = match g {
+            Given::Env { var, value } => (
+                var,
+                secrets.resolve(value, &|_| true, var, &scratch).map(Some),
+            ),
+            Given::Key(name) => (name, secrets.key(name).map(|k| k.map(|(v, _)| v))),
+        };
+        let name = name.to_owned();
+        match got {
+            Ok(Some(v)) if digest(&v) == sha256 => {}
+            Ok(Some(_)) => problems.push(SecretError::Changed { name }.to_string()),
+            Ok(None) => problems.push(SecretError::Missing { name }.to_string()),
+            Err(e) => problems.push(e.to_string()),
         }
     }
     if problems.is_empty() {

@@ -72,6 +72,8 @@ pub(crate) async fn run(
     input: Value,
     mut options: RunOptions,
 ) -> Result<ExecutionRecord, RuntimeError> {
+    let mut input = input;
+    rt.seal_input(action, &mut input)?;
     let masker = Masker::default();
     let params = resolved_params(rt, action, &input, &options.grants, &masker)?;
     let notes = std::mem::take(&mut options.notes);

@@ -236,6 +236,79 @@ impl Secrets {
     }
 }
 
+impl Secrets {
+    /// The string values at `paths` in `input` sealed (names matched as
+    /// written or in snake_case, as input is); the error names the path.
+    /// Unchanged without a datastore.
+    pub fn seal_paths(
+        &self,
+        input: &mut Value,
+        paths: &[Vec<String>],
+    ) -> Result<(), (String, SecretError)> {
+        let Some(keys) = self.keys.get() else {
+            return Ok(());
+        };
+        for path in paths {
+            let mut at = Some(&mut *input);
+            for name in path {
+                at = at.and_then(|v| v.as_object_mut()).and_then(|m| {
+                    let key = if m.contains_key(name) {
+                        name.clone()
+                    } else {
+                        name.replace('-', "_")
+                    };
+                    m.get_mut(&key)
+                });
+            }
+            if let Some(Value::String(v)) = at {
+                if !reference::holds(v) {
+                    *v = keys.seal(v).map_err(|source| {
+                        let at = path.join(".");
+                        (at.clone(), SecretError::Datastore { name: at, source })
+                    })?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The JSON paths (`spec.password`) of `input`'s strings that hold a
+/// sealed value: the names `--secret` gives them again by.
+pub(crate) fn sealed_paths(input: &Value) -> Vec<String> {
+    fn walk(v: &Value, path: &str, out: &mut Vec<String>) {
+        match v {
+            Value::String(s) => {
+                let sealed = reference::find(s)
+                    .iter()
+                    .any(|(_, r)| matches!(r, Reference::Sealed(_)));
+                if sealed {
+                    out.push(path.to_owned());
+                }
+            }
+            Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    walk(item, &format!("{path}[{i}]"), out);
+                }
+            }
+            Value::Object(m) => {
+                for (k, item) in m {
+                    let at = if path.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{path}.{k}")
+                    };
+                    walk(item, &at, out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(input, "", &mut out);
+    out
+}
+
 /// Whether `grants` lets the execution read the key `name`.
 pub(crate) fn granted(grants: &Grants, name: &str) -> bool {
     grants.keys.iter().any(|p| reference::matches(p, name))

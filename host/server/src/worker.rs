@@ -96,23 +96,26 @@ impl App {
     /// Accept a pending record into the queue. Its live channel opens
     /// first, so followers miss nothing a fast worker says. On a shared
     /// store the process that claims it opens one instead (followers
-    /// elsewhere read its record when it ends). Env values given in clear
-    /// are sealed before it is written (see `Runtime::seal`).
+    /// elsewhere read its record when it ends). Env values given in clear,
+    /// and an action's secret parameters, are sealed before it is written
+    /// (see `Runtime::seal`).
     pub async fn submit(
         &self,
         record: &ExecutionRecord,
         payload: Payload,
     ) -> Result<(), AcceptError> {
-        let mut sealed;
-        let record = if record.grants.env.iter().any(|e| e.value.is_some()) {
-            sealed = record.clone();
-            self.rt.seal(&mut sealed.grants).map_err(|e| {
-                AcceptError::Store(wasmflow_store::StoreError::Other(e.to_string()))
-            })?;
-            &sealed
-        } else {
-            record
-        };
+        let mut sealed = record.clone();
+        let unsealable = |e: String| AcceptError::Store(wasmflow_store::StoreError::Other(e));
+        self.rt
+            .seal(&mut sealed.grants)
+            .map_err(|e| unsealable(e.to_string()))?;
+        if record.kind == wasmflow_store::Kind::Action {
+            let action = self.action_of(record).map_err(unsealable)?;
+            self.rt
+                .seal_input(&action, &mut sealed.input)
+                .map_err(|e| unsealable(e.to_string()))?;
+        }
+        let record = &sealed;
         let shared = self.queue.leasing().is_some();
         if !shared {
             self.live.open(record.id);

@@ -472,7 +472,10 @@ function inputFields(schema, values, prefix) {
       input = el("input", { type: "number", id, name, step: type === "integer" ? "1" : "any",
         value: value === undefined || value === null ? "" : String(value), required: required.has(name) });
     else if (type === "string")
-      input = el("input", { type: "text", id, name, value: value === undefined || value === null ? "" : value, required: required.has(name) });
+      // A secret parameter (`@secret`, writeOnly) is typed unseen; a
+      // re-run's form holds its sealed reference, never its value.
+      input = el("input", { type: sub.writeOnly ? "password" : "text", autocomplete: sub.writeOnly ? "off" : undefined,
+        id, name, value: value === undefined || value === null ? "" : value, required: required.has(name) });
     else input = el("textarea", { id, name, rows: "4" }, value === undefined ? "" : JSON.stringify(value, null, 2));
     inputs.push([name, type, input]);
     return el("div", {}, el("label", { for: id }, name, " ",
@@ -500,6 +503,8 @@ const GRANTS = [
   ["env", "environment variables", "NAME or NAME=VALUE"],
   ["net", "network hosts", "HOST or HOST:PORT"],
   ["exec", "programs", "NAME"],
+  ["key", "datastore keys", "NAME or PATTERN (system.vm.*)"],
+  ["secret_env", "secrets as environment variables", "VAR=KEY"],
 ];
 
 // Grant fields (comma-separated lists); `read()` gives the grants asked

@@ -31,6 +31,12 @@ pub enum InquiryError {
     NotPending { id: String, status: Status },
     #[error("inquiry {0} expired before it was answered; its task failed with `inquiry-timeout`")]
     Expired(String),
+    #[error("inquiry {id} is for {users} only, not {who}")]
+    NotYours {
+        id: String,
+        who: String,
+        users: String,
+    },
     #[error("the response does not fit the inquiry's schema: {0}")]
     Invalid(String),
     #[error("the inquiry's schema is not a JSON Schema: {0}")]
@@ -228,6 +234,24 @@ pub fn respond(
         let id = r.id.to_string();
         expire(store, r)?;
         return Err(InquiryError::Expired(id));
+    }
+    // `users`: who may answer, by user name (the CLI) or token name (the
+    // API). Anyone, without it.
+    let users: Vec<&str> = r
+        .input
+        .get("users")
+        .and_then(Value::as_array)
+        .map(|u| u.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let name = match by {
+        StartedBy::User(n) | StartedBy::Token(n) | StartedBy::Webhook(n) => n.as_str(),
+    };
+    if !users.is_empty() && !users.contains(&name) {
+        return Err(InquiryError::NotYours {
+            id: r.id.to_string(),
+            who: by.to_string(),
+            users: users.join(", "),
+        });
     }
     let schema = r.input.get("schema").cloned().unwrap_or(json!({}));
     let validator = compile(&schema).map_err(InquiryError::BadSchema)?;

@@ -68,6 +68,7 @@ impl From<wasmflow_workflow::inquiry::InquiryError> for ApiError {
             E::Store(e) => return e.into(),
             E::NotAnInquiry(_) => StatusCode::NOT_FOUND,
             E::NotPending { .. } | E::Expired(_) => StatusCode::CONFLICT,
+            E::NotYours { .. } => StatusCode::FORBIDDEN,
             E::Invalid(_) | E::BadSchema(_) => StatusCode::UNPROCESSABLE_ENTITY,
         };
         Self::new(status, e.to_string())
