@@ -22,6 +22,7 @@ mod records;
 mod registry;
 mod replay;
 mod replay_sockets;
+mod rules;
 mod sandbox;
 mod secrets;
 mod server;

@@ -129,6 +129,17 @@ pub enum Command {
         #[command(flatten)]
         args: WorkerArgs,
     },
+    /// Rules of the event bus: check them, and try one on a payload.
+    Rule {
+        #[command(subcommand)]
+        command: RuleCommand,
+    },
+    /// Trigger types: what can happen, with each one's parameters and
+    /// payload.
+    Trigger {
+        #[command(subcommand)]
+        command: TriggerCommand,
+    },
     /// Questions `core.ask` workflow tasks wait on: list them, answer one
     /// (the workflow goes on).
     Inquiry {
@@ -359,6 +370,46 @@ pub enum InquiryCommand {
         #[arg(long, value_name = "FILE")]
         response: Option<PathBuf>,
         /// Print the workflow's final record as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum RuleCommand {
+    /// Check rule files (or every .yaml/.yml of directories): trigger
+    /// types and parameters, criteria paths, operators and patterns,
+    /// templates, and with --actions the action and its input.
+    Validate {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// The catalog the rules' actions come from (`serve --actions DIR`,
+        /// and the installed packs).
+        #[arg(long, value_name = "DIR")]
+        actions: Option<PathBuf>,
+        /// Print the rules as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// What a rule makes of a payload (st2-rule-tester): each criterion
+    /// held or not, and the input its action would get; nothing runs.
+    /// Exit 0 when it would run its action, 1 when not.
+    Test {
+        rule: PathBuf,
+        /// The trigger's payload, a JSON file.
+        #[arg(long, value_name = "FILE")]
+        payload: PathBuf,
+        /// Print the verdict as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum TriggerCommand {
+    /// The trigger types, with their parameters and payloads.
+    List {
+        /// Print them as JSON (with their JSON Schemas).
         #[arg(long)]
         json: bool,
     },

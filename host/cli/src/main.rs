@@ -15,6 +15,7 @@ mod print;
 mod progress;
 mod registry;
 mod remote;
+mod rule;
 mod run;
 mod serve;
 mod store;
@@ -211,6 +212,8 @@ fn main() -> ExitCode {
         args::Command::Serve(a) => serve::serve(&home, *a),
         args::Command::Key { command } => key::key(&home, command),
         args::Command::Inquiry { command } => inquiry::inquiry(&home, command),
+        args::Command::Rule { command } => rule::rule(&home, command),
+        args::Command::Trigger { command } => rule::trigger(command),
         args::Command::Token { command } => serve::token(&home, command),
         args::Command::Worker { command, args } => serve::worker(&home, command, args),
         args::Command::Store { command } => store::store(&home, command),

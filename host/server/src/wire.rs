@@ -29,6 +29,11 @@ pub struct GrantRequest {
     net: Vec<String>,
     /// Program names for `wasmflow:action/process`.
     exec: Vec<String>,
+    /// Datastore key names or patterns (`system.vm.*`) the action may
+    /// read (`wasmflow:action/keys`, and `((secret:NAME))` in its input).
+    key: Vec<String>,
+    /// `VAR=KEY`: a datastore key's value as an environment variable.
+    secret_env: Vec<String>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
