@@ -10,6 +10,7 @@ mod compile_limit;
 mod component_cache;
 mod confine;
 mod devkit;
+mod events;
 mod grants_race;
 mod hostile;
 mod http;

@@ -6,7 +6,7 @@
 use crate::{s, support, Home};
 use serde_json::json;
 
-const RULE: &str = r#"name: restart-on-disk-alert
+pub(crate) const RULE: &str = r#"name: restart-on-disk-alert
 description: Restart a web server whose disk is full.
 trigger: { type: wasmflow.webhook, parameters: { name: alerts } }
 criteria:

@@ -127,10 +127,16 @@ impl Site {
 /// `wasmflow serve --listen 127.0.0.1:0 ARGS...` on `home`, called with
 /// `token` (made before: the server holds a sled home).
 pub fn serve_home(home: &Home, token: &str, args: &[&str]) -> Server {
+    serve_home_env(home, token, args, &[])
+}
+
+/// [`serve_home`] with these environment variables set.
+pub fn serve_home_env(home: &Home, token: &str, args: &[&str], env: &[(&str, &str)]) -> Server {
     let mut child = home
         .cmd()
         .args(["serve", "--listen", "127.0.0.1:0"])
         .args(args)
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

@@ -140,6 +140,20 @@ pub enum Command {
         #[command(subcommand)]
         command: TriggerCommand,
     },
+    /// Events the event bus recorded (webhook calls, executions' ends),
+    /// with what the rules did about each.
+    #[command(name = "trigger-instance")]
+    TriggerInstance {
+        #[command(subcommand)]
+        command: TriggerInstanceCommand,
+    },
+    /// What rules did with events: the execution each started, or why it
+    /// started none.
+    #[command(name = "rule-enforcement")]
+    RuleEnforcement {
+        #[command(subcommand)]
+        command: EnforcementCommand,
+    },
     /// Questions `core.ask` workflow tasks wait on: list them, answer one
     /// (the workflow goes on).
     Inquiry {
@@ -257,6 +271,10 @@ pub struct ServeArgs {
     /// Webhook definitions (YAML).
     #[arg(long, value_name = "FILE")]
     pub webhooks: Option<PathBuf>,
+    /// The event bus's rules: every .yaml/.yml file there (see `wasmflow
+    /// rule validate`).
+    #[arg(long, value_name = "DIR")]
+    pub rules: Option<PathBuf>,
     /// Accepted executions not yet ended, at most; beyond it, 429.
     #[arg(long, default_value_t = 10_000, value_name = "N")]
     pub queue_capacity: usize,
@@ -400,6 +418,36 @@ pub enum RuleCommand {
         #[arg(long, value_name = "FILE")]
         payload: PathBuf,
         /// Print the verdict as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum TriggerInstanceCommand {
+    /// Trigger instances, newest first.
+    List {
+        /// At most this many.
+        #[arg(short = 'n', long, default_value_t = 20)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One trigger instance, its payload and its enforcements.
+    Get {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum EnforcementCommand {
+    /// Enforcements, newest event first.
+    List {
+        /// At most this many.
+        #[arg(short = 'n', long, default_value_t = 20)]
+        limit: usize,
         #[arg(long)]
         json: bool,
     },

@@ -214,6 +214,8 @@ fn main() -> ExitCode {
         args::Command::Inquiry { command } => inquiry::inquiry(&home, command),
         args::Command::Rule { command } => rule::rule(&home, command),
         args::Command::Trigger { command } => rule::trigger(command),
+        args::Command::TriggerInstance { command } => rule::instances(&home, command),
+        args::Command::RuleEnforcement { command } => rule::enforcements(&home, command),
         args::Command::Token { command } => serve::token(&home, command),
         args::Command::Worker { command, args } => serve::worker(&home, command, args),
         args::Command::Store { command } => store::store(&home, command),

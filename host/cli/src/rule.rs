@@ -1,7 +1,7 @@
 //! `wasmflow rule validate|test` and `wasmflow trigger list`: the event
 //! bus's rules checked and tried out (`wasmflow_events`), printed.
 
-use crate::args::{RuleCommand, TriggerCommand};
+use crate::args::{EnforcementCommand, RuleCommand, TriggerCommand, TriggerInstanceCommand};
 use crate::{print, CmdResult, Fail, Home};
 use anyhow::anyhow;
 use serde_json::Value;
@@ -181,4 +181,84 @@ pub fn trigger(command: TriggerCommand) -> CmdResult {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+pub fn instances(home: &Home, command: TriggerInstanceCommand) -> CmdResult {
+    let store = crate::store_for_reading(home)?;
+    match command {
+        TriggerInstanceCommand::List { limit, json } => {
+            let found = store.triggers(false, limit)?;
+            if json {
+                print::json(&found);
+                return Ok(ExitCode::SUCCESS);
+            }
+            let mut table = comfy_table::Table::new();
+            table.load_preset(comfy_table::presets::NOTHING);
+            table.set_header(["ID", "TYPE", "PARAMETERS", "RECEIVED", "PROCESSED"]);
+            for t in found {
+                table.add_row([
+                    t.id.to_string(),
+                    t.kind.clone(),
+                    Value::Object(t.parameters.clone()).to_string(),
+                    humantime::format_rfc3339_seconds(t.received_at).to_string(),
+                    if t.processed { "yes" } else { "no" }.to_owned(),
+                ]);
+            }
+            println!("{table}");
+        }
+        TriggerInstanceCommand::Get { id, json } => {
+            let id: wasmflow_store::ExecutionId = id
+                .parse()
+                .map_err(|_| Fail::usage(anyhow!("`{id}` is not a trigger instance id")))?;
+            let instance = store
+                .trigger(id)?
+                .ok_or_else(|| Fail::usage(anyhow!("no trigger instance {id}")))?;
+            let enforcements = store.enforcements(Some(id), usize::MAX)?;
+            if json {
+                print::json(
+                    &serde_json::json!({"instance": instance, "enforcements": enforcements}),
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!(
+                "{}  {}  {}",
+                instance.id,
+                instance.kind,
+                Value::Object(instance.parameters.clone())
+            );
+            println!("payload: {}", instance.payload);
+            for e in enforcements {
+                println!("{}", enforcement_line(&e));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn enforcement_line(e: &wasmflow_store::Enforcement) -> String {
+    let mut line = format!("rule {}: {}", e.rule, e.outcome.as_str());
+    if let Some(x) = e.execution {
+        line.push_str(&format!(" execution {x}"));
+    }
+    if let Some(m) = &e.message {
+        line.push_str(&format!(" ({m})"));
+    }
+    line
+}
+
+pub fn enforcements(home: &Home, command: EnforcementCommand) -> CmdResult {
+    let store = crate::store_for_reading(home)?;
+    match command {
+        EnforcementCommand::List { limit, json } => {
+            let found = store.enforcements(None, limit)?;
+            if json {
+                print::json(&found);
+                return Ok(ExitCode::SUCCESS);
+            }
+            for e in found {
+                println!("{}  {}", e.instance, enforcement_line(&e));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -52,6 +52,7 @@ pub fn serve(home: &Home, args: ServeArgs) -> CmdResult {
         retention,
         retain_every,
         leasing,
+        rules: args.rules,
     };
     let shared = !home.store_location().is_exclusive();
     let rt = crate::runtime(home)?;

@@ -23,8 +23,9 @@ fn copy(home: &Home, from: Option<&str>, to: &str, json: bool) -> CmdResult {
         print::json(&report);
     } else {
         eprintln!(
-            "copied {} record(s), {} event(s), {}, {} blob(s) ({}), {} queue entr{}, {} token(s) \
-             and {} key(s) from {from} to {to}; every record read back the same",
+            "copied {} record(s), {} event(s), {}, {} blob(s) ({}), {} queue entr{}, {} token(s), \
+             {} key(s) and {} trigger instance(s) ({} enforcement(s)) from {from} to {to}; every \
+             record read back the same",
             report.records,
             report.events,
             entries(report.journal_entries, "journal"),
@@ -34,6 +35,8 @@ fn copy(home: &Home, from: Option<&str>, to: &str, json: bool) -> CmdResult {
             if report.queued == 1 { "y" } else { "ies" },
             report.tokens,
             report.keys,
+            report.trigger_instances,
+            report.enforcements,
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -8,6 +8,7 @@
 //! other side, for the CLI's `--server`; both speak [`wire`]'s types.
 
 pub mod api;
+mod bus;
 pub mod catalog;
 pub mod client;
 pub mod environ;
@@ -70,6 +71,9 @@ pub struct ServeConfig {
     pub retain_every: Duration,
     /// On a shared store: this process's name and lease settings.
     pub leasing: Leasing,
+    /// The event bus's rules (every `.yaml`/`.yml` file there), checked
+    /// against the catalog at start.
+    pub rules: Option<PathBuf>,
 }
 
 /// How `wasmflow worker` was asked to run: on a shared store, `concurrency`
@@ -111,6 +115,8 @@ pub enum ServerError {
     EmptyCatalog(String),
     #[error("serving HTTP: {0}")]
     Http(std::io::Error),
+    #[error("{0}")]
+    Rules(String),
 }
 
 impl ServerError {
@@ -123,6 +129,7 @@ impl ServerError {
                 | ServerError::Listen { .. }
                 | ServerError::NotShared(_)
                 | ServerError::EmptyCatalog(_)
+                | ServerError::Rules(_)
         ) || matches!(self, ServerError::Store(e) if e.is_usage())
     }
 }
@@ -251,6 +258,10 @@ pub async fn serve(
         }
         None => Arc::default(),
     };
+    let rules = match &config.rules {
+        Some(dir) => bus::load(dir, &catalog).map_err(ServerError::Rules)?,
+        None => Vec::new(),
+    };
     let queue = queue::Queue::new(
         rt.store().clone(),
         config.queue_capacity,
@@ -277,6 +288,7 @@ pub async fn serve(
     );
     app.keys = config.keys.clone();
     app.components = Some(components.clone());
+    app.rules = rules;
     let app = Arc::new(app);
     for (id, _) in app.queue.entries() {
         app.live.open(id);
@@ -284,6 +296,12 @@ pub async fn serve(
     app.update_depth();
 
     let workforce = Workforce::start(&app, config.workers);
+    // What a crash left between an event and its rules' executions.
+    match bus::recover(&app).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!("enforced the rules on {n} trigger instance(s) left by a crash"),
+        Err(e) => tracing::error!("enforcing the rules left by a crash: {}", e.message),
+    }
 
     let retention = (!config.retention.is_empty()).then(|| {
         tokio::spawn(retain(
@@ -511,6 +529,16 @@ pub fn router(app: Arc<App>) -> axum::Router {
         .route("/inquiries", get(api::inquiries::list_inquiries))
         .route("/inquiries/{id}", get(api::inquiries::get_inquiry))
         .route("/inquiries/{id}/respond", post(api::inquiries::respond))
+        .route("/rules", get(api::events::list_rules))
+        .route(
+            "/trigger-instances",
+            get(api::events::list_trigger_instances),
+        )
+        .route(
+            "/trigger-instances/{id}",
+            get(api::events::get_trigger_instance),
+        )
+        .route("/rule-enforcements", get(api::events::list_enforcements))
         .route("/keys", get(api::keys::list_keys))
         .route(
             "/keys/{name}",

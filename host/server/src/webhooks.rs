@@ -30,7 +30,10 @@ use wasmflow_workflow::model::GrantSpec;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct WebhookSpec {
-    action: String,
+    /// Without one, a call only emits the `wasmflow.webhook` trigger for
+    /// the rules.
+    #[serde(default)]
+    action: Option<String>,
     #[serde(default)]
     input: Value,
     #[serde(default)]
@@ -40,7 +43,7 @@ struct WebhookSpec {
 }
 
 pub struct Webhook {
-    pub action: String,
+    pub action: Option<String>,
     input: Value,
     secret: Vec<u8>,
     /// The environment variable the secret was read from.
@@ -155,12 +158,12 @@ impl Webhooks {
     /// Every target must be in the catalog (`known`).
     pub fn check_targets(&self, known: &dyn Fn(&str) -> bool) -> Result<(), WebhookConfigError> {
         for (name, hook) in &self.hooks {
-            if !known(&hook.action) {
+            let Some(action) = &hook.action else { continue };
+            if !known(action) {
                 return Err(WebhookConfigError {
                     path: self.path.clone(),
                     message: format!(
-                        "webhook `{name}`: no action or workflow `{}` in the actions directory",
-                        hook.action
+                        "webhook `{name}`: no action or workflow `{action}` in the actions directory"
                     ),
                 });
             }
@@ -177,7 +180,7 @@ impl Webhooks {
         self.hooks.keys().map(String::as_str)
     }
 
-    /// Check the caller's signature and map the body to an input.
+    /// Check the caller's signature; the webhook and the body (JSON).
     pub fn call(
         &self,
         name: &str,
@@ -197,13 +200,16 @@ impl Webhooks {
         } else {
             serde_json::from_slice(body).map_err(|e| WebhookError::Body(e.to_string()))?
         };
+        Ok((hook, body))
+    }
+
+    /// The input a webhook's action gets from a call's `body`.
+    pub fn input(&self, hook: &Webhook, body: &Value) -> Result<Value, WebhookError> {
         let mut names = Map::new();
-        names.insert("body".into(), body);
-        let input = self
-            .exprs
+        names.insert("body".into(), body.clone());
+        self.exprs
             .render_names(&hook.input, &names)
-            .map_err(WebhookError::Mapping)?;
-        Ok((hook, input))
+            .map_err(WebhookError::Mapping)
     }
 }
 
@@ -265,8 +271,9 @@ mod tests {
         let h = hooks("WF_TEST_HOOK_SECRET");
         let body = br#"{"n": 41}"#;
         let sig = sign(b"0123456789abcdef0123", body);
-        let (hook, input) = h.call("deploy", body, Some(&sig), None).unwrap();
-        assert_eq!(hook.action, "add");
+        let (hook, body_json) = h.call("deploy", body, Some(&sig), None).unwrap();
+        assert_eq!(hook.action.as_deref(), Some("add"));
+        let input = h.input(hook, &body_json).unwrap();
         assert_eq!(input, serde_json::json!({"a": 41, "b": 1}));
         let forged = sign(b"another secret of 20b", body);
         assert!(matches!(

@@ -40,6 +40,8 @@ pub struct App {
     pub keys: Option<wasmflow_datastore::Datastore>,
     /// Where `oci://` references asked for by the API come from.
     pub components: Option<Arc<dyn wasmflow_workflow::Components>>,
+    /// The event bus's rules (`serve --rules DIR`).
+    pub rules: Vec<wasmflow_events::Rule>,
 }
 
 impl App {
@@ -68,6 +70,7 @@ impl App {
             draining: AtomicBool::new(false),
             keys: None,
             components: None,
+            rules: Vec::new(),
         }
     }
 
@@ -228,6 +231,7 @@ fn finish(app: &Arc<App>, ticket: Ticket, name: String, finished: ExecutionRecor
         }
         app.metrics
             .ended(&name, finished.status.as_str(), finished.elapsed());
+        crate::bus::execution_ended(&app, &finished, &name);
         app.live.end(id, finished.status);
         app.queue.done(&ticket);
         app.update_depth();

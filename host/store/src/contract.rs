@@ -27,6 +27,85 @@ pub fn all(fresh: &dyn Fn() -> Box<dyn Fn() -> Store>) {
     large_values_read_back(&*fresh());
     purge_takes_whole_ended_trees_and_only_their_blobs(&*fresh());
     check_is_clean_after_ordinary_writes(&*fresh());
+    trigger_instances_and_enforcements_are_kept(&*fresh());
+}
+
+/// The event bus's records: instances newest first, the unprocessed ones
+/// oldest first until processed, one enforcement per instance and rule.
+pub fn trigger_instances_and_enforcements_are_kept(open: &dyn Fn() -> Store) {
+    use crate::{Enforcement, EnforcementOutcome, ExecutionId, TriggerInstance};
+    let store = open();
+    let instance = |n: u64| TriggerInstance {
+        id: ExecutionId::new(),
+        kind: "wasmflow.webhook".into(),
+        parameters: json!({"name": "alerts"}).as_object().unwrap().clone(),
+        payload: json!({"n": n}),
+        received_at: crate::now(),
+        processed: false,
+    };
+    let (a, b, c) = (instance(1), instance(2), instance(3));
+    for t in [&a, &b, &c] {
+        store.put_trigger(t).unwrap();
+    }
+    let newest: Vec<_> = store
+        .triggers(false, 2)
+        .unwrap()
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(newest, [c.id, b.id]);
+    let open_ones: Vec<_> = store
+        .triggers(true, 10)
+        .unwrap()
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(open_ones, [a.id, b.id, c.id]);
+    store
+        .put_trigger(&TriggerInstance {
+            processed: true,
+            ..b.clone()
+        })
+        .unwrap();
+    let open_ones: Vec<_> = store
+        .triggers(true, 10)
+        .unwrap()
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(open_ones, [a.id, c.id]);
+    assert!(store.trigger(b.id).unwrap().unwrap().processed);
+    assert_eq!(store.trigger(ExecutionId::new()).unwrap(), None);
+
+    let enforcement = |rule: &str, outcome| Enforcement {
+        instance: a.id,
+        rule: rule.into(),
+        outcome,
+        execution: None,
+        message: None,
+        at: crate::now(),
+    };
+    store
+        .put_enforcement(&enforcement("r2", EnforcementOutcome::CriteriaFalse))
+        .unwrap();
+    let mut started = enforcement("r1", EnforcementOutcome::Started);
+    started.execution = Some(ExecutionId::new());
+    store.put_enforcement(&started).unwrap();
+    // Written again (a restart finishing the work): still one per rule.
+    store.put_enforcement(&started).unwrap();
+    let of_a = store.enforcements(Some(a.id), 100).unwrap();
+    assert_eq!(
+        of_a.iter().map(|e| e.rule.as_str()).collect::<Vec<_>>(),
+        ["r1", "r2"]
+    );
+    assert_eq!(of_a[0], started);
+    assert!(store.enforcements(Some(b.id), 100).unwrap().is_empty());
+    assert_eq!(store.enforcements(None, 1).unwrap().len(), 1);
+    drop(store);
+    // Durable: there after reopening.
+    let store = open();
+    assert_eq!(store.enforcements(Some(a.id), 100).unwrap().len(), 2);
+    assert_eq!(store.triggers(true, 10).unwrap().len(), 2);
 }
 
 fn record(n: u64) -> ExecutionRecord {

@@ -37,6 +37,8 @@ pub struct CopyReport {
     pub queued: usize,
     pub tokens: usize,
     pub keys: usize,
+    pub trigger_instances: usize,
+    pub enforcements: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -171,6 +173,15 @@ pub fn copy_between(
             }
         }
         report.queued += 1;
+    }
+    // The event bus: every instance with its enforcements.
+    for t in from.triggers(false, usize::MAX)? {
+        for e in from.enforcements(Some(t.id), usize::MAX)? {
+            to.put_enforcement(&e)?;
+            report.enforcements += 1;
+        }
+        to.put_trigger(&t)?;
+        report.trigger_instances += 1;
     }
     to.flush()?;
     for t in tokens {

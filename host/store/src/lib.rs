@@ -27,6 +27,7 @@
 //!   retention, moving a store to another backend).
 
 mod bundle;
+mod bus;
 pub mod contract;
 mod copy;
 mod error;
@@ -47,6 +48,7 @@ mod tokens;
 mod upkeep;
 
 pub use bundle::{BundleError, ReplayBundle, BUNDLE_FORMAT, BUNDLE_VERSION};
+pub use bus::{Enforcement, EnforcementOutcome, TriggerInstance};
 pub use event::{
     ConnectOutcome, Datagram, Event, HttpOutcome, KeyOutcome, LookupOutcome, ProcessOutcome,
     Question, ReadOutcome, ReceiveOutcome, SecretUse, SendOutcome,

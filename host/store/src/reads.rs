@@ -63,18 +63,45 @@ const ANSWER: Duration = Duration::from_secs(120);
 #[serde(tag = "op", rename_all = "snake_case")]
 enum Request {
     Location,
-    Get { id: ExecutionId },
-    FindPrefix { prefix: String },
-    Scan { filter: ListFilter },
-    Children { id: ExecutionId },
+    Get {
+        id: ExecutionId,
+    },
+    FindPrefix {
+        prefix: String,
+    },
+    Scan {
+        filter: ListFilter,
+    },
+    Children {
+        id: ExecutionId,
+    },
     Len,
     Queued,
     QueueLen,
-    Events { id: ExecutionId },
-    WorkflowLog { id: ExecutionId },
-    HasBlob { digest: String },
-    GetBlob { digest: String },
+    Events {
+        id: ExecutionId,
+    },
+    WorkflowLog {
+        id: ExecutionId,
+    },
+    HasBlob {
+        digest: String,
+    },
+    GetBlob {
+        digest: String,
+    },
     Blobs,
+    Trigger {
+        id: ExecutionId,
+    },
+    Triggers {
+        unprocessed: bool,
+        limit: usize,
+    },
+    Enforcements {
+        instance: Option<ExecutionId>,
+        limit: usize,
+    },
 }
 
 /// An error as it crosses the socket: the kinds a reader's caller acts on
@@ -294,6 +321,13 @@ fn answer(store: &dyn Backend, request: Request) -> Result<Value, StoreError> {
             .iter()
             .map(|d| Value::String(d.to_string()))
             .collect()),
+        Request::Trigger { id } => json(serde_json::to_value(store.trigger(id)?)),
+        Request::Triggers { unprocessed, limit } => {
+            json(serde_json::to_value(store.triggers(unprocessed, limit)?))
+        }
+        Request::Enforcements { instance, limit } => {
+            json(serde_json::to_value(store.enforcements(instance, limit)?))
+        }
     }
 }
 
@@ -460,6 +494,34 @@ impl Backend for ThroughHolder {
         wire.iter().map(|e| unb64(e)).collect()
     }
 
+    fn put_trigger(&self, _: &crate::TriggerInstance) -> Result<(), StoreError> {
+        Err(self.refused())
+    }
+
+    fn trigger(&self, id: ExecutionId) -> Result<Option<crate::TriggerInstance>, StoreError> {
+        self.ask_as(&Request::Trigger { id })
+    }
+
+    fn triggers(
+        &self,
+        unprocessed: bool,
+        limit: usize,
+    ) -> Result<Vec<crate::TriggerInstance>, StoreError> {
+        self.ask_as(&Request::Triggers { unprocessed, limit })
+    }
+
+    fn put_enforcement(&self, _: &crate::Enforcement) -> Result<(), StoreError> {
+        Err(self.refused())
+    }
+
+    fn enforcements(
+        &self,
+        instance: Option<ExecutionId>,
+        limit: usize,
+    ) -> Result<Vec<crate::Enforcement>, StoreError> {
+        self.ask_as(&Request::Enforcements { instance, limit })
+    }
+
     fn put_blob(&self, _: &[u8]) -> Result<Digest, StoreError> {
         Err(self.refused())
     }
@@ -575,6 +637,29 @@ mod tests {
         }
         fn blobs(&self) -> Result<Vec<Digest>, StoreError> {
             self.reader.blobs()
+        }
+        fn put_trigger(&self, t: &crate::TriggerInstance) -> Result<(), StoreError> {
+            self.writer.put_trigger(t)
+        }
+        fn trigger(&self, id: ExecutionId) -> Result<Option<crate::TriggerInstance>, StoreError> {
+            self.reader.trigger(id)
+        }
+        fn triggers(
+            &self,
+            u: bool,
+            limit: usize,
+        ) -> Result<Vec<crate::TriggerInstance>, StoreError> {
+            self.reader.triggers(u, limit)
+        }
+        fn put_enforcement(&self, e: &crate::Enforcement) -> Result<(), StoreError> {
+            self.writer.put_enforcement(e)
+        }
+        fn enforcements(
+            &self,
+            i: Option<ExecutionId>,
+            limit: usize,
+        ) -> Result<Vec<crate::Enforcement>, StoreError> {
+            self.reader.enforcements(i, limit)
         }
         fn check(&self) -> Result<CheckReport, StoreError> {
             self.writer.check()

@@ -390,6 +390,8 @@ pub enum StartedBy {
     Token(String),
     /// The webhook of this name.
     Webhook(String),
+    /// A rule of the event bus, enforced on a trigger instance.
+    Rule { rule: String, trigger: ExecutionId },
 }
 
 impl std::fmt::Display for StartedBy {
@@ -398,6 +400,9 @@ impl std::fmt::Display for StartedBy {
             StartedBy::User(n) => write!(f, "user {n}"),
             StartedBy::Token(n) => write!(f, "token {n}"),
             StartedBy::Webhook(n) => write!(f, "webhook {n}"),
+            StartedBy::Rule { rule, trigger } => {
+                write!(f, "rule {rule} (trigger instance {trigger})")
+            }
         }
     }
 }

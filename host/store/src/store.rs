@@ -109,6 +109,30 @@ pub trait Backend: Send + Sync {
     /// A workflow's journal, in order.
     fn workflow_log(&self, id: ExecutionId) -> Result<Vec<Vec<u8>>, StoreError>;
 
+    // The event bus.
+
+    /// Keep a trigger instance, or mark it processed; durable when this
+    /// returns (an instance is written before any rule sees it).
+    fn put_trigger(&self, instance: &crate::TriggerInstance) -> Result<(), StoreError>;
+    fn trigger(&self, id: ExecutionId) -> Result<Option<crate::TriggerInstance>, StoreError>;
+    /// Trigger instances, newest first, up to `limit`; with `unprocessed`,
+    /// only those some rule may still have to enforce, oldest first.
+    fn triggers(
+        &self,
+        unprocessed: bool,
+        limit: usize,
+    ) -> Result<Vec<crate::TriggerInstance>, StoreError>;
+    /// Keep an enforcement (one per instance and rule: a second replaces
+    /// the first); durable when this returns.
+    fn put_enforcement(&self, enforcement: &crate::Enforcement) -> Result<(), StoreError>;
+    /// The enforcements of `instance`, by rule; without one, every
+    /// enforcement, newest instance first, up to `limit`.
+    fn enforcements(
+        &self,
+        instance: Option<ExecutionId>,
+        limit: usize,
+    ) -> Result<Vec<crate::Enforcement>, StoreError>;
+
     // Blobs.
 
     /// Store bytes under their sha256; storing the same bytes twice is free.

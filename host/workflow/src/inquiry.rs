@@ -245,6 +245,7 @@ pub fn respond(
         .unwrap_or_default();
     let name = match by {
         StartedBy::User(n) | StartedBy::Token(n) | StartedBy::Webhook(n) => n.as_str(),
+        StartedBy::Rule { rule, .. } => rule.as_str(),
     };
     if !users.is_empty() && !users.contains(&name) {
         return Err(InquiryError::NotYours {

@@ -40,10 +40,11 @@ use wasmflow_workflow::{PrepareError, Runnable};
 pub type AppState = Arc<App>;
 
 mod edge;
+pub mod events;
 pub mod inquiries;
 pub mod keys;
 use edge::ApiResult;
-pub use edge::{ApiError, Body};
+pub use edge::{blocking, ApiError, Body};
 
 /// Every `/api/v1` call but webhooks and the OpenAPI document.
 pub async fn authenticate(State(app): State<AppState>, mut req: Request, next: Next) -> Response {
@@ -136,6 +137,37 @@ pub async fn start(
     if app.catalog.get(name).is_none() && name.starts_with("oci://") {
         return start_reference(app, name, input, params, grants, by).await;
     }
+    start_entry(app, name, input, params, grants, by, None).await
+}
+
+/// [`start`] for the event bus: under the id an enforcement named before
+/// (`id`), so that a restart finds it.
+pub async fn start_as(
+    app: &App,
+    name: &str,
+    input: Value,
+    grants: Option<GrantSpec>,
+    by: StartedBy,
+    id: Option<ExecutionId>,
+) -> ApiResult<ExecutionRecord> {
+    if name.starts_with("oci://") && app.catalog.get(name).is_none() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "a rule's action is a name from the catalog (oci:// references: not yet)",
+        ));
+    }
+    start_entry(app, name, input, &[], grants, by, id).await
+}
+
+async fn start_entry(
+    app: &App,
+    name: &str,
+    input: Value,
+    params: &[String],
+    grants: Option<GrantSpec>,
+    by: StartedBy,
+    id: Option<ExecutionId>,
+) -> ApiResult<ExecutionRecord> {
     let entry = app.catalog.get(name).ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
@@ -158,6 +190,9 @@ pub async fn start(
             params,
         )
         .map_err(prepare_error)?;
+    if let Some(id) = id {
+        record.id = id;
+    }
     record.started_by = Some(by);
     record.grants = grants;
     record.limits = app.limits;
@@ -795,7 +830,16 @@ pub async fn webhook(
 ) -> ApiResult<impl IntoResponse> {
     use crate::webhooks::WebhookError as W;
     let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
-    let (hook, input) = app
+    let refused = |e: W| {
+        let status = match e {
+            W::Unknown(_) => StatusCode::NOT_FOUND,
+            W::Unauthorized => StatusCode::UNAUTHORIZED,
+            W::Body(_) => StatusCode::BAD_REQUEST,
+            W::Mapping(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        };
+        ApiError::new(status, e.to_string())
+    };
+    let (hook, body) = app
         .webhooks
         .call(
             &name,
@@ -803,18 +847,42 @@ pub async fn webhook(
             header("x-hub-signature-256"),
             header("x-wasmflow-webhook-secret"),
         )
-        .map_err(|e| {
-            let status = match e {
-                W::Unknown(_) => StatusCode::NOT_FOUND,
-                W::Unauthorized => StatusCode::UNAUTHORIZED,
-                W::Body(_) => StatusCode::BAD_REQUEST,
-                W::Mapping(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        .map_err(refused)?;
+    draining(&app)?;
+    // Its own action first (checked before the event is kept, so a bad
+    // call leaves nothing behind), then the event for the rules.
+    let input = match &hook.action {
+        Some(_) => Some(app.webhooks.input(hook, &body).map_err(refused)?),
+        None => None,
+    };
+    let mut parameters = Map::new();
+    parameters.insert("name".into(), Value::String(name.clone()));
+    let instance = if crate::bus::wanted(&app, wasmflow_events::trigger::WEBHOOK, &parameters) {
+        let payload = json!({"name": name, "body": body});
+        Some(crate::bus::emit(&app, wasmflow_events::trigger::WEBHOOK, parameters, payload).await?)
+    } else {
+        None
+    };
+    match (&hook.action, input) {
+        (Some(action), Some(input)) => {
+            let by = StartedBy::Webhook(name.clone());
+            let record = start(&app, action, input, &[], hook.grants.clone(), by).await?;
+            Ok(accepted(&record).into_response())
+        }
+        _ => {
+            let Some(instance) = instance else {
+                return Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    format!("webhook `{name}` names no action and no rule listens to it"),
+                ));
             };
-            ApiError::new(status, e.to_string())
-        })?;
-    let by = StartedBy::Webhook(name.clone());
-    let record = start(&app, &hook.action, input, &[], hook.grants.clone(), by).await?;
-    Ok(accepted(&record))
+            Ok((
+                StatusCode::ACCEPTED,
+                Json(json!({"trigger_instance": instance.id.to_string()})),
+            )
+                .into_response())
+        }
+    }
 }
 
 #[utoipa::path(get, path = "/healthz", tag = "server",
@@ -871,7 +939,9 @@ impl utoipa::Modify for BearerAuth {
         cancel_execution, pause_execution, resume_execution,
         rerun_execution, replay_execution, list_actions, get_action, queue, workers, webhook, healthz,
         metrics, keys::list_keys, keys::get_key, keys::set_key, keys::delete_key,
-        inquiries::list_inquiries, inquiries::get_inquiry, inquiries::respond),
+        inquiries::list_inquiries, inquiries::get_inquiry, inquiries::respond,
+        events::list_rules, events::list_trigger_instances, events::get_trigger_instance,
+        events::list_enforcements),
     components(schemas(CreateExecution, GrantRequest, Accepted, ExecutionPage, ReRun, ReplayResult,
         crate::wire::SetKey, crate::wire::Respond,
         ActionSummary, ActionDescription, QueueView, crate::queue::QueueItem, WorkerView, Health,

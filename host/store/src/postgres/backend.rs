@@ -366,6 +366,98 @@ impl Backend for PgStore {
         Ok(())
     }
 
+    fn put_trigger(&self, instance: &crate::TriggerInstance) -> Result<(), StoreError> {
+        let id = instance.id.to_string();
+        let processed = instance.processed;
+        let body = serde_json::to_string(instance).expect("trigger instances serialize");
+        self.call(move |client, _| async move {
+            client
+                .execute(
+                    "INSERT INTO trigger_instances (id, processed, body) VALUES ($1, $2, $3) \
+                     ON CONFLICT (id) DO UPDATE SET processed = $2, body = $3",
+                    &[&id, &processed, &body],
+                )
+                .await
+                .map(drop)
+        })
+    }
+
+    fn trigger(&self, id: ExecutionId) -> Result<Option<crate::TriggerInstance>, StoreError> {
+        let id = id.to_string();
+        let body: Option<String> = self.call(move |client, _| async move {
+            let row = client
+                .query_opt("SELECT body FROM trigger_instances WHERE id = $1", &[&id])
+                .await?;
+            Ok(row.map(|r| r.get(0)))
+        })?;
+        body.map(|b| bus_json(&b, "trigger instance")).transpose()
+    }
+
+    fn triggers(
+        &self,
+        unprocessed: bool,
+        limit: usize,
+    ) -> Result<Vec<crate::TriggerInstance>, StoreError> {
+        let limit = limit.min(i64::MAX as usize) as i64;
+        let bodies: Vec<String> = self.call(move |client, _| async move {
+            let sql = if unprocessed {
+                "SELECT body FROM trigger_instances WHERE NOT processed ORDER BY id LIMIT $1"
+            } else {
+                "SELECT body FROM trigger_instances ORDER BY id DESC LIMIT $1"
+            };
+            let rows = client.query(sql, &[&limit]).await?;
+            Ok(rows.iter().map(|r| r.get(0)).collect())
+        })?;
+        bodies
+            .iter()
+            .map(|b| bus_json(b, "trigger instance"))
+            .collect()
+    }
+
+    fn put_enforcement(&self, enforcement: &crate::Enforcement) -> Result<(), StoreError> {
+        let (instance, rule) = (enforcement.instance.to_string(), enforcement.rule.clone());
+        let body = serde_json::to_string(enforcement).expect("enforcements serialize");
+        self.call(move |client, _| async move {
+            client
+                .execute(
+                    "INSERT INTO enforcements (instance, rule, body) VALUES ($1, $2, $3) \
+                     ON CONFLICT (instance, rule) DO UPDATE SET body = $3",
+                    &[&instance, &rule, &body],
+                )
+                .await
+                .map(drop)
+        })
+    }
+
+    fn enforcements(
+        &self,
+        instance: Option<ExecutionId>,
+        limit: usize,
+    ) -> Result<Vec<crate::Enforcement>, StoreError> {
+        let instance = instance.map(|i| i.to_string());
+        let limit = limit.min(i64::MAX as usize) as i64;
+        let bodies: Vec<String> = self.call(move |client, _| async move {
+            let rows = match instance {
+                Some(i) => {
+                    client
+                        .query(
+                            "SELECT body FROM enforcements WHERE instance = $1 ORDER BY rule",
+                            &[&i],
+                        )
+                        .await?
+                }
+                None => client
+                    .query(
+                        "SELECT body FROM enforcements ORDER BY instance DESC, rule DESC LIMIT $1",
+                        &[&limit],
+                    )
+                    .await?,
+            };
+            Ok(rows.iter().map(|r| r.get(0)).collect())
+        })?;
+        bodies.iter().map(|b| bus_json(b, "enforcement")).collect()
+    }
+
     fn workflow_log(&self, id: ExecutionId) -> Result<Vec<Vec<u8>>, StoreError> {
         let id = id.to_string();
         self.call(move |client, _| async move {
@@ -464,4 +556,10 @@ impl Backend for PgStore {
     ) -> Result<PurgeReport, StoreError> {
         self.purge_selected(filter, in_use)
     }
+}
+
+/// A stored trigger instance or enforcement, read back.
+fn bus_json<T: serde::de::DeserializeOwned>(body: &str, what: &str) -> Result<T, StoreError> {
+    serde_json::from_str(body)
+        .map_err(|e| StoreError::Other(format!("a stored {what} is not readable: {e}")))
 }

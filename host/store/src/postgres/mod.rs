@@ -113,6 +113,20 @@ CREATE TABLE keys (
     updated_at text NOT NULL
 );
 "#,
+    r#"
+CREATE TABLE trigger_instances (
+    id text COLLATE "C" PRIMARY KEY,
+    processed boolean NOT NULL,
+    body text NOT NULL
+);
+CREATE INDEX trigger_instances_unprocessed ON trigger_instances (id) WHERE NOT processed;
+CREATE TABLE enforcements (
+    instance text COLLATE "C" NOT NULL,
+    rule text COLLATE "C" NOT NULL,
+    body text NOT NULL,
+    PRIMARY KEY (instance, rule)
+);
+"#,
 ];
 
 /// Blobs are stored in chunks of this size (a row per chunk, so no value

@@ -224,6 +224,34 @@ impl Backend for SledStore {
             .collect()
     }
 
+    fn put_trigger(&self, instance: &crate::TriggerInstance) -> Result<(), StoreError> {
+        self.put_trigger_instance(instance)
+    }
+
+    fn trigger(&self, id: ExecutionId) -> Result<Option<crate::TriggerInstance>, StoreError> {
+        self.trigger_instance(id)
+    }
+
+    fn triggers(
+        &self,
+        unprocessed: bool,
+        limit: usize,
+    ) -> Result<Vec<crate::TriggerInstance>, StoreError> {
+        self.trigger_instances(unprocessed, limit)
+    }
+
+    fn put_enforcement(&self, enforcement: &crate::Enforcement) -> Result<(), StoreError> {
+        self.put_enforcement_of(enforcement)
+    }
+
+    fn enforcements(
+        &self,
+        instance: Option<ExecutionId>,
+        limit: usize,
+    ) -> Result<Vec<crate::Enforcement>, StoreError> {
+        self.enforcements_of(instance, limit)
+    }
+
     /// Number of executions in the store.
     fn len(&self) -> Result<usize, StoreError> {
         Ok(self.executions.len())

@@ -19,6 +19,7 @@
 //! rest of the crate and of wasmflow use [`crate::Backend`].
 
 mod backend;
+mod bus;
 mod check;
 mod files;
 mod purge;
@@ -107,6 +108,11 @@ pub struct SledStore {
     pub(crate) children: sled::Tree,
     pub(crate) workflow_log: sled::Tree,
     pub(crate) queue: sled::Tree,
+    /// The event bus (see `bus`): instances by id, the ids of those not
+    /// yet processed, enforcements by instance id and rule name.
+    pub(crate) triggers: sled::Tree,
+    pub(crate) unprocessed: sled::Tree,
+    pub(crate) enforcements: sled::Tree,
 }
 
 /// What a sled error means for the store at `path`.
@@ -282,6 +288,9 @@ impl SledStore {
             children: tree("children")?,
             workflow_log: tree("workflow_log")?,
             queue: tree("queue")?,
+            triggers: tree("triggers")?,
+            unprocessed: tree("unprocessed_triggers")?,
+            enforcements: tree("enforcements")?,
             path: Arc::new(dir.to_owned()),
             files: Arc::new(Files::new(dir)),
             inline_max: inline_max(segment_size),

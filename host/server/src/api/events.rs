@@ -1,0 +1,97 @@
+//! `/api/v1/rules`, `/api/v1/trigger-instances` and
+//! `/api/v1/rule-enforcements`: the event bus's rules, what happened, and
+//! what each rule did about it.
+
+use super::edge::ApiResult;
+use super::AppState;
+use super::{blocking, ApiError};
+use crate::wire::ErrorBody;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use wasmflow_store::ExecutionId;
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct Limit {
+    /// At most this many, newest first (default 50).
+    limit: Option<usize>,
+}
+
+#[utoipa::path(get, path = "/api/v1/rules", tag = "events",
+    responses((status = 200, description = "The rules this server enforces", body = Vec<Object>),
+        (status = 401, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn list_rules(State(app): State<AppState>) -> Json<Vec<Value>> {
+    Json(
+        app.rules
+            .iter()
+            .map(|r| {
+                json!({
+                    "name": r.name,
+                    "description": r.description,
+                    "enabled": r.enabled,
+                    "trigger": {"type": r.trigger, "parameters": r.parameters},
+                    "action": r.action,
+                    "file": r.file,
+                })
+            })
+            .collect(),
+    )
+}
+
+#[utoipa::path(get, path = "/api/v1/trigger-instances", tag = "events", params(Limit),
+    responses((status = 200, description = "Events, newest first", body = Vec<Object>),
+        (status = 401, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn list_trigger_instances(
+    State(app): State<AppState>,
+    Query(q): Query<Limit>,
+) -> ApiResult<Json<Value>> {
+    let store = app.rt.store().clone();
+    let limit = q.limit.unwrap_or(50);
+    let found = blocking(move || store.triggers(false, limit)).await?;
+    Ok(Json(json!(found)))
+}
+
+#[utoipa::path(get, path = "/api/v1/trigger-instances/{id}", tag = "events",
+    params(("id" = String, Path, description = "Trigger instance id")),
+    responses((status = 200, description = "The event and its rules' enforcements", body = Object),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn get_trigger_instance(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let id: ExecutionId = id
+        .parse()
+        .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, format!("no trigger instance {id}")))?;
+    let store = app.rt.store().clone();
+    let (instance, enforcements) = blocking(move || {
+        Ok::<_, wasmflow_store::StoreError>((
+            store.trigger(id)?,
+            store.enforcements(Some(id), usize::MAX)?,
+        ))
+    })
+    .await?;
+    let instance = instance
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no trigger instance {id}")))?;
+    Ok(Json(
+        json!({"instance": instance, "enforcements": enforcements}),
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/rule-enforcements", tag = "events", params(Limit),
+    responses((status = 200, description = "What rules did, newest event first", body = Vec<Object>),
+        (status = 401, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn list_enforcements(
+    State(app): State<AppState>,
+    Query(q): Query<Limit>,
+) -> ApiResult<Json<Value>> {
+    let store = app.rt.store().clone();
+    let limit = q.limit.unwrap_or(50);
+    let found = blocking(move || store.enforcements(None, limit)).await?;
+    Ok(Json(json!(found)))
+}

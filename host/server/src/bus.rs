@@ -1,0 +1,208 @@
+//! The event bus in a server: each event (a webhook call, an execution's
+//! end) is written as a trigger instance before any rule sees it; each
+//! rule listening to it is enforced once, its enforcement written before
+//! the execution it starts (whose id it names); the instance is marked
+//! processed last. A restart after a crash at any point enforces what is
+//! left ([`recover`]) and starts no execution twice: an enforcement found
+//! is not made again, and its execution is started only if the store
+//! does not have it.
+//!
+//! The rules decide (`wasmflow_events`); starting is the API's `start`,
+//! as for any request.
+
+use crate::api::{self, ApiError};
+use crate::worker::App;
+use serde_json::{json, Map, Value};
+use std::sync::Arc;
+use wasmflow_events::{rule::Decision, trigger, Rule};
+use wasmflow_store::{
+    Enforcement, EnforcementOutcome, ExecutionId, ExecutionRecord, StartedBy, TriggerInstance,
+};
+use wasmflow_workflow::expr::Expressions;
+
+/// Whether some rule listens to events of `kind` emitted with
+/// `parameters`: nothing is written for an event no rule wants.
+pub fn wanted(app: &App, kind: &str, parameters: &Map<String, Value>) -> bool {
+    app.rules.iter().any(|r| r.listens_to(kind, parameters))
+}
+
+/// Record an event and enforce every rule listening to it; the instance
+/// as recorded.
+pub async fn emit(
+    app: &Arc<App>,
+    kind: &str,
+    parameters: Map<String, Value>,
+    payload: Value,
+) -> Result<TriggerInstance, ApiError> {
+    let instance = TriggerInstance {
+        id: ExecutionId::new(),
+        kind: kind.to_owned(),
+        parameters,
+        payload,
+        received_at: wasmflow_store::now(),
+        processed: false,
+    };
+    let store = app.rt.store().clone();
+    let written = instance.clone();
+    api::blocking(move || store.put_trigger(&written)).await?;
+    crash_point("trigger-written");
+    enforce(app, instance).await
+}
+
+/// Where `WASMFLOW_CRASH_AT` (read once) names this step, the process
+/// kills itself with SIGKILL, as `kill -9` would: how the tests check
+/// that a restart after a crash between any two steps starts each
+/// execution once. Unset, as in every real deployment, it does nothing.
+fn crash_point(step: &str) {
+    static AT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    let at = AT.get_or_init(|| std::env::var("WASMFLOW_CRASH_AT").ok());
+    if at.as_deref() == Some(step) {
+        // SAFETY: kill(2) on this very process; nothing here runs after.
+        unsafe {
+            libc::kill(libc::getpid(), libc::SIGKILL);
+        }
+    }
+}
+
+/// Enforce every rule listening to `instance` that has not been yet, start
+/// what an enforcement names and the store lacks, then mark it processed.
+pub async fn enforce(
+    app: &Arc<App>,
+    mut instance: TriggerInstance,
+) -> Result<TriggerInstance, ApiError> {
+    let store = app.rt.store().clone();
+    let id = instance.id;
+    let done = {
+        let store = store.clone();
+        api::blocking(move || store.enforcements(Some(id), usize::MAX)).await?
+    };
+    let exprs = Expressions::with_keys(app.rt.keys().cloned());
+    for rule in app
+        .rules
+        .iter()
+        .filter(|r| r.listens_to(&instance.kind, &instance.parameters))
+    {
+        let verdict = rule.evaluate(&instance.payload, &exprs);
+        let enforcement = match done.iter().find(|e| e.rule == rule.name) {
+            Some(e) => e.clone(),
+            None => {
+                let (outcome, execution, message) = match &verdict.decision {
+                    Decision::Run { .. } => {
+                        (EnforcementOutcome::Started, Some(ExecutionId::new()), None)
+                    }
+                    Decision::CriteriaFalse => {
+                        let failed = verdict.checks.iter().find(|c| !c.held).map(|c| {
+                            format!("{} {} {} did not hold", c.path, c.operator, c.pattern)
+                        });
+                        (EnforcementOutcome::CriteriaFalse, None, failed)
+                    }
+                    Decision::Disabled => (EnforcementOutcome::Disabled, None, None),
+                    Decision::InputError(m) => (EnforcementOutcome::Failed, None, Some(m.clone())),
+                };
+                let e = Enforcement {
+                    instance: id,
+                    rule: rule.name.clone(),
+                    outcome,
+                    execution,
+                    message,
+                    at: wasmflow_store::now(),
+                };
+                let (store, written) = (store.clone(), e.clone());
+                api::blocking(move || store.put_enforcement(&written)).await?;
+                crash_point("enforcement-written");
+                e
+            }
+        };
+        if let (EnforcementOutcome::Started, Some(execution), Decision::Run { input }) =
+            (enforcement.outcome, enforcement.execution, verdict.decision)
+        {
+            let store2 = store.clone();
+            let exists = api::blocking(move || store2.get(execution))
+                .await?
+                .is_some();
+            if !exists {
+                if let Err(e) = start(app, rule, &instance, execution, input).await {
+                    let failed = Enforcement {
+                        outcome: EnforcementOutcome::Failed,
+                        execution: None,
+                        message: Some(e.message.clone()),
+                        ..enforcement
+                    };
+                    let store = store.clone();
+                    api::blocking(move || store.put_enforcement(&failed)).await?;
+                    tracing::warn!(rule = %rule.name, "rule could not start {}: {}", rule.action, e.message);
+                }
+            }
+        }
+    }
+    instance.processed = true;
+    let written = instance.clone();
+    api::blocking(move || store.put_trigger(&written)).await?;
+    Ok(instance)
+}
+
+async fn start(
+    app: &Arc<App>,
+    rule: &Rule,
+    instance: &TriggerInstance,
+    id: ExecutionId,
+    input: Value,
+) -> Result<ExecutionRecord, ApiError> {
+    let by = StartedBy::Rule {
+        rule: rule.name.clone(),
+        trigger: instance.id,
+    };
+    api::start_as(app, &rule.action, input, rule.grants.clone(), by, Some(id)).await
+}
+
+/// Enforce what a crash left undone: every instance not yet processed,
+/// oldest first.
+pub async fn recover(app: &Arc<App>) -> Result<usize, ApiError> {
+    let store = app.rt.store().clone();
+    let open = api::blocking(move || store.triggers(true, usize::MAX)).await?;
+    let n = open.len();
+    for instance in open {
+        enforce(app, instance).await?;
+    }
+    Ok(n)
+}
+
+/// An execution the server ran ended (its record durable): the
+/// `wasmflow.execution` event, for the rules listening to it.
+pub fn execution_ended(app: &Arc<App>, record: &ExecutionRecord, name: &str) {
+    let mut parameters = Map::new();
+    parameters.insert("action".into(), json!(name));
+    parameters.insert("status".into(), json!(record.status.as_str()));
+    // A rule names the action, the status, both or neither.
+    if !wanted(app, trigger::EXECUTION, &parameters) {
+        return;
+    }
+    let payload = json!({
+        "id": record.id.to_string(),
+        "action": name,
+        "status": record.status.as_str(),
+        "result": record.result,
+        "error": record.error,
+        "parent": record.parent.map(|p| p.to_string()),
+    });
+    let app = app.clone();
+    tokio::spawn(async move {
+        if let Err(e) = emit(&app, trigger::EXECUTION, parameters, payload).await {
+            tracing::error!(
+                "recording the end of an execution for the rules: {}",
+                e.message
+            );
+        }
+    });
+}
+
+/// The rules of `serve --rules DIR`, checked against the catalog.
+pub fn load(dir: &std::path::Path, catalog: &crate::catalog::Catalog) -> Result<Vec<Rule>, String> {
+    let known = |name: &str| {
+        catalog
+            .get(name)
+            .map(|e| Some(e.description.input_schema.clone()))
+    };
+    wasmflow_events::rule::load_dir(dir, &trigger::built_in(), Some(&known))
+        .map_err(|p| p.to_string())
+}

@@ -1,0 +1,110 @@
+//! The event bus's trees: `triggers` (instance id -> instance JSON),
+//! `unprocessed_triggers` (instance id -> nothing: the ones some rule may
+//! still have to enforce) and `enforcements` (instance id + rule name ->
+//! enforcement JSON).
+//!
+//! A new instance's index entry is written before the instance, and a
+//! processed one's removed after: a crash leaves at most a stale index
+//! entry, which readers drop, never an unprocessed instance that no index
+//! names.
+
+use super::{At, SledStore};
+use crate::error::StoreError;
+use crate::record::ExecutionId;
+use crate::{Enforcement, TriggerInstance};
+
+fn corrupt(what: &str, e: serde_json::Error) -> StoreError {
+    StoreError::Other(format!("a stored {what} is not readable: {e}"))
+}
+
+fn enforcement_key(instance: ExecutionId, rule: &str) -> Vec<u8> {
+    let mut key = instance.key().to_vec();
+    key.extend_from_slice(rule.as_bytes());
+    key
+}
+
+impl SledStore {
+    pub(super) fn put_trigger_instance(&self, t: &TriggerInstance) -> Result<(), StoreError> {
+        let key = t.id.key();
+        let body = serde_json::to_vec(t).expect("trigger instances serialize");
+        if t.processed {
+            self.triggers.insert(key, body).at(self)?;
+            self.unprocessed.remove(key).at(self)?;
+        } else {
+            self.unprocessed.insert(key, &[][..]).at(self)?;
+            self.triggers.insert(key, body).at(self)?;
+        }
+        self.db.flush().at(self)?;
+        Ok(())
+    }
+
+    pub(super) fn trigger_instance(
+        &self,
+        id: ExecutionId,
+    ) -> Result<Option<TriggerInstance>, StoreError> {
+        match self.triggers.get(id.key()).at(self)? {
+            Some(v) => Ok(Some(
+                serde_json::from_slice(&v).map_err(|e| corrupt("trigger instance", e))?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    pub(super) fn trigger_instances(
+        &self,
+        unprocessed: bool,
+        limit: usize,
+    ) -> Result<Vec<TriggerInstance>, StoreError> {
+        let mut out = Vec::new();
+        if unprocessed {
+            for item in self.unprocessed.iter() {
+                let (k, _) = item.at(self)?;
+                let id = ExecutionId::from_key(&k).ok_or(StoreError::BadKey)?;
+                // A stale index entry (see the module's doc) is dropped.
+                if let Some(t) = self.trigger_instance(id)?.filter(|t| !t.processed) {
+                    out.push(t);
+                    if out.len() >= limit {
+                        break;
+                    }
+                }
+            }
+        } else {
+            for item in self.triggers.iter().rev().take(limit) {
+                let (_, v) = item.at(self)?;
+                out.push(serde_json::from_slice(&v).map_err(|e| corrupt("trigger instance", e))?);
+            }
+        }
+        Ok(out)
+    }
+
+    pub(super) fn put_enforcement_of(&self, e: &Enforcement) -> Result<(), StoreError> {
+        let body = serde_json::to_vec(e).expect("enforcements serialize");
+        self.enforcements
+            .insert(enforcement_key(e.instance, &e.rule), body)
+            .at(self)?;
+        self.db.flush().at(self)?;
+        Ok(())
+    }
+
+    pub(super) fn enforcements_of(
+        &self,
+        instance: Option<ExecutionId>,
+        limit: usize,
+    ) -> Result<Vec<Enforcement>, StoreError> {
+        let read = |v: &[u8]| serde_json::from_slice(v).map_err(|e| corrupt("enforcement", e));
+        match instance {
+            Some(id) => self
+                .enforcements
+                .scan_prefix(id.key())
+                .map(|item| read(&item.at(self)?.1))
+                .collect(),
+            None => self
+                .enforcements
+                .iter()
+                .rev()
+                .take(limit)
+                .map(|item| read(&item.at(self)?.1))
+                .collect(),
+        }
+    }
+}

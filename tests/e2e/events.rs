@@ -1,0 +1,226 @@
+//! The event bus through the real server, on both stores: a webhook call
+//! becomes a trigger instance, a rule turns it into an execution (another
+//! rule's criteria keep it from doing so), the end of that execution is an
+//! event a second rule chains on; and a `kill -9` after the instance was
+//! written, or after the enforcement was, leaves exactly one execution per
+//! match once the server is started again.
+
+use crate::rules::RULE;
+use crate::server::{serve_home_env, Server};
+use crate::{s, support, wat, Home, StoreKind};
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+crate::on_both_stores!(
+    webhook_rule_action_and_chained_rule,
+    a_crash_between_steps_starts_each_execution_once
+);
+
+const SECRET: &str = "a-webhook-secret-of-some-length";
+
+const CHAINED: &str = r#"name: add-after-restart
+trigger: { type: wasmflow.execution, parameters: { action: keyed, status: succeeded } }
+action:
+  ref: add
+  input: { a: 1, b: 2 }
+"#;
+
+/// A home with `keyed` and `add` to run, the `alerts` webhook (it names no
+/// action: the rules decide), the rules, and a token.
+struct Bus {
+    home: Home,
+    token: String,
+    args: Vec<String>,
+}
+
+impl Bus {
+    fn new(kind: StoreKind) -> Self {
+        let home = Home::with_store(kind);
+        let dir = home.path().to_owned();
+        let actions = dir.join("actions");
+        std::fs::create_dir_all(&actions).unwrap();
+        std::fs::copy(
+            support::built("tests/fixtures/keyed"),
+            actions.join("keyed.wasm"),
+        )
+        .unwrap();
+        std::fs::copy(wat("add"), actions.join("add.wat")).unwrap();
+        let rules = dir.join("rules");
+        std::fs::create_dir_all(&rules).unwrap();
+        std::fs::write(rules.join("restart.yaml"), RULE).unwrap();
+        std::fs::write(rules.join("chained.yaml"), CHAINED).unwrap();
+        let hooks = dir.join("hooks.yaml");
+        std::fs::write(&hooks, "alerts:\n  secret_env: WF_ALERTS_SECRET\n").unwrap();
+        let token = home
+            .run(&["token", "create", "--name", "ops"])
+            .ok()
+            .stdout
+            .trim()
+            .to_owned();
+        let args = vec![
+            "--actions".into(),
+            s(&actions).to_owned(),
+            "--rules".into(),
+            s(&rules).to_owned(),
+            "--webhooks".into(),
+            s(&hooks).to_owned(),
+        ];
+        Self { home, token, args }
+    }
+
+    fn serve(&self, crash_at: Option<&str>) -> Server {
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        let mut env = vec![("WF_ALERTS_SECRET", SECRET)];
+        if let Some(step) = crash_at {
+            env.push(("WASMFLOW_CRASH_AT", step));
+        }
+        serve_home_env(&self.home, &self.token, &args, &env)
+    }
+}
+
+fn alert(srv: &Server, body: Value) -> reqwest::Result<reqwest::blocking::Response> {
+    crate::server::http_client()
+        .post(format!("{}/api/v1/webhooks/alerts", srv.url))
+        .header("X-Wasmflow-Webhook-Secret", SECRET)
+        .json(&body)
+        .send()
+}
+
+/// Poll `f` until it gives `Some`, for up to a minute.
+fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "{what}: never");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn webhook_rule_action_and_chained_rule(kind: StoreKind) {
+    let bus = Bus::new(kind);
+    let srv = bus.serve(None);
+    let rules = srv.get("/api/v1/rules");
+    assert_eq!(rules.as_array().unwrap().len(), 2, "{rules}");
+
+    let resp = alert(&srv, json!({"severity": "critical", "host": "web7"})).unwrap();
+    assert_eq!(resp.status().as_u16(), 202);
+    let instance = resp.json::<Value>().unwrap()["trigger_instance"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let seen = srv.get(&format!("/api/v1/trigger-instances/{instance}"));
+    assert_eq!(seen["instance"]["payload"]["body"]["host"], "web7");
+    assert_eq!(seen["instance"]["processed"], true);
+    let e = &seen["enforcements"][0];
+    assert_eq!(
+        (&e["rule"], &e["outcome"]),
+        (&json!("restart-on-disk-alert"), &json!("started"))
+    );
+    let id = e["execution"].as_str().unwrap().to_owned();
+    let done = srv.wait_done(&id);
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["result"], "text=restart web7");
+    assert_eq!(
+        done["started_by"],
+        json!({"rule": {"rule": "restart-on-disk-alert", "trigger": instance}})
+    );
+
+    // Its end is an event: the chained rule runs `add`.
+    let chained = eventually("the chained rule's execution", || {
+        let all = srv.get("/api/v1/rule-enforcements?limit=100");
+        all.as_array()?
+            .iter()
+            .find(|e| e["rule"] == "add-after-restart")
+            .and_then(|e| e["execution"].as_str().map(str::to_owned))
+    });
+    let added = srv.wait_done(&chained);
+    assert_eq!(
+        (&added["status"], &added["result"]),
+        (&json!("succeeded"), &json!(3))
+    );
+
+    // Criteria that do not hold: an enforcement saying so, no execution.
+    let resp = alert(&srv, json!({"severity": "low", "host": "web7"})).unwrap();
+    let quiet = resp.json::<Value>().unwrap()["trigger_instance"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let seen = srv.get(&format!("/api/v1/trigger-instances/{quiet}"));
+    let e = &seen["enforcements"][0];
+    assert_eq!(e["outcome"], "criteria-false", "{seen}");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("trigger.body.severity inside"),
+        "{e}"
+    );
+    assert!(e.get("execution").is_none());
+    drop(srv);
+
+    // The CLI reads the same.
+    let listed = bus
+        .home
+        .run(&["trigger-instance", "list", "--json"])
+        .ok()
+        .json();
+    assert!(listed.as_array().unwrap().len() >= 3, "{listed}");
+    let got = bus
+        .home
+        .run(&["trigger-instance", "get", &instance])
+        .ok()
+        .stdout
+        .clone();
+    assert!(
+        got.contains(&format!(
+            "rule restart-on-disk-alert: started execution {id}"
+        )),
+        "{got}"
+    );
+    let shown = bus.home.run(&["execution", "get", &id]).ok().stdout.clone();
+    assert!(shown.contains("rule restart-on-disk-alert"), "{shown}");
+}
+
+fn a_crash_between_steps_starts_each_execution_once(kind: StoreKind) {
+    let bus = Bus::new(kind);
+    for (n, step) in ["trigger-written", "enforcement-written"]
+        .into_iter()
+        .enumerate()
+    {
+        let host = format!("web{n}");
+        let mut srv = bus.serve(Some(step));
+        // The server kills itself mid-request.
+        let _ = alert(&srv, json!({"severity": "high", "host": host}));
+        let status = srv.child.wait().unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(9), "killed at {step}");
+        drop(srv);
+
+        let srv = bus.serve(None);
+        let instance = eventually("the instance, processed after the restart", || {
+            let all = srv.get("/api/v1/trigger-instances?limit=100");
+            all.as_array()?
+                .iter()
+                .find(|t| t["payload"]["body"]["host"] == json!(host) && t["processed"] == true)
+                .map(|t| t["id"].as_str().unwrap().to_owned())
+        });
+        let seen = srv.get(&format!("/api/v1/trigger-instances/{instance}"));
+        let e = &seen["enforcements"][0];
+        assert_eq!(e["outcome"], "started", "{seen}");
+        let id = e["execution"].as_str().unwrap().to_owned();
+        assert_eq!(srv.wait_done(&id)["result"], format!("text=restart {host}"));
+        // Exactly one execution for the match.
+        let text = format!("restart {host}");
+        let page = srv.get("/api/v1/executions?limit=200");
+        let runs = page["executions"]
+            .as_array()
+            .or(page.as_array())
+            .unwrap()
+            .iter()
+            .filter(|r| r["input"]["text"] == json!(text))
+            .count();
+        assert_eq!(runs, 1, "after a crash at {step}: {page}");
+    }
+}
