@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 crate::on_both_stores!(
     webhook_rule_action_and_chained_rule,
-    a_crash_between_steps_starts_each_execution_once
+    a_crash_between_steps_starts_each_execution_once,
+    timers_fire_on_time_and_catch_up_as_asked
 );
 
 const SECRET: &str = "a-webhook-secret-of-some-length";
@@ -35,6 +36,10 @@ struct Bus {
 
 impl Bus {
     fn new(kind: StoreKind) -> Self {
+        Self::with_rules(kind, &[("restart.yaml", RULE), ("chained.yaml", CHAINED)])
+    }
+
+    fn with_rules(kind: StoreKind, files: &[(&str, &str)]) -> Self {
         let home = Home::with_store(kind);
         let dir = home.path().to_owned();
         let actions = dir.join("actions");
@@ -47,8 +52,9 @@ impl Bus {
         std::fs::copy(wat("add"), actions.join("add.wat")).unwrap();
         let rules = dir.join("rules");
         std::fs::create_dir_all(&rules).unwrap();
-        std::fs::write(rules.join("restart.yaml"), RULE).unwrap();
-        std::fs::write(rules.join("chained.yaml"), CHAINED).unwrap();
+        for (name, text) in files {
+            std::fs::write(rules.join(name), text).unwrap();
+        }
         let hooks = dir.join("hooks.yaml");
         std::fs::write(&hooks, "alerts:\n  secret_env: WF_ALERTS_SECRET\n").unwrap();
         let token = home
@@ -184,7 +190,9 @@ fn webhook_rule_action_and_chained_rule(kind: StoreKind) {
 }
 
 fn a_crash_between_steps_starts_each_execution_once(kind: StoreKind) {
-    let bus = Bus::new(kind);
+    // One rule: an execution's end must not be an event here, or the
+    // server armed to crash would crash enforcing it as it starts.
+    let bus = Bus::with_rules(kind, &[("restart.yaml", RULE)]);
     for (n, step) in ["trigger-written", "enforcement-written"]
         .into_iter()
         .enumerate()
@@ -222,5 +230,120 @@ fn a_crash_between_steps_starts_each_execution_once(kind: StoreKind) {
             .filter(|r| r["input"]["text"] == json!(text))
             .count();
         assert_eq!(runs, 1, "after a crash at {step}: {page}");
+    }
+}
+
+fn timer(name: &str, parameters: &str) -> String {
+    format!(
+        "name: {name}\ntrigger: {{ type: wasmflow.interval, parameters: {{ {parameters} }} }}\n\
+         action: {{ ref: add, input: {{ a: 1, b: 2 }} }}\n"
+    )
+}
+
+/// Each rule's firings: (scheduled, fired) in milliseconds since the epoch,
+/// oldest first, and how many were made up (`missed`).
+fn firings(srv: &Server, rule: &str) -> Vec<(u64, u64)> {
+    firings_missed(srv, rule).0
+}
+
+fn firings_missed(srv: &Server, rule: &str) -> (Vec<(u64, u64)>, usize) {
+    let ms = |v: &Value| {
+        humantime::parse_rfc3339_weak(v.as_str().unwrap())
+            .unwrap()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64
+    };
+    let all = srv.get("/api/v1/trigger-instances?limit=1000");
+    let mine: Vec<&Value> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["parameters"]["rule"] == json!(rule))
+        .collect();
+    let mut out: Vec<(u64, u64)> = mine
+        .iter()
+        .map(|t| {
+            (
+                ms(&t["payload"]["scheduled_at"]),
+                ms(&t["payload"]["fired_at"]),
+            )
+        })
+        .collect();
+    out.sort();
+    let missed = mine
+        .iter()
+        .filter(|t| t["payload"]["missed"] == true)
+        .count();
+    (out, missed)
+}
+
+fn timers_fire_on_time_and_catch_up_as_asked(kind: StoreKind) {
+    let cron = "name: even-seconds\ntrigger: { type: wasmflow.cron, parameters: { expression: \"*/2 * * * * *\", timezone: Europe/Paris } }\naction: { ref: add, input: { a: 2, b: 2 } }\n";
+    let bus = Bus::with_rules(
+        kind,
+        &[
+            ("skip.yaml", &timer("every-second-skip", "every: 1s")),
+            (
+                "once.yaml",
+                &timer("every-second-once", "every: 1s, catchup: once"),
+            ),
+            (
+                "all.yaml",
+                &timer("every-second-all", "every: 1s, catchup: all"),
+            ),
+            ("cron.yaml", cron),
+        ],
+    );
+    let srv = bus.serve(None);
+    std::thread::sleep(Duration::from_millis(3500));
+    // At least 3 firings a second apart, each on time, each starting `add`.
+    let before = firings(&srv, "every-second-skip");
+    assert!(before.len() >= 3, "{before:?}");
+    for pair in before.windows(2) {
+        assert_eq!(pair[1].0 - pair[0].0, 1000, "{before:?}");
+    }
+    for (scheduled, fired) in &before {
+        assert_eq!(scheduled % 1000, 0);
+        // On time (the bound leaves room for a loaded test machine).
+        assert!(fired - scheduled < 2000, "late: {before:?}");
+    }
+    let even = firings(&srv, "even-seconds");
+    assert!(
+        !even.is_empty() && even.iter().all(|(s, _)| (s / 1000) % 2 == 0),
+        "{even:?}"
+    );
+    let ran = srv.get("/api/v1/rule-enforcements?limit=1000");
+    let started = ran
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["outcome"] == "started")
+        .count();
+    assert!(started >= 9, "{ran}");
+    let (code, _) = srv.terminate();
+    assert_eq!(code, 0);
+
+    // Down for three seconds: the missed firings as each rule asks.
+    std::thread::sleep(Duration::from_millis(3000));
+    let srv = bus.serve(None);
+    std::thread::sleep(Duration::from_millis(1500));
+    let gaps = |f: &[(u64, u64)]| f.windows(2).filter(|p| p[1].0 - p[0].0 > 1000).count();
+    let (skip, made_up) = firings_missed(&srv, "every-second-skip");
+    assert_eq!((gaps(&skip), made_up), (1, 0), "skip: {skip:?}");
+    let (once, made_up) = firings_missed(&srv, "every-second-once");
+    assert_eq!((gaps(&once), made_up), (1, 1), "once: {once:?}");
+    let (all, made_up) = firings_missed(&srv, "every-second-all");
+    assert_eq!(gaps(&all), 0, "all: {all:?}");
+    assert!(made_up >= 2, "all: {all:?}");
+    // No firing twice, and each started its execution once.
+    let ids = srv.get("/api/v1/trigger-instances?limit=1000");
+    let mut seen = std::collections::HashSet::new();
+    for t in ids.as_array().unwrap() {
+        let key = (
+            t["parameters"]["rule"].to_string(),
+            t["payload"]["scheduled_at"].to_string(),
+        );
+        assert!(seen.insert(key), "fired twice: {t}");
     }
 }

@@ -150,7 +150,13 @@ impl Rule {
                     ),
                 ));
             }
-            Some(t) => check_parameters(&src, t, &spec.trigger.parameters, &mut problems),
+            Some(t) => {
+                check_parameters(&src, t, &spec.trigger.parameters, &mut problems);
+                if let Some(Err((name, why))) = crate::timer::of(&t.name, &spec.trigger.parameters)
+                {
+                    problems.push(src.problem(&join("trigger.parameters", &name), why));
+                }
+            }
         }
         let mut criteria = Vec::new();
         for (key, c) in &spec.criteria {
@@ -214,7 +220,12 @@ impl Rule {
     /// webhook's name, say), is one this rule listens to: the same type,
     /// and each of the rule's parameters equal to the event's.
     pub fn listens_to(&self, kind: &str, parameters: &Map<String, Value>) -> bool {
+        // A timer's firing names its rule: only that rule listens.
+        let for_rule = parameters
+            .get("rule")
+            .is_none_or(|r| r.as_str() == Some(&self.name));
         self.trigger == kind
+            && for_rule
             && self
                 .parameters
                 .iter()

@@ -35,6 +35,7 @@ fn timer_payload() -> Value {
         json!({
             "scheduled_at": {"type": "string", "format": "date-time", "description": "When the firing was due"},
             "fired_at": {"type": "string", "format": "date-time", "description": "When it fired"},
+            "missed": {"type": "boolean", "description": "Made up after no server ran at its time (catchup)"},
         }),
         &["scheduled_at", "fired_at"],
     )

@@ -14,7 +14,8 @@ use crate::api::{self, ApiError};
 use crate::worker::App;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
-use wasmflow_events::{rule::Decision, trigger, Rule};
+use std::time::SystemTime;
+use wasmflow_events::{rule::Decision, timer, trigger, Rule};
 use wasmflow_store::{
     Enforcement, EnforcementOutcome, ExecutionId, ExecutionRecord, StartedBy, TriggerInstance,
 };
@@ -205,4 +206,85 @@ pub fn load(dir: &std::path::Path, catalog: &crate::catalog::Catalog) -> Result<
     };
     wasmflow_events::rule::load_dir(dir, &trigger::built_in(), Some(&known))
         .map_err(|p| p.to_string())
+}
+
+/// Start the timer of every enabled rule with a timer trigger: firings
+/// missed while no server ran first (as the rule's `catchup` says), then
+/// each firing as it comes. A firing is kept under an id of its rule and
+/// scheduled time, so it is enforced once however many servers reach it.
+pub fn start_timers(app: &Arc<App>) {
+    for rule in app.rules.iter().filter(|r| r.enabled) {
+        let Some(Ok((schedule, catchup))) = timer::of(&rule.trigger, &rule.parameters) else {
+            continue;
+        };
+        tokio::spawn(run_timer(app.clone(), rule.clone(), schedule, catchup));
+    }
+}
+
+async fn run_timer(app: Arc<App>, rule: Rule, schedule: timer::Schedule, catchup: timer::Catchup) {
+    let last = match last_firing(&app, &rule).await {
+        Ok(last) => last,
+        Err(e) => {
+            tracing::error!(rule = %rule.name, "reading the timer's last firing: {}", e.message);
+            return;
+        }
+    };
+    let now = SystemTime::now();
+    for missed in timer::missed(&schedule, catchup, last, now) {
+        fire(&app, &rule, missed, true).await;
+    }
+    let mut after = last.map_or(now, |l| l.max(now));
+    while let Some(next) = schedule.next_after(after) {
+        let wait = next.duration_since(SystemTime::now()).unwrap_or_default();
+        tokio::time::sleep(wait).await;
+        if app.draining.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+        fire(&app, &rule, next, false).await;
+        after = next;
+    }
+}
+
+/// The scheduled time of `rule`'s latest recorded firing.
+async fn last_firing(app: &Arc<App>, rule: &Rule) -> Result<Option<SystemTime>, ApiError> {
+    let store = app.rt.store().clone();
+    let recent = api::blocking(move || store.triggers(false, 10_000)).await?;
+    Ok(recent
+        .iter()
+        .find(|t| t.parameters.get("rule").and_then(Value::as_str) == Some(rule.name.as_str()))
+        .and_then(|t| t.payload.get("scheduled_at")?.as_str().map(str::to_owned))
+        .and_then(|s| humantime::parse_rfc3339_weak(&s).ok()))
+}
+
+/// Fire `rule`'s timer for `scheduled`; `missed`: a firing made up after
+/// the server was down (its payload says so).
+async fn fire(app: &Arc<App>, rule: &Rule, scheduled: SystemTime, missed: bool) {
+    let id = ExecutionId::from_key(&timer::firing_id(rule, scheduled)).expect("16 bytes");
+    let mut parameters = rule.parameters.clone();
+    parameters.insert("rule".into(), json!(rule.name));
+    let stamp = |t: SystemTime| humantime::format_rfc3339_millis(t).to_string();
+    let instance = TriggerInstance {
+        id,
+        kind: rule.trigger.clone(),
+        parameters,
+        payload: json!({
+            "scheduled_at": stamp(scheduled),
+            "fired_at": stamp(SystemTime::now()),
+            "missed": missed,
+        }),
+        received_at: wasmflow_store::now(),
+        processed: false,
+    };
+    let store = app.rt.store().clone();
+    let written = instance.clone();
+    let fired = async {
+        if api::blocking(move || store.put_trigger_new(&written)).await? {
+            crash_point("trigger-written");
+            enforce(app, instance).await?;
+        }
+        Ok::<_, ApiError>(())
+    };
+    if let Err(e) = fired.await {
+        tracing::error!(rule = %rule.name, "firing its timer: {}", e.message);
+    }
 }

@@ -302,6 +302,7 @@ pub async fn serve(
         Ok(n) => tracing::info!("enforced the rules on {n} trigger instance(s) left by a crash"),
         Err(e) => tracing::error!("enforcing the rules left by a crash: {}", e.message),
     }
+    bus::start_timers(&app);
 
     let retention = (!config.retention.is_empty()).then(|| {
         tokio::spawn(retain(

@@ -75,6 +75,25 @@ pub fn trigger_instances_and_enforcements_are_kept(open: &dyn Fn() -> Store) {
         .collect();
     assert_eq!(open_ones, [a.id, c.id]);
     assert!(store.trigger(b.id).unwrap().unwrap().processed);
+    // A firing every server may reach is kept once.
+    let firing = instance(4);
+    assert!(store.put_trigger_new(&firing).unwrap());
+    assert!(!store
+        .put_trigger_new(&TriggerInstance {
+            payload: json!("other"),
+            ..firing.clone()
+        })
+        .unwrap());
+    assert_eq!(
+        store.trigger(firing.id).unwrap().unwrap().payload,
+        json!({"n": 4})
+    );
+    store
+        .put_trigger(&TriggerInstance {
+            processed: true,
+            ..firing.clone()
+        })
+        .unwrap();
     assert_eq!(store.trigger(ExecutionId::new()).unwrap(), None);
 
     let enforcement = |rule: &str, outcome| Enforcement {

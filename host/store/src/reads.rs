@@ -498,6 +498,10 @@ impl Backend for ThroughHolder {
         Err(self.refused())
     }
 
+    fn put_trigger_new(&self, _: &crate::TriggerInstance) -> Result<bool, StoreError> {
+        Err(self.refused())
+    }
+
     fn trigger(&self, id: ExecutionId) -> Result<Option<crate::TriggerInstance>, StoreError> {
         self.ask_as(&Request::Trigger { id })
     }
@@ -640,6 +644,9 @@ mod tests {
         }
         fn put_trigger(&self, t: &crate::TriggerInstance) -> Result<(), StoreError> {
             self.writer.put_trigger(t)
+        }
+        fn put_trigger_new(&self, t: &crate::TriggerInstance) -> Result<bool, StoreError> {
+            self.writer.put_trigger_new(t)
         }
         fn trigger(&self, id: ExecutionId) -> Result<Option<crate::TriggerInstance>, StoreError> {
             self.reader.trigger(id)

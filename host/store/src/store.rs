@@ -114,6 +114,10 @@ pub trait Backend: Send + Sync {
     /// Keep a trigger instance, or mark it processed; durable when this
     /// returns (an instance is written before any rule sees it).
     fn put_trigger(&self, instance: &crate::TriggerInstance) -> Result<(), StoreError>;
+    /// Keep a trigger instance unless one of its id is kept already (a
+    /// timer's firing, which several servers may reach at once); durable
+    /// when this returns; whether this call kept it.
+    fn put_trigger_new(&self, instance: &crate::TriggerInstance) -> Result<bool, StoreError>;
     fn trigger(&self, id: ExecutionId) -> Result<Option<crate::TriggerInstance>, StoreError>;
     /// Trigger instances, newest first, up to `limit`; with `unprocessed`,
     /// only those some rule may still have to enforce, oldest first.

@@ -382,6 +382,22 @@ impl Backend for PgStore {
         })
     }
 
+    fn put_trigger_new(&self, instance: &crate::TriggerInstance) -> Result<bool, StoreError> {
+        let id = instance.id.to_string();
+        let processed = instance.processed;
+        let body = serde_json::to_string(instance).expect("trigger instances serialize");
+        self.call(move |client, _| async move {
+            let n = client
+                .execute(
+                    "INSERT INTO trigger_instances (id, processed, body) VALUES ($1, $2, $3) \
+                     ON CONFLICT (id) DO NOTHING",
+                    &[&id, &processed, &body],
+                )
+                .await?;
+            Ok(n == 1)
+        })
+    }
+
     fn trigger(&self, id: ExecutionId) -> Result<Option<crate::TriggerInstance>, StoreError> {
         let id = id.to_string();
         let body: Option<String> = self.call(move |client, _| async move {

@@ -228,6 +228,10 @@ impl Backend for SledStore {
         self.put_trigger_instance(instance)
     }
 
+    fn put_trigger_new(&self, instance: &crate::TriggerInstance) -> Result<bool, StoreError> {
+        self.put_trigger_instance_new(instance)
+    }
+
     fn trigger(&self, id: ExecutionId) -> Result<Option<crate::TriggerInstance>, StoreError> {
         self.trigger_instance(id)
     }

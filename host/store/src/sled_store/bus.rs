@@ -38,6 +38,23 @@ impl SledStore {
         Ok(())
     }
 
+    pub(super) fn put_trigger_instance_new(&self, t: &TriggerInstance) -> Result<bool, StoreError> {
+        let key = t.id.key();
+        let body = serde_json::to_vec(t).expect("trigger instances serialize");
+        if !t.processed {
+            // First, as in `put_trigger_instance`: if one is kept already,
+            // this entry is stale and readers drop it.
+            self.unprocessed.insert(key, &[][..]).at(self)?;
+        }
+        let kept = self
+            .triggers
+            .compare_and_swap(key, None as Option<&[u8]>, Some(body))
+            .at(self)?
+            .is_ok();
+        self.db.flush().at(self)?;
+        Ok(kept)
+    }
+
     pub(super) fn trigger_instance(
         &self,
         id: ExecutionId,
