@@ -3,7 +3,8 @@
 // open a workflow execution and its graph, re-run it through the form
 // (a grant beyond the server's refused, then one edited parameter), watch
 // the new execution finish live, open a task from the graph, run an action
-// from the Actions page, and save screenshots.
+// from the Actions page, see the event bus's rules and events, and save
+// screenshots.
 //
 // usage: node tests/browser/ui.mjs URL TOKEN EXECUTION_ID OUT_DIR SECRET_EXECUTION_ID
 // (the last: an execution given the secret `hunter2-ui`, whose page must
@@ -190,6 +191,22 @@ try {
   await page.locator("#logs").filter({ hasText: "key=***" }).waitFor();
   if ((await page.content()).includes("hunter2")) throw new Error("a secret's value reached an execution's page");
 
+  // The event bus: the rule that runs after each `chain`, when it last
+  // started one; the events, one of them opened; the execution it started
+  // names the rule and the event.
+  await page.getByRole("link", { name: "Rules" }).click();
+  const ruleRow = page.locator('#rules tr[data-rule="after-chain"]');
+  await ruleRow.locator(".last-started a").waitFor();
+  await page.screenshot({ path: `${outDir}/rules.png`, fullPage: true });
+  await page.getByRole("link", { name: "Events" }).click();
+  await page.locator("#events tr").filter({ hasText: "wasmflow.execution" }).first().waitFor();
+  await page.screenshot({ path: `${outDir}/events.png`, fullPage: true });
+  await page.locator("#events tr").filter({ hasText: "wasmflow.execution" }).first().locator("a.event-link").click();
+  await page.locator("#payload").filter({ hasText: "chain" }).waitFor();
+  await page.locator('#enforcements tr[data-rule="after-chain"] a.exec-link').click();
+  await page.locator("#started-by-trigger").waitFor();
+  await page.locator("#result").filter({ hasText: "text=after chain" }).waitFor();
+
   // Keys: a plain value shown, a secret masked and never in the page.
   await page.getByRole("link", { name: "Keys" }).click();
   await page.locator('#keys tr[data-key="system.region"]').filter({ hasText: "eu-west" }).waitFor();
@@ -202,7 +219,7 @@ try {
   // action names included.
   for (const [width, height] of [[1280, 800], [375, 740]]) {
     await page.setViewportSize({ width, height });
-    for (const hash of ["#/executions", "#/actions", `#/executions/${id}`, "#/keys", "#/inquiries"]) {
+    for (const hash of ["#/executions", "#/actions", `#/executions/${id}`, "#/keys", "#/inquiries", "#/rules", "#/events"]) {
       await page.evaluate((h) => { location.hash = h; }, hash);
       await page.locator("main h1").first().waitFor();
       await page.waitForTimeout(300);

@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 crate::on_both_stores!(
     webhook_rule_action_and_chained_rule,
     a_crash_between_steps_starts_each_execution_once,
-    timers_fire_on_time_and_catch_up_as_asked
+    timers_fire_on_time_and_catch_up_as_asked,
+    a_packs_trigger_type_is_emitted_through_the_api
 );
 
 const SECRET: &str = "a-webhook-secret-of-some-length";
@@ -346,4 +347,86 @@ fn timers_fire_on_time_and_catch_up_as_asked(kind: StoreKind) {
         );
         assert!(seen.insert(key), "fired twice: {t}");
     }
+}
+
+const DISK_RULE: &str = r#"name: disk-nearly-full
+trigger: { type: monitor.disk-alert }
+criteria:
+  trigger.used: { type: gt, pattern: 90 }
+action:
+  ref: keyed
+  input: { key: "", var: "", program: "", args: [], text: "clean {{ trigger.host }}" }
+"#;
+
+fn a_packs_trigger_type_is_emitted_through_the_api(kind: StoreKind) {
+    // A pack that declares a trigger type (installed as `pack pull` leaves
+    // one), written before the rules that use it are checked.
+    let bus = Bus::with_rules(kind, &[]);
+    let pack = bus.home.path().join("packs/monitor");
+    std::fs::create_dir_all(&pack).unwrap();
+    std::fs::write(
+        pack.join("pack.yaml"),
+        "name: monitor\nversion: 1.0.0\ntriggers:\n  disk-alert:\n    description: A disk is filling up\n    payload:\n      type: object\n      properties: { host: { type: string }, used: { type: integer } }\n      required: [host, used]\n",
+    )
+    .unwrap();
+    std::fs::write(bus.home.path().join("rules/disk.yaml"), DISK_RULE).unwrap();
+    let types = bus.home.run(&["trigger", "list", "--json"]).ok().json();
+    let disk = types
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "monitor.disk-alert");
+    assert_eq!(
+        disk.unwrap()["payload"]["required"],
+        json!(["host", "used"]),
+        "{types}"
+    );
+
+    let srv = bus.serve(None);
+    let emit = |kind: &str, payload: Value| srv.post(&format!("/api/v1/triggers/{kind}"), payload);
+    let (status, v) = emit("monitor.disk-alert", json!({"host": "db1", "used": 95}));
+    assert_eq!(status, 202, "{v}");
+    let instance = v["trigger_instance"].as_str().unwrap().to_owned();
+    let seen = srv.get(&format!("/api/v1/trigger-instances/{instance}"));
+    let id = seen["enforcements"][0]["execution"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(srv.wait_done(&id)["result"], "text=clean db1");
+    // Checked against the type's schema, with the path; unknown types and
+    // wasmflow's own are refused.
+    let (status, v) = emit("monitor.disk-alert", json!({"host": "db1", "used": "lots"}));
+    assert_eq!(status, 422, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("/used"), "{v}");
+    assert_eq!(emit("monitor.nope", json!({})).0, 404);
+    assert_eq!(emit("wasmflow.webhook", json!({})).0, 422);
+
+    // From the command line, through the server.
+    let payload = bus.home.path().join("alert.json");
+    std::fs::write(&payload, r#"{"host": "db2", "used": 99}"#).unwrap();
+    let mut c = bus.home.cmd();
+    c.args([
+        "--server",
+        &srv.url,
+        "--token",
+        &bus.token,
+        "trigger",
+        "emit",
+        "monitor.disk-alert",
+    ])
+    .args(["--payload", s(&payload)]);
+    let out = crate::Run::from(c.output().unwrap());
+    let emitted = out.ok().stdout.trim().to_owned();
+    let seen = srv.get(&format!("/api/v1/trigger-instances/{emitted}"));
+    assert_eq!(seen["instance"]["payload"]["host"], "db2");
+    bus.home
+        .run(&[
+            "trigger",
+            "emit",
+            "monitor.disk-alert",
+            "--payload",
+            s(&payload),
+        ])
+        .code(2)
+        .stderr_has("--server URL");
 }

@@ -1029,7 +1029,22 @@ fn the_web_ui_reruns_with_an_edited_parameter_in_chromium() {
         site.actions.join("keyed.wasm"),
     )
     .unwrap();
-    let srv = site.serve(&["--workers", "2", "--allow-key", "system.*"]);
+    // A rule that runs after each `chain`, for the Rules and Events pages.
+    let rules = site.home.path().join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    std::fs::write(
+        rules.join("add.yaml"),
+        "name: after-chain\ndescription: A word after every chain.\ntrigger: { type: wasmflow.execution, parameters: { action: chain, status: succeeded } }\naction: { ref: keyed, input: { key: \"\", var: \"\", program: \"\", args: [], text: \"after {{ trigger.action }}\" } }\n",
+    )
+    .unwrap();
+    let srv = site.serve(&[
+        "--workers",
+        "2",
+        "--allow-key",
+        "system.*",
+        "--rules",
+        s(&rules),
+    ]);
     let asking = srv.start(json!({"action": "ask"}));
     srv.wait_status(&asking, &["paused"]);
     let named = srv.start(json!({"action": long, "input": {"a": 1, "b": 2}}));
@@ -1081,6 +1096,8 @@ fn the_web_ui_reruns_with_an_edited_parameter_in_chromium() {
         "actions.png",
         "keys.png",
         "inquiries.png",
+        "rules.png",
+        "events.png",
         "executions-phone.png",
     ] {
         let png = std::fs::read(out.join(shot)).unwrap();

@@ -455,11 +455,22 @@ pub enum EnforcementCommand {
 
 #[derive(Subcommand)]
 pub enum TriggerCommand {
-    /// The trigger types, with their parameters and payloads.
+    /// The trigger types (built in, and declared by installed packs), with
+    /// their parameters and payloads.
     List {
         /// Print them as JSON (with their JSON Schemas).
         #[arg(long)]
         json: bool,
+    },
+    /// Emit an event of a type a pack declares, to a running server
+    /// (--server URL): its rules are enforced on it.
+    Emit {
+        /// `PACK.NAME`.
+        #[arg(value_name = "TYPE")]
+        kind: String,
+        /// The payload, a JSON file (checked against the type's schema).
+        #[arg(long, value_name = "FILE")]
+        payload: PathBuf,
     },
 }
 

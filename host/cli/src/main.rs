@@ -213,7 +213,7 @@ fn main() -> ExitCode {
         args::Command::Key { command } => key::key(&home, command),
         args::Command::Inquiry { command } => inquiry::inquiry(&home, command),
         args::Command::Rule { command } => rule::rule(&home, command),
-        args::Command::Trigger { command } => rule::trigger(command),
+        args::Command::Trigger { command } => rule::trigger(&home, command),
         args::Command::TriggerInstance { command } => rule::instances(&home, command),
         args::Command::RuleEnforcement { command } => rule::enforcements(&home, command),
         args::Command::Token { command } => serve::token(&home, command),

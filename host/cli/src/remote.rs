@@ -19,6 +19,9 @@ pub fn dispatch(server: &str, token: Option<String>, command: &mut Command) -> O
         Command::Run(args) => crate::tokio().block_on(run(&client, args)),
         Command::Execution { command } => crate::tokio().block_on(execution(&client, command)),
         Command::Action { command } => crate::tokio().block_on(action(&client, command)),
+        Command::Trigger {
+            command: crate::args::TriggerCommand::Emit { kind, payload },
+        } => crate::tokio().block_on(emit(&client, kind, payload)),
         _ => return None,
     })
 }
@@ -269,5 +272,14 @@ async fn execution(client: &Client, command: &ExecutionCommand) -> CmdResult {
             )))
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `trigger emit TYPE --payload FILE`: the event, to the server.
+async fn emit(client: &Client, kind: &str, payload: &std::path::Path) -> CmdResult {
+    let payload = read_input(payload)?;
+    let id = client.emit(kind, &payload).await?;
+    eprintln!("trigger instance {id} recorded on {}", client.base());
+    println!("{id}");
     Ok(ExitCode::SUCCESS)
 }

@@ -77,8 +77,8 @@ fn validate(home: &Home, paths: &[PathBuf], actions: Option<&Path>, json: bool) 
     let known = actions.map(|dir| catalog(home, dir)).transpose()?;
     let lookup = |name: &str| known.as_ref().and_then(|k| k.get(name).cloned());
     let known: Option<rule::Known<'_>> = known.as_ref().map(|_| &lookup as rule::Known<'_>);
-    let rules = rule::load_files(&files, &trigger::built_in(), known)
-        .map_err(|p| Fail::usage(anyhow!(p)))?;
+    let types = trigger::all(Some(&crate::registry::packs_dir(home)));
+    let rules = rule::load_files(&files, &types, known).map_err(|p| Fail::usage(anyhow!(p)))?;
     if json {
         let all: Vec<Value> = rules.iter().map(summary).collect();
         print::json(&all);
@@ -151,10 +151,13 @@ fn test(path: &Path, payload: &Path, json: bool) -> CmdResult {
     Ok(crate::exit_code(runs))
 }
 
-pub fn trigger(command: TriggerCommand) -> CmdResult {
+pub fn trigger(home: &Home, command: TriggerCommand) -> CmdResult {
     match command {
+        TriggerCommand::Emit { .. } => Err(Fail::usage(anyhow!(
+            "an event is emitted to a running server: add --server URL (and --token)"
+        ))),
         TriggerCommand::List { json } => {
-            let types = trigger::built_in();
+            let types = trigger::all(Some(&crate::registry::packs_dir(home)));
             if json {
                 print::json(&types);
                 return Ok(ExitCode::SUCCESS);

@@ -120,6 +120,55 @@ pub fn built_in() -> Vec<TriggerType> {
     ]
 }
 
+/// The trigger types of this server: the built-in ones, and those the
+/// packs installed in `packs_dir` declare (`PACK.NAME`).
+pub fn all(packs_dir: Option<&std::path::Path>) -> Vec<TriggerType> {
+    let mut types = built_in();
+    for pack in packs_dir
+        .map(wasmflow_registry::pack::installed)
+        .unwrap_or_default()
+    {
+        for (name, t) in &pack.manifest.triggers {
+            types.push(TriggerType {
+                name: format!("{}.{name}", pack.manifest.name),
+                description: t.description.clone().unwrap_or_default(),
+                parameters: object(json!({}), &[]),
+                payload: t.payload.clone(),
+            });
+        }
+    }
+    types
+}
+
+/// Whether events of `kind` are emitted by others (`POST
+/// /api/v1/triggers/{type}`), not by wasmflow itself.
+pub fn is_custom(kind: &str) -> bool {
+    !kind.starts_with("wasmflow.")
+}
+
+/// Check an emitted payload against its type's schema; the problems, each
+/// with its JSON path.
+pub fn check_payload(t: &TriggerType, payload: &Value) -> Result<(), String> {
+    let validator = jsonschema::validator_for(&t.payload).map_err(|e| {
+        format!(
+            "the payload schema of `{}` is not a JSON Schema: {e}",
+            t.name
+        )
+    })?;
+    let problems: Vec<String> = validator
+        .iter_errors(payload)
+        .map(|e| {
+            let at = e.instance_path().to_string();
+            format!("{}: {e}", if at.is_empty() { "/".into() } else { at })
+        })
+        .collect();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("; "))
+    }
+}
+
 /// Whether `path` (below `trigger.`, e.g. `body.host`) can be in a payload
 /// of `schema`: each word must be a property of a closed object schema;
 /// below an open one (`body`: any JSON) anything can be.

@@ -32,6 +32,25 @@ pub struct PackManifest {
     /// Workflow name -> file, relative to `pack.yaml`.
     #[serde(default)]
     pub workflows: BTreeMap<String, String>,
+    /// Trigger types the pack declares (`PACK.NAME` for the event bus):
+    /// emitted by `POST /api/v1/triggers/PACK.NAME`, their payloads
+    /// checked against `payload`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub triggers: BTreeMap<String, PackTrigger>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PackTrigger {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The payload's JSON Schema (any JSON when absent).
+    #[serde(default = "any_json")]
+    pub payload: serde_json::Value,
+}
+
+fn any_json() -> serde_json::Value {
+    serde_json::json!({})
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -129,9 +148,20 @@ impl LocalPack {
                 )));
             }
             for key in action.grants.keys() {
-                if !["read", "write", "env", "net", "exec", "secret"].contains(&key.as_str()) {
+                let kinds = [
+                    "read",
+                    "write",
+                    "env",
+                    "net",
+                    "exec",
+                    "key",
+                    "secret_env",
+                    "secret",
+                ];
+                if !kinds.contains(&key.as_str()) {
                     return Err(invalid(format!(
-                        "actions.{name}.grants.{key}: unknown grant (expected read, write, env, net, exec or secret)"
+                        "actions.{name}.grants.{key}: unknown grant (expected one of {})",
+                        kinds.join(", ")
                     )));
                 }
             }
@@ -152,6 +182,18 @@ impl LocalPack {
                 return Err(invalid(format!(
                     "workflows.{name}: {} does not exist",
                     dir.join(wf).display()
+                )));
+            }
+        }
+        for (name, t) in &manifest.triggers {
+            if !valid_name(name) {
+                return Err(invalid(format!(
+                    "triggers.{name}: use lowercase letters, digits and '-', starting with a letter"
+                )));
+            }
+            if !t.payload.is_object() {
+                return Err(invalid(format!(
+                    "triggers.{name}.payload: expected a JSON Schema (a map)"
                 )));
             }
         }

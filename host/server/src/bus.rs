@@ -197,15 +197,19 @@ pub fn execution_ended(app: &Arc<App>, record: &ExecutionRecord, name: &str) {
     });
 }
 
-/// The rules of `serve --rules DIR`, checked against the catalog.
-pub fn load(dir: &std::path::Path, catalog: &crate::catalog::Catalog) -> Result<Vec<Rule>, String> {
+/// The rules of `serve --rules DIR`, checked against the catalog and the
+/// trigger types.
+pub fn load(
+    dir: &std::path::Path,
+    catalog: &crate::catalog::Catalog,
+    types: &[wasmflow_events::TriggerType],
+) -> Result<Vec<Rule>, String> {
     let known = |name: &str| {
         catalog
             .get(name)
             .map(|e| Some(e.description.input_schema.clone()))
     };
-    wasmflow_events::rule::load_dir(dir, &trigger::built_in(), Some(&known))
-        .map_err(|p| p.to_string())
+    wasmflow_events::rule::load_dir(dir, types, Some(&known)).map_err(|p| p.to_string())
 }
 
 /// Start the timer of every enabled rule with a timer trigger: firings

@@ -137,6 +137,17 @@ impl Client {
         self.get(&format!("/actions/{name}"), "an action").await
     }
 
+    /// Emit an event of a pack's trigger type; the trigger instance's id.
+    pub async fn emit(&self, kind: &str, payload: &Value) -> Result<String, ClientError> {
+        let answer: Value = self
+            .post(&format!("/triggers/{kind}"), payload, "a trigger instance")
+            .await?;
+        Ok(answer["trigger_instance"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned())
+    }
+
     /// Queue an execution.
     pub async fn create(&self, req: &CreateExecution) -> Result<Accepted, ClientError> {
         self.post("/executions", req, "an acceptance").await

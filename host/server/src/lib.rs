@@ -258,8 +258,9 @@ pub async fn serve(
         }
         None => Arc::default(),
     };
+    let trigger_types = wasmflow_events::trigger::all(config.packs.as_deref());
     let rules = match &config.rules {
-        Some(dir) => bus::load(dir, &catalog).map_err(ServerError::Rules)?,
+        Some(dir) => bus::load(dir, &catalog, &trigger_types).map_err(ServerError::Rules)?,
         None => Vec::new(),
     };
     let queue = queue::Queue::new(
@@ -289,6 +290,7 @@ pub async fn serve(
     app.keys = config.keys.clone();
     app.components = Some(components.clone());
     app.rules = rules;
+    app.trigger_types = trigger_types;
     let app = Arc::new(app);
     for (id, _) in app.queue.entries() {
         app.live.open(id);
@@ -540,6 +542,7 @@ pub fn router(app: Arc<App>) -> axum::Router {
             get(api::events::get_trigger_instance),
         )
         .route("/rule-enforcements", get(api::events::list_enforcements))
+        .route("/triggers/{type}", post(api::events::emit_trigger))
         .route("/keys", get(api::keys::list_keys))
         .route(
             "/keys/{name}",

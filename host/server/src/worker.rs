@@ -42,6 +42,8 @@ pub struct App {
     pub components: Option<Arc<dyn wasmflow_workflow::Components>>,
     /// The event bus's rules (`serve --rules DIR`).
     pub rules: Vec<wasmflow_events::Rule>,
+    /// The trigger types: built in, and declared by the installed packs.
+    pub trigger_types: Vec<wasmflow_events::TriggerType>,
 }
 
 impl App {
@@ -71,6 +73,7 @@ impl App {
             keys: None,
             components: None,
             rules: Vec::new(),
+            trigger_types: wasmflow_events::trigger::built_in(),
         }
     }
 

@@ -110,7 +110,7 @@ function nameOf(r) { return r.name || r.action; }
 function pretty(v) { return v === undefined || v === null ? "–" : JSON.stringify(v, null, 2); }
 
 function setNav(current) {
-  for (const id of ["executions", "actions", "queue", "inquiries", "keys"]) {
+  for (const id of ["executions", "actions", "queue", "inquiries", "rules", "events", "keys"]) {
     const a = document.getElementById(`nav-${id}`);
     if (id === current) a.setAttribute("aria-current", "page"); else a.removeAttribute("aria-current");
   }
@@ -253,6 +253,9 @@ function taskLogs(node, prefix = "") {
 function whoStarted(by) {
   if (!by) return null;
   const [kind, name] = Object.entries(by)[0];
+  // A rule: its name, and the event it was enforced on.
+  if (kind === "rule") return ["rule ", el("code", {}, name.rule), " on ",
+    el("a", { href: `#/events/${name.trigger}`, id: "started-by-trigger" }, `trigger instance ${name.trigger}`)];
   return `${kind} ${name}`;
 }
 
@@ -713,6 +716,69 @@ async function keysPage(params) {
       : el("p", {}, "No keys: set them with `wasmflow key set NAME VALUE`."));
 }
 
+// ---- the event bus ----------------------------------------------------------------
+
+// The rules the server enforces, each with when it last started an
+// execution.
+async function rulesPage() {
+  setNav("rules");
+  const [rules, enforced] = await Promise.all([api("/rules"), api("/rule-enforcements?limit=1000")]);
+  const last = {};
+  for (const e of enforced) if (e.outcome === "started" && !(e.rule in last)) last[e.rule] = e;
+  const params = (p) => Object.keys(p || {}).length ? ` ${JSON.stringify(p)}` : "";
+  show(el("h1", {}, "Rules"),
+    rules.length
+      ? el("table", { id: "rules" },
+          el("thead", {}, el("tr", {}, ["Rule", "Trigger", "Action", "Enabled", "Last started"].map((h) => el("th", { scope: "col" }, h)))),
+          el("tbody", {}, rules.map((r) => el("tr", { "data-rule": r.name },
+            el("td", {}, el("code", {}, r.name), r.description ? el("div", { class: "hint" }, r.description) : null),
+            el("td", {}, el("code", {}, r.trigger.type), params(r.trigger.parameters)),
+            el("td", {}, el("code", {}, r.action)),
+            el("td", {}, r.enabled ? "yes" : "no"),
+            el("td", { class: "last-started" }, last[r.name]
+              ? [when(last[r.name].at), " ", el("a", { href: `#/executions/${last[r.name].execution}` }, "execution")]
+              : "never")))))
+      : el("p", {}, "No rules: serve them with `wasmflow serve --rules DIR`."));
+}
+
+// Events (trigger instances), newest first.
+async function eventsPage() {
+  setNav("events");
+  const instances = await api("/trigger-instances?limit=200");
+  show(el("h1", {}, "Events"),
+    instances.length
+      ? el("table", { id: "events" },
+          el("thead", {}, el("tr", {}, ["Trigger instance", "Type", "Parameters", "Received", "Processed"].map((h) => el("th", { scope: "col" }, h)))),
+          el("tbody", {}, instances.map((t) => el("tr", { "data-instance": t.id },
+            el("td", {}, el("a", { href: `#/events/${t.id}`, class: "event-link" }, el("code", {}, t.id))),
+            el("td", {}, el("code", {}, t.type)),
+            el("td", {}, Object.keys(t.parameters || {}).length ? JSON.stringify(t.parameters) : ""),
+            el("td", {}, when(t.received_at)),
+            el("td", {}, t.processed ? "yes" : "not yet")))))
+      : el("p", {}, "No events yet: webhooks, executions' ends and timers that rules listen to show here."));
+}
+
+// One event: its payload, and what each rule did with it.
+async function eventPage(id) {
+  setNav("events");
+  const { instance, enforcements } = await api(`/trigger-instances/${id}`);
+  show(el("h1", {}, "Event ", el("code", {}, instance.id)),
+    el("dl", { id: "event-fields" },
+      el("dt", {}, "Type"), el("dd", {}, el("code", {}, instance.type)),
+      el("dt", {}, "Received"), el("dd", {}, when(instance.received_at)),
+      el("dt", {}, "Processed"), el("dd", {}, instance.processed ? "yes" : "not yet")),
+    el("h2", {}, "Payload"), el("pre", { id: "payload" }, pretty(instance.payload)),
+    el("h2", {}, "Rules"),
+    enforcements.length
+      ? el("table", { id: "enforcements" },
+          el("thead", {}, el("tr", {}, ["Rule", "Outcome", "Execution", "Why"].map((h) => el("th", { scope: "col" }, h)))),
+          el("tbody", {}, enforcements.map((e) => el("tr", { "data-rule": e.rule },
+            el("td", {}, el("code", {}, e.rule)), el("td", {}, e.outcome),
+            el("td", {}, e.execution ? el("a", { href: `#/executions/${e.execution}`, class: "exec-link" }, e.execution) : ""),
+            el("td", {}, e.message || "")))))
+      : el("p", {}, "No rule listens to it."));
+}
+
 // ---- routing ----------------------------------------------------------------------
 
 async function route() {
@@ -730,6 +796,9 @@ async function route() {
     else if (parts[0] === "queue") stop = await queuePage();
     else if (parts[0] === "keys") stop = await keysPage(params);
     else if (parts[0] === "inquiries") stop = await inquiriesPage();
+    else if (parts[0] === "rules") stop = await rulesPage();
+    else if (parts[0] === "events" && parts[1]) stop = await eventPage(parts[1]);
+    else if (parts[0] === "events") stop = await eventsPage();
     else stop = await executionsPage(params);
     if (stop) stopPage = stop;
     main.focus({ preventScroll: true });

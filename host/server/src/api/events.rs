@@ -1,13 +1,14 @@
-//! `/api/v1/rules`, `/api/v1/trigger-instances` and
+//! `/api/v1/rules`, `/api/v1/trigger-instances`, `/api/v1/triggers/{type}` and
 //! `/api/v1/rule-enforcements`: the event bus's rules, what happened, and
 //! what each rule did about it.
 
 use super::edge::ApiResult;
 use super::AppState;
-use super::{blocking, ApiError};
+use super::{blocking, draining, ApiError, Body};
 use crate::wire::ErrorBody;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -94,4 +95,46 @@ pub async fn list_enforcements(
     let limit = q.limit.unwrap_or(50);
     let found = blocking(move || store.enforcements(None, limit)).await?;
     Ok(Json(json!(found)))
+}
+
+#[utoipa::path(post, path = "/api/v1/triggers/{type}", tag = "events",
+    params(("type" = String, Path, description = "A trigger type a pack declares (`PACK.NAME`)")),
+    request_body(content = Object, description = "The event's payload, checked against the type's schema"),
+    responses((status = 202, description = "Recorded; the rules listening to it enforced", body = Object),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn emit_trigger(
+    State(app): State<AppState>,
+    Path(kind): Path<String>,
+    Body(payload): Body<Value>,
+) -> ApiResult<impl IntoResponse> {
+    draining(&app)?;
+    let t = app
+        .trigger_types
+        .iter()
+        .find(|t| t.name == kind)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("no trigger type `{kind}` (wasmflow trigger list shows them)"),
+            )
+        })?;
+    if !wasmflow_events::trigger::is_custom(&kind) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("`{kind}` events are wasmflow's own; a pack declares the types one emits"),
+        ));
+    }
+    wasmflow_events::trigger::check_payload(t, &payload).map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("the payload does not fit `{kind}`: {e}"),
+        )
+    })?;
+    let instance = crate::bus::emit(&app, &kind, serde_json::Map::new(), payload).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"trigger_instance": instance.id.to_string()})),
+    ))
 }

@@ -941,7 +941,7 @@ impl utoipa::Modify for BearerAuth {
         metrics, keys::list_keys, keys::get_key, keys::set_key, keys::delete_key,
         inquiries::list_inquiries, inquiries::get_inquiry, inquiries::respond,
         events::list_rules, events::list_trigger_instances, events::get_trigger_instance,
-        events::list_enforcements),
+        events::list_enforcements, events::emit_trigger),
     components(schemas(CreateExecution, GrantRequest, Accepted, ExecutionPage, ReRun, ReplayResult,
         crate::wire::SetKey, crate::wire::Respond,
         ActionSummary, ActionDescription, QueueView, crate::queue::QueueItem, WorkerView, Health,
