@@ -15,7 +15,8 @@ crate::on_both_stores!(
     webhook_rule_action_and_chained_rule,
     a_crash_between_steps_starts_each_execution_once,
     timers_fire_on_time_and_catch_up_as_asked,
-    a_packs_trigger_type_is_emitted_through_the_api
+    a_packs_trigger_type_is_emitted_through_the_api,
+    a_sensor_component_emits_events_a_rule_runs_on
 );
 
 const SECRET: &str = "a-webhook-secret-of-some-length";
@@ -429,4 +430,90 @@ fn a_packs_trigger_type_is_emitted_through_the_api(kind: StoreKind) {
         ])
         .code(2)
         .stderr_has("--server URL");
+}
+
+const NEW_FILE_RULE: &str = r#"name: greet-new-files
+trigger: { type: watch.file-created }
+action:
+  ref: keyed
+  input: { key: "", var: "", program: "", args: [], text: "new {{ trigger.name }}" }
+"#;
+
+/// A sensor built from source (`tests/fixtures/watch`, Python) in an
+/// installed pack: it polls a granted directory; each new file is an event
+/// a rule turns into an execution; its polls are executions, replayable.
+fn a_sensor_component_emits_events_a_rule_runs_on(kind: StoreKind) {
+    let bus = Bus::with_rules(kind, &[("greet.yaml", NEW_FILE_RULE)]);
+    let watched = bus.home.path().join("inbox");
+    std::fs::create_dir_all(&watched).unwrap();
+    let pack = bus.home.path().join("packs/watch");
+    std::fs::create_dir_all(&pack).unwrap();
+    std::fs::copy(
+        support::built("tests/fixtures/watch"),
+        pack.join("watch.wasm"),
+    )
+    .unwrap();
+    std::fs::write(
+        pack.join("pack.yaml"),
+        format!(
+            "name: watch\nversion: 1.0.0\n\
+             triggers:\n  file-created:\n    payload: {{ type: object, properties: {{ name: {{ type: string }} }}, required: [name] }}\n\
+             sensors:\n  inbox:\n    component: watch.wasm\n    interval: 500ms\n    grants: {{ read: [{dir}], env: [WATCH_DIR] }}\n",
+            dir = s(&watched)
+        ),
+    )
+    .unwrap();
+    let args: Vec<&str> = bus.args.iter().map(String::as_str).collect();
+    let mut args = args.clone();
+    let dir = s(&watched).to_owned();
+    args.extend(["--allow-read", &dir, "--allow-env", "WATCH_DIR"]);
+    let srv = serve_home_env(
+        &bus.home,
+        &bus.token,
+        &args,
+        &[("WF_ALERTS_SECRET", SECRET), ("WATCH_DIR", &dir)],
+    );
+    std::thread::sleep(Duration::from_millis(700));
+    std::fs::write(watched.join("report.txt"), "quarterly").unwrap();
+    let id = eventually("an execution for the new file", || {
+        let page = srv.get("/api/v1/executions?limit=200");
+        page["executions"]
+            .as_array()?
+            .iter()
+            .find(|r| r["input"]["text"] == "new report.txt")
+            .and_then(|r| r["id"].as_str().map(str::to_owned))
+    });
+    let done = srv.wait_done(&id);
+    assert_eq!(done["result"], "text=new report.txt", "{done}");
+    // Its polls are executions, started by the sensor, replayable.
+    let polls = srv.get("/api/v1/executions?limit=200&action=watch.inbox@1.0.0");
+    let polls = polls["executions"].as_array().unwrap();
+    assert!(polls.len() >= 2, "{polls:?}");
+    assert_eq!(polls[0]["started_by"], json!({"sensor": "watch.inbox"}));
+    let found = polls
+        .iter()
+        .find(|p| {
+            p["result"]["events"]
+                .as_array()
+                .is_some_and(|e| !e.is_empty())
+        })
+        .expect("the poll that saw the file");
+    let (status, replay) = srv.post(
+        &format!(
+            "/api/v1/executions/{}/replay",
+            found["id"].as_str().unwrap()
+        ),
+        json!({}),
+    );
+    assert_eq!((status, &replay["passed"]), (200, &json!(true)), "{replay}");
+    // The file is new once: one execution.
+    std::thread::sleep(Duration::from_millis(1200));
+    let page = srv.get("/api/v1/executions?limit=200");
+    let runs = page["executions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["input"]["text"] == "new report.txt")
+        .count();
+    assert_eq!(runs, 1);
 }

@@ -37,6 +37,25 @@ pub struct PackManifest {
     /// checked against `payload`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub triggers: BTreeMap<String, PackTrigger>,
+    /// Sensors: components of the `sensor` world that `serve` polls and
+    /// whose events (of the pack's trigger types) go to the event bus.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sensors: BTreeMap<String, PackSensor>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PackSensor {
+    /// The component, relative to `pack.yaml`.
+    pub component: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// How often it is polled (`30s`, `5m`).
+    pub interval: String,
+    /// What each poll may touch, in the flags' terms; the server's grants
+    /// bound it (a sensor asking beyond them is refused at start).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub grants: BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -182,6 +201,25 @@ impl LocalPack {
                 return Err(invalid(format!(
                     "workflows.{name}: {} does not exist",
                     dir.join(wf).display()
+                )));
+            }
+        }
+        for (name, sensor) in &manifest.sensors {
+            if !valid_name(name) {
+                return Err(invalid(format!(
+                    "sensors.{name}: use lowercase letters, digits and '-', starting with a letter"
+                )));
+            }
+            if humantime::parse_duration(&sensor.interval).is_err() {
+                return Err(invalid(format!(
+                    "sensors.{name}.interval: `{}` is not a duration like 30s",
+                    sensor.interval
+                )));
+            }
+            if !dir.join(&sensor.component).is_file() {
+                return Err(invalid(format!(
+                    "sensors.{name}.component: {} does not exist",
+                    dir.join(&sensor.component).display()
                 )));
             }
         }

@@ -15,6 +15,7 @@ pub mod environ;
 pub mod live;
 mod metrics;
 pub mod queue;
+mod sensors;
 mod shared;
 pub mod tokens;
 mod ui;
@@ -116,7 +117,7 @@ pub enum ServerError {
     #[error("serving HTTP: {0}")]
     Http(std::io::Error),
     #[error("{0}")]
-    Rules(String),
+    EventBus(String),
 }
 
 impl ServerError {
@@ -129,7 +130,7 @@ impl ServerError {
                 | ServerError::Listen { .. }
                 | ServerError::NotShared(_)
                 | ServerError::EmptyCatalog(_)
-                | ServerError::Rules(_)
+                | ServerError::EventBus(_)
         ) || matches!(self, ServerError::Store(e) if e.is_usage())
     }
 }
@@ -260,7 +261,7 @@ pub async fn serve(
     };
     let trigger_types = wasmflow_events::trigger::all(config.packs.as_deref());
     let rules = match &config.rules {
-        Some(dir) => bus::load(dir, &catalog, &trigger_types).map_err(ServerError::Rules)?,
+        Some(dir) => bus::load(dir, &catalog, &trigger_types).map_err(ServerError::EventBus)?,
         None => Vec::new(),
     };
     let queue = queue::Queue::new(
@@ -305,6 +306,11 @@ pub async fn serve(
         Err(e) => tracing::error!("enforcing the rules left by a crash: {}", e.message),
     }
     bus::start_timers(&app);
+    match sensors::start(&app, config.packs.as_deref()) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!("polling {n} sensor(s)"),
+        Err(e) => return Err(ServerError::EventBus(e)),
+    }
 
     let retention = (!config.retention.is_empty()).then(|| {
         tokio::spawn(retain(

@@ -392,6 +392,8 @@ pub enum StartedBy {
     Webhook(String),
     /// A rule of the event bus, enforced on a trigger instance.
     Rule { rule: String, trigger: ExecutionId },
+    /// A sensor's poll (`PACK.SENSOR`).
+    Sensor(String),
 }
 
 impl std::fmt::Display for StartedBy {
@@ -403,6 +405,7 @@ impl std::fmt::Display for StartedBy {
             StartedBy::Rule { rule, trigger } => {
                 write!(f, "rule {rule} (trigger instance {trigger})")
             }
+            StartedBy::Sensor(n) => write!(f, "sensor {n}"),
         }
     }
 }

@@ -244,7 +244,9 @@ pub fn respond(
         .map(|u| u.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
     let name = match by {
-        StartedBy::User(n) | StartedBy::Token(n) | StartedBy::Webhook(n) => n.as_str(),
+        StartedBy::User(n) | StartedBy::Token(n) | StartedBy::Webhook(n) | StartedBy::Sensor(n) => {
+            n.as_str()
+        }
         StartedBy::Rule { rule, .. } => rule.as_str(),
     };
     if !users.is_empty() && !users.contains(&name) {
