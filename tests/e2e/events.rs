@@ -166,6 +166,61 @@ fn webhook_rule_action_and_chained_rule(kind: StoreKind) {
         "{e}"
     );
     assert!(e.get("execution").is_none());
+
+    // Disabled from the command line: an event gets a `disabled`
+    // enforcement and starts nothing, also after a restart; enabled again,
+    // it runs.
+    let remote = |args: &[&str]| {
+        let mut c = bus.home.cmd();
+        c.args(["--server", &srv.url, "--token", &bus.token])
+            .args(args);
+        crate::Run::from(c.output().unwrap())
+    };
+    let said = remote(&["rule", "disable", "restart-on-disk-alert"])
+        .ok()
+        .stdout
+        .clone();
+    assert!(said.contains("disabled"), "{said}");
+    let listed = remote(&["rule", "list", "--json"]).ok().json();
+    let mine = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "restart-on-disk-alert");
+    assert_eq!(mine.unwrap()["enabled"], false, "{listed}");
+    let srv = {
+        drop(srv);
+        bus.serve(None)
+    };
+    let resp = alert(&srv, json!({"severity": "high", "host": "web8"})).unwrap();
+    let off = resp.json::<Value>().unwrap()["trigger_instance"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let seen = srv.get(&format!("/api/v1/trigger-instances/{off}"));
+    assert_eq!(seen["enforcements"][0]["outcome"], "disabled", "{seen}");
+    let mut c = bus.home.cmd();
+    c.args([
+        "--server",
+        &srv.url,
+        "--token",
+        &bus.token,
+        "rule",
+        "enable",
+        "restart-on-disk-alert",
+    ]);
+    crate::Run::from(c.output().unwrap()).ok();
+    let resp = alert(&srv, json!({"severity": "high", "host": "web9"})).unwrap();
+    let on = resp.json::<Value>().unwrap()["trigger_instance"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let seen = srv.get(&format!("/api/v1/trigger-instances/{on}"));
+    assert_eq!(seen["enforcements"][0]["outcome"], "started", "{seen}");
+    bus.home
+        .run(&["rule", "list"])
+        .code(2)
+        .stderr_has("--server URL");
     drop(srv);
 
     // The CLI reads the same.

@@ -395,6 +395,22 @@ pub enum InquiryCommand {
 
 #[derive(Subcommand)]
 pub enum RuleCommand {
+    /// The rules a running server enforces (--server URL), enabled or not.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// One rule of a running server: trigger, criteria, action, input.
+    Get {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Enable a rule of a running server (for every server on its store).
+    Enable { name: String },
+    /// Disable a rule of a running server: its events are recorded with a
+    /// `disabled` enforcement, and nothing runs.
+    Disable { name: String },
     /// Check rule files (or every .yaml/.yml of directories): trigger
     /// types and parameters, criteria paths, operators and patterns,
     /// templates, and with --actions the action and its input.

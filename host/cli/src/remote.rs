@@ -22,6 +22,14 @@ pub fn dispatch(server: &str, token: Option<String>, command: &mut Command) -> O
         Command::Trigger {
             command: crate::args::TriggerCommand::Emit { kind, payload },
         } => crate::tokio().block_on(emit(&client, kind, payload)),
+        Command::Rule { command }
+            if !matches!(
+                command,
+                crate::args::RuleCommand::Validate { .. } | crate::args::RuleCommand::Test { .. }
+            ) =>
+        {
+            crate::tokio().block_on(rules(&client, command))
+        }
         _ => return None,
     })
 }
@@ -281,5 +289,47 @@ async fn emit(client: &Client, kind: &str, payload: &std::path::Path) -> CmdResu
     let id = client.emit(kind, &payload).await?;
     eprintln!("trigger instance {id} recorded on {}", client.base());
     println!("{id}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `rule list|get|enable|disable` on the server.
+async fn rules(client: &Client, command: &crate::args::RuleCommand) -> CmdResult {
+    use crate::args::RuleCommand as R;
+    let show = |r: &Value| {
+        println!(
+            "{}  {}  {} -> {}",
+            r["name"].as_str().unwrap_or_default(),
+            if r["enabled"] == true {
+                "enabled "
+            } else {
+                "disabled"
+            },
+            r["trigger"]["type"].as_str().unwrap_or_default(),
+            r["action"].as_str().unwrap_or_default()
+        )
+    };
+    match command {
+        R::List { json } => {
+            let all = client.rules().await?;
+            if *json {
+                print::json(&all);
+            } else {
+                all.as_array().into_iter().flatten().for_each(show);
+            }
+        }
+        R::Get { name, json } => {
+            let r = client.rule(name, None).await?;
+            if *json {
+                print::json(&r);
+            } else {
+                show(&r);
+                println!("criteria: {}", r["criteria"]);
+                println!("input: {}", r["input"]);
+            }
+        }
+        R::Enable { name } => show(&client.rule(name, Some("enable")).await?),
+        R::Disable { name } => show(&client.rule(name, Some("disable")).await?),
+        R::Validate { .. } | R::Test { .. } => unreachable!("run locally"),
+    }
     Ok(ExitCode::SUCCESS)
 }

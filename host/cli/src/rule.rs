@@ -23,6 +23,12 @@ pub fn rule(home: &Home, command: RuleCommand) -> CmdResult {
             payload,
             json,
         } => test(&rule, &payload, json),
+        RuleCommand::List { .. }
+        | RuleCommand::Get { .. }
+        | RuleCommand::Enable { .. }
+        | RuleCommand::Disable { .. } => Err(Fail::usage(anyhow!(
+            "the rules are a running server's: add --server URL (and --token)"
+        ))),
     }
 }
 

@@ -26,6 +26,10 @@ pub use secret_key::SecretKey;
 /// The associated data of sealed values: no key has this name.
 const SEALED: &str = "((sealed))";
 
+/// The names of wasmflow's own settings start so (no key's can: a key's
+/// name starts with a scope).
+const OWN: &str = "wasmflow.";
+
 /// What a secret's value is shown as.
 pub const MASK: &str = "***";
 
@@ -179,7 +183,7 @@ impl Datastore {
             .book
             .list(prefix)?
             .iter()
-            .filter(|e| !expired(e))
+            .filter(|e| !expired(e) && !e.name.starts_with(OWN))
             .map(|e| {
                 let value = if e.secret {
                     MASK.to_owned()
@@ -189,6 +193,24 @@ impl Datastore {
                 shown(e, value)
             })
             .collect())
+    }
+
+    /// One of wasmflow's own settings (`wasmflow.NAME`, kept beside the
+    /// keys so that every process on the store sees them, never listed
+    /// with them): a rule's enabled state, say.
+    pub fn setting(&self, name: &str) -> Result<Option<String>, DatastoreError> {
+        Ok(self.book.get(&format!("{OWN}{name}"))?.map(|e| e.value))
+    }
+
+    /// Keep one of wasmflow's own settings (see [`Datastore::setting`]).
+    pub fn set_setting(&self, name: &str, value: &str) -> Result<(), DatastoreError> {
+        Ok(self.book.set(KeyEntry {
+            name: format!("{OWN}{name}"),
+            value: value.to_owned(),
+            secret: false,
+            expires_at: None,
+            updated_at: wasmflow_store::now(),
+        })?)
     }
 
     /// Forget `name`; `false` if there was no such (live) key.

@@ -256,3 +256,43 @@ fn a_load_sets_everything_or_nothing() {
         "nothing of a bad load is set"
     );
 }
+
+#[test]
+fn settings_are_kept_beside_the_keys_but_never_listed_with_them() {
+    let s = site();
+    s.ds.set("system.region", "eu", false, None).unwrap();
+    assert_eq!(s.ds.setting("rules.r.enabled").unwrap(), None);
+    s.ds.set_setting("rules.r.enabled", "false").unwrap();
+    assert_eq!(
+        s.ds.setting("rules.r.enabled").unwrap().as_deref(),
+        Some("false")
+    );
+    let names: Vec<String> = s.ds.list("").unwrap().into_iter().map(|k| k.name).collect();
+    assert_eq!(names, ["system.region"]);
+    // No key can be named so: a key's name starts with a scope.
+    assert!(s
+        .ds
+        .set("wasmflow.rules.r.enabled", "true", false, None)
+        .is_err());
+}
+
+#[test]
+fn sealed_values_open_under_their_key_only() {
+    let s = site();
+    let sealed = s.ds.seal("hunter2").unwrap();
+    let found = reference::find(&sealed);
+    let [(_, reference::Reference::Sealed(ct))] = found.as_slice() else {
+        panic!("{sealed}")
+    };
+    assert_eq!(s.ds.unseal(ct).unwrap(), "hunter2");
+    assert!(!contains(sealed.as_bytes(), "hunter2"));
+    let other = Datastore::new(
+        wasmflow_store::key_book(&Location::Dir(s.dir.path().join("store"))).unwrap(),
+        s.dir.path().join("other.key"),
+    );
+    other.seal("x").unwrap();
+    assert!(matches!(
+        other.unseal(ct),
+        Err(DatastoreError::Unsealable { .. })
+    ));
+}

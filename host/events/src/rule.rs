@@ -235,6 +235,12 @@ impl Rule {
     /// Test `payload` against the criteria and, when all hold, render the
     /// action's input: what the rule would do, nothing run.
     pub fn evaluate(&self, payload: &Value, exprs: &Expressions) -> Evaluation {
+        self.evaluate_as(payload, exprs, self.enabled)
+    }
+
+    /// [`Rule::evaluate`], enabled or not as the operator set it since
+    /// (`rule enable|disable`) rather than as its file says.
+    pub fn evaluate_as(&self, payload: &Value, exprs: &Expressions, enabled: bool) -> Evaluation {
         let checks: Vec<Check> = self
             .criteria
             .iter()
@@ -250,7 +256,7 @@ impl Rule {
                 }
             })
             .collect();
-        let decision = if !self.enabled {
+        let decision = if !enabled {
             Decision::Disabled
         } else if checks.iter().any(|c| !c.held) {
             Decision::CriteriaFalse

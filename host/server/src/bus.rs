@@ -83,7 +83,7 @@ pub async fn enforce(
         .iter()
         .filter(|r| r.listens_to(&instance.kind, &instance.parameters))
     {
-        let verdict = rule.evaluate(&instance.payload, &exprs);
+        let verdict = rule.evaluate_as(&instance.payload, &exprs, app.rule_enabled(rule));
         let enforcement = match done.iter().find(|e| e.rule == rule.name) {
             Some(e) => e.clone(),
             None => {
@@ -212,12 +212,48 @@ pub fn load(
     wasmflow_events::rule::load_dir(dir, types, Some(&known)).map_err(|p| p.to_string())
 }
 
-/// Start the timer of every enabled rule with a timer trigger: firings
+/// The operator's enable/disable of each rule, as kept in the datastore.
+pub fn load_rule_states(app: &App) {
+    let Some(keys) = &app.keys else { return };
+    let mut states = app.rule_states.write().unwrap_or_else(|e| e.into_inner());
+    for rule in &app.rules {
+        match keys.setting(&format!("rules.{}.enabled", rule.name)) {
+            Ok(Some(v)) => {
+                states.insert(rule.name.clone(), v == "true");
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(rule = %rule.name, "reading whether it is enabled: {e}"),
+        }
+    }
+}
+
+/// Enable or disable the rule `name`, for every server on this store
+/// (kept in the datastore) from their next start, and for this one now.
+pub fn set_rule_enabled(app: &App, name: &str, enabled: bool) -> Result<(), ApiError> {
+    if !app.rules.iter().any(|r| r.name == name) {
+        return Err(ApiError::new(
+            axum::http::StatusCode::NOT_FOUND,
+            format!("no rule `{name}` (GET /api/v1/rules lists them)"),
+        ));
+    }
+    if let Some(keys) = &app.keys {
+        keys.set_setting(&format!("rules.{name}.enabled"), &enabled.to_string())?;
+    }
+    app.rule_states
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(name.to_owned(), enabled);
+    Ok(())
+}
+
+/// Start the timer of every rule with a timer trigger: firings
 /// missed while no server ran first (as the rule's `catchup` says), then
 /// each firing as it comes. A firing is kept under an id of its rule and
 /// scheduled time, so it is enforced once however many servers reach it.
 pub fn start_timers(app: &Arc<App>) {
-    for rule in app.rules.iter().filter(|r| r.enabled) {
+    // Disabled ones too: a firing of a disabled rule is recorded as such,
+    // and `rule enable` takes effect without a restart.
+    for rule in &app.rules {
         let Some(Ok((schedule, catchup))) = timer::of(&rule.trigger, &rule.parameters) else {
             continue;
         };

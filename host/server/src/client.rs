@@ -137,6 +137,22 @@ impl Client {
         self.get(&format!("/actions/{name}"), "an action").await
     }
 
+    /// The server's rules.
+    pub async fn rules(&self) -> Result<Value, ClientError> {
+        self.get("/rules", "the rules").await
+    }
+
+    /// One rule; with `act` (`enable`, `disable`), after doing that.
+    pub async fn rule(&self, name: &str, act: Option<&str>) -> Result<Value, ClientError> {
+        match act {
+            None => self.get(&format!("/rules/{name}"), "a rule").await,
+            Some(act) => {
+                self.post(&format!("/rules/{name}/{act}"), &Value::Null, "a rule")
+                    .await
+            }
+        }
+    }
+
     /// Emit an event of a pack's trigger type; the trigger instance's id.
     pub async fn emit(&self, kind: &str, payload: &Value) -> Result<String, ClientError> {
         let answer: Value = self

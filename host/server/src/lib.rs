@@ -292,6 +292,7 @@ pub async fn serve(
     app.components = Some(components.clone());
     app.rules = rules;
     app.trigger_types = trigger_types;
+    bus::load_rule_states(&app);
     let app = Arc::new(app);
     for (id, _) in app.queue.entries() {
         app.live.open(id);
@@ -539,6 +540,9 @@ pub fn router(app: Arc<App>) -> axum::Router {
         .route("/inquiries/{id}", get(api::inquiries::get_inquiry))
         .route("/inquiries/{id}/respond", post(api::inquiries::respond))
         .route("/rules", get(api::events::list_rules))
+        .route("/rules/{name}", get(api::events::get_rule))
+        .route("/rules/{name}/enable", post(api::events::enable_rule))
+        .route("/rules/{name}/disable", post(api::events::disable_rule))
         .route(
             "/trigger-instances",
             get(api::events::list_trigger_instances),

@@ -44,6 +44,9 @@ pub struct App {
     pub rules: Vec<wasmflow_events::Rule>,
     /// The trigger types: built in, and declared by the installed packs.
     pub trigger_types: Vec<wasmflow_events::TriggerType>,
+    /// Rules enabled or disabled by the operator since (`rule
+    /// enable|disable`), by name: kept as settings of the datastore.
+    pub rule_states: std::sync::RwLock<std::collections::HashMap<String, bool>>,
 }
 
 impl App {
@@ -74,7 +77,15 @@ impl App {
             components: None,
             rules: Vec::new(),
             trigger_types: wasmflow_events::trigger::built_in(),
+            rule_states: Default::default(),
         }
+    }
+
+    /// Whether `rule` is enabled: as the operator last set it, else as
+    /// its file says.
+    pub fn rule_enabled(&self, rule: &wasmflow_events::Rule) -> bool {
+        let states = self.rule_states.read().unwrap_or_else(|e| e.into_inner());
+        states.get(&rule.name).copied().unwrap_or(rule.enabled)
     }
 
     /// The action a record runs: from the catalog when it is one of its

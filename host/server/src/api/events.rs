@@ -25,21 +25,70 @@ pub struct Limit {
         (status = 401, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn list_rules(State(app): State<AppState>) -> Json<Vec<Value>> {
-    Json(
-        app.rules
-            .iter()
-            .map(|r| {
-                json!({
-                    "name": r.name,
-                    "description": r.description,
-                    "enabled": r.enabled,
-                    "trigger": {"type": r.trigger, "parameters": r.parameters},
-                    "action": r.action,
-                    "file": r.file,
-                })
-            })
-            .collect(),
-    )
+    Json(app.rules.iter().map(|r| rule_view(&app, r)).collect())
+}
+
+fn rule_view(app: &crate::worker::App, r: &wasmflow_events::Rule) -> Value {
+    json!({
+        "name": r.name,
+        "description": r.description,
+        "enabled": app.rule_enabled(r),
+        "trigger": {"type": r.trigger, "parameters": r.parameters},
+        "criteria": r.criteria.iter().map(|c| json!({"path": c.path, "type": c.operator.name(), "pattern": c.pattern})).collect::<Vec<_>>(),
+        "action": r.action,
+        "input": r.input,
+        "file": r.file,
+    })
+}
+
+fn rule_named<'a>(
+    app: &'a crate::worker::App,
+    name: &str,
+) -> Result<&'a wasmflow_events::Rule, ApiError> {
+    app.rules.iter().find(|r| r.name == name).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no rule `{name}` (GET /api/v1/rules lists them)"),
+        )
+    })
+}
+
+#[utoipa::path(get, path = "/api/v1/rules/{name}", tag = "events",
+    params(("name" = String, Path, description = "Rule name")),
+    responses((status = 200, description = "The rule: trigger, criteria, action, input", body = Object),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn get_rule(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(rule_view(&app, rule_named(&app, &name)?)))
+}
+
+#[utoipa::path(post, path = "/api/v1/rules/{name}/enable", tag = "events",
+    params(("name" = String, Path, description = "Rule name")),
+    responses((status = 200, description = "Enabled, for every server on this store", body = Object),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn enable_rule(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    crate::bus::set_rule_enabled(&app, &name, true)?;
+    Ok(Json(rule_view(&app, rule_named(&app, &name)?)))
+}
+
+#[utoipa::path(post, path = "/api/v1/rules/{name}/disable", tag = "events",
+    params(("name" = String, Path, description = "Rule name")),
+    responses((status = 200, description = "Disabled: its events get `disabled` enforcements", body = Object),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn disable_rule(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    crate::bus::set_rule_enabled(&app, &name, false)?;
+    Ok(Json(rule_view(&app, rule_named(&app, &name)?)))
 }
 
 #[utoipa::path(get, path = "/api/v1/trigger-instances", tag = "events", params(Limit),
