@@ -67,6 +67,8 @@ fn crash_point(step: &str) {
 
 /// Enforce every rule listening to `instance` that has not been yet, start
 /// what an enforcement names and the store lacks, then mark it processed.
+/// The new enforcements are written together, durable before any of their
+/// executions is submitted: one disk flush an event, however many rules.
 pub async fn enforce(
     app: &Arc<App>,
     mut instance: TriggerInstance,
@@ -78,6 +80,8 @@ pub async fn enforce(
         api::blocking(move || store.enforcements(Some(id), usize::MAX)).await?
     };
     let exprs = Expressions::with_keys(app.rt.keys().cloned());
+    let mut decided = Vec::new();
+    let mut fresh = Vec::new();
     for rule in app
         .rules
         .iter()
@@ -87,59 +91,77 @@ pub async fn enforce(
         let enforcement = match done.iter().find(|e| e.rule == rule.name) {
             Some(e) => e.clone(),
             None => {
-                let (outcome, execution, message) = match &verdict.decision {
-                    Decision::Run { .. } => {
-                        (EnforcementOutcome::Started, Some(ExecutionId::new()), None)
-                    }
-                    Decision::CriteriaFalse => {
-                        let failed = verdict.checks.iter().find(|c| !c.held).map(|c| {
-                            format!("{} {} {} did not hold", c.path, c.operator, c.pattern)
-                        });
-                        (EnforcementOutcome::CriteriaFalse, None, failed)
-                    }
-                    Decision::Disabled => (EnforcementOutcome::Disabled, None, None),
-                    Decision::InputError(m) => (EnforcementOutcome::Failed, None, Some(m.clone())),
-                };
-                let e = Enforcement {
-                    instance: id,
-                    rule: rule.name.clone(),
-                    outcome,
-                    execution,
-                    message,
-                    at: wasmflow_store::now(),
-                };
-                let (store, written) = (store.clone(), e.clone());
-                api::blocking(move || store.put_enforcement(&written)).await?;
-                crash_point("enforcement-written");
+                let e = enforcement_of(id, rule, &verdict);
+                fresh.push(e.clone());
                 e
             }
         };
-        if let (EnforcementOutcome::Started, Some(execution), Decision::Run { input }) =
-            (enforcement.outcome, enforcement.execution, verdict.decision)
+        decided.push((rule, enforcement, verdict.decision));
+    }
+    if !fresh.is_empty() {
+        let store = store.clone();
+        api::blocking(move || store.put_enforcements(&fresh)).await?;
+        crash_point("enforcement-written");
+    }
+    for (rule, enforcement, decision) in decided {
+        let (EnforcementOutcome::Started, Some(execution), Decision::Run { input }) =
+            (enforcement.outcome, enforcement.execution, decision)
+        else {
+            continue;
+        };
+        let store2 = store.clone();
+        if api::blocking(move || store2.get(execution))
+            .await?
+            .is_some()
         {
-            let store2 = store.clone();
-            let exists = api::blocking(move || store2.get(execution))
-                .await?
-                .is_some();
-            if !exists {
-                if let Err(e) = start(app, rule, &instance, execution, input).await {
-                    let failed = Enforcement {
-                        outcome: EnforcementOutcome::Failed,
-                        execution: None,
-                        message: Some(e.message.clone()),
-                        ..enforcement
-                    };
-                    let store = store.clone();
-                    api::blocking(move || store.put_enforcement(&failed)).await?;
-                    tracing::warn!(rule = %rule.name, "rule could not start {}: {}", rule.action, e.message);
-                }
-            }
+            continue;
+        }
+        if let Err(e) = start(app, rule, &instance, execution, input).await {
+            tracing::warn!(rule = %rule.name, "rule could not start {}: {}", rule.action, e.message);
+            let failed = Enforcement {
+                outcome: EnforcementOutcome::Failed,
+                execution: None,
+                message: Some(e.message),
+                ..enforcement
+            };
+            let store = store.clone();
+            api::blocking(move || store.put_enforcements(&[failed])).await?;
         }
     }
     instance.processed = true;
     let written = instance.clone();
     api::blocking(move || store.put_trigger(&written)).await?;
     Ok(instance)
+}
+
+/// What `rule` does with the instance `id`, as its verdict says; one that
+/// starts an execution names its id now.
+fn enforcement_of(
+    id: ExecutionId,
+    rule: &Rule,
+    verdict: &wasmflow_events::Evaluation,
+) -> Enforcement {
+    let (outcome, execution, message) = match &verdict.decision {
+        Decision::Run { .. } => (EnforcementOutcome::Started, Some(ExecutionId::new()), None),
+        Decision::CriteriaFalse => {
+            let failed = verdict
+                .checks
+                .iter()
+                .find(|c| !c.held)
+                .map(|c| format!("{} {} {} did not hold", c.path, c.operator, c.pattern));
+            (EnforcementOutcome::CriteriaFalse, None, failed)
+        }
+        Decision::Disabled => (EnforcementOutcome::Disabled, None, None),
+        Decision::InputError(m) => (EnforcementOutcome::Failed, None, Some(m.clone())),
+    };
+    Enforcement {
+        instance: id,
+        rule: rule.name.clone(),
+        outcome,
+        execution,
+        message,
+        at: wasmflow_store::now(),
+    }
 }
 
 async fn start(

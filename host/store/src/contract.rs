@@ -105,13 +105,17 @@ pub fn trigger_instances_and_enforcements_are_kept(open: &dyn Fn() -> Store) {
         at: crate::now(),
     };
     store
-        .put_enforcement(&enforcement("r2", EnforcementOutcome::CriteriaFalse))
+        .put_enforcements(&[enforcement("r2", EnforcementOutcome::CriteriaFalse)])
         .unwrap();
     let mut started = enforcement("r1", EnforcementOutcome::Started);
     started.execution = Some(ExecutionId::new());
-    store.put_enforcement(&started).unwrap();
+    store
+        .put_enforcements(std::slice::from_ref(&started))
+        .unwrap();
     // Written again (a restart finishing the work): still one per rule.
-    store.put_enforcement(&started).unwrap();
+    store
+        .put_enforcements(std::slice::from_ref(&started))
+        .unwrap();
     let of_a = store.enforcements(Some(a.id), 100).unwrap();
     assert_eq!(
         of_a.iter().map(|e| e.rule.as_str()).collect::<Vec<_>>(),

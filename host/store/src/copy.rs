@@ -176,10 +176,9 @@ pub fn copy_between(
     }
     // The event bus: every instance with its enforcements.
     for t in from.triggers(false, usize::MAX)? {
-        for e in from.enforcements(Some(t.id), usize::MAX)? {
-            to.put_enforcement(&e)?;
-            report.enforcements += 1;
-        }
+        let enforcements = from.enforcements(Some(t.id), usize::MAX)?;
+        report.enforcements += enforcements.len();
+        to.put_enforcements(&enforcements)?;
         to.put_trigger(&t)?;
         report.trigger_instances += 1;
     }

@@ -514,7 +514,7 @@ impl Backend for ThroughHolder {
         self.ask_as(&Request::Triggers { unprocessed, limit })
     }
 
-    fn put_enforcement(&self, _: &crate::Enforcement) -> Result<(), StoreError> {
+    fn put_enforcements(&self, _: &[crate::Enforcement]) -> Result<(), StoreError> {
         Err(self.refused())
     }
 
@@ -658,8 +658,8 @@ mod tests {
         ) -> Result<Vec<crate::TriggerInstance>, StoreError> {
             self.reader.triggers(u, limit)
         }
-        fn put_enforcement(&self, e: &crate::Enforcement) -> Result<(), StoreError> {
-            self.writer.put_enforcement(e)
+        fn put_enforcements(&self, e: &[crate::Enforcement]) -> Result<(), StoreError> {
+            self.writer.put_enforcements(e)
         }
         fn enforcements(
             &self,

@@ -126,9 +126,9 @@ pub trait Backend: Send + Sync {
         unprocessed: bool,
         limit: usize,
     ) -> Result<Vec<crate::TriggerInstance>, StoreError>;
-    /// Keep an enforcement (one per instance and rule: a second replaces
-    /// the first); durable when this returns.
-    fn put_enforcement(&self, enforcement: &crate::Enforcement) -> Result<(), StoreError>;
+    /// Keep enforcements (one per instance and rule: a second replaces
+    /// the first), all durable when this returns.
+    fn put_enforcements(&self, enforcements: &[crate::Enforcement]) -> Result<(), StoreError>;
     /// The enforcements of `instance`, by rule; without one, every
     /// enforcement, newest instance first, up to `limit`.
     fn enforcements(

@@ -430,18 +430,27 @@ impl Backend for PgStore {
             .collect()
     }
 
-    fn put_enforcement(&self, enforcement: &crate::Enforcement) -> Result<(), StoreError> {
-        let (instance, rule) = (enforcement.instance.to_string(), enforcement.rule.clone());
-        let body = serde_json::to_string(enforcement).expect("enforcements serialize");
-        self.call(move |client, _| async move {
-            client
-                .execute(
+    /// One transaction: one commit (one WAL flush) for an event's rules.
+    fn put_enforcements(&self, enforcements: &[crate::Enforcement]) -> Result<(), StoreError> {
+        let rows: Vec<(String, String, String)> = enforcements
+            .iter()
+            .map(|e| {
+                let body = serde_json::to_string(e).expect("enforcements serialize");
+                (e.instance.to_string(), e.rule.clone(), body)
+            })
+            .collect();
+        self.call(move |mut client, _| async move {
+            let tx = client.transaction().await?;
+            let insert = tx
+                .prepare_cached(
                     "INSERT INTO enforcements (instance, rule, body) VALUES ($1, $2, $3) \
                      ON CONFLICT (instance, rule) DO UPDATE SET body = $3",
-                    &[&instance, &rule, &body],
                 )
-                .await
-                .map(drop)
+                .await?;
+            for (instance, rule, body) in &rows {
+                tx.execute(&insert, &[instance, rule, body]).await?;
+            }
+            tx.commit().await
         })
     }
 

@@ -244,8 +244,8 @@ impl Backend for SledStore {
         self.trigger_instances(unprocessed, limit)
     }
 
-    fn put_enforcement(&self, enforcement: &crate::Enforcement) -> Result<(), StoreError> {
-        self.put_enforcement_of(enforcement)
+    fn put_enforcements(&self, enforcements: &[crate::Enforcement]) -> Result<(), StoreError> {
+        self.put_enforcements_of(enforcements)
     }
 
     fn enforcements(

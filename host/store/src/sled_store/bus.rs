@@ -94,11 +94,13 @@ impl SledStore {
         Ok(out)
     }
 
-    pub(super) fn put_enforcement_of(&self, e: &Enforcement) -> Result<(), StoreError> {
-        let body = serde_json::to_vec(e).expect("enforcements serialize");
-        self.enforcements
-            .insert(enforcement_key(e.instance, &e.rule), body)
-            .at(self)?;
+    pub(super) fn put_enforcements_of(&self, all: &[Enforcement]) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for e in all {
+            let body = serde_json::to_vec(e).expect("enforcements serialize");
+            batch.insert(enforcement_key(e.instance, &e.rule), body);
+        }
+        self.enforcements.apply_batch(batch).at(self)?;
         self.db.flush().at(self)?;
         Ok(())
     }
