@@ -275,6 +275,10 @@ pub struct ServeArgs {
     /// rule validate`).
     #[arg(long, value_name = "DIR")]
     pub rules: Option<PathBuf>,
+    /// On a shared store: how old an event still unprocessed must be for
+    /// this server, starting, to take it as a crashed server's.
+    #[arg(long, default_value = "60s", value_name = "DURATION")]
+    pub abandoned_after: String,
     /// Accepted executions not yet ended, at most; beyond it, 429.
     #[arg(long, default_value_t = 10_000, value_name = "N")]
     pub queue_capacity: usize,

@@ -53,6 +53,8 @@ pub fn serve(home: &Home, args: ServeArgs) -> CmdResult {
         retain_every,
         leasing,
         rules: args.rules,
+        abandoned_after: parse_duration("--abandoned-after", &args.abandoned_after)
+            .map_err(|e| Fail::usage(anyhow!(e)))?,
     };
     let shared = !home.store_location().is_exclusive();
     let rt = crate::runtime(home)?;

@@ -7,8 +7,9 @@
 //! is not made again, and its execution is started only if the store
 //! does not have it.
 //!
-//! The rules decide (`wasmflow_events`); starting is the API's `start`,
-//! as for any request.
+//! Timers ([`start_timers`]) fire the rules of the timer trigger types;
+//! sensors (`sensors`) emit here as the API does. The rules decide
+//! (`wasmflow_events`); starting is the API's `start`, as for any request.
 
 use crate::api::{self, ApiError};
 use crate::worker::App;
@@ -179,10 +180,17 @@ async fn start(
 }
 
 /// Enforce what a crash left undone: every instance not yet processed,
-/// oldest first.
-pub async fn recover(app: &Arc<App>) -> Result<usize, ApiError> {
+/// oldest first. On a store other servers share, only those older than
+/// `abandoned` (`serve --abandoned-after`): a younger one may be another
+/// live server's, in hand.
+pub async fn recover(app: &Arc<App>, abandoned: std::time::Duration) -> Result<usize, ApiError> {
     let store = app.rt.store().clone();
-    let open = api::blocking(move || store.triggers(true, usize::MAX)).await?;
+    let shared = store.shared_queue().is_some();
+    let mut open = api::blocking(move || store.triggers(true, usize::MAX)).await?;
+    if shared {
+        let cutoff = SystemTime::now() - abandoned;
+        open.retain(|t| t.received_at < cutoff);
+    }
     let n = open.len();
     for instance in open {
         enforce(app, instance).await?;

@@ -75,6 +75,10 @@ pub struct ServeConfig {
     /// The event bus's rules (every `.yaml`/`.yml` file there), checked
     /// against the catalog at start.
     pub rules: Option<PathBuf>,
+    /// On a shared store: how old an unprocessed trigger instance must be
+    /// for a starting server to take it for abandoned by a crashed one (a
+    /// live server processes one in milliseconds).
+    pub abandoned_after: Duration,
 }
 
 /// How `wasmflow worker` was asked to run: on a shared store, `concurrency`
@@ -301,7 +305,7 @@ pub async fn serve(
 
     let workforce = Workforce::start(&app, config.workers);
     // What a crash left between an event and its rules' executions.
-    match bus::recover(&app).await {
+    match bus::recover(&app, config.abandoned_after).await {
         Ok(0) => {}
         Ok(n) => tracing::info!("enforced the rules on {n} trigger instance(s) left by a crash"),
         Err(e) => tracing::error!("enforcing the rules left by a crash: {}", e.message),
