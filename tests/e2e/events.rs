@@ -86,6 +86,20 @@ impl Bus {
     }
 }
 
+/// The trigger instance a webhook call (or an emit) was recorded as.
+fn instance_of(resp: reqwest::blocking::Response) -> String {
+    let v = resp.json::<Value>().unwrap();
+    v["trigger_instance"].as_str().unwrap().to_owned()
+}
+
+/// `wasmflow --server URL --token T ARGS...`.
+fn remote(bus: &Bus, srv: &Server, args: &[&str]) -> crate::Run {
+    let mut c = bus.home.cmd();
+    c.args(["--server", &srv.url, "--token", &bus.token])
+        .args(args);
+    crate::Run::from(c.output().unwrap())
+}
+
 fn alert(srv: &Server, body: Value) -> reqwest::Result<reqwest::blocking::Response> {
     crate::server::http_client()
         .post(format!("{}/api/v1/webhooks/alerts", srv.url))
@@ -114,10 +128,7 @@ fn webhook_rule_action_and_chained_rule(kind: StoreKind) {
 
     let resp = alert(&srv, json!({"severity": "critical", "host": "web7"})).unwrap();
     assert_eq!(resp.status().as_u16(), 202);
-    let instance = resp.json::<Value>().unwrap()["trigger_instance"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let instance = instance_of(resp);
     let seen = srv.get(&format!("/api/v1/trigger-instances/{instance}"));
     assert_eq!(seen["instance"]["payload"]["body"]["host"], "web7");
     assert_eq!(seen["instance"]["processed"], true);
@@ -150,11 +161,7 @@ fn webhook_rule_action_and_chained_rule(kind: StoreKind) {
     );
 
     // Criteria that do not hold: an enforcement saying so, no execution.
-    let resp = alert(&srv, json!({"severity": "low", "host": "web7"})).unwrap();
-    let quiet = resp.json::<Value>().unwrap()["trigger_instance"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let quiet = instance_of(alert(&srv, json!({"severity": "low", "host": "web7"})).unwrap());
     let seen = srv.get(&format!("/api/v1/trigger-instances/{quiet}"));
     let e = &seen["enforcements"][0];
     assert_eq!(e["outcome"], "criteria-false", "{seen}");
@@ -170,18 +177,12 @@ fn webhook_rule_action_and_chained_rule(kind: StoreKind) {
     // Disabled from the command line: an event gets a `disabled`
     // enforcement and starts nothing, also after a restart; enabled again,
     // it runs.
-    let remote = |args: &[&str]| {
-        let mut c = bus.home.cmd();
-        c.args(["--server", &srv.url, "--token", &bus.token])
-            .args(args);
-        crate::Run::from(c.output().unwrap())
-    };
-    let said = remote(&["rule", "disable", "restart-on-disk-alert"])
+    let said = remote(&bus, &srv, &["rule", "disable", "restart-on-disk-alert"])
         .ok()
         .stdout
         .clone();
     assert!(said.contains("disabled"), "{said}");
-    let listed = remote(&["rule", "list", "--json"]).ok().json();
+    let listed = remote(&bus, &srv, &["rule", "list", "--json"]).ok().json();
     let mine = listed
         .as_array()
         .unwrap()
@@ -192,29 +193,11 @@ fn webhook_rule_action_and_chained_rule(kind: StoreKind) {
         drop(srv);
         bus.serve(None)
     };
-    let resp = alert(&srv, json!({"severity": "high", "host": "web8"})).unwrap();
-    let off = resp.json::<Value>().unwrap()["trigger_instance"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let off = instance_of(alert(&srv, json!({"severity": "high", "host": "web8"})).unwrap());
     let seen = srv.get(&format!("/api/v1/trigger-instances/{off}"));
     assert_eq!(seen["enforcements"][0]["outcome"], "disabled", "{seen}");
-    let mut c = bus.home.cmd();
-    c.args([
-        "--server",
-        &srv.url,
-        "--token",
-        &bus.token,
-        "rule",
-        "enable",
-        "restart-on-disk-alert",
-    ]);
-    crate::Run::from(c.output().unwrap()).ok();
-    let resp = alert(&srv, json!({"severity": "high", "host": "web9"})).unwrap();
-    let on = resp.json::<Value>().unwrap()["trigger_instance"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    remote(&bus, &srv, &["rule", "enable", "restart-on-disk-alert"]).ok();
+    let on = instance_of(alert(&srv, json!({"severity": "high", "host": "web9"})).unwrap());
     let seen = srv.get(&format!("/api/v1/trigger-instances/{on}"));
     assert_eq!(seen["enforcements"][0]["outcome"], "started", "{seen}");
     bus.home
@@ -464,18 +447,17 @@ fn a_packs_trigger_type_is_emitted_through_the_api(kind: StoreKind) {
     // From the command line, through the server.
     let payload = bus.home.path().join("alert.json");
     std::fs::write(&payload, r#"{"host": "db2", "used": 99}"#).unwrap();
-    let mut c = bus.home.cmd();
-    c.args([
-        "--server",
-        &srv.url,
-        "--token",
-        &bus.token,
-        "trigger",
-        "emit",
-        "monitor.disk-alert",
-    ])
-    .args(["--payload", s(&payload)]);
-    let out = crate::Run::from(c.output().unwrap());
+    let out = remote(
+        &bus,
+        &srv,
+        &[
+            "trigger",
+            "emit",
+            "monitor.disk-alert",
+            "--payload",
+            s(&payload),
+        ],
+    );
     let emitted = out.ok().stdout.trim().to_owned();
     let seen = srv.get(&format!("/api/v1/trigger-instances/{emitted}"));
     assert_eq!(seen["instance"]["payload"]["host"], "db2");

@@ -47,19 +47,9 @@ pub fn trigger_instances_and_enforcements_are_kept(open: &dyn Fn() -> Store) {
     for t in [&a, &b, &c] {
         store.put_trigger(t).unwrap();
     }
-    let newest: Vec<_> = store
-        .triggers(false, 2)
-        .unwrap()
-        .into_iter()
-        .map(|t| t.id)
-        .collect();
-    assert_eq!(newest, [c.id, b.id]);
-    let open_ones: Vec<_> = store
-        .triggers(true, 10)
-        .unwrap()
-        .into_iter()
-        .map(|t| t.id)
-        .collect();
+    let ids = |all: Vec<TriggerInstance>| all.into_iter().map(|t| t.id).collect::<Vec<_>>();
+    assert_eq!(ids(store.triggers(false, 2).unwrap()), [c.id, b.id]);
+    let open_ones = ids(store.triggers(true, 10).unwrap());
     assert_eq!(open_ones, [a.id, b.id, c.id]);
     store
         .put_trigger(&TriggerInstance {
@@ -67,12 +57,7 @@ pub fn trigger_instances_and_enforcements_are_kept(open: &dyn Fn() -> Store) {
             ..b.clone()
         })
         .unwrap();
-    let open_ones: Vec<_> = store
-        .triggers(true, 10)
-        .unwrap()
-        .into_iter()
-        .map(|t| t.id)
-        .collect();
+    let open_ones = ids(store.triggers(true, 10).unwrap());
     assert_eq!(open_ones, [a.id, c.id]);
     assert!(store.trigger(b.id).unwrap().unwrap().processed);
     // A firing every server may reach is kept once.
