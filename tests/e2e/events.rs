@@ -16,7 +16,8 @@ crate::on_both_stores!(
     a_crash_between_steps_starts_each_execution_once,
     timers_fire_on_time_and_catch_up_as_asked,
     a_packs_trigger_type_is_emitted_through_the_api,
-    a_sensor_component_emits_events_a_rule_runs_on
+    a_sensor_component_emits_events_a_rule_runs_on,
+    an_open_inquiry_is_an_event
 );
 
 const SECRET: &str = "a-webhook-secret-of-some-length";
@@ -557,4 +558,52 @@ fn a_sensor_component_emits_events_a_rule_runs_on(kind: StoreKind) {
         .filter(|r| r["input"]["text"] == "new report.txt")
         .count();
     assert_eq!(runs, 1);
+}
+
+const ASKING: &str = r#"version: 1
+tasks:
+  approve:
+    action: core.ask
+    input: { schema: { type: object, properties: { ok: { type: boolean } }, required: [ok] }, route: ops }
+    next: [{ do: add }]
+  add:
+    action: add.wat
+    input: { a: 1, b: 1 }
+"#;
+
+const TELL_OPS: &str = r#"name: tell-ops
+trigger: { type: wasmflow.inquiry, parameters: { route: ops } }
+action:
+  ref: keyed
+  input: { key: "", var: "", program: "", args: [], text: "answer {{ trigger.id }} for {{ trigger.task }}" }
+"#;
+
+/// A workflow waiting on a person is an event (`wasmflow.inquiry`), once
+/// per inquiry: a rule can tell whoever answers.
+fn an_open_inquiry_is_an_event(kind: StoreKind) {
+    let bus = Bus::with_rules(kind, &[("tell.yaml", TELL_OPS)]);
+    std::fs::write(bus.home.path().join("actions/asking.yaml"), ASKING).unwrap();
+    let srv = bus.serve(None);
+    let wf = srv.start(json!({"action": "asking"}));
+    srv.wait_status(&wf, &["paused"]);
+    let open = srv.get("/api/v1/inquiries");
+    let inquiry = open[0]["id"].as_str().unwrap().to_owned();
+    let seen = eventually("the inquiry as an event", || {
+        let (status, v) = srv.call(
+            "GET",
+            &format!("/api/v1/trigger-instances/{inquiry}"),
+            Some(&srv.token),
+            None,
+        );
+        (status == 200 && v["instance"]["processed"] == true).then_some(v)
+    });
+    assert_eq!(seen["instance"]["type"], "wasmflow.inquiry");
+    let id = seen["enforcements"][0]["execution"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        srv.wait_done(&id)["result"],
+        format!("text=answer {inquiry} for approve")
+    );
 }

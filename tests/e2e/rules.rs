@@ -106,6 +106,7 @@ fn rules_are_validated_with_positions_and_tested_on_payloads() {
         [
             "wasmflow.webhook",
             "wasmflow.execution",
+            "wasmflow.inquiry",
             "wasmflow.interval",
             "wasmflow.cron",
             "wasmflow.date"

@@ -24,6 +24,8 @@ pub const EXECUTION: &str = "wasmflow.execution";
 pub const INTERVAL: &str = "wasmflow.interval";
 pub const CRON: &str = "wasmflow.cron";
 pub const DATE: &str = "wasmflow.date";
+/// A workflow asks a person (`core.ask`).
+pub const INQUIRY: &str = "wasmflow.inquiry";
 
 fn object(props: Value, required: &[&str]) -> Value {
     json!({"type": "object", "properties": props, "required": required, "additionalProperties": false})
@@ -84,6 +86,28 @@ pub fn built_in() -> Vec<TriggerType> {
                     "parent": {"type": ["string", "null"]},
                 }),
                 &["id", "action", "status"],
+            ),
+        },
+        TriggerType {
+            name: INQUIRY.into(),
+            description: "A workflow asks a person: a core.ask task's inquiry opened (st2's core.st2.generic.inquiry)".into(),
+            parameters: object(
+                json!({"route": {"type": "string", "description": "Only inquiries with this route"}}),
+                &[],
+            ),
+            payload: object(
+                json!({
+                    "id": {"type": "string", "description": "The inquiry (answer it with this id)"},
+                    "workflow": {"type": "string"},
+                    "task": {"type": "string"},
+                    "status": {"type": "string"},
+                    "schema": {"description": "The answer's JSON Schema"},
+                    "route": {"type": ["string", "null"]},
+                    "users": {"description": "Who may answer"},
+                    "expires_at": {"type": ["string", "null"]},
+                    "response": {},
+                }),
+                &["id", "workflow", "schema"],
             ),
         },
         TriggerType {

@@ -227,6 +227,54 @@ pub fn execution_ended(app: &Arc<App>, record: &ExecutionRecord, name: &str) {
     });
 }
 
+/// A workflow the server ran paused on questions: each open inquiry of it
+/// is a `wasmflow.inquiry` event, once (the instance has the inquiry's id).
+pub fn inquiries_opened(app: &Arc<App>, record: &ExecutionRecord) {
+    let asks = record.kind == wasmflow_store::Kind::Workflow
+        && record.status == wasmflow_store::Status::Paused
+        && app.rules.iter().any(|r| r.trigger == trigger::INQUIRY);
+    if !asks {
+        return;
+    }
+    let (app, workflow) = (app.clone(), record.id);
+    tokio::spawn(async move {
+        let store = app.rt.store().clone();
+        let children = match api::blocking(move || store.children(workflow)).await {
+            Ok(c) => c,
+            Err(e) => return tracing::error!("reading the inquiries of {workflow}: {}", e.message),
+        };
+        let open = children.into_iter().filter(|c| {
+            c.action == wasmflow_workflow::inquiry::ASK
+                && c.status == wasmflow_store::Status::Pending
+        });
+        for q in open {
+            let payload = wasmflow_workflow::inquiry::view(&q);
+            let mut parameters = Map::new();
+            if let Some(route) = payload["route"].as_str() {
+                parameters.insert("route".into(), json!(route));
+            }
+            let instance = TriggerInstance {
+                id: q.id,
+                kind: trigger::INQUIRY.into(),
+                parameters,
+                payload,
+                received_at: wasmflow_store::now(),
+                processed: false,
+            };
+            let (store, written) = (app.rt.store().clone(), instance.clone());
+            let kept = api::blocking(move || store.put_trigger_new(&written)).await;
+            let done = match kept {
+                Ok(true) => enforce(&app, instance).await.map(drop),
+                Ok(false) => Ok(()),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = done {
+                tracing::error!("recording inquiry {} for the rules: {}", q.id, e.message);
+            }
+        }
+    });
+}
+
 /// The rules of `serve --rules DIR`, checked against the catalog and the
 /// trigger types.
 pub fn load(

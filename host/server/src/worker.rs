@@ -246,6 +246,7 @@ fn finish(app: &Arc<App>, ticket: Ticket, name: String, finished: ExecutionRecor
         app.metrics
             .ended(&name, finished.status.as_str(), finished.elapsed());
         crate::bus::execution_ended(&app, &finished, &name);
+        crate::bus::inquiries_opened(&app, &finished);
         app.live.end(id, finished.status);
         app.queue.done(&ticket);
         app.update_depth();
