@@ -485,11 +485,13 @@ action:
 /// installed pack: it polls a granted directory; each new file is an event
 /// a rule turns into an execution; its polls are executions, replayable.
 fn a_sensor_component_emits_events_a_rule_runs_on(kind: StoreKind) {
-    let bus = Bus::with_rules(kind, &[("greet.yaml", NEW_FILE_RULE)]);
+    let bus = Bus::with_rules(kind, &[]);
     let watched = bus.home.path().join("inbox");
     std::fs::create_dir_all(&watched).unwrap();
+    // The rule comes with the pack, in its rules/.
     let pack = bus.home.path().join("packs/watch");
-    std::fs::create_dir_all(&pack).unwrap();
+    std::fs::create_dir_all(pack.join("rules")).unwrap();
+    std::fs::write(pack.join("rules/greet.yaml"), NEW_FILE_RULE).unwrap();
     std::fs::copy(
         support::built("tests/fixtures/watch"),
         pack.join("watch.wasm"),

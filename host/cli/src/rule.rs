@@ -37,13 +37,7 @@ fn files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Fail> {
     let mut out = Vec::new();
     for p in paths {
         if p.is_dir() {
-            let mut found: Vec<PathBuf> = std::fs::read_dir(p)
-                .map_err(|e| Fail::usage(anyhow!("cannot read {}: {e}", p.display())))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|f| matches!(f.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
-                .collect();
-            found.sort();
-            out.extend(found);
+            out.extend(rule::files_in(p).map_err(|e| Fail::usage(anyhow!(e)))?);
         } else {
             out.push(p.clone());
         }

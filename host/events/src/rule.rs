@@ -362,9 +362,16 @@ fn check_action(src: &Source, action: &ActionSpec, known: Known<'_>, problems: &
     };
     let Some(schema) = schema else { return };
     let props = schema.get("properties").and_then(Value::as_object);
-    for k in action.input.keys() {
+    for (k, v) in &action.input {
         let snake = k.replace('_', "-");
-        let ok = props.is_none_or(|p| p.contains_key(k) || p.contains_key(&snake));
+        let field = props.and_then(|p| p.get(k).or_else(|| p.get(&snake)));
+        // A value written as it is (no template) must fit the input's type.
+        if let (Some(field), true) = (field, wasmflow_workflow::expr::is_literal(v)) {
+            if let Err(why) = fits(field, v) {
+                problems.push(src.problem(&join("action.input", k), why));
+            }
+        }
+        let ok = props.is_none() || field.is_some();
         if !ok {
             let names: Vec<&str> = props
                 .map(|p| p.keys().map(String::as_str).collect())
@@ -392,6 +399,33 @@ fn check_action(src: &Source, action: &ActionSpec, known: Known<'_>, problems: &
                 "action.input",
                 format!("`{}` needs the input `{name}`", action.reference),
             ));
+        }
+    }
+}
+
+/// Whether `value` fits the JSON Schema `schema` of an action's input
+/// (from its WIT); the first problem, with its path and the WIT type.
+fn fits(schema: &Value, value: &Value) -> Result<(), String> {
+    let Ok(validator) = jsonschema::validator_for(schema) else {
+        return Ok(());
+    };
+    let first = validator.iter_errors(value).next();
+    match first {
+        None => Ok(()),
+        Some(e) => {
+            let at = e.instance_path().to_string();
+            let wit = schema
+                .get("x-wit-type")
+                .and_then(Value::as_str)
+                .unwrap_or("its type");
+            Err(format!(
+                "does not fit the input's WIT type {wit}{}: {e}",
+                if at.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (at {at})")
+                }
+            ))
         }
     }
 }
@@ -438,6 +472,11 @@ pub fn load_dir(
     types: &[TriggerType],
     known: Option<Known<'_>>,
 ) -> Result<Vec<Rule>, Problems> {
+    load_files(&files_in(dir)?, types, known)
+}
+
+/// The rule files (`.yaml`, `.yml`) of `dir`, by name.
+pub fn files_in(dir: &Path) -> Result<Vec<PathBuf>, Problems> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| {
             Problems(vec![Problem {
@@ -451,7 +490,7 @@ pub fn load_dir(
         .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
         .collect();
     files.sort();
-    load_files(&files, types, known)
+    Ok(files)
 }
 
 /// [`load_dir`] of these files.

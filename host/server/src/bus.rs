@@ -275,10 +275,12 @@ pub fn inquiries_opened(app: &Arc<App>, record: &ExecutionRecord) {
     });
 }
 
-/// The rules of `serve --rules DIR`, checked against the catalog and the
-/// trigger types.
+/// The rules of `serve --rules DIR` and of the installed packs' `rules/`
+/// directories, checked against the catalog and the trigger types (two
+/// rules may not share a name).
 pub fn load(
-    dir: &std::path::Path,
+    dir: Option<&std::path::Path>,
+    packs_dir: Option<&std::path::Path>,
     catalog: &crate::catalog::Catalog,
     types: &[wasmflow_events::TriggerType],
 ) -> Result<Vec<Rule>, String> {
@@ -287,7 +289,20 @@ pub fn load(
             .get(name)
             .map(|e| Some(e.description.input_schema.clone()))
     };
-    wasmflow_events::rule::load_dir(dir, types, Some(&known)).map_err(|p| p.to_string())
+    let packs = packs_dir
+        .map(wasmflow_registry::pack::installed)
+        .unwrap_or_default();
+    let dirs = dir.map(std::path::Path::to_owned).into_iter().chain(
+        packs
+            .iter()
+            .map(|p| p.dir.join("rules"))
+            .filter(|d| d.is_dir()),
+    );
+    let mut files = Vec::new();
+    for d in dirs {
+        files.extend(wasmflow_events::rule::files_in(&d).map_err(|p| p.to_string())?);
+    }
+    wasmflow_events::rule::load_files(&files, types, Some(&known)).map_err(|p| p.to_string())
 }
 
 /// The operator's enable/disable of each rule, as kept in the datastore.

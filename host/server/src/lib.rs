@@ -264,10 +264,13 @@ pub async fn serve(
         None => Arc::default(),
     };
     let trigger_types = wasmflow_events::trigger::all(config.packs.as_deref());
-    let rules = match &config.rules {
-        Some(dir) => bus::load(dir, &catalog, &trigger_types).map_err(ServerError::EventBus)?,
-        None => Vec::new(),
-    };
+    let rules = bus::load(
+        config.rules.as_deref(),
+        config.packs.as_deref(),
+        &catalog,
+        &trigger_types,
+    )
+    .map_err(ServerError::EventBus)?;
     let queue = queue::Queue::new(
         rt.store().clone(),
         config.queue_capacity,

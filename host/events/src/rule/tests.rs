@@ -102,9 +102,30 @@ fn inputs_are_checked_against_the_actions_schema() {
         problems.contains("action.input: `vm.restart` needs the input `force`"),
         "{problems}"
     );
+    let typed = move |name: &str| {
+        (name == "vm.restart").then(|| {
+            Some(json!({"properties": {
+                "name": {"type": "string"},
+                "cpus": {"type": "integer", "minimum": 0, "maximum": 4294967295u64, "x-wit-type": "u32"},
+            }}))
+        })
+    };
+    let wrong = GOOD.replace(
+        "parameters: { name: \"",
+        "parameters: { cpus: four, name: \"",
+    );
+    let problems = parse(&wrong, Some(&typed)).unwrap_err().to_string();
+    assert!(
+        problems.contains("action.input.cpus: does not fit the input's WIT type u32"),
+        "{problems}"
+    );
+    let right = GOOD.replace("parameters: { name: \"", "parameters: { cpus: 4, name: \"");
+    if let Err(e) = parse(&right, Some(&typed)) {
+        panic!("{e}");
+    }
     let extra = GOOD.replace(
-        "parameters: { name:",
-        "parameters: { force: true, colour: red, name:",
+        "parameters: { name: \"",
+        "parameters: { force: true, colour: red, name: \"",
     );
     let problems = parse(&extra, Some(&known)).unwrap_err().to_string();
     assert!(
