@@ -228,6 +228,25 @@ fn webhook_rule_action_and_chained_rule(kind: StoreKind) {
     );
     let shown = bus.home.run(&["execution", "get", &id]).ok().stdout.clone();
     assert!(shown.contains("rule restart-on-disk-alert"), "{shown}");
+
+    // Purged with the executions: every processed event and its
+    // enforcements.
+    let purged = bus
+        .home
+        .run(&["execution", "purge", "--before", "0s", "--json"])
+        .ok()
+        .json();
+    assert!(
+        purged["trigger_instances"].as_u64().unwrap() >= 5,
+        "{purged}"
+    );
+    assert!(purged["enforcements"].as_u64().unwrap() >= 5, "{purged}");
+    let left = bus
+        .home
+        .run(&["trigger-instance", "list", "--json"])
+        .ok()
+        .json();
+    assert_eq!(left, json!([]));
 }
 
 fn a_crash_between_steps_starts_each_execution_once(kind: StoreKind) {

@@ -109,12 +109,20 @@ pub fn purge(
     };
     // Only this process has the store open (sled's lock): no component of
     // a running execution to keep besides what records refer to.
-    let report = store.purge(&filter, &HashSet::new())?;
+    let mut report = store.purge(&filter, &HashSet::new())?;
+    // The event bus's past events go with a purge of everything before a
+    // time (not with one of some statuses or one action).
+    if filter.statuses.is_empty() && filter.action.is_none() {
+        let (instances, enforcements) = store.purge_triggers(filter.before, dry_run)?;
+        report.trigger_instances = instances;
+        report.enforcements = enforcements;
+    }
     if json {
         print::json(&report);
     } else {
         eprintln!(
-            "{} {} execution(s) and {} task execution(s), {}, {}, {} blob(s), {} file(s): {}",
+            "{} {} execution(s) and {} task execution(s), {}, {}, {} blob(s), {} file(s), \
+             {} trigger instance(s) and {} enforcement(s): {}",
             if dry_run { "would delete" } else { "deleted" },
             report.executions,
             report.descendants,
@@ -122,6 +130,8 @@ pub fn purge(
             entries(report.journal_entries, "journal"),
             report.blobs,
             report.files,
+            report.trigger_instances,
+            report.enforcements,
             size(report.bytes),
         );
     }

@@ -114,6 +114,19 @@ pub fn trigger_instances_and_enforcements_are_kept(open: &dyn Fn() -> Store) {
     let store = open();
     assert_eq!(store.enforcements(Some(a.id), 100).unwrap().len(), 2);
     assert_eq!(store.triggers(true, 10).unwrap().len(), 2);
+
+    // Purged: the processed ones, with their enforcements; work still to
+    // do stays.
+    let mut done_a = store.trigger(a.id).unwrap().unwrap();
+    done_a.processed = true;
+    store.put_trigger(&done_a).unwrap();
+    let later = crate::now() + std::time::Duration::from_secs(1);
+    assert_eq!(store.purge_triggers(later, true).unwrap(), (3, 2));
+    assert_eq!(store.triggers(false, 10).unwrap().len(), 4);
+    assert_eq!(store.purge_triggers(later, false).unwrap(), (3, 2));
+    assert_eq!(ids(store.triggers(false, 10).unwrap()), [c.id]);
+    assert!(store.enforcements(Some(a.id), 100).unwrap().is_empty());
+    assert_eq!(store.purge_triggers(later, false).unwrap(), (0, 0));
 }
 
 fn record(n: u64) -> ExecutionRecord {

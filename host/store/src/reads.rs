@@ -518,6 +518,14 @@ impl Backend for ThroughHolder {
         Err(self.refused())
     }
 
+    fn purge_triggers(
+        &self,
+        _: std::time::SystemTime,
+        _: bool,
+    ) -> Result<(usize, usize), StoreError> {
+        Err(self.refused())
+    }
+
     fn enforcements(
         &self,
         instance: Option<ExecutionId>,
@@ -660,6 +668,13 @@ mod tests {
         }
         fn put_enforcements(&self, e: &[crate::Enforcement]) -> Result<(), StoreError> {
             self.writer.put_enforcements(e)
+        }
+        fn purge_triggers(
+            &self,
+            before: std::time::SystemTime,
+            dry: bool,
+        ) -> Result<(usize, usize), StoreError> {
+            self.writer.purge_triggers(before, dry)
         }
         fn enforcements(
             &self,

@@ -129,6 +129,15 @@ pub trait Backend: Send + Sync {
     /// Keep enforcements (one per instance and rule: a second replaces
     /// the first), all durable when this returns.
     fn put_enforcements(&self, enforcements: &[crate::Enforcement]) -> Result<(), StoreError>;
+    /// Delete the processed trigger instances received before `before`,
+    /// with their enforcements (`execution purge`, `serve --retain`); the
+    /// counts of each (what would go, with `dry_run`). Unprocessed ones
+    /// are work still to do and stay.
+    fn purge_triggers(
+        &self,
+        before: std::time::SystemTime,
+        dry_run: bool,
+    ) -> Result<(usize, usize), StoreError>;
     /// The enforcements of `instance`, by rule; without one, every
     /// enforcement, newest instance first, up to `limit`.
     fn enforcements(

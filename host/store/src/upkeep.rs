@@ -124,6 +124,10 @@ pub struct PurgeReport {
     /// Bytes of the values deleted (records, events, journals, blobs) and
     /// of the files.
     pub bytes: u64,
+    /// The event bus's processed trigger instances, and their rules'
+    /// enforcements (a purge of every status and action only).
+    pub trigger_instances: usize,
+    pub enforcements: usize,
     pub dry_run: bool,
 }
 
@@ -170,6 +174,15 @@ impl Retention {
             };
             total.add(&store.purge(&filter, in_use)?);
         }
+        // Events are kept as long as the longest-kept executions they
+        // may have started.
+        let longest = self.by_status.iter().map(|(_, a)| *a).chain(self.all).max();
+        if let Some(age) = longest {
+            let before = now.checked_sub(age).unwrap_or(SystemTime::UNIX_EPOCH);
+            let (instances, enforcements) = store.purge_triggers(before, false)?;
+            total.trigger_instances += instances;
+            total.enforcements += enforcements;
+        }
         Ok(total)
     }
 }
@@ -183,6 +196,8 @@ impl PurgeReport {
         self.blobs += other.blobs;
         self.files += other.files;
         self.bytes += other.bytes;
+        self.trigger_instances += other.trigger_instances;
+        self.enforcements += other.enforcements;
     }
 
     pub fn is_empty(&self) -> bool {

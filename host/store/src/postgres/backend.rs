@@ -430,6 +430,42 @@ impl Backend for PgStore {
             .collect()
     }
 
+    fn purge_triggers(
+        &self,
+        before: std::time::SystemTime,
+        dry_run: bool,
+    ) -> Result<(usize, usize), StoreError> {
+        let cutoff = ExecutionId::first_at(before).to_string();
+        self.call(move |mut client, _| async move {
+            let tx = client.transaction().await?;
+            let old = "SELECT id FROM trigger_instances WHERE processed AND id < $1";
+            let counted = tx
+                .query_one(
+                    &format!(
+                        "SELECT (SELECT count(*) FROM ({old}) t), \
+                         (SELECT count(*) FROM enforcements WHERE instance IN ({old}))"
+                    ),
+                    &[&cutoff],
+                )
+                .await?;
+            let (instances, enforcements): (i64, i64) = (counted.get(0), counted.get(1));
+            if !dry_run {
+                tx.execute(
+                    &format!("DELETE FROM enforcements WHERE instance IN ({old})"),
+                    &[&cutoff],
+                )
+                .await?;
+                tx.execute(
+                    "DELETE FROM trigger_instances WHERE processed AND id < $1",
+                    &[&cutoff],
+                )
+                .await?;
+            }
+            tx.commit().await?;
+            Ok((instances as usize, enforcements as usize))
+        })
+    }
+
     /// One transaction: one commit (one WAL flush) for an event's rules.
     fn put_enforcements(&self, enforcements: &[crate::Enforcement]) -> Result<(), StoreError> {
         let rows: Vec<(String, String, String)> = enforcements

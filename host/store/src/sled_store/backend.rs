@@ -248,6 +248,14 @@ impl Backend for SledStore {
         self.put_enforcements_of(enforcements)
     }
 
+    fn purge_triggers(
+        &self,
+        before: std::time::SystemTime,
+        dry_run: bool,
+    ) -> Result<(usize, usize), StoreError> {
+        self.purge_trigger_instances(before, dry_run)
+    }
+
     fn enforcements(
         &self,
         instance: Option<ExecutionId>,

@@ -55,6 +55,44 @@ impl SledStore {
         Ok(kept)
     }
 
+    pub(super) fn purge_trigger_instances(
+        &self,
+        before: std::time::SystemTime,
+        dry_run: bool,
+    ) -> Result<(usize, usize), StoreError> {
+        let cutoff = ExecutionId::first_at(before).key();
+        let (mut instances, mut enforcements) = (0, 0);
+        for item in self.triggers.range(..cutoff) {
+            let (k, v) = item.at(self)?;
+            let t: TriggerInstance =
+                serde_json::from_slice(&v).map_err(|e| corrupt("trigger instance", e))?;
+            if !t.processed {
+                continue;
+            }
+            let own: Vec<sled::IVec> = self
+                .enforcements
+                .scan_prefix(&k)
+                .keys()
+                .collect::<Result<_, _>>()
+                .at(self)?;
+            instances += 1;
+            enforcements += own.len();
+            if dry_run {
+                continue;
+            }
+            // Enforcements first: an instance never outlives what it
+            // caused by a crash in between, only the other way round.
+            for e in own {
+                self.enforcements.remove(e).at(self)?;
+            }
+            self.triggers.remove(&k).at(self)?;
+        }
+        if !dry_run && instances > 0 {
+            self.db.flush().at(self)?;
+        }
+        Ok((instances, enforcements))
+    }
+
     pub(super) fn trigger_instance(
         &self,
         id: ExecutionId,
