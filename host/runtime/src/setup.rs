@@ -50,7 +50,7 @@ pub(crate) fn environment(
         // The grant names the key itself: no --allow-key is needed.
         let value = secrets
             .resolve(v, &|_| true, &e.name, masker)
-            .map_err(|err| wasmtime::format_err!("--allow-env {}: {err}", e.name))?;
+            .map_err(|err| wasmtime::format_err!("environment variable {}: {err}", e.name))?;
         if reference::find(v)
             .iter()
             .any(|(_, r)| matches!(r, Reference::Key(_)))
