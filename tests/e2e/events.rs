@@ -60,12 +60,7 @@ impl Bus {
         }
         let hooks = dir.join("hooks.yaml");
         std::fs::write(&hooks, "alerts:\n  secret_env: WF_ALERTS_SECRET\n").unwrap();
-        let token = home
-            .run(&["token", "create", "--name", "ops"])
-            .ok()
-            .stdout
-            .trim()
-            .to_owned();
+        let token = crate::keys::key_token(&home, "ops", false);
         let args = vec![
             "--actions".into(),
             s(&actions).to_owned(),

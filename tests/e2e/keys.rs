@@ -249,7 +249,8 @@ fn keys_expire_secrets_stay_encrypted_and_rotate(kind: StoreKind) {
 }
 
 /// A token made before the server starts (sled: the server holds the home).
-fn key_token(home: &Home, name: &str, read_only: bool) -> String {
+/// Shared by the tests that serve a home of their own.
+pub(crate) fn key_token(home: &Home, name: &str, read_only: bool) -> String {
     let mut args = vec!["token", "create", "--name", name];
     if read_only {
         args.push("--read-only");

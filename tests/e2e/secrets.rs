@@ -8,7 +8,7 @@
 //! Replay with the secrets, without them, and on another machine with
 //! `--secret`.
 
-use crate::keys::{holding, unique};
+use crate::keys::{holding, key_token, unique};
 use crate::server::serve_home;
 use crate::{s, support, Home, StoreKind};
 use serde_json::{json, Value};
@@ -235,12 +235,7 @@ fn secrets_never_leak(kind: StoreKind) {
 
     // The server: a reference in an API request's input, a value given in
     // clear in its grants; the answers and the log hold neither.
-    let token = home
-        .run(&["token", "create", "--name", "ops"])
-        .ok()
-        .stdout
-        .trim()
-        .to_owned();
+    let token = key_token(&home, "ops", false);
     let actions = home.path().join("actions");
     std::fs::create_dir_all(&actions).unwrap();
     std::fs::copy(&keyed_wasm, actions.join("keyed.wasm")).unwrap();

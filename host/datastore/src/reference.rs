@@ -93,6 +93,11 @@ fn walk(value: &serde_json::Value, f: &mut impl FnMut(&str)) {
     }
 }
 
+/// Whether any of the key grants `patterns` lets the key `name` be read.
+pub fn granted(patterns: &[String], name: &str) -> bool {
+    patterns.iter().any(|p| matches(p, name))
+}
+
 /// Whether the key `name` matches the grant `pattern`: `*` stands for any
 /// run of characters (dots included), anything else for itself.
 pub fn matches(pattern: &str, name: &str) -> bool {

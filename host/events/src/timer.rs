@@ -108,19 +108,26 @@ impl Schedule {
         }
     }
 
-    /// The firings in `(after, until]`, oldest first, at most `max`.
+    /// The firings in `(after, until]`, oldest first: the newest `max`.
     pub fn between(&self, after: SystemTime, until: SystemTime, max: usize) -> Vec<SystemTime> {
-        let mut out = Vec::new();
-        let mut t = after;
+        // An interval's last `max` firings start no earlier than this: a
+        // long downtime is not walked a period at a time.
+        let mut t = match self {
+            Schedule::Every(every) => {
+                let window = every.saturating_mul(max.min(u32::MAX as usize) as u32);
+                until.checked_sub(window).map_or(after, |w| w.max(after))
+            }
+            _ => after,
+        };
+        let mut out = std::collections::VecDeque::with_capacity(max.min(1024));
         while let Some(next) = self.next_after(t).filter(|n| *n <= until) {
             if out.len() == max {
-                // Keep the newest `max`.
-                out.remove(0);
+                out.pop_front();
             }
-            out.push(next);
+            out.push_back(next);
             t = next;
         }
-        out
+        out.into()
     }
 }
 
@@ -139,11 +146,10 @@ pub fn missed(
             _ => Vec::new(),
         };
     };
-    let all = schedule.between(last, now, CATCHUP_MAX);
     match catchup {
         Catchup::Skip => Vec::new(),
-        Catchup::Once => all.last().copied().into_iter().collect(),
-        Catchup::All => all,
+        Catchup::Once => schedule.between(last, now, 1),
+        Catchup::All => schedule.between(last, now, CATCHUP_MAX),
     }
 }
 
@@ -192,6 +198,10 @@ mod tests {
         );
         assert_eq!(missed(&every, Catchup::All, last, now).len(), 4);
         assert!(missed(&every, Catchup::All, None, now).is_empty());
+        // A long downtime: the newest firings, found without walking it.
+        let month = at("2027-01-06T10:00:00Z");
+        let all = missed(&every, Catchup::All, last, month);
+        assert_eq!((all.len(), all.last()), (CATCHUP_MAX, Some(&month)));
     }
 
     #[test]

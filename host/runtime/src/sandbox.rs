@@ -47,9 +47,10 @@ pub(crate) struct Sandbox {
     pub stderr: CapturedOutput,
     /// Kept for the host calls that answer from it (`process`, file opens).
     world: World,
-    /// Where `wasmflow:action/keys` reads, and what it may read.
+    /// Where `wasmflow:action/keys` reads, and the key patterns it may
+    /// read.
     pub secrets: Arc<Secrets>,
-    pub key_grants: Grants,
+    pub key_grants: Vec<String>,
     /// Given to granted programs besides `PATH`: the `--secret-env`
     /// variables.
     pub program_env: Vec<(String, String)>,
@@ -205,10 +206,7 @@ impl Sandbox {
             stderr,
             world,
             secrets: secrets.clone(),
-            key_grants: Grants {
-                keys: grants.keys.clone(),
-                ..Grants::default()
-            },
+            key_grants: grants.keys.clone(),
             program_env: env.for_programs,
             connections: Default::default(),
             _snapshots: snapshots,

@@ -182,7 +182,7 @@ impl Secrets {
         ) -> Result<Value, (String, SecretError)> {
             Ok(match v {
                 Value::String(text) => Value::String(
-                    s.resolve(text, &|n| granted(grants, n), path, masker)
+                    s.resolve(text, &|n| reference::granted(&grants.keys, n), path, masker)
                         .map_err(|e| (path.clone(), e))?,
                 ),
                 Value::Array(items) => {
@@ -307,11 +307,6 @@ pub(crate) fn sealed_paths(input: &Value) -> Vec<String> {
     let mut out = Vec::new();
     walk(input, "", &mut out);
     out
-}
-
-/// Whether `grants` lets the execution read the key `name`.
-pub(crate) fn granted(grants: &Grants, name: &str) -> bool {
-    grants.keys.iter().any(|p| reference::matches(p, name))
 }
 
 fn holds_reference(v: &Value) -> bool {

@@ -44,17 +44,18 @@ pub(crate) fn environment(
     let mut secret_vars = Vec::new();
     let mut for_programs = Vec::new();
     for e in &grants.env {
-        let Some(v) = e.value.as_deref().filter(|v| reference::holds(v)) else {
+        let Some(v) = e.value.as_deref() else {
             continue;
         };
+        let found = reference::find(v);
+        if found.is_empty() {
+            continue;
+        }
         // The grant names the key itself: no --allow-key is needed.
         let value = secrets
             .resolve(v, &|_| true, &e.name, masker)
             .map_err(|err| wasmtime::format_err!("environment variable {}: {err}", e.name))?;
-        if reference::find(v)
-            .iter()
-            .any(|(_, r)| matches!(r, Reference::Key(_)))
-        {
+        if found.iter().any(|(_, r)| matches!(r, Reference::Key(_))) {
             for_programs.push((e.name.clone(), value.clone()));
         }
         secret_vars.push((e.name.clone(), value));

@@ -20,7 +20,6 @@ use wasmflow_events::{rule::Decision, timer, trigger, Rule};
 use wasmflow_store::{
     Enforcement, EnforcementOutcome, ExecutionId, ExecutionRecord, StartedBy, TriggerInstance,
 };
-use wasmflow_workflow::expr::Expressions;
 
 /// Whether some rule listens to events of `kind` emitted with
 /// `parameters`: nothing is written for an event no rule wants.
@@ -80,7 +79,6 @@ pub async fn enforce(
         let store = store.clone();
         api::blocking(move || store.enforcements(Some(id), usize::MAX)).await?
     };
-    let exprs = Expressions::with_keys(app.rt.keys().cloned());
     let mut decided = Vec::new();
     let mut fresh = Vec::new();
     for rule in app
@@ -88,7 +86,11 @@ pub async fn enforce(
         .iter()
         .filter(|r| r.listens_to(&instance.kind, &instance.parameters))
     {
-        let verdict = rule.evaluate_as(&instance.payload, &exprs, app.rule_enabled(rule));
+        let verdict = rule.evaluate_as(
+            &instance.payload,
+            app.sched.expressions(),
+            app.rule_enabled(rule),
+        );
         let enforcement = match done.iter().find(|e| e.rule == rule.name) {
             Some(e) => e.clone(),
             None => {

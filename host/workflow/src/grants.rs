@@ -118,10 +118,7 @@ pub fn with_referenced_keys(
 
 /// Whether `operator` grants the key (or pattern) `key`.
 pub fn key_granted(operator: &Grants, key: &str) -> bool {
-    operator
-        .keys
-        .iter()
-        .any(|p| wasmflow_datastore::reference::matches(p, key))
+    wasmflow_datastore::reference::granted(&operator.keys, key)
 }
 
 /// Whether the host side of `inner` lies inside that of `outer`.

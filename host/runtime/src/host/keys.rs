@@ -5,7 +5,8 @@
 
 use crate::bindings::wasmflow::action::keys::{self, KeyError};
 use crate::sandbox::Sandbox;
-use crate::secrets::{digest, granted};
+use crate::secrets::digest;
+use wasmflow_datastore::reference;
 use wasmflow_store::{Event, KeyOutcome, Question};
 
 impl keys::Host for Sandbox {
@@ -37,7 +38,7 @@ impl keys::Host for Sandbox {
                 }
             });
         }
-        let (answer, outcome) = if !granted(&self.key_grants, &name) {
+        let (answer, outcome) = if !reference::granted(&self.key_grants, &name) {
             self.log_book.deny(
                 "key",
                 &name,

@@ -122,6 +122,13 @@ impl Scheduler {
         }
     }
 
+    /// The expression engine its workflows are rendered with (`kv()` and
+    /// `secret()` reading the runtime's datastore): one per process, for
+    /// the event bus's rules too.
+    pub fn expressions(&self) -> &Expressions {
+        &self.inner.exprs
+    }
+
     pub fn runtime(&self) -> &Runtime {
         &self.inner.runtime
     }
