@@ -41,7 +41,6 @@ pub fn serve(home: &Home, args: ServeArgs) -> CmdResult {
         workers,
         actions: args.actions,
         packs: Some(crate::registry::packs_dir(home)),
-        keys: Some(crate::key::datastore(home)?),
         allow_empty: args.allow_empty,
         webhooks: webhooks.map(std::sync::Arc::new),
         queue_capacity: args.queue_capacity.max(1),
@@ -139,7 +138,6 @@ pub fn worker(home: &Home, command: Option<WorkerCommand>, args: WorkerArgs) -> 
     }
     let config = WorkConfig {
         concurrency,
-        keys: Some(crate::key::datastore(home)?),
         shutdown_timeout: parse_duration("--shutdown-timeout", &args.shutdown_timeout)
             .map_err(|e| Fail::usage(anyhow!(e)))?,
         leasing: leasing_from(&args.leasing)?,

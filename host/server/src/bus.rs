@@ -309,7 +309,7 @@ pub fn load(
 
 /// The operator's enable/disable of each rule, as kept in the datastore.
 pub fn load_rule_states(app: &App) {
-    let Some(keys) = &app.keys else { return };
+    let Some(keys) = app.rt.keys() else { return };
     let mut states = app.rule_states.write().unwrap_or_else(|e| e.into_inner());
     for rule in &app.rules {
         match keys.setting(&format!("rules.{}.enabled", rule.name)) {
@@ -331,7 +331,7 @@ pub fn set_rule_enabled(app: &App, name: &str, enabled: bool) -> Result<(), ApiE
             format!("no rule `{name}` (GET /api/v1/rules lists them)"),
         ));
     }
-    if let Some(keys) = &app.keys {
+    if let Some(keys) = app.rt.keys() {
         keys.set_setting(&format!("rules.{name}.enabled"), &enabled.to_string())?;
     }
     app.rule_states

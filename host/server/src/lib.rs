@@ -48,8 +48,6 @@ pub struct ServeConfig {
     pub actions: Option<PathBuf>,
     /// Where packs are installed: their items are served as `pack.item`.
     pub packs: Option<PathBuf>,
-    /// The datastore served under `/api/v1/keys`.
-    pub keys: Option<wasmflow_datastore::Datastore>,
     /// Serve even when `actions` names nothing to run (an API over the
     /// history only); otherwise an empty catalog is refused at start.
     pub allow_empty: bool,
@@ -86,8 +84,6 @@ pub struct ServeConfig {
 #[derive(Clone, Debug)]
 pub struct WorkConfig {
     pub concurrency: usize,
-    /// What workflows' `kv()` reads.
-    pub keys: Option<wasmflow_datastore::Datastore>,
     pub shutdown_timeout: Duration,
     pub leasing: Leasing,
 }
@@ -239,9 +235,8 @@ pub async fn serve(
     // A start that fails stops answering with it.
     let _unbind = stop_http.clone().drop_guard();
     listening(addr);
-    if let Some(keys) = &config.keys {
-        rt.use_keys(keys.clone());
-    }
+    // Keys and secrets: the runtime's datastore (`Runtime::use_keys`),
+    // which `/api/v1/keys`, the workflows and the rules read too.
     let sched = Scheduler::with_components(rt.clone(), components.clone());
     let catalog = catalog::Catalog::load(
         config.actions.as_deref(),
@@ -295,7 +290,6 @@ pub async fn serve(
         config.grants.clone(),
         config.limits,
     );
-    app.keys = config.keys.clone();
     app.components = Some(components.clone());
     app.rules = rules;
     app.trigger_types = trigger_types;
@@ -367,9 +361,6 @@ pub async fn work(
 ) -> Result<ShutdownReport, ServerError> {
     if rt.store().shared_queue().is_none() {
         return Err(ServerError::NotShared("wasmflow worker"));
-    }
-    if let Some(keys) = &config.keys {
-        rt.use_keys(keys.clone());
     }
     let sched = Scheduler::with_components(rt.clone(), components);
     let queue = queue::Queue::new(

@@ -36,8 +36,6 @@ pub struct App {
     pub limits: Limits,
     /// Set on SIGTERM: no new work is accepted.
     pub draining: AtomicBool,
-    /// The datastore's keys (`/api/v1/keys`), when the server has one.
-    pub keys: Option<wasmflow_datastore::Datastore>,
     /// Where `oci://` references asked for by the API come from.
     pub components: Option<Arc<dyn wasmflow_workflow::Components>>,
     /// The event bus's rules (`serve --rules DIR`).
@@ -73,7 +71,6 @@ impl App {
             grants,
             limits,
             draining: AtomicBool::new(false),
-            keys: None,
             components: None,
             rules: Vec::new(),
             trigger_types: wasmflow_events::trigger::built_in(),

@@ -11,9 +11,11 @@ use axum::http::StatusCode;
 use axum::Json;
 use wasmflow_datastore::{Datastore, Key};
 
+/// The runtime's datastore (`Runtime::use_keys`): the one its executions
+/// and workflows read.
 fn datastore(app: &crate::worker::App) -> ApiResult<&Datastore> {
-    app.keys
-        .as_ref()
+    app.rt
+        .keys()
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "this server has no datastore"))
 }
 
