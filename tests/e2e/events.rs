@@ -200,6 +200,22 @@ fn webhook_rule_action_and_chained_rule(kind: StoreKind) {
         .run(&["rule", "list"])
         .code(2)
         .stderr_has("--server URL");
+    // Let it settle before the kill: that run's end is an event the chained
+    // rule starts `add` on, and an event still to enforce is work a purge
+    // keeps (see below).
+    srv.wait_done(seen["enforcements"][0]["execution"].as_str().unwrap());
+    eventually("every event enforced and every run ended", || {
+        let events = srv.get("/api/v1/trigger-instances?limit=100");
+        let page = srv.get("/api/v1/executions?limit=100");
+        let runs = page["executions"].as_array().or(page.as_array())?;
+        let adds = runs.iter().filter(|r| r["action"] == "add").count();
+        let settled = events.as_array()?.iter().all(|i| i["processed"] == true)
+            && adds == 2
+            && runs
+                .iter()
+                .all(|r| !matches!(r["status"].as_str(), Some("queued" | "running")));
+        settled.then_some(())
+    });
     drop(srv);
 
     // The CLI reads the same.
