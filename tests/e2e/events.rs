@@ -308,6 +308,61 @@ fn a_crash_between_steps_starts_each_execution_once(kind: StoreKind) {
     }
 }
 
+/// On a store servers share, the live ones take over the event of one
+/// that died mid-event: enforced once, with no restart, although two of
+/// them look for such events every half second.
+#[test]
+fn live_servers_take_over_a_dead_servers_event_once() {
+    let mut bus = Bus::with_rules(StoreKind::Postgres, &[("restart.yaml", RULE)]);
+    bus.args.extend(["--abandoned-after".into(), "1s".into()]);
+    let live = [bus.serve(None), bus.serve(None)];
+    for (n, step) in ["trigger-written", "enforcement-written"]
+        .into_iter()
+        .enumerate()
+    {
+        let host = format!("web{n}");
+        let mut dying = bus.serve(Some(step));
+        let _ = alert(&dying, json!({"severity": "high", "host": host}));
+        let status = dying.child.wait().unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(9), "killed at {step}");
+        drop(dying);
+
+        let text = format!("restart {host}");
+        let runs = |srv: &Server| {
+            let page = srv.get("/api/v1/executions?limit=200");
+            page["executions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|r| r["input"]["text"] == json!(text))
+                .map(|r| r["id"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        };
+        let id = eventually("a live server taking the event over", || {
+            runs(&live[0]).pop()
+        });
+        assert_eq!(live[0].wait_done(&id)["result"], format!("text=restart {host}"));
+        // Some more sweeps of both: nobody starts it again.
+        std::thread::sleep(Duration::from_millis(1500));
+        assert_eq!(runs(&live[1]), [id.clone()], "after a crash at {step}");
+        let events = live[1].get("/api/v1/trigger-instances?limit=100");
+        let event = events
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["payload"]["body"]["host"] == json!(host))
+            .unwrap();
+        assert_eq!(event["processed"], true, "{event}");
+    }
+    let said: String = live.iter().map(|s| s.log.lock().unwrap().clone()).collect();
+    assert_eq!(
+        said.matches("an event another server left").count(),
+        2,
+        "{said}"
+    );
+}
+
 fn timer(name: &str, parameters: &str) -> String {
     format!(
         "name: {name}\ntrigger: {{ type: wasmflow.interval, parameters: {{ {parameters} }} }}\n\

@@ -276,7 +276,8 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DIR")]
     pub rules: Option<PathBuf>,
     /// On a shared store: how old an event still unprocessed must be for
-    /// this server, starting, to take it as a crashed server's.
+    /// this server to take it as a crashed server's (it looks at start and
+    /// every half this).
     #[arg(long, default_value = "60s", value_name = "DURATION")]
     pub abandoned_after: String,
     /// Accepted executions not yet ended, at most; beyond it, 429.

@@ -15,7 +15,7 @@ use crate::api::{self, ApiError};
 use crate::worker::App;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 use wasmflow_events::{rule::Decision, timer, trigger, Rule};
 use wasmflow_store::{
     Enforcement, EnforcementOutcome, ExecutionId, ExecutionRecord, StartedBy, TriggerInstance,
@@ -183,21 +183,66 @@ async fn start(
 
 /// Enforce what a crash left undone: every instance not yet processed,
 /// oldest first. On a store other servers share, only those older than
-/// `abandoned` (`serve --abandoned-after`): a younger one may be another
-/// live server's, in hand.
-pub async fn recover(app: &Arc<App>, abandoned: std::time::Duration) -> Result<usize, ApiError> {
+/// `abandoned` (`serve --abandoned-after`: a younger one may be another
+/// live server's, in hand), each claimed first so that servers sweeping
+/// at once enforce it once ([`SharedQueue::claim_trigger`]).
+///
+/// [`SharedQueue::claim_trigger`]: wasmflow_store::SharedQueue::claim_trigger
+pub async fn recover(app: &Arc<App>, abandoned: Duration) -> Result<usize, ApiError> {
     let store = app.rt.store().clone();
-    let shared = store.shared_queue().is_some();
-    let mut open = api::blocking(move || store.triggers(true, usize::MAX)).await?;
-    if shared {
-        let cutoff = SystemTime::now() - abandoned;
-        open.retain(|t| t.received_at < cutoff);
-    }
-    let n = open.len();
-    for instance in open {
-        enforce(app, instance).await?;
+    let open = {
+        let store = store.clone();
+        api::blocking(move || store.triggers(true, usize::MAX)).await?
+    };
+    let Some(leasing) = app.queue.leasing() else {
+        let n = open.len();
+        for instance in open {
+            enforce(app, instance).await?;
+        }
+        return Ok(n);
+    };
+    let cutoff = SystemTime::now() - abandoned;
+    let mut n = 0;
+    for instance in open.into_iter().filter(|t| t.received_at < cutoff) {
+        let (store, id, me) = (store.clone(), instance.id, leasing.name.clone());
+        let won = api::blocking(move || {
+            let shared = store.shared_queue().expect("leasing means a shared store");
+            shared.claim_trigger(id, &me, abandoned)
+        })
+        .await?;
+        if won {
+            tracing::warn!(instance = %id, "enforcing the rules on an event another server left");
+            enforce(app, instance).await?;
+            n += 1;
+        }
     }
     Ok(n)
+}
+
+/// On a shared store, [`recover`] every half `abandoned` for as long as
+/// the server runs: a server that dies mid-event has its event enforced
+/// by the others without waiting for any of them to restart.
+pub fn sweep_abandoned(app: &Arc<App>, abandoned: Duration) {
+    if app.queue.leasing().is_none() {
+        return;
+    }
+    let app = app.clone();
+    let every = (abandoned / 2).max(Duration::from_millis(250));
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(every);
+        ticks.tick().await;
+        loop {
+            ticks.tick().await;
+            if app.draining.load(std::sync::atomic::Ordering::SeqCst) {
+                return;
+            }
+            match recover(&app, abandoned).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!("enforced the rules on {n} event(s) another server left"),
+                Err(e) => tracing::error!("sweeping for events another server left: {}", e.message),
+            }
+        }
+    });
 }
 
 /// An execution the server ran ended (its record durable): the

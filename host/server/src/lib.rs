@@ -74,8 +74,9 @@ pub struct ServeConfig {
     /// against the catalog at start.
     pub rules: Option<PathBuf>,
     /// On a shared store: how old an unprocessed trigger instance must be
-    /// for a starting server to take it for abandoned by a crashed one (a
-    /// live server processes one in milliseconds).
+    /// for a server to take it for abandoned by a crashed one (a live
+    /// server processes one in milliseconds); servers look for such every
+    /// half this.
     pub abandoned_after: Duration,
 }
 
@@ -307,6 +308,7 @@ pub async fn serve(
         Ok(n) => tracing::info!("enforced the rules on {n} trigger instance(s) left by a crash"),
         Err(e) => tracing::error!("enforcing the rules left by a crash: {}", e.message),
     }
+    bus::sweep_abandoned(&app, config.abandoned_after);
     bus::start_timers(&app);
     match sensors::start(&app, config.packs.as_deref()) {
         Ok(0) => {}

@@ -779,4 +779,42 @@ pub fn shared_queue(open: &dyn Fn() -> Store) {
     assert_eq!(before, won.len(), "an entry claimed twice");
     assert_eq!(won.len(), 201);
     assert!(won.contains(&ids[2]) && !won.contains(&ids[1]));
+
+    // An event a crashed server left: one racer takes it; another takes it
+    // once that claim ran out; nobody once it is processed.
+    let event = crate::TriggerInstance {
+        id: crate::ExecutionId::new(),
+        kind: "wasmflow.webhook".into(),
+        parameters: Default::default(),
+        payload: json!({}),
+        received_at: crate::now(),
+        processed: false,
+    };
+    store.put_trigger(&event).unwrap();
+    let takers = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for w in 0..4 {
+            let (store, takers, id) = (&store, &takers, event.id);
+            s.spawn(move || {
+                let queue = store.shared_queue().unwrap();
+                let short = Duration::from_millis(300);
+                if queue.claim_trigger(id, &format!("racer{w}"), short).unwrap() {
+                    takers.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+            });
+        }
+    });
+    assert_eq!(takers.into_inner(), 1, "an event claimed twice");
+    assert!(!queue.claim_trigger(event.id, "late", long).unwrap());
+    std::thread::sleep(Duration::from_millis(400));
+    assert!(queue.claim_trigger(event.id, "late", long).unwrap());
+    let done = crate::TriggerInstance {
+        processed: true,
+        ..event
+    };
+    store.put_trigger(&done).unwrap();
+    std::thread::sleep(Duration::from_millis(10));
+    assert!(!queue
+        .claim_trigger(done.id, "later", Duration::ZERO)
+        .unwrap());
 }

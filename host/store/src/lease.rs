@@ -43,6 +43,16 @@ pub trait SharedQueue: Send + Sync {
     /// `worker` stops: its leases end now (what it still held is
     /// claimable at once, not after expiry) and it leaves the list.
     fn leave(&self, worker: &str) -> Result<(), StoreError>;
+    /// Take the unprocessed trigger instance `id` for `lease` from now, on
+    /// behalf of `worker`, to enforce its rules: the event a crashed
+    /// server left. One winner however many try; none while another's
+    /// claim runs; none once it is processed.
+    fn claim_trigger(
+        &self,
+        id: ExecutionId,
+        worker: &str,
+        lease: Duration,
+    ) -> Result<bool, StoreError>;
     /// The entries of the queue, oldest first, each with its lease.
     fn entries(&self) -> Result<Vec<Entry>, StoreError>;
     /// Every worker that has sent a heartbeat and not left, by name.

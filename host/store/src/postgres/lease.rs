@@ -181,6 +181,29 @@ impl SharedQueue for PgStore {
         })
     }
 
+    fn claim_trigger(
+        &self,
+        id: ExecutionId,
+        worker: &str,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
+        let (id, worker, lease) = (id.to_string(), worker.to_owned(), millis(lease));
+        // One statement, atomic on its own: the row lock makes racers
+        // queue up, and each re-checks the claim once it has the row.
+        let won = self.call_unflushed(move |client, _| async move {
+            client
+                .execute(
+                    "UPDATE trigger_instances SET claimed_by = $2, \
+                     claimed_until = now() + $3 * interval '1 millisecond' \
+                     WHERE id = $1 AND NOT processed \
+                     AND (claimed_until IS NULL OR claimed_until < now())",
+                    &[&id, &worker, &lease],
+                )
+                .await
+        })?;
+        Ok(won == 1)
+    }
+
     fn entries(&self) -> Result<Vec<Entry>, StoreError> {
         let rows = self.call(|client, _| async move {
             let rows = client

@@ -5,7 +5,8 @@
 //! a record reads back byte for byte), `events` (one row per answer),
 //! `workflow_log`, `blobs` + `blob_chunks` (content-addressed, chunked),
 //! `queue` (with each entry's lease: see `lease`), `workers` (their
-//! heartbeats), `tokens`, `keys` (the datastore's; secrets as ciphertext). Ids are ULID text compared in the "C" collation, so
+//! heartbeats), `tokens`, `keys` (the datastore's; secrets as ciphertext),
+//! `trigger_instances` and `enforcements` (the event bus's). Ids are ULID text compared in the "C" collation, so
 //! id order is time order as in the embedded store.
 //!
 //! Durability is PostgreSQL's: a write that must be durable commits with
@@ -126,6 +127,11 @@ CREATE TABLE enforcements (
     body text NOT NULL,
     PRIMARY KEY (instance, rule)
 );
+"#,
+    // Who took an event a crashed server left half enforced, until when
+    // (`SharedQueue::claim_trigger`).
+    r#"
+ALTER TABLE trigger_instances ADD COLUMN claimed_by text, ADD COLUMN claimed_until timestamptz;
 "#,
 ];
 
