@@ -342,10 +342,13 @@ fn live_servers_take_over_a_dead_servers_event_once() {
         let id = eventually("a live server taking the event over", || {
             runs(&live[0]).pop()
         });
-        assert_eq!(live[0].wait_done(&id)["result"], format!("text=restart {host}"));
+        assert_eq!(
+            live[0].wait_done(&id)["result"],
+            format!("text=restart {host}")
+        );
         // Some more sweeps of both: nobody starts it again.
         std::thread::sleep(Duration::from_millis(1500));
-        assert_eq!(runs(&live[1]), [id.clone()], "after a crash at {step}");
+        assert_eq!(runs(&live[1]), vec![id.clone()], "after a crash at {step}");
         let events = live[1].get("/api/v1/trigger-instances?limit=100");
         let event = events
             .as_array()
@@ -566,15 +569,17 @@ action:
   input: { key: "", var: "", program: "", args: [], text: "new {{ trigger.name }}" }
 "#;
 
-/// A sensor built from source (`tests/fixtures/watch`, Python) in an
-/// installed pack: it polls a granted directory; each new file is an event
-/// a rule turns into an execution; its polls are executions, replayable.
+/// A sensor built from source (`tests/fixtures/watch`, Python) in a pack
+/// published to a registry and installed from it, with its trigger type
+/// and its rule: it polls a granted directory; each new file is an event
+/// the rule turns into an execution; its polls are executions, replayable.
 fn a_sensor_component_emits_events_a_rule_runs_on(kind: StoreKind) {
     let bus = Bus::with_rules(kind, &[]);
     let watched = bus.home.path().join("inbox");
     std::fs::create_dir_all(&watched).unwrap();
     // The rule comes with the pack, in its rules/.
-    let pack = bus.home.path().join("packs/watch");
+    let work = tempfile::tempdir().unwrap();
+    let pack = work.path().join("watch");
     std::fs::create_dir_all(pack.join("rules")).unwrap();
     std::fs::write(pack.join("rules/greet.yaml"), NEW_FILE_RULE).unwrap();
     std::fs::copy(
@@ -592,10 +597,46 @@ fn a_sensor_component_emits_events_a_rule_runs_on(kind: StoreKind) {
         ),
     )
     .unwrap();
+    // A second rule runs a published action by its oci:// reference.
+    let reg = crate::registry::Registry::start(None);
+    let add = reg.reference("tests/add:1.0.0");
+    bus.home
+        .run(&["push", s(&wat("add")), &add, "--insecure"])
+        .ok();
+    std::fs::write(
+        pack.join("rules/count.yaml"),
+        format!("name: count-new-files\ntrigger: {{ type: watch.file-created }}\naction: {{ ref: \"{add}\", input: {{ a: 1, b: 2 }} }}\n"),
+    )
+    .unwrap();
+    let index = reg.reference("tests/watch:1.0.0");
+    bus.home
+        .run(&["pack", "push", s(&pack), &index, "--insecure"])
+        .ok()
+        .stderr_has("pushed sensor watch.inbox as oci://")
+        .stderr_has("(1 trigger type, 1 sensor, 2 rules)");
+    drop(work);
+    bus.home
+        .run(&["pack", "pull", &index, "--insecure"])
+        .ok()
+        .stderr_has("1 trigger type, 1 sensor, 2 rules");
+    let listed = bus.home.run(&["pack", "list"]).ok().stdout.clone();
+    for line in [
+        "trigger  watch.file-created",
+        "sensor   watch.inbox (every 500ms)",
+        "rule     rules/greet.yaml",
+    ] {
+        assert!(listed.contains(line), "{listed}");
+    }
     let args: Vec<&str> = bus.args.iter().map(String::as_str).collect();
     let mut args = args.clone();
     let dir = s(&watched).to_owned();
-    args.extend(["--allow-read", &dir, "--allow-env", "WATCH_DIR"]);
+    args.extend([
+        "--allow-read",
+        &dir,
+        "--allow-env",
+        "WATCH_DIR",
+        "--insecure",
+    ]);
     let srv = serve_home_env(
         &bus.home,
         &bus.token,
@@ -645,6 +686,23 @@ fn a_sensor_component_emits_events_a_rule_runs_on(kind: StoreKind) {
         .filter(|r| r["input"]["text"] == "new report.txt")
         .count();
     assert_eq!(runs, 1);
+    // The other rule's: the published action, recorded pinned to its digest.
+    let page = srv.get(&format!("/api/v1/executions?limit=200&status=succeeded"));
+    let pulled: Vec<&Value> = page["executions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["started_by"]["rule"]["rule"] == "count-new-files")
+        .collect();
+    assert_eq!(pulled.len(), 1, "{page}");
+    assert_eq!(pulled[0]["result"], 3);
+    let action = pulled[0]["action"].as_str().unwrap();
+    assert!(
+        action.starts_with(&format!("{add}@sha256:")),
+        "{}",
+        pulled[0]
+    );
+    drop(reg);
 }
 
 const ASKING: &str = r#"version: 1

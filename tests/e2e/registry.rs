@@ -707,6 +707,20 @@ fn bad_packs_are_refused_with_their_position() {
         .code(2)
         .stderr_has("add-twice.yaml:6:13: tasks.one.action: `../add.wat` is a path");
 
+    std::fs::write(&flow, text).unwrap();
+
+    // A rule on a trigger type neither wasmflow nor a pack declares.
+    std::fs::create_dir_all(pack.join("rules")).unwrap();
+    std::fs::write(
+        pack.join("rules/on-alert.yaml"),
+        "name: on-alert\ntrigger: { type: math.overflow }\naction: { ref: math.add }\n",
+    )
+    .unwrap();
+    home.run(&["pack", "push", s(&pack), index, "--insecure"])
+        .code(2)
+        .stderr_has("on-alert.yaml:2:")
+        .stderr_has("math.overflow");
+
     // Unknown keys and missing files in pack.yaml.
     std::fs::write(
         pack.join("pack.yaml"),

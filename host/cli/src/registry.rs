@@ -228,9 +228,14 @@ pub fn pack(home: &Home, command: PackCommand) -> CmdResult {
                 &packs_dir(home),
             ))?;
             println!("{}", installed.dir.display());
+            let pack = LocalPack::load(&installed.dir)?;
             eprintln!(
-                "installed pack {} {} (index {}): run its actions and workflows as {}.NAME",
-                installed.name, installed.version, installed.index_digest, installed.name
+                "installed pack {} {} (index {}; {}): run its actions and workflows as {}.NAME",
+                installed.name,
+                installed.version,
+                installed.index_digest,
+                contents(&pack.manifest, pack.rule_files()?.len()),
+                installed.name
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -267,6 +272,18 @@ fn pack_push(home: &Home, dir: &Path, reference: &str, reg: &RegistryArgs) -> Cm
             }
         }
     }
+    // Its rules, checked as `rule validate` would: against the trigger
+    // types of this pack and the installed ones (their actions are the
+    // serving server's to check).
+    let rules = pack.rule_files()?;
+    if !rules.is_empty() {
+        let mut types = wasmflow_events::trigger::all(Some(&packs_dir(home)));
+        let own = wasmflow_events::trigger::of_pack(&pack.manifest);
+        types.retain(|t| !own.iter().any(|o| o.name == t.name));
+        types.extend(own);
+        wasmflow_events::rule::load_files(&rules, &types, None)
+            .map_err(|p| Fail::usage(anyhow!("{p}")))?;
+    }
     let auth = auth(reg)?;
     let loader = home.loader()?;
     let prepare = |path: &Path| -> Result<(Vec<u8>, BTreeMap<String, String>), String> {
@@ -288,20 +305,41 @@ fn pack_push(home: &Home, dir: &Path, reference: &str, reg: &RegistryArgs) -> Cm
     for (action, reference) in &pushed.actions {
         eprintln!("pushed {}.{action} as {reference}", pack.manifest.name);
     }
+    for (sensor, reference) in &pushed.sensors {
+        eprintln!(
+            "pushed sensor {}.{sensor} as {reference}",
+            pack.manifest.name
+        );
+    }
     eprintln!(
-        "pushed pack {} {} as {r} ({} action{}, {} workflow{})",
+        "pushed pack {} {} as {r} ({})",
         pack.manifest.name,
         pack.manifest.version,
-        pushed.actions.len(),
-        if pushed.actions.len() == 1 { "" } else { "s" },
-        pack.manifest.workflows.len(),
-        if pack.manifest.workflows.len() == 1 {
-            ""
-        } else {
-            "s"
-        },
+        contents(&pack.manifest, pushed.rules)
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// `2 actions, 1 workflow, 1 sensor, 3 rules`: what a pack holds (what
+/// it has none of is left out).
+fn contents(m: &wasmflow_registry::pack::PackManifest, rules: usize) -> String {
+    let counts = [
+        (m.actions.len(), "action"),
+        (m.workflows.len(), "workflow"),
+        (m.triggers.len(), "trigger type"),
+        (m.sensors.len(), "sensor"),
+        (rules, "rule"),
+    ];
+    let said: Vec<String> = counts
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} {what}{}", if *n == 1 { "" } else { "s" }))
+        .collect();
+    if said.is_empty() {
+        "empty".into()
+    } else {
+        said.join(", ")
+    }
 }
 
 /// The packs installed in this home, by name.
@@ -355,6 +393,17 @@ fn pack_list(home: &Home, json: bool) -> CmdResult {
         }
         for name in m.workflows.keys() {
             println!("  workflow {}.{name}", m.name);
+        }
+        for (name, t) in &m.triggers {
+            let about = t.description.as_deref().map(|d| format!(": {d}"));
+            println!("  trigger  {}.{name}{}", m.name, about.unwrap_or_default());
+        }
+        for (name, sensor) in &m.sensors {
+            println!("  sensor   {}.{name} (every {})", m.name, sensor.interval);
+        }
+        for file in p.rule_files().unwrap_or_default() {
+            let file = file.file_name().unwrap_or_default().to_string_lossy();
+            println!("  rule     rules/{file}");
         }
     }
     Ok(ExitCode::SUCCESS)

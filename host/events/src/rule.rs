@@ -477,20 +477,14 @@ pub fn load_dir(
 
 /// The rule files (`.yaml`, `.yml`) of `dir`, by name.
 pub fn files_in(dir: &Path) -> Result<Vec<PathBuf>, Problems> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| {
-            Problems(vec![Problem {
-                file: dir.to_owned(),
-                position: Default::default(),
-                path: String::new(),
-                message: format!("cannot read the rules directory: {e}"),
-            }])
-        })?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
-        .collect();
-    files.sort();
-    Ok(files)
+    wasmflow_registry::pack::yaml_files(dir).map_err(|e| {
+        Problems(vec![Problem {
+            file: dir.to_owned(),
+            position: Default::default(),
+            path: String::new(),
+            message: format!("cannot read the rules directory: {e}"),
+        }])
+    })
 }
 
 /// [`load_dir`] of these files.

@@ -152,16 +152,22 @@ pub fn all(packs_dir: Option<&std::path::Path>) -> Vec<TriggerType> {
         .map(wasmflow_registry::pack::installed)
         .unwrap_or_default()
     {
-        for (name, t) in &pack.manifest.triggers {
-            types.push(TriggerType {
-                name: format!("{}.{name}", pack.manifest.name),
-                description: t.description.clone().unwrap_or_default(),
-                parameters: object(json!({}), &[]),
-                payload: t.payload.clone(),
-            });
-        }
+        types.extend(of_pack(&pack.manifest));
     }
     types
+}
+
+/// The trigger types `pack` declares, named `PACK.NAME`.
+pub fn of_pack(pack: &wasmflow_registry::pack::PackManifest) -> Vec<TriggerType> {
+    pack.triggers
+        .iter()
+        .map(|(name, t)| TriggerType {
+            name: format!("{}.{name}", pack.name),
+            description: t.description.clone().unwrap_or_default(),
+            parameters: object(json!({}), &[]),
+            payload: t.payload.clone(),
+        })
+        .collect()
 }
 
 /// Whether events of `kind` are emitted by others (`POST

@@ -1,12 +1,14 @@
-//! Packs: a `pack.yaml` naming actions (components) and workflows that are
-//! published and installed together, and referred to as `pack.action`.
+//! Packs: a `pack.yaml` naming actions (components), workflows, trigger
+//! types and sensors, with the rules of its `rules/`, published and
+//! installed together, and referred to as `pack.action`.
 //!
 //! Published, a pack is one index artifact (config: the pack's metadata with
-//! each action pinned to the digest it was pushed as; one layer per
-//! workflow file) plus one Wasm artifact per action, in sibling
-//! repositories: `ns/vm` (index), `ns/vm.clone`, `ns/vm.cloud-init`.
-//! Installed, it is `WASMFLOW_HOME/packs/NAME/` with `pack.yaml`,
-//! `actions/ACTION.wasm` and `workflows/`.
+//! each action and sensor pinned to the digest it was pushed as; one layer
+//! per workflow file and per rule file) plus one Wasm artifact per action
+//! and per sensor, in sibling repositories: `ns/vm` (index), `ns/vm.clone`,
+//! `ns/vm.cloud-init`, `ns/vm.sensor.inbox`. Installed, it is
+//! `WASMFLOW_HOME/packs/NAME/` with `pack.yaml`, `actions/ACTION.wasm`,
+//! `sensors/SENSOR.wasm`, `workflows/` and `rules/`.
 
 use crate::{Auth, OciRef, Registry, RegistryError};
 use oci_client::client::{Config, ImageLayer};
@@ -17,6 +19,7 @@ use std::path::{Path, PathBuf};
 
 pub const PACK_CONFIG_MEDIA_TYPE: &str = "application/vnd.wasmflow.pack.v1+json";
 pub const WORKFLOW_LAYER_MEDIA_TYPE: &str = "application/vnd.wasmflow.workflow.v1+yaml";
+pub const RULE_LAYER_MEDIA_TYPE: &str = "application/vnd.wasmflow.rule.v1+yaml";
 const TITLE: &str = "org.opencontainers.image.title";
 
 /// `pack.yaml`.
@@ -238,6 +241,19 @@ impl LocalPack {
         Ok(Self { manifest, dir })
     }
 
+    /// The pack's rule files: the `.yaml` and `.yml` files of its `rules/`,
+    /// by name (none without one).
+    pub fn rule_files(&self) -> Result<Vec<PathBuf>, PackError> {
+        let dir = self.dir.join("rules");
+        if !dir.is_dir() {
+            return Ok(Vec::new());
+        }
+        yaml_files(&dir).map_err(|e| PackError::Invalid {
+            file: dir,
+            message: format!("cannot read the rules: {e}"),
+        })
+    }
+
     /// The file `pack.item` names in this pack: an action's component or
     /// a workflow.
     pub fn item(&self, item: &str) -> Option<PathBuf> {
@@ -246,6 +262,22 @@ impl LocalPack {
         }
         self.manifest.workflows.get(item).map(|w| self.dir.join(w))
     }
+}
+
+/// The `.yaml` and `.yml` files of `dir`, by name: where rules are kept.
+pub fn yaml_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("yaml" | "yml")
+        ) {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
 }
 
 /// The packs installed in `packs_dir` (`PACKS/NAME/pack.yaml`), by name;
@@ -319,6 +351,10 @@ pub struct PushedPack {
     pub index_digest: String,
     /// Each action and the pinned reference it was pushed as.
     pub actions: BTreeMap<String, String>,
+    /// Each sensor and the pinned reference it was pushed as.
+    pub sensors: BTreeMap<String, String>,
+    /// How many rule files went with the index.
+    pub rules: usize,
 }
 
 /// What `pack pull` installed.
@@ -348,35 +384,42 @@ impl Registry {
             message: format!("pack push needs a :TAG to publish under ({r})"),
         })?;
         let mut index = pack.manifest.clone();
-        let mut pinned = BTreeMap::new();
+        let mut actions = BTreeMap::new();
         for (name, action) in &mut index.actions {
-            let path = pack.dir.join(&action.component);
-            let invalid = |message: String| PackError::Invalid {
-                file: path.clone(),
-                message,
-            };
-            let (bytes, annotations) = prepare(&path).map_err(invalid)?;
-            let target = OciRef {
-                registry: r.registry.clone(),
-                repository: format!("{}.{name}", r.repository),
-                tag: Some(tag.clone()),
-                digest: None,
-            };
-            let pushed = self
-                .push(&target, bytes, annotations, auth, insecure)
+            let (at, pinned) = self
+                .push_component(
+                    pack,
+                    r,
+                    &tag,
+                    name,
+                    &action.component,
+                    auth,
+                    insecure,
+                    prepare,
+                )
                 .await?;
-            // The index pins it relative to itself (a sibling repository
-            // and a digest): a copy of the pack on a mirror finds its
-            // actions on that mirror.
-            action.component = format!(
-                "{}@{}",
-                sibling(&r.repository, name),
-                pushed.manifest_digest
-            );
-            pinned.insert(
-                name.clone(),
-                target.pinned(&pushed.manifest_digest).to_string(),
-            );
+            action.component = at;
+            actions.insert(name.clone(), pinned);
+        }
+        // `sensor.NAME`: no action's name has a dot, so no sensor's
+        // repository is an action's.
+        let mut sensors = BTreeMap::new();
+        for (name, sensor) in &mut index.sensors {
+            let item = format!("sensor.{name}");
+            let (at, pinned) = self
+                .push_component(
+                    pack,
+                    r,
+                    &tag,
+                    &item,
+                    &sensor.component,
+                    auth,
+                    insecure,
+                    prepare,
+                )
+                .await?;
+            sensor.component = at;
+            sensors.insert(name.clone(), pinned);
         }
         let mut layers = Vec::new();
         for (name, file) in &mut index.workflows {
@@ -390,6 +433,22 @@ impl Registry {
             layers.push(ImageLayer::new(
                 text,
                 WORKFLOW_LAYER_MEDIA_TYPE.to_owned(),
+                Some(BTreeMap::from([(TITLE.to_owned(), title)])),
+            ));
+        }
+        let rules = pack.rule_files()?;
+        for path in &rules {
+            let text = std::fs::read(path).map_err(|e| PackError::Invalid {
+                file: path.clone(),
+                message: format!("cannot read: {e}"),
+            })?;
+            let title = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            layers.push(ImageLayer::new(
+                text,
+                RULE_LAYER_MEDIA_TYPE.to_owned(),
                 Some(BTreeMap::from([(TITLE.to_owned(), title)])),
             ));
         }
@@ -416,8 +475,50 @@ impl Registry {
         let index_digest = crate::pushed_digest(client, r, auth, &response.manifest_url).await?;
         Ok(PushedPack {
             index_digest,
-            actions: pinned,
+            actions,
+            sensors,
+            rules: rules.len(),
         })
+    }
+
+    /// Publish the pack's component `component` (an action's or a
+    /// sensor's) as `REPO.ITEM:TAG`: where the index pins it (a sibling
+    /// repository and a digest, so that a copy of the pack on a mirror
+    /// finds it on that mirror), and the pinned reference.
+    #[allow(clippy::too_many_arguments)]
+    async fn push_component(
+        &self,
+        pack: &LocalPack,
+        r: &OciRef,
+        tag: &str,
+        item: &str,
+        component: &str,
+        auth: &Auth,
+        insecure: bool,
+        prepare: &Prepare<'_>,
+    ) -> Result<(String, String), PackError> {
+        let path = pack.dir.join(component);
+        let (bytes, annotations) = prepare(&path).map_err(|message| PackError::Invalid {
+            file: path.clone(),
+            message,
+        })?;
+        let target = OciRef {
+            registry: r.registry.clone(),
+            repository: format!("{}.{item}", r.repository),
+            tag: Some(tag.to_owned()),
+            digest: None,
+        };
+        let pushed = self
+            .push(&target, bytes, annotations, auth, insecure)
+            .await?;
+        Ok((
+            format!(
+                "{}@{}",
+                sibling(&r.repository, item),
+                pushed.manifest_digest
+            ),
+            target.pinned(&pushed.manifest_digest).to_string(),
+        ))
     }
 
     /// Fetch the pack index `r`, every action it pins (sha256 checked), and
@@ -436,7 +537,7 @@ impl Registry {
             .pull(
                 &r.oci(),
                 &auth.registry_auth(),
-                vec![WORKFLOW_LAYER_MEDIA_TYPE],
+                vec![WORKFLOW_LAYER_MEDIA_TYPE, RULE_LAYER_MEDIA_TYPE],
             )
             .await
             .map_err(|e| crate::classify_oci(r, e))?;
@@ -473,7 +574,13 @@ impl Registry {
         // which also checks the bytes.
         let manifest = image.manifest.clone().unwrap_or_default();
         let mut workflows: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+        let mut rules: BTreeMap<String, Vec<u8>> = BTreeMap::new();
         for descriptor in &manifest.layers {
+            let files = match descriptor.media_type.as_str() {
+                WORKFLOW_LAYER_MEDIA_TYPE => &mut workflows,
+                RULE_LAYER_MEDIA_TYPE => &mut rules,
+                other => return Err(not_a_pack(format!("a layer of media type {other}"))),
+            };
             let layer = image
                 .layers
                 .iter()
@@ -489,13 +596,13 @@ impl Registry {
                 .as_ref()
                 .and_then(|a| a.get(TITLE))
                 .filter(|t| {
-                    t.ends_with(".yaml")
+                    (t.ends_with(".yaml") || t.ends_with(".yml"))
                         && !t.contains('/')
                         && !t.contains("..")
                         && !t.starts_with('.')
                 })
-                .ok_or_else(|| not_a_pack("a workflow layer without a plain file name".into()))?;
-            workflows.insert(title.clone(), layer.data.to_vec());
+                .ok_or_else(|| not_a_pack("a layer without a plain file name".into()))?;
+            files.insert(title.clone(), layer.data.to_vec());
         }
 
         let staging = packs_dir.join(format!(".{}.partial", index.name));
@@ -504,11 +611,38 @@ impl Registry {
         std::fs::create_dir_all(staging.join("actions")).map_err(io(&staging))?;
         std::fs::create_dir_all(staging.join("workflows")).map_err(io(&staging))?;
         for (name, action) in &mut index.actions {
-            let reference = pinned_in(r, &action.component)?;
-            let cached = self.fetch(&reference, auth, insecure, None).await?;
-            let dest = staging.join(format!("actions/{name}.wasm"));
-            std::fs::write(&dest, &cached.bytes).map_err(io(&dest))?;
-            action.component = format!("actions/{name}.wasm");
+            action.component = self
+                .fetch_component(
+                    r,
+                    &action.component,
+                    &staging,
+                    &format!("actions/{name}.wasm"),
+                    auth,
+                    insecure,
+                )
+                .await?;
+        }
+        if !index.sensors.is_empty() {
+            std::fs::create_dir_all(staging.join("sensors")).map_err(io(&staging))?;
+        }
+        for (name, sensor) in &mut index.sensors {
+            sensor.component = self
+                .fetch_component(
+                    r,
+                    &sensor.component,
+                    &staging,
+                    &format!("sensors/{name}.wasm"),
+                    auth,
+                    insecure,
+                )
+                .await?;
+        }
+        if !rules.is_empty() {
+            std::fs::create_dir_all(staging.join("rules")).map_err(io(&staging))?;
+        }
+        for (title, text) in &rules {
+            let dest = staging.join("rules").join(title);
+            std::fs::write(&dest, text).map_err(io(&dest))?;
         }
         for (name, file) in &mut index.workflows {
             let title = format!("{name}.yaml");
@@ -539,6 +673,27 @@ impl Registry {
             dir,
             index_digest,
         })
+    }
+}
+
+impl Registry {
+    /// Fetch the component an index pulled from `index` pins as `pinned`
+    /// (sha256 checked) into `staging/file`; `file`, as the installed
+    /// `pack.yaml` names it.
+    async fn fetch_component(
+        &self,
+        index: &OciRef,
+        pinned: &str,
+        staging: &Path,
+        file: &str,
+        auth: &Auth,
+        insecure: bool,
+    ) -> Result<String, PackError> {
+        let reference = pinned_in(index, pinned)?;
+        let cached = self.fetch(&reference, auth, insecure, None).await?;
+        let dest = staging.join(file);
+        std::fs::write(&dest, &cached.bytes).map_err(RegistryError::cache(&dest))?;
+        Ok(file.to_owned())
     }
 }
 

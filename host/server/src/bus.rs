@@ -339,15 +339,12 @@ pub fn load(
     let packs = packs_dir
         .map(wasmflow_registry::pack::installed)
         .unwrap_or_default();
-    let dirs = dir.map(std::path::Path::to_owned).into_iter().chain(
-        packs
-            .iter()
-            .map(|p| p.dir.join("rules"))
-            .filter(|d| d.is_dir()),
-    );
-    let mut files = Vec::new();
-    for d in dirs {
-        files.extend(wasmflow_events::rule::files_in(&d).map_err(|p| p.to_string())?);
+    let mut files = match dir {
+        Some(d) => wasmflow_events::rule::files_in(d).map_err(|p| p.to_string())?,
+        None => Vec::new(),
+    };
+    for pack in &packs {
+        files.extend(pack.rule_files().map_err(|e| e.to_string())?);
     }
     wasmflow_events::rule::load_files(&files, types, Some(&known)).map_err(|p| p.to_string())
 }

@@ -88,6 +88,15 @@ impl App {
     /// The action a record runs: from the catalog when it is one of its
     /// components, else from the store by digest (loaded once).
     pub fn action_of(&self, record: &ExecutionRecord) -> Result<Action, String> {
+        let mut action = self.component_of(record)?;
+        // Found by its digest, named as the record is: an `oci://`
+        // reference to a component the catalog also serves under another
+        // name keeps its reference.
+        action.reference.clone_from(&record.action);
+        Ok(action)
+    }
+
+    fn component_of(&self, record: &ExecutionRecord) -> Result<Action, String> {
         if let Some(a) = self.catalog.action_by_digest(&record.component_digest) {
             return Ok(a.clone());
         }

@@ -798,7 +798,10 @@ pub fn shared_queue(open: &dyn Fn() -> Store) {
             s.spawn(move || {
                 let queue = store.shared_queue().unwrap();
                 let short = Duration::from_millis(300);
-                if queue.claim_trigger(id, &format!("racer{w}"), short).unwrap() {
+                if queue
+                    .claim_trigger(id, &format!("racer{w}"), short)
+                    .unwrap()
+                {
                     takers.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 }
             });

@@ -134,10 +134,7 @@ pub async fn start(
     by: StartedBy,
 ) -> ApiResult<ExecutionRecord> {
     draining(app)?;
-    if app.catalog.get(name).is_none() && name.starts_with("oci://") {
-        return start_reference(app, name, input, params, grants, by).await;
-    }
-    start_entry(app, name, input, params, grants, by, None).await
+    start_with(app, name, input, params, grants, by, None).await
 }
 
 /// [`start`] for the event bus: under the id an enforcement named before
@@ -150,13 +147,23 @@ pub async fn start_as(
     by: StartedBy,
     id: Option<ExecutionId>,
 ) -> ApiResult<ExecutionRecord> {
+    start_with(app, name, input, &[], grants, by, id).await
+}
+
+/// A catalog entry, or an `oci://` reference the catalog does not have.
+async fn start_with(
+    app: &App,
+    name: &str,
+    input: Value,
+    params: &[String],
+    grants: Option<GrantSpec>,
+    by: StartedBy,
+    id: Option<ExecutionId>,
+) -> ApiResult<ExecutionRecord> {
     if name.starts_with("oci://") && app.catalog.get(name).is_none() {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "a rule's action is a name from the catalog (oci:// references: not yet)",
-        ));
+        return start_reference(app, name, input, params, grants, by, id).await;
     }
-    start_entry(app, name, input, &[], grants, by, id).await
+    start_entry(app, name, input, params, grants, by, id).await
 }
 
 async fn start_entry(
@@ -210,6 +217,7 @@ async fn start_reference(
     params: &[String],
     grants: Option<GrantSpec>,
     by: StartedBy,
+    id: Option<ExecutionId>,
 ) -> ApiResult<ExecutionRecord> {
     let components = app.components.as_ref().ok_or_else(|| {
         ApiError::new(
@@ -249,6 +257,9 @@ async fn start_reference(
             params,
         )
         .map_err(prepare_error)?;
+    if let Some(id) = id {
+        record.id = id;
+    }
     record.grants = bounded(app, asked)?;
     record.limits = app.limits;
     record.started_by = Some(by);
