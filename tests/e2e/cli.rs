@@ -331,10 +331,17 @@ fn action_list_and_get_find_what_run_finds() {
         .iter()
         .map(|a| (a["name"].as_str().unwrap(), a["kind"].as_str().unwrap()))
         .collect();
+    // Those here, then the packs': the built-in core pack's.
     assert_eq!(
-        names,
-        [("add", "action"), ("calc", "action"), ("flow", "workflow")]
+        names[..4],
+        [
+            ("add", "action"),
+            ("calc", "action"),
+            ("flow", "workflow"),
+            ("core.echo", "action")
+        ]
     );
+    assert_eq!(names.len(), 9, "{names:?}");
     let table = in_dir(&["action", "list"]);
     assert!(table.ok().stdout.contains("calc"), "{}", table.stdout);
     // The directory's component, by the directory's name.

@@ -687,7 +687,7 @@ fn a_sensor_component_emits_events_a_rule_runs_on(kind: StoreKind) {
         .count();
     assert_eq!(runs, 1);
     // The other rule's: the published action, recorded pinned to its digest.
-    let page = srv.get(&format!("/api/v1/executions?limit=200&status=succeeded"));
+    let page = srv.get("/api/v1/executions?limit=200&status=succeeded");
     let pulled: Vec<&Value> = page["executions"]
         .as_array()
         .unwrap()

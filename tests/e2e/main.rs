@@ -9,6 +9,7 @@ mod cli;
 mod compile_limit;
 mod component_cache;
 mod confine;
+mod core_pack;
 mod devkit;
 mod events;
 mod grants_race;

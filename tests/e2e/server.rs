@@ -444,7 +444,20 @@ fn the_api_runs_lists_pages_filters_and_describes(kind: StoreKind) {
         .iter()
         .map(|a| a["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["add", "chain", "step"]);
+    assert_eq!(
+        names,
+        [
+            "add",
+            "chain",
+            "core.echo",
+            "core.error",
+            "core.local",
+            "core.noop",
+            "core.pause",
+            "core.uuid",
+            "step"
+        ]
+    );
     let add = srv.get("/api/v1/actions/add");
     assert!(add["signature"]
         .as_str()
@@ -1349,9 +1362,14 @@ fn serve_finds_built_action_directories_and_refuses_an_empty_catalog() {
     };
     let mut child = serve(&actions, &[]).spawn().unwrap();
     let (line, log) = started(&mut child, "serving ");
-    assert!(line.contains("(1 action(s)"), "{line}");
+    // The directory's one action, and the built-in core pack's six.
+    assert!(line.contains("(7 action(s)"), "{line}");
     // The names follow the ready line.
-    wait_for_line(&log, "actions: step\n", Duration::from_secs(10));
+    wait_for_line(
+        &log,
+        "actions: core.echo, core.error, core.local, core.noop, core.pause, core.uuid, step\n",
+        Duration::from_secs(10),
+    );
     let _ = child.kill();
     let _ = child.wait();
 
@@ -1366,7 +1384,7 @@ fn serve_finds_built_action_directories_and_refuses_an_empty_catalog() {
     );
     let mut child = serve(&empty, &["--allow-empty"]).spawn().unwrap();
     let (line, _) = started(&mut child, "serving ");
-    assert!(line.contains("(0 action(s)"), "{line}");
+    assert!(line.contains("(6 action(s)"), "only the core pack's: {line}");
     let _ = child.kill();
     let _ = child.wait();
 }

@@ -26,10 +26,17 @@ struct Case {
     grants: Grants,
     #[serde(default)]
     limits: Option<Limits>,
-    #[serde(default)]
+    /// The result; `null` for an action that returns none.
+    #[serde(default, deserialize_with = "given")]
     expect: Option<Value>,
     #[serde(default)]
     expect_error: Option<ExpectedError>,
+}
+
+/// A field that is present, even as `null` (which `Option` alone takes for
+/// absent).
+fn given<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
 }
 
 /// The fields of the action's error a case checks; those left out may be
@@ -200,7 +207,7 @@ async fn run_case(rt: &Runtime, action: &wasmflow_runtime::Action, case: Case) -
                     "expected a result, the action failed: {}",
                     error_text(&outcome.error)
                 ))
-            } else if outcome.result.as_ref() != Some(&expected) {
+            } else if *outcome.result.as_ref().unwrap_or(&Value::Null) != expected {
                 Some(format!(
                     "result differs:\n  expected: {expected}\n  got:      {}",
                     outcome.result.unwrap_or(Value::Null)

@@ -280,9 +280,10 @@ pub fn yaml_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// The packs installed in `packs_dir` (`PACKS/NAME/pack.yaml`), by name;
-/// what is not a readable pack there is passed over (`pack list` shows
-/// what is installed).
+/// The packs installed in `packs_dir` (`PACKS/NAME/pack.yaml`), by name,
+/// and the built-in `core` pack unless one installed has its name; what
+/// is not a readable pack there is passed over (`pack list` shows what is
+/// installed).
 pub fn installed(packs_dir: &Path) -> Vec<LocalPack> {
     let mut packs: Vec<LocalPack> = std::fs::read_dir(packs_dir)
         .into_iter()
@@ -291,8 +292,35 @@ pub fn installed(packs_dir: &Path) -> Vec<LocalPack> {
         .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
         .filter_map(|e| LocalPack::load(&e.path()).ok())
         .collect();
+    if !packs.iter().any(|p| p.manifest.name == wasmflow_core::PACK) {
+        packs.extend(built_in(packs_dir));
+    }
     packs.sort_by(|a, b| a.manifest.name.cmp(&b.manifest.name));
     packs
+}
+
+/// Where the built-in packs of `packs_dir` are written out: what is under
+/// it is wasmflow's, not the operator's.
+pub fn built_in_dir(packs_dir: &Path) -> PathBuf {
+    packs_dir.join(".builtin")
+}
+
+/// The built-in `core` pack, written out under `packs_dir/.builtin` (once
+/// per wasmflow build) so that it is a pack like any other; `None`, with
+/// a warning, when it cannot be.
+fn built_in(packs_dir: &Path) -> Option<LocalPack> {
+    let dir = built_in_dir(packs_dir);
+    match wasmflow_core::install(&dir).map(|d| LocalPack::load(&d)) {
+        Ok(Ok(pack)) => Some(pack),
+        Ok(Err(e)) => {
+            tracing::warn!("the built-in core pack: {e}");
+            None
+        }
+        Err(e) => {
+            tracing::warn!("writing the built-in core pack into {}: {e}", dir.display());
+            None
+        }
+    }
 }
 
 /// A pack's action or workflow, found by its name.
@@ -306,7 +334,7 @@ pub struct Resolved {
 
 /// Where `pack.item` comes from: the nearest `pack.yaml` above `from` (a
 /// pack under development) when it has that name, else the installed pack
-/// in `packs_dir`.
+/// in `packs_dir`, else, for `core.item`, the built-in core pack.
 pub fn resolve(packs_dir: &Path, from: &Path, name: &str) -> Result<Resolved, String> {
     let Some((pack, item)) = name.split_once('.') else {
         return Err(format!("`{name}` is not pack.item"));
@@ -317,12 +345,15 @@ pub fn resolve(packs_dir: &Path, from: &Path, name: &str) -> Result<Resolved, St
         .find(|p| p.is_file())
         .and_then(|p| LocalPack::load(&p).ok())
         .filter(|p| p.manifest.name == pack);
-    let found = match local {
-        Some(p) => p,
-        None => LocalPack::load(&packs_dir.join(pack)).map_err(|_| {
-            format!("no pack `{pack}`: it is not installed (wasmflow pack pull REF) and no pack.yaml above {} has that name", from.display())
-        })?,
+    let installed = || LocalPack::load(&packs_dir.join(pack)).ok();
+    let built_in = || {
+        (pack == wasmflow_core::PACK)
+            .then(|| built_in(packs_dir))
+            .flatten()
     };
+    let found = local.or_else(installed).or_else(built_in).ok_or_else(|| {
+        format!("no pack `{pack}`: it is not installed (wasmflow pack pull REF) and no pack.yaml above {} has that name", from.display())
+    })?;
     let path = found.item(item).ok_or_else(|| {
         let mut known: Vec<&String> = found.manifest.actions.keys().collect();
         known.extend(found.manifest.workflows.keys());

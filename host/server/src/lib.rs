@@ -246,7 +246,17 @@ pub async fn serve(
         &*components,
     )
     .await?;
-    if catalog.is_empty() && !config.allow_empty {
+    // The built-in core pack is always there: a catalog of nothing else is
+    // a wrong --actions directory all the same.
+    let built_in = config
+        .packs
+        .as_deref()
+        .map(wasmflow_registry::pack::built_in_dir);
+    let own = catalog
+        .entries()
+        .filter(|e| !built_in.as_ref().is_some_and(|b| e.path.starts_with(b)))
+        .count();
+    if own == 0 && !config.allow_empty {
         return Err(ServerError::EmptyCatalog(match &config.actions {
             Some(dir) => dir.display().to_string(),
             None => "no --actions directory".to_owned(),

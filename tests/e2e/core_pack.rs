@@ -1,0 +1,296 @@
+//! The built-in `core` pack from a fresh home: each action runs by name
+//! with nothing installed and is recorded with its digest; `core.local`
+//! runs only with `--allow-exec sh` and then only inside the grants; a
+//! workflow's tasks use them; a local pack named `core` takes their place;
+//! and what wasmflow embeds is what `scripts/build-core.sh` builds from the
+//! sources, byte for byte.
+
+use crate::{s, support, wat, Home, Run};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+fn embedded(name: &str) -> std::path::PathBuf {
+    support::root().join(format!("host/core/components/{name}.wasm"))
+}
+
+fn digest_of(path: &std::path::Path) -> String {
+    format!(
+        "sha256:{}",
+        hex::encode(Sha256::digest(std::fs::read(path).unwrap()))
+    )
+}
+
+#[test]
+fn core_actions_run_from_a_fresh_home() {
+    let home = Home::new();
+    let rec = home
+        .run(&["run", "core.echo", "-p", "message=hi there", "--json"])
+        .ok()
+        .json();
+    assert_eq!(rec["result"], "hi there");
+    assert_eq!(
+        rec["action"],
+        format!("core.echo@{}", env!("CARGO_PKG_VERSION"))
+    );
+    assert_eq!(rec["component_digest"], digest_of(&embedded("echo")));
+
+    home.run(&["run", "core.noop"]).ok();
+    home.run(&["run", "core.error", "-p", "message=disk full"])
+        .code(1)
+        .stderr_has("[error] disk full");
+
+    let uuid = |home: &Home| home.run(&["run", "core.uuid"]).ok().json();
+    let (a, b) = (uuid(&home), uuid(&home));
+    // xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx, y one of 8, 9, a, b.
+    let text = a.as_str().unwrap();
+    let groups: Vec<&str> = text.split('-').collect();
+    let lengths: Vec<usize> = groups.iter().map(|g| g.len()).collect();
+    assert_eq!(lengths, [8, 4, 4, 4, 12], "{a}");
+    assert!(text
+        .chars()
+        .all(|c| c == '-' || c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+    assert!(
+        groups[2].starts_with('4') && "89ab".contains(&groups[3][..1]),
+        "{a}"
+    );
+    assert_ne!(a, b);
+
+    let paused = home
+        .run(&["run", "core.pause", "-p", "max_pause=0.3", "--json"])
+        .ok()
+        .json();
+    let took = |r: &Value, from: &str| {
+        let at = |k: &str| humantime::parse_rfc3339(r[k].as_str().unwrap()).unwrap();
+        at("ended_at").duration_since(at(from)).unwrap()
+    };
+    assert!(took(&paused, "started_at").as_millis() >= 300, "{paused}");
+
+    // `inspect` reads it like any action.
+    let shown = home.run(&["inspect", "core.local", "--json"]).ok().json();
+    assert!(
+        shown["wit"].as_str().unwrap().contains("return-code: s32"),
+        "{shown}"
+    );
+    // A server has them too (though alone they are no catalog: it still
+    // refuses to start on nothing but them, unless told to).
+    let token = home
+        .run(&["token", "create", "--name", "ci"])
+        .ok()
+        .stdout
+        .clone();
+    home.run(&["serve", "--listen", "127.0.0.1:0"])
+        .code(2)
+        .stderr_has("--allow-empty");
+    let srv = crate::server::serve_home(&home, &token, &["--allow-empty"]);
+    let id = srv.start(json!({"action": "core.echo", "input": {"message": "served"}}));
+    assert_eq!(srv.wait_done(&id)["result"], "served");
+    drop(srv);
+
+    let listed = home.run(&["pack", "list"]).ok().stdout.clone();
+    assert!(
+        listed.contains("core.local: Run a shell command (sh -c CMD) (needs --allow-exec sh)"),
+        "{listed}"
+    );
+}
+
+#[test]
+fn core_local_runs_only_granted_and_confined() {
+    let home = Home::new();
+    home.run(&["run", "core.local", "-p", "cmd=echo hi"])
+        .code(1)
+        .stderr_has("[sh-denied]")
+        .stderr_has("--allow-exec sh");
+
+    let out = home
+        .run(&[
+            "run",
+            "core.local",
+            "-p",
+            "cmd=echo out; echo err >&2",
+            "--allow-exec",
+            "sh",
+        ])
+        .ok()
+        .json();
+    assert_eq!(
+        out,
+        json!({"stdout": "out\n", "stderr": "err\n", "return-code": 0, "succeeded": true, "failed": false})
+    );
+    // Output that is not UTF-8 is kept, marked.
+    let bytes = home
+        .run(&[
+            "run",
+            "core.local",
+            "-p",
+            r"cmd=printf 'a\377b'",
+            "--allow-exec",
+            "sh",
+        ])
+        .ok()
+        .json();
+    assert_eq!(bytes["stdout"], "a\u{fffd}b");
+
+    // A non-zero exit fails the execution, with what it printed.
+    home.run(&[
+        "run",
+        "core.local",
+        "-p",
+        "cmd=echo partial; exit 3",
+        "--allow-exec",
+        "sh",
+    ])
+    .code(1)
+    .stderr_has("[nonzero-exit] sh -c exited with status 3");
+    let failed = home.last_record();
+    assert_eq!(
+        failed["error"]["details"],
+        json!({"stdout": "partial\n", "stderr": "", "return_code": 3})
+    );
+
+    // The shell reaches only what the execution was granted.
+    let outside = tempfile::tempdir().unwrap();
+    let secret = outside.path().join("secret.txt");
+    std::fs::write(&secret, "topsecret").unwrap();
+    let cat = format!("cmd=cat {}", s(&secret));
+    let run = home.run(&["run", "core.local", "-p", &cat, "--allow-exec", "sh"]);
+    run.code(1).stderr_has("[nonzero-exit]");
+    assert!(!run.stdout.contains("topsecret") && !run.stderr.contains("topsecret"));
+    let granted = home
+        .run(&[
+            "run",
+            "core.local",
+            "-p",
+            &cat,
+            "--allow-exec",
+            "sh",
+            "--allow-read",
+            s(outside.path()),
+        ])
+        .ok()
+        .json();
+    assert_eq!(granted["stdout"], "topsecret");
+}
+
+#[test]
+fn workflows_use_the_core_pack_and_a_local_core_pack_takes_its_place() {
+    let home = Home::new();
+    let dir = tempfile::tempdir().unwrap();
+    let flow = dir.path().join("greet.yaml");
+    std::fs::write(
+        &flow,
+        r#"version: 1
+input:
+  - name: who
+tasks:
+  id:
+    action: core.uuid
+    next:
+      - publish: { id: "{{ result }}" }
+        do: say
+  say:
+    action: core.local
+    input: { cmd: "echo hello {{ input.who }}" }
+    grants: { exec: [sh] }
+    next:
+      - publish: { said: "{{ result.stdout | trim }}" }
+        do: echo
+  echo:
+    action: core.echo
+    input: { message: "{{ ctx.said }}" }
+output:
+  said: "{{ ctx.said }}"
+  id_length: "{{ ctx.id | length }}"
+"#,
+    )
+    .unwrap();
+    let rec = home
+        .run(&[
+            "run",
+            s(&flow),
+            "-p",
+            "who=ops",
+            "--allow-exec",
+            "sh",
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(
+        rec["result"],
+        json!({"said": "hello ops", "id_length": 36}),
+        "{rec}"
+    );
+    let tree = home
+        .run(&[
+            "execution",
+            "get",
+            rec["id"].as_str().unwrap(),
+            "--tree",
+            "--json",
+        ])
+        .ok()
+        .json();
+    let actions: Vec<&str> = tree["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["action"].as_str().unwrap())
+        .collect();
+    let v = env!("CARGO_PKG_VERSION");
+    assert_eq!(
+        actions,
+        [
+            format!("core.uuid@{v}"),
+            format!("core.local@{v}"),
+            format!("core.echo@{v}")
+        ]
+    );
+
+    // A pack named core above the working directory is the one used.
+    let mine = tempfile::tempdir().unwrap();
+    std::fs::copy(wat("add"), mine.path().join("add.wat")).unwrap();
+    std::fs::write(
+        mine.path().join("pack.yaml"),
+        "name: core\nversion: 9.9.9\nactions:\n  echo: { component: add.wat }\n",
+    )
+    .unwrap();
+    let run = Run::from(
+        home.cmd()
+            .args(["run", "core.echo", "-p", "a=2", "-p", "b=3"])
+            .current_dir(mine.path())
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(run.ok().stdout.trim(), "5");
+    assert_eq!(home.last_record()["action"], "core.echo@9.9.9");
+}
+
+#[test]
+fn the_embedded_components_are_the_build_of_their_sources() {
+    let out = tempfile::tempdir().unwrap();
+    let built = std::process::Command::new("bash")
+        .arg(support::root().join("scripts/build-core.sh"))
+        .arg(out.path())
+        .env("WASMFLOW", env!("CARGO_BIN_EXE_wasmflow"))
+        .output()
+        .unwrap();
+    assert!(
+        built.status.success(),
+        "scripts/build-core.sh failed:\n{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let sources = std::fs::read_dir(support::root().join("host/core/actions")).unwrap();
+    let mut names: Vec<String> = sources
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert!(names.len() >= 6, "{names:?}");
+    for name in names {
+        assert_eq!(
+            digest_of(&out.path().join(format!("{name}.wasm"))),
+            digest_of(&embedded(&name)),
+            "host/core/components/{name}.wasm is not the build of host/core/actions/{name}: run scripts/build-core.sh"
+        );
+    }
+}
