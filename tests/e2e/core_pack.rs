@@ -294,3 +294,66 @@ fn the_embedded_components_are_the_build_of_their_sources() {
         );
     }
 }
+
+/// YAQL as Orquesta writes it (`<% %>`), in inputs, conditions, publish and
+/// output, over the core actions; a function wasmflow lacks is named at
+/// validation with its position.
+#[test]
+fn yaql_expressions_run_on_core_actions() {
+    let home = Home::new();
+    let dir = tempfile::tempdir().unwrap();
+    let flow = dir.path().join("count.yaml");
+    std::fs::write(
+        &flow,
+        r#"version: 1.0
+input:
+  - name: who
+tasks:
+  greet:
+    action: core.echo
+    input: { message: "<% ctx(who) %>" }
+    next:
+      - when: <% succeeded() %>
+        publish: { said: "<% result() %>" }
+        do: count
+  count:
+    action: core.local
+    input: { cmd: "echo <% ctx().said.len() %>" }
+    grants: { exec: [sh] }
+    next:
+      - when: <% succeeded() and result().stdout.trim() = '3' %>
+        publish:
+          - n: <% int(result().stdout.trim()) %>
+          - shout: <% ctx(said).toUpper() + '!' %>
+output:
+  said: <% ctx().said %>
+  n: <% ctx(n) %>
+  shout: <% ctx(shout) %>
+"#,
+    )
+    .unwrap();
+    let rec = home
+        .run(&[
+            "run",
+            s(&flow),
+            "-p",
+            "who=ops",
+            "--allow-exec",
+            "sh",
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(
+        rec["result"],
+        json!({"said": "ops", "n": 3, "shout": "OPS!"}),
+        "{rec}"
+    );
+
+    let text = std::fs::read_to_string(&flow).unwrap();
+    std::fs::write(&flow, text.replace("toUpper()", "shout()")).unwrap();
+    home.run(&["workflow", "validate", s(&flow)])
+        .code(2)
+        .stderr_has("count.yaml:20:")
+        .stderr_has("unknown function shout()");
+}

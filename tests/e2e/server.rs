@@ -1384,7 +1384,10 @@ fn serve_finds_built_action_directories_and_refuses_an_empty_catalog() {
     );
     let mut child = serve(&empty, &["--allow-empty"]).spawn().unwrap();
     let (line, _) = started(&mut child, "serving ");
-    assert!(line.contains("(6 action(s)"), "only the core pack's: {line}");
+    assert!(
+        line.contains("(6 action(s)"),
+        "only the core pack's: {line}"
+    );
     let _ = child.kill();
     let _ = child.wait();
 }

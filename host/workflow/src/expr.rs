@@ -1,13 +1,18 @@
-//! Jinja expressions (minijinja) over a workflow's values.
+//! Expressions over a workflow's values: Jinja (minijinja), and YAQL
+//! (`<% ... %>`, see `yaql`) as Orquesta writes them.
 //!
-//! A string that is exactly one `{{ expression }}` evaluates to the
-//! expression's value with its type (a number stays a number, a map a map),
-//! as Orquesta does; any other string with `{{`/`{%` renders as text.
-//! Conditions (`when`) may be written with or without the braces.
-//! Undefined names are errors, so a typo does not quietly become "".
+//! A string that is exactly one `{{ expression }}` or `<% expression %>`
+//! evaluates to the expression's value with its type (a number stays a
+//! number, a map a map), as Orquesta does; any other string with
+//! `{{`/`{%` renders as Jinja text, one with `<% %>` has each replaced by
+//! its value as text. Conditions (`when`) may be written with or without
+//! the braces. Undefined names are errors, so a typo does not quietly
+//! become "".
 
+use crate::yaql;
 use minijinja::{Environment, State, UndefinedBehavior};
 use serde_json::{Map, Value};
+use std::cell::OnceCell;
 use wasmflow_datastore::Datastore;
 
 /// The names an expression can use.
@@ -23,6 +28,25 @@ pub struct Scope<'a> {
 }
 
 impl Scope<'_> {
+    /// The names as YAQL sees them: `ctx()` holds the inputs, then the
+    /// variables and published values (Orquesta's one context).
+    fn yaql(self) -> yaql::Names {
+        let mut ctx = self
+            .input
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        if let Some(c) = self.ctx {
+            ctx.extend(c.clone());
+        }
+        yaql::Names {
+            ctx,
+            result: self.result.or(self.error).cloned(),
+            item: self.item.cloned(),
+            status: self.status.map(str::to_owned),
+        }
+    }
+
     fn to_value(self) -> minijinja::Value {
         let mut m = Map::new();
         let mut put = |k: &str, v: Option<&Value>| {
@@ -70,6 +94,7 @@ impl Expressions {
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.add_function("succeeded", |state: &State| status_is(state, "succeeded"));
         env.add_function("failed", |state: &State| !status_is(state, "succeeded"));
+        env.add_function("completed", |state: &State| state.lookup(STATUS).is_some());
         let secret_keys = keys.clone();
         env.add_function("kv", move |name: String| kv(keys.as_ref(), &name));
         env.add_function("secret", move |name: String| {
@@ -95,7 +120,12 @@ impl Expressions {
     }
 
     fn check_str(&self, s: &str) -> Result<(), String> {
-        if let Some(expr) = single_expression(s) {
+        if is_yaql(s) {
+            yaql_parts(s)?.iter().try_for_each(|part| match part {
+                Part::Text(_) => Ok(()),
+                Part::Expr(e) => yaql::check(e),
+            })
+        } else if let Some(expr) = single_expression(s) {
             self.env
                 .compile_expression(expr)
                 .map(drop)
@@ -109,6 +139,9 @@ impl Expressions {
 
     /// Check that a condition parses.
     pub fn check_condition(&self, cond: &str) -> Result<(), String> {
+        if is_yaql(cond) {
+            return yaql::check(yaql_condition(cond));
+        }
         self.env
             .compile_expression(condition_text(cond))
             .map(drop)
@@ -117,19 +150,46 @@ impl Expressions {
 
     /// Evaluate every template in `value`.
     pub fn render(&self, value: &Value, scope: Scope<'_>) -> Result<Value, String> {
-        let vars = scope.to_value();
+        let vars = Vars {
+            jinja: scope.to_value(),
+            yaql: OnceCell::new(),
+            scope: Some(scope),
+            names: None,
+        };
         self.render_with(value, &vars)
     }
 
     /// Evaluate every template in `value` with `names` as its variables:
     /// for templates outside a workflow (a webhook mapping its request).
     pub fn render_names(&self, value: &Value, names: &Map<String, Value>) -> Result<Value, String> {
-        self.render_with(value, &minijinja::Value::from_serialize(names))
+        let vars = Vars {
+            jinja: minijinja::Value::from_serialize(names),
+            yaql: OnceCell::new(),
+            scope: None,
+            names: Some(names),
+        };
+        self.render_with(value, &vars)
     }
 
-    fn render_with(&self, value: &Value, vars: &minijinja::Value) -> Result<Value, String> {
+    fn render_with(&self, value: &Value, vars: &Vars<'_>) -> Result<Value, String> {
         Ok(match value {
+            Value::String(s) if is_yaql(s) => {
+                let names = vars.yaql();
+                match yaql_parts(s)?.as_slice() {
+                    [Part::Expr(e)] => yaql::evaluate(e, names)?,
+                    parts => Value::String(
+                        parts
+                            .iter()
+                            .map(|p| match p {
+                                Part::Text(t) => Ok((*t).to_owned()),
+                                Part::Expr(e) => yaql::evaluate(e, names).map(|v| yaql::text(&v)),
+                            })
+                            .collect::<Result<String, String>>()?,
+                    ),
+                }
+            }
             Value::String(s) => {
+                let vars = &vars.jinja;
                 if let Some(expr) = single_expression(s) {
                     let compiled = self.env.compile_expression(expr).map_err(describe)?;
                     let v = compiled.eval(vars).map_err(describe)?;
@@ -160,6 +220,10 @@ impl Expressions {
 
     /// Evaluate a condition to true or false (Jinja truthiness).
     pub fn condition(&self, cond: &str, scope: Scope<'_>) -> Result<bool, String> {
+        if is_yaql(cond) {
+            let v = yaql::evaluate(yaql_condition(cond), &scope.yaql())?;
+            return Ok(yaql::truthy(&v));
+        }
         let compiled = self
             .env
             .compile_expression(condition_text(cond))
@@ -225,7 +289,77 @@ fn single_expression(s: &str) -> Option<&str> {
 }
 
 fn is_template(s: &str) -> bool {
-    s.contains("{{") || s.contains("{%")
+    s.contains("{{") || s.contains("{%") || is_yaql(s)
+}
+
+fn is_yaql(s: &str) -> bool {
+    s.contains("<%")
+}
+
+/// The variables of one rendering: Jinja's, and YAQL's made when a YAQL
+/// string first needs them.
+struct Vars<'a> {
+    jinja: minijinja::Value,
+    yaql: OnceCell<yaql::Names>,
+    scope: Option<Scope<'a>>,
+    names: Option<&'a Map<String, Value>>,
+}
+
+impl Vars<'_> {
+    fn yaql(&self) -> &yaql::Names {
+        self.yaql.get_or_init(|| match (self.scope, self.names) {
+            (Some(scope), _) => scope.yaql(),
+            (None, names) => yaql::Names {
+                ctx: names.cloned().unwrap_or_default(),
+                ..Default::default()
+            },
+        })
+    }
+}
+
+/// A piece of a string with `<% %>` in it.
+enum Part<'a> {
+    Text(&'a str),
+    Expr(&'a str),
+}
+
+/// `"vm-<% ctx().n %>"` -> text `vm-`, expression ` ctx().n `.
+fn yaql_parts(s: &str) -> Result<Vec<Part<'_>>, String> {
+    let mut parts = Vec::new();
+    let mut rest = s;
+    // A whole-string expression may have spaces around it.
+    if let Some(inner) = s
+        .trim()
+        .strip_prefix("<%")
+        .and_then(|r| r.strip_suffix("%>"))
+    {
+        if !inner.contains("<%") && !inner.contains("%>") {
+            return Ok(vec![Part::Expr(inner)]);
+        }
+    }
+    while let Some(open) = rest.find("<%") {
+        if open > 0 {
+            parts.push(Part::Text(&rest[..open]));
+        }
+        let after = &rest[open + 2..];
+        let close = after
+            .find("%>")
+            .ok_or_else(|| format!("`<%` without its `%>` in `{s}`"))?;
+        parts.push(Part::Expr(&after[..close]));
+        rest = &after[close + 2..];
+    }
+    if !rest.is_empty() {
+        parts.push(Part::Text(rest));
+    }
+    Ok(parts)
+}
+
+/// A condition's YAQL: `<% succeeded() %>`, or the bare expression.
+fn yaql_condition(cond: &str) -> &str {
+    cond.trim()
+        .strip_prefix("<%")
+        .and_then(|r| r.strip_suffix("%>"))
+        .unwrap_or(cond)
 }
 
 fn condition_text(cond: &str) -> &str {
@@ -295,6 +429,45 @@ mod tests {
     }
 
     #[test]
+    fn yaql_beside_jinja() {
+        let e = Expressions::new();
+        let input = json!({"name": "web"});
+        let ctx = json!({"disks": ["a", "b"]});
+        let result = json!({"stdout": "ok"});
+        let scope = Scope {
+            input: Some(&input),
+            ctx: ctx.as_object(),
+            result: Some(&result),
+            status: Some("succeeded"),
+            ..Scope::default()
+        };
+        let out = e
+            .render(
+                &json!({
+                    "n": "<% ctx().disks.len() %>",
+                    "s": "vm-<% ctx(name) %>-<% ctx().disks[1] %>",
+                    "j": "{{ ctx.disks | length }}",
+                    "r": " <% result().stdout %> "
+                }),
+                scope,
+            )
+            .unwrap();
+        assert_eq!(out, json!({"n": 2, "s": "vm-web-b", "j": 2, "r": "ok"}));
+        assert!(e
+            .condition("<% succeeded() and ctx(name) = 'web' %>", scope)
+            .unwrap());
+        assert!(!e.condition("<% failed() %>", scope).unwrap());
+        let (at, err) = e.check(&json!({"a": "<% ctx().x.nope() %>"})).unwrap_err();
+        assert_eq!(at, ".a");
+        assert!(err.contains("unknown function nope()"), "{err}");
+        assert!(e.check_condition("<% ctx( %>").is_err());
+        assert!(e
+            .render(&json!("<% ctx(absent) %>"), scope)
+            .unwrap_err()
+            .contains("absent"));
+    }
+
+    #[test]
     fn conditions_see_the_task_status() {
         let e = Expressions::new();
         let result = json!({"ok": true});
@@ -306,6 +479,7 @@ mod tests {
         assert!(e.condition("{{ succeeded() }}", scope).unwrap());
         assert!(e.condition("succeeded() and result.ok", scope).unwrap());
         assert!(!e.condition("failed()", scope).unwrap());
+        assert!(e.condition("completed()", scope).unwrap());
         assert!(e.check_condition("succeeded(").is_err());
         let (at, _) = e.check(&json!({"a": ["ok", "{{ 1 + }}"]})).unwrap_err();
         assert_eq!(at, ".a[1]");

@@ -27,6 +27,7 @@ pub mod runnable;
 mod scheduler;
 pub mod source;
 pub mod types;
+pub mod yaql;
 
 pub use components::{resolve_pack, Components, NoRegistry, RegistryComponents};
 pub use definition::{check, is_workflow_path, ActionRef, Definition};

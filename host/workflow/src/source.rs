@@ -99,11 +99,29 @@ impl Source {
             if let Some(e) = self.positions.get(p) {
                 return e.value;
             }
+            if let Some(e) = self.in_list_of_maps(p) {
+                return e.value;
+            }
             match parent_path(p) {
                 Some(up) => p = up,
                 None => return Position { line: 1, column: 1 },
             }
         }
+    }
+
+    /// `a.b.k` written as a list of one-key maps (Orquesta's `publish:
+    /// [{k: v}]`), which the model reads as the map `a.b`: `a.b[i].k`.
+    fn in_list_of_maps(&self, path: &str) -> Option<&Entry> {
+        let (parent, key) = path.rsplit_once('.')?;
+        (0..)
+            .map_while(|i| {
+                let item = format!("{parent}[{i}]");
+                self.positions
+                    .contains_key(&item)
+                    .then(|| self.positions.get(&format!("{item}.{key}")))
+            })
+            .flatten()
+            .next()
     }
 
     /// Where the key of the map entry at `path` starts (a task's name, say).
