@@ -357,3 +357,95 @@ output:
         .stderr_has("count.yaml:20:")
         .stderr_has("unknown function shout()");
 }
+
+/// A workflow as StackStorm users write it for Orquesta: inputs as names
+/// and defaults, vars and output as lists of one-key maps, a routing-only
+/// task, inline action parameters, `with` naming its items (one, and two
+/// over `zip`) with a concurrency, and `publish` as `name=value` pairs.
+#[test]
+fn orquesta_forms_run_as_written() {
+    let home = Home::new();
+    let dir = tempfile::tempdir().unwrap();
+    let flow = dir.path().join("greet.yaml");
+    std::fs::write(
+        &flow,
+        r#"version: 1.0
+description: Greet some hosts, as written for Orquesta
+input:
+  - hosts
+  - greeting: hello
+vars:
+  - seen: 0
+tasks:
+  start:
+    next:
+      - do: greet
+  greet:
+    with:
+      items: host in <% ctx(hosts) %>
+      concurrency: 1
+    action: core.echo message="<% ctx(greeting) %> <% item(host) %>"
+    next:
+      - when: <% succeeded() %>
+        publish: greetings=<% result() %> seen=<% len(result()) %>
+        do: pair
+  pair:
+    with: h, n in <% zip(ctx(hosts), [1, 2, 3]) %>
+    action: core.echo message=<% item(h) + '-' + str(item(n)) %>
+    next:
+      - publish:
+          - pairs: <% result() %>
+output:
+  - greetings: <% ctx(greetings) %>
+  - seen: <% ctx(seen) %>
+  - pairs: <% ctx(pairs) %>
+"#,
+    )
+    .unwrap();
+    home.run(&["workflow", "validate", s(&flow)]).ok();
+    let rec = home
+        .run(&["run", s(&flow), "-p", r#"hosts=["web1", "web2"]"#, "--json"])
+        .ok()
+        .json();
+    assert_eq!(
+        rec["result"],
+        json!({
+            "greetings": ["hello web1", "hello web2"],
+            "seen": 2,
+            "pairs": ["web1-1", "web2-2"]
+        }),
+        "{rec}"
+    );
+    // The routing-only task ran the built-in no-op.
+    let tree = home
+        .run(&[
+            "execution",
+            "get",
+            rec["id"].as_str().unwrap(),
+            "--tree",
+            "--json",
+        ])
+        .ok()
+        .json();
+    let first = &tree["children"][0];
+    assert_eq!(
+        (&first["task"], &first["action"]),
+        (
+            &json!("start"),
+            &json!(format!("core.noop@{}", env!("CARGO_PKG_VERSION")))
+        ),
+        "{tree}"
+    );
+
+    // Inline parameters that do not parse are named where they are.
+    let text = std::fs::read_to_string(&flow).unwrap();
+    std::fs::write(
+        &flow,
+        text.replace("message=<% item(h)", "message <% item(h)"),
+    )
+    .unwrap();
+    home.run(&["workflow", "validate", s(&flow)])
+        .code(2)
+        .stderr_has("greet.yaml:23:13: tasks.pair.action")
+        .stderr_has("expected name=value");
+}

@@ -469,7 +469,7 @@ fn validation_reports_each_problem_with_its_position() {
         (
             "unknown_key.yaml",
             "version: 1\ntasks:\n  a:\n    action: STEP\n    inptu: {}\n",
-            &["unknown_key.yaml:5:5: tasks.a: unknown field `inptu`, expected one of `action`, `input`, `grants`, `timeout`, `retry`, `with-items`, `concurrency`, `join`, `next`"],
+            &["unknown_key.yaml:5:5: tasks.a: unknown field `inptu`, expected one of `action`, `input`, `grants`, `timeout`, `retry`, `with-items`, `concurrency`, `with`, `join`, `next`"],
         ),
         (
             "unknown_do.yaml",

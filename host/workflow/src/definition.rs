@@ -78,7 +78,7 @@ impl Definition {
 
     pub fn parse(path: &Path, text: String) -> Result<Self, Problems> {
         let source = Source::new(path, text);
-        let workflow: Workflow = serde_yaml::from_str(&source.text).map_err(|e| {
+        let mut workflow: Workflow = serde_yaml::from_str(&source.text).map_err(|e| {
             let position = e
                 .location()
                 .map(|l| crate::source::Position {
@@ -94,6 +94,14 @@ impl Definition {
                 message,
             }])
         })?;
+        let forms: Vec<Problem> = workflow
+            .orquesta_forms()
+            .into_iter()
+            .map(|(at, message)| source.problem(&at, message))
+            .collect();
+        if !forms.is_empty() {
+            return Err(Problems(forms));
+        }
         let dir = path
             .parent()
             .map(Path::to_owned)

@@ -23,6 +23,9 @@ pub struct Scope<'a> {
     pub result: Option<&'a Value>,
     pub error: Option<&'a Value>,
     pub item: Option<&'a Value>,
+    /// What Orquesta's `with: x, y in ...` named each item's parts, for
+    /// YAQL's `item(x)`.
+    pub item_names: &'a [String],
     /// The finished task's status, for `succeeded()` and `failed()`.
     pub status: Option<&'a str>,
 }
@@ -43,6 +46,7 @@ impl Scope<'_> {
             ctx,
             result: self.result.or(self.error).cloned(),
             item: self.item.cloned(),
+            item_names: self.item_names.to_vec(),
             status: self.status.map(str::to_owned),
         }
     }

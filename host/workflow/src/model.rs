@@ -18,17 +18,21 @@ pub struct Workflow {
     pub name: Option<String>,
     #[serde(default)]
     pub description: Option<String>,
-    #[serde(default)]
+    /// The inputs: specs, or Orquesta's names and one-key maps of a name
+    /// to its default.
+    #[serde(default, deserialize_with = "inputs")]
     pub input: Vec<InputSpec>,
-    /// Initial `ctx` values; may use `input`.
-    #[serde(default)]
+    /// Initial `ctx` values; may use `input`. A map, or Orquesta's list of
+    /// one-key maps.
+    #[serde(default, deserialize_with = "publish")]
     pub vars: IndexMap<String, Value>,
     /// Default grants of every task (a task's own `grants` replace them).
     #[serde(default)]
     pub grants: Option<GrantSpec>,
     pub tasks: IndexMap<String, Task>,
-    /// The workflow's result: each key an expression over `ctx` and `input`.
-    #[serde(default)]
+    /// The workflow's result: each key an expression over `ctx` and `input`
+    /// (a map, or Orquesta's list of one-key maps).
+    #[serde(default, deserialize_with = "publish")]
     pub output: IndexMap<String, Value>,
 }
 
@@ -58,7 +62,11 @@ pub use wasmflow_runtime::grants::GrantSpec;
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Task {
     /// A component (`.wasm`/`.wat`) or workflow (`.yaml`) path, relative to
-    /// this file.
+    /// this file, `pack.action` or `oci://`; Orquesta's inline parameters
+    /// after it (`core.echo message=<% ctx(m) %>`) are moved into `input`
+    /// by [`Workflow::orquesta_forms`]. A task without one only routes: it
+    /// runs `core.noop`.
+    #[serde(default = "noop")]
     pub action: String,
     /// The action's input, keyed by parameter name; values may be templates.
     #[serde(default)]
@@ -77,6 +85,14 @@ pub struct Task {
     /// How many items run at once (default: all).
     #[serde(default)]
     pub concurrency: Option<u32>,
+    /// Orquesta's `with`: `"x in <% ... %>"` (names for `item(x)`), an
+    /// expression, or `{items, concurrency}`; read into `with_items`,
+    /// `item_names` and `concurrency` by [`Workflow::orquesta_forms`].
+    #[serde(default, rename = "with")]
+    pub with: Option<With>,
+    /// The names `with` gave each item (`x, y in <% zip(..) %>`).
+    #[serde(skip)]
+    pub item_names: Vec<String>,
     /// Wait for inbound transitions before starting: all of them, or N.
     #[serde(default)]
     pub join: Option<Join>,
@@ -84,13 +100,30 @@ pub struct Task {
     pub next: Vec<Transition>,
 }
 
+/// Orquesta's `with`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(untagged)]
+pub enum With {
+    Items(String),
+    Spec {
+        items: String,
+        #[serde(default)]
+        concurrency: Option<u32>,
+    },
+}
+
+fn noop() -> String {
+    "core.noop".into()
+}
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Retry {
     /// Attempts after the first.
     pub count: u32,
-    /// Wait before the first retry (`1s`, `200ms`).
-    #[serde(default)]
+    /// Wait before the first retry (`1s`, `200ms`; a number is seconds,
+    /// as Orquesta writes it).
+    #[serde(default, deserialize_with = "seconds")]
     pub delay: Option<String>,
     /// Each further wait is the previous one times this (default 1).
     #[serde(default)]
@@ -137,6 +170,8 @@ pub struct Transition {
     pub to: Vec<String>,
 }
 
+/// A map of names to values, Orquesta's list of one-key maps, or its
+/// string of `name=value` assignments.
 fn publish<'de, D: Deserializer<'de>>(d: D) -> Result<IndexMap<String, Value>, D::Error> {
     use serde::de::Error;
     #[derive(Deserialize)]
@@ -144,13 +179,137 @@ fn publish<'de, D: Deserializer<'de>>(d: D) -> Result<IndexMap<String, Value>, D
     enum Form {
         Map(IndexMap<String, Value>),
         List(Vec<IndexMap<String, Value>>),
+        Text(String),
     }
     match Form::deserialize(d) {
         Ok(Form::Map(m)) => Ok(m),
         Ok(Form::List(l)) => Ok(l.into_iter().flatten().collect()),
+        Ok(Form::Text(t)) => Ok(assignments(&t)
+            .map_err(D::Error::custom)?
+            .into_iter()
+            .collect()),
         Err(_) => Err(D::Error::custom(
-            "expected a map of names to expressions, or a list of one-key maps",
+            "expected a map of names to expressions, a list of one-key maps, or name=value pairs",
         )),
+    }
+}
+
+/// Input specs; or Orquesta's names (`- host`) and one-key maps of a name
+/// to its default (`- port: 22`).
+fn inputs<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<InputSpec>, D::Error> {
+    use serde::de::Error;
+    const SPEC: [&str; 5] = ["name", "type", "required", "default", "description"];
+    let items = Vec::<Value>::deserialize(d)?;
+    items
+        .into_iter()
+        .map(|item| match item {
+            Value::String(name) => Ok(InputSpec::named(name, None)),
+            Value::Object(m)
+                if m.get("name").is_some_and(Value::is_string)
+                    && m.keys().all(|k| SPEC.contains(&k.as_str())) =>
+            {
+                serde_json::from_value(Value::Object(m)).map_err(D::Error::custom)
+            }
+            Value::Object(m) if m.len() == 1 => {
+                let (name, default) = m.into_iter().next().expect("one key");
+                Ok(InputSpec::named(name, Some(default)))
+            }
+            other => Err(D::Error::custom(format!(
+                "an input is a name, a one-key map of a name to its default, or a map with name (and type, required, default, description), not {other}"
+            ))),
+        })
+        .collect()
+}
+
+/// A duration as text (`30s`), or a number of seconds.
+fn seconds<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    use serde::de::Error;
+    match Option::<Value>::deserialize(d)? {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(Value::Number(n)) if n.as_f64().is_some_and(|f| f >= 0.0) => Ok(Some(format!("{n}s"))),
+        Some(other) => Err(D::Error::custom(format!(
+            "expected a duration (30s, 2m) or a number of seconds, got {other}"
+        ))),
+    }
+}
+
+impl InputSpec {
+    fn named(name: String, default: Option<Value>) -> Self {
+        Self {
+            name,
+            ty: None,
+            required: None,
+            default,
+            description: None,
+        }
+    }
+}
+
+/// `name=value name2=value2`, as Orquesta writes inline action parameters
+/// and `publish`: a value runs to the next space outside quotes, brackets,
+/// `<% %>` and `{{ }}`; an expression stays text, a quoted value is a
+/// string, anything else reads as YAML (`n=3` is a number).
+pub fn assignments(text: &str) -> Result<Vec<(String, Value)>, String> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    let at = |i: usize| chars.get(i).copied();
+    loop {
+        while at(i).is_some_and(char::is_whitespace) {
+            i += 1;
+        }
+        if i >= chars.len() {
+            return Ok(out);
+        }
+        let start = i;
+        while at(i).is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '-') {
+            i += 1;
+        }
+        let key: String = chars[start..i].iter().collect();
+        if key.is_empty() || at(i) != Some('=') {
+            let rest: String = chars[start..].iter().collect();
+            return Err(format!("expected name=value at `{rest}`"));
+        }
+        i += 1;
+        let from = i;
+        let mut depth = 0i32;
+        let mut quote: Option<char> = None;
+        while let Some(c) = at(i) {
+            let two = (c, at(i + 1).unwrap_or(' '));
+            match quote {
+                Some(q) if c == q => quote = None,
+                Some(_) => {}
+                None => match two {
+                    ('<', '%') | ('{', '{') => {
+                        depth += 1;
+                        i += 1;
+                    }
+                    ('%', '>') | ('}', '}') => {
+                        depth -= 1;
+                        i += 1;
+                    }
+                    ('\'', _) | ('"', _) => quote = Some(c),
+                    ('[', _) | ('{', _) | ('(', _) => depth += 1,
+                    (']', _) | ('}', _) | (')', _) => depth -= 1,
+                    _ if c.is_whitespace() && depth <= 0 => break,
+                    _ => {}
+                },
+            }
+            i += 1;
+        }
+        let raw: String = chars[from..i.min(chars.len())].iter().collect();
+        let quoted = raw.len() >= 2
+            && (raw.starts_with('"') && raw.ends_with('"')
+                || raw.starts_with('\'') && raw.ends_with('\''));
+        let value = if quoted {
+            Value::String(raw[1..raw.len() - 1].to_owned())
+        } else if raw.contains("<%") || raw.contains("{{") {
+            Value::String(raw)
+        } else {
+            serde_yaml::from_str::<Value>(&raw).unwrap_or(Value::String(raw))
+        };
+        out.push((key, value));
     }
 }
 
@@ -179,6 +338,69 @@ fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error>
 }
 
 impl Workflow {
+    /// Read what Orquesta writes in one place into the model's fields:
+    /// inline action parameters into `input`, `with` into `with_items`,
+    /// `item_names` and `concurrency`. The problems, each with the path of
+    /// what is wrong.
+    pub fn orquesta_forms(&mut self) -> Vec<(String, String)> {
+        let mut problems = Vec::new();
+        for (name, task) in &mut self.tasks {
+            let at = |field: &str| format!("tasks.{name}.{field}");
+            if let Some((action, params)) = task.action.trim().split_once(char::is_whitespace) {
+                let action = action.to_owned();
+                match assignments(params) {
+                    Ok(pairs) => {
+                        for (k, v) in pairs {
+                            if task.input.contains_key(&k) {
+                                problems.push((
+                                    at("action"),
+                                    format!("`{k}` is given both inline and in input"),
+                                ));
+                            }
+                            task.input.insert(k, v);
+                        }
+                    }
+                    Err(e) => problems.push((at("action"), e)),
+                }
+                task.action = action;
+            }
+            let Some(with) = task.with.take() else {
+                continue;
+            };
+            if task.with_items.is_some() {
+                problems.push((at("with"), "give `with` or `with-items`, not both".into()));
+                continue;
+            }
+            let (items, concurrency) = match with {
+                With::Items(items) => (items, None),
+                With::Spec { items, concurrency } => (items, concurrency),
+            };
+            let (names, expr) = match items.split_once(" in ") {
+                Some((names, expr)) if !names.contains("<%") && !names.contains("{{") => {
+                    let names: Vec<String> =
+                        names.split(',').map(|n| n.trim().to_owned()).collect();
+                    if names.iter().any(|n| {
+                        n.is_empty() || !n.chars().all(|c| c.is_alphanumeric() || c == '_')
+                    }) {
+                        problems.push((
+                            at("with"),
+                            format!("`{items}`: expected NAME in EXPRESSION"),
+                        ));
+                        continue;
+                    }
+                    (names, expr.trim().to_owned())
+                }
+                _ => (Vec::new(), items.trim().to_owned()),
+            };
+            task.with_items = Some(Value::String(expr));
+            task.item_names = names;
+            if concurrency.is_some() {
+                task.concurrency = concurrency;
+            }
+        }
+        problems
+    }
+
     /// Tasks that no transition leads to: where the workflow starts.
     pub fn start_tasks(&self) -> Vec<&str> {
         let targets: std::collections::HashSet<&str> = self
@@ -217,5 +439,79 @@ impl Workflow {
             }
         }
         seen
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn orquesta_assignments() {
+        let got = assignments(
+            r#"message="<% ctx(a) %> and <% item(b) %>" n=3 flag=true list=<% [1, 2] %> s='x y' raw=plain"#,
+        )
+        .unwrap();
+        let got: Vec<(&str, Value)> = got.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+        assert_eq!(
+            got,
+            [
+                ("message", json!("<% ctx(a) %> and <% item(b) %>")),
+                ("n", json!(3)),
+                ("flag", json!(true)),
+                ("list", json!("<% [1, 2] %>")),
+                ("s", json!("x y")),
+                ("raw", json!("plain")),
+            ]
+        );
+        assert!(assignments("a=1 oops").unwrap_err().contains("`oops`"));
+    }
+
+    #[test]
+    fn orquesta_forms_read_into_the_model() {
+        let mut wf: Workflow = serde_yaml::from_str(
+            r#"
+version: 1.0
+input: [hosts, {greeting: hello}, {name: typed, type: string}]
+vars: [{count: 0}]
+tasks:
+  route:
+    next: [{do: greet}]
+  greet:
+    action: core.echo message=<% item(h) %>
+    with: { items: "h, n in <% zip(ctx(hosts), [1]) %>", concurrency: 2 }
+    retry: { count: 2, delay: 5 }
+    next:
+      - publish: a=<% result() %> b=2
+output: [{all: "<% ctx(a) %>"}]
+"#,
+        )
+        .unwrap();
+        assert!(wf.orquesta_forms().is_empty());
+        let names: Vec<_> = wf
+            .input
+            .iter()
+            .map(|i| (i.name.as_str(), i.default.clone()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("hosts", None),
+                ("greeting", Some(json!("hello"))),
+                ("typed", None)
+            ]
+        );
+        assert_eq!(wf.vars["count"], json!(0));
+        assert_eq!(wf.tasks["route"].action, "core.noop");
+        let greet = &wf.tasks["greet"];
+        assert_eq!(greet.action, "core.echo");
+        assert_eq!(greet.input["message"], json!("<% item(h) %>"));
+        assert_eq!(greet.with_items, Some(json!("<% zip(ctx(hosts), [1]) %>")));
+        assert_eq!(greet.item_names, ["h", "n"]);
+        assert_eq!(greet.concurrency, Some(2));
+        assert_eq!(greet.retry.as_ref().unwrap().delay.as_deref(), Some("5s"));
+        assert_eq!(greet.next[0].publish["b"], json!(2));
+        assert_eq!(wf.output["all"], json!("<% ctx(a) %>"));
     }
 }

@@ -86,6 +86,7 @@ fn outcome_scope<'a>(
         result: Some(outcome.result.as_ref().unwrap_or(NULL)),
         error: Some(error),
         item: None,
+        item_names: &[],
         status: Some(outcome.status.as_str()),
     }
 }

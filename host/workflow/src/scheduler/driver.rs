@@ -505,6 +505,7 @@ impl Driver {
             input: Some(&self.state.input),
             ctx: Some(&self.state.ctx),
             item,
+            item_names: &task.item_names,
             ..Scope::default()
         };
         let rendered = self

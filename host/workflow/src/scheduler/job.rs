@@ -44,6 +44,7 @@ impl Driver {
                     input: Some(&self.state.input),
                     ctx: Some(&self.state.ctx),
                     item: item.as_ref(),
+                    item_names: &task.item_names,
                     ..Scope::default()
                 };
                 let raw = Value::Object(

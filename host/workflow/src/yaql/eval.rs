@@ -17,6 +17,8 @@ pub struct Names {
     pub ctx: Map<String, Value>,
     pub result: Option<Value>,
     pub item: Option<Value>,
+    /// The names `with: x, y in ...` gave an item's parts.
+    pub item_names: Vec<String>,
     /// The finished task's status, for `succeeded()`, `failed()` and
     /// `completed()`.
     pub status: Option<String>,
@@ -406,13 +408,41 @@ impl Frame<'_> {
                     .item
                     .clone()
                     .ok_or_else(|| fail("item() outside a with-items task"))?;
-                match exprs.first() {
-                    None => Ok(item),
-                    Some(e) => {
-                        let key = text(&self.eval(e)?);
-                        item.get(&key)
-                            .cloned()
-                            .ok_or_else(|| fail(format!("item({key}): the item has no `{key}`")))
+                let names = &self.names.item_names;
+                let key = exprs
+                    .first()
+                    .map(|e| self.eval(e).map(|k| text(&k)))
+                    .transpose()?;
+                match (names.as_slice(), key) {
+                    ([] | [_], None) => Ok(item),
+                    ([one], Some(k)) if *one == k => Ok(item),
+                    ([], Some(k)) => item
+                        .get(&k)
+                        .cloned()
+                        .ok_or_else(|| fail(format!("item({k}): the item has no `{k}`"))),
+                    (names, key) => {
+                        // `x, y in <% zip(..) %>`: each item a list, by position.
+                        let parts = item
+                            .as_array()
+                            .filter(|p| p.len() == names.len())
+                            .ok_or_else(|| {
+                                fail(format!(
+                                    "the item {item} does not have the {} parts `with` names",
+                                    names.len()
+                                ))
+                            })?;
+                        match key {
+                            None => Ok(Value::Object(
+                                names.iter().cloned().zip(parts.iter().cloned()).collect(),
+                            )),
+                            Some(k) => names
+                                .iter()
+                                .position(|n| *n == k)
+                                .map(|i| parts[i].clone())
+                                .ok_or_else(|| {
+                                    fail(format!("item({k}): `with` names {}", names.join(", ")))
+                                }),
+                        }
                     }
                 }
             }
@@ -710,6 +740,7 @@ mod tests {
                 .clone(),
             result: Some(json!({"stdout": "ok\n", "code": 0})),
             item: Some(json!({"host": "h1"})),
+            item_names: Vec::new(),
             status: Some("succeeded".into()),
         }
     }
