@@ -8,9 +8,22 @@
 use crate::{s, support, wat, Home, Run};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
 
 fn embedded(name: &str) -> std::path::PathBuf {
     support::root().join(format!("host/core/components/{name}.wasm"))
+}
+
+/// `text` written as `name` in `dir`, and the record of `wasmflow run` of
+/// it with `args` after it (the run must succeed).
+fn run_flow(home: &Home, dir: &Path, name: &str, text: &str, args: &[&str]) -> (PathBuf, Value) {
+    let flow = dir.join(name);
+    std::fs::write(&flow, text).unwrap();
+    let mut all = vec!["run", s(&flow)];
+    all.extend(args);
+    all.push("--json");
+    let rec = home.run(&all).ok().json();
+    (flow, rec)
 }
 
 fn digest_of(path: &std::path::Path) -> String {
@@ -175,9 +188,10 @@ fn core_local_runs_only_granted_and_confined() {
 fn workflows_use_the_core_pack_and_a_local_core_pack_takes_its_place() {
     let home = Home::new();
     let dir = tempfile::tempdir().unwrap();
-    let flow = dir.path().join("greet.yaml");
-    std::fs::write(
-        &flow,
+    let (_, rec) = run_flow(
+        &home,
+        dir.path(),
+        "greet.yaml",
         r#"version: 1
 input:
   - name: who
@@ -201,20 +215,8 @@ output:
   said: "{{ ctx.said }}"
   id_length: "{{ ctx.id | length }}"
 "#,
-    )
-    .unwrap();
-    let rec = home
-        .run(&[
-            "run",
-            s(&flow),
-            "-p",
-            "who=ops",
-            "--allow-exec",
-            "sh",
-            "--json",
-        ])
-        .ok()
-        .json();
+        &["-p", "who=ops", "--allow-exec", "sh"],
+    );
     assert_eq!(
         rec["result"],
         json!({"said": "hello ops", "id_length": 36}),
@@ -302,9 +304,10 @@ fn the_embedded_components_are_the_build_of_their_sources() {
 fn yaql_expressions_run_on_core_actions() {
     let home = Home::new();
     let dir = tempfile::tempdir().unwrap();
-    let flow = dir.path().join("count.yaml");
-    std::fs::write(
-        &flow,
+    let (flow, rec) = run_flow(
+        &home,
+        dir.path(),
+        "count.yaml",
         r#"version: 1.0
 input:
   - name: who
@@ -330,20 +333,8 @@ output:
   n: <% ctx(n) %>
   shout: <% ctx(shout) %>
 "#,
-    )
-    .unwrap();
-    let rec = home
-        .run(&[
-            "run",
-            s(&flow),
-            "-p",
-            "who=ops",
-            "--allow-exec",
-            "sh",
-            "--json",
-        ])
-        .ok()
-        .json();
+        &["-p", "who=ops", "--allow-exec", "sh"],
+    );
     assert_eq!(
         rec["result"],
         json!({"said": "ops", "n": 3, "shout": "OPS!"}),
@@ -366,9 +357,10 @@ output:
 fn orquesta_forms_run_as_written() {
     let home = Home::new();
     let dir = tempfile::tempdir().unwrap();
-    let flow = dir.path().join("greet.yaml");
-    std::fs::write(
-        &flow,
+    let (flow, rec) = run_flow(
+        &home,
+        dir.path(),
+        "greet.yaml",
         r#"version: 1.0
 description: Greet some hosts, as written for Orquesta
 input:
@@ -400,13 +392,9 @@ output:
   - seen: <% ctx(seen) %>
   - pairs: <% ctx(pairs) %>
 "#,
-    )
-    .unwrap();
+        &["-p", r#"hosts=["web1", "web2"]"#],
+    );
     home.run(&["workflow", "validate", s(&flow)]).ok();
-    let rec = home
-        .run(&["run", s(&flow), "-p", r#"hosts=["web1", "web2"]"#, "--json"])
-        .ok()
-        .json();
     assert_eq!(
         rec["result"],
         json!({

@@ -178,7 +178,16 @@ async fn start(
         rule: rule.name.clone(),
         trigger: instance.id,
     };
-    api::start_as(app, &rule.action, input, rule.grants.clone(), by, Some(id)).await
+    api::start_as(
+        app,
+        &rule.action,
+        input,
+        &[],
+        rule.grants.clone(),
+        by,
+        Some(id),
+    )
+    .await
 }
 
 /// Enforce what a crash left undone: every instance not yet processed,

@@ -124,7 +124,8 @@ fn bounded(app: &App, asked: Grants) -> ApiResult<Grants> {
     })
 }
 
-/// Check and queue a new execution of a catalog entry, started `by`.
+/// Check and queue a new execution of a catalog entry (or an `oci://`
+/// reference it does not have), started `by`.
 pub async fn start(
     app: &App,
     name: &str,
@@ -134,24 +135,12 @@ pub async fn start(
     by: StartedBy,
 ) -> ApiResult<ExecutionRecord> {
     draining(app)?;
-    start_with(app, name, input, params, grants, by, None).await
+    start_as(app, name, input, params, grants, by, None).await
 }
 
-/// [`start`] for the event bus: under the id an enforcement named before
-/// (`id`), so that a restart finds it.
+/// [`start`] under a given id, as the event bus starts what an
+/// enforcement named before (so that a restart finds it), draining or not.
 pub async fn start_as(
-    app: &App,
-    name: &str,
-    input: Value,
-    grants: Option<GrantSpec>,
-    by: StartedBy,
-    id: Option<ExecutionId>,
-) -> ApiResult<ExecutionRecord> {
-    start_with(app, name, input, &[], grants, by, id).await
-}
-
-/// A catalog entry, or an `oci://` reference the catalog does not have.
-async fn start_with(
     app: &App,
     name: &str,
     input: Value,
