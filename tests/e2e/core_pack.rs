@@ -437,3 +437,73 @@ output:
         .stderr_has("greet.yaml:23:13: tasks.pair.action")
         .stderr_has("expected name=value");
 }
+
+/// Orquesta's engine commands in `do`: `noop` and `continue` handle a
+/// failure, `fail` fails the workflow, `retry` runs the task again at once
+/// (at most three times).
+#[test]
+fn engine_commands_in_do() {
+    let home = Home::new();
+    let dir = tempfile::tempdir().unwrap();
+    let on_failure = |command: &str| {
+        format!(
+            "version: 1.0\ntasks:\n  boom:\n    action: core.error message=bad\n    next:\n      - when: <% failed() %>\n        do: {command}\n"
+        )
+    };
+    for handled in ["noop", "continue"] {
+        let (_, rec) = run_flow(&home, dir.path(), "h.yaml", &on_failure(handled), &[]);
+        assert_eq!(rec["status"], "succeeded", "{handled}: {rec}");
+    }
+
+    let flow = dir.path().join("fail.yaml");
+    std::fs::write(
+        &flow,
+        "version: 1.0\ntasks:\n  fine:\n    action: core.noop\n    next:\n      - do: fail\n",
+    )
+    .unwrap();
+    home.run(&["run", s(&flow)])
+        .code(1)
+        .stderr_has("`fail` in tasks.fine.next[0], after task `fine` (succeeded)");
+
+    // Failing every time: the first run and three more, then it stands.
+    let flow = dir.path().join("retry.yaml");
+    std::fs::write(&flow, on_failure("retry")).unwrap();
+    home.run(&["run", s(&flow)])
+        .code(1)
+        .stderr_has("task `boom` failed");
+    let id = home.last_record()["id"].as_str().unwrap().to_owned();
+    let tree = home
+        .run(&["execution", "get", &id, "--tree", "--json"])
+        .ok()
+        .json();
+    assert_eq!(tree["children"].as_array().unwrap().len(), 4, "{tree}");
+
+    // Failing twice, then not: retried into success.
+    let count = dir.path().join("count");
+    std::fs::create_dir_all(&count).unwrap();
+    let flaky = format!(
+        r#"version: 1.0
+tasks:
+  flaky:
+    action: core.local
+    input: {{ cmd: "n=$(cat {d}/n 2>/dev/null || echo 0); n=$((n+1)); echo $n > {d}/n; [ $n -ge 3 ]" }}
+    grants: {{ exec: [sh], write: ["{d}"] }}
+    next:
+      - when: <% failed() %>
+        do: retry
+"#,
+        d = s(&count)
+    );
+    let (_, rec) = run_flow(
+        &home,
+        dir.path(),
+        "flaky.yaml",
+        &flaky,
+        &["--allow-exec", "sh", "--allow-write", s(&count)],
+    );
+    assert_eq!(rec["status"], "succeeded", "{rec}");
+    assert_eq!(
+        std::fs::read_to_string(count.join("n")).unwrap().trim(),
+        "3"
+    );
+}

@@ -168,6 +168,38 @@ pub struct Transition {
     /// Tasks to start: one name or a list.
     #[serde(default, rename = "do", deserialize_with = "one_or_many")]
     pub to: Vec<String>,
+    /// Orquesta's engine commands among the names of `do`, moved here by
+    /// [`Workflow::orquesta_forms`].
+    #[serde(skip)]
+    pub commands: Vec<Command>,
+}
+
+/// Orquesta's engine commands, written in `do` beside task names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// Nothing more (what a transition without `do` does).
+    Continue,
+    /// Nothing more, and the task's failure counts as handled.
+    Noop,
+    /// Fail the workflow.
+    Fail,
+    /// Run the task again (at most [`Command::RETRIES`] times), at once.
+    Retry,
+}
+
+impl Command {
+    /// How many times `do: retry` runs a task again.
+    pub const RETRIES: usize = 3;
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "continue" => Command::Continue,
+            "noop" => Command::Noop,
+            "fail" => Command::Fail,
+            "retry" => Command::Retry,
+            _ => return None,
+        })
+    }
 }
 
 /// A map of names to values, Orquesta's list of one-key maps, or its
@@ -346,6 +378,22 @@ impl Workflow {
         let mut problems = Vec::new();
         for (name, task) in &mut self.tasks {
             let at = |field: &str| format!("tasks.{name}.{field}");
+            if Command::parse(name).is_some() {
+                problems.push((
+                    format!("tasks.{name}"),
+                    format!("`{name}` is an engine command's name (continue, noop, fail, retry): name the task otherwise"),
+                ));
+            }
+            for (i, t) in task.next.iter_mut().enumerate() {
+                t.commands = t.to.iter().filter_map(|n| Command::parse(n)).collect();
+                t.to.retain(|n| Command::parse(n).is_none());
+                if t.commands.contains(&Command::Fail) && !t.to.is_empty() {
+                    problems.push((
+                        format!("tasks.{name}.next[{i}].do"),
+                        "`fail` beside tasks to start: not supported yet (start them from another transition)".into(),
+                    ));
+                }
+            }
             if let Some((action, params)) = task.action.trim().split_once(char::is_whitespace) {
                 let action = action.to_owned();
                 match assignments(params) {
@@ -513,5 +561,21 @@ output: [{all: "<% ctx(a) %>"}]
         assert_eq!(greet.retry.as_ref().unwrap().delay.as_deref(), Some("5s"));
         assert_eq!(greet.next[0].publish["b"], json!(2));
         assert_eq!(wf.output["all"], json!("<% ctx(a) %>"));
+    }
+
+    #[test]
+    fn engine_commands_leave_do_for_their_own_list() {
+        let mut wf: Workflow = serde_yaml::from_str(
+            "version: 1.0\ntasks:\n  a:\n    next: [{do: [b, retry]}, {do: 'fail, b'}]\n  b: {}\n  noop: {}\n",
+        )
+        .unwrap();
+        let problems = wf.orquesta_forms();
+        let a = &wf.tasks["a"];
+        assert_eq!(
+            (a.next[0].to.as_slice(), a.next[0].commands.as_slice()),
+            (&["b".to_owned()][..], &[Command::Retry][..])
+        );
+        let paths: Vec<&str> = problems.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(paths, ["tasks.a.next[1].do", "tasks.noop"], "{problems:?}");
     }
 }

@@ -6,7 +6,7 @@
 use crate::definition::duration;
 use crate::expr::{Expressions, Scope};
 use crate::journal::{State, TaskRun};
-use crate::model::Task;
+use crate::model::{Command, Task};
 use serde_json::{Map, Value};
 use std::time::Duration;
 use wasmflow_store::{code, Failure, Outcome, Status};
@@ -21,6 +21,10 @@ pub(super) struct Transitions {
     /// Whether any transition was taken (a failed task none handles fails
     /// the workflow).
     pub taken: bool,
+    /// A taken transition says `fail`: where.
+    pub fail: Option<String>,
+    /// A taken transition says `retry`.
+    pub retry: bool,
 }
 
 /// A run's outcome from its slots: a with-items run succeeds when every
@@ -128,6 +132,10 @@ pub(super) fn transitions(
             out.publish.insert(k, v);
         }
         out.next.extend(t.to.iter().cloned());
+        if t.commands.contains(&Command::Fail) {
+            out.fail.get_or_insert(at);
+        }
+        out.retry |= t.commands.contains(&Command::Retry);
     }
     Ok(out)
 }

@@ -10,7 +10,7 @@ use crate::definition::Definition;
 use crate::expr::{Expressions, Scope};
 use crate::inquiry;
 use crate::journal::{Entry, State};
-use crate::model::Task;
+use crate::model::{Command, Task};
 use crate::{grants, WorkflowError};
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -280,7 +280,22 @@ impl Driver {
                 Ok(t) => {
                     publish = t.publish;
                     next = t.next;
-                    if outcome.status != Status::Succeeded && !t.taken {
+                    // `do: retry`: the task once more, at most RETRIES
+                    // times; past them its failure stands unhandled.
+                    let runs = self.state.runs.iter().filter(|r| r.name == name).count();
+                    let retried = t.retry && runs <= Command::RETRIES;
+                    if retried {
+                        next.push(name.clone());
+                    }
+                    let handled = t.taken && (!t.retry || retried || t.fail.is_some());
+                    if let Some(at) = &t.fail {
+                        let mut f = failure(
+                            code::TASK_FAILED,
+                            &format!("`fail` in {at}, after task `{name}` ({})", outcome.status),
+                        );
+                        f.details = Some(json!({ "failed_on": name, "error": outcome.error }));
+                        entries.push(Entry::Fail { failure: f });
+                    } else if outcome.status != Status::Succeeded && !handled {
                         let why = outcome
                             .error
                             .as_ref()
