@@ -16,7 +16,7 @@ for src in "$root"/host/core/actions/*/; do
   dir="$work/$name"
   mkdir -p "$dir/wit/deps/action"
   cp "$src/app.c" "$root/sdk/c/wasmflow.c" "$root/sdk/c/wasmflow.h" "$dir/"
-  cp "$src/wit/world.wit" "$dir/wit/"
+  cp -r "$src/wit/." "$dir/wit/"
   cp "$root/wit/action.wit" "$dir/wit/deps/action/"
   cp -r "$src/tests" "$dir/"
   "$root/scripts/wasmflow-build.sh" "$dir" >/dev/null

@@ -229,4 +229,9 @@ bool wasmflow_run(action_error_t *err, wasmflow_output *out, const char *program
   return ok;
 }
 
-void wasmflow_output_free(wasmflow_output *out) { wasmflow_action_process_output_free(out); }
+// Field by field: wit-bindgen's C generator leaves out the output's own
+// free function in some worlds (one that imports wasi:http, say).
+void wasmflow_output_free(wasmflow_output *out) {
+  action_list_u8_free(&out->stdout_);
+  action_list_u8_free(&out->stderr_);
+}

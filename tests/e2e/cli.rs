@@ -341,7 +341,7 @@ fn action_list_and_get_find_what_run_finds() {
             ("core.echo", "action")
         ]
     );
-    assert_eq!(names.len(), 9, "{names:?}");
+    assert_eq!(names.len(), 10, "{names:?}");
     let table = in_dir(&["action", "list"]);
     assert!(table.ok().stdout.contains("calc"), "{}", table.stdout);
     // The directory's component, by the directory's name.

@@ -507,3 +507,39 @@ tasks:
         "3"
     );
 }
+
+/// `core.http` reaches a server only when its host is granted, and its
+/// answer is recorded: a replay reproduces it with the server gone.
+#[test]
+fn core_http_reaches_only_granted_hosts_and_replays() {
+    let home = Home::new();
+    let mut server = crate::http::TestServer::start("pong");
+    let url = format!("url=http://127.0.0.1:{}/ping", server.port);
+    home.run(&["run", "core.http", "-p", &url])
+        .code(1)
+        .stderr_has("[http-error] request denied (not granted: --allow-net)");
+    assert_eq!(server.hits.load(std::sync::atomic::Ordering::SeqCst), 0);
+
+    let grant = format!("127.0.0.1:{}", server.port);
+    let got = home
+        .run(&["run", "core.http", "-p", &url, "--allow-net", &grant])
+        .ok()
+        .json();
+    assert_eq!(
+        (&got["status"], &got["body"]),
+        (&json!(200), &json!("pong"))
+    );
+    assert!(
+        got["headers"]
+            .as_array()
+            .unwrap()
+            .contains(&json!(["content-type", "text/plain"])),
+        "{got}"
+    );
+    assert_eq!(server.hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+    let id = home.last_record()["id"].as_str().unwrap().to_owned();
+    server.stop();
+    let replay = home.run(&["execution", "replay", &id]);
+    replay.ok();
+    assert_eq!(home.last_record()["result"], got);
+}

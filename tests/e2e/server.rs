@@ -451,6 +451,7 @@ fn the_api_runs_lists_pages_filters_and_describes(kind: StoreKind) {
             "chain",
             "core.echo",
             "core.error",
+            "core.http",
             "core.local",
             "core.noop",
             "core.pause",
@@ -1362,12 +1363,12 @@ fn serve_finds_built_action_directories_and_refuses_an_empty_catalog() {
     };
     let mut child = serve(&actions, &[]).spawn().unwrap();
     let (line, log) = started(&mut child, "serving ");
-    // The directory's one action, and the built-in core pack's six.
-    assert!(line.contains("(7 action(s)"), "{line}");
+    // The directory's one action, and the built-in core pack's seven.
+    assert!(line.contains("(8 action(s)"), "{line}");
     // The names follow the ready line.
     wait_for_line(
         &log,
-        "actions: core.echo, core.error, core.local, core.noop, core.pause, core.uuid, step\n",
+        "actions: core.echo, core.error, core.http, core.local, core.noop, core.pause, core.uuid, step\n",
         Duration::from_secs(10),
     );
     let _ = child.kill();
@@ -1385,7 +1386,7 @@ fn serve_finds_built_action_directories_and_refuses_an_empty_catalog() {
     let mut child = serve(&empty, &["--allow-empty"]).spawn().unwrap();
     let (line, _) = started(&mut child, "serving ");
     assert!(
-        line.contains("(6 action(s)"),
+        line.contains("(7 action(s)"),
         "only the core pack's: {line}"
     );
     let _ = child.kill();

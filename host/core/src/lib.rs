@@ -1,6 +1,6 @@
 //! The built-in `core` pack: StackStorm's core actions (`core.noop`,
-//! `core.echo`, `core.error`, `core.local`, `core.pause`, `core.uuid`) as
-//! components, so that `wasmflow run core.echo -p message=hi` works on a
+//! `core.echo`, `core.error`, `core.http`, `core.local`, `core.pause`,
+//! `core.uuid`) as components, so that `wasmflow run core.echo -p message=hi` works on a
 //! fresh install with no files.
 //!
 //! Each action is C source in `actions/NAME/` (`app.c`, `wit/world.wit`,
@@ -50,6 +50,11 @@ macro_rules! action {
 pub const ACTIONS: &[Action] = &[
     action!("echo", "Give back the message", ""),
     action!("error", "Fail with the message", ""),
+    action!(
+        "http",
+        "One HTTP request (wasi:http)",
+        "{ net: [HOST:PORT] }"
+    ),
     action!("local", "Run a shell command (sh -c CMD)", "{ exec: [sh] }"),
     action!("noop", "Do nothing", ""),
     action!("pause", "Wait max_pause seconds", ""),
