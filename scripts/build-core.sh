@@ -18,7 +18,7 @@ for src in "$root"/host/core/actions/*/; do
   cp "$src/app.c" "$root/sdk/c/wasmflow.c" "$root/sdk/c/wasmflow.h" "$dir/"
   cp -r "$src/wit/." "$dir/wit/"
   cp "$root/wit/action.wit" "$dir/wit/deps/action/"
-  cp -r "$src/tests" "$dir/"
+  if [ -d "$src/tests" ]; then cp -r "$src/tests" "$dir/"; fi
   "$root/scripts/wasmflow-build.sh" "$dir" >/dev/null
   WASMFLOW_HOME="$work/home" "${WASMFLOW:-$root/target/debug/wasmflow}" test "$dir" >/dev/null
   cp "$dir/$name.wasm" "$out/$name.wasm"

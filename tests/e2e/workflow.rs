@@ -620,3 +620,56 @@ fn rerun_from_a_task_reuses_the_results_before_it(kind: StoreKind) {
         .code(2)
         .stderr_has("is a workflow execution; replay one of its tasks");
 }
+
+/// `wasmflow workflow test`: Orquesta's rehearsal specs run with no action
+/// (the workflow's pack is not even installed), the shipped ones pass; a
+/// spec whose expectations do not hold fails naming each difference, exit
+/// 1, with JUnit XML for CI; the user's history is left alone.
+#[test]
+fn rehearsals_run_no_action_and_say_what_differs() {
+    let home = Home::new();
+    let specs = crate::support::root().join("tests/fixtures/rehearsal/tests");
+    let run = home.run(&["workflow", "test", s(&specs)]);
+    run.ok();
+    assert!(
+        run.stdout.contains("2 rehearsal(s): 2 passed, 0 failed"),
+        "{}",
+        run.stdout
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let workflow = crate::support::root().join("tests/fixtures/rehearsal/deploy.yaml");
+    let wrong = dir.path().join("wrong.yaml");
+    std::fs::write(
+        &wrong,
+        format!(
+            "workflow: {}\ninputs: {{ hosts: [web1] }}\nmock_action_executions:\n  - {{ task_id: check, status: failed, result: boom }}\nexpected_task_sequence: [check, deploy, notify]\nexpected_workflow_status: failed\n",
+            s(&workflow)
+        ),
+    )
+    .unwrap();
+    let junit = dir.path().join("junit.xml");
+    let run = home.run(&["workflow", "test", s(&wrong), "--junit", s(&junit)]);
+    run.code(1);
+    for line in [
+        "FAILED  ",
+        "task sequence: expected [check, deploy, notify], got [check, notify]",
+        "status: expected failed, got succeeded",
+        "1 rehearsal(s): 0 passed, 1 failed",
+    ] {
+        assert!(run.stdout.contains(line), "{line}:\n{}", run.stdout);
+    }
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(xml.contains("tests=\"1\" failures=\"1\""), "{xml}");
+
+    // A spec that is not one is named with its position.
+    std::fs::write(&wrong, "workflow: x.yaml\nexpected_sequence: []\n").unwrap();
+    home.run(&["workflow", "test", s(&wrong)])
+        .code(2)
+        .stderr_has("wrong.yaml:2:1: unknown field `expected_sequence`");
+    // Rehearsals are not history.
+    assert_eq!(
+        home.run(&["execution", "list", "--json"]).ok().json(),
+        json!([])
+    );
+}

@@ -649,6 +649,18 @@ pub enum WorkflowCommand {
     },
     /// Run a workflow (the same as `wasmflow run FILE.yaml`).
     Run(Box<RunArgs>),
+    /// Rehearse workflows without running any action (Orquesta's workflow
+    /// tests): each spec's mocks stand in for its tasks' actions, and the
+    /// task sequence, status, output, errors and last tasks are compared
+    /// with what it expects.
+    Test {
+        /// Spec files (.yaml, .yml, .json), or directories of them.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Also write the results as JUnit XML (for CI).
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
+    },
 }
 
 #[derive(Args)]

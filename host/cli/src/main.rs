@@ -199,6 +199,9 @@ fn main() -> ExitCode {
                 json,
             } => workflow::validate(&home, &file, insecure, json),
             args::WorkflowCommand::Run(a) => workflow::run(&home, *a),
+            args::WorkflowCommand::Test { paths, junit } => {
+                workflow::test(&home, &paths, junit.as_deref())
+            }
         },
         args::Command::Resume { json } => workflow::resume(&home, json),
         args::Command::New(a) => devkit::new(a),

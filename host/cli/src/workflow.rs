@@ -8,7 +8,7 @@ use anyhow::anyhow;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
 use std::io::IsTerminal;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -384,4 +384,115 @@ impl Observer for Progress {
         ));
         self.refresh(&s);
     }
+}
+
+/// `wasmflow workflow test`: every spec rehearsed on a store of its own
+/// (thrown away: a rehearsal is not history), each printed `ok` or
+/// `FAILED` with its differences; exit 1 if any failed.
+pub fn test(home: &Home, paths: &[PathBuf], junit: Option<&Path>) -> CmdResult {
+    use wasmflow_workflow::rehearsal;
+    let mut files = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(p)
+                .map_err(|e| Fail::usage(anyhow!("{}: {e}", p.display())))?
+                .flatten()
+                .map(|e| e.path())
+                .filter(|f| {
+                    matches!(
+                        f.extension().and_then(|e| e.to_str()),
+                        Some("yaml" | "yml" | "json")
+                    )
+                })
+                .collect();
+            found.sort();
+            files.extend(found);
+        } else {
+            files.push(p.clone());
+        }
+    }
+    if files.is_empty() {
+        return Err(Fail::usage(anyhow!(
+            "no rehearsal specs (.yaml, .yml, .json) there"
+        )));
+    }
+    let specs = files
+        .iter()
+        .map(|f| rehearsal::load(f).map(|s| (f, s)))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Fail::usage(anyhow!(e)))?;
+    let scratch = tempfile::tempdir().map_err(|e| Fail::usage(anyhow!("a scratch store: {e}")))?;
+    let rt = Runtime::open_at(
+        wasmflow_store::Location::in_home(scratch.path()),
+        scratch.path(),
+        home.cache.as_deref(),
+        home.engine.clone(),
+    )?;
+    let sched = Scheduler::new(rt);
+    let mut cases = Vec::new();
+    for (file, spec) in &specs {
+        let name = file.display().to_string();
+        let report = tokio_multi().block_on(rehearsal::rehearse(&sched, file, spec));
+        let problems = match report {
+            Ok(r) if r.passed() => {
+                println!("ok      {name}");
+                Vec::new()
+            }
+            Ok(r) => {
+                println!("FAILED  {name}");
+                r.differences
+            }
+            Err(e) => {
+                println!("FAILED  {name}");
+                vec![e]
+            }
+        };
+        for p in &problems {
+            println!("        {p}");
+        }
+        cases.push((name, problems));
+    }
+    let failed = cases.iter().filter(|(_, p)| !p.is_empty()).count();
+    println!(
+        "{} rehearsal(s): {} passed, {failed} failed",
+        cases.len(),
+        cases.len() - failed
+    );
+    if let Some(path) = junit {
+        std::fs::write(path, junit_xml(&cases))
+            .map_err(|e| Fail::usage(anyhow!("writing {}: {e}", path.display())))?;
+    }
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// The results as JUnit XML: a test case per spec, a failure per failed one.
+fn junit_xml(cases: &[(String, Vec<String>)]) -> String {
+    let esc = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+    };
+    let failed = cases.iter().filter(|(_, p)| !p.is_empty()).count();
+    let mut xml = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuite name=\"wasmflow workflow test\" tests=\"{}\" failures=\"{failed}\">\n",
+        cases.len()
+    );
+    for (name, problems) in cases {
+        xml += &format!("  <testcase classname=\"rehearsal\" name=\"{}\"", esc(name));
+        if problems.is_empty() {
+            xml += "/>\n";
+        } else {
+            xml += &format!(
+                ">\n    <failure message=\"{}\">{}</failure>\n  </testcase>\n",
+                esc(&problems[0]),
+                esc(&problems.join("\n"))
+            );
+        }
+    }
+    xml + "</testsuite>\n"
 }

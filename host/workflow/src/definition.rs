@@ -631,7 +631,7 @@ fn normalize(p: &Path) -> PathBuf {
 
 /// serde_yaml's message without its " at line L column C" (the position
 /// is shown up front).
-fn without_location(msg: &str) -> String {
+pub(crate) fn without_location(msg: &str) -> String {
     let Some(start) = msg.find(" at line ") else {
         return msg.to_owned();
     };

@@ -23,6 +23,7 @@ pub mod graph;
 pub mod inquiry;
 pub mod journal;
 pub mod model;
+pub mod rehearsal;
 pub mod runnable;
 mod scheduler;
 pub mod source;

@@ -288,6 +288,9 @@ impl Driver {
                         next.push(name.clone());
                     }
                     let handled = t.taken && (!t.retry || retried || t.fail.is_some());
+                    if let Some(r) = &self.req.rehearsal {
+                        r.concluded(&name, next.is_empty());
+                    }
                     if let Some(at) = &t.fail {
                         let mut f = failure(
                             code::TASK_FAILED,

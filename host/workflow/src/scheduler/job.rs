@@ -2,7 +2,7 @@
 //! dispatch journaled, and the [`Job`] that runs it away from the driver.
 
 use super::decide::{expression_failure, failure, retry_delay};
-use super::driver::Driver;
+use super::driver::{Done, Driver};
 use super::{Observer, Request, Scheduler};
 use crate::components::resolve_pack;
 use crate::definition::{duration, ActionRef, Definition};
@@ -62,6 +62,25 @@ impl Driver {
                 }
             }
         };
+        // A rehearsal runs nothing: the task's mock (or success with
+        // `null`) is its outcome, at once.
+        if let Some(rehearsal) = self.req.rehearsal.clone() {
+            if slot == 0 {
+                rehearsal.started(&name);
+            }
+            let (status, result, error) = rehearsal.outcome(&name, item.as_ref().map(|_| slot));
+            return self.settle(Done {
+                run,
+                slot,
+                child: None,
+                outcome: Outcome {
+                    status,
+                    result,
+                    error,
+                },
+                elapsed: Duration::ZERO,
+            });
+        }
         let grants = match self
             .task_grants(&task, item.as_ref())
             .and_then(|g| crate::grants::with_referenced_keys(g, &input, &self.req.grants))

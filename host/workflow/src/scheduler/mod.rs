@@ -69,6 +69,9 @@ pub struct Request {
     /// Told the execution's id once its record is on disk (a front end
     /// prints it then, never before: an id it prints can be looked up).
     pub recorded: Option<Arc<dyn Fn(ExecutionId) + Send + Sync>>,
+    /// A rehearsal (`wasmflow workflow test`): no action runs, each task
+    /// takes its mock's outcome.
+    pub rehearsal: Option<Arc<crate::rehearsal::Rehearsal>>,
 }
 
 impl Request {
@@ -85,6 +88,7 @@ impl Request {
             pause: CancellationToken::new(),
             observer: None,
             recorded: None,
+            rehearsal: None,
         }
     }
 }
