@@ -79,6 +79,46 @@ bool wasmflow_string_is(const action_string_t *s, const char *text) {
   return s->len == n && (n == 0 || memcmp(s->ptr, text, n) == 0);
 }
 
+/* The length of the valid UTF-8 sequence at p[0..n), or 0 if it is not one. */
+static size_t utf8_len(const uint8_t *p, size_t n) {
+  uint8_t c = p[0];
+  size_t len;
+  uint32_t min;
+  if (c < 0x80) return 1;
+  if ((c & 0xe0) == 0xc0) len = 2, min = 0x80;
+  else if ((c & 0xf0) == 0xe0) len = 3, min = 0x800;
+  else if ((c & 0xf8) == 0xf0) len = 4, min = 0x10000;
+  else return 0;
+  if (len > n) return 0;
+  uint32_t cp = c & (0x7f >> len);
+  for (size_t i = 1; i < len; i++) {
+    if ((p[i] & 0xc0) != 0x80) return 0;
+    cp = (cp << 6) | (p[i] & 0x3f);
+  }
+  if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
+  return len;
+}
+
+void wasmflow_lossy(action_string_t *out, const uint8_t *p, size_t n) {
+  uint8_t *buf = malloc(n * 3 + 1);
+  if (buf == NULL) abort();
+  size_t o = 0;
+  for (size_t i = 0; i < n;) {
+    size_t len = utf8_len(p + i, n - i);
+    if (len == 0) {
+      memcpy(buf + o, "\xef\xbf\xbd", 3);
+      o += 3;
+      i += 1;
+    } else {
+      memcpy(buf + o, p + i, len);
+      o += len;
+      i += len;
+    }
+  }
+  out->ptr = buf;
+  out->len = o;
+}
+
 void *wasmflow_grow_(void *ptr, size_t size, size_t count) {
   void *grown = realloc(ptr, size * count);
   if (grown == NULL) abort(); /* the canonical ABI has no way to say "no memory" */

@@ -80,6 +80,11 @@ char *wasmflow_cstring(const action_string_t *s);
 char *wasmflow_text(const action_list_u8_t *bytes);
 /* Whether `s` is exactly `text`. */
 bool wasmflow_string_is(const action_string_t *s, const char *text);
+/* `out` becomes a malloc'd copy of the `n` bytes at `p` as UTF-8, each
+ * byte that is not part of a valid sequence replaced by U+FFFD: a WIT
+ * string must be valid UTF-8, and a program's output or an HTTP body need
+ * not be. */
+void wasmflow_lossy(action_string_t *out, const uint8_t *p, size_t n);
 
 /* ---- lists (any generated `action_list_*_t`) ---- */
 

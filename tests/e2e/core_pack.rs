@@ -26,6 +26,13 @@ fn run_flow(home: &Home, dir: &Path, name: &str, text: &str, args: &[&str]) -> (
     (flow, rec)
 }
 
+/// `execution get ID --tree --json`.
+fn tree_of(home: &Home, id: &str) -> Value {
+    home.run(&["execution", "get", id, "--tree", "--json"])
+        .ok()
+        .json()
+}
+
 fn digest_of(path: &std::path::Path) -> String {
     format!(
         "sha256:{}",
@@ -222,16 +229,7 @@ output:
         json!({"said": "hello ops", "id_length": 36}),
         "{rec}"
     );
-    let tree = home
-        .run(&[
-            "execution",
-            "get",
-            rec["id"].as_str().unwrap(),
-            "--tree",
-            "--json",
-        ])
-        .ok()
-        .json();
+    let tree = tree_of(&home, rec["id"].as_str().unwrap());
     let actions: Vec<&str> = tree["children"]
         .as_array()
         .unwrap()
@@ -405,16 +403,7 @@ output:
         "{rec}"
     );
     // The routing-only task ran the built-in no-op.
-    let tree = home
-        .run(&[
-            "execution",
-            "get",
-            rec["id"].as_str().unwrap(),
-            "--tree",
-            "--json",
-        ])
-        .ok()
-        .json();
+    let tree = tree_of(&home, rec["id"].as_str().unwrap());
     let first = &tree["children"][0];
     assert_eq!(
         (&first["task"], &first["action"]),
@@ -472,10 +461,7 @@ fn engine_commands_in_do() {
         .code(1)
         .stderr_has("task `boom` failed");
     let id = home.last_record()["id"].as_str().unwrap().to_owned();
-    let tree = home
-        .run(&["execution", "get", &id, "--tree", "--json"])
-        .ok()
-        .json();
+    let tree = tree_of(&home, &id);
     assert_eq!(tree["children"].as_array().unwrap().len(), 4, "{tree}");
 
     // Failing twice, then not: retried into success.

@@ -429,21 +429,24 @@ pub fn test(home: &Home, paths: &[PathBuf], junit: Option<&Path>) -> CmdResult {
         home.engine.clone(),
     )?;
     let sched = Scheduler::new(rt);
+    let tokio = tokio_multi();
     let mut cases = Vec::new();
     for (file, spec) in &specs {
         let name = file.display().to_string();
-        let report = tokio_multi().block_on(rehearsal::rehearse(&sched, file, spec));
+        let started = std::time::Instant::now();
+        let report = tokio.block_on(rehearsal::rehearse(&sched, file, spec));
+        let took = format!("({:.1} ms)", started.elapsed().as_secs_f64() * 1000.0);
         let problems = match report {
             Ok(r) if r.passed() => {
-                println!("ok      {name}");
+                println!("ok      {name} {took}");
                 Vec::new()
             }
             Ok(r) => {
-                println!("FAILED  {name}");
+                println!("FAILED  {name} {took}");
                 r.differences
             }
             Err(e) => {
-                println!("FAILED  {name}");
+                println!("FAILED  {name} {took}");
                 vec![e]
             }
         };

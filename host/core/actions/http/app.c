@@ -4,47 +4,6 @@
 
 #include <string.h>
 
-// The length of the valid UTF-8 sequence at p[0..n), or 0 if it is not one.
-static size_t utf8_len(const uint8_t *p, size_t n) {
-  uint8_t c = p[0];
-  size_t len;
-  uint32_t min;
-  if (c < 0x80) return 1;
-  if ((c & 0xe0) == 0xc0) len = 2, min = 0x80;
-  else if ((c & 0xf0) == 0xe0) len = 3, min = 0x800;
-  else if ((c & 0xf8) == 0xf0) len = 4, min = 0x10000;
-  else return 0;
-  if (len > n) return 0;
-  uint32_t cp = c & (0x7f >> len);
-  for (size_t i = 1; i < len; i++) {
-    if ((p[i] & 0xc0) != 0x80) return 0;
-    cp = (cp << 6) | (p[i] & 0x3f);
-  }
-  if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
-  return len;
-}
-
-// `out` becomes `n` bytes at `p` as UTF-8, each invalid byte replaced by
-// U+FFFD: a WIT string must be valid UTF-8, and a body need not be.
-static void lossy(action_string_t *out, const uint8_t *p, size_t n) {
-  uint8_t *buf = malloc(n * 3 + 1);
-  size_t o = 0;
-  for (size_t i = 0; i < n;) {
-    size_t len = utf8_len(p + i, n - i);
-    if (len == 0) {
-      memcpy(buf + o, "\xef\xbf\xbd", 3);
-      o += 3;
-      i += 1;
-    } else {
-      memcpy(buf + o, p + i, len);
-      o += len;
-      i += len;
-    }
-  }
-  out->ptr = buf;
-  out->len = o;
-}
-
 static const char *error_name(const wasi_http_types_error_code_t *e) {
   switch (e->tag) {
   case WASI_HTTP_TYPES_ERROR_CODE_DNS_TIMEOUT: return "DNS timeout";
@@ -237,8 +196,8 @@ bool exports_action_run(action_string_t *url, action_string_t *maybe_method,
   wasi_http_types_method_fields_entries(wasi_http_types_borrow_fields(headers), &entries);
   wasmflow_list_alloc(&ret->headers, entries.len);
   for (size_t i = 0; i < entries.len; i++) {
-    lossy(&ret->headers.ptr[i].f0, entries.ptr[i].f0.ptr, entries.ptr[i].f0.len);
-    lossy(&ret->headers.ptr[i].f1, entries.ptr[i].f1.ptr, entries.ptr[i].f1.len);
+    wasmflow_lossy(&ret->headers.ptr[i].f0, entries.ptr[i].f0.ptr, entries.ptr[i].f0.len);
+    wasmflow_lossy(&ret->headers.ptr[i].f1, entries.ptr[i].f1.ptr, entries.ptr[i].f1.len);
   }
   wasi_http_types_list_tuple2_field_name_field_value_free(&entries);
   wasi_http_types_fields_drop_own(headers);
@@ -269,7 +228,7 @@ bool exports_action_run(action_string_t *url, action_string_t *maybe_method,
     wasi_http_types_incoming_body_drop_own(in_body);
   }
   wasi_http_types_incoming_response_drop_own(response);
-  lossy(&ret->body, body ? body : (const uint8_t *)"", len);
+  wasmflow_lossy(&ret->body, body ? body : (const uint8_t *)"", len);
   free(body);
   ok = true;
 

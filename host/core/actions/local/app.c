@@ -3,47 +3,6 @@
 
 #include <string.h>
 
-// The length of the valid UTF-8 sequence at p[0..n), or 0 if it is not one.
-static size_t utf8_len(const uint8_t *p, size_t n) {
-  uint8_t c = p[0];
-  size_t len;
-  uint32_t min;
-  if (c < 0x80) return 1;
-  if ((c & 0xe0) == 0xc0) len = 2, min = 0x80;
-  else if ((c & 0xf0) == 0xe0) len = 3, min = 0x800;
-  else if ((c & 0xf8) == 0xf0) len = 4, min = 0x10000;
-  else return 0;
-  if (len > n) return 0;
-  uint32_t cp = c & (0x7f >> len);
-  for (size_t i = 1; i < len; i++) {
-    if ((p[i] & 0xc0) != 0x80) return 0;
-    cp = (cp << 6) | (p[i] & 0x3f);
-  }
-  if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
-  return len;
-}
-
-// `out` becomes `bytes` as UTF-8, each invalid byte replaced by U+FFFD:
-// a WIT string must be valid UTF-8, and a program's output need not be.
-static void lossy(action_string_t *out, const action_list_u8_t *bytes) {
-  uint8_t *buf = malloc(bytes->len * 3 + 1);
-  size_t o = 0;
-  for (size_t i = 0; i < bytes->len;) {
-    size_t len = utf8_len(bytes->ptr + i, bytes->len - i);
-    if (len == 0) {
-      memcpy(buf + o, "\xef\xbf\xbd", 3);
-      o += 3;
-      i += 1;
-    } else {
-      memcpy(buf + o, bytes->ptr + i, len);
-      o += len;
-      i += len;
-    }
-  }
-  out->ptr = buf;
-  out->len = o;
-}
-
 // `s` as a JSON string (quoted, escaped), appended to `out` at `*at`;
 // `out` holds at least 6 bytes per byte of `s`, plus 2.
 static void json_string(char *out, size_t *at, const action_string_t *s) {
@@ -74,8 +33,8 @@ bool exports_action_run(action_string_t *cmd, action_local_result_t *ret, action
   bool ran = wasmflow_run_argv(err, &out, "sh", 2, argv, NULL, 0, false);
   free(command);
   if (!ran) return false;
-  lossy(&ret->stdout_, &out.stdout_);
-  lossy(&ret->stderr_, &out.stderr_);
+  wasmflow_lossy(&ret->stdout_, out.stdout_.ptr, out.stdout_.len);
+  wasmflow_lossy(&ret->stderr_, out.stderr_.ptr, out.stderr_.len);
   ret->return_code = out.status;
   ret->succeeded = out.status == 0;
   ret->failed = !ret->succeeded;

@@ -111,6 +111,9 @@ impl Driver {
 
     /// Append entries to the journal and apply them.
     pub(super) fn write(&mut self, entries: &[Entry], flush: bool) -> Result<(), WorkflowError> {
+        // A rehearsal's store is thrown away when it ends: nothing in it
+        // has to survive a crash.
+        let flush = flush && self.req.rehearsal.is_none();
         let bytes: Vec<Vec<u8>> = entries
             .iter()
             .map(|e| serde_json::to_vec(e).expect("entries always serialize"))
