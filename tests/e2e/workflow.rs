@@ -667,6 +667,24 @@ fn rehearsals_run_no_action_and_say_what_differs() {
     home.run(&["workflow", "test", s(&wrong)])
         .code(2)
         .stderr_has("wrong.yaml:2:1: unknown field `expected_sequence`");
+    // A pack's rehearsals, from `wasmflow test` of the pack.
+    let pack = dir.path().join("ops");
+    std::fs::create_dir_all(pack.join("tests")).unwrap();
+    std::fs::copy(&workflow, pack.join("deploy.yaml")).unwrap();
+    std::fs::copy(specs.join("healthy.yaml"), pack.join("tests/healthy.yaml")).unwrap();
+    std::fs::write(
+        pack.join("pack.yaml"),
+        "name: ops\nversion: 1.0.0\nworkflows:\n  deploy: deploy.yaml\n",
+    )
+    .unwrap();
+    let run = home.run(&["test", s(&pack)]);
+    run.ok();
+    assert!(
+        run.stdout.contains("1 rehearsal(s): 1 passed, 0 failed"),
+        "{}",
+        run.stdout
+    );
+
     // Rehearsals are not history.
     assert_eq!(
         home.run(&["execution", "list", "--json"]).ok().json(),

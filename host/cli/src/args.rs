@@ -554,7 +554,8 @@ pub struct NewArgs {
 
 #[derive(Args)]
 pub struct TestArgs {
-    /// The action's directory.
+    /// The action's directory (or a pack's: its workflows' rehearsals in
+    /// tests/).
     #[arg(default_value = ".")]
     pub dir: PathBuf,
     /// Test the component already built instead of building first.

@@ -50,6 +50,17 @@ pub(crate) fn precompile(home: &Home, component: &Path) -> Result<(), Fail> {
 }
 
 pub fn test(home: &Home, args: TestArgs) -> CmdResult {
+    // A pack: its workflows' rehearsals, in tests/ beside pack.yaml.
+    if args.dir.join("pack.yaml").is_file() {
+        let rehearsals = args.dir.join("tests");
+        if !rehearsals.is_dir() {
+            return Err(Fail::usage(anyhow::anyhow!(
+                "{}: a pack's tests are rehearsals of its workflows, in tests/ (see `wasmflow workflow test`)",
+                args.dir.display()
+            )));
+        }
+        return crate::workflow::test(home, &[rehearsals], None);
+    }
     let unchanged = || match args.rebuild {
         true => Ok(None),
         false => wasmflow_devkit::unchanged(&args.dir),
