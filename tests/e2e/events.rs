@@ -145,10 +145,14 @@ fn webhook_rule_action_and_chained_rule(kind: StoreKind) {
     // Its end is an event: the chained rule runs `add`.
     let chained = eventually("the chained rule's execution", || {
         let all = srv.get("/api/v1/rule-enforcements?limit=100");
-        all.as_array()?
+        let id = all
+            .as_array()?
             .iter()
             .find(|e| e["rule"] == "add-after-restart")
-            .and_then(|e| e["execution"].as_str().map(str::to_owned))
+            .and_then(|e| e["execution"].as_str().map(str::to_owned))?;
+        // An enforcement is written before the run it names is submitted.
+        let path = format!("/api/v1/executions/{id}");
+        (srv.call("GET", &path, Some(&bus.token), None).0 == 200).then_some(id)
     });
     let added = srv.wait_done(&chained);
     assert_eq!(
@@ -203,7 +207,6 @@ fn webhook_rule_action_and_chained_rule(kind: StoreKind) {
     // Let it settle before the kill: that run's end is an event the chained
     // rule starts `add` on, and an event still to enforce is work a purge
     // keeps (see below).
-    srv.wait_done(seen["enforcements"][0]["execution"].as_str().unwrap());
     eventually("every event enforced and every run ended", || {
         let events = srv.get("/api/v1/trigger-instances?limit=100");
         let page = srv.get("/api/v1/executions?limit=100");
