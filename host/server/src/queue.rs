@@ -486,13 +486,16 @@ impl Queue {
         Some(entry.clone())
     }
 
-    /// The execution ended: out of the view and out of the queue.
+    /// The execution ended: out of the view and out of the queue. Only
+    /// this ticket's entry: a workflow that paused may be resumed (queued
+    /// again under its id) before its worker gets here.
     pub fn done(&self, ticket: &Ticket) {
         self.left_shared_queue();
-        self.entries
-            .lock()
-            .expect("not poisoned")
-            .remove(&ticket.id);
+        let mut entries = self.entries.lock().expect("not poisoned");
+        if entries.get(&ticket.id).is_some_and(|e| e.seq == ticket.seq) {
+            entries.remove(&ticket.id);
+        }
+        drop(entries);
         if let Err(e) = self.store.dequeue(ticket.seq) {
             // The entry stays; the next start sees its final record and
             // drops it then.
