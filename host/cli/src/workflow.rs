@@ -394,18 +394,8 @@ pub fn test(home: &Home, paths: &[PathBuf], junit: Option<&Path>) -> CmdResult {
     let mut files = Vec::new();
     for p in paths {
         if p.is_dir() {
-            let mut found: Vec<PathBuf> = std::fs::read_dir(p)
-                .map_err(|e| Fail::usage(anyhow!("{}: {e}", p.display())))?
-                .flatten()
-                .map(|e| e.path())
-                .filter(|f| {
-                    matches!(
-                        f.extension().and_then(|e| e.to_str()),
-                        Some("yaml" | "yml" | "json")
-                    )
-                })
-                .collect();
-            found.sort();
+            let found = wasmflow_registry::pack::files_with(p, &["yaml", "yml", "json"])
+                .map_err(|e| Fail::usage(anyhow!("{}: {e}", p.display())))?;
             files.extend(found);
         } else {
             files.push(p.clone());

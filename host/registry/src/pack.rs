@@ -266,13 +266,19 @@ impl LocalPack {
 
 /// The `.yaml` and `.yml` files of `dir`, by name: where rules are kept.
 pub fn yaml_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    files_with(dir, &["yaml", "yml"])
+}
+
+/// The files of `dir` whose extension is one of `extensions`, by name.
+pub fn files_with(dir: &Path, extensions: &[&str]) -> std::io::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
-        if matches!(
-            path.extension().and_then(|e| e.to_str()),
-            Some("yaml" | "yml")
-        ) {
+        if path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| extensions.contains(&e))
+        {
             files.push(path);
         }
     }
