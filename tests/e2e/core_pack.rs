@@ -347,6 +347,43 @@ output:
         .stderr_has("unknown function shout()");
 }
 
+/// YAQL's `random()` draws from a seed of the workflow and the point it is
+/// evaluated at: what it decided is in the journal and the task's input,
+/// two runs draw differently, and two draws of one expression differ.
+#[test]
+fn yaql_random_is_drawn_per_workflow_and_kept() {
+    let home = Home::new();
+    let dir = tempfile::tempdir().unwrap();
+    let flow = r#"version: 1.0
+tasks:
+  pick:
+    action: core.echo message=<% str(random(1, 1000000000)) %>
+    next:
+      - publish:
+          - picked: <% int(result()) %>
+          - pair: <% list(random(), random()) %>
+output:
+  - picked: <% ctx(picked) %>
+  - pair: <% ctx(pair) %>
+"#;
+    let (_, a) = run_flow(&home, dir.path(), "dice.yaml", flow, &[]);
+    let (_, b) = run_flow(&home, dir.path(), "dice.yaml", flow, &[]);
+    let picked = a["result"]["picked"].as_i64().unwrap();
+    assert!((1..=1_000_000_000).contains(&picked), "{a}");
+    assert_ne!(a["result"]["picked"], b["result"]["picked"]);
+    let pair: Vec<f64> = a["result"]["pair"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert!(pair.iter().all(|f| (0.0..1.0).contains(f)) && pair[0] != pair[1], "{a}");
+    // The task was given the number the workflow drew.
+    let tree = tree_of(&home, a["id"].as_str().unwrap());
+    let task = &tree["children"][0];
+    assert_eq!(task["input"]["message"], json!(picked.to_string()), "{tree}");
+}
+
 /// A workflow as StackStorm users write it for Orquesta: inputs as names
 /// and defaults, vars and output as lists of one-key maps, a routing-only
 /// task, inline action parameters, `with` naming its items (one, and two

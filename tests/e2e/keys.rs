@@ -270,6 +270,22 @@ tasks:
 output: { sum: "{{ ctx.sum }}", region: "{{ kv('system.region') }}" }
 "#;
 
+/// The same in Orquesta's YAQL: `kv()`, and st2's `st2kv()`, beside
+/// `task_status()`.
+const KV_FLOW_YAQL: &str = r#"
+version: 1.0
+input: [b]
+tasks:
+  add:
+    action: add.wat a=<% int(kv('system.base')) %> b=<% ctx(b) %>
+    next: [{ publish: "sum=<% result() %>" }]
+output:
+  - sum: <% ctx(sum) %>
+  - region: <% st2kv('system.region') %>
+  - add: <% task_status(add) %>
+  - never: <% task_status(nothing) %>
+"#;
+
 /// A workflow reads keys with `kv()`; a missing key and a secret are
 /// refused, naming the key, and fail the workflow, not the host.
 fn workflows_read_keys_with_kv(kind: StoreKind) {
@@ -287,6 +303,17 @@ fn workflows_read_keys_with_kv(kind: StoreKind) {
         json!({"sum": 42, "region": "eu-west"}),
         "{done}"
     );
+    let yaql = dir.path().join("yaql.yaml");
+    std::fs::write(&yaql, KV_FLOW_YAQL).unwrap();
+    let done = home
+        .run(&["run", s(&yaql), "-p", "b=2", "--json"])
+        .ok()
+        .json();
+    assert_eq!(
+        done["result"],
+        json!({"sum": 42, "region": "eu-west", "add": "succeeded", "never": "unset"}),
+        "{done}"
+    );
 
     home.run(&["key", "delete", "system.base"]).ok();
     let failed = run();
@@ -301,6 +328,13 @@ fn workflows_read_keys_with_kv(kind: StoreKind) {
     home.run(&["key", "set", "system.base", "1", "--secret"])
         .ok();
     let refused = run();
+    refused.code(1);
+    assert!(
+        refused.json().to_string().contains("it is a secret"),
+        "{}",
+        refused.stdout
+    );
+    let refused = home.run(&["run", s(&yaql), "-p", "b=2", "--json"]);
     refused.code(1);
     assert!(
         refused.json().to_string().contains("it is a secret"),

@@ -28,6 +28,11 @@ pub struct Scope<'a> {
     pub item_names: &'a [String],
     /// The finished task's status, for `succeeded()` and `failed()`.
     pub status: Option<&'a str>,
+    /// Each task's status, for `task_status(NAME)` (see
+    /// `State::task_statuses`).
+    pub tasks: Option<&'a Map<String, Value>>,
+    /// YAQL `random()`'s seed (see `yaql::Names::seed`).
+    pub seed: Option<[u8; 32]>,
 }
 
 impl Scope<'_> {
@@ -48,6 +53,9 @@ impl Scope<'_> {
             item: self.item.cloned(),
             item_names: self.item_names.to_vec(),
             status: self.status.map(str::to_owned),
+            tasks: self.tasks.cloned().unwrap_or_default(),
+            seed: self.seed,
+            ..Default::default()
         }
     }
 
@@ -68,15 +76,21 @@ impl Scope<'_> {
         if let Some(s) = self.status {
             m.insert(STATUS.into(), Value::String(s.to_owned()));
         }
+        if let Some(t) = self.tasks {
+            m.insert(TASKS.into(), Value::Object(t.clone()));
+        }
         minijinja::Value::from_serialize(&m)
     }
 }
 
 const STATUS: &str = "__task_status";
+const TASKS: &str = "__task_statuses";
 
 /// The expression engine: one per process, shared by every workflow.
 pub struct Expressions {
     env: Environment<'static>,
+    /// YAQL's way to the same `kv()` and `secret()` as Jinja's.
+    lent: yaql::Lent,
 }
 
 impl Default for Expressions {
@@ -99,12 +113,23 @@ impl Expressions {
         env.add_function("succeeded", |state: &State| status_is(state, "succeeded"));
         env.add_function("failed", |state: &State| !status_is(state, "succeeded"));
         env.add_function("completed", |state: &State| state.lookup(STATUS).is_some());
-        let secret_keys = keys.clone();
-        env.add_function("kv", move |name: String| kv(keys.as_ref(), &name));
-        env.add_function("secret", move |name: String| {
-            secret(secret_keys.as_ref(), &name)
+        env.add_function("task_status", |state: &State, name: String| {
+            state
+                .lookup(TASKS)
+                .and_then(|t| t.get_attr(&name).ok())
+                .filter(|s| !s.is_undefined())
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "unset".into())
         });
-        Self { env }
+        let (jinja_kv, jinja_secret) = (keys.clone(), keys.clone());
+        env.add_function("kv", move |name: String| kv(jinja_kv.as_ref(), &name));
+        env.add_function("secret", move |name: String| {
+            secret(jinja_secret.as_ref(), &name)
+        });
+        let lent = yaql::Lent(std::sync::Arc::new(move |f: &str, args: &[Value]| {
+            lend(keys.as_ref(), f, args)
+        }));
+        Self { env, lent }
     }
 
     /// Check that every template in `value` parses; the error names where
@@ -178,7 +203,7 @@ impl Expressions {
     fn render_with(&self, value: &Value, vars: &Vars<'_>) -> Result<Value, String> {
         Ok(match value {
             Value::String(s) if is_yaql(s) => {
-                let names = vars.yaql();
+                let names = vars.yaql(&self.lent);
                 match yaql_parts(s)?.as_slice() {
                     [Part::Expr(e)] => yaql::evaluate(e, names)?,
                     parts => Value::String(
@@ -225,7 +250,9 @@ impl Expressions {
     /// Evaluate a condition to true or false (Jinja truthiness).
     pub fn condition(&self, cond: &str, scope: Scope<'_>) -> Result<bool, String> {
         if is_yaql(cond) {
-            let v = yaql::evaluate(yaql_condition(cond), &scope.yaql())?;
+            let mut names = scope.yaql();
+            names.lent = Some(self.lent.clone());
+            let v = yaql::evaluate(yaql_condition(cond), &names)?;
             return Ok(yaql::truthy(&v));
         }
         let compiled = self
@@ -279,6 +306,45 @@ fn secret(keys: Option<&Datastore>, name: &str) -> Result<String, minijinja::Err
     Ok(wasmflow_datastore::reference::to_key(name))
 }
 
+/// YAQL's `kv(NAME)` and `secret(NAME)`, the same as Jinja's, and st2's
+/// `st2kv(NAME, decrypt => true)`: a plain key's value, or a secret's
+/// reference when asked to decrypt (its value is put in place only as the
+/// action starts, as with `secret()`).
+fn lend(keys: Option<&Datastore>, f: &str, args: &[Value]) -> Option<Result<Value, String>> {
+    let name = |i: usize| match args.get(i) {
+        Some(Value::String(n)) => Ok(n.as_str()),
+        Some(other) => Err(format!("{f}(): the key's name must be a string, not {other}")),
+        None => Err(format!("{f}() takes the key's name")),
+    };
+    let text = |r: Result<String, minijinja::Error>| {
+        r.map(Value::String)
+            .map_err(|e| e.detail().unwrap_or("").to_owned())
+    };
+    Some(match f {
+        "kv" => name(0).and_then(|n| text(kv(keys, n))),
+        "secret" => name(0).and_then(|n| text(secret(keys, n))),
+        "st2kv" => name(0).and_then(|n| {
+            let decrypt = args
+                .get(1)
+                .and_then(|o| o.get("decrypt").or(Some(o)))
+                .is_some_and(|d| d == &Value::Bool(true));
+            let is_secret = keys
+                .map(|k| k.value(n).map(|v| v.is_some_and(|(_, secret)| secret)))
+                .transpose()
+                .map_err(|e| format!("st2kv(\"{n}\"): {e}"))?
+                .unwrap_or(false);
+            match (is_secret, decrypt) {
+                (true, true) => text(secret(keys, n)),
+                (true, false) => Err(format!(
+                    "st2kv(\"{n}\"): it is a secret: say st2kv('{n}', decrypt => true) (its value reaches only the action)"
+                )),
+                (false, _) => text(kv(keys, n)),
+            }
+        }),
+        _ => return None,
+    })
+}
+
 fn status_is(state: &State, want: &str) -> bool {
     state
         .lookup(STATUS)
@@ -310,13 +376,17 @@ struct Vars<'a> {
 }
 
 impl Vars<'_> {
-    fn yaql(&self) -> &yaql::Names {
-        self.yaql.get_or_init(|| match (self.scope, self.names) {
-            (Some(scope), _) => scope.yaql(),
-            (None, names) => yaql::Names {
-                ctx: names.cloned().unwrap_or_default(),
-                ..Default::default()
-            },
+    fn yaql(&self, lent: &yaql::Lent) -> &yaql::Names {
+        self.yaql.get_or_init(|| {
+            let mut names = match (self.scope, self.names) {
+                (Some(scope), _) => scope.yaql(),
+                (None, names) => yaql::Names {
+                    ctx: names.cloned().unwrap_or_default(),
+                    ..Default::default()
+                },
+            };
+            names.lent = Some(lent.clone());
+            names
         })
     }
 }
@@ -484,6 +554,18 @@ mod tests {
         assert!(e.condition("succeeded() and result.ok", scope).unwrap());
         assert!(!e.condition("failed()", scope).unwrap());
         assert!(e.condition("completed()", scope).unwrap());
+        let tasks = json!({"build": "failed"}).as_object().unwrap().clone();
+        let scope = Scope {
+            tasks: Some(&tasks),
+            ..scope
+        };
+        for cond in [
+            "task_status('build') == 'failed'",
+            "task_status('lint') == 'unset'",
+            "<% task_status(build) = failed and task_status(lint) = unset %>",
+        ] {
+            assert!(e.condition(cond, scope).unwrap(), "{cond}");
+        }
         assert!(e.check_condition("succeeded(").is_err());
         let (at, _) = e.check(&json!({"a": ["ok", "{{ 1 + }}"]})).unwrap_err();
         assert_eq!(at, ".a[1]");

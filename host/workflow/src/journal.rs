@@ -181,6 +181,23 @@ pub struct State {
 }
 
 impl State {
+    /// Each task's status as `task_status(NAME)` reads it: its latest
+    /// run's outcome once that run completed, `running` while any of its
+    /// slots runs, `pending` before that; a task that never ran is absent
+    /// (`unset`, as Orquesta says).
+    pub fn task_statuses(&self) -> Map<String, Value> {
+        let mut out = Map::new();
+        for r in &self.runs {
+            let status = match &r.completed {
+                Some(o) => o.status.as_str(),
+                None if r.slots.iter().any(|s| s.child.is_some()) => "running",
+                None => "pending",
+            };
+            out.insert(r.name.clone(), Value::String(status.to_owned()));
+        }
+        out
+    }
+
     /// Apply one entry. `wf` decides how transitions start runs (joins).
     pub fn apply(&mut self, wf: &Workflow, entry: &Entry) {
         self.len += 1;

@@ -9,7 +9,7 @@ use crate::journal::{State, TaskRun};
 use crate::model::{Command, Task};
 use serde_json::{Map, Value};
 use std::time::Duration;
-use wasmflow_store::{code, Failure, Outcome, Status};
+use wasmflow_store::{code, ExecutionId, Failure, Outcome, Status};
 
 /// What a finished task's transitions decided.
 #[derive(Debug, Default, PartialEq)]
@@ -82,6 +82,8 @@ fn outcome_scope<'a>(
     ctx: &'a Map<String, Value>,
     outcome: &'a Outcome,
     error: &'a Value,
+    tasks: &'a Map<String, Value>,
+    seed: [u8; 32],
 ) -> Scope<'a> {
     const NULL: &Value = &Value::Null;
     Scope {
@@ -92,7 +94,41 @@ fn outcome_scope<'a>(
         item: None,
         item_names: &[],
         status: Some(outcome.status.as_str()),
+        tasks: Some(tasks),
+        seed: Some(seed),
     }
+}
+
+/// What YAQL's `random()` draws from where an expression is evaluated:
+/// the workflow, the journal's length at that point, the run and slot,
+/// and which of their expressions. A resumed or replayed workflow that
+/// evaluates it again draws the same numbers.
+pub(super) fn seed(workflow: ExecutionId, at: u32, run: usize, slot: usize, what: Seed) -> [u8; 32] {
+    let mut seed = [0u8; 32];
+    seed[..16].copy_from_slice(&workflow.0 .0.to_be_bytes());
+    seed[16..20].copy_from_slice(&at.to_be_bytes());
+    seed[20..24].copy_from_slice(&(run as u32).to_be_bytes());
+    seed[24..28].copy_from_slice(&(slot as u32).to_be_bytes());
+    seed[28] = what as u8;
+    seed
+}
+
+/// Which expressions of a run a seed is for.
+#[derive(Clone, Copy)]
+pub(super) enum Seed {
+    Input = 1,
+    Transitions = 2,
+    Retry = 3,
+    Output = 4,
+    Items = 5,
+}
+
+/// `task_status()`'s view: the workflow's tasks, with `name` as its
+/// finished run left it.
+fn statuses(state: &State, name: &str, outcome: &Outcome) -> Map<String, Value> {
+    let mut tasks = state.task_statuses();
+    tasks.insert(name.to_owned(), Value::String(outcome.status.as_str().to_owned()));
+    tasks
 }
 
 /// Evaluate task `name`'s transitions in order: every one whose `when`
@@ -104,8 +140,10 @@ pub(super) fn transitions(
     task: &Task,
     outcome: &Outcome,
     state: &State,
+    seed: [u8; 32],
 ) -> Result<Transitions, Failure> {
     let error = error_value(outcome);
+    let tasks = statuses(state, name, outcome);
     let mut ctx = state.ctx.clone();
     let mut out = Transitions::default();
     for (i, t) in task.next.iter().enumerate() {
@@ -113,7 +151,7 @@ pub(super) fn transitions(
         let go = match &t.when {
             None => outcome.status == Status::Succeeded,
             Some(w) => exprs
-                .condition(w, outcome_scope(&state.input, &ctx, outcome, &error))
+                .condition(w, outcome_scope(&state.input, &ctx, outcome, &error, &tasks, seed))
                 .map_err(|e| expression_failure(&format!("{at}.when"), &e))?,
         };
         if !go {
@@ -123,7 +161,7 @@ pub(super) fn transitions(
         let mut published = Vec::new();
         for (k, v) in &t.publish {
             let value = exprs
-                .render(v, outcome_scope(&state.input, &ctx, outcome, &error))
+                .render(v, outcome_scope(&state.input, &ctx, outcome, &error, &tasks, seed))
                 .map_err(|e| expression_failure(&format!("{at}.publish.{k}"), &e))?;
             published.push((k.clone(), value));
         }
@@ -144,10 +182,12 @@ pub(super) fn transitions(
 /// `outcome`, is followed by another.
 pub(super) fn should_retry(
     exprs: &Expressions,
+    name: &str,
     task: &Task,
     attempt: u32,
     outcome: &Outcome,
     state: &State,
+    seed: [u8; 32],
 ) -> bool {
     if matches!(outcome.status, Status::Succeeded | Status::Canceled) {
         return false;
@@ -162,10 +202,11 @@ pub(super) fn should_retry(
         None => true,
         Some(w) => {
             let error = error_value(outcome);
+            let tasks = statuses(state, name, outcome);
             // A `when` that cannot be evaluated does not retry; the
             // failure stands as it is.
             exprs
-                .condition(w, outcome_scope(&state.input, &state.ctx, outcome, &error))
+                .condition(w, outcome_scope(&state.input, &state.ctx, outcome, &error, &tasks, seed))
                 .unwrap_or(false)
         }
     }

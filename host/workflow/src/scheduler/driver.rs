@@ -3,7 +3,7 @@
 //! every journal write. Decisions come from `decide`, attempts from `job`,
 //! a restart's catching up from `recover`.
 
-use super::decide::{self, expression_failure, failure};
+use super::decide::{self, expression_failure, failure, Seed};
 use super::job::Job;
 use super::{Request, Reuse, Scheduler};
 use crate::definition::Definition;
@@ -129,6 +129,11 @@ impl Driver {
             self.state.apply(&self.def.workflow, e);
         }
         Ok(())
+    }
+
+    /// `random()`'s seed for expressions of `run`'s `slot` evaluated now.
+    pub(super) fn seed(&self, run: usize, slot: usize, what: Seed) -> [u8; 32] {
+        decide::seed(self.record.id, self.state.len, run, slot, what)
     }
 
     pub(super) fn stopping(&self) -> bool {
@@ -278,8 +283,15 @@ impl Driver {
         let mut publish = serde_json::Map::new();
         let mut next = Vec::new();
         if !self.state.canceled {
-            match decide::transitions(self.exprs(), &name, self.task(&name), &outcome, &self.state)
-            {
+            let seed = self.seed(run, 0, Seed::Transitions);
+            match decide::transitions(
+                self.exprs(),
+                &name,
+                self.task(&name),
+                &outcome,
+                &self.state,
+                seed,
+            ) {
                 Ok(t) => {
                     publish = t.publish;
                     next = t.next;
@@ -355,6 +367,7 @@ impl Driver {
                 let scope = Scope {
                     input: Some(&self.state.input),
                     ctx: Some(&self.state.ctx),
+                    seed: Some(self.seed(run, 0, Seed::Items)),
                     ..Scope::default()
                 };
                 match self.exprs().render(items, scope) {
@@ -553,10 +566,12 @@ impl Driver {
         let retry = !self.stopping()
             && decide::should_retry(
                 self.exprs(),
+                &name,
                 self.task(&name),
                 attempt,
                 &outcome,
                 &self.state,
+                self.seed(run, slot, Seed::Retry),
             );
         if let Some(o) = &self.req.observer {
             o.task_finished(&self.name(), &name, outcome.status, elapsed);
@@ -639,10 +654,13 @@ impl Driver {
 
     pub(super) fn output(&self) -> Result<Value, Failure> {
         let mut out = serde_json::Map::new();
+        let tasks = self.state.task_statuses();
         for (k, v) in &self.def.workflow.output {
             let scope = Scope {
                 input: Some(&self.state.input),
                 ctx: Some(&self.state.ctx),
+                tasks: Some(&tasks),
+                seed: Some(self.seed(0, 0, Seed::Output)),
                 ..Scope::default()
             };
             let value = self

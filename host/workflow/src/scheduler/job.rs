@@ -1,7 +1,7 @@
 //! Starting one attempt of a slot: its input and grants rendered, its
 //! dispatch journaled, and the [`Job`] that runs it away from the driver.
 
-use super::decide::{expression_failure, failure, retry_delay};
+use super::decide::{expression_failure, failure, retry_delay, Seed};
 use super::driver::{Done, Driver};
 use super::{Observer, Request, Scheduler};
 use crate::components::resolve_pack;
@@ -40,11 +40,14 @@ impl Driver {
         let input = match restart {
             Some(input) => input,
             None => {
+                let tasks = self.state.task_statuses();
                 let scope = Scope {
                     input: Some(&self.state.input),
                     ctx: Some(&self.state.ctx),
                     item: item.as_ref(),
                     item_names: &task.item_names,
+                    tasks: Some(&tasks),
+                    seed: Some(self.seed(run, slot, Seed::Input)),
                     ..Scope::default()
                 };
                 let raw = Value::Object(

@@ -9,6 +9,19 @@
 use super::parse::{Arg, Expr, Op};
 use serde_json::{Map, Number, Value};
 use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Functions the host lends expressions (the datastore's `kv()`,
+/// `secret()`): called with a name and its evaluated arguments (named
+/// ones as a last map); `None` for a name it does not lend.
+#[derive(Clone)]
+pub struct Lent(pub Arc<dyn Fn(&str, &[Value]) -> Option<Result<Value, String>> + Send + Sync>);
+
+impl std::fmt::Debug for Lent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Lent(..)")
+    }
+}
 
 /// What an expression can see.
 #[derive(Clone, Debug, Default)]
@@ -22,7 +35,35 @@ pub struct Names {
     /// The finished task's status, for `succeeded()`, `failed()` and
     /// `completed()`.
     pub status: Option<String>,
+    /// Each task's status, for `task_status(NAME)`.
+    pub tasks: Map<String, Value>,
+    /// The host's functions: `kv()`, `secret()`, `st2kv()`.
+    pub lent: Option<Lent>,
+    /// `random()`'s seed: the workflow's and the point in its journal the
+    /// expression is evaluated at, so the same evaluation draws the same
+    /// numbers (the journal keeps what they decided). None: no `random()`.
+    pub seed: Option<[u8; 32]>,
+    /// Draws made so far with `seed`: each its own ChaCha stream.
+    pub draws: std::cell::Cell<u64>,
 }
+
+impl Names {
+    /// The next number of `seed`'s sequence, uniform in [0, 1).
+    fn draw(&self) -> Result<f64, EvalError> {
+        use rand_chacha::rand_core::{RngCore, SeedableRng};
+        let seed = self.seed.ok_or_else(|| {
+            fail("random() is only for workflows: their journal keeps what it decided")
+        })?;
+        let mut rng = rand_chacha::ChaCha8Rng::from_seed(seed);
+        rng.set_stream(self.draws.get());
+        self.draws.set(self.draws.get() + 1);
+        // 53 random bits: every double in [0, 1) a step of 2^-53 apart.
+        Ok((rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64)
+    }
+}
+
+/// The functions the host lends (see [`Lent`]).
+pub const LENT: &[&str] = &["kv", "secret", "st2kv"];
 
 /// An evaluation error, with the character it is at when it is a call's.
 #[derive(Clone, Debug, PartialEq)]
@@ -48,6 +89,11 @@ pub const FUNCTIONS: &[&str] = &[
     "succeeded",
     "failed",
     "completed",
+    "task_status",
+    "random",
+    "kv",
+    "secret",
+    "st2kv",
     "len",
     "str",
     "int",
@@ -449,6 +495,52 @@ impl Frame<'_> {
             "succeeded" => Ok(Value::Bool(status == Some("succeeded"))),
             "failed" => Ok(Value::Bool(status.is_some_and(|s| s != "succeeded"))),
             "completed" => Ok(Value::Bool(status.is_some())),
+            "task_status" => {
+                arity(1..=1)?;
+                let task = text(&self.eval(exprs[0])?);
+                Ok(self
+                    .names
+                    .tasks
+                    .get(&task)
+                    .cloned()
+                    .unwrap_or_else(|| Value::String("unset".into())))
+            }
+            "random" => match values()?.as_slice() {
+                [] => num(self.names.draw()?),
+                [lo, hi] => {
+                    // YAQL's random(from, to): an integer in [from, to].
+                    let (lo, hi) = (as_f64(lo, "random()")?, as_f64(hi, "random()")?);
+                    if lo.fract() != 0.0 || hi.fract() != 0.0 || hi < lo {
+                        return Err(fail(format!(
+                            "random({lo}, {hi}): expected two integers, the first no greater"
+                        )));
+                    }
+                    num(lo + (self.names.draw()? * (hi - lo + 1.0)).floor())
+                }
+                other => Err(fail(format!(
+                    "random() takes no argument or two (from, to), got {}",
+                    other.len()
+                ))),
+            },
+            _ if LENT.contains(&name) => {
+                let mut args = values()?;
+                if !named.is_empty() {
+                    let mut m = Map::new();
+                    for (n, e) in &named {
+                        m.insert((*n).to_owned(), self.eval(e)?);
+                    }
+                    args.push(Value::Object(m));
+                }
+                let lent = self
+                    .names
+                    .lent
+                    .as_ref()
+                    .ok_or_else(|| fail(format!("{name}(): no datastore here")))?;
+                match (lent.0)(name, &args) {
+                    Some(out) => out.map_err(fail),
+                    None => Err(fail(format!("{name}(): no datastore here"))),
+                }
+            }
             "len" => {
                 arity(1..=1)?;
                 let v = self.eval(exprs[0])?;
@@ -742,7 +834,66 @@ mod tests {
             item: Some(json!({"host": "h1"})),
             item_names: Vec::new(),
             status: Some("succeeded".into()),
+            tasks: json!({"build": "succeeded", "deploy": "running"})
+                .as_object()
+                .unwrap()
+                .clone(),
+            lent: None,
+            seed: None,
+            draws: Default::default(),
         }
+    }
+
+    #[test]
+    fn random_draws_follow_the_seed_and_stay_in_range() {
+        let mut n = names();
+        let e = |e: &str, n: &Names| evaluate(&parse(e).unwrap(), n);
+        assert!(e("random()", &n).unwrap_err().message.contains("only for workflows"));
+        n.seed = Some([7; 32]);
+        let draws = |n: &Names| {
+            (0..200)
+                .map(|_| e("random(1, 6)", n).unwrap().as_i64().unwrap())
+                .collect::<Vec<_>>()
+        };
+        let first = draws(&n);
+        assert!(first.iter().all(|d| (1..=6).contains(d)), "{first:?}");
+        assert_eq!((1..=6).filter(|d| first.contains(d)).count(), 6, "{first:?}");
+        // The same seed from the start: the same numbers; another: others.
+        n.draws.set(0);
+        assert_eq!(draws(&n), first);
+        n.seed = Some([8; 32]);
+        n.draws.set(0);
+        assert_ne!(draws(&n), first);
+        let f = e("random()", &n).unwrap().as_f64().unwrap();
+        assert!((0.0..1.0).contains(&f), "{f}");
+        assert!(e("random(3, 1)", &n).is_err());
+    }
+
+    #[test]
+    fn task_status_reads_every_task_and_unset_for_one_never_run() {
+        let n = names();
+        let eval = |e: &str| evaluate(&parse(e).unwrap(), &n).unwrap();
+        assert_eq!(eval("task_status(build)"), json!("succeeded"));
+        assert_eq!(eval("task_status('deploy') = 'running'"), json!(true));
+        assert_eq!(eval("task_status(cleanup)"), json!("unset"));
+    }
+
+    #[test]
+    fn lent_functions_get_their_evaluated_arguments_and_named_ones_last() {
+        let mut n = names();
+        let e = |e: &str, n: &Names| evaluate(&parse(e).unwrap(), n);
+        assert_eq!(
+            e("kv('system.x')", &n).unwrap_err().message,
+            "kv(): no datastore here"
+        );
+        n.lent = Some(Lent(Arc::new(|f: &str, args: &[Value]| {
+            (f != "secret").then(|| Ok(json!([f, args])))
+        })));
+        assert_eq!(
+            e("st2kv(concat('system.', ctx(name)), decrypt => true)", &n).unwrap(),
+            json!(["st2kv", ["system.web", {"decrypt": true}]])
+        );
+        assert!(e("secret(x)", &n).unwrap_err().message.contains("no datastore"));
     }
 
     fn eval(text: &str) -> Value {

@@ -117,7 +117,7 @@ fn transitions_lead_on_success_by_default_and_see_earlier_publishes() {
     let wf = workflow(BRANCHES);
     let exprs = Expressions::new();
     let state = State::default();
-    let t = transitions(&exprs, "t", task(&wf, "t"), &ok(json!(2)), &state).unwrap();
+    let t = transitions(&exprs, "t", task(&wf, "t"), &ok(json!(2)), &state, [0; 32]).unwrap();
     assert!(t.taken);
     assert_eq!(t.next, vec!["on-success", "sees-published"]);
     assert_eq!(
@@ -141,6 +141,7 @@ fn a_failure_takes_only_the_transitions_that_ask_for_it() {
         task(&wf, "t"),
         &err("timeout", "too slow"),
         &State::default(),
+        [0; 32],
     )
     .unwrap();
     assert!(t.taken);
@@ -155,6 +156,7 @@ fn a_failure_takes_only_the_transitions_that_ask_for_it() {
         task(&plain, "t"),
         &err("x", "y"),
         &State::default(),
+        [0; 32],
     )
     .unwrap();
     assert_eq!(t, Transitions::default());
@@ -171,6 +173,7 @@ fn a_transition_that_cannot_be_evaluated_names_where_it_is() {
         task(&wf, "t"),
         &ok(json!(1)),
         &State::default(),
+        [0; 32],
     )
     .unwrap_err();
     assert_eq!(f.code, code::EXPRESSION);
@@ -197,7 +200,7 @@ tasks:
     let s = State::default();
     let fail = err("timeout", "slow");
     let yes =
-        |name: &str, attempt, o: &Outcome| should_retry(&exprs, task(&wf, name), attempt, o, &s);
+        |name: &str, attempt, o: &Outcome| should_retry(&exprs, name, task(&wf, name), attempt, o, &s, [0; 32]);
     // `count` is the attempts after the first.
     assert!(yes("any", 1, &fail));
     assert!(yes("any", 2, &fail));
