@@ -377,11 +377,18 @@ output:
         .iter()
         .map(|v| v.as_f64().unwrap())
         .collect();
-    assert!(pair.iter().all(|f| (0.0..1.0).contains(f)) && pair[0] != pair[1], "{a}");
+    assert!(
+        pair.iter().all(|f| (0.0..1.0).contains(f)) && pair[0] != pair[1],
+        "{a}"
+    );
     // The task was given the number the workflow drew.
     let tree = tree_of(&home, a["id"].as_str().unwrap());
     let task = &tree["children"][0];
-    assert_eq!(task["input"]["message"], json!(picked.to_string()), "{tree}");
+    assert_eq!(
+        task["input"]["message"],
+        json!(picked.to_string()),
+        "{tree}"
+    );
 }
 
 /// A workflow as StackStorm users write it for Orquesta: inputs as names

@@ -1495,7 +1495,7 @@ fn serve_answers_healthz_while_its_catalog_compiles() {
     let _ = child.wait();
 }
 
-const PAUSABLE: &str = r#"
+pub(crate) const PAUSABLE: &str = r#"
 version: 1
 input: [{ name: dir, type: string }]
 grants: { write: ["{{ input.dir }}"] }

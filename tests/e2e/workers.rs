@@ -420,3 +420,57 @@ fn a_store_with_one_opener_has_no_worker_processes() {
         .code(2)
         .stderr_has("--heartbeat 30s must be shorter than --lease 10s");
 }
+
+/// An inquiry nobody answers, on a shared store (`add` runs after it).
+const ASK_1S: &str = r#"
+version: 1
+tasks:
+  approve:
+    action: core.ask
+    input:
+      schema: { type: object, properties: { n: { type: integer } }, required: [n] }
+      ttl: 1s
+    next: [{ publish: { n: "{{ result.n }}" }, do: add }]
+  add:
+    action: add.wat
+    input: { a: "{{ ctx.n }}", b: 1 }
+"#;
+
+/// Pause reaches the worker that runs a workflow through an API process
+/// that does not run it (the worker hears at its next heartbeat): the
+/// running task finishes, none starts until resume. And with two API
+/// processes, an unanswered inquiry is expired by the one leading that
+/// sweep, and the workflow goes on, on the worker, to fail its task.
+#[test]
+fn pause_and_inquiry_expiry_reach_across_processes() {
+    let site = Site::on(StoreKind::Postgres);
+    std::fs::write(site.actions.join("pausable.yaml"), crate::server::PAUSABLE).unwrap();
+    std::fs::write(site.actions.join("ask.yaml"), ASK_1S).unwrap();
+    let srv = api_only(&site);
+    let _w = Worker::start(&site, "w1", &[]);
+    let id = srv.start(json!({
+        "action": "pausable",
+        "input": {"dir": s(&site.marks)},
+        "grants": {"write": [s(&site.marks)]},
+    }));
+    guest_started(&srv, &site, &id, "pa");
+    let (code, v) = srv.post(&format!("/api/v1/executions/{id}/pause"), json!({}));
+    assert_eq!(code, 202, "{v}");
+    assert_eq!(srv.wait_status(&id, &["paused"])["status"], "paused");
+    assert_eq!(markers(&site, "pb"), 0, "nothing starts while paused");
+    let (code, v) = srv.post(&format!("/api/v1/executions/{id}/resume"), json!({}));
+    assert_eq!(code, 202, "{v}");
+    let done = srv.wait_done(&id);
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!((markers(&site, "pa"), markers(&site, "pb")), (1, 1));
+
+    // The second API process leads nothing yet: the first holds the lead.
+    let second = site.serve(&["--workers", "0", "--name", "api2"]);
+    let asked = second.start(json!({"action": "ask"}));
+    assert_eq!(srv.wait_status(&asked, &["paused"])["status"], "paused");
+    let start = Instant::now();
+    let failed = srv.wait_done(&asked);
+    assert_eq!(failed["status"], "failed", "{failed}");
+    assert!(failed.to_string().contains("inquiry-timeout"), "{failed}");
+    assert!(start.elapsed() < Duration::from_secs(20));
+}

@@ -203,12 +203,27 @@ pub fn cancel(home: &Home, id: &str) -> CmdResult {
         Err(StoreError::Locked { .. }) => request(id),
         Err(e) => Err(e.into()),
         Ok(Opened::Own(store)) => {
-            // Nothing runs it: an interrupted execution. Cancel it and its
-            // unfinished children so `resume` leaves them alone.
             let record = store.find(id)?;
             if record.is_finished() {
                 return Err(ended(&record));
             }
+            // On a shared store a worker may hold it: it stops it at its
+            // next heartbeat; one nobody claimed yet leaves the queue.
+            if let Some(queue) = store.shared_queue() {
+                match queue.cancel(record.id)? {
+                    wasmflow_store::Cancel::Requested { worker } => {
+                        eprintln!(
+                            "cancel requested: worker {worker} stops {} at its next heartbeat",
+                            record.id
+                        );
+                        return Ok(ExitCode::SUCCESS);
+                    }
+                    wasmflow_store::Cancel::Withdrawn | wasmflow_store::Cancel::NotQueued => {}
+                }
+            }
+            // Nothing runs it: an interrupted execution (or one withdrawn
+            // from the queue). Cancel it and its unfinished children so
+            // `resume` leaves them alone.
             let n = wasmflow_workflow::cancel::cancel_tree(&store, record.clone())?;
             eprintln!("canceled {} ({n} execution(s))", record.id);
             Ok(ExitCode::SUCCESS)
@@ -216,8 +231,10 @@ pub fn cancel(home: &Home, id: &str) -> CmdResult {
     }
 }
 
-/// `execution pause ID`: ask the process running a workflow to pause it,
-/// or pause one nothing runs (interrupted) in the store.
+/// `execution pause ID`: ask the process running a workflow to pause it
+/// (a request file beside a holder of the home's store, a mark in a
+/// shared store's queue), or pause one nothing runs (interrupted) in the
+/// store.
 pub fn pause(home: &Home, id: &str) -> CmdResult {
     let request = |id: &str| -> CmdResult {
         Requests::pauses(&home.dir)
@@ -252,6 +269,20 @@ pub fn pause(home: &Home, id: &str) -> CmdResult {
             let record = store.find(id)?;
             pausable(&record)?;
             let rid = record.id;
+            // On a shared store a worker may run it: it pauses it at its
+            // next heartbeat.
+            if let Some(worker) = store
+                .shared_queue()
+                .map(|q| q.pause(rid))
+                .transpose()?
+                .flatten()
+            {
+                eprintln!(
+                    "pause requested: worker {worker} starts no more of {rid}'s tasks from its next \
+                     heartbeat, lets the running ones finish, and records it `paused`"
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
             wasmflow_workflow::cancel::pause_stopped(&store, record)?;
             eprintln!(
                 "paused {rid} (nothing was running it); `wasmflow execution resume {rid}` goes on"

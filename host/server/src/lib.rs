@@ -160,14 +160,24 @@ async fn retain(app: Arc<App>, policy: wasmflow_store::Retention, every: Duratio
 }
 
 /// Every second: inquiries past their ttl fail (`inquiry-timeout`) and
-/// their workflows go on to handle it.
+/// their workflows go on to handle it. On a shared store one process
+/// does it, the one that leads the sweep (several would each queue the
+/// same workflow); another takes the lead when its holder stops renewing
+/// it for a lease.
 async fn expire_inquiries(app: Arc<App>) {
     loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let store = app.rt.store().clone();
-        let expired =
-            tokio::task::spawn_blocking(move || wasmflow_workflow::inquiry::expire_due(&store))
-                .await;
+        let leasing = app.queue.leasing().cloned();
+        let expired = tokio::task::spawn_blocking(move || {
+            if let (Some(queue), Some(me)) = (store.shared_queue(), leasing) {
+                if !queue.lead("inquiry-expiry", &me.name, me.lease)? {
+                    return Ok(Vec::new());
+                }
+            }
+            wasmflow_workflow::inquiry::expire_due(&store)
+        })
+        .await;
         match expired {
             Ok(Ok(expired)) => {
                 for r in expired {
@@ -334,11 +344,7 @@ pub async fn serve(
         ))
     });
 
-    // One sweeper per store: on a shared one, several servers would race
-    // to queue the same workflow (there, `GET /inquiries` expires them).
-    if app.queue.leasing().is_none() {
-        tokio::spawn(expire_inquiries(app.clone()));
-    }
+    tokio::spawn(expire_inquiries(app.clone()));
 
     let _ = api.set(router(app.clone()));
     ready(Ready {

@@ -100,6 +100,17 @@ pub struct QueueEntry {
     pub payload: Payload,
 }
 
+/// An execution this process runs: its queue position, since when, and
+/// how to stop or pause it.
+#[derive(Clone, Debug)]
+pub struct Running {
+    pub id: ExecutionId,
+    pub seq: u64,
+    pub since: SystemTime,
+    pub cancel: CancellationToken,
+    pub pause: CancellationToken,
+}
+
 /// `GET /api/v1/queue`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct QueueView {
@@ -455,20 +466,35 @@ impl Queue {
         }
     }
 
+    /// Pause workflow `id` wherever it runs on a shared store: the worker
+    /// holding it hears at its next heartbeat. The holder, or None when
+    /// nothing holds it (or the store is not shared).
+    pub fn pause_shared(&self, id: ExecutionId) -> Result<Option<String>, StoreError> {
+        match self.store.shared_queue() {
+            Some(queue) => queue.pause(id),
+            None => Ok(None),
+        }
+    }
+
     /// On a shared store, this process's name and settings there.
     pub fn leasing(&self) -> Option<&Leasing> {
         self.shared.as_ref()
     }
 
-    /// What this process runs: id, queue position, since when, and how
-    /// to stop it.
-    pub fn running(&self) -> Vec<(ExecutionId, u64, SystemTime, CancellationToken)> {
+    /// What this process runs.
+    pub fn running(&self) -> Vec<Running> {
         self.entries
             .lock()
             .expect("not poisoned")
             .iter()
             .filter_map(|(id, e)| match e.state {
-                EntryState::Running { since, .. } => Some((*id, e.seq, since, e.cancel.clone())),
+                EntryState::Running { since, .. } => Some(Running {
+                    id: *id,
+                    seq: e.seq,
+                    since,
+                    cancel: e.cancel.clone(),
+                    pause: e.pause.clone(),
+                }),
                 EntryState::Pending => None,
             })
             .collect()
@@ -551,14 +577,14 @@ impl Queue {
         let rfc3339 = |t| humantime::format_rfc3339_seconds(t).to_string();
         let Some(leasing) = &self.shared else {
             let mut running = self.running();
-            running.sort_by_key(|r| r.1);
+            running.sort_by_key(|r| r.seq);
             return Ok(vec![WorkerView {
                 name: "this server".into(),
                 started_at: rfc3339(self.started),
                 heartbeat_ms: 0,
                 alive: true,
                 concurrency: self.workers as u32,
-                running: running.iter().map(|r| r.0.to_string()).collect(),
+                running: running.iter().map(|r| r.id.to_string()).collect(),
             }]);
         };
         let queue = self.store.shared_queue().expect("a shared store");

@@ -1,7 +1,7 @@
 //! A server or worker on a store many processes share: who this process
 //! is to the others ([`Leasing`]), and its heartbeat, which renews the
 //! leases it holds and stops what it no longer holds or what another
-//! process canceled.
+//! process canceled (or pauses what another paused).
 //!
 //! What it must not touch: the HTTP surface, and how an execution runs
 //! (`worker`'s). Claims themselves are the queue's (`queue`).
@@ -11,6 +11,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+use wasmflow_store::Held;
 
 /// How this process takes part in a shared queue.
 #[derive(Clone, Debug)]
@@ -63,17 +64,21 @@ pub async fn heartbeat(app: Arc<App>, leasing: Leasing, concurrency: u32, stop: 
         .await;
         match renewed {
             Ok(Ok(held)) => {
-                let canceled: HashSet<u64> =
-                    held.iter().filter(|h| h.cancel).map(|h| h.seq).collect();
-                let held: HashSet<u64> = held.iter().map(|h| h.seq).collect();
-                for (id, seq, since, cancel) in app.queue.running() {
-                    if canceled.contains(&seq) {
-                        cancel.cancel();
-                    } else if since < asked && !held.contains(&seq) {
+                let of = |f: fn(&Held) -> bool| -> HashSet<u64> {
+                    held.iter().filter(|h| f(h)).map(|h| h.seq).collect()
+                };
+                let (canceled, paused, held) = (of(|h| h.cancel), of(|h| h.pause), of(|_| true));
+                for r in app.queue.running() {
+                    if canceled.contains(&r.seq) {
+                        r.cancel.cancel();
+                    } else if r.since < asked && !held.contains(&r.seq) {
                         tracing::warn!(
-                            "execution {id}: this worker's lease ran out and another took it over; stopping it here"
+                            "execution {}: this worker's lease ran out and another took it over; stopping it here",
+                            r.id
                         );
-                        cancel.cancel();
+                        r.cancel.cancel();
+                    } else if paused.contains(&r.seq) {
+                        r.pause.cancel();
                     }
                 }
             }

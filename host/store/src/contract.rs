@@ -721,8 +721,15 @@ pub fn shared_queue(open: &dyn Fn() -> Store) {
             .collect::<Vec<_>>(),
         vec![taken.entry.seq]
     );
+    // Pause: the same, for a workflow; nothing to pause where nobody
+    // holds the entry.
+    assert_eq!(queue.pause(first.entry.id).unwrap().as_deref(), Some("w1"));
+    let held = queue.renew("w1", 2, long).unwrap();
+    let paused: Vec<u64> = held.iter().filter(|h| h.pause).map(|h| h.seq).collect();
+    assert_eq!(paused, vec![first.entry.seq]);
     let late = record(4);
     store.enqueue(&late, b"{}").unwrap();
+    assert_eq!(queue.pause(late.id).unwrap(), None);
     assert_eq!(queue.cancel(late.id).unwrap(), crate::Cancel::Withdrawn);
     assert_eq!(queue.cancel(late.id).unwrap(), crate::Cancel::NotQueued);
 
@@ -820,4 +827,33 @@ pub fn shared_queue(open: &dyn Fn() -> Store) {
     assert!(!queue
         .claim_trigger(done.id, "later", Duration::ZERO)
         .unwrap());
+
+    // A sweep: one leader of many racers; it keeps the lead by renewing,
+    // and another takes it once it ran out.
+    let leaders = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for w in 0..4 {
+            let (store, leaders) = (&store, &leaders);
+            s.spawn(move || {
+                let queue = store.shared_queue().unwrap();
+                let short = Duration::from_millis(300);
+                if queue.lead("expiry", &format!("racer{w}"), short).unwrap() {
+                    leaders.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+            });
+        }
+    });
+    assert_eq!(leaders.into_inner(), 1, "two leaders of one sweep");
+    let leader = (0..4)
+        .map(|w| format!("racer{w}"))
+        .find(|w| queue.lead("expiry", w, Duration::from_millis(300)).unwrap())
+        .expect("the leader renews its lead");
+    assert!(!queue.lead("expiry", "late", long).unwrap());
+    assert!(
+        queue.lead("other", "late", long).unwrap(),
+        "each sweep its own"
+    );
+    std::thread::sleep(Duration::from_millis(400));
+    assert!(queue.lead("expiry", "late", long).unwrap());
+    assert!(!queue.lead("expiry", &leader, long).unwrap());
 }

@@ -40,6 +40,14 @@ pub trait SharedQueue: Send + Sync {
     /// leaves the queue; a held one is marked for its holder, which hears
     /// of it at its next heartbeat.
     fn cancel(&self, id: ExecutionId) -> Result<Cancel, StoreError>;
+    /// Pause the workflow execution `id` where it runs: a held entry is
+    /// marked for its holder, which hears of it at its next heartbeat.
+    /// Returns the holder; None when nobody holds it (nothing runs it).
+    fn pause(&self, id: ExecutionId) -> Result<Option<String>, StoreError>;
+    /// Lead the periodic sweep `sweep` for `lease` from now, on behalf of
+    /// `worker`: true when `worker` leads it already or nobody's lead is
+    /// current, so one process of many does each round.
+    fn lead(&self, sweep: &str, worker: &str, lease: Duration) -> Result<bool, StoreError>;
     /// `worker` stops: its leases end now (what it still held is
     /// claimable at once, not after expiry) and it leaves the list.
     fn leave(&self, worker: &str) -> Result<(), StoreError>;
@@ -81,6 +89,8 @@ pub struct Held {
     pub seq: u64,
     /// Canceled from another process: stop it.
     pub cancel: bool,
+    /// Paused from another process: start no more of its tasks.
+    pub pause: bool,
 }
 
 /// What [`SharedQueue::cancel`] did.

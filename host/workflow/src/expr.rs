@@ -313,7 +313,9 @@ fn secret(keys: Option<&Datastore>, name: &str) -> Result<String, minijinja::Err
 fn lend(keys: Option<&Datastore>, f: &str, args: &[Value]) -> Option<Result<Value, String>> {
     let name = |i: usize| match args.get(i) {
         Some(Value::String(n)) => Ok(n.as_str()),
-        Some(other) => Err(format!("{f}(): the key's name must be a string, not {other}")),
+        Some(other) => Err(format!(
+            "{f}(): the key's name must be a string, not {other}"
+        )),
         None => Err(format!("{f}() takes the key's name")),
     };
     let text = |r: Result<String, minijinja::Error>| {

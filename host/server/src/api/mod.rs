@@ -626,16 +626,18 @@ pub async fn pause_execution(
             ),
         ));
     }
-    match app.queue.entry(record.id) {
-        Some(entry) => {
-            entry.pause.cancel();
-            Ok(accepted(&record))
-        }
+    if let Some(entry) = app.queue.entry(record.id) {
+        entry.pause.cancel();
+        return Ok(accepted(&record));
+    }
+    // On a shared store another process may run it: its heartbeat hears.
+    match app.queue.pause_shared(record.id)? {
+        Some(_) => Ok(accepted(&record)),
         None => Err(ApiError::new(
             StatusCode::CONFLICT,
             format!(
-                "workflow execution {} is not run by this server process (on a shared store, \
-                 pause it through the process that runs it)",
+                "workflow execution {} is running but no server process runs it from the \
+                 queue (a `wasmflow run` pauses through `wasmflow execution pause`)",
                 record.id
             ),
         )),

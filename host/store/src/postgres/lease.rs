@@ -118,7 +118,7 @@ impl SharedQueue for PgStore {
             let held = tx
                 .query(
                     "UPDATE queue SET lease_until = now() + $2 * interval '1 millisecond' \
-                     WHERE worker = $1 RETURNING seq, cancel",
+                     WHERE worker = $1 RETURNING seq, cancel, pause",
                     &[&worker, &lease],
                 )
                 .await?;
@@ -128,6 +128,7 @@ impl SharedQueue for PgStore {
                 .map(|r| Held {
                     seq: r.get::<_, i64>(0) as u64,
                     cancel: r.get(1),
+                    pause: r.get(2),
                 })
                 .collect())
         })
@@ -162,6 +163,40 @@ impl SharedQueue for PgStore {
             tx.commit().await?;
             Ok(outcome)
         })
+    }
+
+    fn pause(&self, id: ExecutionId) -> Result<Option<String>, StoreError> {
+        let id = id.to_string();
+        let row = self.call(move |client, _| async move {
+            client
+                .query_opt(
+                    "UPDATE queue SET pause = true \
+                     WHERE id = $1 AND worker IS NOT NULL AND lease_until >= now() \
+                     RETURNING worker",
+                    &[&id],
+                )
+                .await
+        })?;
+        Ok(row.map(|r| r.get::<_, String>(0)))
+    }
+
+    fn lead(&self, sweep: &str, worker: &str, lease: Duration) -> Result<bool, StoreError> {
+        let (sweep, worker, lease) = (sweep.to_owned(), worker.to_owned(), millis(lease));
+        // One statement: the row lock orders racers, and each re-checks
+        // the lead once it has the row.
+        let won = self.call_unflushed(move |client, _| async move {
+            client
+                .execute(
+                    "INSERT INTO sweeps (name, holder, until) \
+                     VALUES ($1, $2, now() + $3 * interval '1 millisecond') \
+                     ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, \
+                     until = EXCLUDED.until \
+                     WHERE sweeps.holder = EXCLUDED.holder OR sweeps.until < now()",
+                    &[&sweep, &worker, &lease],
+                )
+                .await
+        })?;
+        Ok(won == 1)
     }
 
     fn leave(&self, worker: &str) -> Result<(), StoreError> {

@@ -6,7 +6,8 @@
 //! `workflow_log`, `blobs` + `blob_chunks` (content-addressed, chunked),
 //! `queue` (with each entry's lease: see `lease`), `workers` (their
 //! heartbeats), `tokens`, `keys` (the datastore's; secrets as ciphertext),
-//! `trigger_instances` and `enforcements` (the event bus's). Ids are ULID text compared in the "C" collation, so
+//! `trigger_instances` and `enforcements` (the event bus's), `sweeps` (who
+//! leads each periodic sweep). Ids are ULID text compared in the "C" collation, so
 //! id order is time order as in the embedded store.
 //!
 //! Durability is PostgreSQL's: a write that must be durable commits with
@@ -132,6 +133,17 @@ CREATE TABLE enforcements (
     // (`SharedQueue::claim_trigger`).
     r#"
 ALTER TABLE trigger_instances ADD COLUMN claimed_by text, ADD COLUMN claimed_until timestamptz;
+"#,
+    // A pause asked for through any process, for the holder's next
+    // heartbeat; and who leads each periodic sweep, until when
+    // (`SharedQueue::pause`, `SharedQueue::lead`).
+    r#"
+ALTER TABLE queue ADD COLUMN pause boolean NOT NULL DEFAULT false;
+CREATE TABLE sweeps (
+    name text PRIMARY KEY,
+    holder text NOT NULL,
+    until timestamptz NOT NULL
+);
 "#,
 ];
 

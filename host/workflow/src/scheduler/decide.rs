@@ -103,7 +103,13 @@ fn outcome_scope<'a>(
 /// the workflow, the journal's length at that point, the run and slot,
 /// and which of their expressions. A resumed or replayed workflow that
 /// evaluates it again draws the same numbers.
-pub(super) fn seed(workflow: ExecutionId, at: u32, run: usize, slot: usize, what: Seed) -> [u8; 32] {
+pub(super) fn seed(
+    workflow: ExecutionId,
+    at: u32,
+    run: usize,
+    slot: usize,
+    what: Seed,
+) -> [u8; 32] {
     let mut seed = [0u8; 32];
     seed[..16].copy_from_slice(&workflow.0 .0.to_be_bytes());
     seed[16..20].copy_from_slice(&at.to_be_bytes());
@@ -127,7 +133,10 @@ pub(super) enum Seed {
 /// finished run left it.
 fn statuses(state: &State, name: &str, outcome: &Outcome) -> Map<String, Value> {
     let mut tasks = state.task_statuses();
-    tasks.insert(name.to_owned(), Value::String(outcome.status.as_str().to_owned()));
+    tasks.insert(
+        name.to_owned(),
+        Value::String(outcome.status.as_str().to_owned()),
+    );
     tasks
 }
 
@@ -151,7 +160,10 @@ pub(super) fn transitions(
         let go = match &t.when {
             None => outcome.status == Status::Succeeded,
             Some(w) => exprs
-                .condition(w, outcome_scope(&state.input, &ctx, outcome, &error, &tasks, seed))
+                .condition(
+                    w,
+                    outcome_scope(&state.input, &ctx, outcome, &error, &tasks, seed),
+                )
                 .map_err(|e| expression_failure(&format!("{at}.when"), &e))?,
         };
         if !go {
@@ -161,7 +173,10 @@ pub(super) fn transitions(
         let mut published = Vec::new();
         for (k, v) in &t.publish {
             let value = exprs
-                .render(v, outcome_scope(&state.input, &ctx, outcome, &error, &tasks, seed))
+                .render(
+                    v,
+                    outcome_scope(&state.input, &ctx, outcome, &error, &tasks, seed),
+                )
                 .map_err(|e| expression_failure(&format!("{at}.publish.{k}"), &e))?;
             published.push((k.clone(), value));
         }
@@ -206,7 +221,10 @@ pub(super) fn should_retry(
             // A `when` that cannot be evaluated does not retry; the
             // failure stands as it is.
             exprs
-                .condition(w, outcome_scope(&state.input, &state.ctx, outcome, &error, &tasks, seed))
+                .condition(
+                    w,
+                    outcome_scope(&state.input, &state.ctx, outcome, &error, &tasks, seed),
+                )
                 .unwrap_or(false)
         }
     }

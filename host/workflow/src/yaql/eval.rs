@@ -848,7 +848,10 @@ mod tests {
     fn random_draws_follow_the_seed_and_stay_in_range() {
         let mut n = names();
         let e = |e: &str, n: &Names| evaluate(&parse(e).unwrap(), n);
-        assert!(e("random()", &n).unwrap_err().message.contains("only for workflows"));
+        assert!(e("random()", &n)
+            .unwrap_err()
+            .message
+            .contains("only for workflows"));
         n.seed = Some([7; 32]);
         let draws = |n: &Names| {
             (0..200)
@@ -857,7 +860,11 @@ mod tests {
         };
         let first = draws(&n);
         assert!(first.iter().all(|d| (1..=6).contains(d)), "{first:?}");
-        assert_eq!((1..=6).filter(|d| first.contains(d)).count(), 6, "{first:?}");
+        assert_eq!(
+            (1..=6).filter(|d| first.contains(d)).count(),
+            6,
+            "{first:?}"
+        );
         // The same seed from the start: the same numbers; another: others.
         n.draws.set(0);
         assert_eq!(draws(&n), first);
@@ -893,7 +900,10 @@ mod tests {
             e("st2kv(concat('system.', ctx(name)), decrypt => true)", &n).unwrap(),
             json!(["st2kv", ["system.web", {"decrypt": true}]])
         );
-        assert!(e("secret(x)", &n).unwrap_err().message.contains("no datastore"));
+        assert!(e("secret(x)", &n)
+            .unwrap_err()
+            .message
+            .contains("no datastore"));
     }
 
     fn eval(text: &str) -> Value {

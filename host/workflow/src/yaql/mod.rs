@@ -85,7 +85,8 @@ mod tests {
             super::check("ctx().x.bogus(1)").unwrap_err(),
             "unknown function bogus() (at character 9 of `ctx().x.bogus(1)`)"
         );
-        super::check("task_status(a) = 'succeeded' and kv('system.x') = st2kv('system.y')").unwrap();
+        super::check("task_status(a) = 'succeeded' and kv('system.x') = st2kv('system.y')")
+            .unwrap();
         assert!(super::check("ctx(x) +")
             .unwrap_err()
             .contains("at character 9"));

@@ -199,8 +199,9 @@ tasks:
     let exprs = Expressions::new();
     let s = State::default();
     let fail = err("timeout", "slow");
-    let yes =
-        |name: &str, attempt, o: &Outcome| should_retry(&exprs, name, task(&wf, name), attempt, o, &s, [0; 32]);
+    let yes = |name: &str, attempt, o: &Outcome| {
+        should_retry(&exprs, name, task(&wf, name), attempt, o, &s, [0; 32])
+    };
     // `count` is the attempts after the first.
     assert!(yes("any", 1, &fail));
     assert!(yes("any", 2, &fail));
