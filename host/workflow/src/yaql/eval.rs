@@ -15,7 +15,11 @@ use std::sync::Arc;
 /// `secret()`): called with a name and its evaluated arguments (named
 /// ones as a last map); `None` for a name it does not lend.
 #[derive(Clone)]
-pub struct Lent(pub Arc<dyn Fn(&str, &[Value]) -> Option<Result<Value, String>> + Send + Sync>);
+pub struct Lent(pub Arc<LentFn>);
+
+/// A lent function: its name and arguments, its value or an error; `None`
+/// for a name not lent.
+pub type LentFn = dyn Fn(&str, &[Value]) -> Option<Result<Value, String>> + Send + Sync;
 
 impl std::fmt::Debug for Lent {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
