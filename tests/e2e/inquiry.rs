@@ -3,7 +3,7 @@
 
 use crate::server::Site;
 use crate::{s, wat, Home, StoreKind};
-use serde_json::json;
+use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
 crate::on_both_stores!(an_inquiry_pauses_its_workflow_until_it_is_answered);
@@ -191,4 +191,166 @@ fn an_inquiry_is_answered_through_the_api_across_a_kill_9() {
     assert!(at.elapsed() < Duration::from_secs(30));
     assert_eq!(done["status"], "failed", "{done}");
     assert!(done.to_string().contains("inquiry-timeout"), "{done}");
+}
+
+/// A nested workflow that asks (`inner.yaml`), in a workflow that adds 1
+/// to the answer and, beside it, runs a slow step (`SLOW` ms).
+const INNER: &str = r#"
+version: 1
+tasks:
+  approve:
+    action: core.ask
+    input:
+      schema: { type: object, properties: { n: { type: integer } }, required: [n] }
+      ttl: TTL
+    next: [{ publish: { n: "{{ result.n }}" } }]
+output: { n: "{{ ctx.n }}" }
+"#;
+
+const OUTER: &str = r#"
+version: 1
+input: [{ name: dir, type: string, default: "." }]
+tasks:
+  ask:
+    action: inner.yaml
+    next: [{ publish: { n: "{{ result.n }}" }, do: add }]
+  add:
+    action: ADD
+    input: { a: "{{ ctx.n }}", b: 1 }
+    next: [{ publish: { sum: "{{ result }}" } }]
+  slow:
+    action: STEP
+    input: { req: { name: slow, dir: "{{ input.dir }}", value: 1, sleep-ms: SLOW } }
+    grants: { write: ["{{ input.dir }}"] }
+output: { sum: "{{ ctx.sum }}" }
+"#;
+
+fn nested(
+    dir: &std::path::Path,
+    ttl: &str,
+    add: &str,
+    step: &str,
+    slow_ms: u32,
+) -> std::path::PathBuf {
+    std::fs::write(dir.join("inner.yaml"), INNER.replace("TTL", ttl)).unwrap();
+    let outer = dir.join("outer.yaml");
+    let text = OUTER
+        .replace("ADD", add)
+        .replace("STEP", step)
+        .replace("SLOW", &slow_ms.to_string());
+    std::fs::write(&outer, text).unwrap();
+    outer
+}
+
+crate::on_both_stores!(a_nested_workflows_inquiry_pauses_and_resumes_the_outermost);
+
+/// `core.ask` in a nested workflow: both workflows pause; the answer goes
+/// on with the outermost, which resumes the nested one; unanswered past
+/// its ttl, the nested task fails and so does the outer; a paused outer
+/// canceled takes its nested workflow and question with it.
+fn a_nested_workflows_inquiry_pauses_and_resumes_the_outermost(kind: StoreKind) {
+    let home = Home::with_store(kind);
+    let dir = tempfile::tempdir().unwrap();
+    let marks = tempfile::tempdir().unwrap();
+    let step = crate::support::built("tests/fixtures/step");
+    let run_outer = |ttl: &str| {
+        let outer = nested(dir.path(), ttl, s(&wat("add")), s(&step), 0);
+        let paused = home.run(&[
+            "run",
+            s(&outer),
+            "-p",
+            &format!("dir={}", s(marks.path())),
+            "--allow-write",
+            s(marks.path()),
+            "--json",
+        ]);
+        paused.code(1).stderr_has("paused");
+        paused.json()["id"].as_str().unwrap().to_owned()
+    };
+    let id = run_outer("1h");
+    let tree = home.tree(&id);
+    assert_eq!(tree["status"], "paused", "{tree}");
+    let inner = tree["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["task"] == "ask")
+        .unwrap();
+    assert_eq!(inner["status"], "paused", "{tree}");
+    let open = home.run(&["inquiry", "list", "--json"]).ok().json();
+    assert_eq!(open[0]["workflow"], inner["id"], "{open}");
+    let asked = open[0]["id"].as_str().unwrap().to_owned();
+    let done = home
+        .run(&["inquiry", "respond", &asked, "-p", "n=41", "--json"])
+        .ok()
+        .json();
+    assert_eq!(
+        (&done["id"], &done["status"]),
+        (&json!(id), &json!("succeeded")),
+        "{done}"
+    );
+    assert_eq!(done["result"], json!({"sum": 42}));
+
+    let id = run_outer("1s");
+    std::thread::sleep(Duration::from_millis(1300));
+    let failed = home.run(&["execution", "resume", &id, "--json"]);
+    failed.code(1);
+    let failed = failed.json();
+    assert_eq!(failed["status"], "failed", "{failed}");
+    assert!(failed.to_string().contains("inquiry-timeout"), "{failed}");
+
+    let id = run_outer("1h");
+    home.run(&["execution", "cancel", &id]).ok();
+    let tree = home.tree(&id);
+    let statuses: Vec<&Value> = tree["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["task"] == "ask")
+        .flat_map(|c| [&c["status"], &c["children"][0]["status"]])
+        .collect();
+    assert_eq!(statuses, [&json!("canceled"), &json!("canceled")], "{tree}");
+    assert_eq!(
+        home.run(&["inquiry", "list", "--json"]).ok().json(),
+        json!([])
+    );
+}
+
+/// Through the API while the outer workflow still runs another branch:
+/// the answer reaches the nested workflow when that branch ends.
+#[test]
+fn a_nested_inquiry_answered_while_a_branch_runs_goes_on_through_the_api() {
+    let site = Site::new();
+    let step = site.actions.join("step.wasm");
+    nested(&site.actions, "1h", "add.wat", s(&step), 3000);
+    let srv = site.serve(&[]);
+    let id = srv.start(json!({
+        "action": "outer",
+        "input": {"dir": s(&site.marks)},
+        "grants": {"write": [s(&site.marks)]},
+    }));
+    let at = Instant::now();
+    let asked = loop {
+        let open = srv.get("/api/v1/inquiries");
+        if let Some(q) = open.as_array().unwrap().first() {
+            break q["id"].as_str().unwrap().to_owned();
+        }
+        assert!(at.elapsed() < Duration::from_secs(30), "never asked");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(
+        srv.get(&format!("/api/v1/executions/{id}"))["status"],
+        "running"
+    );
+    let (status, v) = srv.post(
+        &format!("/api/v1/inquiries/{asked}/respond"),
+        json!({"response": {"n": 1}}),
+    );
+    assert_eq!(status, 200, "{v}");
+    let done = srv.wait_done(&id);
+    assert_eq!(
+        (&done["status"], &done["result"]),
+        (&json!("succeeded"), &json!({"sum": 2})),
+        "{done}"
+    );
 }

@@ -104,10 +104,7 @@ fn respond(
     let store = crate::store(home)?;
     let answered = inquiry::respond(&store, id, response, &crate::run::started_by())?;
     eprintln!("inquiry {} answered", answered.id);
-    let Some(parent) = answered.parent else {
-        return Ok(ExitCode::SUCCESS);
-    };
-    let workflow = store.get(parent)?;
+    let workflow = inquiry::waiting_on(&store, &answered)?;
     drop(store);
     match workflow {
         // Nothing runs it: go on with it here.

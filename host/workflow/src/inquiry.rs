@@ -193,6 +193,54 @@ pub fn expire_due(store: &Store) -> Result<Vec<ExecutionRecord>, StoreError> {
     Ok(expired)
 }
 
+/// Whether `r` is a nested workflow waiting for inquiries: paused (its
+/// parent runs it to its end when the parent itself pauses, so a nested
+/// workflow is paused only by questions).
+pub fn is_waiting_workflow(r: &ExecutionRecord) -> bool {
+    r.kind == Kind::Workflow && r.status == Status::Paused && r.parent.is_some()
+}
+
+/// Whether paused workflow `w` has news: an inquiry of it (or of a
+/// nested workflow waiting within it) answered, canceled or past its ttl
+/// that its journal has not settled yet. Its parent then resumes it.
+pub fn news(store: &Store, w: &ExecutionRecord) -> Result<bool, StoreError> {
+    let settled: std::collections::HashSet<ExecutionId> = store
+        .workflow_log(w.id)?
+        .iter()
+        .filter_map(|bytes| match serde_json::from_slice(bytes) {
+            Ok(crate::journal::Entry::Settle { child, .. }) => child,
+            _ => None,
+        })
+        .collect();
+    for c in store.children(w.id)? {
+        let ended = c.action == ASK && (c.is_finished() || is_open(&c) && is_due(&c));
+        if ended && !settled.contains(&c.id) || is_waiting_workflow(&c) && news(store, &c)? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// The workflow that goes on once `inquiry` is answered: its own, or,
+/// when that is nested, the outermost of its unfinished ancestors (a
+/// nested workflow is resumed by its parent). Paused: resume it; running:
+/// its driver takes the answer when its running tasks end.
+pub fn waiting_on(
+    store: &Store,
+    inquiry: &ExecutionRecord,
+) -> Result<Option<ExecutionRecord>, StoreError> {
+    let Some(mut w) = inquiry.parent.map(|p| store.get(p)).transpose()?.flatten() else {
+        return Ok(None);
+    };
+    while let Some(parent) = w.parent.map(|p| store.get(p)).transpose()?.flatten() {
+        if parent.is_finished() {
+            break;
+        }
+        w = parent;
+    }
+    Ok(Some(w))
+}
+
 /// Past its `ttl`.
 pub fn is_due(r: &ExecutionRecord) -> bool {
     expires_at(r).is_some_and(|t| t <= SystemTime::now())

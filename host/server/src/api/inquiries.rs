@@ -64,12 +64,16 @@ pub async fn respond(
     Ok(Json(view(&answered)))
 }
 
-/// Queue the workflow an ended inquiry belongs to once it is paused. A
+/// Queue the workflow an ended inquiry belongs to (the outermost, when it
+/// is nested: see `inquiry::waiting_on`) once it is paused. A
 /// workflow still running takes the answer itself when its running tasks
 /// end; one that was just pausing as the answer came is watched for a
 /// moment and queued when it has paused.
 pub async fn go_on(app: &Arc<App>, inquiry: &ExecutionRecord) -> ApiResult<()> {
-    let Some(parent) = inquiry.parent else {
+    let (store, asked) = (app.rt.store().clone(), inquiry.clone());
+    let Some(parent) =
+        blocking(move || inquiry::waiting_on(&store, &asked).map(|w| w.map(|w| w.id))).await?
+    else {
         return Ok(());
     };
     if resume_if_paused(app, parent).await? {

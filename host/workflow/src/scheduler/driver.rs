@@ -214,7 +214,9 @@ impl Driver {
     }
 
     /// Settle every open inquiry whose record has ended (answered, or
-    /// canceled) or that is past its ttl (expired now); whether any was.
+    /// canceled) or that is past its ttl (expired now), and resume every
+    /// paused nested workflow one of whose own inquiries did; whether any
+    /// was.
     pub(super) fn answered(&mut self) -> Result<bool, WorkflowError> {
         let store = self.sched.runtime().store().clone();
         let mut settled = false;
@@ -223,6 +225,11 @@ impl Driver {
                 Some(rec) if rec.is_finished() => rec,
                 Some(rec) if inquiry::is_open(&rec) && inquiry::is_due(&rec) => {
                     inquiry::expire(&store, rec)?
+                }
+                Some(rec) if inquiry::is_waiting_workflow(&rec) && inquiry::news(&store, &rec)? => {
+                    self.resume_nested(run, slot, child);
+                    settled = true;
+                    continue;
                 }
                 _ => continue,
             };
@@ -561,6 +568,12 @@ impl Driver {
             outcome,
             elapsed,
         } = done;
+        // A nested workflow that paused waits for its inquiries: its slot
+        // stays open, like an inquiry's, and the workflow pauses too when
+        // nothing else can run (see `answered` for how it goes on).
+        if outcome.status == Status::Paused {
+            return Ok(());
+        }
         let name = self.state.runs[run].name.clone();
         let attempt = self.state.runs[run].slots[slot].attempt;
         let retry = !self.stopping()
@@ -609,12 +622,19 @@ impl Driver {
         // answer them now.
         let store = self.sched.runtime().store().clone();
         for (_, _, child) in self.open_inquiries() {
-            if let Some(mut rec) = store.get(child)?.filter(inquiry::is_open) {
-                rec.fail(
-                    Status::Canceled,
-                    failure(code::CANCELED, "the workflow ended before it was answered"),
-                );
-                store.put_unflushed(&rec)?;
+            match store.get(child)? {
+                Some(mut rec) if inquiry::is_open(&rec) => {
+                    rec.fail(
+                        Status::Canceled,
+                        failure(code::CANCELED, "the workflow ended before it was answered"),
+                    );
+                    store.put_unflushed(&rec)?;
+                }
+                // A nested workflow waiting for its own: it ends too.
+                Some(rec) if inquiry::is_waiting_workflow(&rec) => {
+                    crate::cancel::cancel_tree(&store, rec)?;
+                }
+                _ => {}
             }
         }
         if self.state.ended.is_none() {

@@ -229,6 +229,9 @@ impl Scheduler {
         if record.is_finished() {
             return Ok(record);
         }
+        // A nested workflow paused on its inquiries goes on when its
+        // parent resumes it (only questions pause a nested one).
+        let unpause = unpause || record.status == Status::Paused && record.parent.is_some();
         if !unpause && record.status == Status::Paused {
             return Err(not_paused());
         }

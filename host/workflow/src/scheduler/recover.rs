@@ -35,26 +35,7 @@ impl Driver {
                 }
                 // Still waiting for its answer: it stays open.
                 Some(rec) if crate::inquiry::is_open(&rec) => {}
-                Some(rec) if rec.kind == Kind::Workflow => {
-                    let sched = self.sched.clone();
-                    let cancel = self.req.cancel.child_token();
-                    let observer = self.req.observer.clone();
-                    self.jobs.spawn(async move {
-                        let started = Instant::now();
-                        let outcome =
-                            match Box::pin(sched.resume_boxed(child, cancel, observer)).await {
-                                Ok(rec) => rec.outcome(),
-                                Err(e) => Outcome::failed(failure(code::RESUME, &e.to_string())),
-                            };
-                        Done {
-                            run,
-                            slot,
-                            child: Some(child),
-                            outcome,
-                            elapsed: started.elapsed(),
-                        }
-                    });
-                }
+                Some(rec) if rec.kind == Kind::Workflow => self.resume_nested(run, slot, child),
                 other => {
                     // The action was running when the host stopped: its
                     // record says so (made from the journal when the task
@@ -72,6 +53,28 @@ impl Driver {
             }
         }
         Ok(())
+    }
+
+    /// Resume nested workflow `child` (interrupted, or paused on its
+    /// inquiries) as the job of `run`'s `slot`.
+    pub(super) fn resume_nested(&mut self, run: usize, slot: usize, child: ExecutionId) {
+        let sched = self.sched.clone();
+        let cancel = self.req.cancel.child_token();
+        let observer = self.req.observer.clone();
+        self.jobs.spawn(async move {
+            let started = Instant::now();
+            let outcome = match Box::pin(sched.resume_boxed(child, cancel, observer)).await {
+                Ok(rec) => rec.outcome(),
+                Err(e) => Outcome::failed(failure(code::RESUME, &e.to_string())),
+            };
+            Done {
+                run,
+                slot,
+                child: Some(child),
+                outcome,
+                elapsed: started.elapsed(),
+            }
+        });
     }
 
     /// The record of an attempt that was dispatched (the journal says so)
