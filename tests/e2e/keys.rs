@@ -200,6 +200,45 @@ fn keys_expire_secrets_stay_encrypted_and_rotate(kind: StoreKind) {
         .0,
         403
     );
+    // A token is its own user: its `user.NAME.` keys are its alone.
+    let mine = json!({"value": "dark"});
+    assert_eq!(
+        call(Method::PUT, "/keys/user.ops.theme", &rw, Some(mine)).0,
+        200
+    );
+    let (status, v) = call(Method::GET, "/keys/user.ops.theme", &ro, None);
+    assert_eq!(status, 403, "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("is user ops's"),
+        "{v}"
+    );
+    let theirs = json!({"value": "x"});
+    assert_eq!(
+        call(Method::PUT, "/keys/user.viewer.x", &rw, Some(theirs)).0,
+        403
+    );
+    assert_eq!(
+        call(Method::DELETE, "/keys/user.ops.theme", &ro, None).0,
+        403
+    );
+    let listed = |token: &str| -> Vec<String> {
+        let (_, v) = call(Method::GET, "/keys?prefix=user.", token, None);
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(listed(&rw), ["user.ops.theme"]);
+    assert_eq!(listed(&ro), Vec::<String>::new());
+    assert_eq!(
+        call(Method::GET, "/keys/user.ops.theme", &rw, None).1["value"],
+        "dark"
+    );
+    assert_eq!(
+        call(Method::DELETE, "/keys/user.ops.theme", &rw, None).0,
+        204
+    );
     // Set while the server runs, seen by the CLI (and the other way).
     assert_eq!(
         key(&["get", "system.api", "--decrypt"]).ok().stdout,

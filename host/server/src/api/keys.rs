@@ -1,6 +1,8 @@
 //! `/api/v1/keys`: the datastore over HTTP. Secrets are masked in every
 //! answer but `GET /keys/{name}?decrypt=true`, which a read-only token may
-//! not ask.
+//! not ask. A token is its own user: `user.NAME.` keys are token `NAME`'s
+//! alone (listed, read and changed by it only); `system.` keys are
+//! everyone's.
 
 use super::edge::{blocking, ApiError, Body};
 use super::{ApiResult, AppState};
@@ -19,6 +21,25 @@ fn datastore(app: &crate::worker::App) -> ApiResult<&Datastore> {
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "this server has no datastore"))
 }
 
+/// The user a `user.USER.NAME` key belongs to; None for a shared key.
+fn owner(name: &str) -> Option<&str> {
+    name.strip_prefix("user.")?.split('.').next()
+}
+
+/// Refused unless `name` is shared or the caller's own.
+fn may_touch(caller: &Caller, name: &str) -> ApiResult<()> {
+    match owner(name) {
+        Some(user) if user != caller.name => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "key `{name}` is user {user}'s: token `{}` may only use its own `user.{}.` keys and `system.` ones",
+                caller.name, caller.name
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 fn no_key(name: &str) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
@@ -32,11 +53,14 @@ fn no_key(name: &str) -> ApiError {
     security(("bearer" = [])))]
 pub async fn list_keys(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Query(q): Query<KeyQuery>,
 ) -> ApiResult<Json<Vec<Key>>> {
     let ds = datastore(&app)?.clone();
     let prefix = q.prefix.unwrap_or_default();
-    Ok(Json(blocking(move || ds.list(&prefix)).await?))
+    let mut keys = blocking(move || ds.list(&prefix)).await?;
+    keys.retain(|k| owner(&k.name).is_none_or(|user| user == caller.name));
+    Ok(Json(keys))
 }
 
 #[utoipa::path(get, path = "/api/v1/keys/{name}", tag = "keys",
@@ -51,6 +75,7 @@ pub async fn get_key(
     Path(name): Path<String>,
     Query(q): Query<KeyQuery>,
 ) -> ApiResult<Json<Key>> {
+    may_touch(&caller, &name)?;
     let decrypt = q.decrypt.unwrap_or(false);
     if decrypt && caller.read_only {
         return Err(ApiError::new(
@@ -78,9 +103,11 @@ pub async fn get_key(
     security(("bearer" = [])))]
 pub async fn set_key(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
     Body(req): Body<SetKey>,
 ) -> ApiResult<Json<Key>> {
+    may_touch(&caller, &name)?;
     let ttl = req
         .ttl
         .as_deref()
@@ -108,8 +135,10 @@ pub async fn set_key(
     security(("bearer" = [])))]
 pub async fn delete_key(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
+    may_touch(&caller, &name)?;
     let ds = datastore(&app)?.clone();
     let n = name.clone();
     match blocking(move || ds.delete(&n)).await? {
