@@ -483,10 +483,14 @@ fn engine_commands_in_do() {
             "version: 1.0\ntasks:\n  boom:\n    action: core.error message=bad\n    next:\n      - when: <% failed() %>\n        do: {command}\n"
         )
     };
-    for handled in ["noop", "continue"] {
-        let (_, rec) = run_flow(&home, dir.path(), "h.yaml", &on_failure(handled), &[]);
-        assert_eq!(rec["status"], "succeeded", "{handled}: {rec}");
-    }
+    // `noop` handles the failure; `continue` leads nowhere, so it stands.
+    let (_, rec) = run_flow(&home, dir.path(), "h.yaml", &on_failure("noop"), &[]);
+    assert_eq!(rec["status"], "succeeded", "{rec}");
+    let flow = dir.path().join("c.yaml");
+    std::fs::write(&flow, on_failure("continue")).unwrap();
+    home.run(&["run", s(&flow)])
+        .code(1)
+        .stderr_has("task `boom` failed");
 
     let flow = dir.path().join("fail.yaml");
     std::fs::write(
@@ -572,4 +576,111 @@ fn core_http_reaches_only_granted_hosts_and_replays() {
     let replay = home.run(&["execution", "replay", &id]);
     replay.ok();
     assert_eq!(home.last_record()["result"], got);
+}
+
+/// wasmflow's Orquesta conformance suite (`tests/fixtures/orquesta/`):
+/// every spec rehearses as it expects; then a representative set runs for
+/// real on the core pack (failures from `core.error` where the specs mock
+/// them), each starting the same tasks in the same order and ending the
+/// same way. `delay` really waits.
+#[test]
+fn orquesta_conformance_rehearsed_and_run_for_real() {
+    let home = Home::new();
+    let suite = support::root().join("tests/fixtures/orquesta");
+    let run = home.run(&["workflow", "test", s(&suite.join("tests"))]);
+    run.ok();
+    assert!(
+        run.stdout.contains("23 rehearsal(s): 23 passed, 0 failed"),
+        "{}",
+        run.stdout
+    );
+
+    // (workflow, parameters, tasks in the order they started, status)
+    let cases: &[(&str, &[&str], &[&str], &str)] = &[
+        ("sequential", &["who=ops"], &["a", "b", "c"], "succeeded"),
+        (
+            "parallel",
+            &[],
+            &["alpha", "task10", "task2", "omega"],
+            "succeeded",
+        ),
+        ("decision", &["kind=vm"], &["decide", "vm"], "succeeded"),
+        (
+            "decision",
+            &["kind=lambda"],
+            &["decide", "other"],
+            "succeeded",
+        ),
+        (
+            "cycle",
+            &[],
+            &[
+                "init", "step", "check", "step", "check", "step", "check", "done",
+            ],
+            "succeeded",
+        ),
+        ("commands", &["command=noop"], &["work"], "succeeded"),
+        ("commands", &["command=continue"], &["work"], "failed"),
+        (
+            "commands",
+            &["command=fail"],
+            &["work", "cleanup"],
+            "failed",
+        ),
+        ("errors", &[], &["work", "report"], "succeeded"),
+        ("errors", &["handle=false"], &["work"], "failed"),
+        (
+            "join_all",
+            &[],
+            &["start", "left", "right", "together"],
+            "succeeded",
+        ),
+        ("join_count", &[], &["a", "b", "c", "first"], "succeeded"),
+        (
+            "join_unreachable",
+            &[],
+            &["start", "left", "right"],
+            "failed",
+        ),
+        ("with_items", &[], &["each", "serial", "pairs"], "succeeded"),
+        ("random", &[], &["roll"], "succeeded"),
+    ];
+    for (name, params, tasks, status) in cases {
+        let flow = suite.join(format!("workflows/{name}.yaml"));
+        let mut args = vec!["run", s(&flow), "--json"];
+        for p in *params {
+            args.extend(["-p", p]);
+        }
+        let out = home.run(&args);
+        out.code(if *status == "succeeded" { 0 } else { 1 });
+        let rec = out.json();
+        assert_eq!(rec["status"], *status, "{name} {params:?}: {rec}");
+        let tree = tree_of(&home, rec["id"].as_str().unwrap());
+        let mut started: Vec<String> = Vec::new();
+        for c in tree["children"].as_array().unwrap() {
+            // Items of a with-items run (`each[1]`) are one start.
+            let task = c["task"].as_str().unwrap();
+            let task = task.split('[').next().unwrap().to_owned();
+            if started.last() != Some(&task) || !c["task"].as_str().unwrap().contains('[') {
+                started.push(task);
+            }
+        }
+        assert_eq!(started, *tasks, "{name} {params:?}: {tree}");
+        if *name == "join_unreachable" {
+            assert_eq!(rec["error"]["code"], "unreachable-join", "{rec}");
+            assert!(rec["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("join task `together` (route 0)"));
+        }
+    }
+
+    let start = std::time::Instant::now();
+    let flow = suite.join("workflows/delay.yaml");
+    let rec = home
+        .run(&["run", s(&flow), "-p", "wait=1", "--json"])
+        .ok()
+        .json();
+    assert_eq!(rec["result"], json!({"said": "later"}), "{rec}");
+    assert!(start.elapsed() >= std::time::Duration::from_secs(1));
 }

@@ -21,7 +21,7 @@ tasks:
         required: [n]
       ttl: TTL
       route: ops
-    next: [{ publish: { n: "{{ result.n }}" }, do: add }]
+    next: [{ when: "{{ succeeded() }}", publish: { n: "{{ result.n }}" }, do: add }]
   add:
     action: ADD
     input: { a: "{{ ctx.n }}", b: 1 }
@@ -203,7 +203,7 @@ tasks:
     input:
       schema: { type: object, properties: { n: { type: integer } }, required: [n] }
       ttl: TTL
-    next: [{ publish: { n: "{{ result.n }}" } }]
+    next: [{ when: "{{ succeeded() }}", publish: { n: "{{ result.n }}" } }]
 output: { n: "{{ ctx.n }}" }
 "#;
 
@@ -213,7 +213,7 @@ input: [{ name: dir, type: string, default: "." }]
 tasks:
   ask:
     action: inner.yaml
-    next: [{ publish: { n: "{{ result.n }}" }, do: add }]
+    next: [{ when: "{{ succeeded() }}", publish: { n: "{{ result.n }}" }, do: add }]
   add:
     action: ADD
     input: { a: "{{ ctx.n }}", b: 1 }

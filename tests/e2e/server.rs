@@ -36,7 +36,7 @@ tasks:
   first:
     action: step.wasm
     input: { req: { name: first, dir: "{{ input.dir }}", value: "{{ input.start }}", sleep-ms: 200 } }
-    next: [{ publish: { first: "{{ result.value }}" }, do: second }]
+    next: [{ when: "{{ succeeded() }}", publish: { first: "{{ result.value }}" }, do: second }]
   second:
     action: step.wasm
     input: { req: { name: second, dir: "{{ input.dir }}", value: "{{ ctx.first }}" } }
@@ -516,7 +516,7 @@ fn the_api_runs_lists_pages_filters_and_describes(kind: StoreKind) {
     assert_eq!(graph["tasks"][1]["execution"], tree["children"][1]["id"]);
     assert_eq!(
         graph["transitions"],
-        json!([{"from": "first", "to": "second"}])
+        json!([{"from": "first", "to": "second", "when": "{{ succeeded() }}"}])
     );
     assert_eq!(graph["start"], json!(["first"]));
     let (status, v) = srv.call(

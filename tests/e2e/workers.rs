@@ -430,7 +430,7 @@ tasks:
     input:
       schema: { type: object, properties: { n: { type: integer } }, required: [n] }
       ttl: 1s
-    next: [{ publish: { n: "{{ result.n }}" }, do: add }]
+    next: [{ when: "{{ succeeded() }}", publish: { n: "{{ result.n }}" }, do: add }]
   add:
     action: add.wat
     input: { a: "{{ ctx.n }}", b: 1 }

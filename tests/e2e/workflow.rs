@@ -101,21 +101,24 @@ tasks:
     input:
       req: { name: a, dir: "{{ input.dir }}", value: "{{ input.start }}" }
     next:
-      - publish: { a: "{{ result.value }}" }
+      - when: "{{ succeeded() }}"
+        publish: { a: "{{ result.value }}" }
         do: [b, c]
   b:
     action: STEP
     input:
       req: { name: b, dir: "{{ input.dir }}", value: "{{ ctx.a }}" }
     next:
-      - publish: [{ b: "{{ result.value }}" }]
+      - when: "{{ succeeded() }}"
+        publish: [{ b: "{{ result.value }}" }]
         do: d
   c:
     action: STEP
     input:
       req: { name: c, dir: "{{ input.dir }}", value: "{{ ctx.a * 100 }}" }
     next:
-      - publish: { c: "{{ result.value }}" }
+      - when: "{{ succeeded() }}"
+        publish: { c: "{{ result.value }}" }
         do: d
       - when: "{{ result.value > 1000 }}"
         publish: { big: true }
@@ -294,7 +297,8 @@ tasks:
       - when: "{{ failed() and input.handle }}"
         publish: { why: "{{ error.message }}" }
         do: cleanup
-      - do: after
+      - when: "{{ succeeded() }}"
+        do: after
   cleanup:
     action: STEP
     input: { req: { name: cleanup, dir: "{{ input.dir }}" } }
@@ -469,7 +473,7 @@ fn validation_reports_each_problem_with_its_position() {
         (
             "unknown_key.yaml",
             "version: 1\ntasks:\n  a:\n    action: STEP\n    inptu: {}\n",
-            &["unknown_key.yaml:5:5: tasks.a: unknown field `inptu`, expected one of `action`, `input`, `grants`, `timeout`, `retry`, `with-items`, `concurrency`, `with`, `join`, `next`"],
+            &["unknown_key.yaml:5:5: tasks.a: unknown field `inptu`, expected one of `action`, `input`, `grants`, `timeout`, `retry`, `delay`, `with-items`, `concurrency`, `with`, `join`, `next`"],
         ),
         (
             "unknown_do.yaml",

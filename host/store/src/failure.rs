@@ -72,6 +72,9 @@ pub mod code {
     /// A workflow expression did not evaluate.
     pub const EXPRESSION: &str = "expression";
     pub const TASK_FAILED: &str = "task-failed";
+    /// A join some of whose inbound transitions arrived, too few, and no
+    /// more can.
+    pub const UNREACHABLE_JOIN: &str = "unreachable-join";
     /// An action returned an error that is not its `error` record.
     pub const ACTION_ERROR: &str = "action-error";
     /// A workflow task's action would not load or check.

@@ -330,6 +330,20 @@ impl Definition {
                     out.push(src.problem(&join(&at, "timeout"), e));
                 }
             }
+            match &task.delay {
+                Some(Value::String(d)) if !d.contains("{{") && !d.contains("<%") => {
+                    if let (Err(_), Err(e)) = (d.trim().parse::<f64>(), duration(d)) {
+                        out.push(src.problem(&join(&at, "delay"), e));
+                    }
+                }
+                Some(d @ Value::String(_)) => expr(join(&at, "delay"), d, &mut out),
+                Some(Value::Number(n)) if n.as_f64().is_some_and(|s| s >= 0.0) => {}
+                Some(other) => out.push(src.problem(
+                    &join(&at, "delay"),
+                    format!("expected seconds, a duration or an expression, got {other}"),
+                )),
+                None => {}
+            }
             if let Some(r) = &task.retry {
                 let rp = join(&at, "retry");
                 if let Some(d) = &r.delay {

@@ -195,6 +195,7 @@ mod tests {
             publish: Default::default(),
             next: next.iter().map(|s| s.to_string()).collect(),
             reused_from: None,
+            run_on_fail: false,
         }
     }
 

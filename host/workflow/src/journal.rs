@@ -58,8 +58,13 @@ pub enum Entry {
         /// (`re-run --from`) instead of running.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reused_from: Option<ExecutionId>,
+        /// A transition said `fail`: the tasks this starts run even though
+        /// the workflow is failing (then nothing more starts).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        run_on_fail: bool,
     },
-    /// The workflow will fail: no more tasks start, running ones finish.
+    /// The workflow will fail: no more tasks start, except those started
+    /// to run on it; running ones finish.
     Fail { failure: Failure },
     /// Canceled: running actions are stopped, nothing more starts.
     Cancel,
@@ -125,6 +130,9 @@ pub struct TaskRun {
     pub slots: Vec<Slot>,
     pub completed: Option<Outcome>,
     pub reused_from: Option<ExecutionId>,
+    /// Started by a transition that also said `fail`: it runs although
+    /// the workflow is failing.
+    pub run_on_fail: bool,
 }
 
 impl TaskRun {
@@ -140,6 +148,7 @@ impl TaskRun {
             },
             completed: None,
             reused_from: None,
+            run_on_fail: false,
         }
     }
 
@@ -256,6 +265,7 @@ impl State {
                 publish,
                 next,
                 reused_from,
+                run_on_fail,
             } => {
                 let r = &mut self.runs[*run];
                 r.completed = Some(Outcome {
@@ -267,8 +277,12 @@ impl State {
                 for (k, v) in publish {
                     self.ctx.insert(k.clone(), v.clone());
                 }
+                let before = self.runs.len();
                 for t in next {
                     self.arrive(wf, t);
+                }
+                for r in &mut self.runs[before..] {
+                    r.run_on_fail = *run_on_fail;
                 }
             }
             Entry::Fail { failure } => {

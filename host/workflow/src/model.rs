@@ -78,6 +78,11 @@ pub struct Task {
     pub timeout: Option<String>,
     #[serde(default)]
     pub retry: Option<Retry>,
+    /// Wait this long before the task's first attempt: seconds, a
+    /// duration (`30s`), or an expression giving either (Orquesta's
+    /// `delay`). A retry waits `retry.delay` instead.
+    #[serde(default)]
+    pub delay: Option<Value>,
     /// A list, or an expression giving one: the task runs once per item,
     /// with `item` bound to it.
     #[serde(default)]
@@ -158,7 +163,8 @@ impl<'de> Deserialize<'de> for Join {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Transition {
-    /// Taken when this holds; without it, taken when the task succeeded.
+    /// Taken when this holds; without it, whenever the task completes
+    /// (Orquesta's rule), whatever its status.
     #[serde(default)]
     pub when: Option<String>,
     /// Values to set in `ctx`: a map, or a list of one-key maps (Orquesta's
@@ -190,6 +196,16 @@ pub enum Command {
 impl Command {
     /// How many times `do: retry` runs a task again.
     pub const RETRIES: usize = 3;
+
+    /// The command as `do` names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Command::Continue => "continue",
+            Command::Noop => "noop",
+            Command::Fail => "fail",
+            Command::Retry => "retry",
+        }
+    }
 
     pub fn parse(name: &str) -> Option<Self> {
         Some(match name {
@@ -384,15 +400,9 @@ impl Workflow {
                     format!("`{name}` is an engine command's name (continue, noop, fail, retry): name the task otherwise"),
                 ));
             }
-            for (i, t) in task.next.iter_mut().enumerate() {
+            for t in task.next.iter_mut() {
                 t.commands = t.to.iter().filter_map(|n| Command::parse(n)).collect();
                 t.to.retain(|n| Command::parse(n).is_none());
-                if t.commands.contains(&Command::Fail) && !t.to.is_empty() {
-                    problems.push((
-                        format!("tasks.{name}.next[{i}].do"),
-                        "`fail` beside tasks to start: not supported yet (start them from another transition)".into(),
-                    ));
-                }
             }
             if let Some((action, params)) = task.action.trim().split_once(char::is_whitespace) {
                 let action = action.to_owned();
@@ -575,7 +585,8 @@ output: [{all: "<% ctx(a) %>"}]
             (a.next[0].to.as_slice(), a.next[0].commands.as_slice()),
             (&["b".to_owned()][..], &[Command::Retry][..])
         );
+        assert_eq!(a.next[1].commands, [Command::Fail], "`fail` beside a task");
         let paths: Vec<&str> = problems.iter().map(|(p, _)| p.as_str()).collect();
-        assert_eq!(paths, ["tasks.a.next[1].do", "tasks.noop"], "{problems:?}");
+        assert_eq!(paths, ["tasks.noop"], "{problems:?}");
     }
 }

@@ -207,7 +207,19 @@ pub fn compare(
         let got: Vec<Value> = record
             .error
             .iter()
-            .map(|e| serde_json::json!({"code": e.code, "message": e.message}))
+            .map(|e| {
+                // Orquesta's fields beside wasmflow's code: the task the
+                // error is about, and its route (one here).
+                let mut v =
+                    serde_json::json!({"type": "error", "code": e.code, "message": e.message});
+                let details = e.details.as_ref();
+                let task = details.and_then(|d| d.get("failed_on").or_else(|| d.get("task")));
+                if let Some(task) = task {
+                    v["task_id"] = task.clone();
+                    v["route"] = 0.into();
+                }
+                v
+            })
             .collect();
         let matches = want.len() == got.len()
             && want.iter().zip(&got).all(|(w, g)| match w {

@@ -40,6 +40,7 @@ tasks:
         publish: Map::new(),
         next: next.iter().map(|s| s.to_string()).collect(),
         reused_from: None,
+        run_on_fail: false,
     };
     let dispatch = |run, slot, n| Entry::Dispatch {
         run,

@@ -18,9 +18,13 @@ pub(super) struct Transitions {
     pub publish: Map<String, Value>,
     /// Tasks they lead to.
     pub next: Vec<String>,
-    /// Whether any transition was taken (a failed task none handles fails
-    /// the workflow).
-    pub taken: bool,
+    /// Whether a taken transition leads anywhere: to a task, or to `noop`
+    /// (Orquesta's rule: a failed task none leads on from fails the
+    /// workflow; publishing alone, or `continue`, does not handle it).
+    pub leads: bool,
+    /// The engine commands the taken transitions name, in order: a
+    /// rehearsal's task sequence lists them.
+    pub commands: Vec<Command>,
     /// A taken transition says `fail`: where.
     pub fail: Option<String>,
     /// A taken transition says `retry`.
@@ -141,8 +145,8 @@ fn statuses(state: &State, name: &str, outcome: &Outcome) -> Map<String, Value> 
 }
 
 /// Evaluate task `name`'s transitions in order: every one whose `when`
-/// holds (default: the task succeeded) publishes and leads on; a later
-/// transition sees what an earlier one published.
+/// holds (without one: always) publishes and leads on; a later transition
+/// sees what an earlier one published.
 pub(super) fn transitions(
     exprs: &Expressions,
     name: &str,
@@ -157,8 +161,10 @@ pub(super) fn transitions(
     let mut out = Transitions::default();
     for (i, t) in task.next.iter().enumerate() {
         let at = format!("tasks.{name}.next[{i}]");
+        // Orquesta's rule: a transition without `when` is taken whenever
+        // the task completes, whatever its status.
         let go = match &t.when {
-            None => outcome.status == Status::Succeeded,
+            None => true,
             Some(w) => exprs
                 .condition(
                     w,
@@ -169,7 +175,8 @@ pub(super) fn transitions(
         if !go {
             continue;
         }
-        out.taken = true;
+        out.leads |= !t.to.is_empty() || t.commands.contains(&Command::Noop);
+        out.commands.extend(t.commands.iter().copied());
         let mut published = Vec::new();
         for (k, v) in &t.publish {
             let value = exprs
@@ -236,6 +243,29 @@ pub(super) fn failure(code: &str, message: &str) -> Failure {
 
 pub(super) fn expression_failure(at: &str, e: &str) -> Failure {
     failure(code::EXPRESSION, &format!("{at}: {e}"))
+}
+
+/// The wait before a task's first attempt (`delay`), evaluated in `scope`.
+pub(super) fn task_delay(
+    exprs: &Expressions,
+    task: &Task,
+    scope: Scope<'_>,
+) -> Result<Duration, String> {
+    let Some(delay) = &task.delay else {
+        return Ok(Duration::ZERO);
+    };
+    match exprs.render(delay, scope)? {
+        Value::Number(n) => n
+            .as_f64()
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .map(Duration::from_secs_f64)
+            .ok_or_else(|| format!("{n} is not a number of seconds")),
+        Value::String(s) => match s.trim().parse::<f64>() {
+            Ok(secs) if secs.is_finite() && secs >= 0.0 => Ok(Duration::from_secs_f64(secs)),
+            _ => duration(&s).map_err(|e| format!("`{s}`: {e}")),
+        },
+        other => Err(format!("{other} is not a number of seconds or a duration")),
+    }
 }
 
 /// The wait before `attempt` (2 is the first retry): `delay`, times

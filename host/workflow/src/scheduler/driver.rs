@@ -144,11 +144,16 @@ impl Driver {
         loop {
             self.take_pause()?;
             self.complete_settled()?;
-            if !self.stopping() && !self.state.paused {
+            if !self.state.paused {
+                let before = self.state.len;
                 self.dispatch()?;
                 // Settled runs may have been completed by dispatch (reuse,
-                // empty items): go round again before waiting.
-                if self.has_settled_incomplete() {
+                // empty items): go round again before waiting. A rehearsal
+                // settles each attempt as it starts, so a retry is an idle
+                // slot again: go round while that makes progress.
+                if self.has_settled_incomplete()
+                    || self.req.rehearsal.is_some() && self.state.len != before
+                {
                     continue;
                 }
             }
@@ -289,6 +294,7 @@ impl Driver {
         let mut entries = Vec::new();
         let mut publish = serde_json::Map::new();
         let mut next = Vec::new();
+        let mut run_on_fail = false;
         if !self.state.canceled {
             let seed = self.seed(run, 0, Seed::Transitions);
             match decide::transitions(
@@ -309,11 +315,19 @@ impl Driver {
                     if retried {
                         next.push(name.clone());
                     }
-                    let handled = t.taken && (!t.retry || retried || t.fail.is_some());
+                    let handled = t.leads || retried;
                     if let Some(r) = &self.req.rehearsal {
+                        // Orquesta lists the engine commands a task leads
+                        // to in its task sequence, as they are taken.
+                        for c in &t.commands {
+                            r.started(c.name());
+                        }
                         r.concluded(&name, next.is_empty());
                     }
                     if let Some(at) = &t.fail {
+                        // The tasks this completion starts still run
+                        // (Orquesta's remediation before failing).
+                        run_on_fail = true;
                         let mut f = failure(
                             code::TASK_FAILED,
                             &format!("`fail` in {at}, after task `{name}` ({})", outcome.status),
@@ -345,60 +359,68 @@ impl Driver {
                 publish,
                 next,
                 reused_from,
+                run_on_fail,
             },
         );
         self.write(&entries, true)
     }
 
-    /// Start every slot that may start now.
+    /// Start every slot that may start now: a wave, in Orquesta's order
+    /// (by task name, then by when the run was made). While the workflow
+    /// fails, only the runs started to run on its failure go on.
     pub(super) fn dispatch(&mut self) -> Result<(), WorkflowError> {
         // Runs are added while this walks them (a reused run's transitions
-        // start the next ones): the bound is re-read each time round.
-        let mut run = 0;
-        while run < self.state.runs.len() {
-            let this = run;
-            run += 1;
-            let run = this;
-            if self.stopping() {
-                return Ok(());
+        // start the next ones): those are a wave of their own, after.
+        let mut from = 0;
+        while from < self.state.runs.len() {
+            let mut wave: Vec<usize> = (from..self.state.runs.len())
+                .filter(|&r| self.state.runs[r].completed.is_none())
+                .collect();
+            from = self.state.runs.len();
+            wave.sort_by(|&a, &b| self.state.runs[a].name.cmp(&self.state.runs[b].name));
+            for run in wave {
+                self.dispatch_run(run)?;
             }
-            if self.state.runs[run].completed.is_some() {
-                continue;
-            }
-            let name = self.state.runs[run].name.clone();
-            if self.try_reuse(run)? {
-                continue;
-            }
-            let task = self.task(&name).clone();
-            if let (Some(items), None) = (&task.with_items, &self.state.runs[run].items) {
-                let scope = Scope {
-                    input: Some(&self.state.input),
-                    ctx: Some(&self.state.ctx),
-                    seed: Some(self.seed(run, 0, Seed::Items)),
-                    ..Scope::default()
-                };
-                match self.exprs().render(items, scope) {
-                    Ok(Value::Array(items)) => {
-                        self.write(&[Entry::Items { run, items }], false)?;
-                    }
-                    Ok(other) => {
-                        let f = failure(
-                            code::EXPRESSION,
-                            &format!("tasks.{name}.with-items: expected a list, got {other}"),
-                        );
-                        self.conclude(run, Outcome::failed(f))?;
-                        continue;
-                    }
-                    Err(e) => {
-                        let f = expression_failure(&format!("tasks.{name}.with-items"), &e);
-                        self.conclude(run, Outcome::failed(f))?;
-                        continue;
-                    }
-                }
-            }
-            self.start_idle_slots(run, task.concurrency)?;
         }
         Ok(())
+    }
+
+    fn dispatch_run(&mut self, run: usize) -> Result<(), WorkflowError> {
+        let r = &self.state.runs[run];
+        let may = !self.stopping() || r.run_on_fail && !self.state.canceled;
+        if !may || r.completed.is_some() {
+            return Ok(());
+        }
+        let name = r.name.clone();
+        if self.try_reuse(run)? {
+            return Ok(());
+        }
+        let task = self.task(&name).clone();
+        if let (Some(items), None) = (&task.with_items, &self.state.runs[run].items) {
+            let scope = Scope {
+                input: Some(&self.state.input),
+                ctx: Some(&self.state.ctx),
+                seed: Some(self.seed(run, 0, Seed::Items)),
+                ..Scope::default()
+            };
+            match self.exprs().render(items, scope) {
+                Ok(Value::Array(items)) => {
+                    self.write(&[Entry::Items { run, items }], false)?;
+                }
+                Ok(other) => {
+                    let f = failure(
+                        code::EXPRESSION,
+                        &format!("tasks.{name}.with-items: expected a list, got {other}"),
+                    );
+                    return self.conclude(run, Outcome::failed(f));
+                }
+                Err(e) => {
+                    let f = expression_failure(&format!("tasks.{name}.with-items"), &e);
+                    return self.conclude(run, Outcome::failed(f));
+                }
+            }
+        }
+        self.start_idle_slots(run, task.concurrency)
     }
 
     /// Start the idle slots of `run`, in order, up to the task's
@@ -637,6 +659,11 @@ impl Driver {
                 _ => {}
             }
         }
+        if self.state.ended.is_none() && !self.stopping() {
+            if let Some(f) = self.unreachable_join() {
+                self.write(&[Entry::Fail { failure: f }], false)?;
+            }
+        }
         if self.state.ended.is_none() {
             let end = if self.state.canceled {
                 Entry::End {
@@ -670,6 +697,30 @@ impl Driver {
         self.record.end(ended);
         self.sched.runtime().store().put(&self.record)?;
         Ok(self.record)
+    }
+
+    /// A join some of whose inbound transitions arrived, not enough, when
+    /// nothing else can run: it never will (Orquesta fails the workflow).
+    fn unreachable_join(&self) -> Option<Failure> {
+        let wf = &self.def.workflow;
+        let mut arrivals: Vec<_> = self.state.arrivals.iter().collect();
+        arrivals.sort();
+        let (name, arrived, needed) = arrivals.into_iter().find_map(|(name, &n)| {
+            let needed = match wf.tasks.get(name)?.join? {
+                crate::model::Join::All => wf.inbound(name) as u32,
+                crate::model::Join::Count(c) => c,
+            };
+            (n > 0 && n < needed).then(|| (name.clone(), n, needed))
+        })?;
+        let mut f = failure(
+            code::UNREACHABLE_JOIN,
+            &format!(
+                "the join task `{name}` (route 0) is partially satisfied ({arrived} of {needed} \
+                 inbound transitions arrived) but can no longer be reached"
+            ),
+        );
+        f.details = Some(json!({"task": name, "route": 0}));
+        Some(f)
     }
 
     pub(super) fn output(&self) -> Result<Value, Failure> {

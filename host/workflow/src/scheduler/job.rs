@@ -1,7 +1,7 @@
 //! Starting one attempt of a slot: its input and grants rendered, its
 //! dispatch journaled, and the [`Job`] that runs it away from the driver.
 
-use super::decide::{expression_failure, failure, retry_delay, Seed};
+use super::decide::{expression_failure, failure, retry_delay, task_delay, Seed};
 use super::driver::{Done, Driver};
 use super::{Observer, Request, Scheduler};
 use crate::components::resolve_pack;
@@ -68,10 +68,24 @@ impl Driver {
         // A rehearsal runs nothing: the task's mock (or success with
         // `null`) is its outcome, at once.
         if let Some(rehearsal) = self.req.rehearsal.clone() {
-            if slot == 0 {
+            // A run starts once in the sequence, whatever its retries.
+            if slot == 0 && attempt == 1 {
                 rehearsal.started(&name);
             }
             let (status, result, error) = rehearsal.outcome(&name, item.as_ref().map(|_| slot));
+            // Journaled like a real attempt (its input, its number), so a
+            // retry counts from it; no record is made for `child`.
+            let child = ExecutionId::new();
+            self.write(
+                &[Entry::Dispatch {
+                    run,
+                    slot,
+                    attempt,
+                    child,
+                    input,
+                }],
+                false,
+            )?;
             return self.settle(Done {
                 run,
                 slot,
@@ -103,7 +117,22 @@ impl Driver {
         let delay = if attempt > 1 {
             retry_delay(&task, attempt)
         } else {
-            Duration::ZERO
+            let tasks = self.state.task_statuses();
+            let scope = Scope {
+                input: Some(&self.state.input),
+                ctx: Some(&self.state.ctx),
+                item: item.as_ref(),
+                item_names: &task.item_names,
+                tasks: Some(&tasks),
+                ..Scope::default()
+            };
+            match task_delay(self.exprs(), &task, scope) {
+                Ok(d) => d,
+                Err(e) => {
+                    let f = expression_failure(&format!("tasks.{name}.delay"), &e);
+                    return self.settle_now(run, slot, f);
+                }
+            }
         };
         let child = ExecutionId::new();
         // On disk before the action starts (see `launch`), with the entries
@@ -223,7 +252,7 @@ impl Job {
             tokio::select! {
                 () = tokio::time::sleep(self.delay) => {}
                 () = cancel.cancelled() => {
-                    let why = failure(code::CANCELED, "canceled while waiting to retry");
+                    let why = failure(code::CANCELED, "canceled while waiting to start (delay or retry delay)");
                     return (None, Outcome::stopped(Status::Canceled, why));
                 }
             }

@@ -38,6 +38,7 @@ fn run(items: Option<Vec<Value>>, slots: Vec<Slot>) -> TaskRun {
         slots,
         completed: None,
         reused_from: None,
+        run_on_fail: false,
     }
 }
 
@@ -113,12 +114,12 @@ tasks:
 "#;
 
 #[test]
-fn transitions_lead_on_success_by_default_and_see_earlier_publishes() {
+fn transitions_without_when_lead_on_and_see_earlier_publishes() {
     let wf = workflow(BRANCHES);
     let exprs = Expressions::new();
     let state = State::default();
     let t = transitions(&exprs, "t", task(&wf, "t"), &ok(json!(2)), &state, [0; 32]).unwrap();
-    assert!(t.taken);
+    assert!(t.leads);
     assert_eq!(t.next, vec!["on-success", "sees-published"]);
     assert_eq!(
         t.publish,
@@ -132,34 +133,41 @@ fn transitions_lead_on_success_by_default_and_see_earlier_publishes() {
 }
 
 #[test]
-fn a_failure_takes_only_the_transitions_that_ask_for_it() {
+fn a_failure_takes_the_transitions_without_when_and_those_that_ask_for_it() {
     let wf = workflow(BRANCHES);
     let exprs = Expressions::new();
-    let t = transitions(
-        &exprs,
-        "t",
-        task(&wf, "t"),
-        &err("timeout", "too slow"),
-        &State::default(),
-        [0; 32],
-    )
-    .unwrap();
-    assert!(t.taken);
-    assert_eq!(t.next, vec!["on-failure"]);
+    let failed = |wf: &Workflow| {
+        transitions(
+            &exprs,
+            "t",
+            task(wf, "t"),
+            &err("timeout", "too slow"),
+            &State::default(),
+            [0; 32],
+        )
+        .unwrap()
+    };
+    let t = failed(&wf);
+    assert!(t.leads);
+    // Orquesta's rule: without `when`, taken on any completion.
+    assert_eq!(t.next, vec!["on-success", "on-failure"]);
     assert_eq!(t.publish["why"], json!("timeout"));
+    assert_eq!(t.publish["first"], json!(null));
 
-    // With no transition for failures, none is taken: the workflow fails.
-    let plain = workflow("version: 1\ntasks:\n  t:\n    action: a.wasm\n    next: [{ do: u }]\n  u: { action: a.wasm }\n");
-    let t = transitions(
-        &exprs,
-        "t",
-        task(&plain, "t"),
-        &err("x", "y"),
-        &State::default(),
-        [0; 32],
-    )
-    .unwrap();
-    assert_eq!(t, Transitions::default());
+    // A transition that only publishes, or says `continue`, leads nowhere:
+    // the failure stands. `noop` handles it.
+    for (next, leads) in [
+        ("[{ publish: { a: 1 } }]", false),
+        ("[{ do: continue }]", false),
+        ("[{ do: noop }]", true),
+        ("[{ do: u }]", true),
+    ] {
+        let mut plain = workflow(&format!(
+            "version: 1\ntasks:\n  t:\n    action: a.wasm\n    next: {next}\n  u: {{ action: a.wasm }}\n"
+        ));
+        assert!(plain.orquesta_forms().is_empty());
+        assert_eq!(failed(&plain).leads, leads, "{next}");
+    }
 }
 
 #[test]
