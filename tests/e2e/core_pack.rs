@@ -590,7 +590,7 @@ fn orquesta_conformance_rehearsed_and_run_for_real() {
     let run = home.run(&["workflow", "test", s(&suite.join("tests"))]);
     run.ok();
     assert!(
-        run.stdout.contains("23 rehearsal(s): 23 passed, 0 failed"),
+        run.stdout.contains("28 rehearsal(s): 28 passed, 0 failed"),
         "{}",
         run.stdout
     );
@@ -674,6 +674,25 @@ fn orquesta_conformance_rehearsed_and_run_for_real() {
                 .contains("join task `together` (route 0)"));
         }
     }
+
+    // Splits run concurrently for real, so only what ran is fixed, not
+    // the order: the split task and the join after it once per route.
+    let flow = suite.join("workflows/split_join.yaml");
+    let rec = home.run(&["run", s(&flow), "--json"]).ok().json();
+    let tree = tree_of(&home, rec["id"].as_str().unwrap());
+    let count = |task: &str| {
+        tree["children"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["task"] == task)
+            .count()
+    };
+    assert_eq!(
+        (count("task4"), count("task7"), count("task1")),
+        (2, 2, 1),
+        "{tree}"
+    );
 
     let start = std::time::Instant::now();
     let flow = suite.join("workflows/delay.yaml");

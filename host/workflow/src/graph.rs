@@ -196,6 +196,8 @@ mod tests {
             next: next.iter().map(|s| s.to_string()).collect(),
             reused_from: None,
             run_on_fail: false,
+            next_routes: Vec::new(),
+            new_routes: Vec::new(),
         }
     }
 

@@ -62,6 +62,13 @@ pub enum Entry {
         /// the workflow is failing (then nothing more starts).
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         run_on_fail: bool,
+        /// The route of each of `next` (Orquesta's splits; absent: the
+        /// completed run's own), and the routes this completion made, in
+        /// order, appended to the workflow's.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        next_routes: Vec<usize>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        new_routes: Vec<Vec<String>>,
     },
     /// The workflow will fail: no more tasks start, except those started
     /// to run on it; running ones finish.
@@ -133,6 +140,8 @@ pub struct TaskRun {
     /// Started by a transition that also said `fail`: it runs although
     /// the workflow is failing.
     pub run_on_fail: bool,
+    /// Its route (an index into `State::routes`).
+    pub route: usize,
 }
 
 impl TaskRun {
@@ -149,6 +158,7 @@ impl TaskRun {
             completed: None,
             reused_from: None,
             run_on_fail: false,
+            route: 0,
         }
     }
 
@@ -177,9 +187,11 @@ pub struct State {
     pub input: Value,
     pub ctx: Map<String, Value>,
     pub runs: Vec<TaskRun>,
-    /// Transitions that reached each joining task and have not yet started
-    /// a run of it.
-    pub arrivals: HashMap<String, u32>,
+    /// Transitions that reached each joining task, on each route.
+    pub arrivals: HashMap<(String, usize), u32>,
+    /// Orquesta's routes: each the transitions into split tasks that led
+    /// to it (`task__t0`); route 0, the first, is `[]`.
+    pub routes: Vec<Vec<String>>,
     pub failing: Option<Failure>,
     pub canceled: bool,
     /// Paused and not resumed since.
@@ -214,8 +226,9 @@ impl State {
             Entry::Begin { input, ctx } => {
                 self.input = input.clone();
                 self.ctx = ctx.clone();
+                self.routes = vec![Vec::new()];
                 for t in wf.start_tasks() {
-                    self.start(wf, t);
+                    self.start(wf, t, 0);
                 }
             }
             Entry::Items { run, items } => {
@@ -266,7 +279,10 @@ impl State {
                 next,
                 reused_from,
                 run_on_fail,
+                next_routes,
+                new_routes,
             } => {
+                let own = self.runs[*run].route;
                 let r = &mut self.runs[*run];
                 r.completed = Some(Outcome {
                     status: *status,
@@ -277,9 +293,10 @@ impl State {
                 for (k, v) in publish {
                     self.ctx.insert(k.clone(), v.clone());
                 }
+                self.routes.extend(new_routes.iter().cloned());
                 let before = self.runs.len();
-                for t in next {
-                    self.arrive(wf, t);
+                for (i, t) in next.iter().enumerate() {
+                    self.arrive(wf, t, next_routes.get(i).copied().unwrap_or(own));
                 }
                 for r in &mut self.runs[before..] {
                     r.run_on_fail = *run_on_fail;
@@ -307,12 +324,14 @@ impl State {
         }
     }
 
-    fn start(&mut self, wf: &Workflow, name: &str) {
+    fn start(&mut self, wf: &Workflow, name: &str, route: usize) {
         let with_items = wf.tasks.get(name).is_some_and(|t| t.with_items.is_some());
-        self.runs.push(TaskRun::new(name, with_items));
+        let mut run = TaskRun::new(name, with_items);
+        run.route = route;
+        self.runs.push(run);
     }
 
-    fn arrive(&mut self, wf: &Workflow, name: &str) {
+    fn arrive(&mut self, wf: &Workflow, name: &str, route: usize) {
         let Some(task) = wf.tasks.get(name) else {
             return;
         };
@@ -321,15 +340,16 @@ impl State {
             Some(Join::All) => wf.inbound(name) as u32,
             Some(Join::Count(n)) => n,
         };
-        let count = self.arrivals.entry(name.to_owned()).or_insert(0);
+        let key = (name.to_owned(), route);
+        let count = self.arrivals.entry(key.clone()).or_insert(0);
         *count += 1;
         if *count == needed {
-            self.start(wf, name);
+            self.start(wf, name, route);
         }
         // With `join: N` of more inbound transitions, later arrivals are
-        // ignored: the task has already run once for this join.
+        // ignored: the task has already run once for this join (route).
         if task.join.is_none() {
-            self.arrivals.remove(name);
+            self.arrivals.remove(&key);
         }
     }
 

@@ -482,6 +482,23 @@ impl Workflow {
             .count()
     }
 
+    /// Orquesta's split task: reached by more than one transition, and
+    /// not a join. Outside a cycle, each arrival runs it on a route of its
+    /// own.
+    pub fn is_split(&self, task: &str) -> bool {
+        self.tasks.get(task).is_some_and(|t| t.join.is_none()) && self.inbound(task) > 1
+    }
+
+    /// Whether `task` can lead back to itself.
+    pub fn in_cycle(&self, task: &str) -> bool {
+        self.tasks.get(task).is_some_and(|t| {
+            t.next
+                .iter()
+                .flat_map(|n| n.to.iter())
+                .any(|next| self.reachable_from(next).contains(task))
+        })
+    }
+
     /// The tasks reachable from `from` by transitions, `from` included.
     pub fn reachable_from(&self, from: &str) -> std::collections::BTreeSet<String> {
         let mut seen = std::collections::BTreeSet::new();

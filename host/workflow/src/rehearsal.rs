@@ -83,6 +83,8 @@ struct Seen {
     used: HashMap<usize, usize>,
     /// Runs that led nowhere, by task: where the workflow ended.
     term: Vec<String>,
+    /// The workflow's routes, as they stand.
+    routes: Vec<Vec<String>>,
 }
 
 impl Rehearsal {
@@ -145,6 +147,26 @@ impl Rehearsal {
         }
     }
 
+    /// The workflow's routes now.
+    pub fn routes(&self, routes: &[Vec<String>]) {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).routes = routes.to_vec();
+    }
+
+    /// The routes the rehearsal made (`[[]]` without a split).
+    pub fn made_routes(&self) -> Vec<Vec<String>> {
+        let routes = self
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .routes
+            .clone();
+        if routes.is_empty() {
+            vec![Vec::new()]
+        } else {
+            routes
+        }
+    }
+
     /// The tasks whose runs started nothing more (Orquesta's "term tasks").
     pub fn term_tasks(&self) -> Vec<String> {
         self.state
@@ -171,6 +193,7 @@ pub fn compare(
     record: &ExecutionRecord,
     sequence: &[String],
     term: &[String],
+    routes: &[Vec<String>],
 ) -> Vec<String> {
     let mut out = Vec::new();
     let status = record.status.to_string();
@@ -184,10 +207,9 @@ pub fn compare(
         }
     }
     if let Some(want) = &spec.expected_routes {
-        if *want != serde_json::json!([[]]) {
-            out.push(format!(
-                "routes: expected {want}; wasmflow has one route, [[]] (splits are not yet Orquesta's)"
-            ));
+        let got = serde_json::json!(routes);
+        if *want != got {
+            out.push(format!("routes: expected {want}, got {got}"));
         }
     }
     let want_status = spec
@@ -340,7 +362,13 @@ pub async fn rehearse(
     req.rehearsal = Some(rehearsal.clone());
     let record = sched.run(req).await.map_err(|e| e.to_string())?;
     let sequence = rehearsal.sequence();
-    let differences = compare(spec, &record, &sequence, &rehearsal.term_tasks());
+    let differences = compare(
+        spec,
+        &record,
+        &sequence,
+        &rehearsal.term_tasks(),
+        &rehearsal.made_routes(),
+    );
     Ok(Report {
         status: record.status,
         sequence,

@@ -41,6 +41,8 @@ tasks:
         next: next.iter().map(|s| s.to_string()).collect(),
         reused_from: None,
         run_on_fail: false,
+        next_routes: Vec::new(),
+        new_routes: Vec::new(),
     };
     let dispatch = |run, slot, n| Entry::Dispatch {
         run,
@@ -81,7 +83,7 @@ tasks:
     entries.extend([settle(1, 0, 2, Status::Succeeded), complete(1, &["d"])]);
     let s = State::fold(&wf, &entries);
     assert_eq!(s.runs.len(), 3, "d waits for c");
-    assert_eq!(s.arrivals.get("d"), Some(&1));
+    assert_eq!(s.arrivals.get(&("d".to_owned(), 0)), Some(&1));
     entries.extend([
         settle(2, 0, 3, Status::Succeeded),
         settle(2, 1, 4, Status::Succeeded),

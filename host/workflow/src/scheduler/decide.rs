@@ -18,6 +18,9 @@ pub(super) struct Transitions {
     pub publish: Map<String, Value>,
     /// Tasks they lead to.
     pub next: Vec<String>,
+    /// Each of `next`'s transition as Orquesta names it: `TASK__tN`, N
+    /// counting the task's transitions to the same task before it.
+    pub via: Vec<String>,
     /// Whether a taken transition leads anywhere: to a task, or to `noop`
     /// (Orquesta's rule: a failed task none leads on from fails the
     /// workflow; publishing alone, or `continue`, does not handle it).
@@ -190,6 +193,10 @@ pub(super) fn transitions(
         for (k, v) in published {
             ctx.insert(k.clone(), v.clone());
             out.publish.insert(k, v);
+        }
+        for to in &t.to {
+            let earlier = task.next[..i].iter().filter(|e| e.to.contains(to)).count();
+            out.via.push(format!("{name}__t{earlier}"));
         }
         out.next.extend(t.to.iter().cloned());
         if t.commands.contains(&Command::Fail) {

@@ -276,10 +276,17 @@ impl Driver {
     /// transitions, publish, start what they lead to.
     pub(super) fn complete_settled(&mut self) -> Result<(), WorkflowError> {
         loop {
-            let Some(run) = (0..self.state.runs.len()).find(|&i| {
-                let r = &self.state.runs[i];
-                r.completed.is_none() && r.is_settled(self.with_items(&r.name))
-            }) else {
+            // Several settled at once complete in a wave's order.
+            let runs = &self.state.runs;
+            let Some(run) = (0..runs.len())
+                .filter(|&i| {
+                    let r = &runs[i];
+                    r.completed.is_none() && r.is_settled(self.with_items(&r.name))
+                })
+                .min_by(|&a, &b| {
+                    (&runs[a].name, runs[a].route).cmp(&(&runs[b].name, runs[b].route))
+                })
+            else {
                 return Ok(());
             };
             let outcome = decide::run_outcome(&self.state.runs[run]);
@@ -295,6 +302,7 @@ impl Driver {
         let mut publish = serde_json::Map::new();
         let mut next = Vec::new();
         let mut run_on_fail = false;
+        let (mut next_routes, mut new_routes) = (Vec::new(), Vec::new());
         if !self.state.canceled {
             let seed = self.seed(run, 0, Seed::Transitions);
             match decide::transitions(
@@ -312,8 +320,11 @@ impl Driver {
                     // times; past them its failure stands unhandled.
                     let runs = self.state.runs.iter().filter(|r| r.name == name).count();
                     let retried = t.retry && runs <= Command::RETRIES;
+                    (next_routes, new_routes) = self.routes_of(run, &next, &t.via);
                     if retried {
+                        // On its own route again.
                         next.push(name.clone());
+                        next_routes.push(self.state.runs[run].route);
                     }
                     let handled = t.leads || retried;
                     if let Some(r) = &self.req.rehearsal {
@@ -360,13 +371,19 @@ impl Driver {
                 next,
                 reused_from,
                 run_on_fail,
+                next_routes,
+                new_routes,
             },
         );
-        self.write(&entries, true)
+        self.write(&entries, true)?;
+        if let Some(r) = &self.req.rehearsal {
+            r.routes(&self.state.routes);
+        }
+        Ok(())
     }
 
     /// Start every slot that may start now: a wave, in Orquesta's order
-    /// (by task name, then by when the run was made). While the workflow
+    /// (by task name, then route, then by when the run was made). While the workflow
     /// fails, only the runs started to run on its failure go on.
     pub(super) fn dispatch(&mut self) -> Result<(), WorkflowError> {
         // Runs are added while this walks them (a reused run's transitions
@@ -377,7 +394,10 @@ impl Driver {
                 .filter(|&r| self.state.runs[r].completed.is_none())
                 .collect();
             from = self.state.runs.len();
-            wave.sort_by(|&a, &b| self.state.runs[a].name.cmp(&self.state.runs[b].name));
+            let runs = &self.state.runs;
+            wave.sort_by(|&a, &b| {
+                (&runs[a].name, runs[a].route).cmp(&(&runs[b].name, runs[b].route))
+            });
             for run in wave {
                 self.dispatch_run(run)?;
             }
@@ -699,27 +719,67 @@ impl Driver {
         Ok(self.record)
     }
 
+    /// The route each of `next` runs on, reached from `run` by `via`:
+    /// the run's own, or, for a split task outside a cycle, the run's
+    /// route and the transition (a route made now if it is new, returned
+    /// second, to be appended in order).
+    fn routes_of(
+        &self,
+        run: usize,
+        next: &[String],
+        via: &[String],
+    ) -> (Vec<usize>, Vec<Vec<String>>) {
+        let wf = &self.def.workflow;
+        let own = self.state.runs[run].route;
+        let mut made: Vec<Vec<String>> = Vec::new();
+        let routes = next
+            .iter()
+            .zip(via)
+            .map(|(to, via)| {
+                if !wf.is_split(to) || wf.in_cycle(to) {
+                    return own;
+                }
+                let mut details = self.state.routes.get(own).cloned().unwrap_or_default();
+                if !details.contains(via) {
+                    details.push(via.clone());
+                }
+                let known = self
+                    .state
+                    .routes
+                    .iter()
+                    .chain(&made)
+                    .position(|r| *r == details);
+                known.unwrap_or_else(|| {
+                    made.push(details);
+                    self.state.routes.len() + made.len() - 1
+                })
+            })
+            .collect();
+        (routes, made)
+    }
+
     /// A join some of whose inbound transitions arrived, not enough, when
     /// nothing else can run: it never will (Orquesta fails the workflow).
     fn unreachable_join(&self) -> Option<Failure> {
         let wf = &self.def.workflow;
         let mut arrivals: Vec<_> = self.state.arrivals.iter().collect();
         arrivals.sort();
-        let (name, arrived, needed) = arrivals.into_iter().find_map(|(name, &n)| {
-            let needed = match wf.tasks.get(name)?.join? {
-                crate::model::Join::All => wf.inbound(name) as u32,
-                crate::model::Join::Count(c) => c,
-            };
-            (n > 0 && n < needed).then(|| (name.clone(), n, needed))
-        })?;
+        let ((name, route), arrived, needed) =
+            arrivals.into_iter().find_map(|((name, route), &n)| {
+                let needed = match wf.tasks.get(name)?.join? {
+                    crate::model::Join::All => wf.inbound(name) as u32,
+                    crate::model::Join::Count(c) => c,
+                };
+                (n > 0 && n < needed).then(|| ((name.clone(), *route), n, needed))
+            })?;
         let mut f = failure(
             code::UNREACHABLE_JOIN,
             &format!(
-                "the join task `{name}` (route 0) is partially satisfied ({arrived} of {needed} \
-                 inbound transitions arrived) but can no longer be reached"
+                "the join task `{name}` (route {route}) is partially satisfied ({arrived} of \
+                 {needed} inbound transitions arrived) but can no longer be reached"
             ),
         );
-        f.details = Some(json!({"task": name, "route": 0}));
+        f.details = Some(json!({"task": name, "route": route}));
         Some(f)
     }
 

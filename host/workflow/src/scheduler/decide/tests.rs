@@ -39,6 +39,7 @@ fn run(items: Option<Vec<Value>>, slots: Vec<Slot>) -> TaskRun {
         completed: None,
         reused_from: None,
         run_on_fail: false,
+        route: 0,
     }
 }
 
