@@ -590,7 +590,7 @@ fn orquesta_conformance_rehearsed_and_run_for_real() {
     let run = home.run(&["workflow", "test", s(&suite.join("tests"))]);
     run.ok();
     assert!(
-        run.stdout.contains("28 rehearsal(s): 28 passed, 0 failed"),
+        run.stdout.contains("31 rehearsal(s): 31 passed, 0 failed"),
         "{}",
         run.stdout
     );
