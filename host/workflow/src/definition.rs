@@ -94,6 +94,7 @@ impl Definition {
                 message,
             }])
         })?;
+        workflow.reads_task_status = source.text.contains("task_status");
         let forms: Vec<Problem> = workflow
             .orquesta_forms()
             .into_iter()

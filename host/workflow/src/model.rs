@@ -30,6 +30,10 @@ pub struct Workflow {
     #[serde(default)]
     pub grants: Option<GrantSpec>,
     pub tasks: IndexMap<String, Task>,
+    /// Whether any expression may call `task_status()`: the statuses it
+    /// reads are gathered only then (see `Definition::parse`).
+    #[serde(skip)]
+    pub reads_task_status: bool,
     /// The workflow's result: each key an expression over `ctx` and `input`
     /// (a map, or Orquesta's list of one-key maps).
     #[serde(default, deserialize_with = "publish")]

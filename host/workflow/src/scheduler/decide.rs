@@ -89,7 +89,7 @@ fn outcome_scope<'a>(
     ctx: &'a Map<String, Value>,
     outcome: &'a Outcome,
     error: &'a Value,
-    tasks: &'a Map<String, Value>,
+    tasks: Option<&'a Map<String, Value>>,
     seed: [u8; 32],
 ) -> Scope<'a> {
     const NULL: &Value = &Value::Null;
@@ -101,7 +101,7 @@ fn outcome_scope<'a>(
         item: None,
         item_names: &[],
         status: Some(outcome.status.as_str()),
-        tasks: Some(tasks),
+        tasks,
         seed: Some(seed),
     }
 }
@@ -136,15 +136,28 @@ pub(super) enum Seed {
     Items = 5,
 }
 
-/// `task_status()`'s view: the workflow's tasks, with `name` as its
-/// finished run left it.
-fn statuses(state: &State, name: &str, outcome: &Outcome) -> Map<String, Value> {
-    let mut tasks = state.task_statuses();
-    tasks.insert(
-        name.to_owned(),
-        Value::String(outcome.status.as_str().to_owned()),
-    );
-    tasks
+/// Where an expression about a finished run is evaluated: `random()`'s
+/// seed, and whether the workflow reads `task_status()` at all.
+#[derive(Clone, Copy)]
+pub(super) struct Evaluation {
+    pub seed: [u8; 32],
+    pub task_statuses: bool,
+}
+
+/// `task_status()`'s view, when the workflow reads it: the workflow's
+/// tasks, with `name` as its finished run left it.
+fn statuses(
+    state: &State,
+    name: &str,
+    outcome: &Outcome,
+    at: Evaluation,
+) -> Option<Map<String, Value>> {
+    at.task_statuses.then(|| {
+        let mut tasks = state.task_statuses();
+        let status = Value::String(outcome.status.as_str().to_owned());
+        tasks.insert(name.to_owned(), status);
+        tasks
+    })
 }
 
 /// Evaluate task `name`'s transitions in order: every one whose `when`
@@ -156,10 +169,10 @@ pub(super) fn transitions(
     task: &Task,
     outcome: &Outcome,
     state: &State,
-    seed: [u8; 32],
+    eval: Evaluation,
 ) -> Result<Transitions, Failure> {
     let error = error_value(outcome);
-    let tasks = statuses(state, name, outcome);
+    let tasks = statuses(state, name, outcome, eval);
     let mut ctx = state.ctx.clone();
     let mut out = Transitions::default();
     for (i, t) in task.next.iter().enumerate() {
@@ -171,7 +184,14 @@ pub(super) fn transitions(
             Some(w) => exprs
                 .condition(
                     w,
-                    outcome_scope(&state.input, &ctx, outcome, &error, &tasks, seed),
+                    outcome_scope(
+                        &state.input,
+                        &ctx,
+                        outcome,
+                        &error,
+                        tasks.as_ref(),
+                        eval.seed,
+                    ),
                 )
                 .map_err(|e| expression_failure(&format!("{at}.when"), &e))?,
         };
@@ -185,7 +205,14 @@ pub(super) fn transitions(
             let value = exprs
                 .render(
                     v,
-                    outcome_scope(&state.input, &ctx, outcome, &error, &tasks, seed),
+                    outcome_scope(
+                        &state.input,
+                        &ctx,
+                        outcome,
+                        &error,
+                        tasks.as_ref(),
+                        eval.seed,
+                    ),
                 )
                 .map_err(|e| expression_failure(&format!("{at}.publish.{k}"), &e))?;
             published.push((k.clone(), value));
@@ -216,7 +243,7 @@ pub(super) fn should_retry(
     attempt: u32,
     outcome: &Outcome,
     state: &State,
-    seed: [u8; 32],
+    at: Evaluation,
 ) -> bool {
     if matches!(outcome.status, Status::Succeeded | Status::Canceled) {
         return false;
@@ -231,13 +258,20 @@ pub(super) fn should_retry(
         None => true,
         Some(w) => {
             let error = error_value(outcome);
-            let tasks = statuses(state, name, outcome);
+            let tasks = statuses(state, name, outcome, at);
             // A `when` that cannot be evaluated does not retry; the
             // failure stands as it is.
             exprs
                 .condition(
                     w,
-                    outcome_scope(&state.input, &state.ctx, outcome, &error, &tasks, seed),
+                    outcome_scope(
+                        &state.input,
+                        &state.ctx,
+                        outcome,
+                        &error,
+                        tasks.as_ref(),
+                        at.seed,
+                    ),
                 )
                 .unwrap_or(false)
         }

@@ -136,6 +136,22 @@ impl Driver {
         decide::seed(self.record.id, self.state.len, run, slot, what)
     }
 
+    /// Where expressions about `run`'s `slot` are evaluated now.
+    pub(super) fn evaluation(&self, run: usize, slot: usize, what: Seed) -> decide::Evaluation {
+        decide::Evaluation {
+            seed: self.seed(run, slot, what),
+            task_statuses: self.def.workflow.reads_task_status,
+        }
+    }
+
+    /// `task_status()`'s view now, when the workflow reads it.
+    pub(super) fn task_statuses(&self) -> Option<serde_json::Map<String, Value>> {
+        self.def
+            .workflow
+            .reads_task_status
+            .then(|| self.state.task_statuses())
+    }
+
     pub(super) fn stopping(&self) -> bool {
         self.state.failing.is_some() || self.state.canceled
     }
@@ -304,14 +320,14 @@ impl Driver {
         let mut run_on_fail = false;
         let (mut next_routes, mut new_routes) = (Vec::new(), Vec::new());
         if !self.state.canceled {
-            let seed = self.seed(run, 0, Seed::Transitions);
+            let at = self.evaluation(run, 0, Seed::Transitions);
             match decide::transitions(
                 self.exprs(),
                 &name,
                 self.task(&name),
                 &outcome,
                 &self.state,
-                seed,
+                at,
             ) {
                 Ok(t) => {
                     publish = t.publish;
@@ -626,7 +642,7 @@ impl Driver {
                 attempt,
                 &outcome,
                 &self.state,
-                self.seed(run, slot, Seed::Retry),
+                self.evaluation(run, slot, Seed::Retry),
             );
         if let Some(o) = &self.req.observer {
             o.task_finished(&self.name(), &name, outcome.status, elapsed);
@@ -785,12 +801,12 @@ impl Driver {
 
     pub(super) fn output(&self) -> Result<Value, Failure> {
         let mut out = serde_json::Map::new();
-        let tasks = self.state.task_statuses();
+        let tasks = self.task_statuses();
         for (k, v) in &self.def.workflow.output {
             let scope = Scope {
                 input: Some(&self.state.input),
                 ctx: Some(&self.state.ctx),
-                tasks: Some(&tasks),
+                tasks: tasks.as_ref(),
                 seed: Some(self.seed(0, 0, Seed::Output)),
                 ..Scope::default()
             };

@@ -40,13 +40,13 @@ impl Driver {
         let input = match restart {
             Some(input) => input,
             None => {
-                let tasks = self.state.task_statuses();
+                let tasks = self.task_statuses();
                 let scope = Scope {
                     input: Some(&self.state.input),
                     ctx: Some(&self.state.ctx),
                     item: item.as_ref(),
                     item_names: &task.item_names,
-                    tasks: Some(&tasks),
+                    tasks: tasks.as_ref(),
                     seed: Some(self.seed(run, slot, Seed::Input)),
                     ..Scope::default()
                 };
@@ -117,13 +117,13 @@ impl Driver {
         let delay = if attempt > 1 {
             retry_delay(&task, attempt)
         } else {
-            let tasks = self.state.task_statuses();
+            let tasks = self.task_statuses();
             let scope = Scope {
                 input: Some(&self.state.input),
                 ctx: Some(&self.state.ctx),
                 item: item.as_ref(),
                 item_names: &task.item_names,
-                tasks: Some(&tasks),
+                tasks: tasks.as_ref(),
                 ..Scope::default()
             };
             match task_delay(self.exprs(), &task, scope) {

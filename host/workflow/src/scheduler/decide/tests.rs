@@ -119,7 +119,18 @@ fn transitions_without_when_lead_on_and_see_earlier_publishes() {
     let wf = workflow(BRANCHES);
     let exprs = Expressions::new();
     let state = State::default();
-    let t = transitions(&exprs, "t", task(&wf, "t"), &ok(json!(2)), &state, [0; 32]).unwrap();
+    let t = transitions(
+        &exprs,
+        "t",
+        task(&wf, "t"),
+        &ok(json!(2)),
+        &state,
+        Evaluation {
+            seed: [0; 32],
+            task_statuses: false,
+        },
+    )
+    .unwrap();
     assert!(t.leads);
     assert_eq!(t.next, vec!["on-success", "sees-published"]);
     assert_eq!(
@@ -144,7 +155,10 @@ fn a_failure_takes_the_transitions_without_when_and_those_that_ask_for_it() {
             task(wf, "t"),
             &err("timeout", "too slow"),
             &State::default(),
-            [0; 32],
+            Evaluation {
+                seed: [0; 32],
+                task_statuses: false,
+            },
         )
         .unwrap()
     };
@@ -182,7 +196,10 @@ fn a_transition_that_cannot_be_evaluated_names_where_it_is() {
         task(&wf, "t"),
         &ok(json!(1)),
         &State::default(),
-        [0; 32],
+        Evaluation {
+            seed: [0; 32],
+            task_statuses: false,
+        },
     )
     .unwrap_err();
     assert_eq!(f.code, code::EXPRESSION);
@@ -209,7 +226,18 @@ tasks:
     let s = State::default();
     let fail = err("timeout", "slow");
     let yes = |name: &str, attempt, o: &Outcome| {
-        should_retry(&exprs, name, task(&wf, name), attempt, o, &s, [0; 32])
+        should_retry(
+            &exprs,
+            name,
+            task(&wf, name),
+            attempt,
+            o,
+            &s,
+            Evaluation {
+                seed: [0; 32],
+                task_statuses: false,
+            },
+        )
     };
     // `count` is the attempts after the first.
     assert!(yes("any", 1, &fail));
