@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 crate::on_both_stores!(an_inquiry_pauses_its_workflow_until_it_is_answered);
 
 /// Ask for `n`, then add 1 to it; `TTL` is the question's ttl.
-const ASK: &str = r#"
+pub(crate) const ASK: &str = r#"
 version: 1
 tasks:
   approve:

@@ -421,21 +421,6 @@ fn a_store_with_one_opener_has_no_worker_processes() {
         .stderr_has("--heartbeat 30s must be shorter than --lease 10s");
 }
 
-/// An inquiry nobody answers, on a shared store (`add` runs after it).
-const ASK_1S: &str = r#"
-version: 1
-tasks:
-  approve:
-    action: core.ask
-    input:
-      schema: { type: object, properties: { n: { type: integer } }, required: [n] }
-      ttl: 1s
-    next: [{ when: "{{ succeeded() }}", publish: { n: "{{ result.n }}" }, do: add }]
-  add:
-    action: add.wat
-    input: { a: "{{ ctx.n }}", b: 1 }
-"#;
-
 /// Pause reaches the worker that runs a workflow through an API process
 /// that does not run it (the worker hears at its next heartbeat): the
 /// running task finishes, none starts until resume. And with two API
@@ -445,7 +430,10 @@ tasks:
 fn pause_and_inquiry_expiry_reach_across_processes() {
     let site = Site::on(StoreKind::Postgres);
     std::fs::write(site.actions.join("pausable.yaml"), crate::server::PAUSABLE).unwrap();
-    std::fs::write(site.actions.join("ask.yaml"), ASK_1S).unwrap();
+    let ask = crate::inquiry::ASK
+        .replace("TTL", "1s")
+        .replace("ADD", "add.wat");
+    std::fs::write(site.actions.join("ask.yaml"), ask).unwrap();
     let srv = api_only(&site);
     let _w = Worker::start(&site, "w1", &[]);
     let id = srv.start(json!({

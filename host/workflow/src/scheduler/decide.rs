@@ -179,20 +179,18 @@ pub(super) fn transitions(
         let at = format!("tasks.{name}.next[{i}]");
         // Orquesta's rule: a transition without `when` is taken whenever
         // the task completes, whatever its status.
+        let scope = outcome_scope(
+            &state.input,
+            &ctx,
+            outcome,
+            &error,
+            tasks.as_ref(),
+            eval.seed,
+        );
         let go = match &t.when {
             None => true,
             Some(w) => exprs
-                .condition(
-                    w,
-                    outcome_scope(
-                        &state.input,
-                        &ctx,
-                        outcome,
-                        &error,
-                        tasks.as_ref(),
-                        eval.seed,
-                    ),
-                )
+                .condition(w, scope)
                 .map_err(|e| expression_failure(&format!("{at}.when"), &e))?,
         };
         if !go {
@@ -203,17 +201,7 @@ pub(super) fn transitions(
         let mut published = Vec::new();
         for (k, v) in &t.publish {
             let value = exprs
-                .render(
-                    v,
-                    outcome_scope(
-                        &state.input,
-                        &ctx,
-                        outcome,
-                        &error,
-                        tasks.as_ref(),
-                        eval.seed,
-                    ),
-                )
+                .render(v, scope)
                 .map_err(|e| expression_failure(&format!("{at}.publish.{k}"), &e))?;
             published.push((k.clone(), value));
         }

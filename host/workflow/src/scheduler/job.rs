@@ -9,6 +9,7 @@ use crate::definition::{duration, ActionRef, Definition};
 use crate::expr::Scope;
 use crate::inquiry;
 use crate::journal::{Entry, Slot};
+use crate::model::Task;
 use crate::WorkflowError;
 use serde_json::Value;
 use std::sync::Arc;
@@ -19,6 +20,43 @@ use wasmflow_store::{code, ExecutionId, Lineage, Outcome, Status};
 impl Driver {
     /// Render a slot's input and grants and hand it to an action. `restart`
     /// is the input of an attempt that was running when the host stopped.
+    /// The names a task's own expressions see (its input, its `delay`).
+    fn task_scope<'a>(
+        &'a self,
+        task: &'a Task,
+        item: Option<&'a Value>,
+        tasks: Option<&'a serde_json::Map<String, Value>>,
+    ) -> Scope<'a> {
+        Scope {
+            input: Some(&self.state.input),
+            ctx: Some(&self.state.ctx),
+            item,
+            item_names: &task.item_names,
+            tasks,
+            ..Scope::default()
+        }
+    }
+
+    /// Journal an attempt of `run`'s `slot` given `input`: its execution id.
+    fn journal_attempt(
+        &mut self,
+        run: usize,
+        slot: usize,
+        attempt: u32,
+        input: Value,
+    ) -> Result<ExecutionId, WorkflowError> {
+        let child = ExecutionId::new();
+        let entry = Entry::Dispatch {
+            run,
+            slot,
+            attempt,
+            child,
+            input,
+        };
+        self.write(&[entry], false)?;
+        Ok(child)
+    }
+
     pub(super) fn start_slot(
         &mut self,
         run: usize,
@@ -42,13 +80,8 @@ impl Driver {
             None => {
                 let tasks = self.task_statuses();
                 let scope = Scope {
-                    input: Some(&self.state.input),
-                    ctx: Some(&self.state.ctx),
-                    item: item.as_ref(),
-                    item_names: &task.item_names,
-                    tasks: tasks.as_ref(),
                     seed: Some(self.seed(run, slot, Seed::Input)),
-                    ..Scope::default()
+                    ..self.task_scope(&task, item.as_ref(), tasks.as_ref())
                 };
                 let raw = Value::Object(
                     task.input
@@ -75,17 +108,7 @@ impl Driver {
             let (status, result, error) = rehearsal.outcome(&name, item.as_ref().map(|_| slot));
             // Journaled like a real attempt (its input, its number), so a
             // retry counts from it; no record is made for `child`.
-            let child = ExecutionId::new();
-            self.write(
-                &[Entry::Dispatch {
-                    run,
-                    slot,
-                    attempt,
-                    child,
-                    input,
-                }],
-                false,
-            )?;
+            self.journal_attempt(run, slot, attempt, input)?;
             return self.settle(Done {
                 run,
                 slot,
@@ -118,14 +141,7 @@ impl Driver {
             retry_delay(&task, attempt)
         } else {
             let tasks = self.task_statuses();
-            let scope = Scope {
-                input: Some(&self.state.input),
-                ctx: Some(&self.state.ctx),
-                item: item.as_ref(),
-                item_names: &task.item_names,
-                tasks: tasks.as_ref(),
-                ..Scope::default()
-            };
+            let scope = self.task_scope(&task, item.as_ref(), tasks.as_ref());
             match task_delay(self.exprs(), &task, scope) {
                 Ok(d) => d,
                 Err(e) => {
@@ -134,20 +150,10 @@ impl Driver {
                 }
             }
         };
-        let child = ExecutionId::new();
         // On disk before the action starts (see `launch`), with the entries
         // it depends on: after a crash the journal names every attempt
         // that may have run, so none is lost from the records.
-        self.write(
-            &[Entry::Dispatch {
-                run,
-                slot,
-                attempt,
-                child,
-                input: input.clone(),
-            }],
-            false,
-        )?;
+        let child = self.journal_attempt(run, slot, attempt, input.clone())?;
         if inquiry::is_ask(&task.action) {
             return self.ask(run, slot, child, item.is_some(), input);
         }
