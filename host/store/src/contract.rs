@@ -340,6 +340,31 @@ pub fn children_are_indexed_and_hidden_from_the_default_list(open: &dyn Fn() -> 
         })
         .unwrap();
     assert_eq!(all.len(), 3);
+
+    // Top-level listings by status, and a page of them, never show a
+    // task, however many tasks come after the top-level records; a
+    // status change moves a top-level record between statuses.
+    for n in 10..60 {
+        let mut c = record(n);
+        c.parent = Some(parent.id);
+        store.put(&c).unwrap();
+    }
+    let mut running = record(100);
+    store.put(&running).unwrap();
+    let top = |status: Option<Status>, limit: usize| -> Vec<crate::ExecutionId> {
+        let filter = ListFilter {
+            status,
+            limit,
+            ..ListFilter::default()
+        };
+        store.list(&filter).unwrap().iter().map(|r| r.id).collect()
+    };
+    assert_eq!(top(None, 2), [running.id, parent.id]);
+    assert_eq!(top(Some(running.status), 5), [running.id, parent.id]);
+    running.status = Status::Succeeded;
+    store.put(&running).unwrap();
+    assert_eq!(top(Some(Status::Succeeded), 5), [running.id]);
+    assert_eq!(top(Some(Status::Pending), 5), [parent.id]);
 }
 
 pub fn workflow_log_appends_in_order(open: &dyn Fn() -> Store) {

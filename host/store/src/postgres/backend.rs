@@ -164,17 +164,30 @@ impl Backend for PgStore {
     fn scan(&self, filter: &ListFilter) -> Result<Listing, StoreError> {
         let status = filter.status.map(|s| s.as_str().to_owned());
         let before = filter.before.map(|b| b.to_string());
+        // Top-level only is its own statement, so the planner can use
+        // the partial indexes of top-level records (migration 7).
+        let sql = match filter.children {
+            true => {
+                "SELECT id, body FROM executions \
+                 WHERE ($1::text IS NULL OR status = $1) \
+                   AND ($2::text IS NULL OR id < $2) \
+                   AND ($3::text IS NULL OR action = $3) \
+                 ORDER BY id DESC LIMIT $4"
+            }
+            false => {
+                "SELECT id, body FROM executions \
+                 WHERE parent IS NULL \
+                   AND ($1::text IS NULL OR status = $1) \
+                   AND ($2::text IS NULL OR id < $2) \
+                   AND ($3::text IS NULL OR action = $3) \
+                 ORDER BY id DESC LIMIT $4"
+            }
+        };
         let rows = self.records(
-            "SELECT id, body FROM executions \
-             WHERE ($1::text IS NULL OR status = $1) \
-               AND ($2::text IS NULL OR id < $2) \
-               AND ($3 OR parent IS NULL) \
-               AND ($4::text IS NULL OR action = $4) \
-             ORDER BY id DESC LIMIT $5",
+            sql,
             vec![
                 Box::new(status),
                 Box::new(before),
-                Box::new(filter.children),
                 Box::new(filter.action.clone()),
                 Box::new(filter.limit.min(i64::MAX as usize) as i64),
             ],

@@ -145,6 +145,11 @@ CREATE TABLE sweeps (
     until timestamptz NOT NULL
 );
 "#,
+    // Listing top-level executions without walking their tasks' records.
+    r#"
+CREATE INDEX executions_roots ON executions (id) WHERE parent IS NULL;
+CREATE INDEX executions_roots_by_status ON executions (status, id) WHERE parent IS NULL;
+"#,
 ];
 
 /// Blobs are stored in chunks of this size (a row per chunk, so no value

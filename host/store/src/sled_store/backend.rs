@@ -128,7 +128,7 @@ impl Backend for SledStore {
             }),
         };
         match filter.status {
-            None => {
+            None if filter.children => {
                 let range = match filter.before {
                     Some(b) => self.executions.range(..b.key()),
                     None => self.executions.iter(),
@@ -141,13 +141,33 @@ impl Backend for SledStore {
                     take(&mut out, &key, &value, None);
                 }
             }
+            // Top-level only: their own index, not every task record.
+            None => {
+                let range = match filter.before {
+                    Some(b) => self.roots.range(..b.key()),
+                    None => self.roots.iter(),
+                };
+                for item in range.rev() {
+                    if out.records.len() >= filter.limit {
+                        break;
+                    }
+                    let (key, _) = item.at(self)?;
+                    if let Some(value) = self.executions.get(&key).at(self)? {
+                        take(&mut out, &key, &value, None);
+                    }
+                }
+            }
             Some(status) => {
                 let start = [status.tag()];
                 let end = match filter.before {
                     Some(b) => status_key(status, &b.key()).to_vec(),
                     None => vec![status.tag() + 1],
                 };
-                for item in self.by_status.range(&start[..]..&end[..]).rev() {
+                let index = match filter.children {
+                    true => &self.by_status,
+                    false => &self.roots_by_status,
+                };
+                for item in index.range(&start[..]..&end[..]).rev() {
                     if out.records.len() >= filter.limit {
                         break;
                     }

@@ -180,9 +180,17 @@ impl SledStore {
         report: &mut CheckReport,
         ids: &HashSet<ExecutionId>,
     ) -> Result<(), StoreError> {
-        for item in self.by_status.iter() {
+        for tree in [&self.by_status, &self.roots_by_status] {
+            for item in tree.iter() {
+                let (key, _) = item.at(self)?;
+                if ExecutionId::from_key(&key[1..]).is_none_or(|id| !ids.contains(&id)) {
+                    report.stale += 1;
+                }
+            }
+        }
+        for item in self.roots.iter() {
             let (key, _) = item.at(self)?;
-            if ExecutionId::from_key(&key[1..]).is_none_or(|id| !ids.contains(&id)) {
+            if ExecutionId::from_key(&key).is_none_or(|id| !ids.contains(&id)) {
                 report.stale += 1;
             }
         }

@@ -6,6 +6,10 @@
 //! - `events`: ULID + sequence (u32) -> JSON array of events
 //! - `blobs`: sha256 (32 bytes) -> bytes
 //! - `children`: parent ULID + child ULID -> ()
+//! - `roots`, `roots_by_status`: ULID, and status byte + ULID, of the
+//!   top-level executions only (`execution list` without `--all` reads
+//!   these, not every task record); built once for a store made before
+//!   them (`index_roots`)
 //! - `workflow_log`: workflow ULID + sequence (u32) -> JSON transition (the
 //!   scheduler's journal; opaque here)
 //! - `queue`: sequence (u64) -> ULID + payload (a server's accepted
@@ -106,6 +110,8 @@ pub struct SledStore {
     pub(crate) events: sled::Tree,
     pub(crate) blobs: sled::Tree,
     pub(crate) children: sled::Tree,
+    pub(crate) roots: sled::Tree,
+    pub(crate) roots_by_status: sled::Tree,
     pub(crate) workflow_log: sled::Tree,
     pub(crate) queue: sled::Tree,
     /// The event bus (see `bus`): instances by id, the ids of those not
@@ -255,7 +261,34 @@ impl SledStore {
             other => other?,
         };
         reserve.replenish();
+        store.index_roots()?;
         Ok(store)
+    }
+
+    /// A store written before the top-level index: build it, once (every
+    /// record read), and mark it built. Later writes keep it.
+    fn index_roots(&self) -> Result<(), StoreError> {
+        const BUILT: &[u8] = b"roots-indexed";
+        if self.db.get(BUILT).at(self)?.is_some() {
+            return Ok(());
+        }
+        for item in self.executions.iter() {
+            let (key, value) = item.at(self)?;
+            // An unreadable record is `check`'s to report; it is not listed.
+            let Ok(rec) = self.decode(&key, &value) else {
+                continue;
+            };
+            if rec.parent.is_none() {
+                let key = rec.id.key();
+                self.roots.insert(key, &[]).at(self)?;
+                self.roots_by_status
+                    .insert(status_key(rec.status, &key), &[])
+                    .at(self)?;
+            }
+        }
+        self.db.insert(BUILT, &[]).at(self)?;
+        self.db.flush().at(self)?;
+        Ok(())
     }
 
     fn open_sled(dir: &Path) -> Result<Self, StoreError> {
@@ -286,6 +319,8 @@ impl SledStore {
             events: tree("events")?,
             blobs: tree("blobs")?,
             children: tree("children")?,
+            roots: tree("roots")?,
+            roots_by_status: tree("roots_by_status")?,
             workflow_log: tree("workflow_log")?,
             queue: tree("queue")?,
             triggers: tree("triggers")?,
@@ -391,11 +426,18 @@ impl SledStore {
                 .insert(pair_key(&parent.key(), &key), &[])
                 .at(self)?;
         }
+        let top = record.parent.is_none();
         self.by_status
             .insert(status_key(record.status, &key), &[])
             .at(self)?;
+        if top {
+            self.roots.insert(&key, &[]).at(self)?;
+            self.roots_by_status
+                .insert(status_key(record.status, &key), &[])
+                .at(self)?;
+        }
         if let Some(old) = self.executions.insert(key, bytes).at(self)? {
-            // Only the status is needed to drop the old index entry (a
+            // Only the status is needed to drop the old index entries (a
             // stale one is harmless if the old file cannot be read).
             let old = self.resolve(&old).unwrap_or_default();
             if let Ok(old) = serde_json::from_slice::<StatusOnly>(&old) {
@@ -403,6 +445,11 @@ impl SledStore {
                     self.by_status
                         .remove(status_key(old.status, &key))
                         .at(self)?;
+                    if top {
+                        self.roots_by_status
+                            .remove(status_key(old.status, &key))
+                            .at(self)?;
+                    }
                 }
             }
         }

@@ -186,6 +186,12 @@ impl SledStore {
         self.by_status
             .remove(status_key(record.status, &key))
             .at(self)?;
+        if record.parent.is_none() {
+            self.roots.remove(key).at(self)?;
+            self.roots_by_status
+                .remove(status_key(record.status, &key))
+                .at(self)?;
+        }
         self.executions.remove(key).at(self)?;
         Ok(bytes)
     }

@@ -185,3 +185,33 @@ fn large_values_stored_inline_by_older_builds_still_read() {
     let store = reopen(dir.path());
     assert_eq!(store.get(r.id).unwrap(), Some(r));
 }
+
+/// A store written before the top-level index gets it built at its next
+/// open, once: its top-level listing is as complete as a new store's.
+#[test]
+fn a_store_from_before_the_top_level_index_is_indexed_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let (top, task) = (record(1), {
+        let mut r = record(2);
+        r.parent = Some(ExecutionId::new());
+        r
+    });
+    {
+        let store = reopen(dir.path());
+        store.write(&top, None).unwrap();
+        store.write(&task, None).unwrap();
+        // As such a store was: no index, no mark.
+        store.roots.clear().unwrap();
+        store.roots_by_status.clear().unwrap();
+        store.db.remove(b"roots-indexed").unwrap();
+        store.db.flush().unwrap();
+    }
+    let store = crate::Store::new(reopen(dir.path()));
+    let listed = store.list(&crate::ListFilter::default()).unwrap();
+    assert_eq!(listed.iter().map(|r| r.id).collect::<Vec<_>>(), [top.id]);
+    let by_status = crate::ListFilter {
+        status: Some(top.status),
+        ..Default::default()
+    };
+    assert_eq!(store.list(&by_status).unwrap().len(), 1);
+}
