@@ -431,7 +431,7 @@ impl SledStore {
             .insert(status_key(record.status, &key), &[])
             .at(self)?;
         if top {
-            self.roots.insert(&key, &[]).at(self)?;
+            self.roots.insert(key, &[]).at(self)?;
             self.roots_by_status
                 .insert(status_key(record.status, &key), &[])
                 .at(self)?;
