@@ -1,0 +1,84 @@
+#!/usr/bin/env python3
+"""Commands as the history grows: a home filled through one `wasmflow
+serve` (`ab -k` POSTs of add.wat) up to each size given; at each, with
+the server stopped, whole-process medians of R runs of `execution list
+-n 20`, `execution get ID` (the first execution) and `run add.wat`. The
+peer is the smallest size, same run: what a command costs must not grow
+with the history (issue #24 item 6: <= 1.5x from 10,000 to 1,000,000).
+
+  bench/history.py WASMFLOW "10000 100000 1000000" [R]
+"""
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from server import wait_idle  # noqa: E402
+from server_memory import start  # noqa: E402
+
+
+def timed(cmd, env, runs):
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        subprocess.run(cmd, env=env, check=True, capture_output=True)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times) * 1000
+
+
+def main():
+    wasmflow = sys.argv[1]
+    sizes = [int(n) for n in sys.argv[2].split()]
+    runs = int(sys.argv[3]) if len(sys.argv) > 3 else 15
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    work = tempfile.mkdtemp(prefix="wf-bench-history-")
+    env = dict(os.environ, WASMFLOW_HOME=os.path.join(work, "home"))
+    actions = os.path.join(work, "actions")
+    os.makedirs(actions)
+    add = os.path.join(actions, "add.wat")
+    shutil.copy(os.path.join(root, "tests/fixtures/wat/add.wat"), add)
+    token = subprocess.run([wasmflow, "token", "create", "--name", "bench"], env=env,
+                           capture_output=True, check=True, text=True).stdout.strip()
+    body = os.path.join(work, "body.json")
+    with open(body, "w") as f:
+        f.write('{"action": "add", "input": {"a": 1, "b": 2}}')
+    done, first, rows = 0, None, []
+    for size in sizes:
+        server, url = start(wasmflow, env, actions, 2, 50000)
+        try:
+            wait_idle(url, token)
+            while done < size:
+                n = min(20000, size - done)
+                subprocess.run(["ab", "-q", "-k", "-c", "32", "-p", body, "-T", "application/json",
+                                "-H", f"Authorization: Bearer {token}", "-n", str(n),
+                                f"{url}/api/v1/executions"], check=True, capture_output=True)
+                wait_idle(url, token)
+                done += n
+        finally:
+            server.terminate()
+            server.wait()
+        if first is None:
+            out = subprocess.run([wasmflow, "execution", "list", "-n", str(size), "--json"],
+                                 env=env, check=True, capture_output=True, text=True).stdout
+            import json
+            first = json.loads(out)[-1]["id"]
+        rows.append((size,
+                     timed([wasmflow, "execution", "list", "-n", "20"], env, runs),
+                     timed([wasmflow, "execution", "get", first], env, runs),
+                     timed([wasmflow, "run", add, "-p", "a=1", "-p", "b=2"], env, runs)))
+    print(f"medians of {runs} whole processes; {wasmflow}")
+    print("| executions | `execution list -n 20` | `execution get ID` | `run add.wat` |")
+    print("|---|---|---|---|")
+    base = rows[0]
+    for size, listing, get, run in rows:
+        print(f"| {size:,} | {listing:.1f} ms ({listing / base[1]:.2f}x) | "
+              f"{get:.1f} ms ({get / base[2]:.2f}x) | {run:.1f} ms ({run / base[3]:.2f}x) |")
+    shutil.rmtree(work)
+
+
+if __name__ == "__main__":
+    main()
