@@ -12,7 +12,7 @@ mod support;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use serde_json::json;
 use wasmflow_runtime::{Recording, RunOptions, Runtime};
-use wasmflow_store::{Grants, Limits};
+use wasmflow_store::{Grants, Limits, Mount};
 
 fn runtime_benches(c: &mut Criterion) {
     let home = tempfile::tempdir().unwrap();
@@ -87,8 +87,15 @@ fn recording_overhead(c: &mut Criterion) {
         .status()
         .expect("qemu-img is installed (scripts/install-toolchains.sh)");
     assert!(made.success());
+    // The guest and the qemu-img it runs are confined to what is granted:
+    // the directory of the template and the clones.
+    let dir = disks.path().display().to_string();
     let grants = Grants {
         exec: vec!["qemu-img".into()],
+        write: vec![Mount {
+            host: dir.clone(),
+            guest: dir,
+        }],
         ..Grants::default()
     };
     let limits = Limits::default();
