@@ -36,12 +36,14 @@ pub struct Action {
     pub(crate) run_export: ComponentExportIndex,
 }
 
-/// A loaded component's bytes: in hand, or in a file known (by the
-/// cache's index) to hold them.
+/// A loaded component's bytes: in hand, in a file known (by the cache's
+/// index) to hold them, or where a recorded execution's component is kept
+/// (the store, a bundle), fetched when first asked for.
 #[derive(Clone)]
 pub(crate) enum Bytes {
     Read(Arc<Vec<u8>>),
     InFile(Arc<(PathBuf, OnceLock<Arc<Vec<u8>>>)>),
+    Kept(Arc<(crate::world::Blobs, OnceLock<Arc<Vec<u8>>>)>),
 }
 
 impl Bytes {
@@ -59,6 +61,7 @@ impl Action {
         let (path, once) = match &self.bytes {
             Bytes::Read(bytes) => return Ok(bytes.clone()),
             Bytes::InFile(file) => (&file.0, &file.1),
+            Bytes::Kept(kept) => return self.kept_bytes(&kept.0, &kept.1),
         };
         if let Some(bytes) = once.get() {
             return Ok(bytes.clone());
@@ -75,6 +78,26 @@ impl Action {
                 digest: self.digest.to_string(),
             });
         }
+        Ok(once.get_or_init(|| Arc::new(bytes)).clone())
+    }
+
+    /// The bytes of [`Action::digest`] from where they are kept: checked
+    /// against the digest, so no other bytes pass for them.
+    fn kept_bytes(
+        &self,
+        blobs: &crate::world::Blobs,
+        once: &OnceLock<Arc<Vec<u8>>>,
+    ) -> Result<Arc<Vec<u8>>, RuntimeError> {
+        if let Some(bytes) = once.get() {
+            return Ok(bytes.clone());
+        }
+        let digest = self.digest.to_string();
+        let bytes = blobs
+            .get(&digest)
+            .filter(|b| Digest::of(b) == self.digest)
+            .ok_or_else(|| RuntimeError::MissingBlob {
+                what: format!("component {digest} ({})", self.reference),
+            })?;
         Ok(once.get_or_init(|| Arc::new(bytes)).clone())
     }
 

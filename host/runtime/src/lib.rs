@@ -228,6 +228,20 @@ impl Loader {
         Ok(action)
     }
 
+    /// The component of `digest` if its compiled form is in the cache,
+    /// linked without its bytes, which `blobs` gives when first asked for.
+    pub(crate) fn load_compiled(
+        &self,
+        reference: &str,
+        digest: &str,
+        blobs: &world::Blobs,
+    ) -> Option<Action> {
+        let digest = wasmflow_store::Digest::parse(digest)?;
+        let component = self.cache.compiled(&self.engine, &digest)?;
+        let bytes = action::Bytes::Kept(Arc::new((blobs.clone(), Default::default())));
+        action::link(&self.engine, &self.linker, reference, digest, bytes, &component).ok()
+    }
+
     /// Like [`Loader::load`], for bytes from elsewhere (a registry, a blob).
     pub fn load_bytes(&self, reference: &str, bytes: Vec<u8>) -> Result<Action, RuntimeError> {
         action::load(
@@ -480,6 +494,16 @@ impl Runtime {
     /// See [`Loader::load_bytes`].
     pub fn load_bytes(&self, reference: &str, bytes: Vec<u8>) -> Result<Action, RuntimeError> {
         self.inner.loader.load_bytes(reference, bytes)
+    }
+
+    /// See [`Loader::load_compiled`].
+    pub(crate) fn load_compiled(
+        &self,
+        reference: &str,
+        digest: &str,
+        blobs: &world::Blobs,
+    ) -> Option<Action> {
+        self.inner.loader.load_compiled(reference, digest, blobs)
     }
 
     /// Run `action` with `input`, record the execution, and return its record.
