@@ -689,6 +689,21 @@ fn rehearsals_run_no_action_and_say_what_differs() {
         run.stdout
     );
 
+    // A loop the mocks never end is stopped, saying so, not left to spin.
+    std::fs::write(
+        dir.path().join("forever.yaml"),
+        "version: 1.0\ntasks:\n  start:\n    action: core.noop\n    next: [{ do: poll }]\n  poll:\n    action: core.noop\n    next: [{ when: <% succeeded() %>, do: poll }]\n",
+    )
+    .unwrap();
+    let forever = dir.path().join("forever_test.yaml");
+    std::fs::write(
+        &forever,
+        "workflow: forever.yaml\nexpected_workflow_status: failed\nexpected_errors: [{ code: rehearsal-bound }]\n",
+    )
+    .unwrap();
+    let run = home.run(&["workflow", "test", s(&forever)]);
+    run.ok();
+
     // Rehearsals are not history.
     assert_eq!(
         home.run(&["execution", "list", "--json"]).ok().json(),

@@ -239,7 +239,15 @@ impl Loader {
         let digest = wasmflow_store::Digest::parse(digest)?;
         let component = self.cache.compiled(&self.engine, &digest)?;
         let bytes = action::Bytes::Kept(Arc::new((blobs.clone(), Default::default())));
-        action::link(&self.engine, &self.linker, reference, digest, bytes, &component).ok()
+        action::link(
+            &self.engine,
+            &self.linker,
+            reference,
+            digest,
+            bytes,
+            &component,
+        )
+        .ok()
     }
 
     /// Like [`Loader::load`], for bytes from elsewhere (a registry, a blob).

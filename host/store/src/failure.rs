@@ -75,6 +75,9 @@ pub mod code {
     /// A join some of whose inbound transitions arrived, too few, and no
     /// more can.
     pub const UNREACHABLE_JOIN: &str = "unreachable-join";
+    /// A rehearsal ran more task runs than any should (a loop its mocks
+    /// never end).
+    pub const REHEARSAL_BOUND: &str = "rehearsal-bound";
     /// An action returned an error that is not its `error` record.
     pub const ACTION_ERROR: &str = "action-error";
     /// A workflow task's action would not load or check.

@@ -131,6 +131,23 @@ impl Driver {
         Ok(())
     }
 
+    /// A rehearsal runs no action, so a loop its mocks never end would
+    /// spin (and fill its scratch store) without bound: past this many
+    /// task runs it fails, saying so.
+    fn bound_rehearsal(&mut self) -> Result<(), WorkflowError> {
+        const RUNS: usize = 10_000;
+        if self.req.rehearsal.is_none() || self.stopping() || self.state.runs.len() <= RUNS {
+            return Ok(());
+        }
+        let f = failure(
+            code::REHEARSAL_BOUND,
+            &format!(
+                "the rehearsal stopped after {RUNS} task runs: does a loop never end with these mocks?"
+            ),
+        );
+        self.write(&[Entry::Fail { failure: f }], false)
+    }
+
     /// `random()`'s seed for expressions of `run`'s `slot` evaluated now.
     pub(super) fn seed(&self, run: usize, slot: usize, what: Seed) -> [u8; 32] {
         decide::seed(self.record.id, self.state.len, run, slot, what)
@@ -160,6 +177,7 @@ impl Driver {
         loop {
             self.take_pause()?;
             self.complete_settled()?;
+            self.bound_rehearsal()?;
             if !self.state.paused {
                 let before = self.state.len;
                 self.dispatch()?;
