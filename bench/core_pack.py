@@ -18,18 +18,17 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
+
+# The whole-process timer of the Python benchmark beside this one.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from python import timed  # noqa: E402
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 
 
-def timed(cmd, env):
-    t = time.perf_counter()
-    out = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    dt = time.perf_counter() - t
-    if out.returncode != 0:
-        sys.exit(f"{' '.join(cmd)} failed: {out.stderr}")
-    return dt
+def seconds(cmd, env):
+    """One whole process's wall time (bench/python.py's `timed`)."""
+    return timed(cmd, env)[0]
 
 
 def chain(path, n):
@@ -61,14 +60,14 @@ def main():
          [[SYSTEM_PYTHON, "-c", 'print("hi")']] * 10),
     ]
     for _, ours, _ in scenarios:
-        timed(ours, env)  # writes the pack out and compiles: not counted
+        seconds(ours, env)  # writes the pack out and compiles: not counted
     print("| scenario | wasmflow | peer, same run | ratio |")
     print("|---|---|---|---|")
     for name, ours, peer in scenarios:
         a, b = [], []
         for _ in range(n):
-            a.append(timed(ours, env))
-            b.append(sum(timed(p, env) for p in peer))
+            a.append(seconds(ours, env))
+            b.append(sum(seconds(p, env) for p in peer))
         ma, mb = statistics.median(a), statistics.median(b)
         peer_name = " ; ".join(sorted({" ".join(p[:1]) for p in peer}))
         print(f"| {name} | {ma * 1000:.1f} ms | {peer_name} x{len(peer)}: {mb * 1000:.1f} ms | {ma / mb:.2f}x |")

@@ -8,26 +8,22 @@ with the history (issue #24 item 6: <= 1.5x from 10,000 to 1,000,000).
 
   bench/history.py WASMFLOW "10000 100000 1000000" [R]
 """
+import json
 import os
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from server import wait_idle  # noqa: E402
 from server_memory import start  # noqa: E402
+from python import timed  # noqa: E402
 
 
-def timed(cmd, env, runs):
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        subprocess.run(cmd, env=env, check=True, capture_output=True)
-        times.append(time.perf_counter() - t)
-    return statistics.median(times) * 1000
+def median_ms(cmd, env, runs):
+    return statistics.median(timed(cmd, env)[0] for _ in range(runs)) * 1000
 
 
 def main():
@@ -64,12 +60,11 @@ def main():
         if first is None:
             out = subprocess.run([wasmflow, "execution", "list", "-n", str(size), "--json"],
                                  env=env, check=True, capture_output=True, text=True).stdout
-            import json
             first = json.loads(out)[-1]["id"]
         rows.append((size,
-                     timed([wasmflow, "execution", "list", "-n", "20"], env, runs),
-                     timed([wasmflow, "execution", "get", first], env, runs),
-                     timed([wasmflow, "run", add, "-p", "a=1", "-p", "b=2"], env, runs)))
+                     median_ms([wasmflow, "execution", "list", "-n", "20"], env, runs),
+                     median_ms([wasmflow, "execution", "get", first], env, runs),
+                     median_ms([wasmflow, "run", add, "-p", "a=1", "-p", "b=2"], env, runs)))
     print(f"medians of {runs} whole processes; {wasmflow}")
     print("| executions | `execution list -n 20` | `execution get ID` | `run add.wat` |")
     print("|---|---|---|---|")

@@ -205,15 +205,10 @@ impl Loader {
         // An unchanged file whose compiled form is cached: neither read
         // nor hashed (its bytes are read if the store needs them).
         if let Some(digest) = self.cache.indexed(key) {
-            if let Some(component) = self.cache.compiled(&self.engine, &digest) {
-                return action::link(
-                    &self.engine,
-                    &self.linker,
-                    reference,
-                    digest,
-                    action::Bytes::in_file(path),
-                    &component,
-                );
+            if let Some(action) =
+                self.link_compiled(reference, digest, action::Bytes::in_file(path))
+            {
+                return action;
             }
         }
         let bytes = std::fs::read(path).map_err(|source| RuntimeError::Read {
@@ -237,17 +232,27 @@ impl Loader {
         blobs: &world::Blobs,
     ) -> Option<Action> {
         let digest = wasmflow_store::Digest::parse(digest)?;
-        let component = self.cache.compiled(&self.engine, &digest)?;
         let bytes = action::Bytes::Kept(Arc::new((blobs.clone(), Default::default())));
-        action::link(
+        self.link_compiled(reference, digest, bytes)?.ok()
+    }
+
+    /// `digest`'s compiled form from the cache, linked, its bytes where
+    /// `bytes` says; None when the cache does not hold it.
+    fn link_compiled(
+        &self,
+        reference: &str,
+        digest: wasmflow_store::Digest,
+        bytes: action::Bytes,
+    ) -> Option<Result<Action, RuntimeError>> {
+        let component = self.cache.compiled(&self.engine, &digest)?;
+        Some(action::link(
             &self.engine,
             &self.linker,
             reference,
             digest,
             bytes,
             &component,
-        )
-        .ok()
+        ))
     }
 
     /// Like [`Loader::load`], for bytes from elsewhere (a registry, a blob).
@@ -502,16 +507,6 @@ impl Runtime {
     /// See [`Loader::load_bytes`].
     pub fn load_bytes(&self, reference: &str, bytes: Vec<u8>) -> Result<Action, RuntimeError> {
         self.inner.loader.load_bytes(reference, bytes)
-    }
-
-    /// See [`Loader::load_compiled`].
-    pub(crate) fn load_compiled(
-        &self,
-        reference: &str,
-        digest: &str,
-        blobs: &world::Blobs,
-    ) -> Option<Action> {
-        self.inner.loader.load_compiled(reference, digest, blobs)
     }
 
     /// Run `action` with `input`, record the execution, and return its record.

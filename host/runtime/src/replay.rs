@@ -121,7 +121,11 @@ impl Runtime {
         let digest = &record.component_digest;
         // Compiled before (the cache is by digest): neither read nor hashed
         // again; its bytes are fetched only if something asks for them.
-        if let Some(action) = self.load_compiled(&record.action, digest, blobs) {
+        if let Some(action) = self
+            .inner
+            .loader
+            .load_compiled(&record.action, digest, blobs)
+        {
             return Ok(action);
         }
         let bytes = blobs.get(digest).ok_or_else(|| RuntimeError::MissingBlob {

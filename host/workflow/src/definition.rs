@@ -103,6 +103,12 @@ impl Definition {
         if !forms.is_empty() {
             return Err(Problems(forms));
         }
+        workflow.splits = workflow
+            .tasks
+            .keys()
+            .filter(|t| workflow.is_split(t) && !workflow.in_cycle(t))
+            .cloned()
+            .collect();
         let dir = path
             .parent()
             .map(Path::to_owned)

@@ -38,7 +38,7 @@ pub struct Scope<'a> {
 impl Scope<'_> {
     /// The names as YAQL sees them: `ctx()` holds the inputs, then the
     /// variables and published values (Orquesta's one context).
-    fn yaql(self) -> yaql::Names {
+    fn yaql(self, lent: &yaql::Lent) -> yaql::Names {
         let mut ctx = self
             .input
             .and_then(Value::as_object)
@@ -55,6 +55,7 @@ impl Scope<'_> {
             status: self.status.map(str::to_owned),
             tasks: self.tasks.cloned().unwrap_or_default(),
             seed: self.seed,
+            lent: Some(lent.clone()),
             ..Default::default()
         }
     }
@@ -250,9 +251,7 @@ impl Expressions {
     /// Evaluate a condition to true or false (Jinja truthiness).
     pub fn condition(&self, cond: &str, scope: Scope<'_>) -> Result<bool, String> {
         if is_yaql(cond) {
-            let mut names = scope.yaql();
-            names.lent = Some(self.lent.clone());
-            let v = yaql::evaluate(yaql_condition(cond), &names)?;
+            let v = yaql::evaluate(yaql_condition(cond), &scope.yaql(&self.lent))?;
             return Ok(yaql::truthy(&v));
         }
         let compiled = self
@@ -331,7 +330,8 @@ fn lend(keys: Option<&Datastore>, f: &str, args: &[Value]) -> Option<Result<Valu
                 .and_then(|o| o.get("decrypt").or(Some(o)))
                 .is_some_and(|d| d == &Value::Bool(true));
             let is_secret = keys
-                .map(|k| k.value(n).map(|v| v.is_some_and(|(_, secret)| secret)))
+                // Whether it is one, not its value: a secret is not opened here.
+                .map(|k| k.get(n, false).map(|key| key.is_some_and(|key| key.secret)))
                 .transpose()
                 .map_err(|e| format!("st2kv(\"{n}\"): {e}"))?
                 .unwrap_or(false);
@@ -379,16 +379,13 @@ struct Vars<'a> {
 
 impl Vars<'_> {
     fn yaql(&self, lent: &yaql::Lent) -> &yaql::Names {
-        self.yaql.get_or_init(|| {
-            let mut names = match (self.scope, self.names) {
-                (Some(scope), _) => scope.yaql(),
-                (None, names) => yaql::Names {
-                    ctx: names.cloned().unwrap_or_default(),
-                    ..Default::default()
-                },
-            };
-            names.lent = Some(lent.clone());
-            names
+        self.yaql.get_or_init(|| match (self.scope, self.names) {
+            (Some(scope), _) => scope.yaql(lent),
+            (None, names) => yaql::Names {
+                ctx: names.cloned().unwrap_or_default(),
+                lent: Some(lent.clone()),
+                ..Default::default()
+            },
         })
     }
 }

@@ -34,6 +34,10 @@ pub struct Workflow {
     /// reads are gathered only then (see `Definition::parse`).
     #[serde(skip)]
     pub reads_task_status: bool,
+    /// Orquesta's split tasks outside a cycle: their runs each get a route
+    /// of their own (see `Workflow::is_split`; found by `Definition::parse`).
+    #[serde(skip)]
+    pub splits: std::collections::HashSet<String>,
     /// The workflow's result: each key an expression over `ctx` and `input`
     /// (a map, or Orquesta's list of one-key maps).
     #[serde(default, deserialize_with = "publish")]

@@ -77,14 +77,10 @@ pub struct Rehearsal {
 struct Seen {
     /// Task names in the order their runs started.
     sequence: Vec<String>,
-    /// Runs of each task so far.
-    runs: HashMap<String, usize>,
     /// Times each mock was used, by index.
     used: HashMap<usize, usize>,
     /// Runs that led nowhere, by task: where the workflow ended.
     term: Vec<String>,
-    /// The workflow's routes, as they stand.
-    routes: Vec<Vec<String>>,
 }
 
 impl Rehearsal {
@@ -99,7 +95,6 @@ impl Rehearsal {
     pub fn started(&self, task: &str) {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         s.sequence.push(task.to_owned());
-        *s.runs.entry(task.to_owned()).or_default() += 1;
     }
 
     /// What the current run of `task` (item `item` of it) ends with: its
@@ -139,26 +134,6 @@ impl Rehearsal {
         if last {
             let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
             s.term.push(task.to_owned());
-        }
-    }
-
-    /// The workflow's routes now.
-    pub fn routes(&self, routes: &[Vec<String>]) {
-        self.state.lock().unwrap_or_else(|e| e.into_inner()).routes = routes.to_vec();
-    }
-
-    /// The routes the rehearsal made (`[[]]` without a split).
-    pub fn made_routes(&self) -> Vec<Vec<String>> {
-        let routes = self
-            .state
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .routes
-            .clone();
-        if routes.is_empty() {
-            vec![Vec::new()]
-        } else {
-            routes
         }
     }
 
@@ -227,9 +202,7 @@ pub fn compare(
         .clone()
         .unwrap_or_else(|| "succeeded".into());
     // Orquesta's names for wasmflow's statuses count as them.
-    if status_named(&want_status).map(Status::as_str) != Some(status.as_str())
-        && want_status != status
-    {
+    if status_named(&want_status) != Some(record.status) {
         out.push(format!("status: expected {want_status}, got {status}"));
     }
     if let Some(want) = &spec.expected_output {
@@ -369,19 +342,20 @@ pub async fn rehearse(
 ) -> Result<Report, String> {
     let dir = file.parent().unwrap_or(std::path::Path::new("."));
     let path = dir.join(&spec.workflow);
-    let def = crate::Definition::load(&path).map_err(|p| p.to_string())?;
+    let def = std::sync::Arc::new(crate::Definition::load(&path).map_err(|p| p.to_string())?);
     let rehearsal = std::sync::Arc::new(Rehearsal::new(spec.mock_action_executions.clone()));
-    let mut req = crate::Request::new(std::sync::Arc::new(def), Value::Object(spec.inputs.clone()));
+    let mut req = crate::Request::new(def.clone(), Value::Object(spec.inputs.clone()));
     req.rehearsal = Some(rehearsal.clone());
     let record = sched.run(req).await.map_err(|e| e.to_string())?;
     let sequence = rehearsal.sequence();
-    let differences = compare(
-        spec,
-        &record,
-        &sequence,
-        &rehearsal.term_tasks(),
-        &rehearsal.made_routes(),
-    );
+    // The routes the splits made, as the journal keeps them (`[[]]`, the
+    // one route, when the workflow ended before it began).
+    let journal = sched.journal(record.id).map_err(|e| e.to_string())?;
+    let mut routes = crate::journal::State::fold(&def.workflow, &journal).routes;
+    if routes.is_empty() {
+        routes.push(Vec::new());
+    }
+    let differences = compare(spec, &record, &sequence, &rehearsal.term_tasks(), &routes);
     Ok(Report {
         status: record.status,
         sequence,

@@ -30,8 +30,6 @@ pub(super) struct Transitions {
     pub commands: Vec<Command>,
     /// A taken transition says `fail`: where.
     pub fail: Option<String>,
-    /// A taken transition says `retry`.
-    pub retry: bool,
 }
 
 /// A run's outcome from its slots: a with-items run succeeds when every
@@ -217,7 +215,6 @@ pub(super) fn transitions(
         if t.commands.contains(&Command::Fail) {
             out.fail.get_or_insert(at);
         }
-        out.retry |= t.commands.contains(&Command::Retry);
     }
     Ok(out)
 }

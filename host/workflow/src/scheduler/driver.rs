@@ -353,7 +353,7 @@ impl Driver {
                     // `do: retry`: the task once more, at most RETRIES
                     // times; past them its failure stands unhandled.
                     let runs = self.state.runs.iter().filter(|r| r.name == name).count();
-                    let retried = t.retry && runs <= Command::RETRIES;
+                    let retried = t.commands.contains(&Command::Retry) && runs <= Command::RETRIES;
                     (next_routes, new_routes) = self.routes_of(run, &next, &t.via);
                     if retried {
                         // On its own route again.
@@ -409,11 +409,7 @@ impl Driver {
                 new_routes,
             },
         );
-        self.write(&entries, true)?;
-        if let Some(r) = &self.req.rehearsal {
-            r.routes(&self.state.routes);
-        }
-        Ok(())
+        self.write(&entries, true)
     }
 
     /// Start every slot that may start now: a wave, in Orquesta's order
@@ -770,7 +766,7 @@ impl Driver {
             .iter()
             .zip(via)
             .map(|(to, via)| {
-                if !wf.is_split(to) || wf.in_cycle(to) {
+                if !wf.splits.contains(to) {
                     return own;
                 }
                 let mut details = self.state.routes.get(own).cloned().unwrap_or_default();
