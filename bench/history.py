@@ -14,11 +14,10 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from server import wait_idle  # noqa: E402
-from server_memory import start  # noqa: E402
+from server_memory import prepare, start  # noqa: E402
 from python import timed  # noqa: E402
 
 
@@ -30,18 +29,8 @@ def main():
     wasmflow = sys.argv[1]
     sizes = [int(n) for n in sys.argv[2].split()]
     runs = int(sys.argv[3]) if len(sys.argv) > 3 else 15
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    work = tempfile.mkdtemp(prefix="wf-bench-history-")
-    env = dict(os.environ, WASMFLOW_HOME=os.path.join(work, "home"))
-    actions = os.path.join(work, "actions")
-    os.makedirs(actions)
+    work, env, actions, token, body = prepare(wasmflow, "wf-bench-history-")
     add = os.path.join(actions, "add.wat")
-    shutil.copy(os.path.join(root, "tests/fixtures/wat/add.wat"), add)
-    token = subprocess.run([wasmflow, "token", "create", "--name", "bench"], env=env,
-                           capture_output=True, check=True, text=True).stdout.strip()
-    body = os.path.join(work, "body.json")
-    with open(body, "w") as f:
-        f.write('{"action": "add", "input": {"a": 1, "b": 2}}')
     done, first, rows = 0, None, []
     for size in sizes:
         server, url = start(wasmflow, env, actions, 2, 50000)

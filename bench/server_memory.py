@@ -40,13 +40,12 @@ def start(wasmflow, env, actions, workers, capacity):
     sys.exit(f"the server did not start: {server.stderr.read()}")
 
 
-def main():
-    wasmflow = sys.argv[1]
-    batch = int(sys.argv[2]) if len(sys.argv) > 2 else 10000
-    rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 10
-    workers = int(sys.argv[4]) if len(sys.argv) > 4 else 2
+def prepare(wasmflow, prefix):
+    """A fresh home with an API token and an `--actions` directory holding
+    add.wat, and the body of one POST of it: (work, env, actions, token,
+    body)."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    work = tempfile.mkdtemp(prefix="wf-bench-mem-")
+    work = tempfile.mkdtemp(prefix=prefix)
     env = dict(os.environ, WASMFLOW_HOME=os.path.join(work, "home"))
     actions = os.path.join(work, "actions")
     os.makedirs(actions)
@@ -56,6 +55,15 @@ def main():
     body = os.path.join(work, "body.json")
     with open(body, "w") as f:
         f.write('{"action": "add", "input": {"a": 1, "b": 2}}')
+    return work, env, actions, token, body
+
+
+def main():
+    wasmflow = sys.argv[1]
+    batch = int(sys.argv[2]) if len(sys.argv) > 2 else 10000
+    rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 10
+    workers = int(sys.argv[4]) if len(sys.argv) > 4 else 2
+    work, env, actions, token, body = prepare(wasmflow, "wf-bench-mem-")
     server, url = start(wasmflow, env, actions, workers, batch + 1000)
     rows = []
     try:
