@@ -248,7 +248,7 @@ pub async fn serve(
     listening(addr);
     // Keys and secrets: the runtime's datastore (`Runtime::use_keys`),
     // which `/api/v1/keys`, the workflows and the rules read too.
-    let sched = Scheduler::with_components(rt.clone(), components.clone());
+    let sched = Scheduler::with_components(rt.clone(), components.clone()).queuing_tasks();
     let catalog = catalog::Catalog::load(
         config.actions.as_deref(),
         config.packs.as_deref(),
@@ -380,7 +380,7 @@ pub async fn work(
     if rt.store().shared_queue().is_none() {
         return Err(ServerError::NotShared("wasmflow worker"));
     }
-    let sched = Scheduler::with_components(rt.clone(), components);
+    let sched = Scheduler::with_components(rt.clone(), components).queuing_tasks();
     let queue = queue::Queue::new(
         rt.store().clone(),
         0,
@@ -404,6 +404,12 @@ pub async fn work(
     workforce.stop(&app, config.shutdown_timeout).await
 }
 
+/// On a shared store, how many workflows a process drives at once per
+/// action slot: a workflow mostly waits for its tasks (entries any
+/// process runs), so it costs little here; a bound keeps one process from
+/// claiming every workflow, which would all wait out its lease if it died.
+const WORKFLOWS_PER_SLOT: usize = 4;
+
 /// This process's workers and, on a shared store, its heartbeat.
 struct Workforce {
     workers: JoinSet<()>,
@@ -422,6 +428,14 @@ impl Workforce {
         let mut workers = JoinSet::new();
         for slot in 0..n {
             workers.spawn(worker::work(app.clone(), slot, stop.clone()));
+        }
+        if leasing.is_some() && n > 0 {
+            workers.spawn(worker::drive(
+                app.clone(),
+                n,
+                n * WORKFLOWS_PER_SLOT,
+                stop.clone(),
+            ));
         }
         let stop_heartbeat = CancellationToken::new();
         let heartbeat = leasing.map(|leasing| {

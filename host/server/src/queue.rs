@@ -384,16 +384,19 @@ impl Queue {
         }
     }
 
-    /// The next ticket, in accept order, for this process's `slot`.
-    pub async fn next(&self, slot: usize) -> Option<Ticket> {
+    /// The next ticket, in accept order, for this process's `slot`: on a
+    /// shared store, of `kind` (see [`wasmflow_store::SharedQueue::claim`]);
+    /// an embedded store's slots take either.
+    pub async fn next(&self, slot: usize, kind: Kind) -> Option<Ticket> {
         match &self.shared {
             None => self.tickets_rx.lock().await.recv().await,
-            Some(leasing) => Some(self.claim(leasing, slot).await),
+            Some(leasing) => Some(self.claim(leasing, slot, kind).await),
         }
     }
 
-    /// Claim the oldest entry nobody holds, waiting while there is none.
-    async fn claim(&self, leasing: &Leasing, slot: usize) -> Ticket {
+    /// Claim the oldest entry of `kind` nobody holds, waiting while there
+    /// is none.
+    async fn claim(&self, leasing: &Leasing, slot: usize, kind: Kind) -> Ticket {
         let arrivals = self
             .store
             .shared_queue()
@@ -409,7 +412,7 @@ impl Queue {
             let (name, lease) = (leasing.name.clone(), leasing.lease);
             let claimed = tokio::task::spawn_blocking(move || {
                 let queue = store.shared_queue().expect("a shared store");
-                let Some(c) = queue.claim(&name, slot as u32, lease)? else {
+                let Some(c) = queue.claim(&name, slot as u32, lease, kind)? else {
                     return Ok(None);
                 };
                 let record = store.get(c.entry.id)?;

@@ -160,17 +160,58 @@ impl App {
     }
 }
 
-/// Take tickets until `stop`; a ticket taken is run to its end.
+/// Take tickets until `stop`; a ticket taken is run to its end. On a
+/// shared store the slot takes actions only (workflows go to `drive`).
 pub async fn work(app: Arc<App>, worker: usize, stop: CancellationToken) {
     loop {
         let ticket = tokio::select! {
             biased;
             _ = stop.cancelled() => return,
-            ticket = app.queue.next(worker) => ticket,
+            ticket = app.queue.next(worker, Kind::Action) => ticket,
         };
         let Some(ticket) = ticket else { return };
         run_ticket(&app, worker, ticket).await;
     }
+}
+
+/// On a shared store: claim workflows until `stop`, up to `max` at a
+/// time, each driven on a task of its own and shown in the queue view as
+/// slot `first + k`. A workflow spends its time waiting for its tasks,
+/// which are queue entries any process's action slots run: a workflow
+/// holding an action slot would leave none for its tasks.
+pub async fn drive(app: Arc<App>, first: usize, max: usize, stop: CancellationToken) {
+    let free = Arc::new(std::sync::Mutex::new(
+        (first..first + max).rev().collect::<Vec<_>>(),
+    ));
+    let permits = Arc::new(tokio::sync::Semaphore::new(max));
+    let mut driving = tokio::task::JoinSet::new();
+    loop {
+        let permit = tokio::select! {
+            biased;
+            _ = stop.cancelled() => break,
+            p = permits.clone().acquire_owned() => p.expect("never closed"),
+        };
+        let slot = free
+            .lock()
+            .expect("not poisoned")
+            .pop()
+            .expect("a slot per permit");
+        let ticket = tokio::select! {
+            biased;
+            _ = stop.cancelled() => break,
+            ticket = app.queue.next(slot, Kind::Workflow) => ticket,
+        };
+        let Some(ticket) = ticket else { break };
+        let (app, free) = (app.clone(), free.clone());
+        driving.spawn(async move {
+            run_ticket(&app, slot, ticket).await;
+            free.lock().expect("not poisoned").push(slot);
+            drop(permit);
+        });
+        // Reap the ended ones as we go.
+        while driving.try_join_next().is_some() {}
+    }
+    while driving.join_next().await.is_some() {}
 }
 
 async fn run_ticket(app: &Arc<App>, worker: usize, ticket: Ticket) {
@@ -249,10 +290,15 @@ fn finish(app: &Arc<App>, ticket: Ticket, name: String, finished: ExecutionRecor
             tracing::error!("flushing the record of {id}: {e}");
             return;
         }
-        app.metrics
-            .ended(&name, finished.status.as_str(), finished.elapsed());
-        crate::bus::execution_ended(&app, &finished, &name);
-        crate::bus::inquiries_opened(&app, &finished);
+        // A workflow's task (queued by its workflow on a shared store)
+        // counts and triggers as its workflow's part, as it does where the
+        // workflow runs its tasks itself.
+        if finished.parent.is_none() {
+            app.metrics
+                .ended(&name, finished.status.as_str(), finished.elapsed());
+            crate::bus::execution_ended(&app, &finished, &name);
+            crate::bus::inquiries_opened(&app, &finished);
+        }
         app.live.end(id, finished.status);
         app.queue.done(&ticket);
         app.update_depth();

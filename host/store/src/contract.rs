@@ -5,7 +5,7 @@
 //! A check panics with what differed.
 
 use crate::{
-    Digest, Event, ExecutionRecord, ListFilter, PurgeFilter, PurgeReport, Status, Store,
+    Digest, Event, ExecutionRecord, Kind, ListFilter, PurgeFilter, PurgeReport, Status, Store,
     StoreError, TokenBook,
 };
 use serde_json::json;
@@ -689,24 +689,27 @@ pub fn shared_queue(open: &dyn Fn() -> Store) {
         })
         .collect();
     store.flush().unwrap();
-    let first = queue.claim("w1", 0, long).unwrap().unwrap();
+    let first = queue.claim("w1", 0, long, Kind::Action).unwrap().unwrap();
     assert_eq!((first.entry.id, first.claims, first.lost), (ids[0], 1, 0));
     assert_eq!(first.lost_by, None);
-    let second = queue.claim("w2", 0, long).unwrap().unwrap();
+    let second = queue.claim("w2", 0, long, Kind::Action).unwrap().unwrap();
     assert_eq!(second.entry.id, ids[1], "oldest first");
     let short = queue
-        .claim("w3", 0, Duration::from_millis(1))
+        .claim("w3", 0, Duration::from_millis(1), Kind::Action)
         .unwrap()
         .unwrap();
     assert_eq!(short.entry.id, ids[2]);
     std::thread::sleep(Duration::from_millis(50));
     let taken = queue
-        .claim("w1", 1, long)
+        .claim("w1", 1, long, Kind::Action)
         .unwrap()
         .expect("expired: taken over");
     assert_eq!((taken.entry.id, taken.claims, taken.lost), (ids[2], 2, 1));
     assert_eq!(taken.lost_by.as_deref(), Some("w3"));
-    assert!(queue.claim("w4", 0, long).unwrap().is_none(), "all held");
+    assert!(
+        queue.claim("w4", 0, long, Kind::Action).unwrap().is_none(),
+        "all held"
+    );
 
     let mut held = queue.renew("w1", 2, long).unwrap();
     held.sort();
@@ -760,11 +763,26 @@ pub fn shared_queue(open: &dyn Fn() -> Store) {
 
     // Leaving lets go at once, and is not a lost attempt.
     queue.leave("w1").unwrap();
-    let again = queue.claim("w2", 1, long).unwrap().unwrap();
+    let again = queue.claim("w2", 1, long, Kind::Action).unwrap().unwrap();
     assert_eq!((again.entry.id, again.claims, again.lost), (ids[0], 2, 0));
     assert_eq!(again.lost_by, None);
     assert_eq!(queue.workers().unwrap().len(), 1);
-    store.dequeue(again.entry.seq).unwrap();
+    assert!(queue.holds(again.entry.id).unwrap());
+    // Its waiter hears it leave the queue, from any process.
+    let endings = queue.endings();
+    let watch = endings.watch(again.entry.id);
+    std::thread::sleep(Duration::from_millis(300)); // the listener connects
+    open().dequeue(again.entry.seq).unwrap();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap()
+        .block_on(async {
+            tokio::time::timeout(Duration::from_secs(10), watch.woken())
+                .await
+                .expect("woken by the dequeue")
+        });
+    assert!(!queue.holds(again.entry.id).unwrap());
     assert_eq!(queue.entries().unwrap().len(), 2);
 
     // An idle worker hears of a new entry from any process.
@@ -798,7 +816,10 @@ pub fn shared_queue(open: &dyn Fn() -> Store) {
             let (store, won) = (&store, &won);
             s.spawn(move || {
                 let queue = store.shared_queue().unwrap();
-                while let Some(c) = queue.claim(&format!("racer{w}"), 0, long).unwrap() {
+                while let Some(c) = queue
+                    .claim(&format!("racer{w}"), 0, long, Kind::Action)
+                    .unwrap()
+                {
                     won.lock().unwrap().push(c.entry.id);
                 }
             });
@@ -811,6 +832,15 @@ pub fn shared_queue(open: &dyn Fn() -> Store) {
     assert_eq!(before, won.len(), "an entry claimed twice");
     assert_eq!(won.len(), 201);
     assert!(won.contains(&ids[2]) && !won.contains(&ids[1]));
+
+    // Workflows and actions are claimed apart (every action is held now).
+    let mut flow = record(6);
+    flow.kind = Kind::Workflow;
+    store.enqueue(&flow, b"{}").unwrap();
+    assert!(queue.claim("w5", 0, long, Kind::Action).unwrap().is_none());
+    let c = queue.claim("w5", 0, long, Kind::Workflow).unwrap().unwrap();
+    assert_eq!(c.entry.id, flow.id);
+    store.dequeue(c.entry.seq).unwrap();
 
     // An event a crashed server left: one racer takes it; another takes it
     // once that claim ran out; nobody once it is processed.

@@ -10,21 +10,30 @@
 //! workflow, give up after too many lost attempts) is the server's.
 
 use crate::error::StoreError;
-use crate::record::ExecutionId;
+use crate::record::{ExecutionId, Kind};
 use crate::store::Queued;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
+use tokio::sync::Notify;
 
 /// A queue whose entries processes hold under leases.
 pub trait SharedQueue: Send + Sync {
-    /// Take the oldest entry nobody holds or whose lease has expired, for
-    /// `lease` from now, on behalf of `worker`'s `slot`. One winner per
-    /// entry, however many claim at once.
+    /// Take the oldest entry of `kind` nobody holds or whose lease has
+    /// expired, for `lease` from now, on behalf of `worker`'s `slot`. One
+    /// winner per entry, however many claim at once. Workflows and
+    /// actions are claimed apart: a workflow waits on its tasks, which are
+    /// entries too, so slots that run actions must never all be taken by
+    /// workflows.
     fn claim(
         &self,
         worker: &str,
         slot: u32,
         lease: Duration,
+        kind: Kind,
     ) -> Result<Option<Claimed>, StoreError>;
+    /// Whether `id` has an entry in the queue (waiting or held).
+    fn holds(&self, id: ExecutionId) -> Result<bool, StoreError>;
     /// The heartbeat: `worker` (running `concurrency` slots) is alive, and
     /// every lease it holds runs `lease` from now. Returns the entries it
     /// still holds: one missing was taken over after its lease expired,
@@ -68,7 +77,72 @@ pub trait SharedQueue: Send + Sync {
     /// Woken (every waiter at once) when any process adds an entry or lets
     /// go of some, so an idle worker claims at once instead of at its next
     /// poll. A lease running out wakes nobody: workers poll for those.
-    fn arrivals(&self) -> std::sync::Arc<tokio::sync::Notify>;
+    fn arrivals(&self) -> Arc<Notify>;
+    /// Waiters for the end of queued executions: woken when any process
+    /// takes an entry out of the queue, which it does once the record is
+    /// final and durable.
+    fn endings(&self) -> Arc<Endings>;
+}
+
+/// Who waits for which queued execution to end (see
+/// [`SharedQueue::endings`]). A watch keeps a wake-up that came before
+/// its waiter awaited it, so checking the record and then waiting loses
+/// none; a missed notification (the listener reconnecting) wakes all.
+#[derive(Default)]
+pub struct Endings {
+    waiting: Mutex<HashMap<ExecutionId, Arc<Notify>>>,
+}
+
+impl Endings {
+    /// Watch for `id` to leave the queue, until the watch is dropped. One
+    /// watcher per execution (the workflow that queued it).
+    pub fn watch(self: &Arc<Self>, id: ExecutionId) -> Watch {
+        let notify = Arc::new(Notify::new());
+        self.lock().insert(id, notify.clone());
+        Watch {
+            endings: self.clone(),
+            id,
+            notify,
+        }
+    }
+
+    /// `id` left the queue.
+    pub fn ended(&self, id: ExecutionId) {
+        if let Some(n) = self.lock().get(&id) {
+            n.notify_one();
+        }
+    }
+
+    /// Something may have been missed: every waiter looks again.
+    pub fn wake_all(&self) {
+        for n in self.lock().values() {
+            n.notify_one();
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ExecutionId, Arc<Notify>>> {
+        self.waiting.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A watch on one execution's end ([`Endings::watch`]).
+pub struct Watch {
+    endings: Arc<Endings>,
+    id: ExecutionId,
+    notify: Arc<Notify>,
+}
+
+impl Watch {
+    /// Until the next wake-up (or at once, for one that came meanwhile).
+    pub async fn woken(&self) {
+        self.notify.notified().await
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.endings.lock().remove(&self.id);
+    }
 }
 
 /// A claim won: the entry, and what happened to it before.

@@ -76,7 +76,9 @@ pub trait Backend: Send + Sync {
     /// Drop a finished entry (not flushed: an entry that survives a crash
     /// names a record that is already final, and is dropped again).
     fn dequeue(&self, seq: u64) -> Result<(), StoreError>;
-    /// Entries in the queue (pending and running).
+    /// Entries in the queue (pending and running), not counting a shared
+    /// queue's workflow tasks (see [`crate::SharedQueue::claim`]): what a
+    /// queue's capacity bounds.
     fn queue_len(&self) -> Result<usize, StoreError>;
     /// The queue's leases, when many processes share this store and take
     /// work from it ([`crate::SharedQueue`]); `None` for a store with one

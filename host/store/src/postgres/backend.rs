@@ -227,12 +227,20 @@ impl Backend for PgStore {
     fn enqueue(&self, record: &ExecutionRecord, payload: &[u8]) -> Result<u64, StoreError> {
         let row = Row::of(record);
         let payload = payload.to_vec();
+        let workflow = record.kind == crate::Kind::Workflow;
+        let task = record.parent.is_some();
         let seq = self.call_unflushed(move |mut client, _| async move {
             let tx = client.transaction().await?;
             let insert = tx
-                .prepare_cached("INSERT INTO queue (id, payload) VALUES ($1, $2) RETURNING seq")
+                .prepare_cached(
+                    "INSERT INTO queue (id, payload, workflow, task) VALUES ($1, $2, $3, $4) \
+                     RETURNING seq",
+                )
                 .await?;
-            let seq: i64 = tx.query_one(&insert, &[&row.id, &payload]).await?.get(0);
+            let seq: i64 = tx
+                .query_one(&insert, &[&row.id, &payload, &workflow, &task])
+                .await?
+                .get(0);
             let upsert = tx.prepare_cached(UPSERT).await?;
             tx.execute(
                 &upsert,
@@ -271,8 +279,14 @@ impl Backend for PgStore {
 
     fn dequeue(&self, seq: u64) -> Result<(), StoreError> {
         self.call_unflushed(move |client, _| async move {
+            // Whoever waits for it (the workflow that queued a task) hears
+            // at commit.
             let delete = client
-                .prepare_cached("DELETE FROM queue WHERE seq = $1")
+                .prepare_cached(&format!(
+                    "WITH gone AS (DELETE FROM queue WHERE seq = $1 RETURNING id) \
+                     SELECT pg_notify('{}', id) FROM gone",
+                    super::lease::ENDED
+                ))
                 .await?;
             client.execute(&delete, &[&(seq as i64)]).await
         })?;
@@ -283,7 +297,7 @@ impl Backend for PgStore {
     fn queue_len(&self) -> Result<usize, StoreError> {
         self.call(|client, _| async move {
             let n: i64 = client
-                .query_one("SELECT count(*) FROM queue", &[])
+                .query_one("SELECT count(*) FROM queue WHERE NOT task", &[])
                 .await?
                 .get(0);
             Ok(n as usize)

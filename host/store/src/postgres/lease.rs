@@ -10,8 +10,8 @@
 
 use super::PgStore;
 use crate::error::StoreError;
-use crate::lease::{Cancel, Claimed, Entry, Held, Lease, SharedQueue, Worker};
-use crate::record::ExecutionId;
+use crate::lease::{Cancel, Claimed, Endings, Entry, Held, Lease, SharedQueue, Worker};
+use crate::record::{ExecutionId, Kind};
 use crate::store::Queued;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -21,10 +21,19 @@ use tokio::sync::Notify;
 /// when its transaction commits).
 pub(super) const ARRIVALS: &str = "wasmflow_queue";
 
+/// The channel every dequeue notifies, with the execution's id.
+pub(super) const ENDED: &str = "wasmflow_ended";
+
+/// Who is told what the listening connection hears.
+pub(super) struct Heard {
+    arrivals: Arc<Notify>,
+    endings: Arc<Endings>,
+}
+
 const CLAIM: &str = "\
 WITH next AS (
     SELECT seq, worker AS was FROM queue
-    WHERE worker IS NULL OR lease_until < now()
+    WHERE (worker IS NULL OR lease_until < now()) AND workflow = $4
     ORDER BY seq LIMIT 1
     FOR UPDATE SKIP LOCKED
 )
@@ -44,22 +53,49 @@ fn millis(d: Duration) -> f64 {
     d.as_millis() as f64
 }
 
+impl PgStore {
+    /// The listening connection's audience, the connection started on
+    /// first use.
+    fn heard(&self) -> &Heard {
+        self.heard.get_or_init(|| {
+            let heard = Heard {
+                arrivals: Arc::new(Notify::new()),
+                endings: Arc::default(),
+            };
+            let (config, arrivals, endings) = (
+                self.config.clone(),
+                heard.arrivals.clone(),
+                heard.endings.clone(),
+            );
+            let runtime = self.runtime.as_ref().expect("running until dropped");
+            match config.get_ssl_mode() {
+                tokio_postgres::config::SslMode::Disable => {
+                    runtime.spawn(listen(config, tokio_postgres::NoTls, arrivals, endings))
+                }
+                _ => runtime.spawn(listen(config, super::tls(), arrivals, endings)),
+            };
+            heard
+        })
+    }
+}
+
 impl SharedQueue for PgStore {
     fn arrivals(&self) -> Arc<Notify> {
-        self.arrivals
-            .get_or_init(|| {
-                let notify = Arc::new(Notify::new());
-                let (config, woken) = (self.config.clone(), notify.clone());
-                let runtime = self.runtime.as_ref().expect("running until dropped");
-                match config.get_ssl_mode() {
-                    tokio_postgres::config::SslMode::Disable => {
-                        runtime.spawn(listen(config, tokio_postgres::NoTls, woken))
-                    }
-                    _ => runtime.spawn(listen(config, super::tls(), woken)),
-                };
-                notify
-            })
-            .clone()
+        self.heard().arrivals.clone()
+    }
+
+    fn endings(&self) -> Arc<Endings> {
+        self.heard().endings.clone()
+    }
+
+    fn holds(&self, id: ExecutionId) -> Result<bool, StoreError> {
+        let id = id.to_string();
+        self.call(move |client, _| async move {
+            let held = client
+                .prepare_cached("SELECT 1 FROM queue WHERE id = $1")
+                .await?;
+            Ok(client.query_opt(&held, &[&id]).await?.is_some())
+        })
     }
 
     fn claim(
@@ -67,12 +103,16 @@ impl SharedQueue for PgStore {
         worker: &str,
         slot: u32,
         lease: Duration,
+        kind: Kind,
     ) -> Result<Option<Claimed>, StoreError> {
         let (worker, slot, lease) = (worker.to_owned(), slot as i32, millis(lease));
+        let workflow = kind == Kind::Workflow;
         // One statement, atomic on its own.
         let row = self.call_unflushed(move |client, _| async move {
             let claim = client.prepare_cached(CLAIM).await?;
-            let row = client.query_opt(&claim, &[&worker, &slot, &lease]).await?;
+            let row = client
+                .query_opt(&claim, &[&worker, &slot, &lease, &workflow])
+                .await?;
             Ok(row.map(|r| {
                 (
                     r.get::<_, i64>(0),
@@ -324,11 +364,16 @@ impl SharedQueue for PgStore {
     }
 }
 
-/// Hold a connection that `LISTEN`s for arrivals and wake every waiter on
-/// each; reconnect after a second when it drops (and wake them then too:
-/// what arrived meanwhile was not heard).
-async fn listen<T>(config: tokio_postgres::Config, tls: T, notify: Arc<Notify>)
-where
+/// Hold a connection that `LISTEN`s for arrivals and endings: wake every
+/// claimer on an arrival, the waiter of an execution on its end; reconnect
+/// after a second when it drops (and wake everyone then: what happened
+/// meanwhile was not heard).
+async fn listen<T>(
+    config: tokio_postgres::Config,
+    tls: T,
+    arrivals: Arc<Notify>,
+    endings: Arc<Endings>,
+) where
     T: tokio_postgres::tls::MakeTlsConnect<tokio_postgres::Socket> + Clone + Send + 'static,
     T::Stream: Send + 'static,
 {
@@ -340,23 +385,31 @@ where
                 let mut messages =
                     futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
                 while let Some(Ok(message)) = messages.next().await {
-                    if let tokio_postgres::AsyncMessage::Notification(_) = message {
-                        let _ = heard.send(());
+                    if let tokio_postgres::AsyncMessage::Notification(n) = message {
+                        let ended = (n.channel() == ENDED).then(|| n.payload().parse().ok());
+                        let _ = heard.send(ended);
                     }
                 }
             });
             if client
-                .batch_execute(&format!("LISTEN {ARRIVALS}"))
+                .batch_execute(&format!("LISTEN {ARRIVALS}; LISTEN {ENDED}"))
                 .await
                 .is_ok()
             {
-                while hearing.recv().await.is_some() {
-                    notify.notify_waiters();
+                // Missed while not listening.
+                endings.wake_all();
+                while let Some(n) = hearing.recv().await {
+                    match n {
+                        None => arrivals.notify_waiters(),
+                        Some(Some(id)) => endings.ended(id),
+                        Some(None) => {}
+                    }
                 }
             }
             driver.abort();
         }
-        notify.notify_waiters();
+        arrivals.notify_waiters();
+        endings.wake_all();
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }

@@ -150,6 +150,15 @@ CREATE TABLE sweeps (
 CREATE INDEX executions_roots ON executions (id) WHERE parent IS NULL;
 CREATE INDEX executions_roots_by_status ON executions (status, id) WHERE parent IS NULL;
 "#,
+    // Workflows and actions claimed apart (`SharedQueue::claim`): a
+    // workflow's tasks are entries of their own, not counted against the
+    // capacity of what the queue accepts (`Backend::queue_len`).
+    r#"
+ALTER TABLE queue ADD COLUMN workflow boolean NOT NULL DEFAULT false,
+    ADD COLUMN task boolean NOT NULL DEFAULT false;
+UPDATE queue q SET workflow = true FROM executions e
+    WHERE e.id = q.id AND e.body::jsonb ->> 'kind' = 'workflow';
+"#,
 ];
 
 /// Blobs are stored in chunks of this size (a row per chunk, so no value
@@ -176,9 +185,9 @@ pub(crate) struct PgStore {
     config: tokio_postgres::Config,
     /// This handle's row in `flushes` (see `Backend::flush`).
     flush_row: i32,
-    /// Woken when any process adds or releases a queue entry, once
-    /// someone asked ([`crate::SharedQueue::arrivals`]).
-    arrivals: std::sync::OnceLock<Arc<tokio::sync::Notify>>,
+    /// What the `LISTEN`ing connection hears, once someone asked
+    /// ([`crate::SharedQueue::arrivals`], [`crate::SharedQueue::endings`]).
+    heard: std::sync::OnceLock<lease::Heard>,
 }
 
 impl PgStore {
@@ -227,7 +236,7 @@ impl PgStore {
             at,
             dirty: Arc::default(),
             config,
-            arrivals: std::sync::OnceLock::new(),
+            heard: std::sync::OnceLock::new(),
             flush_row: flush_row(),
         };
         store.migrate()?;

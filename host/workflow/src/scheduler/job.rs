@@ -275,6 +275,10 @@ impl Job {
                 if let Some(name) = self.named {
                     action.reference = name;
                 }
+                if self.sched.queues_tasks() {
+                    return super::remote::run(&self.sched, &action, self.input, self.options)
+                        .await;
+                }
                 match self
                     .sched
                     .runtime()

@@ -17,6 +17,7 @@ mod decide;
 mod driver;
 mod job;
 mod recover;
+mod remote;
 
 use driver::Driver;
 
@@ -104,6 +105,9 @@ struct Inner {
     exprs: Expressions,
     /// Where `oci://` task actions come from.
     components: Arc<dyn Components>,
+    /// Task actions go to the store's shared queue, for any worker (see
+    /// `remote`), instead of running in this process.
+    queue_tasks: bool,
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -122,8 +126,26 @@ impl Scheduler {
                 exprs: Expressions::with_keys(runtime.keys().cloned()),
                 runtime,
                 components,
+                queue_tasks: false,
             }),
         }
+    }
+
+    /// This scheduler queues its workflows' action tasks on the store's
+    /// shared queue, for whichever worker claims them, instead of running
+    /// them itself (nested workflows still run here). For the workers of
+    /// a store many processes share; elsewhere it changes nothing.
+    pub fn queuing_tasks(mut self) -> Self {
+        let queue = self.inner.runtime.store().shared_queue().is_some();
+        Arc::get_mut(&mut self.inner)
+            .expect("set before the scheduler is shared")
+            .queue_tasks = queue;
+        self
+    }
+
+    /// Whether task actions go to the shared queue ([`Scheduler::queuing_tasks`]).
+    fn queues_tasks(&self) -> bool {
+        self.inner.queue_tasks
     }
 
     /// The expression engine its workflows are rendered with (`kv()` and

@@ -36,6 +36,16 @@ impl Driver {
                 // Still waiting for its answer: it stays open.
                 Some(rec) if crate::inquiry::is_open(&rec) => {}
                 Some(rec) if rec.kind == Kind::Workflow => self.resume_nested(run, slot, child),
+                // Queued for any worker and still there: it runs (or is
+                // taken over) wherever it is; the workflow waits for it.
+                Some(_)
+                    if self.sched.queues_tasks()
+                        && store
+                            .shared_queue()
+                            .is_some_and(|q| q.holds(child).unwrap_or(false)) =>
+                {
+                    self.attach(run, slot, child)
+                }
                 other => {
                     // The action was running when the host stopped: its
                     // record says so (made from the journal when the task
@@ -66,6 +76,27 @@ impl Driver {
             let outcome = match Box::pin(sched.resume_boxed(child, cancel, observer)).await {
                 Ok(rec) => rec.outcome(),
                 Err(e) => Outcome::failed(failure(code::RESUME, &e.to_string())),
+            };
+            Done {
+                run,
+                slot,
+                child: Some(child),
+                outcome,
+                elapsed: started.elapsed(),
+            }
+        });
+    }
+
+    /// Wait, as the job of `run`'s `slot`, for task execution `child`,
+    /// queued by an earlier holder of this workflow.
+    fn attach(&mut self, run: usize, slot: usize, child: ExecutionId) {
+        let store = self.sched.runtime().store().clone();
+        let cancel = self.req.cancel.child_token();
+        self.jobs.spawn(async move {
+            let started = Instant::now();
+            let outcome = match super::remote::wait(&store, child, &cancel).await {
+                Ok(rec) => rec.outcome(),
+                Err(e) => Outcome::failed(failure(code::ACTION, &e)),
             };
             Done {
                 run,
