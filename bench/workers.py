@@ -10,9 +10,10 @@ the same run on this machine.
      sled    `serve --workers 2`, one process (the peer);
      pg      `serve --workers 2`, one process on PostgreSQL;
      pg+K    `serve --workers 0` and K `wasmflow worker --concurrency 2`.
-2. A workflow fanning out over 1,000 items (add.wasm, concurrency 32),
-   with 1 and with 3 workers: wall time (created_at to ended_at) and per
-   item.
+2. Workflows fanning out, with 1 and with 3 worker processes (2 slots
+   each): 1,000 items of add.wasm (concurrency 32: per-item overhead), and
+   200 items of a step sleeping 50 ms (concurrency 32: work that spreads
+   over the workers); wall time (created_at to ended_at) and per item.
 3. Takeover: a worker running a 3 s step (Python) is killed with SIGKILL;
    how long until another worker starts it again (lease 2 s, heartbeat
    0.5 s).
@@ -33,6 +34,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from datetime import datetime
@@ -109,10 +111,18 @@ class Site:
 
     def spawn(self, args, ready):
         p = subprocess.Popen([self.wasmflow, *args], env=self.env, stderr=subprocess.PIPE, text=True)
-        line = p.stderr.readline()
-        m = re.search(ready, line)
-        if not m:
-            sys.exit(f"{args[0]} did not start: {line}{p.stderr.read()}")
+        said = ""
+        # `serve` says it listens (warming) before it serves; a compile may
+        # say so too.
+        for line in p.stderr:
+            said += line
+            m = re.search(ready, line)
+            if m:
+                break
+        else:
+            sys.exit(f"{args[0]} did not start: {said}")
+        # Nobody reads the rest: it must not fill the pipe and block.
+        threading.Thread(target=lambda: [None for _ in p.stderr], daemon=True).start()
         self.procs.append(p)
         return p, m
 
@@ -191,6 +201,18 @@ tasks:
     input: { a: "{{ item }}", b: 1 }
 """
 
+SLOW_FANOUT = """
+version: 1
+input:
+  - { name: n, type: s64 }
+tasks:
+  each:
+    action: step.wasm
+    with-items: "{{ range(input.n) | list }}"
+    concurrency: 32
+    input: { req: { name: "s{{ item }}", sleep-ms: 50 } }
+"""
+
 
 def main():
     wasmflow = os.path.abspath(sys.argv[1])
@@ -208,13 +230,20 @@ def main():
     shutil.copy(step, os.path.join(actions, "step.wasm"))
     with open(os.path.join(actions, "fan.yaml"), "w") as f:
         f.write(FANOUT)
+    with open(os.path.join(actions, "slow.yaml"), "w") as f:
+        f.write(SLOW_FANOUT)
     cluster = Cluster(work)
     results = {"n": n, "throughput": {}, "fanout": {}, "takeover_s": None}
     try:
         shapes = [("sled", None, 2, 0), ("pg", True, 2, 0)] + [(f"pg+{k}", True, 0, k) for k in (1, 2, 4)]
-        only = os.environ.get("SHAPES")  # e.g. SHAPES=sled,pg+2 (then no fan-out, no takeover)
+        # PARTS=throughput,fanout,takeover (the default: all three);
+        # SHAPES=sled,pg+2 picks throughput shapes.
+        parts = os.environ.get("PARTS", "throughput,fanout,takeover").split(",")
+        only = os.environ.get("SHAPES")
         if only:
             shapes = [s for s in shapes if s[0] in only.split(",")]
+        if "throughput" not in parts:
+            shapes = []
         for name, pg, serve_workers, k in shapes:
             site = Site(wasmflow, work, f"home-{name}", cluster.database() if pg else None)
             try:
@@ -228,23 +257,26 @@ def main():
             print(f"  {name:6} {r['per_s']:7.0f} executions/s, accept-to-start p50 "
                   f"{r['start_p50_ms']:.2f} ms, p99 {r['start_p99_ms']:.2f} ms", flush=True)
 
-        for k in (() if only else (1, 3)):
+        for k in ((1, 3) if "fanout" in parts else ()):
             site = Site(wasmflow, work, f"home-fan{k}", cluster.database())
             try:
                 site.serve(0)
                 for i in range(k):
                     site.worker(f"f{i}")
-                eid = api(site.url, site.token, "/api/v1/executions",
-                          {"action": "fan", "input": {"n": 1000}})["id"]
-                r = site.wait(eid)
-                assert r["status"] == "succeeded", r
-                wall = ts(r["ended_at"]) - ts(r["created_at"])
-                results["fanout"][k] = {"wall_s": wall, "per_item_ms": wall}
+                for flow, items in (("fan", 1000), ("slow", 200)):
+                    eid = api(site.url, site.token, "/api/v1/executions",
+                              {"action": flow, "input": {"n": items}})["id"]
+                    r = site.wait(eid)
+                    assert r["status"] == "succeeded", r
+                    wall = ts(r["ended_at"]) - ts(r["created_at"])
+                    results["fanout"][f"{flow}/{k}"] = {"items": items, "wall_s": wall,
+                                                        "per_item_ms": wall * 1000 / items}
+                    print(f"  {flow}: {items} items with {k} worker(s): {wall:.2f} s, "
+                          f"{wall * 1000 / items:.2f} ms per item", flush=True)
             finally:
                 site.stop()
-            print(f"  fan-out of 1,000 with {k} worker(s): {wall:.2f} s, {wall:.2f} ms per item", flush=True)
 
-        if only:
+        if "takeover" not in parts:
             return
         site = Site(wasmflow, work, "home-takeover", cluster.database())
         try:

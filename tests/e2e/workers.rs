@@ -139,23 +139,77 @@ fn guest_started(srv: &Server, site: &Site, id: &str, name: &str) {
     }
 }
 
+/// `fan.yaml`: the `step` action over `items`, two at a time, each
+/// sleeping `sleep_ms` and leaving the marker `itemN`.
+fn write_fan_of_steps(site: &Site, sleep_ms: u64) {
+    let fan = r#"
+version: 1
+input:
+  - { name: dir, type: string }
+  - { name: items, type: "list<s64>" }
+grants: { write: ["{{ input.dir }}"] }
+tasks:
+  each:
+    action: step.wasm
+    with-items: "{{ input.items }}"
+    concurrency: 2
+    input: { req: { name: "item{{ item }}", dir: "{{ input.dir }}", sleep-ms: SLEEP } }
+"#;
+    let fan = fan.replace("SLEEP", &sleep_ms.to_string());
+    std::fs::write(site.actions.join("fan.yaml"), fan).unwrap();
+}
+
+/// The task records of workflow execution `id`, as `execution get --tree`
+/// gives them.
+fn children(site: &Site, id: &str) -> Vec<Value> {
+    let tree = site
+        .home
+        .run(&["execution", "get", id, "--tree", "--json"])
+        .ok()
+        .json();
+    tree["children"].as_array().cloned().unwrap_or_default()
+}
+
 #[test]
 fn one_api_and_three_workers_run_a_thousand_executions_exactly_once() {
     let site = Site::on(StoreKind::Postgres);
+    // 930 WAT actions, 50 Python steps, 10 workflows of two steps each,
+    // 10 workflows fanning out over 20 items each (their tasks spread
+    // over the workers).
+    let fan = r#"
+version: 1
+input:
+  - { name: start, type: s64 }
+output:
+  sums: "{{ ctx.sums }}"
+tasks:
+  each:
+    action: add.wat
+    with-items: "{{ range(input.start, input.start + 20) | list }}"
+    input: { a: "{{ item }}", b: 1 }
+    next:
+      - publish: { sums: "{{ result }}" }
+"#;
+    std::fs::write(site.actions.join("fan.yaml"), fan).unwrap();
     let srv = api_only(&site);
     let workers: Vec<_> = ["w1", "w2", "w3"]
         .iter()
         .map(|n| Worker::start(&site, n, &[]))
         .collect();
-    // 940 WAT actions, 50 Python steps, 10 workflows of two steps each.
     let mut adds = BTreeMap::new();
     let mut steps = Vec::new();
     let mut flows = Vec::new();
+    let mut fans = Vec::new();
     let mut seen = BTreeSet::new();
     for n in 0..1000u64 {
         if n % 100 == 0 {
             let body = json!({"action": "chain", "input": {"dir": s(&site.marks), "start": n}});
             flows.push((n, srv.start(body)));
+        } else if n % 100 == 50 {
+            fans.push((
+                n,
+                srv.start(json!({"action": "fan", "input": {"start": n}})),
+            ));
         } else if n % 20 == 1 {
             steps.push((
                 format!("s{n}"),
@@ -193,6 +247,19 @@ fn one_api_and_three_workers_run_a_thousand_executions_exactly_once() {
         assert_eq!(r["status"], "succeeded", "{r}");
         // first: n + 1; second: n + 2.
         assert_eq!(r["result"], json!({"value": n + 2}), "{r}");
+    }
+    for (n, id) in &fans {
+        let r = srv.wait_done(id);
+        assert_eq!(r["status"], "succeeded", "{r}");
+        let sums: Vec<u64> = (*n..n + 20).map(|i| i + 1).collect();
+        assert_eq!(r["result"]["sums"], json!(sums), "{r}");
+        let children = children(&site, id);
+        assert_eq!(children.len(), 20, "each item once: {children:?}");
+        for c in &children {
+            let worker = c["worker"].as_str().unwrap().split('/').next().unwrap();
+            assert!(["w1", "w2", "w3"].contains(&worker), "{c}");
+            assert_eq!(c["attempt"].as_u64().unwrap_or(1), 1, "{c}");
+        }
     }
     assert_eq!(markers(&site, "first"), flows.len());
     assert_eq!(markers(&site, "second"), flows.len());
@@ -278,56 +345,30 @@ fn a_killed_workers_action_is_taken_over_after_its_lease_and_counted() {
 #[test]
 fn a_killed_workers_fan_out_resumes_without_rerunning_finished_items() {
     let site = Site::on(StoreKind::Postgres);
-    let fan = r#"
-version: 1
-input:
-  - { name: dir, type: string }
-  - { name: items, type: "list<s64>" }
-grants: { write: ["{{ input.dir }}"] }
-tasks:
-  each:
-    action: step.wasm
-    with-items: "{{ input.items }}"
-    concurrency: 2
-    input: { req: { name: "item{{ item }}", dir: "{{ input.dir }}", sleep-ms: 600 } }
-"#;
-    std::fs::write(site.actions.join("fan.yaml"), fan).unwrap();
+    write_fan_of_steps(&site, 600);
     let srv = api_only(&site);
     let first = Worker::start(&site, "doomed", &[]);
     let id = srv.start(json!({"action": "fan", "input": {"dir": s(&site.marks), "items": [0, 1, 2, 3, 4, 5, 6, 7]}}));
     // Let a few items finish, then kill the worker mid-fan-out.
     let start = Instant::now();
     let finished_before = loop {
-        let tree = site
-            .home
-            .run(&["execution", "get", &id, "--tree", "--json"])
-            .ok()
-            .json();
-        let done: Vec<String> = tree["children"]
-            .as_array()
-            .map(|c| {
-                c.iter()
-                    .filter(|c| c["status"] == "succeeded")
-                    .map(|c| c["input"]["req"]["name"].as_str().unwrap().to_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
+        let tasks = children(&site, &id);
+        let done: Vec<String> = tasks
+            .iter()
+            .filter(|c| c["status"] == "succeeded")
+            .map(|c| c["input"]["req"]["name"].as_str().unwrap().to_owned())
+            .collect();
         if done.len() >= 3 {
             break done;
         }
-        assert!(start.elapsed() < Duration::from_secs(60), "{tree}");
+        assert!(start.elapsed() < Duration::from_secs(60), "{tasks:?}");
         std::thread::sleep(Duration::from_millis(20));
     };
     first.kill();
     let _second = Worker::start(&site, "heir", &[]);
     let r = srv.wait_done(&id);
     assert_eq!(r["status"], "succeeded", "{r}");
-    let tree = site
-        .home
-        .run(&["execution", "get", &id, "--tree", "--json"])
-        .ok()
-        .json();
-    let children = tree["children"].as_array().unwrap();
+    let children = children(&site, &id);
     for n in 0..8 {
         let name = format!("item{n}");
         let runs = markers(&site, &name);
@@ -358,6 +399,56 @@ tasks:
             "{name}: {mine:?}"
         );
     }
+}
+
+/// A worker stalled (SIGSTOP) past its lease while it drives a fan-out:
+/// another takes the workflow and its tasks over; when the stalled one
+/// wakes it stops its copies without a word, canceling nothing of the new
+/// holder's, and every item ends succeeded.
+#[test]
+fn a_stalled_worker_that_wakes_up_cancels_nothing_of_its_successors() {
+    let site = Site::on(StoreKind::Postgres);
+    write_fan_of_steps(&site, 400);
+    let srv = api_only(&site);
+    let stalled = Worker::start(&site, "stalled", &[]);
+    let id = srv.start(
+        json!({"action": "fan", "input": {"dir": s(&site.marks), "items": [0, 1, 2, 3, 4, 5]}}),
+    );
+    guest_started(&srv, &site, &id, "item0");
+    let signal = |sig: &str| {
+        let pid = stalled.child.id().to_string();
+        assert!(std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap()
+            .success());
+    };
+    signal("-STOP");
+    let _heir = Worker::start(&site, "heir", &[]);
+    // Past the lease (1.5 s): the heir holds the workflow and its tasks.
+    let start = Instant::now();
+    while running_on(&srv, &id) != "heir" {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "never taken over"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    signal("-CONT");
+    let r = srv.wait_done(&id);
+    assert_eq!(r["status"], "succeeded", "{r}");
+    for c in children(&site, &id) {
+        assert_ne!(c["status"], "canceled", "{c}");
+    }
+    for n in 0..6 {
+        let runs = markers(&site, &format!("item{n}"));
+        assert!((1..=2).contains(&runs), "item{n}: {runs}");
+    }
+    let log = stalled.log.lock().unwrap().clone();
+    assert!(
+        log.contains("another took it over; stopping it here"),
+        "{log}"
+    );
 }
 
 /// A workflow's tasks are queue entries of their own: two branches of 50
@@ -417,13 +508,8 @@ tasks:
             assert_eq!(markers(&site, &format!("{side}{n}")), 1, "{side}{n}");
         }
     }
-    let tree = site
-        .home
-        .run(&["execution", "get", &id, "--tree", "--json"])
-        .ok()
-        .json();
-    let children = tree["children"].as_array().unwrap();
-    assert_eq!(children.len(), 101, "{tree}");
+    let children = children(&site, &id);
+    assert_eq!(children.len(), 101, "{children:?}");
     let joins = children.iter().filter(|c| c["task"] == "joined").count();
     assert_eq!(joins, 1, "one record of the join");
     let ran_on: BTreeSet<_> = children

@@ -66,6 +66,8 @@ pub struct Ticket {
     /// ran out), and the last of them.
     pub lost: u32,
     pub lost_by: Option<String>,
+    /// Its record as a shared queue's claim read it.
+    pub record: Option<Box<ExecutionRecord>>,
 }
 
 impl Ticket {
@@ -75,6 +77,7 @@ impl Ticket {
             id,
             lost: 0,
             lost_by: None,
+            record: None,
         }
     }
 }
@@ -97,6 +100,11 @@ pub struct QueueEntry {
     pub cancel: CancellationToken,
     /// Pauses a workflow (its running tasks finish, none starts).
     pub pause: CancellationToken,
+    /// On a shared store: another worker took it over (this process's
+    /// lease ran out while it stalled). Its run here stops without
+    /// writing anything: the record, the tasks and the entry are the new
+    /// holder's.
+    pub lost: CancellationToken,
     pub payload: Payload,
 }
 
@@ -109,6 +117,7 @@ pub struct Running {
     pub since: SystemTime,
     pub cancel: CancellationToken,
     pub pause: CancellationToken,
+    pub lost: CancellationToken,
 }
 
 /// `GET /api/v1/queue`.
@@ -271,6 +280,7 @@ impl Queue {
                 state: EntryState::Pending,
                 cancel: CancellationToken::new(),
                 pause: CancellationToken::new(),
+                lost: CancellationToken::new(),
                 payload,
             },
         );
@@ -301,6 +311,7 @@ impl Queue {
                     state: EntryState::Pending,
                     cancel: CancellationToken::new(),
                     pause: CancellationToken::new(),
+                    lost: CancellationToken::new(),
                     payload: payload.clone(),
                 },
             );
@@ -412,18 +423,14 @@ impl Queue {
             let (name, lease) = (leasing.name.clone(), leasing.lease);
             let claimed = tokio::task::spawn_blocking(move || {
                 let queue = store.shared_queue().expect("a shared store");
-                let Some(c) = queue.claim(&name, slot as u32, lease, kind)? else {
-                    return Ok(None);
-                };
-                let record = store.get(c.entry.id)?;
-                Ok::<_, StoreError>(Some((c, record)))
+                queue.claim(&name, slot as u32, lease, kind)
             })
             .await;
             match claimed {
-                Ok(Ok(Some((c, record)))) => {
+                Ok(Ok(Some(c))) => {
                     let payload = serde_json::from_slice(&c.entry.payload).unwrap_or_default();
-                    match record {
-                        Some(record) => self.insert(c.entry.seq, &record, payload),
+                    match &c.record {
+                        Some(record) => self.insert(c.entry.seq, record, payload),
                         // Its record is gone (purged): nothing to run.
                         None => {
                             let _ = self.store.dequeue(c.entry.seq);
@@ -435,6 +442,7 @@ impl Queue {
                         id: c.entry.id,
                         lost: c.lost,
                         lost_by: c.lost_by,
+                        record: c.record,
                     };
                 }
                 Ok(Ok(None)) => {}
@@ -497,6 +505,7 @@ impl Queue {
                     since,
                     cancel: e.cancel.clone(),
                     pause: e.pause.clone(),
+                    lost: e.lost.clone(),
                 }),
                 EntryState::Pending => None,
             })
@@ -529,6 +538,15 @@ impl Queue {
             // The entry stays; the next start sees its final record and
             // drops it then.
             tracing::warn!("dropping queue entry {}: {e}", ticket.seq);
+        }
+    }
+
+    /// Another worker holds this ticket's entry now: out of this
+    /// process's view, the entry left to its holder.
+    pub fn let_go(&self, ticket: &Ticket) {
+        let mut entries = self.entries.lock().expect("not poisoned");
+        if entries.get(&ticket.id).is_some_and(|e| e.seq == ticket.seq) {
+            entries.remove(&ticket.id);
         }
     }
 

@@ -48,7 +48,8 @@ pub fn default_name() -> String {
 
 /// Renew this process's leases every heartbeat until `stop`; an execution
 /// whose lease another worker took over (this process stalled past its
-/// lease) is canceled here, since it now runs there.
+/// lease) stops here without a word (not canceled: that would cancel it,
+/// and a workflow's tasks, for the new holder), since it now runs there.
 pub async fn heartbeat(app: Arc<App>, leasing: Leasing, concurrency: u32, stop: CancellationToken) {
     loop {
         let store = app.rt.store().clone();
@@ -76,7 +77,7 @@ pub async fn heartbeat(app: Arc<App>, leasing: Leasing, concurrency: u32, stop: 
                             "execution {}: this worker's lease ran out and another took it over; stopping it here",
                             r.id
                         );
-                        r.cancel.cancel();
+                        r.lost.cancel();
                     } else if paused.contains(&r.seq) {
                         r.pause.cancel();
                     }

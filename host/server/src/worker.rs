@@ -214,9 +214,10 @@ pub async fn drive(app: Arc<App>, first: usize, max: usize, stop: CancellationTo
     while driving.join_next().await.is_some() {}
 }
 
-async fn run_ticket(app: &Arc<App>, worker: usize, ticket: Ticket) {
+async fn run_ticket(app: &Arc<App>, worker: usize, mut ticket: Ticket) {
     let store = app.rt.store();
-    let record = match store.get(ticket.id) {
+    let claimed = ticket.record.take().map(|r| Ok(Some(*r)));
+    let record = match claimed.unwrap_or_else(|| store.get(ticket.id)) {
         Ok(Some(r)) if !r.is_finished() => r,
         Ok(_) => {
             // Canceled while it waited (or its record is gone).
@@ -257,11 +258,25 @@ async fn run_ticket(app: &Arc<App>, worker: usize, ticket: Ticket) {
         .unwrap_or(&record.action)
         .to_owned();
     let id = record.id;
-    let outcome = match record.kind {
-        Kind::Action => run_action(app, worker, record.clone(), entry.cancel).await,
-        Kind::Workflow => {
-            let tokens = (entry.cancel, entry.pause);
-            run_workflow(app, record.clone(), entry.payload, tokens).await
+    let run = async {
+        match record.kind {
+            Kind::Action => run_action(app, worker, record.clone(), entry.cancel).await,
+            Kind::Workflow => {
+                let tokens = (entry.cancel, entry.pause);
+                run_workflow(app, record.clone(), entry.payload, tokens).await
+            }
+        }
+    };
+    let outcome = tokio::select! {
+        outcome = run => outcome,
+        () = entry.lost.cancelled() => {
+            // Dropped where it stands (a guest at its next epoch tick or
+            // host call; a workflow's jobs with it): nothing more is
+            // written from here.
+            app.live.forget(id);
+            app.queue.let_go(&ticket);
+            app.update_depth();
+            return;
         }
     };
     let finished = match outcome {

@@ -155,6 +155,9 @@ pub struct Claimed {
     pub lost: u32,
     /// The worker whose lease expired, when this claim takes over from it.
     pub lost_by: Option<String>,
+    /// Its record as the claim found it (read with the claim: one round
+    /// trip fewer per execution); None when it is gone (purged).
+    pub record: Option<Box<crate::ExecutionRecord>>,
 }
 
 /// An entry a worker still holds, as its heartbeat hears.

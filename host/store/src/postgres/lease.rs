@@ -36,14 +36,17 @@ WITH next AS (
     WHERE (worker IS NULL OR lease_until < now()) AND workflow = $4
     ORDER BY seq LIMIT 1
     FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE queue q SET
+        worker = $1, slot = $2, claimed_at = now(),
+        lease_until = now() + $3 * interval '1 millisecond',
+        claims = q.claims + 1,
+        lost = q.lost + (CASE WHEN next.was IS NULL THEN 0 ELSE 1 END)
+    FROM next WHERE q.seq = next.seq
+    RETURNING q.seq, q.id, q.payload, q.claims, q.lost, next.was
 )
-UPDATE queue q SET
-    worker = $1, slot = $2, claimed_at = now(),
-    lease_until = now() + $3 * interval '1 millisecond',
-    claims = q.claims + 1,
-    lost = q.lost + (CASE WHEN next.was IS NULL THEN 0 ELSE 1 END)
-FROM next WHERE q.seq = next.seq
-RETURNING q.seq, q.id, q.payload, q.claims, q.lost, next.was";
+SELECT c.seq, c.id, c.payload, c.claims, c.lost, c.was, e.body
+FROM claimed c LEFT JOIN executions e ON e.id = c.id";
 
 fn id_of(text: &str) -> Result<ExecutionId, StoreError> {
     text.parse().map_err(|_| StoreError::BadKey)
@@ -121,12 +124,16 @@ impl SharedQueue for PgStore {
                     r.get::<_, i32>(3),
                     r.get::<_, i32>(4),
                     r.get::<_, Option<String>>(5),
+                    r.get::<_, Option<String>>(6),
                 )
             }))
         })?;
-        let Some((seq, id, payload, claims, lost, was)) = row else {
+        let Some((seq, id, payload, claims, lost, was, body)) = row else {
             return Ok(None);
         };
+        let record = body
+            .map(|body| super::backend::decode(&id, &body).map(Box::new))
+            .transpose()?;
         Ok(Some(Claimed {
             entry: Queued {
                 seq: seq as u64,
@@ -136,6 +143,7 @@ impl SharedQueue for PgStore {
             claims: claims as u32,
             lost: lost as u32,
             lost_by: was,
+            record,
         }))
     }
 

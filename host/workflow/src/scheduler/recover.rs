@@ -37,15 +37,10 @@ impl Driver {
                 Some(rec) if crate::inquiry::is_open(&rec) => {}
                 Some(rec) if rec.kind == Kind::Workflow => self.resume_nested(run, slot, child),
                 // Queued for any worker and still there: it runs (or is
-                // taken over) wherever it is; the workflow waits for it.
-                Some(_)
-                    if self.sched.queues_tasks()
-                        && store
-                            .shared_queue()
-                            .is_some_and(|q| q.holds(child).unwrap_or(false)) =>
-                {
-                    self.attach(run, slot, child)
-                }
+                // taken over) wherever it is, so the workflow waits for it,
+                // whoever resumes it (a worker, or `wasmflow resume`):
+                // starting it here too would run it twice.
+                Some(_) if self.queued(child) => self.attach(run, slot, child),
                 other => {
                     // The action was running when the host stopped: its
                     // record says so (made from the journal when the task
@@ -71,12 +66,25 @@ impl Driver {
         let sched = self.sched.clone();
         let cancel = self.req.cancel.child_token();
         let observer = self.req.observer.clone();
-        self.jobs.spawn(async move {
-            let started = Instant::now();
-            let outcome = match Box::pin(sched.resume_boxed(child, cancel, observer)).await {
+        self.follow(run, slot, child, async move {
+            match Box::pin(sched.resume_boxed(child, cancel, observer)).await {
                 Ok(rec) => rec.outcome(),
                 Err(e) => Outcome::failed(failure(code::RESUME, &e.to_string())),
-            };
+            }
+        });
+    }
+
+    /// As the job of `run`'s `slot`: `child`'s end, as `outcome` says.
+    fn follow(
+        &mut self,
+        run: usize,
+        slot: usize,
+        child: ExecutionId,
+        outcome: impl std::future::Future<Output = Outcome> + Send + 'static,
+    ) {
+        self.jobs.spawn(async move {
+            let started = Instant::now();
+            let outcome = outcome.await;
             Done {
                 run,
                 slot,
@@ -87,23 +95,27 @@ impl Driver {
         });
     }
 
+    /// Whether `child` has an entry in a shared store's queue.
+    fn queued(&self, child: ExecutionId) -> bool {
+        let store = self.sched.runtime().store();
+        store.shared_queue().is_some_and(|q| {
+            q.holds(child).unwrap_or_else(|e| {
+                // Not known to be queued: started again, as after a crash.
+                tracing::warn!("asking whether task execution {child} is queued: {e}");
+                false
+            })
+        })
+    }
+
     /// Wait, as the job of `run`'s `slot`, for task execution `child`,
     /// queued by an earlier holder of this workflow.
     fn attach(&mut self, run: usize, slot: usize, child: ExecutionId) {
         let store = self.sched.runtime().store().clone();
         let cancel = self.req.cancel.child_token();
-        self.jobs.spawn(async move {
-            let started = Instant::now();
-            let outcome = match super::remote::wait(&store, child, &cancel).await {
+        self.follow(run, slot, child, async move {
+            match super::remote::wait(&store, child, &cancel).await {
                 Ok(rec) => rec.outcome(),
                 Err(e) => Outcome::failed(failure(code::ACTION, &e)),
-            };
-            Done {
-                run,
-                slot,
-                child: Some(child),
-                outcome,
-                elapsed: started.elapsed(),
             }
         });
     }

@@ -37,6 +37,12 @@ pub(super) async fn run(
             Outcome::failed(failure(code::INVALID_INPUT, &e.to_string())),
         );
     }
+    let (Some(queue), Some(id)) = (rt.store().shared_queue(), options.lineage.id) else {
+        let why = "tasks are queued only on a shared store, under the id their workflow gave";
+        return (None, Outcome::failed(failure(code::ACTION, why)));
+    };
+    // Watching before it is queued: its end cannot come first.
+    let watch = queue.endings().watch(id);
     let queued = (|| {
         rt.seal_input(action, &mut input)
             .map_err(|e| e.to_string())?;
@@ -52,14 +58,13 @@ pub(super) async fn run(
         rt.store()
             .enqueue(&record, b"{}")
             .map_err(|e| e.to_string())?;
-        Ok::<_, String>(record.id)
+        Ok::<_, String>(())
     })();
-    let id = match queued {
-        Ok(id) => id,
-        Err(e) => return (None, Outcome::failed(failure(code::ACTION, &e))),
-    };
+    if let Err(e) = queued {
+        return (None, Outcome::failed(failure(code::ACTION, &e)));
+    }
     let cancel = options.cancel.unwrap_or_default();
-    match wait(rt.store(), id, &cancel).await {
+    match waiting(rt.store(), id, &cancel, watch, false).await {
         Ok(record) => (Some(id), record.outcome()),
         Err(e) => (Some(id), Outcome::failed(failure(code::ACTION, &e))),
     }
@@ -76,15 +81,32 @@ pub(super) async fn wait(
     let queue = store
         .shared_queue()
         .ok_or("tasks are queued only on a shared store")?;
-    let watch = queue.endings().watch(id);
+    waiting(store, id, cancel, queue.endings().watch(id), true).await
+}
+
+/// [`wait`] with `watch` on `id` already set up; `look` first, or only
+/// once woken (it was queued just now).
+async fn waiting(
+    store: &Store,
+    id: ExecutionId,
+    cancel: &CancellationToken,
+    watch: wasmflow_store::Watch,
+    mut look: bool,
+) -> Result<ExecutionRecord, String> {
+    let queue = store
+        .shared_queue()
+        .ok_or("tasks are queued only on a shared store")?;
     let mut asked = false;
     loop {
-        match store.get(id) {
-            Ok(Some(r)) if r.is_finished() => return Ok(r),
-            Ok(Some(_)) => {}
-            Ok(None) => return Err(format!("the record of task execution {id} is gone")),
-            Err(e) => tracing::warn!("reading task execution {id}: {e}"),
+        if look {
+            match store.get(id) {
+                Ok(Some(r)) if r.is_finished() => return Ok(r),
+                Ok(Some(_)) => {}
+                Ok(None) => return Err(format!("the record of task execution {id} is gone")),
+                Err(e) => tracing::warn!("reading task execution {id}: {e}"),
+            }
         }
+        look = true;
         tokio::select! {
             () = watch.woken() => {}
             () = tokio::time::sleep(RECHECK) => {}
