@@ -495,6 +495,9 @@ tasks:
     while seen.len() < 2 && start.elapsed() < Duration::from_secs(60) {
         for item in srv.get("/api/v1/queue")["running"].as_array().unwrap() {
             if item["id"] != id.as_str() {
+                // A task, shown with its workflow.
+                assert_eq!(item["parent"], id.as_str(), "{item}");
+                assert!(item["task"].as_str().is_some(), "{item}");
                 seen.insert(item["process"].as_str().unwrap().to_owned());
             }
         }

@@ -2,7 +2,8 @@
 //! compile, cached load, instantiate+call, instantiate+call+record, and
 //! JSON -> WIT conversion; and the recording overhead on a real action
 //! (vm.clone: a Python component calling qemu-img twice), recorded against
-//! the same run with the recorder writing nothing, and its replay.
+//! the same run with the recorder writing nothing, recorded with its fsync
+//! shared (as a server's workers do), and its replay.
 //!
 //! `cargo bench -p wasmflow-runtime` (bench/run.sh runs it with the rest).
 
@@ -124,6 +125,20 @@ fn recording_overhead(c: &mut Criterion) {
         b.iter(|| {
             let options = RunOptions {
                 grants: grants.clone(),
+                ..RunOptions::default()
+            };
+            let rec = tokio.block_on(rt.run(&vm, spec(), options)).unwrap();
+            assert_eq!(rec.status, wasmflow_store::Status::Succeeded);
+        })
+    });
+    // The same with the record's fsync left to a later flush, as a
+    // server's worker does (one fsync shared by every execution that ended
+    // meanwhile): what recording costs besides the fsync of a lone run.
+    group.bench_function("recorded, flush shared", |b| {
+        b.iter(|| {
+            let options = RunOptions {
+                grants: grants.clone(),
+                defer_flush: true,
                 ..RunOptions::default()
             };
             let rec = tokio.block_on(rt.run(&vm, spec(), options)).unwrap();

@@ -144,6 +144,12 @@ pub struct QueueItem {
     /// Milliseconds since it started (running ones only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub running_ms: Option<u64>,
+    /// A workflow's task (queued by its workflow on a shared store): the
+    /// workflow execution's id and the task (`name` or `name[i]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub task: Option<String>,
 }
 
 /// `GET /api/v1/workers`: one worker process.
@@ -627,16 +633,18 @@ impl Queue {
         };
         let (mut pending, mut running) = (Vec::new(), Vec::new());
         for entry in queue.entries()? {
-            let Some(record) = self.store.get(entry.id)? else {
+            let Some(record) = entry.record else {
                 continue;
             };
             let mut item = QueueItem {
                 id: entry.id.to_string(),
-                action: record.action.clone(),
+                action: record.action,
                 waited_ms: ms(record.created_at),
                 worker: None,
                 process: None,
                 running_ms: None,
+                parent: record.parent.map(|p| p.to_string()),
+                task: record.task,
             };
             match entry.lease {
                 Some(lease) if !lease.expired => {
@@ -676,6 +684,10 @@ impl Queue {
                 worker: None,
                 process: None,
                 running_ms: None,
+                // Only top-level executions queue here: tasks run in their
+                // workflow's process.
+                parent: None,
+                task: None,
             };
             match s.state {
                 EntryState::Pending => pending.push(item),

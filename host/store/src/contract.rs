@@ -718,6 +718,12 @@ pub fn shared_queue(open: &dyn Fn() -> Store) {
     assert!(held.iter().all(|h| !h.cancel));
     assert!(queue.renew("w3", 1, long).unwrap().is_empty(), "w3 lost it");
     let entries = queue.entries().unwrap();
+    assert!(
+        entries
+            .iter()
+            .all(|e| e.record.as_ref().is_some_and(|r| r.id == e.id)),
+        "each entry with its record"
+    );
     let holders: Vec<_> = entries
         .iter()
         .map(|e| e.lease.as_ref().map(|l| (l.worker.as_str(), l.slot)))

@@ -187,6 +187,9 @@ pub struct Entry {
     pub seq: u64,
     pub id: ExecutionId,
     pub lease: Option<Lease>,
+    /// Its record, read with the entries (a view of a queue holding a
+    /// fan-out's thousand tasks is one round trip); None when it is gone.
+    pub record: Option<Box<crate::ExecutionRecord>>,
 }
 
 #[derive(Clone, Debug)]

@@ -291,8 +291,8 @@ impl SharedQueue for PgStore {
         let rows = self.call(|client, _| async move {
             let rows = client
                 .query(
-                    "SELECT seq, id, worker, slot, claimed_at, lease_until < now() \
-                     FROM queue ORDER BY seq",
+                    "SELECT q.seq, q.id, q.worker, q.slot, q.claimed_at, q.lease_until < now(), \
+                     e.body FROM queue q LEFT JOIN executions e ON e.id = q.id ORDER BY q.seq",
                     &[],
                 )
                 .await?;
@@ -306,14 +306,18 @@ impl SharedQueue for PgStore {
                         r.get::<_, Option<i32>>(3),
                         r.get::<_, Option<SystemTime>>(4),
                         r.get::<_, Option<bool>>(5),
+                        r.get::<_, Option<String>>(6),
                     )
                 })
                 .collect::<Vec<_>>())
         })?;
         rows.into_iter()
-            .map(|(seq, id, worker, slot, since, expired)| {
+            .map(|(seq, id, worker, slot, since, expired, body)| {
                 Ok(Entry {
                     seq: seq as u64,
+                    record: body
+                        .map(|body| super::backend::decode(&id, &body).map(Box::new))
+                        .transpose()?,
                     id: id_of(&id)?,
                     lease: worker.map(|worker| Lease {
                         worker,
