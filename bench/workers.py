@@ -189,28 +189,18 @@ def load(site, n, work):
             "start_p50_ms": statistics.median(waits), "start_p99_ms": pct(waits, 99)}
 
 
-FANOUT = """
+def fanout(action, item_input):
+    """A workflow running `action` over `n` items, 32 at a time."""
+    return f"""
 version: 1
 input:
-  - { name: n, type: s64 }
+  - {{ name: n, type: s64 }}
 tasks:
   each:
-    action: add.wasm
-    with-items: "{{ range(input.n) | list }}"
+    action: {action}
+    with-items: "{{{{ range(input.n) | list }}}}"
     concurrency: 32
-    input: { a: "{{ item }}", b: 1 }
-"""
-
-SLOW_FANOUT = """
-version: 1
-input:
-  - { name: n, type: s64 }
-tasks:
-  each:
-    action: step.wasm
-    with-items: "{{ range(input.n) | list }}"
-    concurrency: 32
-    input: { req: { name: "s{{ item }}", sleep-ms: 50 } }
+    input: {item_input}
 """
 
 
@@ -229,9 +219,9 @@ def main():
         subprocess.run(["bash", os.path.join(ROOT, "tests/fixtures/step/build.sh")], check=True)
     shutil.copy(step, os.path.join(actions, "step.wasm"))
     with open(os.path.join(actions, "fan.yaml"), "w") as f:
-        f.write(FANOUT)
+        f.write(fanout("add.wasm", '{ a: "{{ item }}", b: 1 }'))
     with open(os.path.join(actions, "slow.yaml"), "w") as f:
-        f.write(SLOW_FANOUT)
+        f.write(fanout("step.wasm", '{ req: { name: "s{{ item }}", sleep-ms: 50 } }'))
     cluster = Cluster(work)
     results = {"n": n, "throughput": {}, "fanout": {}, "takeover_s": None}
     try:

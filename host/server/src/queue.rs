@@ -535,11 +535,7 @@ impl Queue {
     /// again under its id) before its worker gets here.
     pub fn done(&self, ticket: &Ticket) {
         self.left_shared_queue();
-        let mut entries = self.entries.lock().expect("not poisoned");
-        if entries.get(&ticket.id).is_some_and(|e| e.seq == ticket.seq) {
-            entries.remove(&ticket.id);
-        }
-        drop(entries);
+        self.let_go(ticket);
         if let Err(e) = self.store.dequeue(ticket.seq) {
             // The entry stays; the next start sees its final record and
             // drops it then.
@@ -547,8 +543,8 @@ impl Queue {
         }
     }
 
-    /// Another worker holds this ticket's entry now: out of this
-    /// process's view, the entry left to its holder.
+    /// This ticket's entry out of this process's view (the store's entry
+    /// left as it is: another worker holds it now, or `done` drops it).
     pub fn let_go(&self, ticket: &Ticket) {
         let mut entries = self.entries.lock().expect("not poisoned");
         if entries.get(&ticket.id).is_some_and(|e| e.seq == ticket.seq) {

@@ -29,9 +29,18 @@ impl Row {
     }
 }
 
-const UPSERT: &str = "INSERT INTO executions (id, status, parent, action, body) \
-     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO UPDATE SET \
-     status = EXCLUDED.status, parent = EXCLUDED.parent, action = EXCLUDED.action, body = EXCLUDED.body";
+/// What writing a record over an earlier one replaces: everything.
+macro_rules! replacing {
+    () => {
+        "ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, parent = EXCLUDED.parent, \
+         action = EXCLUDED.action, body = EXCLUDED.body"
+    };
+}
+
+const UPSERT: &str = concat!(
+    "INSERT INTO executions (id, status, parent, action, body) VALUES ($1, $2, $3, $4, $5) ",
+    replacing!()
+);
 
 /// A queue entry and its record, and the arrival told (at commit).
 static ENQUEUE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
@@ -41,10 +50,9 @@ static ENQUEUE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
              RETURNING seq), \
          record AS (\
              INSERT INTO executions (id, status, parent, action, body) \
-             VALUES ($1, $5, $6, $7, $8) ON CONFLICT (id) DO UPDATE SET \
-             status = EXCLUDED.status, parent = EXCLUDED.parent, \
-             action = EXCLUDED.action, body = EXCLUDED.body) \
+             VALUES ($1, $5, $6, $7, $8) {}) \
          SELECT seq, pg_notify('{}', '') FROM entry",
+        replacing!(),
         super::lease::ARRIVALS
     )
 });
@@ -54,6 +62,15 @@ pub(super) fn decode(id: &str, body: &str) -> Result<ExecutionRecord, StoreError
         key: id.to_owned(),
         cause,
     })
+}
+
+/// The record read beside a queue entry (a `LEFT JOIN`: none when it is
+/// gone).
+pub(super) fn decode_joined(
+    id: &str,
+    body: Option<String>,
+) -> Result<Option<Box<ExecutionRecord>>, StoreError> {
+    body.map(|body| decode(id, &body).map(Box::new)).transpose()
 }
 
 impl PgStore {

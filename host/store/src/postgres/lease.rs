@@ -131,9 +131,7 @@ impl SharedQueue for PgStore {
         let Some((seq, id, payload, claims, lost, was, body)) = row else {
             return Ok(None);
         };
-        let record = body
-            .map(|body| super::backend::decode(&id, &body).map(Box::new))
-            .transpose()?;
+        let record = super::backend::decode_joined(&id, body)?;
         Ok(Some(Claimed {
             entry: Queued {
                 seq: seq as u64,
@@ -315,9 +313,7 @@ impl SharedQueue for PgStore {
             .map(|(seq, id, worker, slot, since, expired, body)| {
                 Ok(Entry {
                     seq: seq as u64,
-                    record: body
-                        .map(|body| super::backend::decode(&id, &body).map(Box::new))
-                        .transpose()?,
+                    record: super::backend::decode_joined(&id, body)?,
                     id: id_of(&id)?,
                     lease: worker.map(|worker| Lease {
                         worker,

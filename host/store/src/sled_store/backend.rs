@@ -128,31 +128,27 @@ impl Backend for SledStore {
             }),
         };
         match filter.status {
-            None if filter.children => {
+            None => {
+                // Top-level only: their own index (keys alone, the record
+                // read from `executions`), not every task record.
+                let index = match filter.children {
+                    true => &self.executions,
+                    false => &self.roots,
+                };
                 let range = match filter.before {
-                    Some(b) => self.executions.range(..b.key()),
-                    None => self.executions.iter(),
+                    Some(b) => index.range(..b.key()),
+                    None => index.iter(),
                 };
                 for item in range.rev() {
                     if out.records.len() >= filter.limit {
                         break;
                     }
                     let (key, value) = item.at(self)?;
-                    take(&mut out, &key, &value, None);
-                }
-            }
-            // Top-level only: their own index, not every task record.
-            None => {
-                let range = match filter.before {
-                    Some(b) => self.roots.range(..b.key()),
-                    None => self.roots.iter(),
-                };
-                for item in range.rev() {
-                    if out.records.len() >= filter.limit {
-                        break;
-                    }
-                    let (key, _) = item.at(self)?;
-                    if let Some(value) = self.executions.get(&key).at(self)? {
+                    let value = match filter.children {
+                        true => Some(value),
+                        false => self.executions.get(&key).at(self)?,
+                    };
+                    if let Some(value) = value {
                         take(&mut out, &key, &value, None);
                     }
                 }

@@ -20,6 +20,9 @@ use wasmflow_store::{code, ExecutionId, ExecutionRecord, Failure, Outcome, Statu
 /// end of a task canceled or purged out of the queue notifies nobody.
 const RECHECK: Duration = Duration::from_secs(2);
 
+const NOT_SHARED: &str =
+    "tasks are queued only on a shared store, under the id their workflow gave";
+
 /// Queue an attempt of `action` with `input` under `options` (its id is
 /// `options.lineage.id`), and wait for it to end. Checked here first, as
 /// a run in this process would be: bad input fails the attempt without a
@@ -38,8 +41,7 @@ pub(super) async fn run(
         );
     }
     let (Some(queue), Some(id)) = (rt.store().shared_queue(), options.lineage.id) else {
-        let why = "tasks are queued only on a shared store, under the id their workflow gave";
-        return (None, Outcome::failed(failure(code::ACTION, why)));
+        return (None, Outcome::failed(failure(code::ACTION, NOT_SHARED)));
     };
     // Watching before it is queued: its end cannot come first.
     let watch = queue.endings().watch(id);
@@ -78,9 +80,7 @@ pub(super) async fn wait(
     id: ExecutionId,
     cancel: &CancellationToken,
 ) -> Result<ExecutionRecord, String> {
-    let queue = store
-        .shared_queue()
-        .ok_or("tasks are queued only on a shared store")?;
+    let queue = store.shared_queue().ok_or(NOT_SHARED)?;
     waiting(store, id, cancel, queue.endings().watch(id), true).await
 }
 
@@ -93,9 +93,7 @@ async fn waiting(
     watch: wasmflow_store::Watch,
     mut look: bool,
 ) -> Result<ExecutionRecord, String> {
-    let queue = store
-        .shared_queue()
-        .ok_or("tasks are queued only on a shared store")?;
+    let queue = store.shared_queue().ok_or(NOT_SHARED)?;
     let mut asked = false;
     loop {
         if look {
