@@ -40,6 +40,8 @@ import urllib.request
 from datetime import datetime
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Action slots of each process (`serve --workers`, `worker --concurrency`).
+SLOTS = int(os.environ.get("SLOTS", "2"))
 
 
 def ts(s):
@@ -133,7 +135,7 @@ class Site:
         self.url = m.group(1)
 
     def worker(self, name, *extra):
-        p, _ = self.spawn(["worker", "--name", name, "--concurrency", "2", *extra],
+        p, _ = self.spawn(["worker", "--name", name, "--concurrency", str(SLOTS), *extra],
                           rf"wasmflow worker {name} running")
         return p
 
@@ -145,11 +147,13 @@ class Site:
             p.wait()
 
     def idle(self):
+        # Not often: the queue view reads every entry with its record, and
+        # the executions/s come from the records' times, not from this.
         while True:
             q = api(self.url, self.token, "/api/v1/queue")
             if not q["pending"] and not q["running"]:
                 return
-            time.sleep(0.05)
+            time.sleep(0.5)
 
     def records(self, n):
         out, before = [], ""
@@ -225,7 +229,8 @@ def main():
     cluster = Cluster(work)
     results = {"n": n, "throughput": {}, "fanout": {}, "takeover_s": None}
     try:
-        shapes = [("sled", None, 2, 0), ("pg", True, 2, 0)] + [(f"pg+{k}", True, 0, k) for k in (1, 2, 4)]
+        shapes = [("sled", None, SLOTS, 0), ("pg", True, SLOTS, 0)] + \
+            [(f"pg+{k}", True, 0, k) for k in (1, 2, 4)]
         # PARTS=throughput,fanout,takeover (the default: all three);
         # SHAPES=sled,pg+2 picks throughput shapes.
         parts = os.environ.get("PARTS", "throughput,fanout,takeover").split(",")

@@ -54,7 +54,7 @@ pub use granted::GrantOpenError;
 pub use grants::GrantError;
 pub use log_book::LogWatcher;
 pub use replay::{secrets_needed, Recording, ReplayReport, Verdict};
-pub use run::{Produced, RunOptions};
+pub use run::{Ended, Produced, RunOptions};
 pub use secrets::SecretError;
 pub use tokio_util::sync::CancellationToken;
 pub use value::InputError;
@@ -522,6 +522,20 @@ impl Runtime {
         options: RunOptions,
     ) -> Result<ExecutionRecord, RuntimeError> {
         run::run(self, action, input, options).await
+    }
+
+    /// [`Runtime::run`] whose end is the caller's to write: the final
+    /// record and its events are returned, not stored (`defer_flush` does
+    /// not apply). A server writes the ends of many executions at once
+    /// ([`wasmflow_store::Backend::flush_ended`]); nobody may hear that the
+    /// execution ended before it is written.
+    pub async fn run_unwritten(
+        &self,
+        action: &Action,
+        input: serde_json::Value,
+        options: RunOptions,
+    ) -> Result<Ended, RuntimeError> {
+        run::run_unwritten(self, action, input, options).await
     }
 
     /// Like [`Runtime::run`] without recording anything: check the input,

@@ -66,12 +66,33 @@ pub struct RunOptions {
 /// flushed either, so a crash in that window lost it just the same.
 const SHOW_RUNNING_AFTER: Duration = Duration::from_millis(2);
 
+/// An execution that ended, not yet written: its final record and the
+/// answers it received ([`Runtime::run_unwritten`]).
+#[derive(Debug)]
+pub struct Ended {
+    pub record: ExecutionRecord,
+    pub events: Vec<wasmflow_store::Event>,
+}
+
 pub(crate) async fn run(
     rt: &Runtime,
     action: &Action,
     input: Value,
-    mut options: RunOptions,
+    options: RunOptions,
 ) -> Result<ExecutionRecord, RuntimeError> {
+    let durable = !options.defer_flush;
+    let ended = run_unwritten(rt, action, input, options).await?;
+    rt.store()
+        .put_ended(&ended.record, &ended.events, durable)?;
+    Ok(ended.record)
+}
+
+pub(crate) async fn run_unwritten(
+    rt: &Runtime,
+    action: &Action,
+    input: Value,
+    mut options: RunOptions,
+) -> Result<Ended, RuntimeError> {
     let mut input = input;
     rt.seal_input(action, &mut input)?;
     let masker = Masker::default();
@@ -117,15 +138,12 @@ pub(crate) async fn run(
         }
     };
     let record = running.finish();
-    rt.store().put_events(record.id, &world.take_recorded())?;
     let mut record = finish(record, outcome);
     record.logs.splice(0..0, notes);
-    if options.defer_flush {
-        rt.store().put_unflushed(&record)?;
-    } else {
-        rt.store().put(&record)?;
-    }
-    Ok(record)
+    Ok(Ended {
+        record,
+        events: world.take_recorded(),
+    })
 }
 
 /// The `running` record of an execution, written at most once and never

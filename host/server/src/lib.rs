@@ -8,6 +8,7 @@
 //! other side, for the CLI's `--server`; both speak [`wire`]'s types.
 
 pub mod api;
+mod batch;
 mod bus;
 pub mod catalog;
 pub mod client;
@@ -473,6 +474,7 @@ impl Workforce {
                 }
             }
         }
+        app.queue.settle().await;
         let report = leave_for_next_start(app)?;
         if let Some(heartbeat) = self.heartbeat {
             self.stop_heartbeat.cancel();

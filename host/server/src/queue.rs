@@ -16,6 +16,7 @@
 //! restored at start: what a stopped process held is claimable again once
 //! its lease runs out.
 
+use crate::batch::Batcher;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -183,6 +184,13 @@ impl WorkerView {
     }
 }
 
+/// Slots of this process waiting for work of one kind, and where to
+/// send each the entry claimed for it.
+#[derive(Default)]
+struct Claims {
+    waiting: Mutex<Vec<(usize, oneshot::Sender<Ticket>)>>,
+}
+
 pub struct Queue {
     store: Store,
     capacity: usize,
@@ -197,11 +205,19 @@ pub struct Queue {
     entries: Mutex<HashMap<ExecutionId, QueueEntry>>,
     tickets_tx: mpsc::UnboundedSender<Ticket>,
     tickets_rx: tokio::sync::Mutex<mpsc::UnboundedReceiver<Ticket>>,
-    flusher: mpsc::UnboundedSender<oneshot::Sender<Result<(), String>>>,
+    /// Group commit of flushes, each maybe with an ended execution.
+    flusher: Batcher<Flush, ()>,
+    /// Group commit of accepts: their entries and records.
+    acceptor: Batcher<(ExecutionRecord, Vec<u8>), u64>,
+    /// Slots waiting to claim actions (0) and workflows (1) on a shared
+    /// store.
+    claims: [Claims; 2],
+    /// The ends being written ([`Queue::ending`]): shutdown waits for them.
+    ending: tokio_util::task::TaskTracker,
 }
 
 impl Queue {
-    /// Must be called inside a tokio runtime (it starts the flusher).
+    /// Must be called inside a tokio runtime (it starts the writers).
     /// `leasing` is used only when the store is shared.
     pub fn new(store: Store, capacity: usize, workers: usize, leasing: Leasing) -> Self {
         let (tickets_tx, tickets_rx) = mpsc::unbounded_channel();
@@ -209,7 +225,10 @@ impl Queue {
             shared: store.shared_queue().map(|_| leasing),
             started: SystemTime::now(),
             counted: Default::default(),
-            flusher: start_flusher(store.clone()),
+            flusher: flusher(store.clone()),
+            acceptor: acceptor(store.clone()),
+            ending: tokio_util::task::TaskTracker::new(),
+            claims: Default::default(),
             store,
             capacity,
             workers,
@@ -323,15 +342,7 @@ impl Queue {
             );
         }
         let bytes = serde_json::to_vec(&payload).expect("payloads serialize");
-        let written = self
-            .store
-            .enqueue(record, &bytes)
-            .map_err(AcceptError::from);
-        let written = match written {
-            Ok(seq) => self.flush().await.map(|()| seq),
-            Err(e) => Err(e),
-        };
-        let seq = match written {
+        let seq = match self.write_accepted(record, bytes).await {
             Ok(seq) => seq,
             Err(e) => {
                 self.entries
@@ -361,7 +372,7 @@ impl Queue {
         payload: Payload,
     ) -> Result<(), AcceptError> {
         let store = self.store.clone();
-        let (record, capacity) = (record.clone(), self.capacity);
+        let capacity = self.capacity;
         let bytes = serde_json::to_vec(&payload).expect("payloads serialize");
         let counted = self.counted.clone();
         tokio::task::spawn_blocking(move || {
@@ -378,27 +389,72 @@ impl Queue {
             if held >= capacity {
                 return Err(AcceptError::Full(held));
             }
-            store.enqueue(&record, &bytes)?;
+            // Counted before it is written: concurrent accepts cannot
+            // overfill (and one that fails is counted until the next count).
             counted.lock().expect("not poisoned").1 += 1;
             Ok(())
         })
         .await
         .map_err(|e| AcceptError::Store(StoreError::Other(e.to_string())))??;
-        self.flush().await
+        self.write_accepted(record, bytes).await.map(drop)
+    }
+
+    /// The entry and the pending record, durable when this returns (one
+    /// write for every accept waiting at the same time).
+    async fn write_accepted(
+        &self,
+        record: &ExecutionRecord,
+        payload: Vec<u8>,
+    ) -> Result<u64, AcceptError> {
+        self.acceptor
+            .ask((record.clone(), payload))
+            .await
+            .map_err(|message| AcceptError::Store(StoreError::Other(message)))
     }
 
     /// Wait until everything written so far is on disk (one fsync for
     /// every caller waiting at the same time).
     pub async fn flush(&self) -> Result<(), AcceptError> {
-        let (tx, rx) = oneshot::channel();
-        let _ = self.flusher.send(tx);
-        match rx.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(message)) => Err(AcceptError::Store(StoreError::Other(message))),
-            Err(_) => Err(AcceptError::Store(StoreError::Other(
-                "the store's flusher stopped".into(),
-            ))),
-        }
+        self.flusher
+            .ask(Flush::default())
+            .await
+            .map_err(|message| AcceptError::Store(StoreError::Other(message)))
+    }
+
+    /// Run `task`, which writes an end ([`Queue::finished`]), where
+    /// [`Queue::settle`] waits for it.
+    pub fn ending(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        self.ending.spawn(task);
+    }
+
+    /// Wait for every end being written: at shutdown, before what is
+    /// still running is put back for the next start (an action that ended
+    /// but is not written yet would look interrupted).
+    pub async fn settle(&self) {
+        self.ending.close();
+        self.ending.wait().await;
+    }
+
+    /// `ticket`'s execution ended: write its end (`ended`, unless its
+    /// record is written already), wait until it is on disk, then drop its
+    /// entry, in one write with every flush waiting at the same time; and
+    /// out of the view.
+    pub async fn finished(
+        &self,
+        ticket: &Ticket,
+        ended: Option<wasmflow_runtime::Ended>,
+    ) -> Result<(), AcceptError> {
+        let flush = Flush {
+            seq: Some(ticket.seq),
+            ended,
+        };
+        self.flusher
+            .ask(flush)
+            .await
+            .map_err(|message| AcceptError::Store(StoreError::Other(message)))?;
+        self.left_shared_queue();
+        self.let_go(ticket);
+        Ok(())
     }
 
     /// The next ticket, in accept order, for this process's `slot`: on a
@@ -411,55 +467,114 @@ impl Queue {
         }
     }
 
-    /// Claim the oldest entry of `kind` nobody holds, waiting while there
-    /// is none.
+    /// Claim the oldest entry of `kind` nobody holds for `slot`, waiting
+    /// while there is none. A slot claims for itself and for every other
+    /// slot waiting at that moment (one statement for all); claims of
+    /// slots that start waiting meanwhile run beside it.
     async fn claim(&self, leasing: &Leasing, slot: usize, kind: Kind) -> Ticket {
         let arrivals = self
             .store
             .shared_queue()
             .expect("a shared store")
             .arrivals();
+        let claims = &self.claims[usize::from(kind == Kind::Workflow)];
+        let (served, mut ticket) = oneshot::channel();
+        claims
+            .waiting
+            .lock()
+            .expect("not poisoned")
+            .push((slot, served));
         loop {
             // Listening before asking, so an entry added while the claim
             // runs wakes this slot.
             let arrived = arrivals.notified();
             tokio::pin!(arrived);
             arrived.as_mut().enable();
-            let store = self.store.clone();
-            let (name, lease) = (leasing.name.clone(), leasing.lease);
-            let claimed = tokio::task::spawn_blocking(move || {
-                let queue = store.shared_queue().expect("a shared store");
-                queue.claim(&name, slot as u32, lease, kind)
-            })
-            .await;
-            match claimed {
-                Ok(Ok(Some(c))) => {
-                    let payload = serde_json::from_slice(&c.entry.payload).unwrap_or_default();
-                    match &c.record {
-                        Some(record) => self.insert(c.entry.seq, record, payload),
-                        // Its record is gone (purged): nothing to run.
-                        None => {
-                            let _ = self.store.dequeue(c.entry.seq);
-                            continue;
-                        }
-                    }
-                    return Ticket {
-                        seq: c.entry.seq,
-                        id: c.entry.id,
-                        lost: c.lost,
-                        lost_by: c.lost_by,
-                        record: c.record,
-                    };
+            if let Ok(t) = ticket.try_recv() {
+                return t;
+            }
+            // Unless another slot took this one's request (and serves it
+            // or puts it back), claim for every slot waiting.
+            let taken = {
+                let mut waiting = claims.waiting.lock().expect("not poisoned");
+                match waiting.iter().any(|(s, _)| *s == slot) {
+                    true => Some(std::mem::take(&mut *waiting)),
+                    false => None,
                 }
-                Ok(Ok(None)) => {}
-                Ok(Err(e)) => tracing::warn!("claiming work: {e}"),
-                Err(e) => tracing::warn!("claiming work stopped: {e}"),
+            };
+            if let Some(taken) = taken {
+                let more = self.claim_for(taken, claims, leasing, kind).await;
+                if let Ok(t) = ticket.try_recv() {
+                    return t;
+                }
+                if more {
+                    // Every slot asked for got an entry: more may wait.
+                    continue;
+                }
             }
             tokio::select! {
+                t = &mut ticket => if let Ok(t) = t { return t },
                 _ = tokio::time::sleep(IDLE_POLL) => {}
                 _ = &mut arrived => {}
             }
         }
+    }
+
+    /// One claim for the `waiting` slots: each entry won goes to its
+    /// slot; slots left without one wait on (back in `claims`). Whether
+    /// every slot asked for got an entry.
+    async fn claim_for(
+        &self,
+        waiting: Vec<(usize, oneshot::Sender<Ticket>)>,
+        claims: &Claims,
+        leasing: &Leasing,
+        kind: Kind,
+    ) -> bool {
+        let waiting: Vec<_> = waiting
+            .into_iter()
+            // A slot that stopped waiting (shutdown) gets nothing.
+            .filter(|(_, served)| !served.is_closed())
+            .collect();
+        let slots: Vec<u32> = waiting.iter().map(|(slot, _)| *slot as u32).collect();
+        let queue = self.store.shared_queue().expect("a shared store");
+        let claimed = match queue
+            .claim(&leasing.name, &slots, leasing.lease, kind)
+            .await
+        {
+            Ok(claimed) => claimed,
+            Err(e) => {
+                tracing::warn!("claiming work: {e}");
+                Vec::new()
+            }
+        };
+        let all = !slots.is_empty() && claimed.len() == slots.len();
+        let mut waiting: HashMap<usize, oneshot::Sender<Ticket>> = waiting.into_iter().collect();
+        for c in claimed {
+            let payload = serde_json::from_slice(&c.entry.payload).unwrap_or_default();
+            let Some(record) = &c.record else {
+                // Its record is gone (purged): nothing to run.
+                let _ = self.store.dequeue(c.entry.seq);
+                continue;
+            };
+            self.insert(c.entry.seq, record, payload);
+            let Some(served) = waiting.remove(&(c.slot as usize)) else {
+                continue;
+            };
+            let ticket = Ticket {
+                seq: c.entry.seq,
+                id: c.entry.id,
+                lost: c.lost,
+                lost_by: c.lost_by,
+                record: c.record,
+            };
+            if let Err(ticket) = served.send(ticket) {
+                // Its slot stopped meanwhile (shutdown): the entry is left
+                // for the next claim once this process leaves.
+                self.let_go(&ticket);
+            }
+        }
+        claims.waiting.lock().expect("not poisoned").extend(waiting);
+        all
     }
 
     /// Cancel `id` wherever it waits or runs, on a shared store.
@@ -704,24 +819,37 @@ impl Queue {
     }
 }
 
-/// Group commit: whoever asks while a flush runs shares the next one.
-fn start_flusher(store: Store) -> mpsc::UnboundedSender<oneshot::Sender<Result<(), String>>> {
-    let (tx, mut rx) = mpsc::unbounded_channel::<oneshot::Sender<Result<(), String>>>();
-    tokio::spawn(async move {
-        while let Some(first) = rx.recv().await {
-            let mut waiting = vec![first];
-            while let Ok(more) = rx.try_recv() {
-                waiting.push(more);
-            }
-            let s = store.clone();
-            let result = tokio::task::spawn_blocking(move || s.flush())
-                .await
-                .map_err(|e| e.to_string())
-                .and_then(|r| r.map_err(|e| e.to_string()));
-            for w in waiting {
-                let _ = w.send(result.clone());
-            }
-        }
-    });
-    tx
+/// Most items one write of the store carries.
+const BATCH: usize = 256;
+
+/// One flush asked for: maybe an ended execution to write first, and
+/// its entry to drop after.
+#[derive(Default)]
+struct Flush {
+    seq: Option<u64>,
+    ended: Option<wasmflow_runtime::Ended>,
+}
+
+fn flusher(store: Store) -> Batcher<Flush, ()> {
+    Batcher::start(BATCH, move |asked: Vec<Flush>| {
+        let seqs: Vec<u64> = asked.iter().filter_map(|f| f.seq).collect();
+        let ended: Vec<_> = asked
+            .iter()
+            .filter_map(|f| f.ended.as_ref())
+            .map(|e| (&e.record, e.events.as_slice()))
+            .collect();
+        store
+            .flush_ended(&ended, &seqs)
+            .map(|()| vec![(); asked.len()])
+            .map_err(|e| e.to_string())
+    })
+}
+
+/// Accepts: entries and pending records, durable when answered.
+fn acceptor(store: Store) -> Batcher<(ExecutionRecord, Vec<u8>), u64> {
+    Batcher::start(BATCH, move |asked: Vec<(ExecutionRecord, Vec<u8>)>| {
+        let entries: Vec<(&ExecutionRecord, &[u8])> =
+            asked.iter().map(|(r, p)| (r, p.as_slice())).collect();
+        store.accept(&entries).map_err(|e| e.to_string())
+    })
 }

@@ -7,6 +7,7 @@
 //! from being a list of credentials (no password stretching is needed for
 //! secrets this long).
 
+use crate::batch::Batcher;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -92,6 +93,11 @@ pub struct Caller {
 pub struct Tokens {
     book: Arc<dyn TokenBook>,
     cached: Mutex<(Option<String>, HashMap<String, Caller>)>,
+    /// The book's version, read once for every request checked at the
+    /// same time (a round trip each on a shared store). A request still
+    /// waits for a read that starts after it arrived, so a token revoked
+    /// before it is refused.
+    versions: std::sync::OnceLock<Batcher<(), Option<String>>>,
 }
 
 impl Tokens {
@@ -99,12 +105,20 @@ impl Tokens {
         Self {
             book,
             cached: Mutex::new((None, HashMap::new())),
+            versions: std::sync::OnceLock::new(),
         }
     }
 
     /// The caller a bearer token belongs to, if any.
-    pub fn check(&self, token: &str) -> Option<Caller> {
-        let version = self.book.version();
+    pub async fn check(&self, token: &str) -> Option<Caller> {
+        let versions = self.versions.get_or_init(|| {
+            let book = self.book.clone();
+            Batcher::start(1024, move |asked: Vec<()>| {
+                Ok(vec![book.version(); asked.len()])
+            })
+        });
+        // The writer gone: the list is read again (`None` never matches).
+        let version = versions.ask(()).await.unwrap_or(None);
         let mut cached = self.cached.lock().expect("not poisoned");
         if cached.0 != version {
             let tokens = self.book.list().unwrap_or_else(|e| {
@@ -134,8 +148,8 @@ impl Tokens {
 mod tests {
     use super::*;
 
-    #[test]
-    fn created_tokens_check_and_revoked_ones_do_not() {
+    #[tokio::test]
+    async fn created_tokens_check_and_revoked_ones_do_not() {
         let home = tempfile::tempdir().unwrap();
         let book =
             wasmflow_store::token_book(&wasmflow_store::Location::in_home(home.path())).unwrap();
@@ -145,9 +159,9 @@ mod tests {
         let stored = std::fs::read_to_string(home.path().join("tokens.json")).unwrap();
         assert!(!stored.contains(&ci), "the token itself is never stored");
         let tokens = Tokens::new(book.clone());
-        assert!(!tokens.check(&ci).unwrap().read_only);
-        assert!(tokens.check(&ro).unwrap().read_only);
-        assert!(tokens.check("wft_00").is_none());
+        assert!(!tokens.check(&ci).await.unwrap().read_only);
+        assert!(tokens.check(&ro).await.unwrap().read_only);
+        assert!(tokens.check("wft_00").await.is_none());
         assert!(matches!(
             create(&*book, "ci", false),
             Err(TokenError::Exists(_))
@@ -157,7 +171,7 @@ mod tests {
             Err(TokenError::BadName(_))
         ));
         revoke(&*book, "ci").unwrap();
-        assert!(tokens.check(&ci).is_none());
+        assert!(tokens.check(&ci).await.is_none());
         assert_eq!(list(&*book).unwrap().len(), 1);
     }
 }

@@ -242,7 +242,7 @@ async fn run_ticket(app: &Arc<App>, worker: usize, mut ticket: Ticket) {
         Ok(record) => record,
         Err(record) => {
             // Lost with its worker too often: it ends here.
-            finish(app, ticket, record.action.clone(), *record);
+            finish(app, ticket, record.action.clone(), *record, None);
             return;
         }
     };
@@ -260,10 +260,16 @@ async fn run_ticket(app: &Arc<App>, worker: usize, mut ticket: Ticket) {
     let id = record.id;
     let run = async {
         match record.kind {
-            Kind::Action => run_action(app, worker, record.clone(), entry.cancel).await,
+            // An action's end is written by `finish` with others'; a
+            // workflow writes its own.
+            Kind::Action => run_action(app, worker, record.clone(), entry.cancel)
+                .await
+                .map(|ended| (ended.record, Some(ended.events))),
             Kind::Workflow => {
                 let tokens = (entry.cancel, entry.pause);
-                run_workflow(app, record.clone(), entry.payload, tokens).await
+                run_workflow(app, record.clone(), entry.payload, tokens)
+                    .await
+                    .map(|record| (record, None))
             }
         }
     };
@@ -279,8 +285,8 @@ async fn run_ticket(app: &Arc<App>, worker: usize, mut ticket: Ticket) {
             return;
         }
     };
-    let finished = match outcome {
-        Ok(r) => r,
+    let (finished, events) = match outcome {
+        Ok(ran) => ran,
         Err(message) => {
             let mut r = store.get(id).ok().flatten().unwrap_or(record);
             r.fail(Status::Failed, Failure::new(code::SERVER, message));
@@ -288,20 +294,32 @@ async fn run_ticket(app: &Arc<App>, worker: usize, mut ticket: Ticket) {
                 tracing::error!("recording the failure of {id}: {e}");
                 return;
             }
-            r
+            (r, None)
         }
     };
-    finish(app, ticket, name, finished);
+    finish(app, ticket, name, finished, events);
 }
 
-/// The record is final but maybe not on disk yet. The worker moves on;
-/// the execution ends for everyone else (followers, the queue, the
-/// metrics) once a shared flush has it on disk.
-fn finish(app: &Arc<App>, ticket: Ticket, name: String, finished: ExecutionRecord) {
+/// The record is final but maybe not written (an action's: `events` is
+/// then what it received) or not on disk yet. The worker moves on; the
+/// execution ends for everyone else (followers, the queue, the metrics)
+/// once a shared flush has written it and has it on disk.
+fn finish(
+    app: &Arc<App>,
+    ticket: Ticket,
+    name: String,
+    finished: ExecutionRecord,
+    events: Option<Vec<wasmflow_store::Event>>,
+) {
     let id = finished.id;
     let app = app.clone();
-    tokio::spawn(async move {
-        if let Err(e) = app.queue.flush().await {
+    let ended = events.map(|events| wasmflow_runtime::Ended {
+        record: finished.clone(),
+        events,
+    });
+    let queue_app = app.clone();
+    queue_app.queue.ending(async move {
+        if let Err(e) = app.queue.finished(&ticket, ended).await {
             tracing::error!("flushing the record of {id}: {e}");
             return;
         }
@@ -315,7 +333,6 @@ fn finish(app: &Arc<App>, ticket: Ticket, name: String, finished: ExecutionRecor
             crate::bus::inquiries_opened(&app, &finished);
         }
         app.live.end(id, finished.status);
-        app.queue.done(&ticket);
         app.update_depth();
     });
 }
@@ -372,7 +389,7 @@ async fn run_action(
     worker: usize,
     record: ExecutionRecord,
     cancel: CancellationToken,
-) -> Result<ExecutionRecord, String> {
+) -> Result<wasmflow_runtime::Ended, String> {
     let action = app.action_of(&record)?;
     let (live, id) = (app.live.clone(), record.id);
     let live = LogWatcher(Arc::new(move |line| {
@@ -395,7 +412,7 @@ async fn run_action(
         lineage,
         cancel: Some(cancel),
         watch_logs: Some(live),
-        // Flushed by `run_job`, with whatever else ended or was accepted
+        // Written by `finish`, with whatever else ended or was accepted
         // meanwhile.
         defer_flush: true,
         // A takeover's note (see `taken_over`): the one line of an earlier
@@ -403,7 +420,7 @@ async fn run_action(
         notes: record.logs,
     };
     app.rt
-        .run(&action, record.input, options)
+        .run_unwritten(&action, record.input, options)
         .await
         .map_err(|e| e.to_string())
 }

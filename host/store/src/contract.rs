@@ -17,6 +17,7 @@ use std::time::{Duration, SystemTime};
 pub fn all(fresh: &dyn Fn() -> Box<dyn Fn() -> Store>) {
     list_is_newest_first_and_filters_by_status(&*fresh());
     the_queue_keeps_accept_order_and_survives_reopening(&*fresh());
+    accepts_and_ends_are_written_in_batches(&*fresh());
     status_change_moves_the_index_entry(&*fresh());
     find_by_unique_prefix(&*fresh());
     records_survive_reopen(&*fresh());
@@ -240,6 +241,44 @@ pub fn the_queue_keeps_accept_order_and_survives_reopening(open: &dyn Fn() -> St
     assert_eq!(store.queued().unwrap()[0].id, ids[1]);
 }
 
+pub fn accepts_and_ends_are_written_in_batches(open: &dyn Fn() -> Store) {
+    let ev = |n| Event::MonotonicClock { nanoseconds: n };
+    let (ended, kept) = {
+        let store = open();
+        let pending: Vec<_> = (0..3)
+            .map(|i| {
+                let mut r = record(10 + i);
+                r.status = Status::Pending;
+                r
+            })
+            .collect();
+        let entries: Vec<_> = pending.iter().map(|r| (r, &b"{}"[..])).collect();
+        let seqs = store.accept(&entries).unwrap();
+        assert_eq!(seqs.len(), 3);
+        assert!(seqs[0] < seqs[1] && seqs[1] < seqs[2], "{seqs:?}");
+        // An earlier attempt's events, more of them than the last one's.
+        store
+            .put_events(pending[0].id, &[ev(1), ev(2), ev(3)])
+            .unwrap();
+        let mut ended: Vec<_> = pending[..2].to_vec();
+        for r in &mut ended {
+            r.status = Status::Succeeded;
+        }
+        let first_events = [ev(4)];
+        let batch: Vec<(&ExecutionRecord, &[Event])> =
+            vec![(&ended[0], &first_events), (&ended[1], &[])];
+        store.flush_ended(&batch, &seqs[..2]).unwrap();
+        (ended, pending[2].clone())
+    };
+    let store = open();
+    assert_eq!(store.get(ended[0].id).unwrap().as_ref(), Some(&ended[0]));
+    assert_eq!(store.get(ended[1].id).unwrap().as_ref(), Some(&ended[1]));
+    assert_eq!(store.events(ended[0].id).unwrap(), vec![ev(4)]);
+    assert_eq!(store.get(kept.id).unwrap(), Some(kept.clone()));
+    let queued = store.queued().unwrap();
+    assert_eq!(queued.iter().map(|q| q.id).collect::<Vec<_>>(), [kept.id]);
+}
+
 pub fn status_change_moves_the_index_entry(open: &dyn Fn() -> Store) {
     let store = open();
     let mut r = record(1);
@@ -306,6 +345,19 @@ pub fn events_are_kept_in_order_and_replaced_by_a_later_attempt(open: &dyn Fn() 
     store.put_events(a.id, &[ev(3)]).unwrap();
     assert_eq!(store.events(a.id).unwrap(), vec![ev(3)]);
     store.put_events(a.id, &[]).unwrap();
+    assert_eq!(store.events(a.id).unwrap(), vec![]);
+    assert_eq!(store.events(b.id).unwrap(), vec![ev(9)]);
+
+    // An ended execution's events and record written together, over a
+    // longer earlier attempt's events.
+    store.put_events(a.id, &[ev(4), ev(5), ev(6)]).unwrap();
+    let mut ended = a.clone();
+    ended.status = Status::Succeeded;
+    store.put_ended(&ended, &[ev(7), ev(8)], false).unwrap();
+    store.flush().unwrap();
+    assert_eq!(store.events(a.id).unwrap(), vec![ev(7), ev(8)]);
+    assert_eq!(store.get(a.id).unwrap(), Some(ended.clone()));
+    store.put_ended(&ended, &[], true).unwrap();
     assert_eq!(store.events(a.id).unwrap(), vec![]);
     assert_eq!(store.events(b.id).unwrap(), vec![ev(9)]);
 }
@@ -673,6 +725,15 @@ fn same_contents(a: &Store, b: &Store) {
     );
 }
 
+/// An asynchronous call of the interface, waited for.
+fn waited<T>(call: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime")
+        .block_on(call)
+}
+
 /// What a store with leases does ([`crate::SharedQueue`]): claims oldest
 /// first, one winner per entry however many race, an expired lease taken
 /// over and counted, renewals telling a holder what it lost, a worker
@@ -689,25 +750,34 @@ pub fn shared_queue(open: &dyn Fn() -> Store) {
         })
         .collect();
     store.flush().unwrap();
-    let first = queue.claim("w1", 0, long, Kind::Action).unwrap().unwrap();
+    let first = queue
+        .claim_one("w1", 0, long, Kind::Action)
+        .unwrap()
+        .unwrap();
     assert_eq!((first.entry.id, first.claims, first.lost), (ids[0], 1, 0));
     assert_eq!(first.lost_by, None);
-    let second = queue.claim("w2", 0, long, Kind::Action).unwrap().unwrap();
+    let second = queue
+        .claim_one("w2", 0, long, Kind::Action)
+        .unwrap()
+        .unwrap();
     assert_eq!(second.entry.id, ids[1], "oldest first");
     let short = queue
-        .claim("w3", 0, Duration::from_millis(1), Kind::Action)
+        .claim_one("w3", 0, Duration::from_millis(1), Kind::Action)
         .unwrap()
         .unwrap();
     assert_eq!(short.entry.id, ids[2]);
     std::thread::sleep(Duration::from_millis(50));
     let taken = queue
-        .claim("w1", 1, long, Kind::Action)
+        .claim_one("w1", 1, long, Kind::Action)
         .unwrap()
         .expect("expired: taken over");
     assert_eq!((taken.entry.id, taken.claims, taken.lost), (ids[2], 2, 1));
     assert_eq!(taken.lost_by.as_deref(), Some("w3"));
     assert!(
-        queue.claim("w4", 0, long, Kind::Action).unwrap().is_none(),
+        queue
+            .claim_one("w4", 0, long, Kind::Action)
+            .unwrap()
+            .is_none(),
         "all held"
     );
 
@@ -769,7 +839,10 @@ pub fn shared_queue(open: &dyn Fn() -> Store) {
 
     // Leaving lets go at once, and is not a lost attempt.
     queue.leave("w1").unwrap();
-    let again = queue.claim("w2", 1, long, Kind::Action).unwrap().unwrap();
+    let again = queue
+        .claim_one("w2", 1, long, Kind::Action)
+        .unwrap()
+        .unwrap();
     assert_eq!((again.entry.id, again.claims, again.lost), (ids[0], 2, 0));
     assert_eq!(again.lost_by, None);
     assert_eq!(queue.workers().unwrap().len(), 1);
@@ -822,11 +895,18 @@ pub fn shared_queue(open: &dyn Fn() -> Store) {
             let (store, won) = (&store, &won);
             s.spawn(move || {
                 let queue = store.shared_queue().unwrap();
-                while let Some(c) = queue
-                    .claim(&format!("racer{w}"), 0, long, Kind::Action)
-                    .unwrap()
-                {
-                    won.lock().unwrap().push(c.entry.id);
+                // Racers claiming for one slot and for several at a time.
+                let slots: Vec<u32> = (0..=w).collect();
+                loop {
+                    let claimed =
+                        waited(queue.claim(&format!("racer{w}"), &slots, long, Kind::Action))
+                            .unwrap();
+                    if claimed.is_empty() {
+                        break;
+                    }
+                    assert!(claimed.len() <= slots.len());
+                    let mut won = won.lock().unwrap();
+                    won.extend(claimed.iter().map(|c| c.entry.id));
                 }
             });
         }
@@ -839,12 +919,46 @@ pub fn shared_queue(open: &dyn Fn() -> Store) {
     assert_eq!(won.len(), 201);
     assert!(won.contains(&ids[2]) && !won.contains(&ids[1]));
 
+    // Several slots at once: the oldest entries, the oldest for the
+    // first slot named, as many as there are.
+    let batch: Vec<_> = (0..3).map(|n| record(400 + n)).collect();
+    for r in &batch {
+        store.enqueue(r, b"{}").unwrap();
+    }
+    store.flush().unwrap();
+    let claimed = waited(queue.claim("w6", &[7, 3], long, Kind::Action)).unwrap();
+    let got: Vec<_> = claimed.iter().map(|c| (c.entry.id, c.slot)).collect();
+    assert_eq!(got, [(batch[0].id, 7), (batch[1].id, 3)]);
+    let rest = waited(queue.claim("w6", &[1, 2, 4], long, Kind::Action)).unwrap();
+    let got: Vec<_> = rest.iter().map(|c| (c.entry.id, c.slot)).collect();
+    assert_eq!(got, [(batch[2].id, 1)]);
+    let held: Vec<_> = queue
+        .entries()
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| {
+            let lease = e.lease?;
+            (lease.worker == "w6").then_some((e.id, lease.slot))
+        })
+        .collect();
+    assert_eq!(held.len(), 3);
+    assert!(held.contains(&(batch[1].id, 3)), "{held:?}");
+    for c in claimed.iter().chain(&rest) {
+        store.dequeue(c.entry.seq).unwrap();
+    }
+
     // Workflows and actions are claimed apart (every action is held now).
     let mut flow = record(6);
     flow.kind = Kind::Workflow;
     store.enqueue(&flow, b"{}").unwrap();
-    assert!(queue.claim("w5", 0, long, Kind::Action).unwrap().is_none());
-    let c = queue.claim("w5", 0, long, Kind::Workflow).unwrap().unwrap();
+    assert!(queue
+        .claim_one("w5", 0, long, Kind::Action)
+        .unwrap()
+        .is_none());
+    let c = queue
+        .claim_one("w5", 0, long, Kind::Workflow)
+        .unwrap()
+        .unwrap();
     assert_eq!(c.entry.id, flow.id);
     store.dequeue(c.entry.seq).unwrap();
 

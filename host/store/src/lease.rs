@@ -17,15 +17,27 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 use tokio::sync::Notify;
 
+/// A claim on its way ([`SharedQueue::claim`]).
+pub type Claiming = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<Vec<Claimed>, StoreError>> + Send + 'static>,
+>;
+
 /// A queue whose entries processes hold under leases.
 pub trait SharedQueue: Send + Sync {
-    /// Take the oldest entry of `kind` nobody holds or whose lease has
-    /// expired, for `lease` from now, on behalf of `worker`'s `slot`. One
-    /// winner per entry, however many claim at once. Workflows and
-    /// actions are claimed apart: a workflow waits on its tasks, which are
-    /// entries too, so slots that run actions must never all be taken by
-    /// workflows.
-    fn claim(
+    /// Take the oldest entries of `kind` nobody holds or whose lease has
+    /// expired, up to one per slot of `slots`, for `lease` from now, on
+    /// behalf of `worker`: the oldest for `slots[0]`, the next for
+    /// `slots[1]`, ... One winner per entry, however many claim at once.
+    /// Workflows and actions are claimed apart: a workflow waits on its
+    /// tasks, which are entries too, so slots that run actions must never
+    /// all be taken by workflows.
+    ///
+    /// Asynchronous, unlike the rest of the interface: a claim is on the
+    /// path of every execution a worker starts, and a caller inside a
+    /// runtime awaits it without a blocking thread in between.
+    fn claim(&self, worker: &str, slots: &[u32], lease: Duration, kind: Kind) -> Claiming;
+    /// [`SharedQueue::claim`] for one slot, waiting for it.
+    fn claim_one(
         &self,
         worker: &str,
         slot: u32,
@@ -149,6 +161,8 @@ impl Drop for Watch {
 #[derive(Clone, Debug)]
 pub struct Claimed {
     pub entry: Queued,
+    /// The slot it was claimed for.
+    pub slot: u32,
     /// How many times it has been claimed, this one included.
     pub claims: u32,
     /// How many of those claims ended with the holder's lease expiring.

@@ -59,7 +59,9 @@ pub use error::StoreError;
 pub use failure::code;
 pub use follow::{Followed, Follower};
 pub use keys::{key_book, KeyBook, KeyEntry};
-pub use lease::{Cancel, Claimed, Endings, Entry, Held, Lease, SharedQueue, Watch, Worker};
+pub use lease::{
+    Cancel, Claimed, Claiming, Endings, Entry, Held, Lease, SharedQueue, Watch, Worker,
+};
 pub use lineage::Lineage;
 pub use record::humantime_serde_compat as rfc3339_time;
 pub use record::{

@@ -71,11 +71,40 @@ pub trait Backend: Send + Sync {
     /// batch many accepts into one flush before answering. Returns the
     /// entry's position.
     fn enqueue(&self, record: &ExecutionRecord, payload: &[u8]) -> Result<u64, StoreError>;
+    /// Accept executions at once: [`Backend::enqueue`] for each, then a
+    /// flush, so all are durable when this returns. Their entries'
+    /// positions, in order. A backend where each write is a round trip
+    /// makes it one.
+    fn accept(&self, entries: &[(&ExecutionRecord, &[u8])]) -> Result<Vec<u64>, StoreError> {
+        let seqs = entries
+            .iter()
+            .map(|(record, payload)| self.enqueue(record, payload))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.flush()?;
+        Ok(seqs)
+    }
     /// The queue, oldest first.
     fn queued(&self) -> Result<Vec<Queued>, StoreError>;
     /// Drop a finished entry (not flushed: an entry that survives a crash
     /// names a record that is already final, and is dropped again).
     fn dequeue(&self, seq: u64) -> Result<(), StoreError>;
+    /// Write ended executions ([`Backend::put_ended`]), make every write
+    /// so far durable ([`Backend::flush`]), then drop these entries, whose
+    /// records are final ([`Backend::dequeue`]). A backend whose writes
+    /// become durable in the order they were made may do it all in one
+    /// write, as long as no drop is durable before the records written
+    /// ahead of it.
+    fn flush_ended(
+        &self,
+        ended: &[(&ExecutionRecord, &[Event])],
+        seqs: &[u64],
+    ) -> Result<(), StoreError> {
+        for (record, events) in ended {
+            self.put_ended(record, events, false)?;
+        }
+        self.flush()?;
+        seqs.iter().try_for_each(|seq| self.dequeue(*seq))
+    }
     /// Entries in the queue (pending and running), not counting a shared
     /// queue's workflow tasks (see [`crate::SharedQueue::claim`]): what a
     /// queue's capacity bounds.
@@ -93,6 +122,22 @@ pub trait Backend: Send + Sync {
     /// stored for it before: an execution started over under the same id
     /// keeps only its last attempt's.
     fn put_events(&self, id: ExecutionId, events: &[Event]) -> Result<(), StoreError>;
+    /// An ended execution: its answers ([`Backend::put_events`]), then
+    /// its record, durably ([`Backend::put`]) or with the next flush
+    /// ([`Backend::put_unflushed`]). A backend where each write is a round
+    /// trip makes it one.
+    fn put_ended(
+        &self,
+        record: &ExecutionRecord,
+        events: &[Event],
+        durable: bool,
+    ) -> Result<(), StoreError> {
+        self.put_events(record.id, events)?;
+        match durable {
+            true => self.put(record),
+            false => self.put_unflushed(record),
+        }
+    }
     /// The answers an execution received, in the order the guest asked.
     fn events(&self, id: ExecutionId) -> Result<Vec<Event>, StoreError>;
 

@@ -61,7 +61,7 @@ pub async fn authenticate(State(app): State<AppState>, mut req: Request, next: N
         )
         .into_response();
     };
-    let Some(caller) = app.tokens.check(token) else {
+    let Some(caller) = app.tokens.check(token).await else {
         return ApiError::new(StatusCode::UNAUTHORIZED, "unknown or revoked token").into_response();
     };
     if caller.read_only && req.method() != Method::GET {

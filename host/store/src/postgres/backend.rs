@@ -1,5 +1,6 @@
 //! [`Backend`] for PostgreSQL: each operation of the interface as SQL.
 
+use super::ended::Ends;
 use super::{PgStore, CHUNK};
 use crate::error::StoreError;
 use crate::record::{ExecutionId, ExecutionRecord};
@@ -9,16 +10,16 @@ use std::collections::HashSet;
 use tokio_postgres::types::ToSql;
 
 /// The columns a record is written as.
-struct Row {
-    id: String,
-    status: String,
-    parent: Option<String>,
-    action: String,
-    body: String,
+pub(super) struct Row {
+    pub id: String,
+    pub status: String,
+    pub parent: Option<String>,
+    pub action: String,
+    pub body: String,
 }
 
 impl Row {
-    fn of(record: &ExecutionRecord) -> Self {
+    pub(super) fn of(record: &ExecutionRecord) -> Self {
         Self {
             id: record.id.to_string(),
             status: record.status.as_str().to_owned(),
@@ -36,22 +37,25 @@ macro_rules! replacing {
          action = EXCLUDED.action, body = EXCLUDED.body"
     };
 }
+pub(super) use replacing;
 
 const UPSERT: &str = concat!(
     "INSERT INTO executions (id, status, parent, action, body) VALUES ($1, $2, $3, $4, $5) ",
     replacing!()
 );
 
-/// A queue entry and its record, and the arrival told (at commit).
+/// Queue entries and their records (arrays of the columns, one element
+/// per execution), and the arrival told (at commit, once).
 static ENQUEUE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "WITH entry AS (\
-             INSERT INTO queue (id, payload, workflow, task) VALUES ($1, $2, $3, $4) \
-             RETURNING seq), \
+             INSERT INTO queue (id, payload, workflow, task) \
+             SELECT * FROM unnest($1::text[], $2::bytea[], $3::boolean[], $4::boolean[]) \
+             RETURNING seq, id), \
          record AS (\
              INSERT INTO executions (id, status, parent, action, body) \
-             VALUES ($1, $5, $6, $7, $8) {}) \
-         SELECT seq, pg_notify('{}', '') FROM entry",
+             SELECT * FROM unnest($1::text[], $5::text[], $6::text[], $7::text[], $8::text[]) {}) \
+         SELECT seq, id, pg_notify('{}', '') FROM entry",
         replacing!(),
         super::lease::ARRIVALS
     )
@@ -88,12 +92,73 @@ impl PgStore {
                 .await
         };
         if durable {
-            self.call(upsert)?;
+            self.durably(upsert)?;
         } else {
             self.call_unflushed(upsert)?;
             self.wrote_unflushed();
         }
         Ok(())
+    }
+
+    /// Queue entries and their records in one statement, durably (every
+    /// earlier write with them) or with the next flush.
+    fn enqueue_all(
+        &self,
+        entries: &[(&ExecutionRecord, &[u8])],
+        durable: bool,
+    ) -> Result<Vec<u64>, StoreError> {
+        let rows: Vec<Row> = entries.iter().map(|(r, _)| Row::of(r)).collect();
+        let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+        let columns = (
+            ids.clone(),
+            entries.iter().map(|(_, p)| p.to_vec()).collect::<Vec<_>>(),
+            entries
+                .iter()
+                .map(|(r, _)| r.kind == crate::Kind::Workflow)
+                .collect::<Vec<_>>(),
+            entries
+                .iter()
+                .map(|(r, _)| r.parent.is_some())
+                .collect::<Vec<_>>(),
+        );
+        let records = (
+            rows.iter().map(|r| r.status.clone()).collect::<Vec<_>>(),
+            rows.iter().map(|r| r.parent.clone()).collect::<Vec<_>>(),
+            rows.iter().map(|r| r.action.clone()).collect::<Vec<_>>(),
+            rows.into_iter().map(|r| r.body).collect::<Vec<_>>(),
+        );
+        let enqueue = move |client: deadpool_postgres::Object, _| async move {
+            let enqueue = client.prepare_cached(&ENQUEUE).await?;
+            let (ids, payloads, workflows, tasks) = columns;
+            let (statuses, parents, actions, bodies) = records;
+            let rows = client
+                .query(
+                    &enqueue,
+                    &[
+                        &ids, &payloads, &workflows, &tasks, &statuses, &parents, &actions, &bodies,
+                    ],
+                )
+                .await?;
+            Ok(rows
+                .iter()
+                .map(|r| (r.get::<_, String>(1), r.get::<_, i64>(0) as u64))
+                .collect::<std::collections::HashMap<_, _>>())
+        };
+        let seqs = if durable {
+            self.durably(enqueue)?
+        } else {
+            let seqs = self.call_unflushed(enqueue)?;
+            self.wrote_unflushed();
+            seqs
+        };
+        ids.iter()
+            .map(|id| {
+                seqs.get(id).copied().ok_or_else(|| StoreError::Io {
+                    at: self.at().to_owned(),
+                    cause: format!("execution {id} was not queued"),
+                })
+            })
+            .collect()
     }
 
     /// Records from a query whose columns are (id, body).
@@ -129,25 +194,37 @@ impl Backend for PgStore {
 
     /// One synchronous commit makes every earlier one durable.
     fn flush(&self) -> Result<(), StoreError> {
-        if !self.dirty.swap(false, std::sync::atomic::Ordering::SeqCst) {
+        self.flush_ended(&[], &[])
+    }
+
+    /// One statement and one synchronous commit: the drops become durable
+    /// with the records written ahead of them (the WAL is one sequence),
+    /// never before.
+    fn flush_ended(
+        &self,
+        ended: &[(&ExecutionRecord, &[Event])],
+        seqs: &[u64],
+    ) -> Result<(), StoreError> {
+        if ended.is_empty()
+            && seqs.is_empty()
+            && !self.dirty.load(std::sync::atomic::Ordering::SeqCst)
+        {
             return Ok(());
+        }
+        let mut ends = Ends::default();
+        // One row may be touched once per statement: an execution ended
+        // twice in a batch is written as it ended last.
+        let mut seen = HashSet::new();
+        for (record, events) in ended.iter().rev() {
+            if seen.insert(record.id) {
+                ends.events(record.id, events).record(record);
+            }
         }
         // A row of this handle's own: handles in other processes flushing
         // at the same time do not wait on each other's row lock (and so on
         // each other's disk sync).
-        let row = self.flush_row;
-        let done = self.call(move |client, _| async move {
-            client
-                .execute(
-                    "INSERT INTO flushes VALUES ($1, now()) ON CONFLICT (id) DO UPDATE SET at = now()",
-                    &[&row],
-                )
-                .await
-        });
-        if done.is_err() {
-            self.wrote_unflushed();
-        }
-        done.map(|_| ())
+        ends.dequeue(seqs).flush_row(self.flush_row);
+        ends.write(self, true)
     }
 
     fn get(&self, id: ExecutionId) -> Result<Option<ExecutionRecord>, StoreError> {
@@ -259,31 +336,12 @@ impl Backend for PgStore {
     /// round trip: an accept's latency is mostly round trips), committed
     /// without waiting: durable with the next flush.
     fn enqueue(&self, record: &ExecutionRecord, payload: &[u8]) -> Result<u64, StoreError> {
-        let row = Row::of(record);
-        let payload = payload.to_vec();
-        let workflow = record.kind == crate::Kind::Workflow;
-        let task = record.parent.is_some();
-        let seq = self.call_unflushed(move |client, _| async move {
-            let enqueue = client.prepare_cached(&ENQUEUE).await?;
-            let row = client
-                .query_one(
-                    &enqueue,
-                    &[
-                        &row.id,
-                        &payload,
-                        &workflow,
-                        &task,
-                        &row.status,
-                        &row.parent,
-                        &row.action,
-                        &row.body,
-                    ],
-                )
-                .await?;
-            Ok(row.get::<_, i64>(0))
-        })?;
-        self.wrote_unflushed();
-        Ok(seq as u64)
+        Ok(self.enqueue_all(&[(record, payload)], false)?[0])
+    }
+
+    /// Every entry and record in one statement and one synchronous commit.
+    fn accept(&self, entries: &[(&ExecutionRecord, &[u8])]) -> Result<Vec<u64>, StoreError> {
+        self.enqueue_all(entries, true)
     }
 
     fn queued(&self) -> Result<Vec<Queued>, StoreError> {
@@ -307,21 +365,12 @@ impl Backend for PgStore {
             .collect()
     }
 
+    /// Whoever waits for it (the workflow that queued a task) hears at
+    /// commit.
     fn dequeue(&self, seq: u64) -> Result<(), StoreError> {
-        self.call_unflushed(move |client, _| async move {
-            // Whoever waits for it (the workflow that queued a task) hears
-            // at commit.
-            let delete = client
-                .prepare_cached(&format!(
-                    "WITH gone AS (DELETE FROM queue WHERE seq = $1 RETURNING id) \
-                     SELECT pg_notify('{}', id) FROM gone",
-                    super::lease::ENDED
-                ))
-                .await?;
-            client.execute(&delete, &[&(seq as i64)]).await
-        })?;
-        self.wrote_unflushed();
-        Ok(())
+        let mut ends = Ends::default();
+        ends.dequeue(&[seq]);
+        ends.write(self, false)
     }
 
     fn queue_len(&self) -> Result<usize, StoreError> {
@@ -338,34 +387,24 @@ impl Backend for PgStore {
         Some(self)
     }
 
-    /// Replaces the execution's events in one transaction, durable with
-    /// the next durable write (its record's, which follows).
+    /// Durable with the next durable write (its record's, which follows).
     fn put_events(&self, id: ExecutionId, events: &[Event]) -> Result<(), StoreError> {
-        let id = id.to_string();
-        let bodies: Vec<String> = events
-            .iter()
-            .map(|e| serde_json::to_string(e).expect("events always serialize"))
-            .collect();
-        self.call_unflushed(move |mut client, _| async move {
-            let delete = client
-                .prepare_cached("DELETE FROM events WHERE id = $1")
-                .await?;
-            if bodies.is_empty() {
-                // One statement: nothing to insert after it.
-                return client.execute(&delete, &[&id]).await.map(|_| ());
-            }
-            let tx = client.transaction().await?;
-            tx.execute(&delete, &[&id]).await?;
-            let insert = tx
-                .prepare_cached("INSERT INTO events (id, n, body) VALUES ($1, $2, $3)")
-                .await?;
-            for (n, body) in bodies.iter().enumerate() {
-                tx.execute(&insert, &[&id, &(n as i32), body]).await?;
-            }
-            tx.commit().await
-        })?;
-        self.wrote_unflushed();
-        Ok(())
+        let mut ends = Ends::default();
+        ends.events(id, events);
+        ends.write(self, false)
+    }
+
+    /// One statement, one round trip: the events and the record commit
+    /// together.
+    fn put_ended(
+        &self,
+        record: &ExecutionRecord,
+        events: &[Event],
+        durable: bool,
+    ) -> Result<(), StoreError> {
+        let mut ends = Ends::default();
+        ends.events(record.id, events).record(record);
+        ends.write(self, durable)
     }
 
     fn events(&self, id: ExecutionId) -> Result<Vec<Event>, StoreError> {
@@ -410,14 +449,9 @@ impl Backend for PgStore {
             tx.commit().await
         };
         if flush {
-            self.call(append)?;
+            self.durably(append)?;
         } else {
             self.call_unflushed(append)?;
-        }
-        if flush {
-            // Every earlier write is durable now too.
-            self.dirty.store(false, std::sync::atomic::Ordering::SeqCst);
-        } else {
             self.wrote_unflushed();
         }
         Ok(())

@@ -10,7 +10,7 @@
 
 use super::PgStore;
 use crate::error::StoreError;
-use crate::lease::{Cancel, Claimed, Endings, Entry, Held, Lease, SharedQueue, Worker};
+use crate::lease::{Cancel, Claimed, Claiming, Endings, Entry, Held, Lease, SharedQueue, Worker};
 use crate::record::{ExecutionId, Kind};
 use crate::store::Queued;
 use std::sync::Arc;
@@ -30,23 +30,33 @@ pub(super) struct Heard {
     endings: Arc<Endings>,
 }
 
-const CLAIM: &str = "\
-WITH next AS (
+/// A claim for `n` slots. `n` is written into the statement, not passed:
+/// a plan made for "as many rows as a parameter says" expects a tenth of
+/// the queue and joins it by hashing the whole table; one per `n` (a few:
+/// one per number of idle slots) looks up `n` rows by index.
+fn claim(n: usize) -> String {
+    format!(
+        "\
+WITH locked AS (
     SELECT seq, worker AS was FROM queue
     WHERE (worker IS NULL OR lease_until < now()) AND workflow = $4
-    ORDER BY seq LIMIT 1
+    ORDER BY seq LIMIT {n}
     FOR UPDATE SKIP LOCKED
+), next AS (
+    SELECT seq, was, row_number() OVER (ORDER BY seq) AS k FROM locked
 ), claimed AS (
     UPDATE queue q SET
-        worker = $1, slot = $2, claimed_at = now(),
+        worker = $1, slot = ($2::integer[])[next.k], claimed_at = now(),
         lease_until = now() + $3 * interval '1 millisecond',
         claims = q.claims + 1,
         lost = q.lost + (CASE WHEN next.was IS NULL THEN 0 ELSE 1 END)
     FROM next WHERE q.seq = next.seq
-    RETURNING q.seq, q.id, q.payload, q.claims, q.lost, next.was
+    RETURNING q.seq, q.id, q.payload, q.claims, q.lost, next.was, q.slot
 )
-SELECT c.seq, c.id, c.payload, c.claims, c.lost, c.was, e.body
-FROM claimed c LEFT JOIN executions e ON e.id = c.id";
+SELECT c.seq, c.id, c.payload, c.claims, c.lost, c.was, e.body, c.slot
+FROM claimed c LEFT JOIN executions e ON e.id = c.id ORDER BY c.seq"
+    )
+}
 
 fn id_of(text: &str) -> Result<ExecutionId, StoreError> {
     text.parse().map_err(|_| StoreError::BadKey)
@@ -101,48 +111,73 @@ impl SharedQueue for PgStore {
         })
     }
 
-    fn claim(
+    fn claim(&self, worker: &str, slots: &[u32], lease: Duration, kind: Kind) -> Claiming {
+        if slots.is_empty() {
+            return Box::pin(async { Ok(Vec::new()) });
+        }
+        let (worker, lease) = (worker.to_owned(), millis(lease));
+        let slots: Vec<i32> = slots.iter().map(|s| *s as i32).collect();
+        let workflow = kind == Kind::Workflow;
+        let sql = claim(slots.len());
+        // One statement, atomic on its own.
+        let rows = self.call_unflushed_async(move |client, _| async move {
+            let claim = client.prepare_cached(&sql).await?;
+            let rows = client
+                .query(&claim, &[&worker, &slots, &lease, &workflow])
+                .await?;
+            Ok(rows
+                .iter()
+                .map(|r| {
+                    (
+                        r.get::<_, i64>(0),
+                        r.get::<_, String>(1),
+                        r.get::<_, Vec<u8>>(2),
+                        (r.get::<_, i32>(3), r.get::<_, i32>(4)),
+                        r.get::<_, Option<String>>(5),
+                        r.get::<_, Option<String>>(6),
+                        r.get::<_, i32>(7),
+                    )
+                })
+                .collect::<Vec<_>>())
+        });
+        Box::pin(async move {
+            rows.await?
+                .into_iter()
+                .map(|(seq, id, payload, (claims, lost), was, body, slot)| {
+                    let record = super::backend::decode_joined(&id, body)?;
+                    Ok(Claimed {
+                        entry: Queued {
+                            seq: seq as u64,
+                            id: id_of(&id)?,
+                            payload,
+                        },
+                        slot: slot as u32,
+                        claims: claims as u32,
+                        lost: lost as u32,
+                        lost_by: was,
+                        record,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn claim_one(
         &self,
         worker: &str,
         slot: u32,
         lease: Duration,
         kind: Kind,
     ) -> Result<Option<Claimed>, StoreError> {
-        let (worker, slot, lease) = (worker.to_owned(), slot as i32, millis(lease));
-        let workflow = kind == Kind::Workflow;
-        // One statement, atomic on its own.
-        let row = self.call_unflushed(move |client, _| async move {
-            let claim = client.prepare_cached(CLAIM).await?;
-            let row = client
-                .query_opt(&claim, &[&worker, &slot, &lease, &workflow])
-                .await?;
-            Ok(row.map(|r| {
-                (
-                    r.get::<_, i64>(0),
-                    r.get::<_, String>(1),
-                    r.get::<_, Vec<u8>>(2),
-                    r.get::<_, i32>(3),
-                    r.get::<_, i32>(4),
-                    r.get::<_, Option<String>>(5),
-                    r.get::<_, Option<String>>(6),
-                )
-            }))
-        })?;
-        let Some((seq, id, payload, claims, lost, was, body)) = row else {
-            return Ok(None);
-        };
-        let record = super::backend::decode_joined(&id, body)?;
-        Ok(Some(Claimed {
-            entry: Queued {
-                seq: seq as u64,
-                id: id_of(&id)?,
-                payload,
-            },
-            claims: claims as u32,
-            lost: lost as u32,
-            lost_by: was,
-            record,
-        }))
+        let claiming = self.claim(worker, &[slot], lease, kind);
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.runtime
+            .as_ref()
+            .expect("running until dropped")
+            .spawn(async move {
+                let _ = tx.send(claiming.await);
+            });
+        Ok(rx.recv().map_err(|_| self.stopped())??.pop())
     }
 
     fn renew(

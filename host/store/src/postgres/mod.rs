@@ -24,6 +24,7 @@
 //! runtimes.
 
 mod backend;
+mod ended;
 mod lease;
 #[cfg(test)]
 mod tests;
@@ -276,31 +277,67 @@ impl PgStore {
         F: FnOnce(deadpool_postgres::Object, Arc<str>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, tokio_postgres::Error>> + Send + 'static,
     {
-        let pool = pool.clone();
-        let at = self.at.clone();
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let call = with_client(pool.clone(), self.at.clone(), work);
         self.runtime
             .as_ref()
             .expect("running until dropped")
             .spawn(async move {
-                let result = match pool.get().await {
-                    Ok(client) => work(client, at.clone()).await.map_err(|e| io(&at, &e)),
-                    Err(e) => Err(StoreError::Io {
-                        at: at.to_string(),
-                        cause: format!("no connection: {e}"),
-                    }),
-                };
-                let _ = tx.send(result);
+                let _ = tx.send(call.await);
             });
-        rx.recv().map_err(|_| StoreError::Io {
+        rx.recv().map_err(|_| self.stopped())?
+    }
+
+    /// [`PgStore::call_unflushed`] for a caller that awaits it (in any
+    /// runtime): the work runs on this backend's runtime, the caller's
+    /// thread is free meanwhile.
+    fn call_unflushed_async<T, F, Fut>(
+        &self,
+        work: F,
+    ) -> impl Future<Output = Result<T, StoreError>> + Send + 'static
+    where
+        T: Send + 'static,
+        F: FnOnce(deadpool_postgres::Object, Arc<str>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, tokio_postgres::Error>> + Send + 'static,
+    {
+        let call = with_client(self.unflushed.clone(), self.at.clone(), work);
+        let running = self
+            .runtime
+            .as_ref()
+            .expect("running until dropped")
+            .spawn(call);
+        let stopped = self.stopped();
+        async move { running.await.map_err(|_| stopped)? }
+    }
+
+    fn stopped(&self) -> StoreError {
+        StoreError::Io {
             at: self.at.to_string(),
             cause: "the database call stopped".into(),
-        })?
+        }
     }
 
     /// Note a write committed without waiting: the next flush syncs it.
     fn wrote_unflushed(&self) {
         self.dirty.store(true, Ordering::SeqCst);
+    }
+
+    /// [`PgStore::call`] for a write that waits for the disk, which makes
+    /// every earlier commit durable too. The mark of unflushed writes is
+    /// cleared *before* it commits: a write noted after that may have
+    /// committed after it, and keeps its mark for the next flush.
+    fn durably<T, F, Fut>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(deadpool_postgres::Object, Arc<str>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, tokio_postgres::Error>> + Send + 'static,
+    {
+        let was = self.dirty.swap(false, Ordering::SeqCst);
+        let done = self.call(work);
+        if done.is_err() && was {
+            self.wrote_unflushed();
+        }
+        done
     }
 
     /// Create the schema, or bring it up to date, under an advisory lock
@@ -349,6 +386,21 @@ impl Drop for PgStore {
         if let Some(rt) = self.runtime.take() {
             rt.shutdown_background();
         }
+    }
+}
+
+/// `work` with a client of `pool`, its errors told as the store's.
+async fn with_client<T, F, Fut>(pool: Pool, at: Arc<str>, work: F) -> Result<T, StoreError>
+where
+    F: FnOnce(deadpool_postgres::Object, Arc<str>) -> Fut,
+    Fut: Future<Output = Result<T, tokio_postgres::Error>>,
+{
+    match pool.get().await {
+        Ok(client) => work(client, at.clone()).await.map_err(|e| io(&at, &e)),
+        Err(e) => Err(StoreError::Io {
+            at: at.to_string(),
+            cause: format!("no connection: {e}"),
+        }),
     }
 }
 
@@ -477,9 +529,11 @@ impl TokenBook for PgStore {
     /// raises the second, a removal lowers the first.
     fn version(&self) -> Option<String> {
         self.call(|client, _| async move {
-            let row = client
-                .query_one("SELECT count(*), coalesce(max(added), 0) FROM tokens", &[])
+            // Asked on every API request: prepared once per connection.
+            let version = client
+                .prepare_cached("SELECT count(*), coalesce(max(added), 0) FROM tokens")
                 .await?;
+            let row = client.query_one(&version, &[]).await?;
             Ok(format!("{}/{}", row.get::<_, i64>(0), row.get::<_, i64>(1)))
         })
         .ok()
