@@ -201,7 +201,7 @@ pub struct Queue {
     started: SystemTime,
     /// On a shared store: the entries last counted, when, and those
     /// accepted here since.
-    counted: std::sync::Arc<Mutex<(Option<std::time::Instant>, usize)>>,
+    counted: Mutex<(Option<std::time::Instant>, usize)>,
     entries: Mutex<HashMap<ExecutionId, QueueEntry>>,
     tickets_tx: mpsc::UnboundedSender<Ticket>,
     tickets_rx: tokio::sync::Mutex<mpsc::UnboundedReceiver<Ticket>>,
@@ -371,31 +371,32 @@ impl Queue {
         record: &ExecutionRecord,
         payload: Payload,
     ) -> Result<(), AcceptError> {
-        let store = self.store.clone();
-        let capacity = self.capacity;
-        let bytes = serde_json::to_vec(&payload).expect("payloads serialize");
-        let counted = self.counted.clone();
-        tokio::task::spawn_blocking(move || {
-            // Counting every entry on every accept would make accepting
-            // slower the longer the queue: the count is at most
-            // COUNT_EVERY old, plus what this process accepted since.
-            let held = {
-                let mut counted = counted.lock().expect("not poisoned");
-                if counted.0.is_none_or(|at| at.elapsed() > COUNT_EVERY) {
-                    *counted = (Some(std::time::Instant::now()), store.queue_len()?);
-                }
-                counted.1
-            };
-            if held >= capacity {
-                return Err(AcceptError::Full(held));
+        // Counting every entry on every accept would make accepting
+        // slower the longer the queue: the count is at most COUNT_EVERY
+        // old, plus what this process accepted since.
+        let stale = self
+            .counted
+            .lock()
+            .expect("not poisoned")
+            .0
+            .is_none_or(|at| at.elapsed() > COUNT_EVERY);
+        if stale {
+            let store = self.store.clone();
+            let held = tokio::task::spawn_blocking(move || store.queue_len())
+                .await
+                .map_err(|e| AcceptError::Store(StoreError::Other(e.to_string())))??;
+            *self.counted.lock().expect("not poisoned") = (Some(std::time::Instant::now()), held);
+        }
+        {
+            let mut counted = self.counted.lock().expect("not poisoned");
+            if counted.1 >= self.capacity {
+                return Err(AcceptError::Full(counted.1));
             }
             // Counted before it is written: concurrent accepts cannot
             // overfill (and one that fails is counted until the next count).
-            counted.lock().expect("not poisoned").1 += 1;
-            Ok(())
-        })
-        .await
-        .map_err(|e| AcceptError::Store(StoreError::Other(e.to_string())))??;
+            counted.1 += 1;
+        }
+        let bytes = serde_json::to_vec(&payload).expect("payloads serialize");
         self.write_accepted(record, bytes).await.map(drop)
     }
 
