@@ -1,11 +1,13 @@
 //! The bounded, durable queue of accepted executions.
 //!
-//! Accepting writes the pending record and its queue entry in one sled
-//! transaction and waits for them to be on disk (flushes are shared by
-//! every accept waiting at the same time: one fsync for a burst) before
-//! the client hears 202. An entry leaves the queue only after its record
-//! is final, so a restart finds every accepted execution that has not
-//! ended and runs it again under the same id. Workers take entries in
+//! Accepting writes the pending record and its queue entry and waits for
+//! them to be on disk before the client hears 202; an action's end (its
+//! record and events) is written, made durable and its entry dropped in
+//! that order. Both are grouped (`batch`): every accept, and every end,
+//! waiting at the same time is one write and one fsync (one statement on
+//! a shared store). An entry leaves the queue only after its record is
+//! final, so a restart finds every accepted execution that has not ended
+//! and runs it again under the same id. Workers take entries in
 //! accept order. This module keeps the in-memory view (who waits, who runs
 //! where) that `GET /api/v1/queue` shows; running them is `worker`'s.
 //!

@@ -312,13 +312,13 @@ fn finish(
     events: Option<Vec<wasmflow_store::Event>>,
 ) {
     let id = finished.id;
-    let app = app.clone();
     let ended = events.map(|events| wasmflow_runtime::Ended {
         record: finished.clone(),
         events,
     });
-    let queue_app = app.clone();
-    queue_app.queue.ending(async move {
+    let task_app = app.clone();
+    app.queue.ending(async move {
+        let app = task_app;
         if let Err(e) = app.queue.finished(&ticket, ended).await {
             tracing::error!("flushing the record of {id}: {e}");
             return;
