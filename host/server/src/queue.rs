@@ -188,10 +188,7 @@ impl WorkerView {
 
 /// Slots of this process waiting for work of one kind, and where to
 /// send each the entry claimed for it.
-#[derive(Default)]
-struct Claims {
-    waiting: Mutex<Vec<(usize, oneshot::Sender<Ticket>)>>,
-}
+type Waiting = Mutex<Vec<(usize, oneshot::Sender<Ticket>)>>;
 
 pub struct Queue {
     store: Store,
@@ -213,7 +210,7 @@ pub struct Queue {
     acceptor: Batcher<(ExecutionRecord, Vec<u8>), u64>,
     /// Slots waiting to claim actions (0) and workflows (1) on a shared
     /// store.
-    claims: [Claims; 2],
+    claims: [Waiting; 2],
     /// The ends being written ([`Queue::ending`]): shutdown waits for them.
     ending: tokio_util::task::TaskTracker,
 }
@@ -415,15 +412,6 @@ impl Queue {
             .map_err(|message| AcceptError::Store(StoreError::Other(message)))
     }
 
-    /// Wait until everything written so far is on disk (one fsync for
-    /// every caller waiting at the same time).
-    pub async fn flush(&self) -> Result<(), AcceptError> {
-        self.flusher
-            .ask(Flush::default())
-            .await
-            .map_err(|message| AcceptError::Store(StoreError::Other(message)))
-    }
-
     /// Run `task`, which writes an end ([`Queue::finished`]), where
     /// [`Queue::settle`] waits for it.
     pub fn ending(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
@@ -448,7 +436,7 @@ impl Queue {
         ended: Option<wasmflow_runtime::Ended>,
     ) -> Result<(), AcceptError> {
         let flush = Flush {
-            seq: Some(ticket.seq),
+            seq: ticket.seq,
             ended,
         };
         self.flusher
@@ -482,11 +470,7 @@ impl Queue {
             .arrivals();
         let claims = &self.claims[usize::from(kind == Kind::Workflow)];
         let (served, mut ticket) = oneshot::channel();
-        claims
-            .waiting
-            .lock()
-            .expect("not poisoned")
-            .push((slot, served));
+        claims.lock().expect("not poisoned").push((slot, served));
         loop {
             // Listening before asking, so an entry added while the claim
             // runs wakes this slot.
@@ -499,7 +483,7 @@ impl Queue {
             // Unless another slot took this one's request (and serves it
             // or puts it back), claim for every slot waiting.
             let taken = {
-                let mut waiting = claims.waiting.lock().expect("not poisoned");
+                let mut waiting = claims.lock().expect("not poisoned");
                 match waiting.iter().any(|(s, _)| *s == slot) {
                     true => Some(std::mem::take(&mut *waiting)),
                     false => None,
@@ -529,7 +513,7 @@ impl Queue {
     async fn claim_for(
         &self,
         waiting: Vec<(usize, oneshot::Sender<Ticket>)>,
-        claims: &Claims,
+        claims: &Waiting,
         leasing: &Leasing,
         kind: Kind,
     ) -> bool {
@@ -576,7 +560,7 @@ impl Queue {
                 self.let_go(&ticket);
             }
         }
-        claims.waiting.lock().expect("not poisoned").extend(waiting);
+        claims.lock().expect("not poisoned").extend(waiting);
         all
     }
 
@@ -825,17 +809,16 @@ impl Queue {
 /// Most items one write of the store carries.
 const BATCH: usize = 256;
 
-/// One flush asked for: maybe an ended execution to write first, and
-/// its entry to drop after.
-#[derive(Default)]
+/// An ended execution's flush: its end to write first (unless its record
+/// is written already), and its entry to drop after.
 struct Flush {
-    seq: Option<u64>,
+    seq: u64,
     ended: Option<wasmflow_runtime::Ended>,
 }
 
 fn flusher(store: Store) -> Batcher<Flush, ()> {
     Batcher::start(BATCH, move |asked: Vec<Flush>| {
-        let seqs: Vec<u64> = asked.iter().filter_map(|f| f.seq).collect();
+        let seqs: Vec<u64> = asked.iter().map(|f| f.seq).collect();
         let ended: Vec<_> = asked
             .iter()
             .filter_map(|f| f.ended.as_ref())

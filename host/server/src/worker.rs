@@ -412,12 +412,12 @@ async fn run_action(
         lineage,
         cancel: Some(cancel),
         watch_logs: Some(live),
-        // Written by `finish`, with whatever else ended or was accepted
-        // meanwhile.
-        defer_flush: true,
         // A takeover's note (see `taken_over`): the one line of an earlier
         // attempt the new record keeps.
         notes: record.logs,
+        // Its end is written by `finish`, with whatever else ended
+        // meanwhile (`run_unwritten`).
+        ..RunOptions::default()
     };
     app.rt
         .run_unwritten(&action, record.input, options)

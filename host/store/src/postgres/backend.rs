@@ -10,16 +10,16 @@ use std::collections::HashSet;
 use tokio_postgres::types::ToSql;
 
 /// The columns a record is written as.
-pub(super) struct Row {
-    pub id: String,
-    pub status: String,
-    pub parent: Option<String>,
-    pub action: String,
-    pub body: String,
+struct Row {
+    id: String,
+    status: String,
+    parent: Option<String>,
+    action: String,
+    body: String,
 }
 
 impl Row {
-    pub(super) fn of(record: &ExecutionRecord) -> Self {
+    fn of(record: &ExecutionRecord) -> Self {
         Self {
             id: record.id.to_string(),
             status: record.status.as_str().to_owned(),
@@ -27,6 +27,28 @@ impl Row {
             action: record.action.clone(),
             body: serde_json::to_string(record).expect("records always serialize"),
         }
+    }
+}
+
+/// Records as columns, one element per record: what a statement writing
+/// many at once (`unnest`) takes.
+#[derive(Default)]
+pub(super) struct Rows {
+    pub ids: Vec<String>,
+    pub statuses: Vec<String>,
+    pub parents: Vec<Option<String>>,
+    pub actions: Vec<String>,
+    pub bodies: Vec<String>,
+}
+
+impl Rows {
+    pub(super) fn push(&mut self, record: &ExecutionRecord) {
+        let row = Row::of(record);
+        self.ids.push(row.id);
+        self.statuses.push(row.status);
+        self.parents.push(row.parent);
+        self.actions.push(row.action);
+        self.bodies.push(row.body);
     }
 }
 
@@ -107,35 +129,32 @@ impl PgStore {
         entries: &[(&ExecutionRecord, &[u8])],
         durable: bool,
     ) -> Result<Vec<u64>, StoreError> {
-        let rows: Vec<Row> = entries.iter().map(|(r, _)| Row::of(r)).collect();
-        let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
-        let columns = (
-            ids.clone(),
-            entries.iter().map(|(_, p)| p.to_vec()).collect::<Vec<_>>(),
-            entries
-                .iter()
-                .map(|(r, _)| r.kind == crate::Kind::Workflow)
-                .collect::<Vec<_>>(),
-            entries
-                .iter()
-                .map(|(r, _)| r.parent.is_some())
-                .collect::<Vec<_>>(),
-        );
-        let records = (
-            rows.iter().map(|r| r.status.clone()).collect::<Vec<_>>(),
-            rows.iter().map(|r| r.parent.clone()).collect::<Vec<_>>(),
-            rows.iter().map(|r| r.action.clone()).collect::<Vec<_>>(),
-            rows.into_iter().map(|r| r.body).collect::<Vec<_>>(),
-        );
+        let mut records = Rows::default();
+        for (record, _) in entries {
+            records.push(record);
+        }
+        let ids = records.ids.clone();
+        let payloads: Vec<Vec<u8>> = entries.iter().map(|(_, p)| p.to_vec()).collect();
+        let workflows: Vec<bool> = entries
+            .iter()
+            .map(|(r, _)| r.kind == crate::Kind::Workflow)
+            .collect();
+        let tasks: Vec<bool> = entries.iter().map(|(r, _)| r.parent.is_some()).collect();
         let enqueue = move |client: deadpool_postgres::Object, _| async move {
             let enqueue = client.prepare_cached(&ENQUEUE).await?;
-            let (ids, payloads, workflows, tasks) = columns;
-            let (statuses, parents, actions, bodies) = records;
+            let r = &records;
             let rows = client
                 .query(
                     &enqueue,
                     &[
-                        &ids, &payloads, &workflows, &tasks, &statuses, &parents, &actions, &bodies,
+                        &r.ids,
+                        &payloads,
+                        &workflows,
+                        &tasks,
+                        &r.statuses,
+                        &r.parents,
+                        &r.actions,
+                        &r.bodies,
                     ],
                 )
                 .await?;

@@ -12,7 +12,7 @@
 //! [`Backend::flush`]: crate::store::Backend::flush
 //! [`Backend::flush_ended`]: crate::store::Backend::flush_ended
 
-use super::backend::Row;
+use super::backend::Rows;
 use super::PgStore;
 use crate::error::StoreError;
 use crate::record::{ExecutionId, ExecutionRecord};
@@ -54,11 +54,7 @@ pub(super) struct Ends {
     event_bodies: Vec<String>,
     replaced: Vec<String>,
     counts: Vec<i32>,
-    ids: Vec<String>,
-    statuses: Vec<String>,
-    parents: Vec<Option<String>>,
-    actions: Vec<String>,
-    bodies: Vec<String>,
+    records: Rows,
 }
 
 impl Ends {
@@ -80,12 +76,7 @@ impl Ends {
     /// Write `record` (after its events, in the same statement). An id
     /// once per statement.
     pub(super) fn record(&mut self, record: &ExecutionRecord) -> &mut Self {
-        let row = Row::of(record);
-        self.ids.push(row.id);
-        self.statuses.push(row.status);
-        self.parents.push(row.parent);
-        self.actions.push(row.action);
-        self.bodies.push(row.body);
+        self.records.push(record);
         self
     }
 
@@ -118,11 +109,11 @@ impl Ends {
                         &self.event_bodies,
                         &self.replaced,
                         &self.counts,
-                        &self.ids,
-                        &self.statuses,
-                        &self.parents,
-                        &self.actions,
-                        &self.bodies,
+                        &self.records.ids,
+                        &self.records.statuses,
+                        &self.records.parents,
+                        &self.records.actions,
+                        &self.records.bodies,
                     ],
                 )
                 .await
