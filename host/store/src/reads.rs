@@ -36,7 +36,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -174,7 +175,18 @@ fn digest(text: &str) -> Result<Digest, StoreError> {
 pub(crate) struct ReadService {
     socket: PathBuf,
     stop: Arc<AtomicBool>,
+    /// The bound listener, shared so that closing can wake its accept
+    /// through the descriptor: the socket file may be gone or another
+    /// holder's by then (the home deleted or moved while it was open).
+    listening: Arc<Mutex<Option<Listening>>>,
     accept: Option<std::thread::JoinHandle<()>>,
+}
+
+/// The listener and the socket file it made (device, inode): only that
+/// file is removed at close, never one another holder made at the path.
+struct Listening {
+    listener: Arc<UnixListener>,
+    file: (u64, u64),
 }
 
 impl ReadService {
@@ -187,7 +199,8 @@ impl ReadService {
     pub(crate) fn start(dir: &Path, store: Weak<dyn Backend>) -> Option<Self> {
         let socket = dir.join(SOCKET);
         let stop = Arc::new(AtomicBool::new(false));
-        let (path, stopping) = (socket.clone(), stop.clone());
+        let listening = Arc::new(Mutex::new(None));
+        let (path, stopping, shared) = (socket.clone(), stop.clone(), listening.clone());
         let accept = std::thread::Builder::new()
             .name("wasmflow-reads".into())
             .spawn(move || {
@@ -203,15 +216,27 @@ impl ReadService {
                 }
                 let _ = std::fs::remove_file(&path);
                 let listener = match UnixListener::bind(&path) {
-                    Ok(l) => l,
+                    Ok(l) => Arc::new(l),
                     Err(e) => {
                         tracing::debug!("not serving reads at {}: {e}", path.display());
                         return;
                     }
                 };
                 let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
-                // Checked after the bind: a stop that came before it could
-                // not wake the accept below.
+                let file = std::fs::metadata(&path).map_or((0, 0), |m| (m.dev(), m.ino()));
+                {
+                    // Published and checked under one lock: a stop either
+                    // sees this listener (and wakes its accept) or came
+                    // before, and the check here sees it.
+                    let mut shared = shared.lock().unwrap_or_else(|e| e.into_inner());
+                    if stopping.load(Ordering::Acquire) {
+                        return;
+                    }
+                    *shared = Some(Listening {
+                        listener: listener.clone(),
+                        file,
+                    });
+                }
                 while !stopping.load(Ordering::Acquire) {
                     let Ok((conn, _)) = listener.accept() else {
                         continue;
@@ -229,6 +254,7 @@ impl ReadService {
         Some(Self {
             socket,
             stop,
+            listening,
             accept: Some(accept),
         })
     }
@@ -236,15 +262,29 @@ impl ReadService {
 
 impl Drop for ReadService {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Release);
-        // Wake the accept loop so it sees the flag (if it is not bound yet,
-        // it sees the flag once it is; if it waits out its grace, now).
-        let _ = UnixStream::connect(&self.socket);
+        let listening = {
+            let shared = self.listening.lock().unwrap_or_else(|e| e.into_inner());
+            self.stop.store(true, Ordering::Release);
+            shared.as_ref().map(|l| (l.listener.clone(), l.file))
+        };
+        // Wake the accept loop so it sees the flag: shutting the listening
+        // socket down ends a blocked accept (Linux), whatever became of
+        // the socket file. Not bound yet: it sees the flag when it is; in
+        // its grace: the unpark below.
+        if let Some((listener, _)) = &listening {
+            // SAFETY: shutdown(2) on a descriptor `listener` keeps open.
+            unsafe { libc::shutdown(listener.as_raw_fd(), libc::SHUT_RDWR) };
+        }
         if let Some(t) = self.accept.take() {
             t.thread().unpark();
             let _ = t.join();
         }
-        let _ = std::fs::remove_file(&self.socket);
+        let ours = std::fs::metadata(&self.socket).map(|m| (m.dev(), m.ino()));
+        if let (Some((_, file)), Ok(found)) = (listening, ours) {
+            if file == found {
+                let _ = std::fs::remove_file(&self.socket);
+            }
+        }
     }
 }
 
@@ -765,6 +805,29 @@ mod tests {
         drop(holder(dir.path()));
         std::thread::sleep(GRACE * 2);
         assert!(!dir.path().join(SOCKET).exists());
+    }
+
+    /// The home deleted or moved while a holder serves it (found when a
+    /// `serve` whose home was deleted never exited): closing must not
+    /// depend on the socket file, and must not remove a file at that path
+    /// it did not make.
+    #[test]
+    fn a_holder_closes_whatever_became_of_its_socket_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = holder(dir.path());
+        drop(connect(dir.path()));
+        let socket = dir.path().join(SOCKET);
+        std::fs::remove_file(&socket).unwrap();
+        std::fs::write(&socket, "someone else's").unwrap();
+        let (done, closed) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            drop(store);
+            let _ = done.send(());
+        });
+        closed
+            .recv_timeout(Duration::from_secs(20))
+            .expect("closing the store hangs once its socket file is gone");
+        assert_eq!(std::fs::read_to_string(&socket).unwrap(), "someone else's");
     }
 
     /// A reader's connection to the holder of the store in `dir`, once it
