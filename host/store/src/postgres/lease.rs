@@ -34,27 +34,38 @@ pub(super) struct Heard {
 /// a plan made for "as many rows as a parameter says" expects a tenth of
 /// the queue and joins it by hashing the whole table; one per `n` (a few:
 /// one per number of idle slots) looks up `n` rows by index.
-fn claim(n: usize) -> String {
+///
+/// The rows locked are updated by their address (`ctid`: a TID scan, the
+/// sessions forbid sequential ones), not joined back to the queue by
+/// `seq`: a plan cached while the queue was nearly empty (as it is when
+/// autovacuum analyzes an idle system) joined them by walking the whole
+/// queue, and a backlog of thousands then made every claim walk it. The
+/// locks keep the addresses: no one else can update a row this statement
+/// locked. In `SET`, `q.worker` is the row's worker before the claim (the
+/// one a takeover lost).
+pub(super) fn claim(n: usize) -> String {
     format!(
         "\
 WITH locked AS (
-    SELECT seq, worker AS was FROM queue
-    WHERE (worker IS NULL OR lease_until < now()) AND workflow = $4
-    ORDER BY seq LIMIT {n}
-    FOR UPDATE SKIP LOCKED
-), next AS (
-    SELECT seq, was, row_number() OVER (ORDER BY seq) AS k FROM locked
+    SELECT ctid, seq, worker AS was, row_number() OVER (ORDER BY seq) AS k FROM (
+        SELECT ctid, seq, worker FROM queue
+        WHERE (worker IS NULL OR lease_until < now()) AND workflow = $4
+        ORDER BY seq LIMIT {n}
+        FOR UPDATE SKIP LOCKED
+    ) first
 ), claimed AS (
     UPDATE queue q SET
-        worker = $1, slot = ($2::integer[])[next.k], claimed_at = now(),
+        worker = $1, slot = ($2::integer[])[(SELECT l.k FROM locked l WHERE l.seq = q.seq)],
+        claimed_at = now(),
         lease_until = now() + $3 * interval '1 millisecond',
         claims = q.claims + 1,
-        lost = q.lost + (CASE WHEN next.was IS NULL THEN 0 ELSE 1 END)
-    FROM next WHERE q.seq = next.seq
-    RETURNING q.seq, q.id, q.payload, q.claims, q.lost, next.was, q.slot
+        lost = q.lost + (CASE WHEN q.worker IS NULL THEN 0 ELSE 1 END)
+    WHERE q.ctid = ANY (ARRAY(SELECT ctid FROM locked))
+    RETURNING q.seq, q.id, q.payload, q.claims, q.lost, q.slot
 )
-SELECT c.seq, c.id, c.payload, c.claims, c.lost, c.was, e.body, c.slot
-FROM claimed c LEFT JOIN executions e ON e.id = c.id ORDER BY c.seq"
+SELECT c.seq, c.id, c.payload, c.claims, c.lost, l.was, e.body, c.slot
+FROM claimed c JOIN locked l ON l.seq = c.seq
+LEFT JOIN executions e ON e.id = c.id ORDER BY c.seq"
     )
 }
 

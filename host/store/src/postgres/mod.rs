@@ -173,8 +173,9 @@ pub(crate) struct PgStore {
     /// one durable (the WAL is one sequence).
     pool: Pool,
     /// Sessions with `synchronous_commit` off, for the writes the
-    /// interface lets wait for the next flush: each is one statement (or
-    /// one transaction) without waiting for the disk.
+    /// interface lets wait for the next flush and for claims: each is one
+    /// statement (or one transaction) without waiting for the disk, and
+    /// planned without sequential scans (see `open`).
     unflushed: Pool,
     runtime: Option<tokio::runtime::Runtime>,
     /// The URL without its password, for messages.
@@ -228,7 +229,13 @@ impl PgStore {
         };
         let durable = pool(&config)?;
         let mut unflushed = config.clone();
-        unflushed.options("-c synchronous_commit=off");
+        // These sessions claim, renew and write by key. Without sequential
+        // scans their plans stay index lookups whatever size the queue had
+        // when they were cached: autovacuum analyzes an idle system's
+        // empty queue, and a claim planned for an empty queue walked the
+        // whole backlog of the next burst (1.75 ms per claim, 376-523
+        // executions/s instead of 3,800; bench/RESULTS.md, session 21).
+        unflushed.options("-c synchronous_commit=off -c enable_seqscan=off");
         let unflushed = pool(&unflushed)?;
         let store = Self {
             pool: durable,
