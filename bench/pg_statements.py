@@ -8,6 +8,10 @@ ab after a warm-up; then per statement: calls per execution, rows per
 call, statement time per execution.
 
   bench/pg_statements.py WASMFLOW [N]     (SLOTS=2 by default)
+
+ANALYZE=1 analyzes every table after the warm-up, with the queue emptied
+(what autovacuum does on an idle system), so the measured load runs on
+plans made for an idle queue.
 """
 import os
 import shutil
@@ -43,6 +47,8 @@ def main():
         try:
             site.serve(workers.SLOTS)
             workers.load(site, 200, work)
+            if os.environ.get("ANALYZE"):
+                subprocess.run(psql + ["ANALYZE"], check=True)
             subprocess.run(psql + ["SELECT pg_stat_statements_reset()"], check=True,
                            capture_output=True)
             r = workers.load(site, n, work)
