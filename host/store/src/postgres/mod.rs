@@ -174,8 +174,8 @@ pub(crate) struct PgStore {
     pool: Pool,
     /// Sessions with `synchronous_commit` off, for the writes the
     /// interface lets wait for the next flush and for claims: each is one
-    /// statement (or one transaction) without waiting for the disk, and
-    /// planned without sequential scans (see `open`).
+    /// statement (or one transaction) without waiting for the disk.
+    /// Neither pool's sessions plan sequential scans (see `open`).
     unflushed: Pool,
     runtime: Option<tokio::runtime::Runtime>,
     /// The URL without its password, for messages.
@@ -227,16 +227,24 @@ impl PgStore {
                 .build()
                 .map_err(|e| open(e.to_string()))
         };
-        let durable = pool(&config)?;
-        let mut unflushed = config.clone();
-        // These sessions claim, renew and write by key. Without sequential
-        // scans their plans stay index lookups whatever size the queue had
-        // when they were cached: autovacuum analyzes an idle system's
-        // empty queue, and a claim planned for an empty queue walked the
-        // whole backlog of the next burst (1.75 ms per claim, 376-523
-        // executions/s instead of 3,800; bench/RESULTS.md, session 21).
-        unflushed.options("-c synchronous_commit=off -c enable_seqscan=off");
-        let unflushed = pool(&unflushed)?;
+        // Every statement here reads by key or in index order, so no
+        // session plans a sequential scan: a plan cached when autovacuum
+        // had just analyzed an idle system's emptied queue read the whole
+        // backlog of the next burst by sequential scan, in every claim and
+        // every end (bench/RESULTS.md, session 21). The commands that read
+        // a whole table (`store check`, `store copy`) read it in index
+        // order instead, a constant factor at most.
+        let with = |settings: &str| {
+            let mut config = config.clone();
+            let options = match config.get_options() {
+                Some(theirs) if !theirs.is_empty() => format!("{theirs} {settings}"),
+                _ => settings.to_owned(),
+            };
+            config.options(&options);
+            config
+        };
+        let durable = pool(&with("-c enable_seqscan=off"))?;
+        let unflushed = pool(&with("-c enable_seqscan=off -c synchronous_commit=off"))?;
         let store = Self {
             pool: durable,
             unflushed,
