@@ -824,12 +824,33 @@ fn flusher(store: Store) -> Batcher<Flush, ()> {
             .filter_map(|f| f.ended.as_ref())
             .map(|e| (&e.record, e.events.as_slice()))
             .collect();
-        store
-            .flush_ended(&ended, &seqs)
-            .map(|()| vec![(); asked.len()])
-            .map_err(|e| e.to_string())
+        // Writing ends is idempotent, and one that fails for good leaves
+        // its entries held by this live process (renewed by its heartbeat,
+        // never taken over), so a failure that may pass (PostgreSQL's
+        // deadlock detection picks a victim; a connection drops) is tried
+        // again before anybody is told.
+        let mut waits = FLUSH_RETRIES.iter();
+        loop {
+            match store.flush_ended(&ended, &seqs) {
+                Ok(()) => return Ok(vec![(); asked.len()]),
+                Err(e) => match waits.next() {
+                    Some(wait) => {
+                        tracing::warn!("writing {} ends: {e}; trying again", seqs.len());
+                        std::thread::sleep(*wait);
+                    }
+                    None => return Err(e.to_string()),
+                },
+            }
+        }
     })
 }
+
+/// The waits before each new try of a failed write of ends.
+const FLUSH_RETRIES: [std::time::Duration; 3] = [
+    std::time::Duration::from_millis(10),
+    std::time::Duration::from_millis(100),
+    std::time::Duration::from_millis(1000),
+];
 
 /// Accepts: entries and pending records, durable when answered.
 fn acceptor(store: Store) -> Batcher<(ExecutionRecord, Vec<u8>), u64> {

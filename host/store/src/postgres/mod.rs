@@ -174,8 +174,8 @@ pub(crate) struct PgStore {
     pool: Pool,
     /// Sessions with `synchronous_commit` off, for the writes the
     /// interface lets wait for the next flush and for claims: each is one
-    /// statement (or one transaction) without waiting for the disk.
-    /// Neither pool's sessions plan sequential scans (see `open`).
+    /// statement (or one transaction) without waiting for the disk,
+    /// planning no sequential scans (see `open`).
     unflushed: Pool,
     runtime: Option<tokio::runtime::Runtime>,
     /// The URL without its password, for messages.
@@ -227,13 +227,13 @@ impl PgStore {
                 .build()
                 .map_err(|e| open(e.to_string()))
         };
-        // Every statement here reads by key or in index order, so no
-        // session plans a sequential scan: a plan cached when autovacuum
-        // had just analyzed an idle system's emptied queue read the whole
-        // backlog of the next burst by sequential scan, in every claim and
-        // every end (bench/RESULTS.md, session 21). The commands that read
-        // a whole table (`store check`, `store copy`) read it in index
-        // order instead, a constant factor at most.
+        // The sessions that claim plan no sequential scan: a claim cached
+        // when autovacuum had just analyzed an idle system's emptied queue
+        // read the whole backlog of the next burst (bench/RESULTS.md,
+        // session 21). Not every session: counting the queue by index
+        // costs 100 ms at a backlog, and an end that drops its entries in
+        // key order rather than row order deadlocked with a heartbeat
+        // renewing the same worker's entries in row order.
         let with = |settings: &str| {
             let mut config = config.clone();
             let options = match config.get_options() {
@@ -243,8 +243,8 @@ impl PgStore {
             config.options(&options);
             config
         };
-        let durable = pool(&with("-c enable_seqscan=off"))?;
-        let unflushed = pool(&with("-c enable_seqscan=off -c synchronous_commit=off"))?;
+        let durable = pool(&config)?;
+        let unflushed = pool(&with("-c synchronous_commit=off -c enable_seqscan=off"))?;
         let store = Self {
             pool: durable,
             unflushed,

@@ -169,32 +169,3 @@ fn a_claim_planned_on_an_idle_queue_does_not_walk_a_backlog() {
     // few dozen rows at most, never the 2,000 of the backlog.
     assert!(touched < 100.0, "a claim touched {touched} rows");
 }
-
-/// The same for an execution's end: its queue entry and a longer earlier
-/// attempt's events found by key, not by reading the backlog (1,995 rows
-/// to drop one entry, before sessions planned without sequential scans).
-#[test]
-fn an_end_planned_on_an_idle_queue_reads_by_key() {
-    let store = PgStore::open(&PgCluster::shared().database()).unwrap();
-    let touched = store
-        .call(|client, _| async move {
-            let end = |seq: u32| {
-                format!(
-                    "(NULL, ARRAY[{seq}]::bigint[], '{{}}', '{{}}', '{{}}', ARRAY['e{seq}'], \
-                     ARRAY[0], '{{}}', '{{}}', '{{}}', '{{}}', '{{}}')"
-                )
-            };
-            let types = "integer, bigint[], text[], integer[], text[], text[], integer[], \
-                         text[], text[], text[], text[], text[]";
-            touched_by_cached_plan(
-                &client,
-                ("ends", types, &super::ended::WRITE),
-                &(0..6).map(|i| end(1000 + i)).collect::<Vec<_>>(),
-                &end(1900),
-                &["queue", "events"],
-            )
-            .await
-        })
-        .unwrap();
-    assert!(touched < 100.0, "an end touched {touched} rows");
-}
