@@ -230,6 +230,8 @@ impl ReadService {
                     // before, and the check here sees it.
                     let mut shared = shared.lock().unwrap_or_else(|e| e.into_inner());
                     if stopping.load(Ordering::Acquire) {
+                        // Closed while binding: the file is this one's.
+                        let _ = std::fs::remove_file(&path);
                         return;
                     }
                     *shared = Some(Listening {

@@ -28,7 +28,7 @@ use crate::Event;
 /// sequential scan of every event of every execution until autovacuum
 /// first analyzed the table: 5 ms per statement at 40,000 events, growing
 /// with the history (`bench/pg_statements.py`, auto_explain).
-pub(super) static WRITE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+static WRITE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "WITH written AS (\
              INSERT INTO events (id, n, body) \
