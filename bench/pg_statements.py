@@ -17,7 +17,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 
 import workers
 
@@ -25,13 +24,7 @@ import workers
 def main():
     wasmflow = os.path.abspath(sys.argv[1])
     n = int(sys.argv[2]) if len(sys.argv) > 2 else 3000
-    work = tempfile.mkdtemp(prefix="wf-bench-pgstat-")
-    os.chmod(work, 0o755)
-    actions = os.path.join(work, "actions")
-    os.makedirs(actions)
-    subprocess.run([os.path.join(workers.ROOT, "node_modules/.bin/jco"), "parse",
-                    os.path.join(workers.ROOT, "tests/fixtures/wat/add.wat"), "-o",
-                    os.path.join(actions, "add.wasm")], check=True, capture_output=True)
+    work, _ = workers.workspace("wf-bench-pgstat-")
     cluster = workers.Cluster(work)
     try:
         with open(os.path.join(cluster.data, "postgresql.conf"), "a") as f:

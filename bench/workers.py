@@ -208,16 +208,23 @@ tasks:
 """
 
 
-def main():
-    wasmflow = os.path.abspath(sys.argv[1])
-    n = int(sys.argv[2]) if len(sys.argv) > 2 else 5000
-    work = tempfile.mkdtemp(prefix="wf-bench-workers-")
+def workspace(prefix):
+    """A temp dir the cluster's `postgres` user can enter, with `actions/`
+    holding add.wasm (the trivial action): (dir, actions dir)."""
+    work = tempfile.mkdtemp(prefix=prefix)
     os.chmod(work, 0o755)
     actions = os.path.join(work, "actions")
     os.makedirs(actions)
     subprocess.run([os.path.join(ROOT, "node_modules/.bin/jco"), "parse",
                     os.path.join(ROOT, "tests/fixtures/wat/add.wat"), "-o",
                     os.path.join(actions, "add.wasm")], check=True, capture_output=True)
+    return work, actions
+
+
+def main():
+    wasmflow = os.path.abspath(sys.argv[1])
+    n = int(sys.argv[2]) if len(sys.argv) > 2 else 5000
+    work, actions = workspace("wf-bench-workers-")
     step = os.path.join(ROOT, "tests/fixtures/step/step.wasm")
     if not os.path.exists(step):
         subprocess.run(["bash", os.path.join(ROOT, "tests/fixtures/step/build.sh")], check=True)
