@@ -5,7 +5,8 @@ execution of a trivial action, counted by `pg_stat_statements`.
 One `serve --workers SLOTS` on a private cluster (as in workers.py, with
 `pg_stat_statements` preloaded); N POST /api/v1/executions of add.wasm from
 ab after a warm-up; then per statement: calls per execution, rows per
-call, statement time per execution.
+call, statement time per execution; and per table, the sequential scans
+and the rows they read.
 
   bench/pg_statements.py WASMFLOW [N]     (SLOTS=2 by default)
 
@@ -55,6 +56,13 @@ def main():
                    left(regexp_replace(query, '\\s+', ' ', 'g'), 90) AS statement
             FROM pg_stat_statements WHERE query NOT LIKE '%pg_stat_statements%'
             ORDER BY calls DESC LIMIT 12"""], check=True, capture_output=True, text=True)
+        print(out.stdout)
+        # Sequential scans show a plan that reads a whole table per call
+        # (how the end statement's scan of every event was found).
+        out = subprocess.run(psql[:-1] + ["-c", """
+            SELECT relname AS table_, seq_scan, seq_tup_read, idx_scan, n_live_tup, n_dead_tup
+            FROM pg_stat_user_tables WHERE seq_scan + coalesce(idx_scan, 0) > 10
+            ORDER BY seq_tup_read DESC"""], check=True, capture_output=True, text=True)
         print(out.stdout)
     finally:
         cluster.stop()

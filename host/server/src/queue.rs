@@ -16,12 +16,16 @@
 //! by claiming it (a lease its process's heartbeat renews), and the view
 //! is read from the store, so it shows every process's work. Nothing is
 //! restored at start: what a stopped process held is claimable again once
-//! its lease runs out.
+//! its lease runs out. Two shortcuts save the claim's statement: an
+//! accept hands its entry, already held, to an idle slot of its own
+//! process; and with a backlog of short actions a claim takes the next
+//! few entries ahead for this process's slots (see [`Queue::claim`]).
 
 use crate::batch::Batcher;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -33,10 +37,16 @@ pub use crate::shared::Leasing;
 /// capacity against it.
 const COUNT_EVERY: Duration = Duration::from_millis(250);
 
+/// A worker claims entries ahead of its slots (see [`Queue::claim`]) only
+/// while its actions end within this: for them a claim's round trip is a
+/// share of the work, and an entry held ahead waits about this long.
+const AHEAD_UNDER: Duration = Duration::from_millis(20);
+
 /// How long a worker with nothing to claim waits before asking again,
 /// unless an arrival wakes it first: what it finds by polling is work
 /// whose lease ran out.
 const IDLE_POLL: Duration = Duration::from_millis(250);
+use wasmflow_runtime::Ended;
 use wasmflow_store::{ExecutionId, ExecutionRecord, Kind, Status, Store, StoreError};
 
 /// What a queue entry carries besides its record.
@@ -139,6 +149,8 @@ pub struct QueueItem {
     /// Milliseconds since it was accepted.
     pub waited_ms: u64,
     /// The worker running it (running ones only): its slot in its process.
+    /// None on a shared store while its process holds it claimed ahead,
+    /// for its next slot to free (a few milliseconds, short actions only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub worker: Option<usize>,
     /// The process running it, on a shared store (running ones only).
@@ -207,12 +219,32 @@ pub struct Queue {
     /// Group commit of flushes, each maybe with an ended execution.
     flusher: Batcher<Flush, ()>,
     /// Group commit of accepts: their entries and records.
-    acceptor: Batcher<(ExecutionRecord, Vec<u8>), u64>,
+    acceptor: Batcher<Accepted, u64>,
     /// Slots waiting to claim actions (0) and workflows (1) on a shared
     /// store.
     claims: [Waiting; 2],
     /// The ends being written ([`Queue::ending`]): shutdown waits for them.
     ending: tokio_util::task::TaskTracker,
+    /// Actions claimed ahead of this process's slots on a shared store,
+    /// oldest first, for the next slot that frees.
+    ahead: Mutex<std::collections::VecDeque<Ahead>>,
+    /// Whether the last action claim found an entry for everything it
+    /// asked for (a backlog), and whether the last action that ended here
+    /// ran under [`AHEAD_UNDER`]: both make the next claim claim ahead.
+    backlog: AtomicBool,
+    quick: AtomicBool,
+    /// Whether an action claim found less than it asked for since the
+    /// last arrival of actions: a slot that frees then waits for the next
+    /// arrival instead of asking an empty queue.
+    drained: Arc<AtomicBool>,
+}
+
+/// An action claimed ahead: its ticket, and when its claim had committed
+/// (a heartbeat that asked after that and did not find it held means
+/// another process took it over).
+struct Ahead {
+    ticket: Ticket,
+    claimed: SystemTime,
 }
 
 impl Queue {
@@ -220,14 +252,19 @@ impl Queue {
     /// `leasing` is used only when the store is shared.
     pub fn new(store: Store, capacity: usize, workers: usize, leasing: Leasing) -> Self {
         let (tickets_tx, tickets_rx) = mpsc::unbounded_channel();
+        let shared = store.shared_queue().map(|_| leasing);
         Self {
-            shared: store.shared_queue().map(|_| leasing),
+            acceptor: acceptor(store.clone(), shared.clone()),
+            shared,
             started: SystemTime::now(),
             counted: Default::default(),
             flusher: flusher(store.clone()),
-            acceptor: acceptor(store.clone()),
             ending: tokio_util::task::TaskTracker::new(),
             claims: Default::default(),
+            ahead: Default::default(),
+            backlog: AtomicBool::new(false),
+            quick: AtomicBool::new(false),
+            drained: watch_arrivals(&store),
             store,
             capacity,
             workers,
@@ -341,7 +378,7 @@ impl Queue {
             );
         }
         let bytes = serde_json::to_vec(&payload).expect("payloads serialize");
-        let seq = match self.write_accepted(record, bytes).await {
+        let seq = match self.write_accepted(record, bytes, None).await {
             Ok(seq) => seq,
             Err(e) => {
                 self.entries
@@ -396,18 +433,55 @@ impl Queue {
             counted.1 += 1;
         }
         let bytes = serde_json::to_vec(&payload).expect("payloads serialize");
-        self.write_accepted(record, bytes).await.map(drop)
+        // An idle action slot of this process runs it: the entry is
+        // written held for that slot, and no claim is needed. A slot is
+        // idle only when its last claim found nothing, so nothing older
+        // waits here for it.
+        let idle = match record.kind == Kind::Action {
+            true => self.claims[0].lock().expect("not poisoned").pop(),
+            false => None,
+        };
+        let slot = idle.as_ref().map(|(slot, _)| *slot as u32);
+        let seq = match self.write_accepted(record, bytes, slot).await {
+            Ok(seq) => seq,
+            Err(e) => {
+                // The slot waits on (it claims at its next wake-up).
+                self.claims[0].lock().expect("not poisoned").extend(idle);
+                return Err(e);
+            }
+        };
+        if let Some((_, served)) = idle {
+            self.insert(seq, record, payload);
+            let ticket = Ticket {
+                seq,
+                id: record.id,
+                lost: 0,
+                lost_by: None,
+                record: Some(Box::new(record.clone())),
+            };
+            if let Err(ticket) = served.send(ticket) {
+                // The slot stopped meanwhile: the next one to free takes
+                // it (or this process's leaving lets it go).
+                self.ahead.lock().expect("not poisoned").push_back(Ahead {
+                    ticket,
+                    claimed: SystemTime::now(),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// The entry and the pending record, durable when this returns (one
-    /// write for every accept waiting at the same time).
+    /// write for every accept waiting at the same time); on a shared
+    /// store held from the start for `slot` of this process.
     async fn write_accepted(
         &self,
         record: &ExecutionRecord,
         payload: Vec<u8>,
+        slot: Option<u32>,
     ) -> Result<u64, AcceptError> {
         self.acceptor
-            .ask((record.clone(), payload))
+            .ask((record.clone(), payload, slot))
             .await
             .map_err(|message| AcceptError::Store(StoreError::Other(message)))
     }
@@ -430,11 +504,13 @@ impl Queue {
     /// record is written already), wait until it is on disk, then drop its
     /// entry, in one write with every flush waiting at the same time; and
     /// out of the view.
-    pub async fn finished(
-        &self,
-        ticket: &Ticket,
-        ended: Option<wasmflow_runtime::Ended>,
-    ) -> Result<(), AcceptError> {
+    pub async fn finished(&self, ticket: &Ticket, ended: Option<Ended>) -> Result<(), AcceptError> {
+        if let Some(Ended { record, .. }) = &ended {
+            if let (Some(started), Some(ended)) = (record.started_at, record.ended_at) {
+                let ran = ended.duration_since(started).unwrap_or(Duration::ZERO);
+                self.quick.store(ran < AHEAD_UNDER, Ordering::Relaxed);
+            }
+        }
         let flush = Flush {
             seq: ticket.seq,
             ended,
@@ -462,15 +538,33 @@ impl Queue {
     /// while there is none. A slot claims for itself and for every other
     /// slot waiting at that moment (one statement for all); claims of
     /// slots that start waiting meanwhile run beside it.
+    ///
+    /// With a backlog of short actions, a claim also takes entries ahead,
+    /// up to one per slot of this process, held (and renewed) for the
+    /// slots that free next: one statement then starts several actions
+    /// instead of one. Long actions are not claimed ahead, so an entry
+    /// never waits here behind one while another process has a free slot.
     async fn claim(&self, leasing: &Leasing, slot: usize, kind: Kind) -> Ticket {
         let arrivals = self
             .store
             .shared_queue()
             .expect("a shared store")
-            .arrivals();
+            .arrivals(kind);
         let claims = &self.claims[usize::from(kind == Kind::Workflow)];
         let (served, mut ticket) = oneshot::channel();
-        claims.lock().expect("not poisoned").push((slot, served));
+        {
+            let mut waiting = claims.lock().expect("not poisoned");
+            if kind == Kind::Action {
+                if let Some(ahead) = self.ahead.lock().expect("not poisoned").pop_front() {
+                    return ahead.ticket;
+                }
+            }
+            waiting.push((slot, served));
+        }
+        // A queue this process found empty since the last arrival is not
+        // asked again: the slot waits for an arrival (or an accept here
+        // hands it its entry), or polls for leases that ran out.
+        let mut ask = !(kind == Kind::Action && self.drained.load(Ordering::Relaxed));
         loop {
             // Listening before asking, so an entry added while the claim
             // runs wakes this slot.
@@ -484,11 +578,12 @@ impl Queue {
             // or puts it back), claim for every slot waiting.
             let taken = {
                 let mut waiting = claims.lock().expect("not poisoned");
-                match waiting.iter().any(|(s, _)| *s == slot) {
+                match ask && waiting.iter().any(|(s, _)| *s == slot) {
                     true => Some(std::mem::take(&mut *waiting)),
                     false => None,
                 }
             };
+            ask = true;
             if let Some(taken) = taken {
                 let more = self.claim_for(taken, claims, leasing, kind).await;
                 if let Ok(t) = ticket.try_recv() {
@@ -523,9 +618,19 @@ impl Queue {
             .filter(|(_, served)| !served.is_closed())
             .collect();
         let slots: Vec<u32> = waiting.iter().map(|(slot, _)| *slot as u32).collect();
+        let ahead = match kind == Kind::Action
+            && self.backlog.load(Ordering::Relaxed)
+            && self.quick.load(Ordering::Relaxed)
+        {
+            true => {
+                let held = self.ahead.lock().expect("not poisoned").len();
+                self.workers.saturating_sub(held)
+            }
+            false => 0,
+        };
         let queue = self.store.shared_queue().expect("a shared store");
         let claimed = match queue
-            .claim(&leasing.name, &slots, leasing.lease, kind)
+            .claim(&leasing.name, &slots, ahead, leasing.lease, kind)
             .await
         {
             Ok(claimed) => claimed,
@@ -534,8 +639,16 @@ impl Queue {
                 Vec::new()
             }
         };
-        let all = !slots.is_empty() && claimed.len() == slots.len();
+        // After the claim committed: a heartbeat that asks later and does
+        // not find these held means another process took them.
+        let claimed_at = SystemTime::now();
+        let all = !slots.is_empty() && claimed.len() == slots.len() + ahead;
+        if kind == Kind::Action {
+            self.backlog.store(all, Ordering::Relaxed);
+            self.drained.store(!all, Ordering::Relaxed);
+        }
         let mut waiting: HashMap<usize, oneshot::Sender<Ticket>> = waiting.into_iter().collect();
+        let mut claimed_ahead = Vec::new();
         for c in claimed {
             let payload = serde_json::from_slice(&c.entry.payload).unwrap_or_default();
             let Some(record) = &c.record else {
@@ -544,9 +657,6 @@ impl Queue {
                 continue;
             };
             self.insert(c.entry.seq, record, payload);
-            let Some(served) = waiting.remove(&(c.slot as usize)) else {
-                continue;
-            };
             let ticket = Ticket {
                 seq: c.entry.seq,
                 id: c.entry.id,
@@ -554,14 +664,69 @@ impl Queue {
                 lost_by: c.lost_by,
                 record: c.record,
             };
+            let Some(slot) = c.slot else {
+                claimed_ahead.push(Ahead {
+                    ticket,
+                    claimed: claimed_at,
+                });
+                continue;
+            };
+            let Some(served) = waiting.remove(&(slot as usize)) else {
+                continue;
+            };
             if let Err(ticket) = served.send(ticket) {
                 // Its slot stopped meanwhile (shutdown): the entry is left
                 // for the next claim once this process leaves.
                 self.let_go(&ticket);
             }
         }
-        claims.lock().expect("not poisoned").extend(waiting);
+        let mut claims = claims.lock().expect("not poisoned");
+        claims.extend(waiting);
+        let mut held = self.ahead.lock().expect("not poisoned");
+        held.extend(claimed_ahead);
+        // Slots that started waiting while this claim ran take what it
+        // claimed ahead, now rather than at their next poll.
+        while !held.is_empty() && !claims.is_empty() {
+            let (_, served) = claims.remove(0);
+            let ahead = held.pop_front().expect("not empty");
+            if let Err(ticket) = served.send(ahead.ticket) {
+                held.push_front(Ahead {
+                    ticket,
+                    claimed: ahead.claimed,
+                });
+            }
+        }
         all
+    }
+
+    /// What the heartbeat found of the entries claimed ahead (`asked` is
+    /// when it asked): one canceled from another process is canceled here
+    /// (it ends as soon as a slot takes it); one no longer held was taken
+    /// over by another process while this one stalled, and is dropped.
+    pub fn check_ahead(&self, held: &HashSet<u64>, canceled: &HashSet<u64>, asked: SystemTime) {
+        let lost: Vec<Ticket> = {
+            let mut ahead = self.ahead.lock().expect("not poisoned");
+            let entries = self.entries.lock().expect("not poisoned");
+            for a in ahead.iter() {
+                if canceled.contains(&a.ticket.seq) {
+                    if let Some(entry) = entries.get(&a.ticket.id) {
+                        entry.cancel.cancel();
+                    }
+                }
+            }
+            let (lost, kept) = std::mem::take(&mut *ahead)
+                .into_iter()
+                .partition(|a| a.claimed < asked && !held.contains(&a.ticket.seq));
+            *ahead = kept;
+            lost.into_iter().map(|a: Ahead| a.ticket).collect()
+        };
+        for ticket in lost {
+            tracing::warn!(
+                "execution {}: claimed ahead by this worker, whose lease ran out; another took it over",
+                ticket.id
+            );
+            self.let_go(&ticket);
+        }
     }
 
     /// Cancel `id` wherever it waits or runs, on a shared store.
@@ -746,7 +911,7 @@ impl Queue {
             };
             match entry.lease {
                 Some(lease) if !lease.expired => {
-                    item.worker = Some(lease.slot as usize);
+                    item.worker = lease.slot.map(|s| s as usize);
                     item.running_ms = Some(ms(lease.since));
                     item.process = Some(lease.worker);
                     running.push(item);
@@ -813,7 +978,7 @@ const BATCH: usize = 256;
 /// is written already), and its entry to drop after.
 struct Flush {
     seq: u64,
-    ended: Option<wasmflow_runtime::Ended>,
+    ended: Option<Ended>,
 }
 
 fn flusher(store: Store) -> Batcher<Flush, ()> {
@@ -852,11 +1017,192 @@ const FLUSH_RETRIES: [std::time::Duration; 3] = [
     std::time::Duration::from_millis(1000),
 ];
 
+/// A flag that every arrival of actions in a shared queue clears (see
+/// [`Queue::claim`]); never set on an embedded store.
+fn watch_arrivals(store: &Store) -> Arc<AtomicBool> {
+    let drained = Arc::new(AtomicBool::new(false));
+    if let Some(queue) = store.shared_queue() {
+        let (arrivals, cleared) = (queue.arrivals(Kind::Action), drained.clone());
+        tokio::spawn(async move {
+            loop {
+                let arrived = arrivals.notified();
+                tokio::pin!(arrived);
+                arrived.as_mut().enable();
+                // After listening: an arrival before this is covered by
+                // the clearing, one after it by the wait.
+                cleared.store(false, Ordering::Relaxed);
+                arrived.await;
+            }
+        });
+    }
+    drained
+}
+
+/// An accept's entry, its pending record, and on a shared store the slot
+/// of this process that holds it from the start (see [`Queue::accept`]).
+type Accepted = (ExecutionRecord, Vec<u8>, Option<u32>);
+
 /// Accepts: entries and pending records, durable when answered.
-fn acceptor(store: Store) -> Batcher<(ExecutionRecord, Vec<u8>), u64> {
-    Batcher::start(BATCH, move |asked: Vec<(ExecutionRecord, Vec<u8>)>| {
+fn acceptor(store: Store, shared: Option<Leasing>) -> Batcher<Accepted, u64> {
+    Batcher::start(BATCH, move |asked: Vec<Accepted>| {
         let entries: Vec<(&ExecutionRecord, &[u8])> =
-            asked.iter().map(|(r, p)| (r, p.as_slice())).collect();
-        store.accept(&entries).map_err(|e| e.to_string())
+            asked.iter().map(|(r, p, _)| (r, p.as_slice())).collect();
+        match (&shared, store.shared_queue()) {
+            (Some(leasing), Some(queue)) => {
+                let slots: Vec<Option<u32>> = asked.iter().map(|(_, _, slot)| *slot).collect();
+                queue.accept_holding(&entries, &slots, &leasing.name, leasing.lease)
+            }
+            _ => store.accept(&entries),
+        }
+        .map_err(|e| e.to_string())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use wasmflow_store::Location;
+    use wasmflow_testkit::PgCluster;
+
+    fn shared_queue(url: &str, name: &str, workers: usize) -> Arc<Queue> {
+        let store = Store::open_at(&Location::Postgres(url.to_owned())).unwrap();
+        let leasing = Leasing {
+            name: name.into(),
+            ..Leasing::default()
+        };
+        Arc::new(Queue::new(store, 1000, workers, leasing))
+    }
+
+    fn action(n: u64) -> ExecutionRecord {
+        ExecutionRecord::new_action(format!("a{n}"), "sha256:00".into(), serde_json::json!(n))
+    }
+
+    type Holder = Option<(String, Option<u32>)>;
+
+    /// Who holds each of the store's entries, in queue order.
+    fn holders(queue: &Queue) -> Vec<(ExecutionId, Holder)> {
+        queue
+            .store
+            .shared_queue()
+            .unwrap()
+            .entries()
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.id, e.lease.map(|l| (l.worker, l.slot))))
+            .collect()
+    }
+
+    /// `slot`'s next ticket, on a task of its own.
+    fn next(queue: &Arc<Queue>, slot: usize) -> tokio::task::JoinHandle<Ticket> {
+        let queue = queue.clone();
+        tokio::spawn(async move {
+            let next = queue.next(slot, Kind::Action);
+            tokio::time::timeout(Duration::from_secs(10), next)
+                .await
+                .expect("a ticket within 10 s")
+                .expect("a ticket")
+        })
+    }
+
+    /// Until `slot` of `queue` waits idle (it asked the queue and found
+    /// nothing for it).
+    async fn idle(queue: &Queue, slot: usize) {
+        while !queue.claims[0]
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(s, _)| *s == slot)
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// An accept with an idle slot of its own process gives that slot the
+    /// entry, held from the start: another process's idle slot, woken by
+    /// arrivals, never gets it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_idle_slot_runs_what_its_process_accepts() {
+        let url = PgCluster::shared().database();
+        let (here, there) = (
+            shared_queue(&url, "here", 1),
+            shared_queue(&url, "there", 1),
+        );
+        let rival = next(&there, 0);
+        idle(&there, 0).await;
+        for n in 0..10 {
+            let record = action(n);
+            let waiting = next(&here, 0);
+            idle(&here, 0).await;
+            here.accept(&record, Payload::default()).await.unwrap();
+            let ticket = waiting.await.unwrap();
+            assert_eq!(ticket.id, record.id, "accept {n}");
+            let held = holders(&here);
+            let mine = (record.id, Some(("here".to_owned(), Some(0))));
+            assert!(held.contains(&mine), "{held:?}");
+            here.done(&ticket);
+        }
+        assert!(!rival.is_finished(), "the other process's slot got one");
+        rival.abort();
+    }
+
+    /// With a backlog of quick actions, one claim takes an entry for the
+    /// slot that asked and one more for each slot of the process; the
+    /// next slots take those without a claim. One the heartbeat no longer
+    /// finds held is dropped; one canceled elsewhere is canceled here.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_backlog_of_quick_actions_is_claimed_ahead() {
+        let url = PgCluster::shared().database();
+        let queue = shared_queue(&url, "ahead", 2);
+        let records: Vec<_> = (0..8).map(action).collect();
+        for r in &records {
+            queue.store.enqueue(r, b"{}").unwrap();
+        }
+        queue.store.flush().unwrap();
+        // What a backlog of quick ends leaves behind.
+        queue.backlog.store(true, Ordering::Relaxed);
+        queue.quick.store(true, Ordering::Relaxed);
+
+        let first = next(&queue, 0).await.unwrap();
+        assert_eq!(first.id, records[0].id);
+        let held = holders(&queue);
+        let of = |held: &[(ExecutionId, Holder)], n: usize| held[n].1.clone();
+        assert_eq!(of(&held, 0), Some(("ahead".into(), Some(0))), "{held:?}");
+        assert_eq!(of(&held, 1), Some(("ahead".into(), None)), "{held:?}");
+        assert_eq!(of(&held, 2), Some(("ahead".into(), None)), "{held:?}");
+        assert_eq!(of(&held, 3), None, "two ahead, not more: {held:?}");
+
+        // The next slot takes one claimed ahead: nothing more is claimed.
+        let second = next(&queue, 1).await.unwrap();
+        assert_eq!(second.id, records[1].id);
+        assert_eq!(holders(&queue), held);
+
+        // A heartbeat that finds the third canceled from elsewhere.
+        let third_seq = held_seq(&queue, records[2].id);
+        queue.check_ahead(
+            &HashSet::from([third_seq]),
+            &HashSet::from([third_seq]),
+            SystemTime::now(),
+        );
+        let entry = queue.entry(records[2].id).expect("still held here");
+        assert!(entry.cancel.is_cancelled(), "canceled where it waits");
+        // Then a heartbeat that no longer finds it held: another process
+        // took it over; it leaves this process's view and its slots.
+        queue.check_ahead(&HashSet::new(), &HashSet::new(), SystemTime::now());
+        assert!(queue.entry(records[2].id).is_none());
+        assert!(queue.ahead.lock().unwrap().is_empty());
+    }
+
+    fn held_seq(queue: &Queue, id: ExecutionId) -> u64 {
+        queue
+            .store
+            .shared_queue()
+            .unwrap()
+            .entries()
+            .unwrap()
+            .into_iter()
+            .find(|e| e.id == id)
+            .expect("queued")
+            .seq
+    }
 }

@@ -69,6 +69,7 @@ pub async fn heartbeat(app: Arc<App>, leasing: Leasing, concurrency: u32, stop: 
                     held.iter().filter(|h| f(h)).map(|h| h.seq).collect()
                 };
                 let (canceled, paused, held) = (of(|h| h.cancel), of(|h| h.pause), of(|_| true));
+                app.queue.check_ahead(&held, &canceled, asked);
                 for r in app.queue.running() {
                     if canceled.contains(&r.seq) {
                         r.cancel.cancel();

@@ -800,7 +800,11 @@ pub fn shared_queue(open: &dyn Fn() -> Store) {
         .collect();
     assert_eq!(
         holders,
-        vec![Some(("w1", 0)), Some(("w2", 0)), Some(("w1", 1))]
+        vec![
+            Some(("w1", Some(0))),
+            Some(("w2", Some(0))),
+            Some(("w1", Some(1)))
+        ]
     );
     let workers = queue.workers().unwrap();
     let names: Vec<_> = workers.iter().map(|w| w.name.as_str()).collect();
@@ -847,11 +851,18 @@ pub fn shared_queue(open: &dyn Fn() -> Store) {
     assert_eq!(again.lost_by, None);
     assert_eq!(queue.workers().unwrap().len(), 1);
     assert!(queue.holds(again.entry.id).unwrap());
-    // Its waiter hears it leave the queue, from any process.
+    // A workflow's task: its waiter (the workflow) hears it leave the
+    // queue, from any process. Top-level executions have no such waiter.
+    let mut task = record(8);
+    task.parent = Some(ids[1]);
+    let task_seq = store.enqueue(&task, b"{}").unwrap();
+    store.flush().unwrap();
     let endings = queue.endings();
-    let watch = endings.watch(again.entry.id);
+    let watch = endings.watch(task.id);
     std::thread::sleep(Duration::from_millis(300)); // the listener connects
-    open().dequeue(again.entry.seq).unwrap();
+    let elsewhere = open();
+    elsewhere.dequeue(again.entry.seq).unwrap();
+    elsewhere.dequeue(task_seq).unwrap();
     tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
@@ -864,8 +875,10 @@ pub fn shared_queue(open: &dyn Fn() -> Store) {
     assert!(!queue.holds(again.entry.id).unwrap());
     assert_eq!(queue.entries().unwrap().len(), 2);
 
-    // An idle worker hears of a new entry from any process.
-    let arrivals = queue.arrivals();
+    // An idle worker hears of a new entry of its kind from any process,
+    // and not of the other kind's.
+    let arrivals = queue.arrivals(Kind::Action);
+    let flows = queue.arrivals(Kind::Workflow);
     std::thread::sleep(Duration::from_millis(300)); // the listener connects
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
@@ -873,13 +886,22 @@ pub fn shared_queue(open: &dyn Fn() -> Store) {
         .unwrap();
     let fifth = record(5);
     rt.block_on(async {
-        let heard = arrivals.notified();
-        tokio::pin!(heard);
+        let (heard, flow_heard) = (arrivals.notified(), flows.notified());
+        tokio::pin!(heard, flow_heard);
         heard.as_mut().enable();
+        flow_heard.as_mut().enable();
         open().enqueue(&fifth, b"{}").unwrap();
         tokio::time::timeout(Duration::from_secs(10), heard)
             .await
             .expect("woken by the enqueue");
+        // Notifications arrive in commit order: one the action's commit
+        // sent the workflow waiters would be here by now.
+        assert!(
+            tokio::time::timeout(Duration::from_millis(200), flow_heard)
+                .await
+                .is_err(),
+            "an action's arrival woke the workers waiting for workflows"
+        );
     });
     assert_eq!(queue.cancel(fifth.id).unwrap(), crate::Cancel::Withdrawn);
 
@@ -899,7 +921,7 @@ pub fn shared_queue(open: &dyn Fn() -> Store) {
                 let slots: Vec<u32> = (0..=w).collect();
                 loop {
                     let claimed =
-                        waited(queue.claim(&format!("racer{w}"), &slots, long, Kind::Action))
+                        waited(queue.claim(&format!("racer{w}"), &slots, 0, long, Kind::Action))
                             .unwrap();
                     if claimed.is_empty() {
                         break;
@@ -926,12 +948,12 @@ pub fn shared_queue(open: &dyn Fn() -> Store) {
         store.enqueue(r, b"{}").unwrap();
     }
     store.flush().unwrap();
-    let claimed = waited(queue.claim("w6", &[7, 3], long, Kind::Action)).unwrap();
+    let claimed = waited(queue.claim("w6", &[7, 3], 0, long, Kind::Action)).unwrap();
     let got: Vec<_> = claimed.iter().map(|c| (c.entry.id, c.slot)).collect();
-    assert_eq!(got, [(batch[0].id, 7), (batch[1].id, 3)]);
-    let rest = waited(queue.claim("w6", &[1, 2, 4], long, Kind::Action)).unwrap();
+    assert_eq!(got, [(batch[0].id, Some(7)), (batch[1].id, Some(3))]);
+    let rest = waited(queue.claim("w6", &[1, 2, 4], 5, long, Kind::Action)).unwrap();
     let got: Vec<_> = rest.iter().map(|c| (c.entry.id, c.slot)).collect();
-    assert_eq!(got, [(batch[2].id, 1)]);
+    assert_eq!(got, [(batch[2].id, Some(1))]);
     let held: Vec<_> = queue
         .entries()
         .unwrap()
@@ -942,9 +964,88 @@ pub fn shared_queue(open: &dyn Fn() -> Store) {
         })
         .collect();
     assert_eq!(held.len(), 3);
-    assert!(held.contains(&(batch[1].id, 3)), "{held:?}");
+    assert!(held.contains(&(batch[1].id, Some(3))), "{held:?}");
     for c in claimed.iter().chain(&rest) {
         store.dequeue(c.entry.seq).unwrap();
+    }
+
+    // Claimed ahead: after one entry per slot, up to `ahead` more, oldest
+    // first, held by the worker for no slot yet.
+    let batch: Vec<_> = (0..4).map(|n| record(500 + n)).collect();
+    for r in &batch {
+        store.enqueue(r, b"{}").unwrap();
+    }
+    store.flush().unwrap();
+    let claimed = waited(queue.claim("w7", &[2], 2, long, Kind::Action)).unwrap();
+    let got: Vec<_> = claimed.iter().map(|c| (c.entry.id, c.slot)).collect();
+    assert_eq!(
+        got,
+        [
+            (batch[0].id, Some(2)),
+            (batch[1].id, None),
+            (batch[2].id, None)
+        ]
+    );
+    let held: Vec<_> = queue
+        .entries()
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| {
+            let lease = e.lease?;
+            (lease.worker == "w7").then_some((e.id, lease.slot))
+        })
+        .collect();
+    assert_eq!(
+        held,
+        [
+            (batch[0].id, Some(2)),
+            (batch[1].id, None),
+            (batch[2].id, None)
+        ]
+    );
+    let last = waited(queue.claim("w8", &[0], 3, long, Kind::Action)).unwrap();
+    assert_eq!(last.len(), 1, "one left");
+    for c in claimed.iter().chain(&last) {
+        store.dequeue(c.entry.seq).unwrap();
+    }
+
+    // An accept may hold entries from the start, for slots of the worker
+    // accepting them: held as a claim holds them, renewed with its other
+    // leases, and no claim takes them.
+    let (kept, left) = (record(600), record(601));
+    let seqs = queue
+        .accept_holding(
+            &[(&kept, b"{}"), (&left, b"{}")],
+            &[Some(3), None],
+            "w9",
+            long,
+        )
+        .unwrap();
+    assert_eq!(seqs.len(), 2);
+    assert!(
+        store.get(kept.id).unwrap().is_some(),
+        "its record is written"
+    );
+    let leases: Vec<_> = queue
+        .entries()
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.id == kept.id || e.id == left.id)
+        .map(|e| e.lease.map(|l| (l.worker, l.slot)))
+        .collect();
+    assert_eq!(leases, [Some(("w9".to_owned(), Some(3))), None]);
+    let renewed: Vec<u64> = queue
+        .renew("w9", 4, long)
+        .unwrap()
+        .iter()
+        .map(|h| h.seq)
+        .collect();
+    assert_eq!(renewed, [seqs[0]]);
+    let others = waited(queue.claim("w10", &[0, 1], 0, long, Kind::Action)).unwrap();
+    let got: Vec<_> = others.iter().map(|c| c.entry.id).collect();
+    assert_eq!(got, [left.id]);
+    for seq in seqs {
+        store.dequeue(seq).unwrap();
     }
 
     // Workflows and actions are claimed apart (every action is held now).

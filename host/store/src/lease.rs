@@ -35,7 +35,30 @@ pub trait SharedQueue: Send + Sync {
     /// Asynchronous, unlike the rest of the interface: a claim is on the
     /// path of every execution a worker starts, and a caller inside a
     /// runtime awaits it without a blocking thread in between.
-    fn claim(&self, worker: &str, slots: &[u32], lease: Duration, kind: Kind) -> Claiming;
+    ///
+    /// `ahead` more entries may be taken after those, held for no slot yet
+    /// (`slot` None): a worker with a backlog before it takes the work of
+    /// its next few slots in the same statement.
+    fn claim(
+        &self,
+        worker: &str,
+        slots: &[u32],
+        ahead: usize,
+        lease: Duration,
+        kind: Kind,
+    ) -> Claiming;
+    /// [`crate::store::Backend::accept`] on this queue, but each entry
+    /// given a slot in `slots` is held from the start by `worker` for that
+    /// slot for `lease`, as if it had claimed it: a process with idle
+    /// slots runs what it accepts itself, without a claim. Only the
+    /// entries nobody holds wake other processes' workers.
+    fn accept_holding(
+        &self,
+        entries: &[(&crate::ExecutionRecord, &[u8])],
+        slots: &[Option<u32>],
+        worker: &str,
+        lease: Duration,
+    ) -> Result<Vec<u64>, StoreError>;
     /// [`SharedQueue::claim`] for one slot, waiting for it.
     fn claim_one(
         &self,
@@ -86,13 +109,17 @@ pub trait SharedQueue: Send + Sync {
     fn entries(&self) -> Result<Vec<Entry>, StoreError>;
     /// Every worker that has sent a heartbeat and not left, by name.
     fn workers(&self) -> Result<Vec<Worker>, StoreError>;
-    /// Woken (every waiter at once) when any process adds an entry or lets
-    /// go of some, so an idle worker claims at once instead of at its next
-    /// poll. A lease running out wakes nobody: workers poll for those.
-    fn arrivals(&self) -> Arc<Notify>;
-    /// Waiters for the end of queued executions: woken when any process
-    /// takes an entry out of the queue, which it does once the record is
-    /// final and durable.
+    /// Woken (every waiter at once) when any process adds an entry of
+    /// `kind` or lets go of some, so an idle worker claims at once instead
+    /// of at its next poll. A lease running out wakes nobody: workers poll
+    /// for those. An arrival of actions does not wake the workers waiting
+    /// for workflows (their claim would find nothing), nor the reverse.
+    fn arrivals(&self, kind: Kind) -> Arc<Notify>;
+    /// Waiters for the end of a workflow's queued tasks (entries of
+    /// records with a parent): woken when any process takes such an entry
+    /// out of the queue, which it does once the record is final and
+    /// durable. A top-level execution's end tells no one (nothing waits
+    /// for it this way: a follower reads its record).
     fn endings(&self) -> Arc<Endings>;
 }
 
@@ -161,8 +188,9 @@ impl Drop for Watch {
 #[derive(Clone, Debug)]
 pub struct Claimed {
     pub entry: Queued,
-    /// The slot it was claimed for.
-    pub slot: u32,
+    /// The slot it was claimed for; None when claimed ahead, for whichever
+    /// slot of its worker frees first.
+    pub slot: Option<u32>,
     /// How many times it has been claimed, this one included.
     pub claims: u32,
     /// How many of those claims ended with the holder's lease expiring.
@@ -209,7 +237,8 @@ pub struct Entry {
 #[derive(Clone, Debug)]
 pub struct Lease {
     pub worker: String,
-    pub slot: u32,
+    /// None while it is held ahead, for the worker's next free slot.
+    pub slot: Option<u32>,
     /// When it was claimed.
     pub since: SystemTime,
     /// Whether its holder has stopped renewing it.

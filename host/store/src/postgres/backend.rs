@@ -67,21 +67,41 @@ const UPSERT: &str = concat!(
 );
 
 /// Queue entries and their records (arrays of the columns, one element
-/// per execution), and the arrival told (at commit, once).
+/// per execution), and the arrival told (at commit, once per kind). An
+/// entry with a slot ($9) is held from the start by worker $10 for $11
+/// ms, as a claim would hold it, and tells no one: its worker has it.
 static ENQUEUE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "WITH entry AS (\
-             INSERT INTO queue (id, payload, workflow, task) \
-             SELECT * FROM unnest($1::text[], $2::bytea[], $3::boolean[], $4::boolean[]) \
-             RETURNING seq, id), \
+             INSERT INTO queue (id, payload, workflow, task, worker, slot, claimed_at, \
+                                lease_until, claims) \
+             SELECT u.id, u.payload, u.workflow, u.task, \
+                 CASE WHEN u.slot IS NOT NULL THEN $10::text END, u.slot, \
+                 CASE WHEN u.slot IS NOT NULL THEN now() END, \
+                 CASE WHEN u.slot IS NOT NULL \
+                     THEN now() + $11::float8 * interval '1 millisecond' END, \
+                 CASE WHEN u.slot IS NOT NULL THEN 1 ELSE 0 END \
+             FROM unnest($1::text[], $2::bytea[], $3::boolean[], $4::boolean[], \
+                         $9::integer[]) AS u(id, payload, workflow, task, slot) \
+             RETURNING seq, id, workflow, worker), \
          record AS (\
              INSERT INTO executions (id, status, parent, action, body) \
              SELECT * FROM unnest($1::text[], $5::text[], $6::text[], $7::text[], $8::text[]) {}) \
-         SELECT seq, id, pg_notify('{}', '') FROM entry",
+         SELECT seq, id, CASE WHEN worker IS NULL THEN \
+             pg_notify('{}', CASE WHEN workflow THEN 'workflow' ELSE 'action' END) END \
+         FROM entry",
         replacing!(),
         super::lease::ARRIVALS
     )
 });
+
+/// Who holds the entries an accept writes held: a worker, for how long,
+/// and each entry's slot (None: not held).
+pub(super) struct Holding<'a> {
+    pub worker: &'a str,
+    pub lease: std::time::Duration,
+    pub slots: &'a [Option<u32>],
+}
 
 pub(super) fn decode(id: &str, body: &str) -> Result<ExecutionRecord, StoreError> {
     serde_json::from_str(body).map_err(|cause| StoreError::Corrupt {
@@ -124,11 +144,18 @@ impl PgStore {
 
     /// Queue entries and their records in one statement, durably (every
     /// earlier write with them) or with the next flush.
-    fn enqueue_all(
+    pub(super) fn enqueue_all(
         &self,
         entries: &[(&ExecutionRecord, &[u8])],
         durable: bool,
+        holding: Option<Holding>,
     ) -> Result<Vec<u64>, StoreError> {
+        let slots: Vec<Option<i32>> = match &holding {
+            Some(h) => h.slots.iter().map(|s| s.map(|s| s as i32)).collect(),
+            None => vec![None; entries.len()],
+        };
+        let worker = holding.as_ref().map(|h| h.worker.to_owned());
+        let lease = holding.as_ref().map(|h| h.lease.as_millis() as f64);
         let mut records = Rows::default();
         for (record, _) in entries {
             records.push(record);
@@ -155,6 +182,9 @@ impl PgStore {
                         &r.parents,
                         &r.actions,
                         &r.bodies,
+                        &slots,
+                        &worker,
+                        &lease,
                     ],
                 )
                 .await?;
@@ -355,12 +385,12 @@ impl Backend for PgStore {
     /// round trip: an accept's latency is mostly round trips), committed
     /// without waiting: durable with the next flush.
     fn enqueue(&self, record: &ExecutionRecord, payload: &[u8]) -> Result<u64, StoreError> {
-        Ok(self.enqueue_all(&[(record, payload)], false)?[0])
+        Ok(self.enqueue_all(&[(record, payload)], false, None)?[0])
     }
 
     /// Every entry and record in one statement and one synchronous commit.
     fn accept(&self, entries: &[(&ExecutionRecord, &[u8])]) -> Result<Vec<u64>, StoreError> {
-        self.enqueue_all(entries, true)
+        self.enqueue_all(entries, true, None)
     }
 
     fn queued(&self) -> Result<Vec<Queued>, StoreError> {

@@ -18,19 +18,24 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::Notify;
 
 /// The channel every enqueue and release notifies (`NOTIFY`, delivered
-/// when its transaction commits).
+/// when its transaction commits), with what arrived: `action`, `workflow`,
+/// or nothing said (a release: either).
 pub(super) const ARRIVALS: &str = "wasmflow_queue";
 
-/// The channel every dequeue notifies, with the execution's id.
+/// The channel every dequeue of a workflow's task notifies, with the
+/// task's execution id (one notification per execution: told for every
+/// top-level action too, they cost PostgreSQL a tenth of its throughput).
 pub(super) const ENDED: &str = "wasmflow_ended";
 
 /// Who is told what the listening connection hears.
 pub(super) struct Heard {
-    arrivals: Arc<Notify>,
+    /// Arrivals of actions (0) and of workflows (1).
+    arrivals: [Arc<Notify>; 2],
     endings: Arc<Endings>,
 }
 
-/// A claim for `n` slots. `n` is written into the statement, not passed:
+/// A claim for `n` entries: one per slot of `$2`, the rest for no slot
+/// (`$2[k]` past its end is NULL). `n` is written into the statement, not passed:
 /// a plan made for "as many rows as a parameter says" expects a tenth of
 /// the queue and joins it by hashing the whole table; one per `n` (a few:
 /// one per number of idle slots) looks up `n` rows by index.
@@ -83,7 +88,7 @@ impl PgStore {
     fn heard(&self) -> &Heard {
         self.heard.get_or_init(|| {
             let heard = Heard {
-                arrivals: Arc::new(Notify::new()),
+                arrivals: Default::default(),
                 endings: Arc::default(),
             };
             let (config, arrivals, endings) = (
@@ -104,8 +109,8 @@ impl PgStore {
 }
 
 impl SharedQueue for PgStore {
-    fn arrivals(&self) -> Arc<Notify> {
-        self.heard().arrivals.clone()
+    fn arrivals(&self, kind: Kind) -> Arc<Notify> {
+        self.heard().arrivals[usize::from(kind == Kind::Workflow)].clone()
     }
 
     fn endings(&self) -> Arc<Endings> {
@@ -122,14 +127,21 @@ impl SharedQueue for PgStore {
         })
     }
 
-    fn claim(&self, worker: &str, slots: &[u32], lease: Duration, kind: Kind) -> Claiming {
+    fn claim(
+        &self,
+        worker: &str,
+        slots: &[u32],
+        ahead: usize,
+        lease: Duration,
+        kind: Kind,
+    ) -> Claiming {
         if slots.is_empty() {
             return Box::pin(async { Ok(Vec::new()) });
         }
         let (worker, lease) = (worker.to_owned(), millis(lease));
         let slots: Vec<i32> = slots.iter().map(|s| *s as i32).collect();
         let workflow = kind == Kind::Workflow;
-        let sql = claim(slots.len());
+        let sql = claim(slots.len() + ahead);
         // One statement, atomic on its own.
         let rows = self.call_unflushed_async(move |client, _| async move {
             let claim = client.prepare_cached(&sql).await?;
@@ -146,7 +158,7 @@ impl SharedQueue for PgStore {
                         (r.get::<_, i32>(3), r.get::<_, i32>(4)),
                         r.get::<_, Option<String>>(5),
                         r.get::<_, Option<String>>(6),
-                        r.get::<_, i32>(7),
+                        r.get::<_, Option<i32>>(7),
                     )
                 })
                 .collect::<Vec<_>>())
@@ -162,7 +174,7 @@ impl SharedQueue for PgStore {
                             id: id_of(&id)?,
                             payload,
                         },
-                        slot: slot as u32,
+                        slot: slot.map(|s| s as u32),
                         claims: claims as u32,
                         lost: lost as u32,
                         lost_by: was,
@@ -173,6 +185,21 @@ impl SharedQueue for PgStore {
         })
     }
 
+    fn accept_holding(
+        &self,
+        entries: &[(&crate::ExecutionRecord, &[u8])],
+        slots: &[Option<u32>],
+        worker: &str,
+        lease: Duration,
+    ) -> Result<Vec<u64>, StoreError> {
+        let holding = super::backend::Holding {
+            worker,
+            lease,
+            slots,
+        };
+        self.enqueue_all(entries, true, Some(holding))
+    }
+
     fn claim_one(
         &self,
         worker: &str,
@@ -180,7 +207,7 @@ impl SharedQueue for PgStore {
         lease: Duration,
         kind: Kind,
     ) -> Result<Option<Claimed>, StoreError> {
-        let claiming = self.claim(worker, &[slot], lease, kind);
+        let claiming = self.claim(worker, &[slot], 0, lease, kind);
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         self.runtime
             .as_ref()
@@ -363,7 +390,7 @@ impl SharedQueue for PgStore {
                     id: id_of(&id)?,
                     lease: worker.map(|worker| Lease {
                         worker,
-                        slot: slot.unwrap_or(0) as u32,
+                        slot: slot.map(|s| s as u32),
                         since: since.unwrap_or(SystemTime::UNIX_EPOCH),
                         expired: expired.unwrap_or(true),
                     }),
@@ -422,10 +449,18 @@ impl SharedQueue for PgStore {
 /// claimer on an arrival, the waiter of an execution on its end; reconnect
 /// after a second when it drops (and wake everyone then: what happened
 /// meanwhile was not heard).
+/// One notification, as the listening connection heard it.
+enum Notice {
+    /// On [`ARRIVALS`], with what arrived.
+    Arrived(String),
+    /// On [`ENDED`]: the execution whose entry left (None if unreadable).
+    Ended(Option<ExecutionId>),
+}
+
 async fn listen<T>(
     config: tokio_postgres::Config,
     tls: T,
-    arrivals: Arc<Notify>,
+    arrivals: [Arc<Notify>; 2],
     endings: Arc<Endings>,
 ) where
     T: tokio_postgres::tls::MakeTlsConnect<tokio_postgres::Socket> + Clone + Send + 'static,
@@ -440,8 +475,10 @@ async fn listen<T>(
                     futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
                 while let Some(Ok(message)) = messages.next().await {
                     if let tokio_postgres::AsyncMessage::Notification(n) = message {
-                        let ended = (n.channel() == ENDED).then(|| n.payload().parse().ok());
-                        let _ = heard.send(ended);
+                        let _ = heard.send(match n.channel() == ENDED {
+                            true => Notice::Ended(n.payload().parse().ok()),
+                            false => Notice::Arrived(n.payload().to_owned()),
+                        });
                     }
                 }
             });
@@ -454,15 +491,19 @@ async fn listen<T>(
                 endings.wake_all();
                 while let Some(n) = hearing.recv().await {
                     match n {
-                        None => arrivals.notify_waiters(),
-                        Some(Some(id)) => endings.ended(id),
-                        Some(None) => {}
+                        Notice::Arrived(kind) => match kind.as_str() {
+                            "action" => arrivals[0].notify_waiters(),
+                            "workflow" => arrivals[1].notify_waiters(),
+                            _ => arrivals.iter().for_each(|a| a.notify_waiters()),
+                        },
+                        Notice::Ended(Some(id)) => endings.ended(id),
+                        Notice::Ended(None) => {}
                     }
                 }
             }
             driver.abort();
         }
-        arrivals.notify_waiters();
+        arrivals.iter().for_each(|a| a.notify_waiters());
         endings.wake_all();
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
