@@ -1080,14 +1080,13 @@ mod tests {
 
     type Holder = Option<(String, Option<u32>)>;
 
+    fn entries(queue: &Queue) -> Vec<wasmflow_store::Entry> {
+        queue.store.shared_queue().unwrap().entries().unwrap()
+    }
+
     /// Who holds each of the store's entries, in queue order.
     fn holders(queue: &Queue) -> Vec<(ExecutionId, Holder)> {
-        queue
-            .store
-            .shared_queue()
-            .unwrap()
-            .entries()
-            .unwrap()
+        entries(queue)
             .into_iter()
             .map(|e| (e.id, e.lease.map(|l| (l.worker, l.slot))))
             .collect()
@@ -1194,15 +1193,7 @@ mod tests {
     }
 
     fn held_seq(queue: &Queue, id: ExecutionId) -> u64 {
-        queue
-            .store
-            .shared_queue()
-            .unwrap()
-            .entries()
-            .unwrap()
-            .into_iter()
-            .find(|e| e.id == id)
-            .expect("queued")
-            .seq
+        let entry = entries(queue).into_iter().find(|e| e.id == id);
+        entry.expect("queued").seq
     }
 }

@@ -130,6 +130,19 @@ pub fn trigger_instances_and_enforcements_are_kept(open: &dyn Fn() -> Store) {
     assert_eq!(store.purge_triggers(later, false).unwrap(), (0, 0));
 }
 
+/// The entries `worker` holds, oldest first, each with its slot.
+fn held_by(queue: &dyn crate::SharedQueue, worker: &str) -> Vec<(crate::ExecutionId, Option<u32>)> {
+    queue
+        .entries()
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| {
+            let lease = e.lease?;
+            (lease.worker == worker).then_some((e.id, lease.slot))
+        })
+        .collect()
+}
+
 fn record(n: u64) -> ExecutionRecord {
     ExecutionRecord::new_action(format!("a{n}"), "sha256:00".into(), json!({ "n": n }))
 }
@@ -954,15 +967,7 @@ pub fn shared_queue(open: &dyn Fn() -> Store) {
     let rest = waited(queue.claim("w6", &[1, 2, 4], 5, long, Kind::Action)).unwrap();
     let got: Vec<_> = rest.iter().map(|c| (c.entry.id, c.slot)).collect();
     assert_eq!(got, [(batch[2].id, Some(1))]);
-    let held: Vec<_> = queue
-        .entries()
-        .unwrap()
-        .into_iter()
-        .filter_map(|e| {
-            let lease = e.lease?;
-            (lease.worker == "w6").then_some((e.id, lease.slot))
-        })
-        .collect();
+    let held = held_by(queue, "w6");
     assert_eq!(held.len(), 3);
     assert!(held.contains(&(batch[1].id, Some(3))), "{held:?}");
     for c in claimed.iter().chain(&rest) {
@@ -986,15 +991,7 @@ pub fn shared_queue(open: &dyn Fn() -> Store) {
             (batch[2].id, None)
         ]
     );
-    let held: Vec<_> = queue
-        .entries()
-        .unwrap()
-        .into_iter()
-        .filter_map(|e| {
-            let lease = e.lease?;
-            (lease.worker == "w7").then_some((e.id, lease.slot))
-        })
-        .collect();
+    let held = held_by(queue, "w7");
     assert_eq!(
         held,
         [
