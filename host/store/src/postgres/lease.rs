@@ -23,8 +23,8 @@ use tokio::sync::Notify;
 pub(super) const ARRIVALS: &str = "wasmflow_queue";
 
 /// The channel every dequeue of a workflow's task notifies, with the
-/// task's execution id (one notification per execution: told for every
-/// top-level action too, they cost PostgreSQL a tenth of its throughput).
+/// task's execution id. Only tasks have a waiter; telling every top-level
+/// action's end too cost a tenth of the throughput of trivial actions.
 pub(super) const ENDED: &str = "wasmflow_ended";
 
 /// Who is told what the listening connection hears.
@@ -35,10 +35,10 @@ pub(super) struct Heard {
 }
 
 /// A claim for `n` entries: one per slot of `$2`, the rest for no slot
-/// (`$2[k]` past its end is NULL). `n` is written into the statement, not passed:
-/// a plan made for "as many rows as a parameter says" expects a tenth of
-/// the queue and joins it by hashing the whole table; one per `n` (a few:
-/// one per number of idle slots) looks up `n` rows by index.
+/// (`$2[k]` past its end is NULL). `n` is written into the statement,
+/// not passed: a plan made for "as many rows as a parameter says" expects
+/// a tenth of the queue and joins it by hashing the whole table; one per
+/// `n` (a few: one per number of idle slots) looks up `n` rows by index.
 ///
 /// The rows locked are updated by their address (`ctid`: a TID scan, the
 /// sessions forbid sequential ones), not joined back to the queue by
