@@ -69,7 +69,8 @@ try {
   await page.locator("#search").fill("");
   if ((await rows.count()) < 2) throw new Error(`search cleared: ${await rows.count()} rows`);
   // Several statuses, then a time range; each in the address.
-  const filtered = (q) => page.locator(`table#executions[data-filters="${q}"]`).waitFor();
+  // The table of that filter, its first page in (rows are read next).
+  const filtered = (q) => page.locator(`table#executions[data-filters="${q}"][aria-busy="false"]`).waitFor();
   await page.locator("#status-succeeded").check();
   await filtered("status=succeeded");
   await page.locator("#status-failed").check();

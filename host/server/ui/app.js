@@ -186,7 +186,9 @@ async function executionsPage(params) {
       el("div", {}, el("label", { for: "action-filter" }, "Action"), actionSelect),
       el("div", {}, el("label", { for: "since-filter" }, "Created"), range),
       el("div", {}, el("label", { for: "search" }, "Search"), search)),
-    el("table", { id: "executions", "data-filters": params.toString() },
+    // Busy until the first page of this filter is in (a screen reader
+    // waits; so does anything reading the rows).
+    el("table", { id: "executions", "data-filters": params.toString(), "aria-busy": "true" },
       el("thead", {}, el("tr", {}, ["Id", "Action", "Status", "Created", "Took", "Error"].map((h) => el("th", { scope: "col" }, h)))),
       tbody),
     more);
@@ -201,6 +203,7 @@ async function executionsPage(params) {
   async function load() {
     const page = await api(`/executions?${query()}`);
     fill(tbody, ...page.executions.map(row));
+    tbody.parentElement.setAttribute("aria-busy", "false");
     narrow();
     before = page.next_before;
     fill(more, before ? el("button", { type: "button", onclick: loadMore }, "Older") : "");
