@@ -221,7 +221,7 @@ pub struct Queue {
     /// Group commit of accepts: their entries and records.
     acceptor: Batcher<Accepted, u64>,
     /// Slots waiting to claim actions (0) and workflows (1) on a shared
-    /// store.
+    /// store; an accept hands its entry to an idle action slot of these.
     claims: [Waiting; 2],
     /// The ends being written ([`Queue::ending`]): shutdown waits for them.
     ending: tokio_util::task::TaskTracker,
@@ -1011,10 +1011,10 @@ fn flusher(store: Store) -> Batcher<Flush, ()> {
 }
 
 /// The waits before each new try of a failed write of ends.
-const FLUSH_RETRIES: [std::time::Duration; 3] = [
-    std::time::Duration::from_millis(10),
-    std::time::Duration::from_millis(100),
-    std::time::Duration::from_millis(1000),
+const FLUSH_RETRIES: [Duration; 3] = [
+    Duration::from_millis(10),
+    Duration::from_millis(100),
+    Duration::from_millis(1000),
 ];
 
 /// A flag that every arrival of actions in a shared queue clears (see

@@ -445,18 +445,18 @@ impl SharedQueue for PgStore {
     }
 }
 
-/// Hold a connection that `LISTEN`s for arrivals and endings: wake every
-/// claimer on an arrival, the waiter of an execution on its end; reconnect
-/// after a second when it drops (and wake everyone then: what happened
-/// meanwhile was not heard).
 /// One notification, as the listening connection heard it.
 enum Notice {
-    /// On [`ARRIVALS`], with what arrived.
-    Arrived(String),
-    /// On [`ENDED`]: the execution whose entry left (None if unreadable).
+    /// On [`ARRIVALS`]: entries of this kind, or None (a release: either).
+    Arrived(Option<Kind>),
+    /// On [`ENDED`]: the task whose entry left (None if unreadable).
     Ended(Option<ExecutionId>),
 }
 
+/// Hold a connection that `LISTEN`s for arrivals and endings: wake every
+/// claimer of a kind on its arrival, the waiter of a task on its end; reconnect
+/// after a second when it drops (and wake everyone then: what happened
+/// meanwhile was not heard).
 async fn listen<T>(
     config: tokio_postgres::Config,
     tls: T,
@@ -477,7 +477,11 @@ async fn listen<T>(
                     if let tokio_postgres::AsyncMessage::Notification(n) = message {
                         let _ = heard.send(match n.channel() == ENDED {
                             true => Notice::Ended(n.payload().parse().ok()),
-                            false => Notice::Arrived(n.payload().to_owned()),
+                            false => Notice::Arrived(match n.payload() {
+                                "action" => Some(Kind::Action),
+                                "workflow" => Some(Kind::Workflow),
+                                _ => None,
+                            }),
                         });
                     }
                 }
@@ -491,11 +495,10 @@ async fn listen<T>(
                 endings.wake_all();
                 while let Some(n) = hearing.recv().await {
                     match n {
-                        Notice::Arrived(kind) => match kind.as_str() {
-                            "action" => arrivals[0].notify_waiters(),
-                            "workflow" => arrivals[1].notify_waiters(),
-                            _ => arrivals.iter().for_each(|a| a.notify_waiters()),
-                        },
+                        Notice::Arrived(Some(kind)) => {
+                            arrivals[usize::from(kind == Kind::Workflow)].notify_waiters()
+                        }
+                        Notice::Arrived(None) => arrivals.iter().for_each(|a| a.notify_waiters()),
                         Notice::Ended(Some(id)) => endings.ended(id),
                         Notice::Ended(None) => {}
                     }
