@@ -161,29 +161,7 @@ fn functions_compiled_for_one_component_are_reused_by_the_next() {
     (canon lift (core func $i "run"))))"#,
     )
     .unwrap();
-    let compile = |path: &Path, cache: &Path| {
-        let out = home
-            .cmd()
-            .env("WASMFLOW_LOG", "wasmflow_runtime=info")
-            .args(["--cache-dir", cache.to_str().unwrap(), "inspect"])
-            .arg(path)
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert!(out.status.success(), "{stderr}");
-        let count = |field: &str| -> u64 {
-            let at = stderr
-                .find(&format!("{field}="))
-                .unwrap_or_else(|| panic!("no {field} in {stderr}"));
-            stderr[at + field.len() + 1..]
-                .split(|c: char| !c.is_ascii_digit())
-                .next()
-                .unwrap()
-                .parse()
-                .unwrap()
-        };
-        (count("reused"), count("compiled"))
-    };
+    let compile = |path: &Path, cache: &Path| compile_counts(&home, path, cache);
     let (reused, compiled) = compile(&first, cache.path());
     assert_eq!(reused, 0, "an empty cache");
     assert!(compiled >= 1);
@@ -205,4 +183,118 @@ fn functions_compiled_for_one_component_are_reused_by_the_next() {
         2,
         "one pack per compilation that compiled something: {packs:?}"
     );
+}
+
+/// `inspect PATH` on `cache`, compiling it if needed: how many functions
+/// the compilation reused and compiled (0 and 0 if it found it compiled).
+fn compile_counts(home: &Home, path: &Path, cache: &Path) -> (u64, u64) {
+    let out = home
+        .cmd()
+        .env("WASMFLOW_LOG", "wasmflow_runtime=info")
+        .args(["--cache-dir", cache.to_str().unwrap(), "inspect"])
+        .arg(path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    let count = |field: &str| -> u64 {
+        let Some(at) = stderr.find(&format!("{field}=")) else {
+            return 0;
+        };
+        stderr[at + field.len() + 1..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    (count("reused"), count("compiled"))
+}
+
+/// Functions in [`with_big_module`]'s shared module.
+const BIG: u64 = 1000;
+
+/// A component like a Python action: a large core module (as CPython is:
+/// here 1.1 MB of code) that every such component holds byte for byte,
+/// and a small module of its own; `run` returns the large module's `f7`
+/// plus `own`.
+fn with_big_module(own: u32) -> String {
+    let filler = "i64.const 0x7fffffffffffffff drop ".repeat(100);
+    let funcs: String = (0..BIG)
+        .map(|i| format!("    (func (export \"f{i}\") (result i32) {filler}i32.const {i})\n"))
+        .collect();
+    format!(
+        r#"(component
+  (core module $big
+{funcs}  )
+  (core module $own
+    (import "big" "f7" (func $f (result i32)))
+    (func (export "run") (result i32) (i32.add (call $f) (i32.const {own}))))
+  (core instance $b (instantiate $big))
+  (core instance $o (instantiate $own (with "big" (instance $b))))
+  (func (export "run") (result u32) (canon lift (core func $o "run"))))"#
+    )
+}
+
+#[test]
+fn a_core_module_two_components_share_is_compiled_once_and_a_damaged_one_again() {
+    let home = Home::new();
+    let cache = tempfile::tempdir().unwrap();
+    let first = home.path().join("first.wat");
+    let second = home.path().join("second.wat");
+    std::fs::write(&first, with_big_module(100)).unwrap();
+    std::fs::write(&second, with_big_module(200)).unwrap();
+    let run = |path: &Path| {
+        let r = home.run(&[
+            "--cache-dir",
+            cache.path().to_str().unwrap(),
+            "run",
+            path.to_str().unwrap(),
+        ]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        r.stdout.trim().to_owned()
+    };
+    // The compiled shared modules, kept apart from the components.
+    let modules = || -> Vec<PathBuf> {
+        files_under(cache.path(), ".cwasm")
+            .into_iter()
+            .filter(|p| p.parent().is_some_and(|d| d.ends_with("modules")))
+            .collect()
+    };
+
+    let (_, compiled) = compile_counts(&home, &first, cache.path());
+    assert!(
+        compiled > BIG,
+        "an empty cache compiles them all: {compiled}"
+    );
+    assert_eq!(modules().len(), 1, "the large module is kept apart");
+    assert_eq!(run(&first), "107");
+
+    // The second holds the same large module: found compiled, not
+    // compiled again; only its own module and glue are.
+    let (reused, compiled) = compile_counts(&home, &second, cache.path());
+    assert!(reused >= BIG, "{reused} reused");
+    assert!(compiled < 50, "{compiled} compiled");
+    assert_eq!(modules().len(), 1);
+    assert_eq!(run(&second), "207");
+
+    // A damaged module is not trusted: whatever imports it is compiled
+    // again, the module with it, whole.
+    let module = modules().pop().unwrap();
+    let whole = std::fs::read(&module).unwrap();
+    for damaged in [
+        b"not machine code".to_vec(),
+        whole[..whole.len() / 2].to_vec(),
+    ] {
+        std::fs::write(&module, damaged).unwrap();
+        assert_eq!(run(&first), "107");
+        assert_eq!(
+            std::fs::read(&module).unwrap().len(),
+            whole.len(),
+            "written again whole"
+        );
+    }
+    std::fs::remove_file(&module).unwrap();
+    assert_eq!(run(&second), "207");
+    assert_eq!(modules().len(), 1);
 }

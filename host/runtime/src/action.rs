@@ -1,6 +1,6 @@
 //! A loaded action: its digest, compiled component, and `run` signature.
 
-use crate::cache::ComponentCache;
+use crate::cache::{CompiledComponent, ComponentCache};
 use crate::compile::{self, CompileError, CompileLimit, CompileOptions};
 use crate::sandbox::Sandbox;
 use crate::value::{self, InputError, Path};
@@ -186,7 +186,7 @@ pub(crate) fn load(
     };
     compile::check_size(&compile.limits, bytes.len() as u64).map_err(limit)?;
     let digest = Digest::of(&bytes);
-    let component = cache
+    let compiled = cache
         .get_or_compile(engine, &digest, reference, &bytes, compile)
         .map_err(|e| match e {
             CompileError::Limit(l) => limit(l),
@@ -202,26 +202,27 @@ pub(crate) fn load(
         reference,
         digest,
         Bytes::Read(Arc::new(bytes)),
-        &component,
+        &compiled,
     )
 }
 
-/// An action of a compiled `component`: its signature read, linked.
+/// An action of a `compiled` component: its signature read, linked (with
+/// the shared modules it imports).
 pub(crate) fn link(
     engine: &Engine,
     linker: &Linker<Sandbox>,
     reference: &str,
     digest: Digest,
     bytes: Bytes,
-    component: &Component,
+    compiled: &CompiledComponent,
 ) -> Result<Action, RuntimeError> {
+    let component = &compiled.component;
     let no_run = || RuntimeError::NoRunExport {
         path: reference.to_owned(),
     };
     let signature = signature(engine, component).ok_or_else(no_run)?;
     let run_export = component.get_export_index(None, "run").ok_or_else(no_run)?;
-    let pre = linker
-        .instantiate_pre(component)
+    let pre = crate::shared_modules::instantiate_pre(linker, component, &compiled.modules)
         .map_err(|e| RuntimeError::Unlinkable {
             path: reference.to_owned(),
             message: format!("{e:#}"),

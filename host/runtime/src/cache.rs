@@ -3,27 +3,36 @@
 //!
 //! The directory name carries a hash of the engine's compilation settings
 //! and wasmtime version, so an upgrade never loads stale machine code.
-//! Beside the compiled components: `functions/`, the compiler program's
-//! function cache (see `function_cache`), and `files/`, the index that
-//! lets a run of an unchanged file skip reading and hashing it (an 18 MB
-//! Python component costs more to hash than to instantiate). A file is
-//! unchanged when its device, inode, size, modification and change times
-//! all are: any write to it moves its change time, which no user can set
-//! back.
+//! Beside the compiled components: `modules/`, the core modules that
+//! components share, compiled once (see `shared_modules`); `functions/`,
+//! the compiler program's function cache (see `function_cache`); and
+//! `files/`, the index that lets a run of an unchanged file skip reading
+//! and hashing it (an 18 MB Python component costs more to hash than to
+//! instantiate). A file is unchanged when its device, inode, size,
+//! modification and change times all are: any write to it moves its
+//! change time, which no user can set back.
 //!
 //! What it must not touch: the store.
 
 use crate::compile::{self, CompileError, CompileEvent, CompileOptions, FunctionCounts};
+use crate::{files, shared_modules};
 use std::hash::{Hash, Hasher};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use wasmflow_store::Digest;
 use wasmtime::component::Component;
-use wasmtime::Engine;
+use wasmtime::{Engine, Module};
 
 pub(crate) struct ComponentCache {
     dir: PathBuf,
+}
+
+/// A compiled component and the shared modules it imports, loaded.
+pub(crate) struct CompiledComponent {
+    pub component: Component,
+    /// Each under the name the component imports it by.
+    pub modules: Vec<(String, Module)>,
 }
 
 /// What identifies one version of a file without reading it.
@@ -68,6 +77,10 @@ impl ComponentCache {
         self.dir.join(format!("{}.cwasm", digest.hex()))
     }
 
+    fn modules_dir(&self) -> PathBuf {
+        self.dir.join("modules")
+    }
+
     fn index_path(&self, key: &FileKey) -> PathBuf {
         self.dir
             .join("files")
@@ -86,7 +99,7 @@ impl ComponentCache {
     pub fn index(&self, key: &FileKey, digest: &Digest) {
         let path = self.index_path(key);
         let _ = std::fs::create_dir_all(self.dir.join("files"));
-        let _ = self.write(&path, key.line(digest).as_bytes());
+        let _ = files::write_whole(&path, key.line(digest).as_bytes());
     }
 
     fn secret_params_path(&self, digest: &Digest) -> PathBuf {
@@ -105,26 +118,40 @@ impl ComponentCache {
     /// missing entry costs the next process a decoding of the component.
     pub fn keep_secret_params(&self, digest: &Digest, paths: &[Vec<String>]) {
         let json = serde_json::to_vec(paths).expect("paths serialize");
-        let _ = self.write(&self.secret_params_path(digest), &json);
+        let _ = files::write_whole(&self.secret_params_path(digest), &json);
     }
 
-    /// The compiled form of `digest`, if it is cached and loads.
-    pub fn compiled(&self, engine: &Engine, digest: &Digest) -> Option<Component> {
+    /// The compiled form of `digest`, if it is cached and loads, with the
+    /// shared modules it imports.
+    pub fn compiled(&self, engine: &Engine, digest: &Digest) -> Option<CompiledComponent> {
         let path = self.path(digest);
         if !path.is_file() {
             return None;
         }
         // SAFETY: files in this directory are written only below, with
-        // `Component::serialize`'s output for this engine configuration
-        // (the directory name pins it), and renamed into place whole.
-        match unsafe { Component::deserialize_file(engine, &path) } {
-            Ok(c) => Some(c),
-            Err(e) => {
-                tracing::warn!("recompiling {digest}: cached artifact unusable: {e:#}");
+        // `Engine::precompile_component`'s output for this engine
+        // configuration (the directory name pins it), and renamed into
+        // place whole.
+        let loaded = unsafe { Component::deserialize_file(engine, &path) }
+            .map_err(|e| format!("cached artifact unusable: {e:#}"))
+            .and_then(|component| self.with_modules(engine, component));
+        match loaded {
+            Ok(compiled) => Some(compiled),
+            Err(why) => {
+                tracing::warn!("recompiling {digest}: {why}");
                 let _ = std::fs::remove_file(&path);
                 None
             }
         }
+    }
+
+    fn with_modules(
+        &self,
+        engine: &Engine,
+        component: Component,
+    ) -> Result<CompiledComponent, String> {
+        let modules = shared_modules::imported(engine, &component, &self.modules_dir())?;
+        Ok(CompiledComponent { component, modules })
     }
 
     /// Load the compiled form of `bytes`, compiling and storing it on a
@@ -137,9 +164,9 @@ impl ComponentCache {
         reference: &str,
         bytes: &[u8],
         options: &CompileOptions,
-    ) -> Result<Component, CompileError> {
-        if let Some(component) = self.compiled(engine, digest) {
-            return Ok(component);
+    ) -> Result<CompiledComponent, CompileError> {
+        if let Some(compiled) = self.compiled(engine, digest) {
+            return Ok(compiled);
         }
         let path = self.path(digest);
         options.tell(CompileEvent::Started {
@@ -155,26 +182,36 @@ impl ComponentCache {
                     program,
                     &options.limits,
                     bytes,
-                    &self.dir.join("functions"),
+                    &compile::CacheDirs {
+                        functions: self.dir.join("functions"),
+                        modules: self.modules_dir(),
+                    },
                     &digest.hex(),
                 )?;
                 functions = compiled.functions;
                 let serialized = compiled.code;
-                // SAFETY: `Component::serialize`'s output from this very
-                // binary (the compiler program is /proc/self/exe), for an
-                // engine of the same settings.
+                // SAFETY: `Engine::precompile_component`'s output from this
+                // very binary (the compiler program is /proc/self/exe), for
+                // an engine of the same settings.
                 let component =
                     unsafe { Component::deserialize(engine, &serialized) }.map_err(invalid)?;
                 (component, serialized)
             }
             None => {
-                let component = Component::new(engine, bytes).map_err(invalid)?;
-                let serialized = component.serialize().map_err(invalid)?;
+                let (serialized, reused) =
+                    shared_modules::compile(engine, bytes, &self.modules_dir()).map_err(invalid)?;
+                functions.reused = reused;
+                // SAFETY: just compiled, by this engine.
+                let component =
+                    unsafe { Component::deserialize(engine, &serialized) }.map_err(invalid)?;
                 (component, serialized)
             }
         };
+        let compiled = self
+            .with_modules(engine, component)
+            .map_err(CompileError::Invalid)?;
         // A cache we cannot write is a slower run, not a failed one.
-        if let Err(e) = self.write(&path, &serialized) {
+        if let Err(e) = files::write_whole(&path, &serialized) {
             tracing::warn!("cannot cache compiled {digest} at {}: {e}", path.display());
         }
         tracing::info!(
@@ -188,12 +225,6 @@ impl ComponentCache {
             elapsed: started.elapsed(),
             functions,
         });
-        Ok(component)
-    }
-
-    fn write(&self, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        std::fs::write(&tmp, bytes)?;
-        std::fs::rename(&tmp, path)
+        Ok(compiled)
     }
 }

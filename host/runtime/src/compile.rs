@@ -149,24 +149,32 @@ pub(crate) fn check_size(limits: &CompileLimits, bytes: u64) -> Result<(), Compi
     Ok(())
 }
 
+/// What a compilation reuses and adds to, beside the compiled components.
+pub(crate) struct CacheDirs {
+    /// The function cache (see `function_cache`).
+    pub functions: PathBuf,
+    /// The shared core modules (see `shared_modules`).
+    pub modules: PathBuf,
+}
+
 /// Compile `bytes` in the compiler program under the limits; the
-/// serialized machine code (`Component::serialize`'s format, for an
-/// engine built with the same settings).
-/// `functions` is the shared function cache the child reads and adds to
-/// (see `function_cache`), `name` the name of the pack it adds.
+/// serialized machine code (`Engine::precompile_component`'s format, for
+/// an engine built with the same settings). The child reads and adds to
+/// the caches in `dirs`; `name` names the function pack it adds.
 pub(crate) fn in_child(
     program: &std::path::Path,
     limits: &CompileLimits,
     bytes: &[u8],
-    functions: &std::path::Path,
+    dirs: &CacheDirs,
     name: &str,
 ) -> Result<Compiled, CompileError> {
     let memory = limits.memory_bytes;
     let cpu = limits.timeout.as_secs().saturating_mul(2).max(1);
     let mut cmd = Command::new(program);
     cmd.arg(CHILD_COMMAND)
-        .arg(functions)
+        .arg(&dirs.functions)
         .arg(name)
+        .arg(&dirs.modules)
         .env_clear()
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -333,13 +341,14 @@ impl wasmtime::CacheStore for Counted {
 }
 
 /// The compiler program's side (`PROGRAM __compile-component FUNCTIONS
-/// NAME`): a component on stdin, its serialized machine code on stdout,
-/// the function counts on stderr, exit status 0; or a message on stderr
-/// and 1.
+/// NAME MODULES`): a component on stdin, its serialized machine code on
+/// stdout, the function counts on stderr, exit status 0; or a message on
+/// stderr and 1.
 pub fn child_main() -> std::process::ExitCode {
     let mut args = std::env::args_os().skip(2);
-    let (Some(functions), Some(name)) = (args.next(), args.next()) else {
-        eprintln!("usage: {CHILD_COMMAND} FUNCTION-CACHE-DIR PACK-NAME");
+    let (Some(functions), Some(name), Some(modules)) = (args.next(), args.next(), args.next())
+    else {
+        eprintln!("usage: {CHILD_COMMAND} FUNCTION-CACHE-DIR PACK-NAME MODULES-DIR");
         return std::process::ExitCode::FAILURE;
     };
     let run = || -> wasmtime::Result<Vec<u8>> {
@@ -357,12 +366,12 @@ pub fn child_main() -> std::process::ExitCode {
             &crate::EngineOptions::default(),
             Some(counted.clone()),
         )?;
-        let component = wasmtime::component::Component::new(&engine, &bytes)?;
-        let code = component.serialize()?;
+        let (code, in_modules) =
+            crate::shared_modules::compile(&engine, &bytes, std::path::Path::new(&modules))?;
         // A cache we cannot add to is a slower next compilation only.
         let _ = counted.cache.save(&name.to_string_lossy());
         let counts = FunctionCounts {
-            reused: counted.reused.load(std::sync::atomic::Ordering::Relaxed),
+            reused: in_modules + counted.reused.load(std::sync::atomic::Ordering::Relaxed),
             compiled: counted.compiled.load(std::sync::atomic::Ordering::Relaxed),
         };
         eprintln!("{}", counts.line());

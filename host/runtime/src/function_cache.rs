@@ -86,9 +86,7 @@ impl FunctionCache {
         let sum = wasmflow_store::Digest::of(&out);
         out.extend_from_slice(&sum.0);
         let path = self.dir.join(format!("{name}.pack"));
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        std::fs::write(&tmp, &out)?;
-        std::fs::rename(&tmp, &path)?;
+        crate::files::write_whole(&path, &out)?;
         bound(&self.dir, MAX_BYTES);
         Ok(added.len())
     }

@@ -26,6 +26,7 @@ mod cache;
 pub mod compile;
 pub mod confine;
 mod engine;
+mod files;
 mod function_cache;
 mod granted;
 pub mod grants;
@@ -44,6 +45,7 @@ mod run;
 mod sandbox;
 mod secrets;
 mod setup;
+mod shared_modules;
 pub mod value;
 pub(crate) mod world;
 
@@ -244,14 +246,14 @@ impl Loader {
         digest: wasmflow_store::Digest,
         bytes: action::Bytes,
     ) -> Option<Result<Action, RuntimeError>> {
-        let component = self.cache.compiled(&self.engine, &digest)?;
+        let compiled = self.cache.compiled(&self.engine, &digest)?;
         Some(action::link(
             &self.engine,
             &self.linker,
             reference,
             digest,
             bytes,
-            &component,
+            &compiled,
         ))
     }
 
