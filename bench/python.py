@@ -19,8 +19,9 @@
 3. First runs: compiling a Python component into an empty cache (the first
    one), then a second, different one (bench/disk.checksum.py: another
    world, the same componentize-py) into the same cache, which reuses the
-   first one's compiled functions; and the second one into an empty cache,
-   for comparison. COMPILES rounds, fresh caches each, medians.
+   first one's compiled CPython module (and compiled functions); and the
+   second one into an empty cache, for comparison. COMPILES rounds, fresh
+   caches each, medians.
 """
 import json
 import os
