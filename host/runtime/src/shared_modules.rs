@@ -34,8 +34,9 @@ use wasm_encoder::{
 };
 use wasmflow_store::Digest;
 use wasmparser::{
-    BinaryReader, ComponentAlias, ComponentAliasSectionReader, ComponentOuterAliasKind,
-    ExternalKind, Instance, InstanceSectionReader, Parser, Payload, TypeRef,
+    BinaryReader, ComponentAlias, ComponentAliasSectionReader, ComponentImportSectionReader,
+    ComponentOuterAliasKind, ExternalKind, Instance, InstanceSectionReader, Parser, Payload,
+    TypeRef,
 };
 use wasmtime::component::types::ComponentItem;
 use wasmtime::component::Component;
@@ -96,8 +97,8 @@ pub(crate) fn split(component: &[u8]) -> Option<Split<'_>> {
         return None;
     }
     // The top level's core modules, by index: its module sections in
-    // order (were any imported or aliased, `used_exports` finds an index
-    // it cannot place and gives up).
+    // order (`used_exports` gives up on a component that imports one,
+    // which would come between them).
     let modules: Vec<&[u8]> = sections
         .iter()
         .filter(|s| s.id == CORE_MODULE_SECTION)
@@ -147,11 +148,14 @@ pub(crate) fn split(component: &[u8]) -> Option<Split<'_>> {
 
 const COMPONENT_LAYER: [u8; 4] = [0x0d, 0x00, 0x01, 0x00];
 const MODULE_LAYER: [u8; 4] = [0x01, 0x00, 0x00, 0x00];
+// A component's section ids.
 const CORE_MODULE_SECTION: u8 = 1;
 const CORE_INSTANCE_SECTION: u8 = 2;
 const CORE_TYPE_SECTION: u8 = 3;
 const COMPONENT_SECTION: u8 = 4;
 const ALIAS_SECTION: u8 = 6;
+const IMPORT_SECTION: u8 = 10;
+// A core module's.
 const CODE_SECTION: u8 = 10;
 
 /// One section of a binary: its id, where it starts, where its body
@@ -267,6 +271,13 @@ fn used_exports<'a>(
                 }
             }
             COMPONENT_SECTION if aliases_outer_modules(body) => used.fill(None),
+            IMPORT_SECTION => {
+                for import in ComponentImportSectionReader::new(reader()).ok()? {
+                    if let wasmparser::ComponentTypeRef::Module(_) = import.ok()?.ty {
+                        return None;
+                    }
+                }
+            }
             _ => {}
         }
     }
@@ -514,18 +525,21 @@ mod tests {
     /// each returning its own number, and a `run` export lifting the last
     /// one.
     fn component(n: usize) -> Vec<u8> {
+        wat::parse_str(component_wat(n)).unwrap()
+    }
+
+    fn component_wat(n: usize) -> String {
         let filler = "i64.const 0x7fffffffffffffff drop ".repeat(100);
         let funcs: String = (0..n)
             .map(|i| format!("(func (export \"f{i}\") (result i32) {filler} i32.const {i})\n"))
             .collect();
-        let wat = format!(
+        format!(
             r#"(component
   (core module $m (memory (export "mem") 1) (global (export "g") i32 (i32.const 7)) {funcs})
   (core instance $i (instantiate $m))
   (func (export "run") (result u32) (canon lift (core func $i "f{last}"))))"#,
             last = n - 1
-        );
-        wat::parse_str(wat).unwrap()
+        )
     }
 
     #[test]
@@ -537,6 +551,18 @@ mod tests {
         assert_eq!(split.modules[0].functions, 1000);
         assert_eq!(split.modules[0].digest, Digest::of(split.modules[0].bytes));
         assert!(split.component.len() < 1000, "{}", split.component.len());
+    }
+
+    #[test]
+    fn a_component_that_imports_a_core_module_is_left_whole() {
+        // Its imported module would come before the embedded ones in the
+        // module index space: not rewritten rather than guessed at.
+        let whole = component_wat(1000).replacen(
+            "(component",
+            "(component (import \"m\" (core module (export \"f\" (func (result i32)))))",
+            1,
+        );
+        assert!(split(&wat::parse_str(whole).unwrap()).is_none());
     }
 
     #[test]
