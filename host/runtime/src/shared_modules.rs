@@ -404,6 +404,9 @@ fn module_type(module: &[u8], used: Option<&HashSet<&str>>) -> Option<(ModuleTyp
                     }
                 }
             }
+            // What a module's type needs comes before its code (CPython's
+            // 10,625 function bodies and what follows them are not read).
+            Payload::CodeSectionStart { .. } => break,
             _ => {}
         }
     }
@@ -454,7 +457,7 @@ pub(crate) fn compile(
     let mut reused = 0;
     for cut in &split.modules {
         let path = module_path(dir, &cut.digest);
-        if path.is_file() && load(engine, &path).is_ok() {
+        if load(engine, &path).is_ok() {
             reused += cut.functions;
             continue;
         }
