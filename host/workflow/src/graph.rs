@@ -107,13 +107,13 @@ impl Graph {
 }
 
 fn node(name: &str, action: &str, runs: &[&TaskRun], children: &[ExecutionRecord]) -> TaskNode {
-    let slots = || runs.iter().flat_map(|r| r.slots.iter());
+    let slots = || runs.iter().flat_map(|r| r.slots().iter());
     let last = runs.last();
     let state = match last {
         None => "not_run".to_owned(),
         Some(r) => match &r.completed {
             Some(o) => o.status.to_string(),
-            None if r.slots.iter().any(|s| s.is_running()) => "running".to_owned(),
+            None if r.slots().iter().any(|s| s.is_running()) => "running".to_owned(),
             None => "pending".to_owned(),
         },
     };

@@ -72,8 +72,8 @@ tasks:
     assert_eq!(s.input, json!({ "x": 1 }));
     let names: Vec<_> = s.runs.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(names, ["a", "b", "c"]);
-    assert_eq!(s.runs[2].slots.len(), 2);
-    assert!(s.runs[2].slots.iter().all(Slot::is_running));
+    assert_eq!(s.runs[2].slots().len(), 2);
+    assert!(s.runs[2].slots().iter().all(Slot::is_running));
     assert_eq!(
         s.runs[0].completed.as_ref().map(|o| o.status),
         Some(Status::Succeeded)
@@ -123,4 +123,86 @@ fn a_fail_keeps_the_first_failure_and_cancel_is_remembered() {
     assert_eq!(s.failing.map(|f| f.message), Some("first".into()));
     assert!(s.canceled);
     assert!(s.ended.is_none());
+}
+
+/// The tally a run keeps as entries apply says what walking its slots
+/// says, whatever order they start, retry and end in; and the next idle
+/// slot is the lowest one, a retry before a fresh one after it.
+#[test]
+fn a_runs_tally_agrees_with_its_slots_through_retries_and_out_of_order_starts() {
+    let wf = workflow(
+        r#"
+version: 1
+tasks:
+  fan: { action: a.wasm, with-items: [0, 1, 2, 3, 4, 5] }
+"#,
+    );
+    let dispatch = |slot, attempt| Entry::Dispatch {
+        run: 0,
+        slot,
+        attempt,
+        child: ExecutionId::new(),
+        input: json!({}),
+    };
+    let settle = |slot, status, retry| Entry::Settle {
+        run: 0,
+        slot,
+        child: None,
+        status,
+        result: None,
+        error: None,
+        retry,
+    };
+    let entries = [
+        Entry::Begin {
+            input: json!({}),
+            ctx: Map::new(),
+        },
+        Entry::Items {
+            run: 0,
+            items: (0..6).map(|i| json!(i)).collect(),
+        },
+        dispatch(0, 1),
+        dispatch(3, 1),
+        settle(0, Status::Failed, true),
+        dispatch(1, 1),
+        settle(3, Status::Succeeded, false),
+        // Settled before any attempt (its grants did not render).
+        settle(4, Status::Failed, false),
+        dispatch(0, 2),
+        settle(1, Status::Failed, true),
+    ];
+    let mut state = State::default();
+    let recount = |r: &TaskRun| {
+        let s = r.slots();
+        (
+            s.iter().filter(|s| s.is_running()).count(),
+            s.iter().any(Slot::has_failed),
+            s.iter().all(Slot::is_done),
+            s.iter().position(Slot::is_idle),
+        )
+    };
+    for e in &entries {
+        state.apply(&wf, e);
+        let Some(r) = state.runs.first().filter(|r| r.items.is_some()) else {
+            continue;
+        };
+        let all_done = r.is_settled(true) && !r.has_failed_slot();
+        let tally = (r.running(), r.has_failed_slot(), all_done, r.next_idle(0));
+        assert_eq!(tally, recount(r), "after {e:?}");
+    }
+    let r = &state.runs[0];
+    // Slot 1 waits to retry; 2 and 5 never started; 4 failed for good.
+    assert_eq!(r.next_idle(0), Some(1));
+    assert_eq!(r.next_idle(2), Some(2));
+    assert_eq!(r.next_idle(3), Some(5));
+    assert_eq!(r.next_idle(6), None);
+    assert!(
+        r.has_failed_slot() && !r.is_settled(true),
+        "slot 0 still runs"
+    );
+    assert_eq!(
+        *r,
+        TaskRun::with_slots("fan", r.items.clone(), r.slots().to_vec())
+    );
 }

@@ -36,14 +36,14 @@ pub(super) struct Transitions {
 /// item did, and its result is the items' results in order.
 pub(super) fn run_outcome(r: &TaskRun) -> Outcome {
     if r.items.is_none() {
-        return r.slots[0].outcome.clone().unwrap_or(Outcome {
+        return r.slots()[0].outcome.clone().unwrap_or(Outcome {
             status: Status::Failed,
             result: None,
             error: None,
         });
     }
     let results: Vec<Value> = r
-        .slots
+        .slots()
         .iter()
         .map(|s| {
             s.outcome
@@ -52,7 +52,7 @@ pub(super) fn run_outcome(r: &TaskRun) -> Outcome {
                 .unwrap_or(Value::Null)
         })
         .collect();
-    let failed = r.slots.iter().enumerate().find_map(|(i, s)| {
+    let failed = r.slots().iter().enumerate().find_map(|(i, s)| {
         let o = s.outcome.as_ref()?;
         (o.status != Status::Succeeded && !s.retry).then(|| (i, o.clone()))
     });

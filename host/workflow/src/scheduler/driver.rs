@@ -243,7 +243,7 @@ impl Driver {
     fn open_inquiries(&self) -> Vec<(usize, usize, ExecutionId)> {
         let mut out = Vec::new();
         for (run, r) in self.state.runs.iter().enumerate() {
-            for (slot, s) in r.slots.iter().enumerate() {
+            for (slot, s) in r.slots().iter().enumerate() {
                 if let (true, Some(child)) = (s.is_running(), s.child) {
                     out.push((run, slot, child));
                 }
@@ -474,38 +474,28 @@ impl Driver {
     }
 
     /// Start the idle slots of `run`, in order, up to the task's
-    /// concurrency; none once one has failed for good. The running count
-    /// and the failure are read once and then kept up to date from the
-    /// slot just started (starting one changes no other), so a wake-up
-    /// costs one pass over the slots, not one pass per slot: a limited
-    /// fan-out of N items was O(N^2) per wake-up, O(N^3) in all.
+    /// concurrency; none once one has failed for good. Each slot is
+    /// looked at once per wake-up (a rehearsal's retry is idle again at
+    /// once, and waits for the next), and the run's tally answers the
+    /// rest, so a wake-up costs the slots it starts, not the run's size.
     fn start_idle_slots(
         &mut self,
         run: usize,
         concurrency: Option<u32>,
     ) -> Result<(), WorkflowError> {
         let limit = concurrency.map(|c| c as usize).unwrap_or(usize::MAX);
-        let r = &self.state.runs[run];
-        if r.has_failed_slot() {
-            return Ok(());
-        }
-        let (mut running, slots) = (r.running(), r.slots.len());
-        for slot in 0..slots {
-            if running >= limit {
-                break;
+        let mut from = 0;
+        loop {
+            let r = &self.state.runs[run];
+            if r.running() >= limit || r.has_failed_slot() {
+                return Ok(());
             }
-            if !self.state.runs[run].slots[slot].is_idle() {
-                continue;
-            }
+            let Some(slot) = r.next_idle(from) else {
+                return Ok(());
+            };
             self.start_slot(run, slot, None)?;
-            let s = &self.state.runs[run].slots[slot];
-            if s.is_running() {
-                running += 1;
-            } else if s.has_failed() {
-                break;
-            }
+            from = slot + 1;
         }
-        Ok(())
     }
 
     /// With `re-run --from`, a run of a task before TASK takes the earlier
@@ -516,7 +506,10 @@ impl Driver {
         };
         let name = &self.state.runs[run].name;
         if reuse.rerun.contains(name)
-            || self.state.runs[run].slots.iter().any(|s| s.child.is_some())
+            || self.state.runs[run]
+                .slots()
+                .iter()
+                .any(|s| s.child.is_some())
         {
             return Ok(false);
         }
@@ -539,7 +532,7 @@ impl Driver {
                 items: items.clone(),
             });
         }
-        for (slot, s) in old.slots.iter().enumerate() {
+        for (slot, s) in old.slots().iter().enumerate() {
             if let Some(o) = &s.outcome {
                 entries.push(Entry::Settle {
                     run,
@@ -552,7 +545,7 @@ impl Driver {
                 });
             }
         }
-        if let Some(child) = old.slots.iter().find_map(|s| s.child) {
+        if let Some(child) = old.slots().iter().find_map(|s| s.child) {
             self.reused.insert(run, child);
         }
         self.write(&entries, false)?;
@@ -647,7 +640,7 @@ impl Driver {
             return Ok(());
         }
         let name = self.state.runs[run].name.clone();
-        let attempt = self.state.runs[run].slots[slot].attempt;
+        let attempt = self.state.runs[run].slots()[slot].attempt;
         let retry = !self.stopping()
             && decide::should_retry(
                 self.exprs(),

@@ -67,7 +67,7 @@ impl Driver {
         let name = r.name.clone();
         let task = self.task(&name).clone();
         let item = r.items.as_ref().map(|items| items[slot].clone());
-        let s: &Slot = &r.slots[slot];
+        let s: &Slot = &r.slots()[slot];
         let attempt = match (&restart, s.retry) {
             // Started again after the host stopped while it ran: a new
             // attempt, so the records show the work was started twice.

@@ -16,7 +16,7 @@ impl Driver {
         let store = self.sched.runtime().store().clone();
         let mut restart = Vec::new();
         for (run, r) in self.state.runs.iter().enumerate() {
-            for (slot, s) in r.slots.iter().enumerate() {
+            for (slot, s) in r.slots().iter().enumerate() {
                 if s.is_running() {
                     restart.push((
                         run,
@@ -149,7 +149,7 @@ impl Driver {
             .task_grants(task, r.items.as_ref().map(|i| &i[slot]))
             .unwrap_or_default();
         rec.limits = self.req.limits;
-        rec.attempt = r.slots[slot].attempt.max(1);
+        rec.attempt = r.slots()[slot].attempt.max(1);
         rec.status = Status::Running;
         rec
     }

@@ -32,15 +32,7 @@ fn ended(outcome: Outcome, retry: bool) -> Slot {
 }
 
 fn run(items: Option<Vec<Value>>, slots: Vec<Slot>) -> TaskRun {
-    TaskRun {
-        name: "t".into(),
-        items,
-        slots,
-        completed: None,
-        reused_from: None,
-        run_on_fail: false,
-        route: 0,
-    }
+    TaskRun::with_slots("t", items, slots)
 }
 
 #[test]
