@@ -409,7 +409,12 @@ impl Driver {
                 new_routes,
             },
         );
-        self.write(&entries, true)
+        // Not flushed here: nothing starts on it before `launch` flushes
+        // (with the `Dispatch` entries of what it leads to), and the loop
+        // flushes before it waits or ends. A crash before then loses it
+        // with the settle before it, and a restart decides it again from
+        // the task's record: one fsync per step of a chain, not two.
+        self.write(&entries, false)
     }
 
     /// Start every slot that may start now: a wave, in Orquesta's order
