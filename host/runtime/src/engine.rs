@@ -97,3 +97,59 @@ impl Drop for EpochTicker {
         self.stop.store(true, Ordering::Relaxed);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasmtime::{Instance, Module, Store};
+
+    /// `ref.func` takes a function's code pointers from what the vendored
+    /// wasmtime keeps per module and per instance (vendor/PATCHES.md):
+    /// each funcref must still call the function it names, in every
+    /// instance of every store, pooled or not, the first time and again.
+    #[test]
+    fn funcrefs_call_the_functions_they_name_in_every_instance() {
+        let wat = r#"(module
+            (type $t (func (result i32)))
+            (table 4 funcref)
+            (elem declare func $a $b $c $d)
+            (func $a (result i32) i32.const 11)
+            (func $b (result i32) i32.const 22)
+            (func $c (result i32) i32.const 33)
+            (func $d (result i32) i32.const 44)
+            (func (export "fill")
+              (table.set (i32.const 0) (ref.func $d))
+              (table.set (i32.const 1) (ref.func $c))
+              (table.set (i32.const 2) (ref.func $b))
+              (table.set (i32.const 3) (ref.func $a)))
+            (func (export "call") (param i32) (result i32)
+              (call_indirect (type $t) (local.get 0))))"#;
+        for pooling_slots in [0, 4] {
+            let options = EngineOptions {
+                pooling_slots,
+                ..EngineOptions::default()
+            };
+            let engine = new_engine(&options).unwrap();
+            let module = Module::new(&engine, wat).unwrap();
+            for _store in 0..2 {
+                let mut store = Store::new(&engine, ());
+                store.set_epoch_deadline(1);
+                for _instance in 0..2 {
+                    let instance = Instance::new(&mut store, &module, &[]).unwrap();
+                    let fill = instance
+                        .get_typed_func::<(), ()>(&mut store, "fill")
+                        .unwrap();
+                    let call = instance
+                        .get_typed_func::<i32, i32>(&mut store, "call")
+                        .unwrap();
+                    for _again in 0..2 {
+                        fill.call(&mut store, ()).unwrap();
+                        let got: Vec<i32> =
+                            (0..4).map(|i| call.call(&mut store, i).unwrap()).collect();
+                        assert_eq!(got, [44, 33, 22, 11], "pooling slots {pooling_slots}");
+                    }
+                }
+            }
+        }
+    }
+}
