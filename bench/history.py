@@ -7,6 +7,8 @@ peer is the smallest size, same run: what a command costs must not grow
 with the history (issue #24 item 6: <= 1.5x from 10,000 to 1,000,000).
 
   bench/history.py WASMFLOW "10000 100000 1000000" [R]
+
+With KEEP=1 the filled home is kept (its path printed) for profiling.
 """
 import json
 import os
@@ -61,7 +63,10 @@ def main():
     for size, listing, get, run in rows:
         print(f"| {size:,} | {listing:.1f} ms ({listing / base[1]:.2f}x) | "
               f"{get:.1f} ms ({get / base[2]:.2f}x) | {run:.1f} ms ({run / base[3]:.2f}x) |")
-    shutil.rmtree(work)
+    if os.environ.get("KEEP"):
+        print(f"home kept: {env['WASMFLOW_HOME']}")
+    else:
+        shutil.rmtree(work)
 
 
 if __name__ == "__main__":

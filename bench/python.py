@@ -22,6 +22,9 @@
    first one's compiled CPython module (and compiled functions); and the
    second one into an empty cache, for comparison. COMPILES rounds, fresh
    caches each, medians.
+
+PARTS=chain_served (a comma-separated list of one_action, chain,
+chain_served, first_runs) runs only those.
 """
 import json
 import os
@@ -54,11 +57,13 @@ def timed(cmd, env):
     return dt, out.stdout
 
 
-def build_components(wasmflow, work):
+def build_components(wasmflow, work, second=True):
     step = os.path.join(work, "step.wasm")
     subprocess.run(["bash", os.path.join(ROOT, "tests/fixtures/step/build.sh")], check=True,
                    capture_output=True)
     shutil.copy(os.path.join(ROOT, "tests/fixtures/step/step.wasm"), step)
+    if not second:
+        return step, None
     # `wasmflow build` compiles what it built into a cache: not the bench's.
     out = subprocess.run([wasmflow, "--cache-dir", os.path.join(work, "build-cache"), "build",
                           os.path.join(ROOT, "bench/disk.checksum.py")],
@@ -215,12 +220,20 @@ def main():
     k = int(sys.argv[3]) if len(sys.argv) > 3 else 3
     work = tempfile.mkdtemp(prefix="wf-bench-py-")
     env = dict(os.environ, WASMFLOW_HOME=os.path.join(work, "home"))
+    parts = os.environ.get("PARTS", "one_action,chain,chain_served,first_runs").split(",")
     try:
-        step, second = build_components(wasmflow, work)
-        results = {"one_action": one_action(wasmflow, step, env, n),
-                   "chain": chain(wasmflow, work, env, max(3, n // 4)),
-                   "chain_served_s": chain_served(wasmflow, work, env, max(3, n // 4)),
-                   "first_runs": first_runs(wasmflow, step, second, work, k)}
+        step, second = build_components(wasmflow, work, "first_runs" in parts)
+        runs = {"one_action": lambda: one_action(wasmflow, step, env, n),
+                "chain": lambda: chain(wasmflow, work, env, max(3, n // 4)),
+                "chain_served": lambda: chain_served(wasmflow, work, env, max(3, n // 4)),
+                "first_runs": lambda: first_runs(wasmflow, step, second, work, k)}
+        unknown = [p for p in parts if p not in runs]
+        if unknown:
+            sys.exit(f"PARTS: no part named {', '.join(unknown)} (parts: {', '.join(runs)})")
+        if "chain_served" in parts and "chain" not in parts:
+            with open(os.path.join(work, "chain.yaml"), "w") as f:
+                f.write(chain_yaml(40))
+        results = {part: runs[part]() for part in parts}
     finally:
         shutil.rmtree(work, ignore_errors=True)
     os.makedirs(os.path.join(ROOT, "bench", "out"), exist_ok=True)

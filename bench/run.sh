@@ -31,6 +31,8 @@ echo "== one real action in C and in Python (disk.checksum)"
 python3 bench/languages.py target/release/wasmflow "${N:-30}" 20
 echo "== Python actions: one run, a 40-task chain (run and serve), first compiles"
 python3 bench/python.py target/release/wasmflow "${N:-30}" 3
+echo "== a with-items fan-out of a Python action through serve"
+python3 bench/fanout_served.py target/release/wasmflow "${PY_FAN:-1000 10000}"
 echo "== the event bus: rule matching (criterion, beside st2's way in Python), webhook -> rule -> action"
 bash bench/rule_matching.sh
 python3 bench/event_bus.py target/release/wasmflow "${BUS_N:-2000}" 4
