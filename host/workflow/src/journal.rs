@@ -186,6 +186,8 @@ struct Tally {
     /// The lowest fresh slot (or the slot count): a slot never becomes
     /// fresh again, so this only moves up.
     fresh_from: usize,
+    /// A slot was handed to an action (a slot's child is never unset).
+    dispatched: bool,
 }
 
 impl Tally {
@@ -251,6 +253,7 @@ impl TaskRun {
         self.tally = Tally::default();
         for (i, s) in self.slots.iter().enumerate() {
             self.tally.count(i, Standing::of(s), true);
+            self.tally.dispatched |= s.child.is_some();
         }
         self.advance_fresh();
     }
@@ -261,6 +264,7 @@ impl TaskRun {
         let before = Standing::of(s);
         change(s);
         let after = Standing::of(s);
+        self.tally.dispatched |= s.child.is_some();
         self.tally.count(slot, before, false);
         self.tally.count(slot, after, true);
         self.advance_fresh();
@@ -279,6 +283,11 @@ impl TaskRun {
 
     pub fn running(&self) -> usize {
         self.tally.running
+    }
+
+    /// Whether any slot was handed to an action.
+    pub fn was_dispatched(&self) -> bool {
+        self.tally.dispatched
     }
 
     /// The lowest idle slot (never started, or waiting for its next
@@ -340,7 +349,7 @@ impl State {
         for r in &self.runs {
             let status = match &r.completed {
                 Some(o) => o.status.as_str(),
-                None if r.slots.iter().any(|s| s.child.is_some()) => "running",
+                None if r.was_dispatched() => "running",
                 None => "pending",
             };
             out.insert(r.name.clone(), Value::String(status.to_owned()));

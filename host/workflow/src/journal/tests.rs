@@ -180,6 +180,7 @@ tasks:
             s.iter().any(Slot::has_failed),
             s.iter().all(Slot::is_done),
             s.iter().position(Slot::is_idle),
+            s.iter().any(|s| s.child.is_some()),
         )
     };
     for e in &entries {
@@ -188,7 +189,13 @@ tasks:
             continue;
         };
         let all_done = r.is_settled(true) && !r.has_failed_slot();
-        let tally = (r.running(), r.has_failed_slot(), all_done, r.next_idle(0));
+        let tally = (
+            r.running(),
+            r.has_failed_slot(),
+            all_done,
+            r.next_idle(0),
+            r.was_dispatched(),
+        );
         assert_eq!(tally, recount(r), "after {e:?}");
     }
     let r = &state.runs[0];

@@ -510,12 +510,7 @@ impl Driver {
             return Ok(false);
         };
         let name = &self.state.runs[run].name;
-        if reuse.rerun.contains(name)
-            || self.state.runs[run]
-                .slots()
-                .iter()
-                .any(|s| s.child.is_some())
-        {
+        if reuse.rerun.contains(name) || self.state.runs[run].was_dispatched() {
             return Ok(false);
         }
         let occurrence = self.state.occurrence(run);

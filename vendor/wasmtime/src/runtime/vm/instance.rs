@@ -145,9 +145,9 @@ pub struct Instance {
     store: Option<VMStoreRawPtr>,
 
     /// wasmflow patch (vendor/PATCHES.md): where this module's text starts
-    /// in this instance's store, once a funcref asked for it (0 before):
-    /// found in the store's module registry, which each `ref.func` searched.
-    store_text: usize,
+    /// in this instance's store, once a funcref asked for it: found in the
+    /// store's module registry, which each `ref.func` searched.
+    store_text: Option<SendSyncPtr<u8>>,
 
     /// Additional context used by compiled wasm code. This field is last, and
     /// represents a dynamically-sized array that extends beyond the nominal
@@ -214,7 +214,7 @@ impl Instance {
             #[cfg(feature = "wmemcheck")]
             wmemcheck_state,
             store: None,
-            store_text: 0,
+            store_text: None,
             vmctx: OwnedVMContext::new(),
         })?;
 
@@ -913,18 +913,19 @@ impl Instance {
     /// wasmflow patch: where this module's text section starts in this
     /// instance's store (found once per instance).
     fn store_text(self: Pin<&mut Self>, registry: &ModuleRegistry) -> *const u8 {
-        if self.store_text == 0 {
-            let module = self
-                .runtime_module()
-                .expect("funcref impossible in fake module");
-            let start = ModuleWithCode::in_store(registry, module)
-                .expect("module not in store")
-                .text_start();
-            // SAFETY: a pin-projection to a plain field, not overwritten.
-            unsafe { self.get_unchecked_mut() }.store_text = start as usize;
-            return start;
+        if let Some(start) = self.store_text {
+            return start.as_ptr();
         }
-        self.store_text as *const u8
+        let module = self
+            .runtime_module()
+            .expect("funcref impossible in fake module");
+        let start = ModuleWithCode::in_store(registry, module)
+            .expect("module not in store")
+            .text_start();
+        let kept = SendSyncPtr::new(NonNull::new(start.cast_mut()).expect("text is not null"));
+        // SAFETY: a pin-projection to a plain field, not overwritten.
+        unsafe { self.get_unchecked_mut() }.store_text = Some(kept);
+        start
     }
 
     fn get_start_func_ref(
