@@ -242,7 +242,7 @@ async fn run_ticket(app: &Arc<App>, worker: usize, mut ticket: Ticket) {
         Ok(record) => record,
         Err(record) => {
             // Lost with its worker too often: it ends here.
-            finish(app, ticket, record.action.clone(), *record, None);
+            finish(app, ticket, record.action.clone(), *record, None, None);
             return;
         }
     };
@@ -258,6 +258,7 @@ async fn run_ticket(app: &Arc<App>, worker: usize, mut ticket: Ticket) {
         .unwrap_or(&record.action)
         .to_owned();
     let id = record.id;
+    let asked_to_cancel = entry.cancel.clone();
     let run = async {
         match record.kind {
             // An action's end is written by `finish` with others'; a
@@ -297,19 +298,21 @@ async fn run_ticket(app: &Arc<App>, worker: usize, mut ticket: Ticket) {
             (r, None)
         }
     };
-    finish(app, ticket, name, finished, events);
+    finish(app, ticket, name, finished, events, Some(asked_to_cancel));
 }
 
 /// The record is final but maybe not written (an action's: `events` is
 /// then what it received) or not on disk yet. The worker moves on; the
 /// execution ends for everyone else (followers, the queue, the metrics)
-/// once a shared flush has written it and has it on disk.
+/// once a shared flush has written it and has it on disk. `cancel` is
+/// the token a cancel request of it reached while it ran.
 fn finish(
     app: &Arc<App>,
     ticket: Ticket,
     name: String,
     finished: ExecutionRecord,
     events: Option<Vec<wasmflow_store::Event>>,
+    cancel: Option<CancellationToken>,
 ) {
     let id = finished.id;
     let ended = events.map(|events| wasmflow_runtime::Ended {
@@ -323,6 +326,7 @@ fn finish(
             tracing::error!("flushing the record of {id}: {e}");
             return;
         }
+        let finished = cancel_if_asked(&app, finished, cancel.as_ref());
         // A workflow's task (queued by its workflow on a shared store)
         // counts and triggers as its workflow's part, as it does where the
         // workflow runs its tasks itself.
@@ -335,6 +339,36 @@ fn finish(
         app.live.end(id, finished.status);
         app.update_depth();
     });
+}
+
+/// A workflow that paused while a cancel request reached its queue entry
+/// (after its loop last looked at the token) is canceled now, where it
+/// stands, as `cancel` does to a paused workflow it finds out of the
+/// queue: its entry is gone by now, so a later request takes that path,
+/// and none is lost between the two.
+fn cancel_if_asked(
+    app: &App,
+    finished: ExecutionRecord,
+    cancel: Option<&CancellationToken>,
+) -> ExecutionRecord {
+    if finished.status != Status::Paused || !cancel.is_some_and(|c| c.is_cancelled()) {
+        return finished;
+    }
+    let store = app.rt.store();
+    let id = finished.id;
+    blocking(|| match store.get(id) {
+        // Not resumed meanwhile (a resume queues it again, running).
+        Ok(Some(paused)) if paused.status == Status::Paused => {
+            match wasmflow_workflow::cancel::cancel_tree(store, paused) {
+                Ok(_) => store.get(id).ok().flatten().unwrap_or(finished),
+                Err(e) => {
+                    tracing::error!("canceling paused workflow {id}: {e}");
+                    finished
+                }
+            }
+        }
+        _ => finished,
+    })
 }
 
 /// A claim that takes over from a lost worker (its lease ran out): say
