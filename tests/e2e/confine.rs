@@ -357,16 +357,31 @@ fn the_host_process_is_not_dumpable() {
     // The same read of an ordinary process of that user works: the check
     // above can fail.
     let mut sleeper = spawn("sleep", &["30"]);
-    std::thread::sleep(Duration::from_millis(200));
-    let pid = std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|p| {
-            std::fs::read(format!("/proc/{p}/cmdline")).is_ok_and(|c| c.starts_with(b"sleep\x0030"))
-        })
-        .max()
-        .expect("the sleeper's pid");
+    // Ours is the `sleep 30` with the probe in its environment, once
+    // runuser and env have exec'd it (a prefix match on the command line
+    // also found other tests' `sleep 3172`, run as root, unreadable).
+    let ours = || {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+            .find(|p| {
+                std::fs::read(format!("/proc/{p}/cmdline")).is_ok_and(|c| c == b"sleep\x0030\x00")
+                    && std::fs::read(format!("/proc/{p}/environ"))
+                        .is_ok_and(|e| String::from_utf8_lossy(&e).contains("s3cr3t-probe"))
+            })
+    };
+    let at = std::time::Instant::now();
+    let pid = loop {
+        if let Some(pid) = ours() {
+            break pid;
+        }
+        assert!(
+            at.elapsed() < Duration::from_secs(30),
+            "the sleeper never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
     let read = environ_as_nobody(pid);
     let _ = sleeper.kill();
     let _ = sleeper.wait();
