@@ -37,8 +37,10 @@ def main():
         for _ in range(runs):
             for b in binaries:
                 t = time.perf_counter()
-                subprocess.run([b] + args, env=envs[b], capture_output=True)
+                out = subprocess.run([b] + args, env=envs[b], capture_output=True, text=True)
                 times[b].append(time.perf_counter() - t)
+                if out.returncode != 0:  # a failure's time is no figure
+                    sys.exit(f"{b} {' '.join(args)} failed: {out.stderr}")
         for b in binaries:
             xs = sorted(times[b])
             print(f"{b:<40} median {statistics.median(xs) * 1e3:7.1f} ms"

@@ -25,6 +25,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from python import PEER, ROOT, SYSTEM_PYTHON, api, timed, ts  # noqa: E402
+from server_memory import start  # noqa: E402
 
 
 def fanout_yaml(items, concurrency):
@@ -77,17 +78,10 @@ def main():
     peer = statistics.median(timed([SYSTEM_PYTHON, "-c", PEER, req], env)[0] for _ in range(20))
     token = subprocess.run([wasmflow, "token", "create", "--name", "bench"], env=env,
                            capture_output=True, check=True, text=True).stdout.strip()
-    server = subprocess.Popen([wasmflow, "serve", "--listen", "127.0.0.1:0", "--actions", actions,
-                               "--workers", "2"], env=env, stderr=subprocess.PIPE, text=True)
+    # The queue's default capacity: a fan-out's tasks take action slots.
+    server, url = start(wasmflow, env, actions, 2, 10_000)
     rows = []
     try:
-        m = None
-        while not m:
-            line = server.stderr.readline()
-            if not line:
-                sys.exit(f"the server did not start: {server.stderr.read()}")
-            m = re.search(r"serving (http://\S+)", line)
-        url = m.group(1)
         run_fanout(url, token, "fan100", 100)
         for n in sizes:
             wall = run_fanout(url, token, f"fan{n}", n)

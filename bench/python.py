@@ -38,6 +38,8 @@ import time
 import urllib.request
 from datetime import datetime
 
+from server_memory import start
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SYSTEM_PYTHON = "/usr/bin/python3"
 PEER = ("import json, sys; r = json.loads(sys.argv[1])['req']; "
@@ -149,17 +151,8 @@ def chain_served(wasmflow, work, env, n):
     shutil.copy(os.path.join(work, "chain.yaml"), actions)
     token = subprocess.run([wasmflow, "token", "create", "--name", "bench"], env=env,
                            capture_output=True, check=True, text=True).stdout.strip()
-    server = subprocess.Popen([wasmflow, "serve", "--listen", "127.0.0.1:0", "--actions", actions,
-                               "--workers", "2"], env=env, stderr=subprocess.PIPE, text=True)
+    server, url = start(wasmflow, env, actions, 2, 10_000)
     try:
-        while True:
-            line = server.stderr.readline()
-            m = re.search(r"serving (http://\S+)", line)
-            if m or not line:
-                break
-        if not m:
-            sys.exit(f"the server did not start: {line}{server.stderr.read()}")
-        url = m.group(1)
         spans = []
         for i in range(n + 1):
             rec = api(url, token, "/api/v1/executions", {"action": "chain", "input": {}})
