@@ -183,6 +183,9 @@ fn torture_opens_large_values_and_kill_9() {
         step += 1;
         let op = rng.below(20);
         let mut cmd = home.cmd();
+        // A live database of 8 records: most runs end by moving finished
+        // history into the archive, and some are killed while they do.
+        cmd.env("WASMFLOW_LIVE_RECORDS", "8");
         let bulk_run = |cmd: &mut Command, rng: &mut Rng| {
             let file = files.path().join(format!("f{step}"));
             let content: Vec<u8> = (0..rng.size(2 << 20))
@@ -263,6 +266,11 @@ fn torture_opens_large_values_and_kill_9() {
         kept.insert(id, rec);
     }
     verify_all(&kept, "at the end");
+    let catalog = home.path().join("store/archive/catalog.json");
+    assert!(
+        catalog.is_file(),
+        "seed {seed}: nothing was moved to the archive"
+    );
     let check = home.run(&["store", "check"]);
     assert_eq!(
         check.code, 0,
@@ -278,6 +286,105 @@ fn torture_opens_large_values_and_kill_9() {
         opens >= 200 && kills >= 5,
         "too little was tried: {opens} opens, {kills} kills"
     );
+}
+
+/// Finished history moving into the archive, killed at random points
+/// (copying a tree into a part, saving the catalog, deleting it from the
+/// live database): after every kill each execution reads back as it was
+/// and the store checks clean; moves let finish take every workflow out
+/// of the live database, and everything still reads back.
+#[test]
+fn a_move_to_the_archive_killed_anywhere_loses_nothing() {
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    eprintln!("seed {seed}");
+    let mut rng = Rng(seed);
+    let home = Home::new();
+    let dir = tempfile::tempdir().unwrap();
+    let wf = dir.path().join("fan.yaml");
+    let yaml = format!(
+        "version: 1\ntasks:\n  fan:\n    action: {}\n    with-items: \"{{{{ range(400) | list }}}}\"\n    input: {{ a: \"{{{{ item }}}}\", b: 1 }}\n",
+        s(&wat("add"))
+    );
+    std::fs::write(&wf, yaml).unwrap();
+    for _ in 0..5 {
+        home.run(&["run", s(&wf), "--json"]).ok();
+    }
+    for n in 0..10 {
+        let a = format!("a={n}");
+        home.run(&["run", s(&wat("add")), "-p", &a, "-p", "b=1"])
+            .ok();
+    }
+    let written = all_records(&home);
+    assert_eq!(written.len(), 5 * 401 + 10);
+    // Only trees that ended two seconds ago move.
+    std::thread::sleep(Duration::from_millis(2100));
+    let unchanged = |when: &str| {
+        let now = all_records(&home);
+        for (id, rec) in &written {
+            let got = now
+                .get(id)
+                .unwrap_or_else(|| panic!("seed {seed}, {when}: {id} is gone"));
+            assert!(
+                bytes(got) == bytes(rec),
+                "seed {seed}, {when}: {id} differs"
+            );
+        }
+        let check = home.run(&["store", "check"]);
+        assert_eq!(check.code, 0, "seed {seed}, {when}: {}", check.stdout);
+    };
+    // A bound of 40: each run ends by moving a workflow (401 records) or
+    // ten runs.
+    let bounded = || {
+        let mut cmd = home.cmd();
+        cmd.env("WASMFLOW_LIVE_RECORDS", "40")
+            .args(["run", s(&wat("add")), "-p", "a=0", "-p", "b=0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        cmd
+    };
+    // One run to the end (it moves the oldest workflow): how long a run
+    // that moves takes, the span the kills are spread over.
+    let started = Instant::now();
+    assert!(bounded().status().unwrap().success());
+    let span = started.elapsed().as_micros() as u64;
+    for kill in 0..12 {
+        let mut child = bounded().spawn().unwrap();
+        std::thread::sleep(Duration::from_micros(rng.below(span)));
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGKILL);
+        }
+        let _ = child.wait();
+        unchanged(&format!("after kill {kill}"));
+    }
+    let catalog = home.path().join("store/archive/catalog.json");
+    let archived = || -> u64 {
+        let Ok(text) = std::fs::read(&catalog) else {
+            return 0;
+        };
+        let catalog: Value = serde_json::from_slice(&text).unwrap();
+        catalog["parts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["records"].as_u64().unwrap())
+            .sum()
+    };
+    for _ in 0..40 {
+        if archived() >= 5 * 401 {
+            break;
+        }
+        assert!(bounded().status().unwrap().success());
+    }
+    assert!(
+        archived() >= 5 * 401,
+        "seed {seed}: {} archived",
+        archived()
+    );
+    unchanged("after the moves");
 }
 
 /// A home with records (some over the blob threshold, one file snapshot),
@@ -347,6 +454,40 @@ fn assert_not_silent(home: &Home, recs: &[Value], what: &str) {
 
 fn db_file(home: &Home) -> std::path::PathBuf {
     home.path().join("store/db")
+}
+
+/// The live database's bound is a number; anything else is said once,
+/// with the variable and the store, before anything is read or written.
+#[test]
+fn a_bad_live_records_bound_is_a_usage_error() {
+    let home = Home::new();
+    home.run(&["run", s(&wat("add")), "-p", "a=1", "-p", "b=2"])
+        .ok();
+    for bad in ["many", "1", "-5"] {
+        let r = Run::from(
+            home.cmd()
+                .env("WASMFLOW_LIVE_RECORDS", bad)
+                .args(["execution", "list"])
+                .output()
+                .unwrap(),
+        );
+        assert_eq!(r.code, 2, "{bad}: {}", r.stderr);
+        assert_eq!(
+            r.stderr.matches("WASMFLOW_LIVE_RECORDS").count(),
+            1,
+            "{}",
+            r.stderr
+        );
+        assert!(r.stderr.contains(&format!("{bad:?}")), "{}", r.stderr);
+    }
+    assert_eq!(
+        home.run(&["execution", "list", "--json"])
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 #[test]

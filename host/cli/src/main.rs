@@ -347,6 +347,16 @@ pub(crate) fn runtime(home: &Home) -> Result<wasmflow_runtime::Runtime, Fail> {
     Ok(rt)
 }
 
+/// After a command that wrote executions: a batch of finished history
+/// past the store's bound moves out of the way of the next command
+/// (rarely: a quarter of the bound at a time). A failure to move loses
+/// nothing and is said once.
+pub(crate) fn archive_finished(rt: &wasmflow_runtime::Runtime) {
+    if let Err(e) = rt.store().archive_finished() {
+        eprintln!("wasmflow: warning: moving finished history to the archive: {e}");
+    }
+}
+
 /// The store of this invocation's home (for commands without a runtime).
 pub(crate) fn store(home: &Home) -> Result<wasmflow_store::Store, Fail> {
     let store = wasmflow_store::Store::open_waiting(&home.store_location())?;

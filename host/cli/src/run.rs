@@ -46,7 +46,9 @@ pub fn run(home: &Home, args: RunArgs) -> CmdResult {
     };
     let record = crate::tokio().block_on(rt.run(&action, input, options))?;
 
-    crate::exit_now(print::outcome(&record, args.json))
+    let succeeded = print::outcome(&record, args.json);
+    crate::archive_finished(&rt);
+    crate::exit_now(succeeded)
 }
 
 /// Who starts what this process runs: the user at this terminal, by the

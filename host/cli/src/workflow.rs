@@ -105,7 +105,7 @@ fn foreground(
     let progress = show.then(|| Arc::new(Progress::new()));
     req.observer = progress.clone().map(|p| p as Arc<dyn Observer>);
     let (cancel, pause) = (req.cancel.clone(), req.pause.clone());
-    let sched = Scheduler::with_components(rt, components);
+    let sched = Scheduler::with_components(rt.clone(), components);
     // The id as soon as it is recorded, so another terminal can `execution
     // cancel` it (not before: a rejected input records nothing).
     req.recorded = Some(Arc::new(|id| eprintln!("workflow execution {id} started")));
@@ -118,7 +118,9 @@ fn foreground(
         p.bar.finish_and_clear();
     }
     let record = record?;
-    Ok(crate::exit_code(print::outcome(&record, json)))
+    let code = crate::exit_code(print::outcome(&record, json));
+    crate::archive_finished(&rt);
+    Ok(code)
 }
 
 /// Ctrl-C, or a request from `wasmflow execution cancel`, cancels.

@@ -160,6 +160,25 @@ async fn retain(app: Arc<App>, policy: wasmflow_store::Retention, every: Duratio
     }
 }
 
+/// Every second, and at once again while there is more: finished history
+/// past the embedded store's bound moves out of the way of every command
+/// (`Backend::archive_finished`; a shared store has nothing to move).
+async fn archive_finished(app: Arc<App>) {
+    loop {
+        let store = app.rt.store().clone();
+        match tokio::task::spawn_blocking(move || store.archive_finished()).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => {
+                tracing::debug!(records = n, "moved finished history to the archive");
+                continue;
+            }
+            Ok(Err(e)) => tracing::warn!("moving finished history to the archive: {e}"),
+            Err(e) => tracing::warn!("moving finished history stopped: {e}"),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
 /// Every second: inquiries past their ttl fail (`inquiry-timeout`) and
 /// their workflows go on to handle it. On a shared store one process
 /// does it, the one that leads the sweep (several would each queue the
@@ -346,6 +365,7 @@ pub async fn serve(
     });
 
     tokio::spawn(expire_inquiries(app.clone()));
+    tokio::spawn(archive_finished(app.clone()));
 
     let _ = api.set(router(app.clone()));
     ready(Ready {

@@ -215,6 +215,15 @@ pub trait Backend: Send + Sync {
         filter: &PurgeFilter,
         in_use: &HashSet<String>,
     ) -> Result<PurgeReport, StoreError>;
+    /// Move a batch of finished history (whole ended trees, oldest first)
+    /// out of the way of every command, when the store keeps more than its
+    /// bound where each command looks; returns how many records moved
+    /// (call again while it is not 0). Reads still find them. The embedded
+    /// store would otherwise open its whole history in every command; by
+    /// default nothing moves.
+    fn archive_finished(&self) -> Result<usize, StoreError> {
+        Ok(0)
+    }
 
     // Other processes.
 

@@ -20,18 +20,37 @@ impl SledStore {
     fn check_inner(&self) -> Result<CheckReport, StoreError> {
         let mut report = CheckReport::default();
         let blobs = self.check_blobs(&mut report)?;
-        let ids = self.check_records(&mut report, &blobs)?;
-        self.check_events(&mut report, &blobs)?;
-        self.check_journals(&mut report)?;
-        self.check_indexes(&mut report, &ids)?;
+        self.check_contents(&mut report, &blobs)?;
+        if let Some(archive) = &self.archive {
+            for part in archive.parts()?.iter() {
+                let store = archive.open(part.seq)?;
+                no_panic(&store.path.clone(), || {
+                    store.check_contents(&mut report, &blobs)
+                })?;
+            }
+        }
+        Ok(report)
+    }
+
+    /// Records, events, journals, indexes and files of this database (the
+    /// live one or a part); `blobs` are the live database's good blobs.
+    fn check_contents(
+        &self,
+        report: &mut CheckReport,
+        blobs: &HashSet<String>,
+    ) -> Result<(), StoreError> {
+        let ids = self.check_records(report, blobs)?;
+        self.check_events(report, blobs)?;
+        self.check_journals(report)?;
+        self.check_indexes(report, &ids)?;
         let referenced = self.file_references()?;
-        report.unreferenced_files = self
+        report.unreferenced_files += self
             .files
             .list()?
             .iter()
             .filter(|(d, ..)| !referenced.contains(d))
             .count();
-        Ok(report)
+        Ok(())
     }
 
     /// Every blob hashes to its key; returns the digests that do.

@@ -109,6 +109,41 @@ impl Files {
         Ok(Some(bytes))
     }
 
+    /// Give this store the file `digest` of `other` (an archive part
+    /// taking a live database's value): a hard link, the same content
+    /// without a copy; a copy, checked, where links are refused. Returns
+    /// the directory the link went into, which the caller syncs (once for
+    /// many links) before anything refers to it.
+    pub(crate) fn link_from(
+        &self,
+        other: &Files,
+        digest: &Digest,
+    ) -> Result<Option<PathBuf>, StoreError> {
+        let path = self.path(digest);
+        if path.is_file() {
+            return Ok(None);
+        }
+        let parent = path.parent().expect("files live in a directory");
+        if !parent.is_dir() {
+            std::fs::create_dir_all(parent).map_err(|e| self.io("create", parent, e))?;
+            sync_dir(&self.dir).map_err(|e| self.io("sync", &self.dir, e))?;
+            sync_dir(self.dir.parent().unwrap_or(&self.dir))
+                .map_err(|e| self.io("sync", &self.dir, e))?;
+        }
+        match std::fs::hard_link(other.path(digest), &path) {
+            Ok(()) => Ok(Some(parent.to_owned())),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(None),
+            Err(_) => {
+                let bytes = other.get(digest)?.ok_or_else(|| StoreError::Damaged {
+                    path: other.store.clone(),
+                    detail: format!("file {} is missing", other.path(digest).display()),
+                })?;
+                self.put(&bytes)?;
+                Ok(None)
+            }
+        }
+    }
+
     pub(crate) fn contains(&self, digest: &Digest) -> bool {
         self.path(digest).is_file()
     }

@@ -16,12 +16,17 @@
 //!   executions until they end; the payload is opaque here)
 //!
 //! Values over a small limit are files beside sled (`files`), sled holding
-//! a reference. `check` reads everything back, `purge` deletes old trees
+//! a reference. Finished history moves out of these trees into the
+//! archive's parts, sled databases of the same layout opened only when a
+//! read reaches them (`archive`). `check` reads everything back, `purge` deletes old trees
 //! and what only they used, `reserve` keeps room to read a store on a full
 //! disk. It must not patch sled's recovery, flush or fsync path
 //! (vendor/PATCHES.md). Nothing outside this module knows it is sled: the
 //! rest of the crate and of wasmflow use [`crate::Backend`].
 
+mod archive;
+#[cfg(test)]
+mod archive_tests;
 mod backend;
 mod bus;
 mod check;
@@ -63,6 +68,16 @@ const SEGMENT_SIZE: usize = 512 << 10;
 /// grew with every execution it ran until it got there). Reads past it
 /// come from the OS's page cache.
 const CACHE_CAPACITY: u64 = 32 << 20;
+
+/// An archive part's page cache: parts are read rarely, and several may
+/// be open at once.
+const PART_CACHE_CAPACITY: u64 = 4 << 20;
+
+/// The default tree's key of the live database's record count (what
+/// [`SledStore::archive_finished`] compares with its bound). A count,
+/// not a constraint: a crash between a record's insert and the count's
+/// leaves it one off, which only moves the next archiving by a record.
+const LIVE_RECORDS: &[u8] = b"live-records";
 
 /// The largest value kept in sled itself; larger ones are files (see
 /// `files.rs`). sled writes a message over a quarter of a segment to a
@@ -119,6 +134,8 @@ pub struct SledStore {
     pub(crate) triggers: sled::Tree,
     pub(crate) unprocessed: sled::Tree,
     pub(crate) enforcements: sled::Tree,
+    /// Where finished history goes (see `archive`); `None` in a part.
+    pub(crate) archive: Option<Arc<archive::Archive>>,
 }
 
 /// What a sled error means for the store at `path`.
@@ -247,7 +264,7 @@ impl SledStore {
             cause: e.to_string(),
         })?;
         let reserve = Reserve::new(dir);
-        let store = match no_panic(dir, || Self::open_sled(dir)) {
+        let store = match no_panic(dir, || Self::open_sled(dir, true)) {
             // The disk is full: give back the space kept for this, so the
             // store can at least be read.
             Err(StoreError::NoSpace { .. }) if reserve.release() => {
@@ -256,13 +273,47 @@ impl SledStore {
                      store can be read; free some space",
                     dir.display()
                 );
-                no_panic(dir, || Self::open_sled(dir))?
+                no_panic(dir, || Self::open_sled(dir, true))?
             }
             other => other?,
         };
         reserve.replenish();
         store.index_roots()?;
+        store.count_records_once()?;
         Ok(store)
+    }
+
+    /// A store written before the live database kept its record count:
+    /// count, once.
+    fn count_records_once(&self) -> Result<(), StoreError> {
+        if self.db.get(LIVE_RECORDS).at(self)?.is_none() {
+            let n = self.executions.len() as u64;
+            self.db.insert(LIVE_RECORDS, &n.to_be_bytes()).at(self)?;
+        }
+        Ok(())
+    }
+
+    /// Records in the live database (not its archive).
+    pub(crate) fn live_records(&self) -> Result<usize, StoreError> {
+        Ok(self
+            .db
+            .get(LIVE_RECORDS)
+            .at(self)?
+            .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+            .map_or(0, |b| u64::from_be_bytes(b) as usize))
+    }
+
+    /// Add `delta` to the live record count.
+    pub(crate) fn count_live(&self, delta: i64) -> Result<(), StoreError> {
+        self.db
+            .update_and_fetch(LIVE_RECORDS, |old| {
+                let n = old
+                    .and_then(|v| <[u8; 8]>::try_from(v).ok())
+                    .map_or(0, u64::from_be_bytes);
+                Some(n.saturating_add_signed(delta).to_be_bytes().to_vec())
+            })
+            .at(self)?;
+        Ok(())
     }
 
     /// A store written before the top-level index: build it, once (every
@@ -291,13 +342,18 @@ impl SledStore {
         Ok(())
     }
 
-    fn open_sled(dir: &Path) -> Result<Self, StoreError> {
+    /// sled's database in `dir`: the live one (with its archive), or a
+    /// part of an archive.
+    pub(crate) fn open_sled(dir: &Path, live: bool) -> Result<Self, StoreError> {
         remove_unfinished_snapshots(dir);
         let segment_size = segment_size(dir);
         let db = sled::Config::new()
             .path(dir)
             .segment_size(segment_size)
-            .cache_capacity(CACHE_CAPACITY)
+            .cache_capacity(match live {
+                true => CACHE_CAPACITY,
+                false => PART_CACHE_CAPACITY,
+            })
             .open()
             .map_err(|source| match &source {
                 // sled reports the advisory lock held by another process as
@@ -329,6 +385,10 @@ impl SledStore {
             path: Arc::new(dir.to_owned()),
             files: Arc::new(Files::new(dir)),
             inline_max: inline_max(segment_size),
+            archive: match live {
+                true => Some(Arc::new(archive::Archive::new(dir)?)),
+                false => None,
+            },
             db,
             reads: Default::default(),
         })
@@ -436,20 +496,21 @@ impl SledStore {
                 .insert(status_key(record.status, &key), &[])
                 .at(self)?;
         }
-        if let Some(old) = self.executions.insert(key, bytes).at(self)? {
-            // Only the status is needed to drop the old index entries (a
-            // stale one is harmless if the old file cannot be read).
-            let old = self.resolve(&old).unwrap_or_default();
-            if let Ok(old) = serde_json::from_slice::<StatusOnly>(&old) {
-                if old.status != record.status {
-                    self.by_status
+        let Some(old) = self.executions.insert(key, bytes).at(self)? else {
+            return self.count_live(1);
+        };
+        // Only the status is needed to drop the old index entries (a
+        // stale one is harmless if the old file cannot be read).
+        let old = self.resolve(&old).unwrap_or_default();
+        if let Ok(old) = serde_json::from_slice::<StatusOnly>(&old) {
+            if old.status != record.status {
+                self.by_status
+                    .remove(status_key(old.status, &key))
+                    .at(self)?;
+                if top {
+                    self.roots_by_status
                         .remove(status_key(old.status, &key))
                         .at(self)?;
-                    if top {
-                        self.roots_by_status
-                            .remove(status_key(old.status, &key))
-                            .at(self)?;
-                    }
                 }
             }
         }

@@ -18,40 +18,56 @@ use std::collections::{BTreeSet, HashSet};
 use std::time::SystemTime;
 
 impl SledStore {
-    /// Delete what `filter` selects. Blobs in `in_use` (components a
-    /// running process holds) are kept even when no record names them.
+    /// Delete what `filter` selects, in the live database and the
+    /// archive's parts old enough to hold some. Blobs in `in_use`
+    /// (components a running process holds) are kept even when no record
+    /// names them.
     pub(super) fn purge_selected(
         &self,
         filter: &PurgeFilter,
         in_use: &HashSet<String>,
     ) -> Result<PurgeReport, StoreError> {
+        // Not while a move links files into a part (a part's sweep would
+        // take a file whose reference is not written yet).
+        let _moves = self.archive.as_ref().map(|a| a.hold_moves());
         let mut report = PurgeReport {
             dry_run: filter.dry_run,
             ..Default::default()
         };
         let mut doomed: Vec<ExecutionRecord> = Vec::new();
         let mut candidates: BTreeSet<String> = BTreeSet::new();
-        let bound = filter.bound().key();
-        for item in self.executions.range(..bound) {
-            let (key, value) = item.at(self)?;
-            let record = self.decode(&key, &value)?;
-            if !filter.selects(&record) {
+        self.purge_trees(filter, &mut report, &mut doomed, &mut candidates)?;
+        let parts = match &self.archive {
+            Some(archive) => archive.parts()?,
+            None => Default::default(),
+        };
+        let bound = filter.bound();
+        for part in parts.iter() {
+            if part.min >= bound {
                 continue;
             }
-            let Some(tree) = crate::upkeep::finished_tree(self, record)? else {
-                continue;
-            };
-            report.executions += 1;
-            report.descendants += tree.len() - 1;
-            doomed.extend(tree);
-        }
-        for record in &doomed {
-            let events = self.events(record.id)?;
-            candidates.extend(referenced(record, &events));
-            report.bytes += self.delete_execution(record, filter.dry_run, &mut report)?;
+            let archive = self.archive.as_ref().expect("parts come from the archive");
+            let store = archive.open(part.seq)?;
+            let mut gone = Vec::new();
+            store.purge_trees(filter, &mut report, &mut gone, &mut candidates)?;
+            if !filter.dry_run && !gone.is_empty() {
+                store.flush()?;
+                let (files, bytes) = store.sweep_files(std::time::Duration::ZERO)?;
+                report.files += files;
+                report.bytes += bytes;
+                archive.save(crate::sled_store::archive::Part {
+                    records: store.executions.len(),
+                    ..part.clone()
+                })?;
+            }
+            doomed.extend(gone);
         }
         if !candidates.is_empty() {
-            let kept = self.referenced_blobs(&doomed)?;
+            let mut kept = self.referenced_blobs(&doomed)?;
+            for part in parts.iter() {
+                let archive = self.archive.as_ref().expect("parts come from the archive");
+                kept.extend(archive.open(part.seq)?.referenced_blobs(&doomed)?);
+            }
             for digest in candidates {
                 if kept.contains(&digest) || in_use.contains(&digest) {
                     continue;
@@ -91,6 +107,39 @@ impl SledStore {
             report.bytes += bytes;
         }
         Ok(report)
+    }
+
+    /// Delete the trees `filter` selects in this database (the live one
+    /// or a part), adding them to `doomed` and the blobs they named to
+    /// `candidates`.
+    fn purge_trees(
+        &self,
+        filter: &PurgeFilter,
+        report: &mut PurgeReport,
+        doomed: &mut Vec<ExecutionRecord>,
+        candidates: &mut BTreeSet<String>,
+    ) -> Result<(), StoreError> {
+        let first = doomed.len();
+        let bound = filter.bound().key();
+        for item in self.executions.range(..bound) {
+            let (key, value) = item.at(self)?;
+            let record = self.decode(&key, &value)?;
+            if !filter.selects(&record) {
+                continue;
+            }
+            let Some(tree) = crate::upkeep::finished_tree(self, record)? else {
+                continue;
+            };
+            report.executions += 1;
+            report.descendants += tree.len() - 1;
+            doomed.extend(tree);
+        }
+        for record in &doomed[first..] {
+            let events = self.events(record.id)?;
+            candidates.extend(referenced(record, &events));
+            report.bytes += self.delete_execution(record, filter.dry_run, report)?;
+        }
+        Ok(())
     }
 
     /// Delete the files no value refers to (older than `grace`); returns
@@ -144,7 +193,7 @@ impl SledStore {
 
     /// Delete one execution's entries; the record itself last, so an
     /// interrupted purge leaves a record that the next purge finds again.
-    fn delete_execution(
+    pub(super) fn delete_execution(
         &self,
         record: &ExecutionRecord,
         dry_run: bool,
@@ -192,13 +241,18 @@ impl SledStore {
                 .remove(status_key(record.status, &key))
                 .at(self)?;
         }
-        self.executions.remove(key).at(self)?;
+        if self.executions.remove(key).at(self)?.is_some() && self.archive.is_some() {
+            self.count_live(-1)?;
+        }
         Ok(bytes)
     }
 
     /// Every blob a remaining execution refers to (its component or
     /// workflow file, its events' payloads).
-    fn referenced_blobs(&self, doomed: &[ExecutionRecord]) -> Result<HashSet<String>, StoreError> {
+    pub(super) fn referenced_blobs(
+        &self,
+        doomed: &[ExecutionRecord],
+    ) -> Result<HashSet<String>, StoreError> {
         let gone: HashSet<ExecutionId> = doomed.iter().map(|r| r.id).collect();
         let mut out = HashSet::new();
         for item in self.executions.iter() {
