@@ -16,7 +16,7 @@ impl Backend for SledStore {
     /// flush: a record that was written is on disk when this returns.
     fn put(&self, record: &ExecutionRecord) -> Result<(), StoreError> {
         self.put_unflushed(record)?;
-        self.db.flush().at(self)?;
+        self.flush_db()?;
         Ok(())
     }
 
@@ -159,7 +159,7 @@ impl Backend for SledStore {
 
     /// Flush every write so far to disk.
     fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush().at(self)?;
+        self.flush_db()?;
         Ok(())
     }
 
@@ -203,7 +203,7 @@ impl Backend for SledStore {
             self.workflow_log.apply_batch(batch).at(self)?;
         }
         if flush {
-            self.db.flush().at(self)?;
+            self.flush_db()?;
         }
         Ok(())
     }

@@ -34,7 +34,7 @@ impl SledStore {
             self.unprocessed.insert(key, &[][..]).at(self)?;
             self.triggers.insert(key, body).at(self)?;
         }
-        self.db.flush().at(self)?;
+        self.flush_db()?;
         Ok(())
     }
 
@@ -51,7 +51,7 @@ impl SledStore {
             .compare_and_swap(key, None as Option<&[u8]>, Some(body))
             .at(self)?
             .is_ok();
-        self.db.flush().at(self)?;
+        self.flush_db()?;
         Ok(kept)
     }
 
@@ -88,7 +88,7 @@ impl SledStore {
             self.triggers.remove(&k).at(self)?;
         }
         if !dry_run && instances > 0 {
-            self.db.flush().at(self)?;
+            self.flush_db()?;
         }
         Ok((instances, enforcements))
     }
@@ -139,7 +139,7 @@ impl SledStore {
             batch.insert(enforcement_key(e.instance, &e.rule), body);
         }
         self.enforcements.apply_batch(batch).at(self)?;
-        self.db.flush().at(self)?;
+        self.flush_db()?;
         Ok(())
     }
 

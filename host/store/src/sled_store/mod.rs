@@ -74,9 +74,9 @@ const CACHE_CAPACITY: u64 = 32 << 20;
 const PART_CACHE_CAPACITY: u64 = 4 << 20;
 
 /// The default tree's key of the live database's record count (what
-/// [`SledStore::archive_finished`] compares with its bound). A count,
-/// not a constraint: a crash between a record's insert and the count's
-/// leaves it one off, which only moves the next archiving by a record.
+/// [`SledStore::archive_finished`] compares with its bound), written
+/// with each flush. A count, not a constraint: records a crash or an
+/// unflushed exit left uncounted only move the next archiving by as many.
 const LIVE_RECORDS: &[u8] = b"live-records";
 
 /// The largest value kept in sled itself; larger ones are files (see
@@ -136,6 +136,9 @@ pub struct SledStore {
     pub(crate) enforcements: sled::Tree,
     /// Where finished history goes (see `archive`); `None` in a part.
     pub(crate) archive: Option<Arc<archive::Archive>>,
+    /// Records added to (or, negative, deleted from) the live database
+    /// since the count was last written (see `count_live`).
+    uncounted: Arc<std::sync::atomic::AtomicI64>,
 }
 
 /// What a sled error means for the store at `path`.
@@ -295,24 +298,40 @@ impl SledStore {
 
     /// Records in the live database (not its archive).
     pub(crate) fn live_records(&self) -> Result<usize, StoreError> {
-        Ok(self
+        let saved = self
             .db
             .get(LIVE_RECORDS)
             .at(self)?
             .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
-            .map_or(0, |b| u64::from_be_bytes(b) as usize))
+            .map_or(0, u64::from_be_bytes);
+        let unsaved = self.uncounted.load(std::sync::atomic::Ordering::Relaxed);
+        Ok(saved.saturating_add_signed(unsaved) as usize)
     }
 
-    /// Add `delta` to the live record count.
-    pub(crate) fn count_live(&self, delta: i64) -> Result<(), StoreError> {
-        self.db
-            .update_and_fetch(LIVE_RECORDS, |old| {
+    /// Add `delta` to the live record count: in memory, written with the
+    /// next flush (one write per flush, not one per record: the count's
+    /// key is one sled page every writer would update).
+    pub(crate) fn count_live(&self, delta: i64) {
+        self.uncounted
+            .fetch_add(delta, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Flush every write so far to disk, the record count's with them.
+    pub(crate) fn flush_db(&self) -> Result<(), StoreError> {
+        let delta = self.uncounted.swap(0, std::sync::atomic::Ordering::Relaxed);
+        if delta != 0 {
+            let added = self.db.update_and_fetch(LIVE_RECORDS, |old| {
                 let n = old
                     .and_then(|v| <[u8; 8]>::try_from(v).ok())
                     .map_or(0, u64::from_be_bytes);
                 Some(n.saturating_add_signed(delta).to_be_bytes().to_vec())
-            })
-            .at(self)?;
+            });
+            if let Err(e) = added {
+                self.count_live(delta);
+                return Err(classify(&self.path, e));
+            }
+        }
+        self.db.flush().at(self)?;
         Ok(())
     }
 
@@ -338,7 +357,7 @@ impl SledStore {
             }
         }
         self.db.insert(BUILT, &[]).at(self)?;
-        self.db.flush().at(self)?;
+        self.flush_db()?;
         Ok(())
     }
 
@@ -354,6 +373,9 @@ impl SledStore {
                 true => CACHE_CAPACITY,
                 false => PART_CACHE_CAPACITY,
             })
+            // A part is written only by moves, which flush it themselves:
+            // no flusher thread of its own.
+            .flush_every_ms(live.then_some(500))
             .open()
             .map_err(|source| match &source {
                 // sled reports the advisory lock held by another process as
@@ -389,6 +411,7 @@ impl SledStore {
                 true => Some(Arc::new(archive::Archive::new(dir)?)),
                 false => None,
             },
+            uncounted: Default::default(),
             db,
             reads: Default::default(),
         })
@@ -497,7 +520,8 @@ impl SledStore {
                 .at(self)?;
         }
         let Some(old) = self.executions.insert(key, bytes).at(self)? else {
-            return self.count_live(1);
+            self.count_live(1);
+            return Ok(());
         };
         // Only the status is needed to drop the old index entries (a
         // stale one is harmless if the old file cannot be read).

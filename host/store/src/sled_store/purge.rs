@@ -242,7 +242,7 @@ impl SledStore {
                 .at(self)?;
         }
         if self.executions.remove(key).at(self)?.is_some() && self.archive.is_some() {
-            self.count_live(-1)?;
+            self.count_live(-1);
         }
         Ok(bytes)
     }
