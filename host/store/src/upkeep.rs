@@ -91,6 +91,26 @@ impl PurgeFilter {
 /// `root` and every execution below it, when all of them ended (a purge
 /// never breaks a tree that is still running); the same walk for every
 /// backend.
+/// Add `record`'s tree to `doomed`, counted in `report`, when `filter`
+/// selects it and the whole tree ended (a purge's choice, every backend's).
+pub(crate) fn doom(
+    backend: &dyn Backend,
+    filter: &PurgeFilter,
+    record: ExecutionRecord,
+    report: &mut PurgeReport,
+    doomed: &mut Vec<ExecutionRecord>,
+) -> Result<(), StoreError> {
+    if !filter.selects(&record) {
+        return Ok(());
+    }
+    if let Some(tree) = finished_tree(backend, record)? {
+        report.executions += 1;
+        report.descendants += tree.len() - 1;
+        doomed.extend(tree);
+    }
+    Ok(())
+}
+
 pub(crate) fn finished_tree(
     backend: &dyn Backend,
     root: ExecutionRecord,

@@ -99,15 +99,7 @@ impl PgStore {
         let mut doomed: Vec<ExecutionRecord> = Vec::new();
         for (id, body) in top {
             let record = decode(&id, &body)?;
-            if !filter.selects(&record) {
-                continue;
-            }
-            let Some(tree) = crate::upkeep::finished_tree(self, record)? else {
-                continue;
-            };
-            report.executions += 1;
-            report.descendants += tree.len() - 1;
-            doomed.extend(tree);
+            crate::upkeep::doom(self, filter, record, &mut report, &mut doomed)?;
         }
         if doomed.is_empty() {
             return Ok(report);

@@ -113,6 +113,19 @@ fn fill(store: &SledStore) -> History {
     }
 }
 
+/// Every execution written into the live database again, as a move
+/// interrupted before its live deletes leaves it.
+fn write_again(store: &SledStore, history: &History) {
+    for held in &history.all {
+        store.put_ended(&held.record, &held.events, false).unwrap();
+        if !held.journal.is_empty() {
+            store
+                .append_workflow_log(held.record.id, 0, &held.journal, false)
+                .unwrap();
+        }
+    }
+}
+
 fn move_all(store: &SledStore) -> usize {
     let mut moved = 0;
     loop {
@@ -240,14 +253,7 @@ fn a_move_interrupted_anywhere_loses_nothing() {
     move_all(&store);
     // A crash after the parts and the catalog were written, before the
     // live deletes: every execution in both places.
-    for held in &history.all {
-        store.put_ended(&held.record, &held.events, false).unwrap();
-        if !held.journal.is_empty() {
-            store
-                .append_workflow_log(held.record.id, 0, &held.journal, false)
-                .unwrap();
-        }
-    }
+    write_again(&store, &history);
     store.flush().unwrap();
     assert_reads(&store, &history, "in both places", false);
     move_all(&store);
@@ -258,14 +264,7 @@ fn a_move_interrupted_anywhere_loses_nothing() {
     std::fs::remove_file(&catalog).unwrap();
     drop(store);
     let store = open(dir.path(), 8);
-    for held in &history.all {
-        store.put_ended(&held.record, &held.events, false).unwrap();
-        if !held.journal.is_empty() {
-            store
-                .append_workflow_log(held.record.id, 0, &held.journal, false)
-                .unwrap();
-        }
-    }
+    write_again(&store, &history);
     move_all(&store);
     assert_reads(
         &store,

@@ -53,6 +53,18 @@ impl Files {
         ))
     }
 
+    /// The directory `path` goes in, made (durably) if it is not there.
+    fn shard_of<'p>(&self, path: &'p Path) -> Result<&'p Path, StoreError> {
+        let parent = path.parent().expect("files live in a directory");
+        if !parent.is_dir() {
+            std::fs::create_dir_all(parent).map_err(|e| self.io("create", parent, e))?;
+            sync_dir(&self.dir).map_err(|e| self.io("sync", &self.dir, e))?;
+            sync_dir(self.dir.parent().unwrap_or(&self.dir))
+                .map_err(|e| self.io("sync", &self.dir, e))?;
+        }
+        Ok(parent)
+    }
+
     /// Keep `bytes` (durably, see the module doc); storing the same bytes
     /// again is free.
     pub(crate) fn put(&self, bytes: &[u8]) -> Result<Digest, StoreError> {
@@ -61,13 +73,7 @@ impl Files {
         if std::fs::metadata(&path).is_ok_and(|m| m.len() == bytes.len() as u64) {
             return Ok(digest);
         }
-        let parent = path.parent().expect("files live in a directory");
-        if !parent.is_dir() {
-            std::fs::create_dir_all(parent).map_err(|e| self.io("create", parent, e))?;
-            sync_dir(&self.dir).map_err(|e| self.io("sync", &self.dir, e))?;
-            sync_dir(self.dir.parent().unwrap_or(&self.dir))
-                .map_err(|e| self.io("sync", &self.dir, e))?;
-        }
+        let parent = self.shard_of(&path)?;
         let tmp = parent.join(format!(
             ".{}.{}.{}",
             digest.hex(),
@@ -123,13 +129,7 @@ impl Files {
         if path.is_file() {
             return Ok(None);
         }
-        let parent = path.parent().expect("files live in a directory");
-        if !parent.is_dir() {
-            std::fs::create_dir_all(parent).map_err(|e| self.io("create", parent, e))?;
-            sync_dir(&self.dir).map_err(|e| self.io("sync", &self.dir, e))?;
-            sync_dir(self.dir.parent().unwrap_or(&self.dir))
-                .map_err(|e| self.io("sync", &self.dir, e))?;
-        }
+        let parent = self.shard_of(&path)?;
         match std::fs::hard_link(other.path(digest), &path) {
             Ok(()) => Ok(Some(parent.to_owned())),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(None),

@@ -124,15 +124,7 @@ impl SledStore {
         for item in self.executions.range(..bound) {
             let (key, value) = item.at(self)?;
             let record = self.decode(&key, &value)?;
-            if !filter.selects(&record) {
-                continue;
-            }
-            let Some(tree) = crate::upkeep::finished_tree(self, record)? else {
-                continue;
-            };
-            report.executions += 1;
-            report.descendants += tree.len() - 1;
-            doomed.extend(tree);
+            crate::upkeep::doom(self, filter, record, report, doomed)?;
         }
         for record in &doomed[first..] {
             let events = self.events(record.id)?;
