@@ -164,6 +164,9 @@ async fn retain(app: Arc<App>, policy: wasmflow_store::Retention, every: Duratio
 /// past the embedded store's bound moves out of the way of every command
 /// (`Backend::archive_finished`; a shared store has nothing to move).
 async fn archive_finished(app: Arc<App>) {
+    if app.rt.store().shared_queue().is_some() {
+        return; // a shared store: nothing to move
+    }
     loop {
         let store = app.rt.store().clone();
         match tokio::task::spawn_blocking(move || store.archive_finished()).await {

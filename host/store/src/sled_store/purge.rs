@@ -37,36 +37,31 @@ impl SledStore {
         let mut doomed: Vec<ExecutionRecord> = Vec::new();
         let mut candidates: BTreeSet<String> = BTreeSet::new();
         self.purge_trees(filter, &mut report, &mut doomed, &mut candidates)?;
-        let parts = match &self.archive {
-            Some(archive) => archive.parts()?,
-            None => Default::default(),
-        };
         let bound = filter.bound();
-        for part in parts.iter() {
-            if part.min >= bound {
-                continue;
+        if let Some(archive) = &self.archive {
+            for part in archive.parts()?.iter().filter(|p| p.min < bound) {
+                let store = archive.open(part.seq)?;
+                let mut gone = Vec::new();
+                store.purge_trees(filter, &mut report, &mut gone, &mut candidates)?;
+                if !filter.dry_run && !gone.is_empty() {
+                    store.flush()?;
+                    let (files, bytes) = store.sweep_files(std::time::Duration::ZERO)?;
+                    report.files += files;
+                    report.bytes += bytes;
+                    archive.save(crate::sled_store::archive::Part {
+                        records: store.executions.len(),
+                        ..part.clone()
+                    })?;
+                }
+                doomed.extend(gone);
             }
-            let archive = self.archive.as_ref().expect("parts come from the archive");
-            let store = archive.open(part.seq)?;
-            let mut gone = Vec::new();
-            store.purge_trees(filter, &mut report, &mut gone, &mut candidates)?;
-            if !filter.dry_run && !gone.is_empty() {
-                store.flush()?;
-                let (files, bytes) = store.sweep_files(std::time::Duration::ZERO)?;
-                report.files += files;
-                report.bytes += bytes;
-                archive.save(crate::sled_store::archive::Part {
-                    records: store.executions.len(),
-                    ..part.clone()
-                })?;
-            }
-            doomed.extend(gone);
         }
         if !candidates.is_empty() {
             let mut kept = self.referenced_blobs(&doomed)?;
-            for part in parts.iter() {
-                let archive = self.archive.as_ref().expect("parts come from the archive");
-                kept.extend(archive.open(part.seq)?.referenced_blobs(&doomed)?);
+            if let Some(archive) = &self.archive {
+                for part in archive.parts()?.iter() {
+                    kept.extend(archive.open(part.seq)?.referenced_blobs(&doomed)?);
+                }
             }
             for digest in candidates {
                 if kept.contains(&digest) || in_use.contains(&digest) {
