@@ -88,9 +88,6 @@ impl PurgeFilter {
     }
 }
 
-/// `root` and every execution below it, when all of them ended (a purge
-/// never breaks a tree that is still running); the same walk for every
-/// backend.
 /// Add `record`'s tree to `doomed`, counted in `report`, when `filter`
 /// selects it and the whole tree ended (a purge's choice, every backend's).
 pub(crate) fn doom(
@@ -111,6 +108,9 @@ pub(crate) fn doom(
     Ok(())
 }
 
+/// `root` and every execution below it, when all of them ended (a purge
+/// never breaks a tree that is still running); the same walk for every
+/// backend.
 pub(crate) fn finished_tree(
     backend: &dyn Backend,
     root: ExecutionRecord,
