@@ -1246,6 +1246,73 @@ fn retention_deletes_old_executions_while_serving(kind: StoreKind) {
     );
 }
 
+/// A server past its live bound moves finished history to the archive
+/// while it serves (on its mover thread): every execution still answers
+/// through the API from wherever it is, SIGTERM stops the mover with the
+/// server, and the home is whole and clean afterwards.
+#[test]
+fn a_server_moves_finished_history_to_the_archive_while_serving() {
+    let site = Site::new();
+    let actions = s(&site.actions).to_owned();
+    let server = serve_home_env(
+        &site.home,
+        &site.token,
+        &["--actions", &actions],
+        &[("WASMFLOW_LIVE_RECORDS", "20")],
+    );
+    let ids: Vec<(String, i64)> = (0..60)
+        .map(|i| {
+            let id = server.start(json!({"action": "add", "input": {"a": i, "b": 1}}));
+            (id, i + 1)
+        })
+        .collect();
+    for (id, sum) in &ids {
+        assert_eq!(server.wait_done(id)["result"], *sum);
+    }
+    let catalog = site.home.path().join("store/archive/catalog.json");
+    let archived = || -> u64 {
+        let Ok(bytes) = std::fs::read(&catalog) else {
+            return 0;
+        };
+        let parts: Value = serde_json::from_slice(&bytes).unwrap();
+        parts["parts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["records"].as_u64().unwrap())
+            .sum()
+    };
+    // Once they ended 2 s ago: all but the bound's 20 (moves stop at it).
+    let start = Instant::now();
+    while archived() < 40 {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{} of 60 archived; server log:\n{}",
+            archived(),
+            server.log.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for (id, sum) in &ids {
+        let r = server.get(&format!("/api/v1/executions/{id}"));
+        assert_eq!(
+            (&r["status"], &r["result"]),
+            (&json!("succeeded"), &json!(sum))
+        );
+    }
+    let (code, log) = server.terminate();
+    assert_eq!(code, 0, "{log}");
+    let listed = site.home.run(&["execution", "list", "-n", "100", "--json"]);
+    let listed: Vec<Value> = serde_json::from_str(&listed.ok().stdout).unwrap();
+    let mut got: Vec<&str> = listed.iter().map(|e| e["id"].as_str().unwrap()).collect();
+    let mut want: Vec<&str> = ids.iter().map(|(id, _)| id.as_str()).collect();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want);
+    let check = site.home.run(&["store", "check"]);
+    assert_eq!(check.code, 0, "{}", check.stdout);
+}
+
 #[test]
 fn the_server_forgets_the_secrets_it_read_from_its_environment() {
     let site = Site::new();
