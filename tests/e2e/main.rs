@@ -173,6 +173,21 @@ impl Home {
         Run::from(self.cmd().args(args).output().unwrap())
     }
 
+    /// How many records this (sled) home's archive catalog says its parts
+    /// hold: 0 before the first move.
+    pub fn archived_records(&self) -> u64 {
+        let Ok(bytes) = std::fs::read(self.path().join("store/archive/catalog.json")) else {
+            return 0;
+        };
+        let catalog: Value = serde_json::from_slice(&bytes).unwrap();
+        catalog["parts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["records"].as_u64().unwrap())
+            .sum()
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }

@@ -1269,26 +1269,13 @@ fn a_server_moves_finished_history_to_the_archive_while_serving() {
     for (id, sum) in &ids {
         assert_eq!(server.wait_done(id)["result"], *sum);
     }
-    let catalog = site.home.path().join("store/archive/catalog.json");
-    let archived = || -> u64 {
-        let Ok(bytes) = std::fs::read(&catalog) else {
-            return 0;
-        };
-        let parts: Value = serde_json::from_slice(&bytes).unwrap();
-        parts["parts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| p["records"].as_u64().unwrap())
-            .sum()
-    };
     // Once they ended 2 s ago: all but the bound's 20 (moves stop at it).
     let start = Instant::now();
-    while archived() < 40 {
+    while site.home.archived_records() < 40 {
         assert!(
             start.elapsed() < Duration::from_secs(30),
             "{} of 60 archived; server log:\n{}",
-            archived(),
+            site.home.archived_records(),
             server.log.lock().unwrap()
         );
         std::thread::sleep(Duration::from_millis(100));

@@ -360,29 +360,16 @@ fn a_move_to_the_archive_killed_anywhere_loses_nothing() {
         let _ = child.wait();
         unchanged(&format!("after kill {kill}"));
     }
-    let catalog = home.path().join("store/archive/catalog.json");
-    let archived = || -> u64 {
-        let Ok(text) = std::fs::read(&catalog) else {
-            return 0;
-        };
-        let catalog: Value = serde_json::from_slice(&text).unwrap();
-        catalog["parts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| p["records"].as_u64().unwrap())
-            .sum()
-    };
     for _ in 0..40 {
-        if archived() >= 5 * 401 {
+        if home.archived_records() >= 5 * 401 {
             break;
         }
         assert!(bounded().status().unwrap().success());
     }
     assert!(
-        archived() >= 5 * 401,
+        home.archived_records() >= 5 * 401,
         "seed {seed}: {} archived",
-        archived()
+        home.archived_records()
     );
     unchanged("after the moves");
 }
