@@ -393,10 +393,20 @@ impl SledStore {
         let settled = std::time::SystemTime::now()
             .checked_sub(SETTLED)
             .unwrap_or(std::time::UNIX_EPOCH);
+        // An id holds the time it was made, and an execution ends after
+        // it starts: from the first root made after `settled` on, none has
+        // settled (a run over the bound with nothing to move would
+        // otherwise read every root).
+        let settled_ms = settled
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
         let mut out = Vec::new();
         let mut n = 0;
         for item in self.roots.iter() {
             let (key, _) = item.at(self)?;
+            if ExecutionId::from_key(&key).is_some_and(|id| id.0.timestamp_ms() > settled_ms) {
+                break;
+            }
             let Some(value) = self.executions.get(&key).at(self)? else {
                 continue; // a stale entry
             };

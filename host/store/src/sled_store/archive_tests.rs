@@ -24,6 +24,17 @@ fn ended(mut record: ExecutionRecord) -> ExecutionRecord {
     record
 }
 
+/// `record` as if made a minute ago: its id holds the time it was made,
+/// and a move passes over executions made within the settling time.
+fn aged(mut record: ExecutionRecord) -> ExecutionRecord {
+    let id = record.id.0;
+    record.id = ExecutionId(ulid::Ulid::from_parts(
+        id.timestamp_ms() - 60_000,
+        id.random(),
+    ));
+    record
+}
+
 /// What one execution holds besides its record.
 #[derive(Debug, PartialEq)]
 struct Held {
@@ -49,11 +60,11 @@ fn fill(store: &SledStore) -> History {
     let old_component = store.put_blob(b"an old component").unwrap();
     let mut all = Vec::new();
     for n in 0..30 {
-        let record = ended(ExecutionRecord::new_action(
+        let record = ended(aged(ExecutionRecord::new_action(
             format!("a{n}"),
             old_component.to_string(),
             json!({ "n": n }),
-        ));
+        )));
         let events: Vec<Event> = match n % 3 {
             0 => (0..400)
                 .map(|i| Event::MonotonicClock { nanoseconds: i })
@@ -67,10 +78,18 @@ fn fill(store: &SledStore) -> History {
             journal: Vec::new(),
         });
     }
-    let root = ExecutionRecord::new_workflow("wf".into(), old_component.to_string(), json!({}));
+    let root = aged(ExecutionRecord::new_workflow(
+        "wf".into(),
+        old_component.to_string(),
+        json!({}),
+    ));
     let mut tasks = Vec::new();
     for t in 0..3 {
-        let mut task = ExecutionRecord::new_action(format!("t{t}"), String::new(), json!({}));
+        let mut task = aged(ExecutionRecord::new_action(
+            format!("t{t}"),
+            String::new(),
+            json!({}),
+        ));
         task.parent = Some(root.id);
         task.root = Some(root.id);
         let task = ended(task);

@@ -30,6 +30,7 @@ mod archive_tests;
 mod backend;
 mod bus;
 mod check;
+mod compact;
 mod files;
 mod purge;
 mod reserve;
@@ -266,6 +267,34 @@ impl SledStore {
             at: dir.display().to_string(),
             cause: e.to_string(),
         })?;
+        let _opening = compact::OpenLock::take(dir)?;
+        compact::finish(dir)?;
+        let store = Self::open_live(dir)?;
+        if !compact::due(&store)? {
+            return Ok(store);
+        }
+        let started = std::time::Instant::now();
+        let rebuilt = compact::rebuild(store);
+        compact::finish(dir)?;
+        let store = Self::open_live(dir)?;
+        match rebuilt {
+            Ok(()) => tracing::debug!(
+                "compacted the store in {} in {:?}",
+                dir.display(),
+                started.elapsed()
+            ),
+            // The old database is as it was: use it, and try again once
+            // it has grown as much again.
+            Err(e) => {
+                tracing::warn!("could not compact the store in {}: {e}", dir.display());
+                compact::postpone(&store)?;
+            }
+        }
+        Ok(store)
+    }
+
+    /// [`SledStore::open`] once nothing is left to compact or exchange.
+    fn open_live(dir: &Path) -> Result<Self, StoreError> {
         let reserve = Reserve::new(dir);
         let store = match no_panic(dir, || Self::open_sled(dir, true)) {
             // The disk is full: give back the space kept for this, so the
