@@ -540,25 +540,27 @@ fn db_file(home: &Home) -> std::path::PathBuf {
 /// The live database's bound is a number; anything else is said once,
 /// with the variable and the store, before anything is read or written.
 #[test]
-fn a_bad_live_records_bound_is_a_usage_error() {
+fn a_bad_store_setting_is_a_usage_error() {
     let home = Home::new();
     home.run(&["run", s(&wat("add")), "-p", "a=1", "-p", "b=2"])
         .ok();
-    for bad in ["many", "1", "-5"] {
+    let bad_settings = [
+        ("WASMFLOW_LIVE_RECORDS", "many"),
+        ("WASMFLOW_LIVE_RECORDS", "1"),
+        ("WASMFLOW_LIVE_RECORDS", "-5"),
+        ("WASMFLOW_COMPACT_SLACK", "lots"),
+        ("WASMFLOW_COMPACT_SLACK", "-1"),
+    ];
+    for (var, bad) in bad_settings {
         let r = Run::from(
             home.cmd()
-                .env("WASMFLOW_LIVE_RECORDS", bad)
+                .env(var, bad)
                 .args(["execution", "list"])
                 .output()
                 .unwrap(),
         );
-        assert_eq!(r.code, 2, "{bad}: {}", r.stderr);
-        assert_eq!(
-            r.stderr.matches("WASMFLOW_LIVE_RECORDS").count(),
-            1,
-            "{}",
-            r.stderr
-        );
+        assert_eq!(r.code, 2, "{var}={bad}: {}", r.stderr);
+        assert_eq!(r.stderr.matches(var).count(), 1, "{}", r.stderr);
         assert!(r.stderr.contains(&format!("{bad:?}")), "{}", r.stderr);
     }
     assert_eq!(

@@ -18,11 +18,13 @@
 //! Values over a small limit are files beside sled (`files`), sled holding
 //! a reference. Finished history moves out of these trees into the
 //! archive's parts, sled databases of the same layout opened only when a
-//! read reaches them (`archive`). `check` reads everything back, `purge` deletes old trees
-//! and what only they used, `reserve` keeps room to read a store on a full
-//! disk. It must not patch sled's recovery, flush or fsync path
-//! (vendor/PATCHES.md). Nothing outside this module knows it is sled: the
-//! rest of the crate and of wasmflow use [`crate::Backend`].
+//! read reaches them (`archive`); an open whose file has grown with that
+//! churn rewrites it first (`compact`). `check` reads everything back,
+//! `purge` deletes old trees and what only they used, `reserve` keeps room
+//! to read a store on a full disk. It must not patch sled's recovery,
+//! flush or fsync path (vendor/PATCHES.md). Nothing outside this module
+//! knows it is sled: the rest of the crate and of wasmflow use
+//! [`crate::Backend`].
 
 mod archive;
 #[cfg(test)]
