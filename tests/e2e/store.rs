@@ -288,29 +288,30 @@ fn torture_opens_large_values_and_kill_9() {
     );
 }
 
-/// Finished history moving into the archive, killed at random points
-/// (copying a tree into a part, saving the catalog, deleting it from the
-/// live database): after every kill each execution reads back as it was
-/// and the store checks clean; moves let finish take every workflow out
-/// of the live database, and everything still reads back.
-#[test]
-fn a_move_to_the_archive_killed_anywhere_loses_nothing() {
+/// A seed for a test's random choices, printed so a failure can be
+/// repeated, and its generator.
+fn seeded() -> (u64, Rng) {
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos() as u64
         | 1;
     eprintln!("seed {seed}");
-    let mut rng = Rng(seed);
+    (seed, Rng(seed))
+}
+
+/// A home with `workflows` fan-outs of 400 `add` tasks and 10 single
+/// runs, and every record it holds.
+fn with_history(workflows: usize) -> (Home, BTreeMap<String, Value>) {
     let home = Home::new();
-    let dir = tempfile::tempdir().unwrap();
-    let wf = dir.path().join("fan.yaml");
+    // Beside the store, so it lives as long as the home.
+    let wf = home.path().join("fan.yaml");
     let yaml = format!(
         "version: 1\ntasks:\n  fan:\n    action: {}\n    with-items: \"{{{{ range(400) | list }}}}\"\n    input: {{ a: \"{{{{ item }}}}\", b: 1 }}\n",
         s(&wat("add"))
     );
     std::fs::write(&wf, yaml).unwrap();
-    for _ in 0..5 {
+    for _ in 0..workflows {
         home.run(&["run", s(&wf), "--json"]).ok();
     }
     for n in 0..10 {
@@ -319,23 +320,39 @@ fn a_move_to_the_archive_killed_anywhere_loses_nothing() {
             .ok();
     }
     let written = all_records(&home);
-    assert_eq!(written.len(), 5 * 401 + 10);
+    assert_eq!(written.len(), workflows * 401 + 10);
+    (home, written)
+}
+
+/// Every record of `written` is still in `home`, byte for byte, and the
+/// store checks clean.
+fn assert_unchanged(home: &Home, written: &BTreeMap<String, Value>, seed: u64, when: &str) {
+    let now = all_records(home);
+    for (id, rec) in written {
+        let got = now
+            .get(id)
+            .unwrap_or_else(|| panic!("seed {seed}, {when}: {id} is gone"));
+        assert!(
+            bytes(got) == bytes(rec),
+            "seed {seed}, {when}: {id} differs"
+        );
+    }
+    let check = home.run(&["store", "check"]);
+    assert_eq!(check.code, 0, "seed {seed}, {when}: {}", check.stdout);
+}
+
+/// Finished history moving into the archive, killed at random points
+/// (copying a tree into a part, saving the catalog, deleting it from the
+/// live database): after every kill each execution reads back as it was
+/// and the store checks clean; moves let finish take every workflow out
+/// of the live database, and everything still reads back.
+#[test]
+fn a_move_to_the_archive_killed_anywhere_loses_nothing() {
+    let (seed, mut rng) = seeded();
+    let (home, written) = with_history(5);
     // Only trees that ended two seconds ago move.
     std::thread::sleep(Duration::from_millis(2100));
-    let unchanged = |when: &str| {
-        let now = all_records(&home);
-        for (id, rec) in &written {
-            let got = now
-                .get(id)
-                .unwrap_or_else(|| panic!("seed {seed}, {when}: {id} is gone"));
-            assert!(
-                bytes(got) == bytes(rec),
-                "seed {seed}, {when}: {id} differs"
-            );
-        }
-        let check = home.run(&["store", "check"]);
-        assert_eq!(check.code, 0, "seed {seed}, {when}: {}", check.stdout);
-    };
+    let unchanged = |when: &str| assert_unchanged(&home, &written, seed, when);
     // A bound of 40: each run ends by moving a workflow (401 records) or
     // ten runs.
     let bounded = || {
@@ -380,45 +397,9 @@ fn a_move_to_the_archive_killed_anywhere_loses_nothing() {
 /// `WASMFLOW_COMPACT_SLACK=0` every open of a store that grew compacts it.
 #[test]
 fn a_compaction_killed_anywhere_loses_nothing() {
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-        | 1;
-    eprintln!("seed {seed}");
-    let mut rng = Rng(seed);
-    let home = Home::new();
-    let dir = tempfile::tempdir().unwrap();
-    let wf = dir.path().join("fan.yaml");
-    let yaml = format!(
-        "version: 1\ntasks:\n  fan:\n    action: {}\n    with-items: \"{{{{ range(400) | list }}}}\"\n    input: {{ a: \"{{{{ item }}}}\", b: 1 }}\n",
-        s(&wat("add"))
-    );
-    std::fs::write(&wf, yaml).unwrap();
-    for _ in 0..3 {
-        home.run(&["run", s(&wf), "--json"]).ok();
-    }
-    for n in 0..10 {
-        let a = format!("a={n}");
-        home.run(&["run", s(&wat("add")), "-p", &a, "-p", "b=1"])
-            .ok();
-    }
-    let written = all_records(&home);
-    assert_eq!(written.len(), 3 * 401 + 10);
-    let unchanged = |when: &str| {
-        let now = all_records(&home);
-        for (id, rec) in &written {
-            let got = now
-                .get(id)
-                .unwrap_or_else(|| panic!("seed {seed}, {when}: {id} is gone"));
-            assert!(
-                bytes(got) == bytes(rec),
-                "seed {seed}, {when}: {id} differs"
-            );
-        }
-        let check = home.run(&["store", "check"]);
-        assert_eq!(check.code, 0, "seed {seed}, {when}: {}", check.stdout);
-    };
+    let (seed, mut rng) = seeded();
+    let (home, written) = with_history(3);
+    let unchanged = |when: &str| assert_unchanged(&home, &written, seed, when);
     let compacting = || {
         let mut cmd = home.cmd();
         cmd.env("WASMFLOW_COMPACT_SLACK", "0")
