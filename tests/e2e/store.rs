@@ -394,7 +394,7 @@ fn a_move_to_the_archive_killed_anywhere_loses_nothing() {
 /// A compaction (the live database copied into a new one whose files then
 /// replace the old ones, at an open) killed at any point: every record
 /// stays, byte for byte, and the store checks clean. With
-/// `WASMFLOW_COMPACT_SLACK=0` every open of a store that grew compacts it.
+/// `WASMFLOW_COMPACT_SLACK=0` every open compacts.
 #[test]
 fn a_compaction_killed_anywhere_loses_nothing() {
     let (seed, mut rng) = seeded();

@@ -7,7 +7,7 @@
 //! archive delete from it, and a server's bursts outrun the moves. So its
 //! file grew with the history that went through it, and every command
 //! paid for that: 19 MB at 10,000 executions, 40 MB at 100,000 and 60 MB
-//! at 1,000,000, with 1, 16 and 32 free segments (8 MB each 16) zeroed by
+//! at 1,000,000, with 1, 16 and 32 free segments (512 KiB each) zeroed by
 //! every `execution list` (bench/RESULTS.md, session 27).
 //!
 //! So an open whose file has grown well past its size after the last
