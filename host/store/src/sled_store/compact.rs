@@ -115,12 +115,7 @@ pub(super) fn finish(dir: &Path) -> Result<(), StoreError> {
             })?
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return match std::fs::remove_dir_all(&work) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    Err(io(&work, "remove an unfinished compaction", e))
-                }
-                _ => Ok(()),
-            };
+            return remove_dir(&work, "remove an unfinished compaction");
         }
         Err(e) => return Err(io(&marker, "read", e)),
     };
@@ -142,26 +137,24 @@ pub(super) fn finish(dir: &Path) -> Result<(), StoreError> {
         match std::fs::symlink_metadata(&from) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue, // moved already
             Err(e) => return Err(io(&from, "read", e)),
-            Ok(meta) if meta.is_dir() => match std::fs::remove_dir_all(&to) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(io(&to, "remove the old directory", e))
-                }
-                _ => {}
-            },
+            Ok(meta) if meta.is_dir() => remove_dir(&to, "remove the old directory")?,
             Ok(_) => {}
         }
         std::fs::rename(&from, &to)
             .map_err(|e| io(&to, "move the compacted file into place", e))?;
     }
     sync_dir(dir)?;
-    match std::fs::remove_dir_all(&work) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            return Err(io(&work, "remove", e));
-        }
-        _ => {}
-    }
+    remove_dir(&work, "remove")?;
     std::fs::remove_file(&marker).map_err(|e| io(&marker, "remove", e))?;
     sync_dir(dir)
+}
+
+/// Remove the directory `dir` and what it holds, if it is there.
+fn remove_dir(dir: &Path, what: &str) -> Result<(), StoreError> {
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(dir, what, e)),
+        _ => Ok(()),
+    }
 }
 
 fn sync_dir(dir: &Path) -> Result<(), StoreError> {
@@ -200,16 +193,8 @@ pub(super) fn due(store: &SledStore) -> Result<bool, StoreError> {
 /// half the size, [`MIN_SLACK`] at least).
 fn due_with(store: &SledStore, slack: Option<u64>) -> Result<bool, StoreError> {
     let dir = store.path.as_path();
-    let db_file = dir.join("db");
-    let size = std::fs::metadata(&db_file)
-        .map_err(|e| io(&db_file, "read", e))?
-        .len();
-    let base = store
-        .db
-        .get(BASE)
-        .at(store)?
-        .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
-        .map_or(0, u64::from_be_bytes);
+    let size = db_size(dir)?;
+    let base = store.stored_count(BASE)?;
     let slack = slack.unwrap_or((base / 2).max(MIN_SLACK));
     // (sled may also have given back the file's end since: no growth.)
     let grown = size.saturating_sub(base);
@@ -219,12 +204,17 @@ fn due_with(store: &SledStore, slack: Option<u64>) -> Result<bool, StoreError> {
 /// After a compaction that failed: wait for as much growth again before
 /// the next try, rather than copying at every open.
 pub(super) fn postpone(store: &SledStore) -> Result<(), StoreError> {
-    let db_file = store.path.join("db");
-    let size = std::fs::metadata(&db_file)
-        .map_err(|e| io(&db_file, "read", e))?
-        .len();
+    let size = db_size(&store.path)?;
     store.db.insert(BASE, &size.to_be_bytes()).at(store)?;
     Ok(())
+}
+
+/// The size of the sled database file in `dir`.
+fn db_size(dir: &Path) -> Result<u64, StoreError> {
+    let db_file = dir.join("db");
+    Ok(std::fs::metadata(&db_file)
+        .map_err(|e| io(&db_file, "read", e))?
+        .len())
 }
 
 /// Whether the file system holding `dir` has room for a copy of `size`
@@ -273,9 +263,10 @@ pub(super) fn rebuild(store: SledStore) -> Result<(), StoreError> {
 /// Every tree of `store` into a new database at `work`, compared, with the
 /// new size on record, flushed.
 fn copy(store: &SledStore, work: &Path) -> Result<(), StoreError> {
+    let segment = super::segment_size(&store.path);
     let new = sled::Config::new()
         .path(work)
-        .segment_size(super::segment_size(&store.path))
+        .segment_size(segment)
         .cache_capacity(super::PART_CACHE_CAPACITY)
         .flush_every_ms(None)
         .open()
@@ -310,12 +301,8 @@ fn copy(store: &SledStore, work: &Path) -> Result<(), StoreError> {
     }
     // The size sled's next open gives the file: it fills the last
     // segment out.
-    let segment = super::segment_size(&store.path) as u64;
-    let size = std::fs::metadata(work.join("db"))
-        .map_err(|e| io(work, "read", e))?
-        .len()
-        .div_ceil(segment)
-        * segment;
+    let segment = segment as u64;
+    let size = db_size(work)?.div_ceil(segment) * segment;
     new.insert(BASE, &size.to_be_bytes()).map_err(to)?;
     new.flush().map_err(to)?;
     Ok(())
@@ -448,15 +435,11 @@ mod tests {
         before
     }
 
-    fn db_size(dir: &Path) -> u64 {
-        std::fs::metadata(dir.join("db")).unwrap().len()
-    }
-
     #[test]
     fn a_compaction_keeps_every_entry_and_gives_back_the_room() {
         let dir = tempfile::tempdir().unwrap();
         let before = churned(dir.path());
-        let grown = db_size(dir.path());
+        let grown = db_size(dir.path()).unwrap();
         let store = super::super::reopen(dir.path());
         assert!(due_with(&store, Some(0)).unwrap(), "a grown store is due");
         rebuild(store).unwrap();
@@ -465,7 +448,7 @@ mod tests {
         assert!(!dir.path().join(WORK).exists());
         let store = super::super::reopen(dir.path());
         assert_eq!(dump(&store), before);
-        let compacted = db_size(dir.path());
+        let compacted = db_size(dir.path()).unwrap();
         assert!(
             compacted < grown / 2,
             "{compacted} bytes after compaction, {grown} before"

@@ -329,14 +329,20 @@ impl SledStore {
 
     /// Records in the live database (not its archive).
     pub(crate) fn live_records(&self) -> Result<usize, StoreError> {
-        let saved = self
-            .db
-            .get(LIVE_RECORDS)
-            .at(self)?
-            .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
-            .map_or(0, u64::from_be_bytes);
+        let saved = self.stored_count(LIVE_RECORDS)?;
         let unsaved = self.uncounted.load(std::sync::atomic::Ordering::Relaxed);
         Ok(saved.saturating_add_signed(unsaved) as usize)
+    }
+
+    /// The number the default tree holds under `key` (big-endian), 0 if
+    /// none.
+    pub(crate) fn stored_count(&self, key: &[u8]) -> Result<u64, StoreError> {
+        Ok(self
+            .db
+            .get(key)
+            .at(self)?
+            .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+            .map_or(0, u64::from_be_bytes))
     }
 
     /// Add `delta` to the live record count: in memory, written with the
